@@ -1,0 +1,90 @@
+/**
+ * Attribute-name resolution, case-insensitive everywhere (RFC 7643 §2.1): plain names, dotted
+ * sub-attributes and schema-URN-qualified names, for any resource type.
+ */
+import {
+  COMMON_ATTRIBUTES,
+  type AttributeDef,
+  type ResourceTypeDef,
+  type SchemaDef,
+} from "./schema";
+
+/** A resolved attribute: which schema holds it (`extension` is the URN key for extension attributes). */
+export interface ResolvedAttr {
+  /** URN of the extension that holds the attribute, or null for core and common attributes. */
+  extension: string | null;
+  attr: AttributeDef;
+  sub?: AttributeDef;
+  /** Canonical path for error messages, e.g. `name.givenName` or `urn:…:User:manager.value`. */
+  path: string;
+}
+
+export function findAttr(attrs: readonly AttributeDef[] | undefined, name: string): AttributeDef | undefined {
+  if (!attrs) return undefined;
+  const lower = name.toLowerCase();
+  for (const a of attrs) if (a.name.toLowerCase() === lower) return a;
+  return undefined;
+}
+
+/** The schema (core or extension) whose URN is `urn`, compared case-insensitively. */
+export function findSchema(rt: ResourceTypeDef, urn: string): { schema: SchemaDef; extension: string | null } | undefined {
+  const lower = urn.toLowerCase();
+  if (rt.schema.id.toLowerCase() === lower) return { schema: rt.schema, extension: null };
+  for (const e of rt.extensions) if (e.schema.id.toLowerCase() === lower) return { schema: e.schema, extension: e.schema.id };
+  return undefined;
+}
+
+/** Splits `urn:…:User:name.givenName` into the schema URN and the rest, when a known URN prefixes it. */
+function splitUrn(rt: ResourceTypeDef, path: string): { extension: string | null; schema: SchemaDef; rest: string } | undefined {
+  const lower = path.toLowerCase();
+  const candidates = [{ schema: rt.schema, extension: null as string | null }, ...rt.extensions.map((e) => ({ schema: e.schema, extension: e.schema.id }))];
+  for (const c of candidates) {
+    const prefix = c.schema.id.toLowerCase() + ":";
+    if (lower.startsWith(prefix)) return { ...c, rest: path.slice(prefix.length) };
+  }
+  return undefined;
+}
+
+/**
+ * Resolves `attrPath` (RFC 7644 §3.10 ATTRNAME *1subAttr, optionally URN-prefixed) against a resource
+ * type. Returns undefined for names the schema does not know.
+ */
+export function resolveAttrPath(rt: ResourceTypeDef, attrPath: string): ResolvedAttr | undefined {
+  let extension: string | null = null;
+  let schemaAttrs: readonly AttributeDef[] = [...rt.schema.attributes, ...COMMON_ATTRIBUTES];
+  let rest = attrPath;
+  if (/^urn:/i.test(attrPath)) {
+    const split = splitUrn(rt, attrPath);
+    if (!split) return undefined;
+    extension = split.extension;
+    schemaAttrs = extension ? split.schema.attributes : [...split.schema.attributes, ...COMMON_ATTRIBUTES];
+    rest = split.rest;
+  }
+  const dot = rest.indexOf(".");
+  const head = dot < 0 ? rest : rest.slice(0, dot);
+  const tail = dot < 0 ? undefined : rest.slice(dot + 1);
+  const attr = findAttr(schemaAttrs, head);
+  if (!attr) return undefined;
+  const prefix = extension ? `${extension}:` : "";
+  if (tail === undefined) return { extension, attr, path: prefix + attr.name };
+  if (attr.type !== "complex" || tail.includes(".")) return undefined;
+  const sub = findAttr(attr.subAttributes, tail);
+  if (!sub) return undefined;
+  return { extension, attr, sub, path: `${prefix}${attr.name}.${sub.name}` };
+}
+
+/** Reads the container object (the resource itself, or its extension object) of a resolved attribute. */
+export function containerOf(resource: Record<string, unknown>, extension: string | null, create: boolean): Record<string, unknown> | undefined {
+  if (!extension) return resource;
+  const existing = resource[extension];
+  if (existing && typeof existing === "object" && !Array.isArray(existing)) return existing as Record<string, unknown>;
+  if (!create) return undefined;
+  const obj: Record<string, unknown> = {};
+  resource[extension] = obj;
+  return obj;
+}
+
+/** Unicode normalisation used for every case-insensitive comparison: NFC, then lower case. */
+export function fold(s: string): string {
+  return s.normalize("NFC").toLowerCase();
+}

@@ -1,0 +1,339 @@
+/**
+ * The PATCH engine (RFC 7644 §3.5.2): a pure function from (resource, PatchOp body) to the new
+ * resource plus, for Groups, the ordered membership changes the store applies as row inserts and
+ * deletes. It works on a copy, so a failing operation leaves nothing changed.
+ */
+import { findSchema, resolveAttrPath, type ResolvedAttr } from "./attributes";
+import { invalidPath, invalidSyntax, invalidValue, mutability, noTarget, ScimError } from "./errors";
+import { resolveElementFilterText, type ResolvedFilter } from "./filter";
+import { matches } from "./match";
+import { emptyStringMeansNull, isManager, isOwnIdEcho, normalizeManagerValue, normalizeOpName } from "./quirks";
+import {
+  assign,
+  coerceAttribute,
+  coerceResolved,
+  keepOnePrimary,
+  memberIds,
+  sameValue,
+  walkAttributes,
+  type NormalizeOptions,
+  type Resource,
+} from "./resource";
+import { PATCH_OP_SCHEMA, type AttributeDef, type ResourceTypeDef } from "./schema";
+
+export const MAX_OPERATIONS = 1000;
+
+export type MemberChange =
+  | { kind: "add"; ids: string[] }
+  | { kind: "remove"; ids: string[] }
+  | { kind: "removeAll" }
+  | { kind: "replace"; ids: string[] }
+  | { kind: "removeWhere"; filter: ResolvedFilter };
+
+export interface PatchResult {
+  resource: Resource;
+  memberChanges: MemberChange[];
+  /** A new cleartext password, when an operation set one; the service hashes it. */
+  password?: string;
+  /** False when the operations left the resource exactly as it was. */
+  changed: boolean;
+}
+
+type Op = "add" | "replace" | "remove";
+
+/** A parsed PATCH path: an attribute (or sub-attribute), or `attr[filter]` with an optional `.sub`. */
+type PatchPath =
+  | { kind: "attr"; r: ResolvedAttr }
+  | { kind: "filtered"; r: ResolvedAttr; filter: ResolvedFilter; sub?: AttributeDef; text: string }
+  | { kind: "extension"; urn: string };
+
+const nonEmpty = (e: Resource) => Object.keys(e).length > 0;
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+export function parsePatchPath(rt: ResourceTypeDef, path: string): PatchPath {
+  const trimmed = path.trim();
+  if (trimmed === "") throw invalidPath("'path' is empty");
+  if (trimmed.length > 4096) throw invalidPath("'path' is longer than 4096 characters");
+  const open = trimmed.indexOf("[");
+  if (open < 0) {
+    const ext = findSchema(rt, trimmed);
+    if (ext?.extension) return { kind: "extension", urn: ext.extension };
+    const r = resolveAttrPath(rt, trimmed);
+    if (!r) throw invalidPath(`'${path}' is not an attribute of ${rt.name}`);
+    return { kind: "attr", r };
+  }
+  const close = trimmed.lastIndexOf("]");
+  if (close < open) throw invalidPath(`'${path}' has '[' without a closing ']'`);
+  const r = resolveAttrPath(rt, trimmed.slice(0, open));
+  if (!r || r.sub || r.attr.type !== "complex" || !r.attr.multiValued)
+    throw invalidPath(`'${trimmed.slice(0, open)}' in '${path}' is not a multi-valued complex attribute of ${rt.name}`);
+  const after = trimmed.slice(close + 1);
+  let sub: AttributeDef | undefined;
+  if (after !== "") {
+    if (!after.startsWith(".")) throw invalidPath(`unexpected '${after}' after ']' in '${path}'`);
+    sub = r.attr.subAttributes?.find((s) => s.name.toLowerCase() === after.slice(1).toLowerCase());
+    if (!sub) throw invalidPath(`'${r.attr.name}' has no sub-attribute '${after.slice(1)}'`);
+  }
+  const text = trimmed.slice(open + 1, close);
+  let filter: ResolvedFilter;
+  try {
+    filter = resolveElementFilterText(r.attr, text);
+  } catch (e) {
+    if (e instanceof ScimError) throw invalidPath(`the value filter in '${path}' is invalid: ${e.detail}`);
+    throw e;
+  }
+  return { kind: "filtered", r, filter, sub, text };
+}
+
+/**
+ * The element a filter like `type eq "work"` (or `type eq "work" and primary eq true`) describes, so
+ * that `add`/`replace` on `emails[type eq "work"].value` can create it when none matches.
+ */
+function elementFromFilter(f: ResolvedFilter): Resource | undefined {
+  if (f.kind === "compare" && f.op === "eq" && f.target.element && f.raw !== null && f.raw !== undefined) {
+    const a = f.target.attr;
+    let v: unknown = f.raw;
+    if (a.type === "boolean" && typeof v === "string") v = v.toLowerCase() === "true";
+    return { [a.name]: v };
+  }
+  if (f.kind === "and") {
+    const parts = f.filters.map(elementFromFilter);
+    if (parts.some((p) => !p)) return undefined;
+    return Object.assign({}, ...parts);
+  }
+  return undefined;
+}
+
+export interface PatchContext {
+  rt: ResourceTypeDef;
+  opts: NormalizeOptions;
+  /** The resource's own id: a path-less value echoing it is ignored (Okta). */
+  id?: string;
+}
+
+/** Applies a PatchOp request body to a copy of `current`. Throws ScimError; never mutates `current`. */
+export function applyPatch(ctx: PatchContext, current: Resource, body: unknown): PatchResult {
+  if (!isObject(body)) throw invalidSyntax("the PATCH body must be a JSON object with 'schemas' and 'Operations'");
+  const schemasKey = Object.keys(body).find((k) => k.toLowerCase() === "schemas");
+  const schemas = schemasKey ? body[schemasKey] : undefined;
+  if (!Array.isArray(schemas) || !schemas.some((s) => typeof s === "string" && s.toLowerCase() === PATCH_OP_SCHEMA.toLowerCase()))
+    throw invalidSyntax(`a PATCH body's 'schemas' must be ["${PATCH_OP_SCHEMA}"]`);
+  const opsKey = Object.keys(body).find((k) => k.toLowerCase() === "operations");
+  const ops = opsKey ? body[opsKey] : undefined;
+  if (!Array.isArray(ops) || ops.length === 0) throw invalidValue("'Operations' must be a non-empty array of {op, path, value}");
+  if (ops.length > MAX_OPERATIONS) throw invalidValue(`'Operations' has more than ${MAX_OPERATIONS} operations`);
+
+  const resource = structuredClone(current);
+  const result: PatchResult = { resource, memberChanges: [], changed: false };
+  const before = JSON.stringify(current);
+  for (const [i, raw] of ops.entries()) {
+    if (!isObject(raw)) throw invalidSyntax(`Operations[${i}] must be an object with 'op', 'path' and 'value'`);
+    const fields: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(raw)) fields[k.toLowerCase()] = v;
+    const op = normalizeOpName(fields.op);
+    if (!op) throw invalidSyntax(`Operations[${i}].op must be "add", "replace" or "remove", got ${JSON.stringify(fields.op)}`);
+    if (fields.path !== undefined && fields.path !== null && typeof fields.path !== "string") throw invalidPath(`Operations[${i}].path must be a string`);
+    const path = typeof fields.path === "string" && fields.path.trim() !== "" ? fields.path : undefined;
+    if (op !== "remove" && !("value" in fields)) throw invalidValue(`Operations[${i}] (${op}) needs a 'value'`);
+    applyOne(ctx, result, op, path, fields.value);
+  }
+  keepPrimaries(ctx.rt, resource);
+  result.changed = result.memberChanges.length > 0 || result.password !== undefined || JSON.stringify(resource) !== before;
+  return result;
+}
+
+function keepPrimaries(rt: ResourceTypeDef, resource: Resource): void {
+  for (const a of rt.schema.attributes) if (a.multiValued && Array.isArray(resource[a.name])) keepOnePrimary(resource[a.name] as Resource[]);
+}
+
+function isMembers(ctx: PatchContext, r: ResolvedAttr): boolean {
+  return ctx.rt.name === "Group" && !r.extension && r.attr.name === "members";
+}
+
+function refuseReadOnly(r: ResolvedAttr): void {
+  if (r.attr.mutability === "readOnly" || r.sub?.mutability === "readOnly") throw mutability(`'${r.path}' is read-only and cannot be modified`);
+}
+
+function applyOne(ctx: PatchContext, res: PatchResult, op: Op, path: string | undefined, value: unknown): void {
+  if (path === undefined) {
+    if (op === "remove") throw noTarget("'remove' needs a 'path' naming what to remove");
+    if (!isObject(value)) throw invalidValue(`a path-less '${op}' needs an object value naming the attributes to set`);
+    walkAttributes(ctx.rt, value, ctx.opts, (r, v, key) => {
+      if (isOwnIdEcho(key, v, ctx.id)) return;
+      if (r.attr.name === "meta" && !r.extension) return;
+      setAttribute(ctx, res, op, r, v);
+    });
+    return;
+  }
+  const p = parsePatchPath(ctx.rt, path);
+  if (p.kind === "extension") {
+    if (op === "remove") {
+      delete res.resource[p.urn];
+      return;
+    }
+    if (!isObject(value)) throw invalidValue(`'${path}' takes an object holding the extension's attributes`);
+    walkAttributes(ctx.rt, { [p.urn]: value }, ctx.opts, (r, v) => setAttribute(ctx, res, op, r, v));
+    return;
+  }
+  if (p.kind === "attr") {
+    if (op === "remove") removeAttribute(ctx, res, p.r, value);
+    else setAttribute(ctx, res, op, p.r, value);
+    return;
+  }
+  applyFiltered(ctx, res, op, p, value);
+}
+
+/** add/replace of a whole attribute or a sub-attribute of a singular complex one. */
+function setAttribute(ctx: PatchContext, res: PatchResult, op: Op, r: ResolvedAttr, rawValue: unknown): void {
+  if (isMembers(ctx, r) && !r.sub) {
+    const ids = memberIds(rawValue, ctx.opts);
+    res.memberChanges.push(op === "add" ? { kind: "add", ids } : { kind: "replace", ids });
+    return;
+  }
+  refuseReadOnly(r);
+  let value = rawValue;
+  if (isManager(r.extension, r.attr) && !r.sub) value = normalizeManagerValue(value);
+  value = emptyStringMeansNull(r.sub ?? r.attr, value);
+  if (r.attr.mutability === "writeOnly") {
+    if (typeof value !== "string") throw invalidValue(`'${r.path}' must be a string`);
+    res.password = value;
+    return;
+  }
+  const container = r.extension ? (res.resource[r.extension] as Resource | undefined) : res.resource;
+  const existing = container?.[r.attr.name];
+  if (r.sub || r.attr.type !== "complex") {
+    assign(res.resource, r, coerceResolved(r, value, ctx.opts));
+    return;
+  }
+  const coerced = coerceAttribute(r.attr, value, r.path, ctx.opts);
+  if (coerced === undefined) {
+    assign(res.resource, r, undefined);
+    return;
+  }
+  if (r.attr.multiValued) {
+    const incoming = coerced as Resource[];
+    if (op === "replace" || !Array.isArray(existing)) {
+      assign(res.resource, r, incoming);
+      return;
+    }
+    // add: append values not already present; a new primary clears the others.
+    const list = [...(existing as Resource[])];
+    for (const v of incoming) {
+      if (list.some((x) => sameValue(x, v))) continue;
+      list.push(v);
+      if (v.primary === true) keepOnePrimary(list, v);
+    }
+    assign(res.resource, r, list);
+    return;
+  }
+  // Singular complex: the given sub-attributes replace or add, the others stay (RFC 7644 §3.5.2.1, §3.5.2.3).
+  assign(res.resource, r, { ...(isObject(existing) ? existing : {}), ...(coerced as Resource) });
+}
+
+function removeAttribute(ctx: PatchContext, res: PatchResult, r: ResolvedAttr, value: unknown): void {
+  if (isMembers(ctx, r) && !r.sub) {
+    if (value === undefined || value === null || (Array.isArray(value) && value.length === 0)) res.memberChanges.push({ kind: "removeAll" });
+    else res.memberChanges.push({ kind: "remove", ids: memberIds(value, ctx.opts) });
+    return;
+  }
+  refuseReadOnly(r);
+  if (r.attr.required && !r.sub) throw invalidValue(`'${r.path}' is required and cannot be removed`);
+  if (r.attr.mutability === "writeOnly") return;
+  if (r.attr.multiValued && !r.sub && value !== undefined && value !== null) {
+    // Remove exactly the listed values (matched on their `value` sub-attribute when they have one).
+    const container = r.extension ? (res.resource[r.extension] as Resource | undefined) : res.resource;
+    const existing = container?.[r.attr.name];
+    if (!Array.isArray(existing)) return;
+    const targets = coerceAttribute(r.attr, value, r.path, ctx.opts, true) as Resource[] | undefined;
+    if (!targets) return;
+    const remaining = (existing as Resource[]).filter(
+      (e) => !targets.some((t) => (t.value !== undefined ? t.value === e.value : sameValue(t, e))),
+    );
+    assign(res.resource, r, remaining.length ? remaining : undefined);
+    return;
+  }
+  if (r.sub && r.attr.multiValued) throw invalidPath(`'${r.path}' addresses every value of '${r.attr.name}': use a value filter such as '${r.attr.name}[type eq "work"].${r.sub.name}'`);
+  assign(res.resource, r, undefined);
+}
+
+function applyFiltered(ctx: PatchContext, res: PatchResult, op: Op, p: Extract<PatchPath, { kind: "filtered" }>, value: unknown): void {
+  const { r, filter, sub } = p;
+  if (isMembers(ctx, r)) {
+    if (sub) throw invalidPath(`member sub-attributes cannot be modified; remove and add the member instead`);
+    const ids = memberValueIds(filter);
+    if (op === "remove") {
+      res.memberChanges.push(ids ? { kind: "remove", ids } : { kind: "removeWhere", filter });
+      return;
+    }
+    // add/replace on members[filter]: the matching members are replaced by the given ones.
+    res.memberChanges.push(ids ? { kind: "remove", ids } : { kind: "removeWhere", filter });
+    res.memberChanges.push({ kind: "add", ids: memberIds(value, ctx.opts) });
+    return;
+  }
+  refuseReadOnly(sub ? { ...r, sub } : r);
+  const container = r.extension ? (res.resource[r.extension] as Resource | undefined) : res.resource;
+  const list = Array.isArray(container?.[r.attr.name]) ? [...(container![r.attr.name] as Resource[])] : [];
+  const hits = list.filter((e) => matches(filter, e));
+
+  if (op === "remove") {
+    if (hits.length === 0) throw noTarget(`no value of '${r.attr.name}' matches [${p.text}]`);
+    const remaining = sub
+      ? list.map((e) => {
+          if (!hits.includes(e)) return e;
+          const copy = { ...e };
+          delete copy[sub.name];
+          return copy;
+        })
+      : list.filter((e) => !hits.includes(e));
+    const kept = remaining.filter(nonEmpty);
+    assign(res.resource, r, kept.length ? kept : undefined);
+    return;
+  }
+
+  let patchValue: Resource | undefined;
+  if (sub) {
+    const v = emptyStringMeansNull(sub, value);
+    const coerced = coerceResolved({ extension: r.extension, attr: { ...r.attr, multiValued: false }, sub, path: `${r.path}.${sub.name}` }, v, ctx.opts);
+    patchValue = { [sub.name]: coerced };
+  } else {
+    const coerced = coerceAttribute({ ...r.attr, multiValued: false }, Array.isArray(value) && value.length === 1 ? value[0] : value, r.path, ctx.opts);
+    if (coerced !== undefined && !isObject(coerced)) throw invalidValue(`'${p.text}' selects values of '${r.attr.name}': the value must be an object`);
+    patchValue = (coerced as Resource | undefined) ?? {};
+  }
+
+  const apply = (e: Resource): Resource => {
+    const merged: Resource = { ...e };
+    for (const [k, v] of Object.entries(patchValue!)) {
+      if (v === undefined) delete merged[k];
+      else merged[k] = v;
+    }
+    return merged;
+  };
+
+  if (hits.length === 0) {
+    // Entra ID and Okta add or replace `emails[type eq "work"].value` on a user that has no work email yet.
+    const seed = elementFromFilter(filter);
+    if (!seed) throw noTarget(`no value of '${r.attr.name}' matches [${p.text}], and the filter does not describe a new value to create`);
+    const created = apply(seed);
+    if (Object.values(patchValue).every((v) => v === undefined)) return;
+    list.push(created);
+    if (created.primary === true) keepOnePrimary(list, created);
+    assign(res.resource, r, list);
+    return;
+  }
+  const mapped = list.map((e) => (hits.includes(e) ? apply(e) : e));
+  if (patchValue.primary === true) keepOnePrimary(mapped, mapped[list.indexOf(hits[hits.length - 1]!)]);
+  const updated = mapped.filter(nonEmpty);
+  assign(res.resource, r, updated.length ? updated : undefined);
+}
+
+/** `members[value eq "a"]` or `members[value eq "a" or value eq "b"]`: the ids, else undefined. */
+function memberValueIds(f: ResolvedFilter): string[] | undefined {
+  if (f.kind === "compare" && f.op === "eq" && f.target.attr.name === "value" && typeof f.raw === "string") return [f.raw];
+  if (f.kind === "or") {
+    const parts = f.filters.map(memberValueIds);
+    if (parts.some((p) => !p)) return undefined;
+    return parts.flat() as string[];
+  }
+  return undefined;
+}

@@ -1,0 +1,302 @@
+/**
+ * Turns a client's JSON into the canonical resource: canonical attribute names whatever case the
+ * client used, booleans sent as strings made booleans, nulls dropped (RFC 7643 §2.5: null means
+ * unassigned), read-only attributes ignored, unknown attributes ignored (or refused in strict mode),
+ * and the product's own rules checked.
+ */
+import { containerOf, findAttr, findSchema, fold, resolveAttrPath, type ResolvedAttr } from "./attributes";
+import { invalidSyntax, invalidValue, ScimError } from "./errors";
+import { canonicalDateTime } from "./filter";
+import { GROUP_SCHEMA, USER_SCHEMA, type AttributeDef, type ResourceTypeDef } from "./schema";
+
+export type Resource = Record<string, unknown>;
+
+export interface NormalizeOptions {
+  /** Refuse unknown attributes with 400 instead of ignoring them. */
+  strict: boolean;
+}
+
+export const MAX_USERNAME_LENGTH = 1024;
+export const MAX_STRING_LENGTH = 65536;
+export const MAX_MULTI_VALUES = 1000;
+
+/** Schema URNs some IdPs put in `schemas` besides (or instead of) the SCIM 2.0 core one. */
+const LEGACY_CORE_SCHEMAS: Record<string, string[]> = {
+  User: ["urn:scim:schemas:core:1.0"],
+  Group: ["urn:scim:schemas:core:1.0"],
+};
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+function typeName(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  if (typeof v === "object") return "an object";
+  return `a ${typeof v}`;
+}
+
+/** Coerces one simple value to `a`'s type, or throws 400 invalidValue naming the attribute. */
+function coerceSimple(a: AttributeDef, v: unknown, path: string): unknown {
+  switch (a.type) {
+    case "string":
+    case "reference":
+    case "binary": {
+      if (typeof v !== "string") throw invalidValue(`'${path}' must be a string, got ${typeName(v)}`);
+      if (v.length > MAX_STRING_LENGTH) throw invalidValue(`'${path}' is longer than ${MAX_STRING_LENGTH} characters`);
+      if (a.type === "binary" && !/^[A-Za-z0-9+/=\s_-]*$/.test(v)) throw invalidValue(`'${path}' must be base64-encoded`);
+      return v;
+    }
+    case "boolean":
+      if (typeof v === "boolean") return v;
+      if (typeof v === "string" && /^(true|false)$/i.test(v.trim())) return v.trim().toLowerCase() === "true";
+      throw invalidValue(`'${path}' must be a boolean (true or false), got ${typeName(v)}`);
+    case "integer":
+      if (typeof v === "number" && Number.isInteger(v)) return v;
+      throw invalidValue(`'${path}' must be an integer, got ${typeName(v)}`);
+    case "decimal":
+      if (typeof v === "number" && Number.isFinite(v)) return v;
+      throw invalidValue(`'${path}' must be a number, got ${typeName(v)}`);
+    case "dateTime":
+      if (typeof v === "string" && canonicalDateTime(v)) return v;
+      throw invalidValue(`'${path}' must be an xsd:dateTime string such as "2024-01-31T09:00:00Z"`);
+    default:
+      throw invalidValue(`'${path}' has an unsupported type`);
+  }
+}
+
+/**
+ * Coerces a complex value: sub-attribute names matched case-insensitively, nulls and read-only
+ * sub-attributes dropped. Returns undefined when nothing is left.
+ */
+function coerceComplex(a: AttributeDef, v: unknown, path: string, opts: NormalizeOptions, keepReadOnly: boolean): Resource | undefined {
+  if (!isObject(v)) throw invalidValue(`'${path}' must be an object with sub-attributes (${(a.subAttributes ?? []).map((s) => s.name).join(", ")}), got ${typeName(v)}`);
+  const out: Resource = {};
+  for (const [k, raw] of Object.entries(v)) {
+    const sub = findAttr(a.subAttributes, k);
+    if (!sub) {
+      if (opts.strict) throw invalidSyntax(`'${path}' has no sub-attribute '${k}'`);
+      continue;
+    }
+    if (!keepReadOnly && sub.mutability === "readOnly") continue;
+    if (raw === null || raw === undefined) continue;
+    out[sub.name] = coerceSimple(sub, raw, `${path}.${sub.name}`);
+  }
+  return Object.keys(out).length ? out : undefined;
+}
+
+/**
+ * Coerces a value for attribute `a` (whole attribute, not a sub-attribute). Returns undefined for
+ * "unassigned". Multi-valued attributes given one object are taken as a one-element list; a
+ * singular complex attribute given a one-element list (Entra's manager) takes that element.
+ */
+export function coerceAttribute(a: AttributeDef, v: unknown, path: string, opts: NormalizeOptions, keepReadOnly = false): unknown {
+  if (v === null || v === undefined) return undefined;
+  if (a.multiValued) {
+    const list = Array.isArray(v) ? v : [v];
+    if (list.length > MAX_MULTI_VALUES && a.name !== "members") throw invalidValue(`'${path}' has more than ${MAX_MULTI_VALUES} values`);
+    const out: unknown[] = [];
+    for (const [i, el] of list.entries()) {
+      if (el === null || el === undefined) continue;
+      const c = a.type === "complex" ? coerceComplex(a, el, `${path}[${i}]`, opts, keepReadOnly) : coerceSimple(a, el, `${path}[${i}]`);
+      if (c !== undefined && !out.some((x) => sameValue(x, c))) out.push(c);
+    }
+    if (a.type === "complex") keepOnePrimary(out as Resource[]);
+    return out.length ? out : undefined;
+  }
+  if (Array.isArray(v)) {
+    if (a.type === "complex" && v.length <= 1) return v.length ? coerceAttribute(a, v[0], path, opts, keepReadOnly) : undefined;
+    throw invalidValue(`'${path}' is single-valued: send one value, not an array`);
+  }
+  if (a.type === "complex") return coerceComplex(a, v, path, opts, keepReadOnly);
+  return coerceSimple(a, v, path);
+}
+
+/** Two values of a multi-valued attribute are the same when every assigned sub-attribute is equal. */
+export function sameValue(x: unknown, y: unknown): boolean {
+  if (!isObject(x) || !isObject(y)) return x === y;
+  const kx = Object.keys(x);
+  const ky = Object.keys(y);
+  if (kx.length !== ky.length) return false;
+  return kx.every((k) => x[k] === y[k]);
+}
+
+/** RFC 7643 §2.4: `primary: true` appears at most once; the last value marked primary keeps it. */
+export function keepOnePrimary(list: Resource[], keep?: Resource): void {
+  const winner = keep ?? [...list].reverse().find((e) => e.primary === true);
+  if (!winner) return;
+  for (const e of list) if (e !== winner && e.primary === true) e.primary = false;
+}
+
+/**
+ * Writes `value` at a resolved attribute: the whole attribute, or one sub-attribute of a singular
+ * complex attribute. `undefined` removes it.
+ */
+export function assign(resource: Resource, r: ResolvedAttr, value: unknown): void {
+  const container = containerOf(resource, r.extension, value !== undefined);
+  if (!container) return;
+  if (!r.sub) {
+    if (value === undefined) delete container[r.attr.name];
+    else container[r.attr.name] = value;
+  } else {
+    const current = isObject(container[r.attr.name]) ? { ...(container[r.attr.name] as Resource) } : {};
+    if (value === undefined) delete current[r.sub.name];
+    else current[r.sub.name] = value;
+    if (Object.keys(current).length) container[r.attr.name] = current;
+    else delete container[r.attr.name];
+  }
+  if (r.extension && isObject(resource[r.extension]) && Object.keys(resource[r.extension] as Resource).length === 0) delete resource[r.extension];
+}
+
+/** Coerces a value for a resolved attribute (whole attribute or sub-attribute). */
+export function coerceResolved(r: ResolvedAttr, v: unknown, opts: NormalizeOptions): unknown {
+  if (!r.sub) return coerceAttribute(r.attr, v, r.path, opts);
+  if (v === null || v === undefined) return undefined;
+  if (r.attr.multiValued) throw invalidValue(`'${r.path}' addresses every value of '${r.attr.name}': use a value filter such as '${r.attr.name}[type eq "work"].${r.sub.name}'`);
+  return coerceSimple(r.sub, v, r.path);
+}
+
+/**
+ * Reads each key of a body or a path-less PATCH value: plain names, dotted sub-attribute names,
+ * URN-qualified names, and extension objects under their URN. Calls `visit` for each attribute found.
+ */
+export function walkAttributes(
+  rt: ResourceTypeDef,
+  body: Resource,
+  opts: NormalizeOptions,
+  visit: (r: ResolvedAttr, value: unknown, key: string) => void,
+): void {
+  for (const [key, value] of Object.entries(body)) {
+    if (key.toLowerCase() === "schemas") continue;
+    const schema = /^urn:/i.test(key) ? findSchema(rt, key) : undefined;
+    if (schema?.extension) {
+      if (value === null) {
+        for (const a of schema.schema.attributes) visit({ extension: schema.extension, attr: a, path: `${schema.extension}:${a.name}` }, null, key);
+        continue;
+      }
+      if (!isObject(value)) throw invalidValue(`'${key}' must be an object holding the extension's attributes, got ${typeName(value)}`);
+      for (const [k, v] of Object.entries(value)) {
+        const r = resolveAttrPath(rt, `${schema.extension}:${k}`);
+        if (!r) {
+          if (opts.strict) throw invalidSyntax(`unknown attribute '${k}' in '${schema.extension}'`);
+          continue;
+        }
+        visit(r, v, `${key}.${k}`);
+      }
+      continue;
+    }
+    if (schema) {
+      // The core schema URN used as an object key: its contents are core attributes.
+      if (isObject(value)) walkAttributes(rt, value, opts, visit);
+      continue;
+    }
+    const r = resolveAttrPath(rt, key);
+    if (!r) {
+      if (opts.strict) throw invalidSyntax(`unknown attribute '${key}' for ${rt.name}`);
+      continue;
+    }
+    visit(r, value, key);
+  }
+}
+
+export interface NormalizedBody {
+  resource: Resource;
+  /** Group member ids in the order sent, when the body had `members`. */
+  members?: string[];
+  /** The cleartext password, when sent; the service hashes it before anything is stored. */
+  password?: string;
+}
+
+/** Checks `schemas` (RFC 7643 §3): present, an array of strings, naming the resource's core schema. */
+function checkSchemas(rt: ResourceTypeDef, body: Resource): string[] {
+  const key = Object.keys(body).find((k) => k.toLowerCase() === "schemas");
+  const schemas = key ? body[key] : undefined;
+  if (!Array.isArray(schemas) || schemas.length === 0 || !schemas.every((s) => typeof s === "string"))
+    throw invalidSyntax(`'schemas' must be a non-empty array of schema URNs including "${rt.schema.id}"`);
+  const lower = schemas.map((s: string) => s.toLowerCase());
+  const accepted = [rt.schema.id, ...(LEGACY_CORE_SCHEMAS[rt.name] ?? [])].map((s) => s.toLowerCase());
+  if (!lower.some((s) => accepted.includes(s)))
+    throw invalidValue(`'schemas' must include "${rt.schema.id}" for a ${rt.name}; got ${JSON.stringify(schemas)}`);
+  return schemas;
+}
+
+/** Normalises a POST or PUT body into the canonical resource (no id, no meta, no read-only parts). */
+export function normalizeBody(rt: ResourceTypeDef, body: unknown, opts: NormalizeOptions): NormalizedBody {
+  if (!isObject(body)) throw invalidSyntax(`the request body must be a JSON object, got ${typeName(body)}`);
+  checkSchemas(rt, body);
+  const resource: Resource = {};
+  const out: NormalizedBody = { resource };
+  walkAttributes(rt, body, opts, (r, value) => {
+    if (r.attr.name === "members" && !r.extension && rt.name === "Group" && !r.sub) {
+      out.members = memberIds(value, opts);
+      return;
+    }
+    if (r.attr.mutability === "readOnly" || r.sub?.mutability === "readOnly") return;
+    const v = coerceResolved(r, value, opts);
+    if (r.attr.mutability === "writeOnly") {
+      if (typeof v === "string") out.password = v;
+      return;
+    }
+    if (v === undefined && r.sub) {
+      assign(resource, r, undefined);
+      return;
+    }
+    assign(resource, r, v);
+  });
+  const schemas = [rt.schema.id];
+  for (const e of rt.extensions) if (resource[e.schema.id] !== undefined) schemas.push(e.schema.id);
+  resource.schemas = schemas;
+  return out;
+}
+
+/** The member ids of a `members` value (objects with `value`), deduplicated, in order. */
+export function memberIds(value: unknown, opts: NormalizeOptions): string[] {
+  if (value === null || value === undefined) return [];
+  const list = Array.isArray(value) ? value : [value];
+  const seen = new Set<string>();
+  const ids: string[] = [];
+  for (const [i, el] of list.entries()) {
+    if (el === null) continue;
+    if (!isObject(el)) throw invalidValue(`'members[${i}]' must be an object like {"value": "<id>"}, got ${typeName(el)}`);
+    const key = Object.keys(el).find((k) => k.toLowerCase() === "value");
+    const id = key ? el[key] : undefined;
+    if (typeof id !== "string" || id === "") throw invalidValue(`'members[${i}].value' must be the id of a User or Group`);
+    if (opts.strict) for (const k of Object.keys(el)) if (!["value", "$ref", "type", "display"].includes(k.toLowerCase())) throw invalidSyntax(`'members[${i}]' has no sub-attribute '${k}'`);
+    if (!seen.has(id)) {
+      seen.add(id);
+      ids.push(id);
+    }
+  }
+  return ids;
+}
+
+/** The product's own rules, checked on every write's final state. */
+export function checkProductRules(rt: ResourceTypeDef, r: Resource): void {
+  if (rt.name === "User") {
+    const userName = r.userName;
+    if (typeof userName !== "string" || userName.trim() === "") throw invalidValue("'userName' is required and must be a non-empty string");
+    if (userName.length > MAX_USERNAME_LENGTH) throw invalidValue(`'userName' is longer than ${MAX_USERNAME_LENGTH} characters`);
+    const name = r.name as Resource | undefined;
+    const hasDisplay = typeof r.displayName === "string" && r.displayName.trim() !== "";
+    const hasFormatted = typeof name?.formatted === "string" && (name.formatted as string).trim() !== "";
+    if (!hasDisplay && !hasFormatted) throw invalidValue("a User needs 'displayName' or 'name.formatted'; neither was given");
+    const emails = r.emails as Resource[] | undefined;
+    if (!Array.isArray(emails) || !emails.some((e) => typeof e.value === "string" && e.value !== ""))
+      throw invalidValue("a User needs at least one 'emails' value, e.g. \"emails\": [{\"value\": \"ada@example.com\", \"type\": \"work\", \"primary\": true}]");
+    if (r.active === undefined) r.active = true;
+  } else {
+    const dn = r.displayName;
+    if (typeof dn !== "string" || dn.trim() === "") throw invalidValue("'displayName' is required for a Group and must be a non-empty string");
+    if (dn.length > MAX_USERNAME_LENGTH) throw invalidValue(`'displayName' is longer than ${MAX_USERNAME_LENGTH} characters`);
+  }
+}
+
+/** The key under which uniqueness is enforced: userName for Users, displayName for Groups. */
+export function uniqueKey(rt: ResourceTypeDef, r: Resource): string {
+  return fold(String(rt.name === "User" ? r.userName : r.displayName));
+}
+
+export function isScimError(e: unknown): e is ScimError {
+  return e instanceof ScimError;
+}
+
+export { USER_SCHEMA, GROUP_SCHEMA };
