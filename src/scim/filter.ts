@@ -279,3 +279,43 @@ export function resolveElementFilter(parent: AttributeDef, f: Filter): ResolvedF
 export function resolveElementFilterText(parent: AttributeDef, text: string): ResolvedFilter {
   return resolveElementFilter(parent, parseFilterText(text));
 }
+
+/**
+ * The search document of a resource: the same shape, every value replaced by its `compareKey`, and
+ * write-only attributes left out. Stores keep it beside the resource so that filters and sorting
+ * compare prepared keys instead of converting each row.
+ */
+export function toSearchDoc(rt: ResourceTypeDef, resource: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const walk = (attrs: readonly AttributeDef[], src: Record<string, unknown>, dst: Record<string, unknown>) => {
+    for (const a of attrs) {
+      const v = src[a.name];
+      if (v === undefined || v === null || a.mutability === "writeOnly") continue;
+      if (a.type === "complex") {
+        const one = (el: unknown) => {
+          if (!el || typeof el !== "object") return undefined;
+          const o: Record<string, unknown> = {};
+          for (const s of a.subAttributes ?? []) {
+            const k = compareKey(s, (el as Record<string, unknown>)[s.name]);
+            if (k !== undefined) o[s.name] = k;
+          }
+          return o;
+        };
+        dst[a.name] = Array.isArray(v) ? v.map(one).filter(Boolean) : one(v);
+      } else {
+        const k = Array.isArray(v) ? v.map((x) => compareKey(a, x)) : compareKey(a, v);
+        if (k !== undefined) dst[a.name] = k;
+      }
+    }
+  };
+  walk(rt.schema.attributes, resource, out);
+  for (const e of rt.extensions) {
+    const v = resource[e.schema.id];
+    if (v && typeof v === "object") {
+      const o: Record<string, unknown> = {};
+      walk(e.schema.attributes, v as Record<string, unknown>, o);
+      out[e.schema.id] = o;
+    }
+  }
+  return out;
+}

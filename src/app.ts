@@ -1,0 +1,68 @@
+/**
+ * createApp(deps) builds the Elysia app; it never listens (serve does; tests use app.handle or port 0).
+ * Layers: HTTP (this, src/http) → SCIM domain (src/scim) → store interface (src/store).
+ */
+import { Elysia } from "elysia";
+import { authPlugin, FailureLimiter } from "./http/auth";
+import { discoveryController } from "./http/discovery";
+import { resourceController, searchParams } from "./http/resources";
+import { scimPlugin, scimResponse, type RouteShape } from "./http/scim-plugin";
+import { ScimError } from "./scim/errors";
+import { MAX_OPERATIONS } from "./scim/patch";
+import { ScimService } from "./scim/service";
+import type { Store } from "./store/store";
+
+export const SCIM_BASE_PATH = "/api/v1/scim";
+
+export interface AppOptions {
+  store: Store;
+  /** Public base URL of the SCIM API (ending in /api/v1/scim); derived from each request when absent. */
+  baseUrl?: string;
+  strict?: boolean;
+  maxResults?: number;
+  maxBodyBytes?: number;
+  /** Failed authentications per address per minute before 429. */
+  authFailuresPerMinute?: number;
+  log?: (line: string) => void;
+  /** The client address of a request (the server's requestIP), for the failed-auth limiter. */
+  addressOf?: (request: Request) => string;
+}
+
+export const DEFAULTS = { maxResults: 1000, maxBodyBytes: 1024 * 1024, authFailuresPerMinute: 20 };
+
+export function createApp(o: AppOptions) {
+  const log = o.log ?? ((line: string) => console.error(line));
+  const maxResults = o.maxResults ?? DEFAULTS.maxResults;
+  const maxBodyBytes = o.maxBodyBytes ?? DEFAULTS.maxBodyBytes;
+  const service = new ScimService(o.store, { strict: o.strict ?? false, maxResults, log });
+  const configured = o.baseUrl?.replace(/\/+$/, "");
+  const baseUrl = (request: Request) => configured ?? `${new URL(request.url).origin}${SCIM_BASE_PATH}`;
+  const limiter = new FailureLimiter({ maxFailures: o.authFailuresPerMinute ?? DEFAULTS.authFailuresPerMinute, windowMs: 60_000 });
+  const addressOf = o.addressOf ?? (() => "local");
+  const deps = { service, baseUrl };
+
+  let routes: RouteShape[] = [];
+  const scim = new Elysia({ prefix: SCIM_BASE_PATH })
+    .use(authPlugin(o.store, limiter, addressOf))
+    .use(discoveryController({ maxResults, maxPayloadBytes: maxBodyBytes, maxOperations: MAX_OPERATIONS }, baseUrl))
+    .use(resourceController("User", deps))
+    .use(resourceController("Group", deps))
+    .post("/.search", async ({ request, body }) => scimResponse(200, await service.list(undefined, searchParams(body), baseUrl(request))))
+    .post("/Bulk", () => {
+      throw new ScimError(501, "bulk operations are not supported (see /ServiceProviderConfig)");
+    })
+    .get("/Me", () => {
+      throw new ScimError(501, "/Me is not supported: tokens identify a provisioning client, not a user");
+    });
+
+  const app = new Elysia()
+    .use(scimPlugin({ maxBodyBytes, routes: () => routes, log }))
+    .get("/healthz", () => new Response(JSON.stringify({ status: "ok" }), { headers: { "Content-Type": "application/json" } }))
+    .use(scim);
+
+  routes = app.routes.map((r) => ({
+    method: r.method,
+    pattern: new RegExp("^" + r.path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replace(/:[A-Za-z]+/g, "[^/]+") + "/?$"),
+  }));
+  return app;
+}

@@ -1,0 +1,128 @@
+/**
+ * One controller for a SCIM resource endpoint (/Users or /Groups): handlers destructure the request,
+ * call the service and render. `filter` is read from the raw query string, because Elysia's query
+ * decoder turns `%2B` into a space.
+ */
+import { Elysia, t } from "elysia";
+import { asksForAttributes } from "../scim/projection";
+import { etagOf, type ListParams, type ReadOptions, type ScimService } from "../scim/service";
+import type { ResourceKind } from "../store/store";
+import { scimResponse } from "./scim-plugin";
+
+/** Query parameters SCIM defines; others are ignored. All strings on the wire. */
+export const ReadQuery = t.Object(
+  { attributes: t.Optional(t.String()), excludedAttributes: t.Optional(t.String()) },
+  { additionalProperties: true },
+);
+export const ListQuery = t.Object(
+  {
+    filter: t.Optional(t.String()),
+    sortBy: t.Optional(t.String()),
+    sortOrder: t.Optional(t.String()),
+    startIndex: t.Optional(t.String()),
+    count: t.Optional(t.String()),
+    attributes: t.Optional(t.String()),
+    excludedAttributes: t.Optional(t.String()),
+  },
+  { additionalProperties: true },
+);
+export const IdParams = t.Object({ id: t.String({ minLength: 1, maxLength: 256 }) });
+
+/** The query string decoded by URLSearchParams (`+` is a space, `%2B` a plus), last value wins. */
+export function rawQuery(request: Request): Record<string, string> {
+  const out: Record<string, string> = {};
+  const q = request.url.indexOf("?");
+  if (q < 0) return out;
+  for (const [k, v] of new URLSearchParams(request.url.slice(q + 1))) out[k] = v;
+  return out;
+}
+
+function readOptions(q: Record<string, string>): ReadOptions {
+  return { attributes: q.attributes, excludedAttributes: q.excludedAttributes };
+}
+
+/** The SearchRequest body of POST …/.search (RFC 7644 §3.4.3), keys matched case-insensitively. */
+export function searchParams(body: unknown): ListParams {
+  const b = body && typeof body === "object" && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
+  const get = (name: string) => {
+    const k = Object.keys(b).find((x) => x.toLowerCase() === name.toLowerCase());
+    return k === undefined ? undefined : b[k];
+  };
+  const list = (v: unknown) => (Array.isArray(v) ? v.join(",") : (v as string | undefined));
+  return {
+    filter: get("filter") as string | undefined,
+    sortBy: get("sortBy") as string | undefined,
+    sortOrder: get("sortOrder") as string | undefined,
+    startIndex: get("startIndex"),
+    count: get("count"),
+    attributes: list(get("attributes")),
+    excludedAttributes: list(get("excludedAttributes")),
+  };
+}
+
+export interface ControllerDeps {
+  service: ScimService;
+  baseUrl: (request: Request) => string;
+}
+
+export function resourceController(kind: ResourceKind, deps: ControllerDeps) {
+  const { service, baseUrl } = deps;
+  const endpoint = kind === "User" ? "/Users" : "/Groups";
+  return new Elysia({ name: `scim-${endpoint}` })
+    .get(
+      endpoint,
+      async ({ request }) => {
+        const q = rawQuery(request);
+        return scimResponse(200, await service.list(kind, q, baseUrl(request)));
+      },
+      { query: ListQuery },
+    )
+    .post(`${endpoint}/.search`, async ({ request, body }) => scimResponse(200, await service.list(kind, searchParams(body), baseUrl(request))), {
+      body: t.Unknown(),
+    })
+    .post(
+      endpoint,
+      async ({ request, body }) => {
+        const r = await service.create(kind, body, baseUrl(request), readOptions(rawQuery(request)));
+        const location = `${baseUrl(request)}${endpoint}/${r.body.id}`;
+        return scimResponse(201, r.body, { Location: location, ETag: r.etag });
+      },
+      { body: t.Unknown(), query: ReadQuery },
+    )
+    .get(
+      `${endpoint}/:id`,
+      async ({ request, params: { id } }) => {
+        const r = await service.get(kind, id, baseUrl(request), readOptions(rawQuery(request)), request.headers.get("if-none-match"));
+        if (r === "not-modified") return new Response(null, { status: 304 });
+        return scimResponse(200, r.body, { ETag: r.etag });
+      },
+      { params: IdParams, query: ReadQuery },
+    )
+    .put(
+      `${endpoint}/:id`,
+      async ({ request, params: { id }, body }) => {
+        const r = await service.replace(kind, id, body, baseUrl(request), readOptions(rawQuery(request)), request.headers.get("if-match"));
+        return scimResponse(200, r.body, { ETag: r.etag });
+      },
+      { params: IdParams, body: t.Unknown(), query: ReadQuery },
+    )
+    .patch(
+      `${endpoint}/:id`,
+      async ({ request, params: { id }, body }) => {
+        const { stored, projection } = await service.patch(kind, id, body, baseUrl(request), readOptions(rawQuery(request)), request.headers.get("if-match"));
+        // Groups answer 204 unless attributes are asked for (large member lists are not sent back);
+        // Users answer 200 with the resource.
+        if (kind === "Group" && !asksForAttributes(projection)) return new Response(null, { status: 204, headers: { ETag: etagOf(stored.version) } });
+        return scimResponse(200, await service.render(kind, stored, baseUrl(request), projection), { ETag: etagOf(stored.version) });
+      },
+      { params: IdParams, body: t.Unknown(), query: ReadQuery },
+    )
+    .delete(
+      `${endpoint}/:id`,
+      async ({ request, params: { id } }) => {
+        await service.delete(kind, id, request.headers.get("if-match"));
+        return new Response(null, { status: 204 });
+      },
+      { params: IdParams },
+    );
+}

@@ -1,0 +1,78 @@
+/**
+ * Discovery documents (RFC 7644 §4, RFC 7643 §5–§7), generated from the same schema data the server
+ * validates with, advertising exactly what is implemented.
+ */
+import {
+  COMMON_ATTRIBUTES,
+  RESOURCE_TYPE_SCHEMA,
+  RESOURCE_TYPES,
+  SCHEMA_SCHEMA,
+  SCHEMAS,
+  SERVICE_PROVIDER_CONFIG_SCHEMA,
+  type ResourceTypeDef,
+  type SchemaDef,
+} from "./schema";
+
+export interface DiscoveryOptions {
+  maxResults: number;
+  maxPayloadBytes: number;
+  maxOperations: number;
+}
+
+export function serviceProviderConfig(baseUrl: string, o: DiscoveryOptions) {
+  return {
+    schemas: [SERVICE_PROVIDER_CONFIG_SCHEMA],
+    documentationUri: "https://datatracker.ietf.org/doc/html/rfc7644",
+    patch: { supported: true },
+    bulk: { supported: false, maxOperations: 0, maxPayloadSize: 0 },
+    filter: { supported: true, maxResults: o.maxResults },
+    changePassword: { supported: false },
+    sort: { supported: true },
+    etag: { supported: true },
+    authenticationSchemes: [
+      {
+        type: "oauthbearertoken",
+        name: "OAuth Bearer Token",
+        description: "Authentication with a bearer token created by `scimd generate-token`, sent as 'Authorization: Bearer <token>'.",
+        specUri: "https://datatracker.ietf.org/doc/html/rfc6750",
+        primary: true,
+      },
+    ],
+    meta: { resourceType: "ServiceProviderConfig", location: `${baseUrl}/ServiceProviderConfig` },
+  };
+}
+
+export function resourceTypeDoc(rt: ResourceTypeDef, baseUrl: string) {
+  return {
+    schemas: [RESOURCE_TYPE_SCHEMA],
+    id: rt.name,
+    name: rt.name,
+    endpoint: rt.endpoint,
+    description: rt.description,
+    schema: rt.schema.id,
+    ...(rt.extensions.length ? { schemaExtensions: rt.extensions.map((e) => ({ schema: e.schema.id, required: e.required })) } : {}),
+    meta: { resourceType: "ResourceType", location: `${baseUrl}/ResourceTypes/${rt.name}` },
+  };
+}
+
+export function schemaDoc(s: SchemaDef, baseUrl: string) {
+  // Core schemas list the common attributes they carry too (id is implied; externalId is writable).
+  const core = RESOURCE_TYPES.some((rt) => rt.schema.id === s.id);
+  const externalId = COMMON_ATTRIBUTES.find((a) => a.name === "externalId")!;
+  return {
+    schemas: [SCHEMA_SCHEMA],
+    id: s.id,
+    name: s.name,
+    description: s.description,
+    attributes: core ? [...s.attributes, externalId] : s.attributes,
+    meta: { resourceType: "Schema", location: `${baseUrl}/Schemas/${s.id}` },
+  };
+}
+
+export function findSchemaDoc(id: string) {
+  return SCHEMAS.find((s) => s.id.toLowerCase() === id.toLowerCase());
+}
+
+export function findResourceType(id: string) {
+  return RESOURCE_TYPES.find((rt) => rt.name.toLowerCase() === id.toLowerCase());
+}

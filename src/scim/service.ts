@@ -1,0 +1,245 @@
+/**
+ * The SCIM service: what each operation means, composed from the pure domain functions and the store.
+ * It knows nothing of HTTP; the HTTP layer passes plain values in and renders what comes back.
+ */
+import { resolveAttrPath } from "./attributes";
+import { invalidValue, notFound, preconditionFailed, ScimError } from "./errors";
+import { resolveFilter, type ResolvedFilter, type Target } from "./filter";
+import { applyPatch } from "./patch";
+import { parseAttributeList, project, projectionFor, wants, type Projection } from "./projection";
+import { checkProductRules, normalizeBody, type Resource } from "./resource";
+import { GROUP_RESOURCE, LIST_RESPONSE_SCHEMA, RESOURCE_TYPES, USER_RESOURCE, type ResourceTypeDef } from "./schema";
+import type { ResourceKind, Store, StoredResource } from "../store/store";
+
+export interface ServiceOptions {
+  /** Refuse unknown attributes with 400 instead of ignoring them. */
+  strict: boolean;
+  /** The most resources one page returns (advertised as filter.maxResults). */
+  maxResults: number;
+  /** Log a line (no secrets). */
+  log?: (line: string) => void;
+}
+
+export interface ReadOptions {
+  attributes?: string;
+  excludedAttributes?: string;
+}
+
+export interface ListParams extends ReadOptions {
+  filter?: string;
+  sortBy?: string;
+  sortOrder?: string;
+  startIndex?: unknown;
+  count?: unknown;
+}
+
+export interface Rendered {
+  body: Resource;
+  etag: string;
+}
+
+export const rtOf = (kind: ResourceKind): ResourceTypeDef => (kind === "User" ? USER_RESOURCE : GROUP_RESOURCE);
+export const etagOf = (version: number) => `W/"${version}"`;
+
+/** Parses If-Match / If-None-Match: undefined when absent, "*" for any, else the versions listed. */
+export function parseEtags(header: string | null | undefined): "*" | number[] | undefined {
+  if (header === null || header === undefined || header.trim() === "") return undefined;
+  if (header.trim() === "*") return "*";
+  const versions: number[] = [];
+  for (const part of header.split(",")) {
+    const m = part.trim().match(/^(?:W\/)?"(\d+)"$/i);
+    if (m) versions.push(Number(m[1]));
+  }
+  return versions;
+}
+
+const etagMatches = (tags: "*" | number[], version: number) => tags === "*" || tags.includes(version);
+
+function parseInteger(v: unknown, name: string): number | undefined {
+  if (v === undefined || v === null || v === "") return undefined;
+  const n = typeof v === "number" ? v : Number(String(v).trim());
+  if (!Number.isFinite(n) || !Number.isInteger(n)) throw invalidValue(`'${name}' must be an integer, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+export class ScimService {
+  constructor(
+    readonly store: Store,
+    readonly opts: ServiceOptions,
+  ) {}
+
+  private readProjection(types: ResourceTypeDef[], r: ReadOptions): (rt: ResourceTypeDef) => Projection {
+    const include = parseAttributeList(types, r.attributes, "attributes");
+    const exclude = parseAttributeList(types, r.excludedAttributes, "excludedAttributes");
+    return (rt) => projectionFor(rt, include, exclude);
+  }
+
+  /** The full representation of a stored resource (with groups or members unless the projection leaves them out). */
+  async render(kind: ResourceKind, s: StoredResource, baseUrl: string, p: Projection): Promise<Resource> {
+    const rt = rtOf(kind);
+    const { schemas, externalId, password: _password, ...attrs } = s.data as Resource & { password?: unknown };
+    const body: Resource = { schemas: schemas ?? [rt.schema.id], id: s.id };
+    if (externalId !== undefined) body.externalId = externalId;
+    Object.assign(body, attrs);
+    if (kind === "User" && wants(p, null, "groups")) {
+      const groups = await this.store.groupsOf(s.id);
+      if (groups.length)
+        body.groups = groups.map((g) => ({ value: g.value, $ref: `${baseUrl}/Groups/${g.value}`, display: g.display, type: "direct" }));
+    }
+    if (kind === "Group" && wants(p, null, "members")) {
+      const members = await this.store.members(s.id);
+      if (members.length)
+        body.members = members.map((m) => ({
+          value: m.value,
+          $ref: `${baseUrl}/${m.type === "User" ? "Users" : "Groups"}/${m.value}`,
+          type: m.type,
+          ...(m.display !== undefined ? { display: m.display } : {}),
+        }));
+    }
+    body.meta = { resourceType: kind, created: s.created, lastModified: s.lastModified, location: `${baseUrl}${rt.endpoint}/${s.id}`, version: etagOf(s.version) };
+    return project(body, p);
+  }
+
+  async get(kind: ResourceKind, id: string, baseUrl: string, read: ReadOptions, ifNoneMatch?: string | null): Promise<Rendered | "not-modified"> {
+    const projection = this.readProjection([rtOf(kind)], read)(rtOf(kind));
+    const s = await this.store.get(kind, id);
+    if (!s) throw notFound(`${kind} ${id} not found`);
+    const tags = parseEtags(ifNoneMatch);
+    if (tags && etagMatches(tags, s.version)) return "not-modified";
+    return { body: await this.render(kind, s, baseUrl, projection), etag: etagOf(s.version) };
+  }
+
+  private async hashPassword(password: string | undefined): Promise<string | undefined> {
+    return password === undefined ? undefined : Bun.password.hash(password);
+  }
+
+  async create(kind: ResourceKind, body: unknown, baseUrl: string, read: ReadOptions): Promise<Rendered> {
+    const rt = rtOf(kind);
+    const projection = this.readProjection([rt], read)(rt);
+    const n = normalizeBody(rt, body, { strict: this.opts.strict });
+    checkProductRules(rt, n.resource);
+    const hash = await this.hashPassword(n.password);
+    if (hash) n.resource.password = hash;
+    const s = await this.store.create(kind, { id: crypto.randomUUID(), data: n.resource, members: n.members });
+    return { body: await this.render(kind, s, baseUrl, projection), etag: etagOf(s.version) };
+  }
+
+  async replace(kind: ResourceKind, id: string, body: unknown, baseUrl: string, read: ReadOptions, ifMatch?: string | null): Promise<Rendered> {
+    const rt = rtOf(kind);
+    const projection = this.readProjection([rt], read)(rt);
+    const n = normalizeBody(rt, body, { strict: this.opts.strict });
+    checkProductRules(rt, n.resource);
+    const hash = await this.hashPassword(n.password);
+    const s = await this.withVersion(kind, id, ifMatch, async (current) => {
+      // A PUT that leaves the password out keeps the one set before.
+      const data = { ...n.resource };
+      if (hash) data.password = hash;
+      else if (current.data.password !== undefined) data.password = current.data.password;
+      return this.store.update(kind, id, { data, expectedVersion: current.version, members: n.members });
+    });
+    return { body: await this.render(kind, s, baseUrl, projection), etag: etagOf(s.version) };
+  }
+
+  /** Returns undefined for the body when the client asked for no attributes and the resource is a Group (204). */
+  async patch(kind: ResourceKind, id: string, body: unknown, baseUrl: string, read: ReadOptions, ifMatch?: string | null): Promise<{ stored: StoredResource; projection: Projection }> {
+    const rt = rtOf(kind);
+    const projection = this.readProjection([rt], read)(rt);
+    const stored = await this.withVersion(kind, id, ifMatch, async (current) => {
+      const result = applyPatch({ rt, opts: { strict: this.opts.strict }, id }, current.data, body);
+      if (!result.changed) return current;
+      checkProductRules(rt, result.resource);
+      const hash = await this.hashPassword(result.password);
+      if (hash) result.resource.password = hash;
+      if (result.memberChanges.some((c) => c.kind === "removeAll")) this.opts.log?.(`PATCH removed every member of Group ${id}`);
+      return this.store.update(kind, id, { data: result.resource, expectedVersion: current.version, memberChanges: result.memberChanges });
+    });
+    return { stored, projection };
+  }
+
+  async delete(kind: ResourceKind, id: string, ifMatch?: string | null): Promise<void> {
+    const tags = parseEtags(ifMatch);
+    if (tags === undefined || tags === "*") {
+      if (tags === "*" && !(await this.store.get(kind, id))) throw notFound(`${kind} ${id} not found`);
+      return this.store.delete(kind, id);
+    }
+    const s = await this.store.get(kind, id);
+    if (!s) throw notFound(`${kind} ${id} not found`);
+    if (!etagMatches(tags, s.version)) throw preconditionFailed(`${kind} ${id} is at version ${etagOf(s.version)}, not the one in If-Match`);
+    return this.store.delete(kind, id, s.version);
+  }
+
+  /**
+   * Read, change, write with an optimistic version check. With If-Match a stale version is 412;
+   * without it a concurrent writer only makes us read again and re-apply (no lost update).
+   */
+  private async withVersion(kind: ResourceKind, id: string, ifMatch: string | null | undefined, write: (current: StoredResource) => Promise<StoredResource>): Promise<StoredResource> {
+    const tags = parseEtags(ifMatch);
+    for (let attempt = 0; ; attempt++) {
+      const current = await this.store.get(kind, id);
+      if (!current) throw notFound(`${kind} ${id} not found`);
+      if (tags && !etagMatches(tags, current.version))
+        throw preconditionFailed(`${kind} ${id} is at version ${etagOf(current.version)}, not the one in If-Match; read it again and retry`);
+      try {
+        return await write(current);
+      } catch (e) {
+        if (e instanceof ScimError && e.status === 412 && !tags && attempt < 10) continue;
+        throw e;
+      }
+    }
+  }
+
+  /** GET /Users, /Groups, POST …/.search; `kind` undefined searches both (POST /.search). */
+  async list(kind: ResourceKind | undefined, params: ListParams, baseUrl: string): Promise<Resource> {
+    const kinds: ResourceKind[] = kind ? [kind] : ["User", "Group"];
+    const types = kinds.map(rtOf);
+    const projectionOf = this.readProjection(types, params);
+    const startIndex = Math.max(1, parseInteger(params.startIndex, "startIndex") ?? 1);
+    const requested = parseInteger(params.count, "count");
+    const count = Math.min(Math.max(0, requested ?? this.opts.maxResults), this.opts.maxResults);
+    const descending = this.parseSortOrder(params.sortOrder);
+
+    const plans = types.map((rt) => {
+      let filter: ResolvedFilter | undefined;
+      if (params.filter !== undefined && params.filter !== null && String(params.filter).trim() !== "") {
+        if (typeof params.filter !== "string") throw invalidValue("'filter' must be a string");
+        filter = resolveFilter(rt, params.filter);
+      }
+      let sortBy: Target | undefined;
+      if (params.sortBy !== undefined && params.sortBy !== "") {
+        if (typeof params.sortBy !== "string") throw invalidValue("'sortBy' must be a string");
+        const r = resolveAttrPath(rt, params.sortBy);
+        if (!r && types.length === 1) throw invalidValue(`'sortBy' names an unknown attribute '${params.sortBy}'`);
+        if (r) sortBy = { extension: r.extension, attr: r.attr, sub: r.sub };
+      }
+      return { rt, filter, sortBy };
+    });
+
+    let offset = startIndex - 1;
+    let remaining = count;
+    let total = 0;
+    const resources: Resource[] = [];
+    for (const plan of plans) {
+      const k = plan.rt.name;
+      const page = await this.store.search(k, { filter: plan.filter, sortBy: plan.sortBy, descending, offset, limit: remaining });
+      total += page.total;
+      for (const s of page.resources) resources.push(await this.render(k, s, baseUrl, projectionOf(plan.rt)));
+      remaining -= page.resources.length;
+      offset = Math.max(0, offset - page.total);
+    }
+    return {
+      schemas: [LIST_RESPONSE_SCHEMA],
+      totalResults: total,
+      ...(count > 0 ? { startIndex, itemsPerPage: resources.length } : { startIndex, itemsPerPage: 0 }),
+      Resources: resources,
+    };
+  }
+
+  private parseSortOrder(v: unknown): boolean {
+    if (v === undefined || v === null || v === "") return false;
+    if (typeof v === "string" && /^ascending$/i.test(v)) return false;
+    if (typeof v === "string" && /^descending$/i.test(v)) return true;
+    throw invalidValue(`'sortOrder' must be "ascending" or "descending", got ${JSON.stringify(v)}`);
+  }
+}
+
+export { RESOURCE_TYPES };

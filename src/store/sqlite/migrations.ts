@@ -1,0 +1,62 @@
+/**
+ * Numbered schema migrations, applied in order at start inside one transaction each; `PRAGMA
+ * user_version` records the last one applied. Never edit a released migration: add the next one.
+ */
+export const APPLICATION_ID = 0x5343494d; // "SCIM"
+
+export const MIGRATIONS: string[] = [
+  // 1: users, groups, membership, tokens.
+  `
+  CREATE TABLE users (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    user_name_key TEXT NOT NULL UNIQUE,
+    external_id TEXT,
+    created TEXT NOT NULL,
+    last_modified TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    search TEXT NOT NULL
+  );
+  CREATE INDEX users_external_id ON users(external_id);
+  CREATE INDEX users_last_modified ON users(last_modified);
+  CREATE INDEX users_display_name ON users(json_extract(search, '$."displayName"'));
+
+  CREATE TABLE user_emails (
+    user_seq INTEGER NOT NULL REFERENCES users(seq) ON DELETE CASCADE,
+    value_key TEXT NOT NULL,
+    PRIMARY KEY (value_key, user_seq)
+  ) WITHOUT ROWID;
+  CREATE INDEX user_emails_user ON user_emails(user_seq);
+
+  CREATE TABLE groups (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    display_name_key TEXT NOT NULL UNIQUE,
+    external_id TEXT,
+    created TEXT NOT NULL,
+    last_modified TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    search TEXT NOT NULL
+  );
+  CREATE INDEX groups_external_id ON groups(external_id);
+  CREATE INDEX groups_last_modified ON groups(last_modified);
+
+  CREATE TABLE group_members (
+    group_seq INTEGER NOT NULL REFERENCES groups(seq) ON DELETE CASCADE,
+    member_id TEXT NOT NULL,
+    member_type TEXT NOT NULL CHECK (member_type IN ('User', 'Group')),
+    PRIMARY KEY (group_seq, member_id)
+  ) WITHOUT ROWID;
+  CREATE INDEX group_members_member ON group_members(member_id);
+
+  CREATE TABLE tokens (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE,
+    created TEXT NOT NULL,
+    last_used TEXT
+  );
+  `,
+];

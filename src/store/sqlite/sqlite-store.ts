@@ -1,0 +1,351 @@
+/**
+ * The SQLite store (bun:sqlite): one file in WAL mode with a busy timeout, schema migrations by
+ * `PRAGMA user_version`, every write of a request in one transaction, prepared statements reused.
+ * Group membership is its own table, so member changes touch only the rows they name.
+ */
+import { Database, type Statement } from "bun:sqlite";
+import { chmodSync, existsSync, mkdirSync, openSync, closeSync, statSync } from "node:fs";
+import { dirname } from "node:path";
+import { invalidValue, notFound, preconditionFailed, ScimError, uniqueness } from "../../scim/errors";
+import { fold } from "../../scim/attributes";
+import { toSearchDoc } from "../../scim/filter";
+import type { MemberChange } from "../../scim/patch";
+import type { Resource } from "../../scim/resource";
+import { GROUP_RESOURCE, USER_RESOURCE } from "../../scim/schema";
+import { compileFilter, compileMemberFilter, compileOrder } from "../sql-filter";
+import type {
+  CreateInput,
+  GroupRef,
+  Member,
+  ResourceKind,
+  SearchPage,
+  SearchQuery,
+  Store,
+  StoredResource,
+  TokenRecord,
+  UpdateInput,
+} from "../store";
+import { APPLICATION_ID, MIGRATIONS } from "./migrations";
+
+export type Synchronous = "FULL" | "NORMAL";
+
+export interface SqliteStoreOptions {
+  /** SQLite `synchronous` in WAL mode. FULL (default): a commit survives power loss. */
+  synchronous?: Synchronous;
+  busyTimeoutMs?: number;
+}
+
+/** Raised when the file is not a scimd database or comes from a newer scimd. Nothing was changed. */
+export class StoreOpenError extends Error {}
+
+type Row = { seq: number; id: string; created: string; last_modified: string; version: number; data: string };
+
+const nowIso = () => new Date().toISOString();
+
+function emailKeys(data: Resource): string[] {
+  const emails = data.emails;
+  if (!Array.isArray(emails)) return [];
+  const keys = new Set<string>();
+  for (const e of emails) if (e && typeof e === "object" && typeof (e as Resource).value === "string") keys.add(fold((e as Resource).value as string));
+  return [...keys];
+}
+
+export class SqliteStore implements Store {
+  readonly db: Database;
+  private readonly stmts = new Map<string, Statement>();
+  private readonly tokenTouched = new Map<string, number>();
+
+  constructor(path: string, opts: SqliteStoreOptions = {}) {
+    const fresh = path === ":memory:" || !existsSync(path) || statSync(path).size === 0;
+    if (path !== ":memory:") {
+      mkdirSync(dirname(path), { recursive: true });
+      if (!existsSync(path)) closeSync(openSync(path, "a", 0o600));
+    }
+    this.db = new Database(path, { create: true, strict: true });
+    try {
+      this.db.exec(`PRAGMA busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
+      this.checkIdentity(fresh);
+      this.db.exec("PRAGMA journal_mode = WAL");
+      this.db.exec(`PRAGMA synchronous = ${opts.synchronous ?? "FULL"}`);
+      this.db.exec("PRAGMA foreign_keys = ON");
+      this.migrate();
+    } catch (e) {
+      this.db.close();
+      if (e instanceof StoreOpenError) throw e;
+      const msg = e instanceof Error ? e.message : String(e);
+      throw new StoreOpenError(`cannot open ${path} as a scimd database: ${msg}`);
+    }
+    if (path !== ":memory:") {
+      for (const f of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
+    }
+  }
+
+  private checkIdentity(fresh: boolean): void {
+    const appId = (this.db.query("PRAGMA application_id").get() as { application_id: number }).application_id;
+    const version = (this.db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
+    const tables = (this.db.query("SELECT count(*) AS n FROM sqlite_master").get() as { n: number }).n;
+    if (appId !== APPLICATION_ID && !(fresh || (appId === 0 && tables === 0)))
+      throw new StoreOpenError("the file is an SQLite database that scimd did not create; refusing to touch it (choose another --db path)");
+    if (version > MIGRATIONS.length)
+      throw new StoreOpenError(`the database has schema version ${version}, newer than this scimd understands (${MIGRATIONS.length}); run a newer scimd`);
+  }
+
+  private migrate(): void {
+    const current = (this.db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
+    for (let v = current; v < MIGRATIONS.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[v]!);
+        this.db.exec(`PRAGMA application_id = ${APPLICATION_ID}`);
+        this.db.exec(`PRAGMA user_version = ${v + 1}`);
+      }).immediate();
+    }
+  }
+
+  private q(sql: string): Statement {
+    let s = this.stmts.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.stmts.set(sql, s);
+    }
+    return s;
+  }
+
+  private table(kind: ResourceKind): "users" | "groups" {
+    return kind === "User" ? "users" : "groups";
+  }
+
+  private toStored(row: Row): StoredResource {
+    return { id: row.id, data: JSON.parse(row.data), version: row.version, created: row.created, lastModified: row.last_modified };
+  }
+
+  private keyOf(kind: ResourceKind, data: Resource): string {
+    return fold(String(kind === "User" ? data.userName : data.displayName));
+  }
+
+  private uniquenessError(kind: ResourceKind, data: Resource): ScimError {
+    return kind === "User"
+      ? uniqueness(`a User with userName "${String(data.userName)}" already exists (userName is compared case-insensitively)`)
+      : uniqueness(`a Group with displayName "${String(data.displayName)}" already exists (displayName is compared case-insensitively)`);
+  }
+
+  private isUniqueViolation(e: unknown): boolean {
+    return e instanceof Error && /UNIQUE constraint failed/.test(e.message);
+  }
+
+  async get(kind: ResourceKind, id: string): Promise<StoredResource | undefined> {
+    const row = this.q(`SELECT seq, id, created, last_modified, version, data FROM ${this.table(kind)} WHERE id = ?`).get(id) as Row | null;
+    return row ? this.toStored(row) : undefined;
+  }
+
+  async create(kind: ResourceKind, input: CreateInput): Promise<StoredResource> {
+    const t = this.table(kind);
+    const now = nowIso();
+    const rt = kind === "User" ? USER_RESOURCE : GROUP_RESOURCE;
+    const data = JSON.stringify(input.data);
+    const search = JSON.stringify(toSearchDoc(rt, input.data));
+    const keyCol = kind === "User" ? "user_name_key" : "display_name_key";
+    const run = this.db.transaction(() => {
+      if (this.q(`SELECT 1 FROM ${t} WHERE ${keyCol} = ?`).get(this.keyOf(kind, input.data))) throw this.uniquenessError(kind, input.data);
+      const row = this.q(
+        `INSERT INTO ${t} (id, ${keyCol}, external_id, created, last_modified, version, data, search) VALUES (?, ?, ?, ?, ?, 1, ?, ?) RETURNING seq`,
+      ).get(input.id, this.keyOf(kind, input.data), (input.data.externalId as string | undefined) ?? null, now, now, data, search) as { seq: number };
+      if (kind === "User") this.writeEmails(row.seq, input.data, false);
+      if (kind === "Group" && input.members?.length) this.addMembers(row.seq, input.id, input.members);
+    });
+    try {
+      run.immediate();
+    } catch (e) {
+      if (this.isUniqueViolation(e)) throw this.uniquenessError(kind, input.data);
+      throw e;
+    }
+    return { id: input.id, data: input.data, version: 1, created: now, lastModified: now };
+  }
+
+  private writeEmails(seq: number, data: Resource, replace: boolean): void {
+    if (replace) this.q("DELETE FROM user_emails WHERE user_seq = ?").run(seq);
+    for (const k of emailKeys(data)) this.q("INSERT OR IGNORE INTO user_emails (user_seq, value_key) VALUES (?, ?)").run(seq, k);
+  }
+
+  /** Looks up each id as a User, then as a Group; refuses unknown ids and a group containing itself. */
+  private memberTypes(groupId: string, ids: string[]): ResourceKind[] {
+    const types: ResourceKind[] = [];
+    const missing: string[] = [];
+    for (const id of ids) {
+      if (id === groupId) throw invalidValue(`a Group cannot be a member of itself ('${id}')`);
+      if (this.q("SELECT 1 FROM users WHERE id = ?").get(id)) types.push("User");
+      else if (this.q("SELECT 1 FROM groups WHERE id = ?").get(id)) types.push("Group");
+      else missing.push(id);
+    }
+    if (missing.length)
+      throw invalidValue(`members must be existing Users or Groups; unknown id${missing.length > 1 ? "s" : ""}: ${missing.slice(0, 10).join(", ")}${missing.length > 10 ? ` and ${missing.length - 10} more` : ""}`);
+    return types;
+  }
+
+  private addMembers(groupSeq: number, groupId: string, ids: string[]): void {
+    const types = this.memberTypes(groupId, ids);
+    const ins = this.q("INSERT OR IGNORE INTO group_members (group_seq, member_id, member_type) VALUES (?, ?, ?)");
+    ids.forEach((id, i) => ins.run(groupSeq, id, types[i]!));
+  }
+
+  private applyMemberChange(groupSeq: number, groupId: string, c: MemberChange): void {
+    switch (c.kind) {
+      case "add":
+        this.addMembers(groupSeq, groupId, c.ids);
+        break;
+      case "remove": {
+        const del = this.q("DELETE FROM group_members WHERE group_seq = ? AND member_id = ?");
+        for (const id of c.ids) del.run(groupSeq, id);
+        break;
+      }
+      case "removeAll":
+        this.q("DELETE FROM group_members WHERE group_seq = ?").run(groupSeq);
+        break;
+      case "replace":
+        this.q("DELETE FROM group_members WHERE group_seq = ?").run(groupSeq);
+        this.addMembers(groupSeq, groupId, c.ids);
+        break;
+      case "removeWhere": {
+        const f = compileMemberFilter(c.filter, "m");
+        this.db
+          .prepare(`DELETE FROM group_members WHERE group_seq = ? AND member_id IN (SELECT m.member_id FROM group_members m WHERE m.group_seq = ? AND ${f.sql})`)
+          .run(groupSeq, groupSeq, ...f.params);
+        break;
+      }
+    }
+  }
+
+  async update(kind: ResourceKind, id: string, input: UpdateInput): Promise<StoredResource> {
+    const t = this.table(kind);
+    const rt = kind === "User" ? USER_RESOURCE : GROUP_RESOURCE;
+    const now = nowIso();
+    const keyCol = kind === "User" ? "user_name_key" : "display_name_key";
+    const data = JSON.stringify(input.data);
+    const search = JSON.stringify(toSearchDoc(rt, input.data));
+    let result: StoredResource | undefined;
+    const run = this.db.transaction(() => {
+      const cur = this.q(`SELECT seq, version, created FROM ${t} WHERE id = ?`).get(id) as { seq: number; version: number; created: string } | null;
+      if (!cur) throw notFound(`${kind} ${id} not found`);
+      if (input.expectedVersion !== undefined && cur.version !== input.expectedVersion)
+        throw preconditionFailed(`${kind} ${id} has changed (version W/"${cur.version}", expected W/"${input.expectedVersion}"); read it again and retry`);
+      const key = this.keyOf(kind, input.data);
+      const clash = this.q(`SELECT id FROM ${t} WHERE ${keyCol} = ?`).get(key) as { id: string } | null;
+      if (clash && clash.id !== id) throw this.uniquenessError(kind, input.data);
+      this.q(`UPDATE ${t} SET ${keyCol} = ?, external_id = ?, last_modified = ?, version = version + 1, data = ?, search = ? WHERE seq = ?`).run(
+        key,
+        (input.data.externalId as string | undefined) ?? null,
+        now,
+        data,
+        search,
+        cur.seq,
+      );
+      if (kind === "User") this.writeEmails(cur.seq, input.data, true);
+      if (kind === "Group") {
+        if (input.members) this.applyMemberChange(cur.seq, id, { kind: "replace", ids: input.members });
+        for (const c of input.memberChanges ?? []) this.applyMemberChange(cur.seq, id, c);
+      }
+      result = { id, data: input.data, version: cur.version + 1, created: cur.created, lastModified: now };
+    });
+    try {
+      run.immediate();
+    } catch (e) {
+      if (this.isUniqueViolation(e)) throw this.uniquenessError(kind, input.data);
+      throw e;
+    }
+    return result!;
+  }
+
+  async delete(kind: ResourceKind, id: string, expectedVersion?: number): Promise<void> {
+    const t = this.table(kind);
+    const now = nowIso();
+    this.db.transaction(() => {
+      const cur = this.q(`SELECT seq, version FROM ${t} WHERE id = ?`).get(id) as { seq: number; version: number } | null;
+      if (!cur) throw notFound(`${kind} ${id} not found`);
+      if (expectedVersion !== undefined && cur.version !== expectedVersion)
+        throw preconditionFailed(`${kind} ${id} has changed (version W/"${cur.version}", expected W/"${expectedVersion}")`);
+      // Groups that lose a member change too.
+      this.q("UPDATE groups SET version = version + 1, last_modified = ? WHERE seq IN (SELECT group_seq FROM group_members WHERE member_id = ?)").run(now, id);
+      this.q("DELETE FROM group_members WHERE member_id = ?").run(id);
+      if (kind === "Group") this.q("DELETE FROM group_members WHERE group_seq = ?").run(cur.seq);
+      else this.q("DELETE FROM user_emails WHERE user_seq = ?").run(cur.seq);
+      this.q(`DELETE FROM ${t} WHERE seq = ?`).run(cur.seq);
+    }).immediate();
+  }
+
+  async search(kind: ResourceKind, query: SearchQuery): Promise<SearchPage> {
+    const t = this.table(kind);
+    const where = query.filter ? compileFilter(kind, query.filter) : { sql: "1", params: [] };
+    const total = (this.db.query(`SELECT count(*) AS n FROM ${t} r WHERE ${where.sql}`).get(...where.params) as { n: number }).n;
+    if (query.limit <= 0 || query.offset >= total) return { total, resources: [] };
+    const order = compileOrder(kind, query.sortBy, query.descending ?? false);
+    const rows = this.db
+      .query(`SELECT r.seq, r.id, r.created, r.last_modified, r.version, r.data FROM ${t} r WHERE ${where.sql} ORDER BY ${order} LIMIT ? OFFSET ?`)
+      .all(...where.params, query.limit, query.offset) as Row[];
+    return { total, resources: rows.map((r) => this.toStored(r)) };
+  }
+
+  async members(groupId: string): Promise<Member[]> {
+    const rows = this.q(
+      `SELECT m.member_id AS value, m.member_type AS type,
+              CASE m.member_type WHEN 'User' THEN json_extract(u.data, '$.displayName') ELSE json_extract(g2.data, '$.displayName') END AS display
+         FROM groups g
+         JOIN group_members m ON m.group_seq = g.seq
+         LEFT JOIN users u ON m.member_type = 'User' AND u.id = m.member_id
+         LEFT JOIN groups g2 ON m.member_type = 'Group' AND g2.id = m.member_id
+        WHERE g.id = ?`,
+    ).all(groupId) as { value: string; type: ResourceKind; display: string | null }[];
+    return rows.map((r) => (r.display === null ? { value: r.value, type: r.type } : { value: r.value, type: r.type, display: r.display }));
+  }
+
+  async memberCount(groupId: string): Promise<number> {
+    return (this.q("SELECT count(*) AS n FROM group_members m JOIN groups g ON g.seq = m.group_seq WHERE g.id = ?").get(groupId) as { n: number }).n;
+  }
+
+  async groupsOf(memberId: string): Promise<GroupRef[]> {
+    const rows = this.q(
+      "SELECT g.id AS value, json_extract(g.data, '$.displayName') AS display FROM group_members m JOIN groups g ON g.seq = m.group_seq WHERE m.member_id = ? ORDER BY g.seq",
+    ).all(memberId) as { value: string; display: string }[];
+    return rows;
+  }
+
+  async createToken(name: string, hash: string): Promise<TokenRecord> {
+    const rec: TokenRecord = { id: crypto.randomUUID(), name, created: nowIso(), lastUsed: null };
+    this.q("INSERT INTO tokens (id, name, hash, created) VALUES (?, ?, ?, ?)").run(rec.id, name, hash, rec.created);
+    return rec;
+  }
+
+  async findToken(hash: string): Promise<TokenRecord | undefined> {
+    const row = this.q("SELECT id, name, created, last_used FROM tokens WHERE hash = ?").get(hash) as
+      | { id: string; name: string; created: string; last_used: string | null }
+      | null;
+    if (!row) return undefined;
+    const now = Date.now();
+    if ((this.tokenTouched.get(row.id) ?? 0) < now - 60_000) {
+      this.tokenTouched.set(row.id, now);
+      try {
+        this.q("UPDATE tokens SET last_used = ? WHERE id = ?").run(new Date(now).toISOString(), row.id);
+      } catch {
+        // Recording last use is best effort: a busy database must not fail the request.
+      }
+    }
+    return { id: row.id, name: row.name, created: row.created, lastUsed: row.last_used };
+  }
+
+  async listTokens(): Promise<TokenRecord[]> {
+    const rows = this.q("SELECT id, name, created, last_used FROM tokens ORDER BY created").all() as { id: string; name: string; created: string; last_used: string | null }[];
+    return rows.map((r) => ({ id: r.id, name: r.name, created: r.created, lastUsed: r.last_used }));
+  }
+
+  async revokeToken(idOrName: string): Promise<number> {
+    return this.q("DELETE FROM tokens WHERE id = ? OR name = ?").run(idOrName, idOrName).changes;
+  }
+
+  async tokenCount(): Promise<number> {
+    return (this.q("SELECT count(*) AS n FROM tokens").get() as { n: number }).n;
+  }
+
+  close(): void {
+    for (const s of this.stmts.values()) s.finalize();
+    this.stmts.clear();
+    this.db.close();
+  }
+}

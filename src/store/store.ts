@@ -1,0 +1,96 @@
+/**
+ * The storage contract. Every store (SQLite now, PostgreSQL through Bun.SQL later) implements it and
+ * passes the same contract suite (test/store/contract.ts). Verbs are SCIM-neutral; the store applies
+ * SCIM's resolved filters but never decides what SCIM means.
+ */
+import type { ResolvedFilter, Target } from "../scim/filter";
+import type { MemberChange } from "../scim/patch";
+import type { Resource } from "../scim/resource";
+
+export type ResourceKind = "User" | "Group";
+
+export interface StoredResource {
+  id: string;
+  /** The canonical resource: attributes and extension objects, without id, meta, groups or members. */
+  data: Resource;
+  version: number;
+  created: string;
+  lastModified: string;
+}
+
+export interface SearchQuery {
+  filter?: ResolvedFilter;
+  sortBy?: Target;
+  descending?: boolean;
+  /** 0-based offset. */
+  offset: number;
+  /** 0 returns only the total. */
+  limit: number;
+}
+
+export interface SearchPage {
+  total: number;
+  resources: StoredResource[];
+}
+
+export interface Member {
+  value: string;
+  type: ResourceKind;
+  display?: string;
+}
+
+export interface GroupRef {
+  value: string;
+  display?: string;
+}
+
+export interface CreateInput {
+  id: string;
+  data: Resource;
+  /** Group members (ids of existing Users or Groups). */
+  members?: string[];
+}
+
+export interface UpdateInput {
+  data: Resource;
+  /** When given, the write happens only if the stored version is still this one (else 412). */
+  expectedVersion?: number;
+  /** Replace the membership with exactly these ids (PUT of a Group with `members`). */
+  members?: string[];
+  /** Ordered membership changes from PATCH. */
+  memberChanges?: MemberChange[];
+}
+
+export interface TokenRecord {
+  id: string;
+  name: string;
+  created: string;
+  lastUsed: string | null;
+}
+
+export interface Store {
+  get(kind: ResourceKind, id: string): Promise<StoredResource | undefined>;
+  /** Throws 409 uniqueness when userName (Users) or displayName (Groups) is taken. */
+  create(kind: ResourceKind, input: CreateInput): Promise<StoredResource>;
+  /** Throws 404 when absent, 412 when `expectedVersion` is stale, 409 on a uniqueness clash. */
+  update(kind: ResourceKind, id: string, input: UpdateInput): Promise<StoredResource>;
+  /** Throws 404 when absent, 412 when `expectedVersion` is stale. Also removes the resource from every group. */
+  delete(kind: ResourceKind, id: string, expectedVersion?: number): Promise<void>;
+  search(kind: ResourceKind, query: SearchQuery): Promise<SearchPage>;
+  /** The direct members of a group, in the order they were added. */
+  members(groupId: string): Promise<Member[]>;
+  /** The groups a User or Group is a direct member of. */
+  groupsOf(memberId: string): Promise<GroupRef[]>;
+  /** The number of members, without reading them. */
+  memberCount(groupId: string): Promise<number>;
+
+  createToken(name: string, hash: string): Promise<TokenRecord>;
+  /** The token with this hash, and records its use (at most once a minute). */
+  findToken(hash: string): Promise<TokenRecord | undefined>;
+  listTokens(): Promise<TokenRecord[]>;
+  /** Deletes tokens whose id or name is `idOrName`; returns how many. */
+  revokeToken(idOrName: string): Promise<number>;
+  tokenCount(): Promise<number>;
+
+  close(): void;
+}
