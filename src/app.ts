@@ -3,10 +3,10 @@
  * Layers: HTTP (this, src/http) → SCIM domain (src/scim) → store interface (src/store).
  */
 import { Elysia } from "elysia";
-import { authPlugin, FailureLimiter } from "./http/auth";
+import { authenticate, authPlugin, FailureLimiter } from "./http/auth";
 import { discoveryController } from "./http/discovery";
 import { resourceController, searchParams } from "./http/resources";
-import { scimPlugin, scimResponse, type RouteShape } from "./http/scim-plugin";
+import { readJsonBody, scimPlugin, scimResponse, type RouteShape } from "./http/scim-plugin";
 import { ScimError } from "./scim/errors";
 import { MAX_OPERATIONS } from "./scim/patch";
 import { ScimService } from "./scim/service";
@@ -39,7 +39,7 @@ export function createApp(o: AppOptions) {
   const baseUrl = (request: Request) => configured ?? `${new URL(request.url).origin}${SCIM_BASE_PATH}`;
   const limiter = new FailureLimiter({ maxFailures: o.authFailuresPerMinute ?? DEFAULTS.authFailuresPerMinute, windowMs: 60_000 });
   const addressOf = o.addressOf ?? (() => "local");
-  const deps = { service, baseUrl };
+  const deps = { service, baseUrl, maxBodyBytes };
 
   let routes: RouteShape[] = [];
   const scim = new Elysia({ prefix: SCIM_BASE_PATH })
@@ -47,7 +47,11 @@ export function createApp(o: AppOptions) {
     .use(discoveryController({ maxResults, maxPayloadBytes: maxBodyBytes, maxOperations: MAX_OPERATIONS }, baseUrl))
     .use(resourceController("User", deps))
     .use(resourceController("Group", deps))
-    .post("/.search", async ({ request, body }) => scimResponse(200, await service.list(undefined, searchParams(body), baseUrl(request))))
+    .post(
+      "/.search",
+      async ({ request }) => scimResponse(200, await service.list(undefined, searchParams(await readJsonBody(request, maxBodyBytes)), baseUrl(request))),
+      { parse: "none" },
+    )
     .post("/Bulk", () => {
       throw new ScimError(501, "bulk operations are not supported (see /ServiceProviderConfig)");
     })
@@ -56,7 +60,14 @@ export function createApp(o: AppOptions) {
     });
 
   const app = new Elysia()
-    .use(scimPlugin({ maxBodyBytes, routes: () => routes, log }))
+    .use(
+      scimPlugin({
+        basePath: SCIM_BASE_PATH,
+        routes: () => routes,
+        authenticate: (request) => authenticate(o.store, limiter, addressOf(request), request.headers.get("authorization")),
+        log,
+      }),
+    )
     .get("/healthz", () => new Response(JSON.stringify({ status: "ok" }), { headers: { "Content-Type": "application/json" } }))
     .use(scim);
 

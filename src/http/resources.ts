@@ -7,7 +7,7 @@ import { Elysia, t } from "elysia";
 import { asksForAttributes } from "../scim/projection";
 import { etagOf, type ListParams, type ReadOptions, type ScimService } from "../scim/service";
 import type { ResourceKind } from "../store/store";
-import { scimResponse } from "./scim-plugin";
+import { readJsonBody, scimResponse } from "./scim-plugin";
 
 /** Query parameters SCIM defines; others are ignored. All strings on the wire. */
 export const ReadQuery = t.Object(
@@ -63,10 +63,12 @@ export function searchParams(body: unknown): ListParams {
 export interface ControllerDeps {
   service: ScimService;
   baseUrl: (request: Request) => string;
+  maxBodyBytes: number;
 }
 
 export function resourceController(kind: ResourceKind, deps: ControllerDeps) {
   const { service, baseUrl } = deps;
+  const bodyOf = (request: Request) => readJsonBody(request, deps.maxBodyBytes);
   const endpoint = kind === "User" ? "/Users" : "/Groups";
   return new Elysia({ name: `scim-${endpoint}` })
     .get(
@@ -77,17 +79,17 @@ export function resourceController(kind: ResourceKind, deps: ControllerDeps) {
       },
       { query: ListQuery },
     )
-    .post(`${endpoint}/.search`, async ({ request, body }) => scimResponse(200, await service.list(kind, searchParams(body), baseUrl(request))), {
-      body: t.Unknown(),
+    .post(`${endpoint}/.search`, async ({ request }) => scimResponse(200, await service.list(kind, searchParams(await bodyOf(request)), baseUrl(request))), {
+      parse: "none",
     })
     .post(
       endpoint,
-      async ({ request, body }) => {
-        const r = await service.create(kind, body, baseUrl(request), readOptions(rawQuery(request)));
+      async ({ request }) => {
+        const r = await service.create(kind, await bodyOf(request), baseUrl(request), readOptions(rawQuery(request)));
         const location = `${baseUrl(request)}${endpoint}/${r.body.id}`;
         return scimResponse(201, r.body, { Location: location, ETag: r.etag });
       },
-      { body: t.Unknown(), query: ReadQuery },
+      { parse: "none", query: ReadQuery },
     )
     .get(
       `${endpoint}/:id`,
@@ -100,22 +102,22 @@ export function resourceController(kind: ResourceKind, deps: ControllerDeps) {
     )
     .put(
       `${endpoint}/:id`,
-      async ({ request, params: { id }, body }) => {
-        const r = await service.replace(kind, id, body, baseUrl(request), readOptions(rawQuery(request)), request.headers.get("if-match"));
+      async ({ request, params: { id } }) => {
+        const r = await service.replace(kind, id, await bodyOf(request), baseUrl(request), readOptions(rawQuery(request)), request.headers.get("if-match"));
         return scimResponse(200, r.body, { ETag: r.etag });
       },
-      { params: IdParams, body: t.Unknown(), query: ReadQuery },
+      { params: IdParams, parse: "none", query: ReadQuery },
     )
     .patch(
       `${endpoint}/:id`,
-      async ({ request, params: { id }, body }) => {
-        const { stored, projection } = await service.patch(kind, id, body, baseUrl(request), readOptions(rawQuery(request)), request.headers.get("if-match"));
+      async ({ request, params: { id } }) => {
+        const { stored, projection } = await service.patch(kind, id, await bodyOf(request), baseUrl(request), readOptions(rawQuery(request)), request.headers.get("if-match"));
         // Groups answer 204 unless attributes are asked for (large member lists are not sent back);
         // Users answer 200 with the resource.
         if (kind === "Group" && !asksForAttributes(projection)) return new Response(null, { status: 204, headers: { ETag: etagOf(stored.version) } });
         return scimResponse(200, await service.render(kind, stored, baseUrl(request), projection), { ETag: etagOf(stored.version) });
       },
-      { params: IdParams, body: t.Unknown(), query: ReadQuery },
+      { params: IdParams, parse: "none", query: ReadQuery },
     )
     .delete(
       `${endpoint}/:id`,

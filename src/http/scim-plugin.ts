@@ -1,6 +1,6 @@
 /**
- * The HTTP edge of SCIM: body parsing for application/scim+json and application/json with a size
- * cap, `application/scim+json` responses, and one error renderer that turns every failure — ours,
+ * The HTTP edge of SCIM: body reading for application/scim+json and application/json with a size
+ * and depth cap, `application/scim+json` responses, and one error renderer that turns every failure — ours,
  * Elysia's validation/parse/not-found, or an unexpected exception — into a SCIM Error body.
  */
 import { Elysia } from "elysia";
@@ -72,38 +72,46 @@ export interface RouteShape {
 }
 
 /**
- * The SCIM plugin: registers the body parser and the error renderer for every route of the app.
- * `routes` lets an unknown method on a known path answer 405 instead of 404.
+ * The SCIM plugin: the error renderer for every route of the app. `routes` lets an unknown method on a
+ * known path answer 405 instead of 404. Bodies are read by the handlers with `readJsonBody`, after
+ * authentication, never by Elysia's parsers (routes declare `parse: "none"`).
  */
-export function scimPlugin(opts: { maxBodyBytes: number; routes: () => RouteShape[]; log: (line: string) => void }) {
-  return new Elysia({ name: "scim" })
-    .onParse({ as: "global" }, async ({ request }) => {
-      const body = await readJsonBody(request, opts.maxBodyBytes);
-      // Elysia treats undefined as "not parsed": an empty body becomes null, which handlers read as absent.
-      return body === undefined ? null : body;
-    })
-    .onError({ as: "global" }, ({ code, error, request }) => {
-      if (error instanceof ScimError) return errorResponse(error);
-      const path = new URL(request.url).pathname;
-      switch (code) {
-        case "NOT_FOUND": {
-          const sameRoute = opts.routes().filter((r) => r.pattern.test(path));
-          if (sameRoute.length) return errorResponse(methodNotAllowed(`${request.method} is not allowed on ${path}; allowed: ${[...new Set(sameRoute.map((r) => r.method))].join(", ")}`));
-          return errorResponse(notFound(`no SCIM endpoint at ${request.method} ${path}`));
+export function scimPlugin(opts: {
+  basePath: string;
+  routes: () => RouteShape[];
+  /** Throws 401/429 unless the request is authenticated: unknown SCIM paths answer 404/405 only to a valid token. */
+  authenticate: (request: Request) => Promise<void>;
+  log: (line: string) => void;
+}) {
+  return new Elysia({ name: "scim" }).onError({ as: "global" }, async ({ code, error, request }) => {
+    if (error instanceof ScimError) return errorResponse(error);
+    const path = new URL(request.url).pathname;
+    switch (code) {
+      case "NOT_FOUND": {
+        if (path === opts.basePath || path.startsWith(opts.basePath + "/")) {
+          try {
+            await opts.authenticate(request);
+          } catch (e) {
+            if (e instanceof ScimError) return errorResponse(e);
+            throw e;
+          }
         }
-        case "VALIDATION": {
-          const detail = validationDetail(error);
-          return errorResponse(invalidSyntax(`the request does not match what ${request.method} ${path} accepts: ${detail}`));
-        }
-        case "PARSE":
-          return errorResponse(invalidSyntax("the request body could not be parsed as JSON"));
-        default: {
-          // An unexpected failure: log it for the operator, tell the client nothing internal.
-          opts.log(`error: ${request.method} ${path}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-          return errorResponse(new ScimError(500, "the server could not complete the request; nothing was changed. The operator's log has the details."));
-        }
+        const sameRoute = opts.routes().filter((r) => r.pattern.test(path));
+        if (sameRoute.length)
+          return errorResponse(methodNotAllowed(`${request.method} is not allowed on ${path}; allowed: ${[...new Set(sameRoute.map((r) => r.method))].join(", ")}`));
+        return errorResponse(notFound(`no SCIM endpoint at ${request.method} ${path}`));
       }
-    });
+      case "VALIDATION":
+        return errorResponse(invalidSyntax(`the request does not match what ${request.method} ${path} accepts: ${validationDetail(error)}`));
+      case "PARSE":
+        return errorResponse(invalidSyntax("the request body could not be parsed"));
+      default: {
+        // An unexpected failure: log it for the operator, tell the client nothing internal.
+        opts.log(`error: ${request.method} ${path}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+        return errorResponse(new ScimError(500, "the server could not complete the request; nothing was changed. The operator's log has the details."));
+      }
+    }
+  });
 }
 
 function validationDetail(error: unknown): string {

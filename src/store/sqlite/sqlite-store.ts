@@ -286,7 +286,7 @@ export class SqliteStore implements Store {
   async members(groupId: string): Promise<Member[]> {
     const rows = this.q(
       `SELECT m.member_id AS value, m.member_type AS type,
-              CASE m.member_type WHEN 'User' THEN json_extract(u.data, '$.displayName') ELSE json_extract(g2.data, '$.displayName') END AS display
+              CASE m.member_type WHEN 'User' THEN coalesce(json_extract(u.data, '$.displayName'), json_extract(u.data, '$.name.formatted')) ELSE json_extract(g2.data, '$.displayName') END AS display
          FROM groups g
          JOIN group_members m ON m.group_seq = g.seq
          LEFT JOIN users u ON m.member_type = 'User' AND u.id = m.member_id

@@ -1,0 +1,68 @@
+#!/usr/bin/env bun
+/** The binary's entry: parse argv, dispatch one command, map failures to exit codes (2 = usage). */
+import { serve, SERVE_USAGE } from "./cli/serve";
+import { GENERATE_USAGE, generateToken, tokens, TOKENS_USAGE } from "./cli/tokens";
+import { UsageError } from "./config";
+import { StoreOpenError } from "./store/sqlite/sqlite-store";
+import { VERSION } from "./version";
+
+const USAGE = `scimd ${VERSION}: a SCIM 2.0 service provider in one binary
+
+Usage: scimd <command> [options]
+
+Commands:
+  serve            serve the SCIM API (see 'scimd serve --help')
+  generate-token   create a bearer token for an identity provider
+  tokens           list or revoke tokens ('scimd tokens list', 'scimd tokens revoke <name|id>')
+
+Options:
+  --help           show this help
+  --version        print the version
+
+First run:
+  scimd generate-token --name okta     # prints the token; paste it into your IdP
+  scimd serve                          # serves http://localhost:8080/api/v1/scim`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case undefined:
+      case "--help":
+      case "-h":
+      case "help":
+        console.log(USAGE);
+        return cmd === undefined ? 2 : 0;
+      case "--version":
+      case "-v":
+      case "version":
+        console.log(VERSION);
+        return 0;
+      case "serve":
+        return await serve(rest);
+      case "generate-token":
+        return await generateToken(rest);
+      case "tokens":
+        return await tokens(rest);
+      default:
+        throw new UsageError(`unknown command '${cmd}'`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`scimd: ${e.message}\n`);
+      const usage: Record<string, string> = { serve: SERVE_USAGE, "generate-token": GENERATE_USAGE, tokens: TOKENS_USAGE };
+      console.error(usage[cmd ?? ""] ?? USAGE);
+      return 2;
+    }
+    if (e instanceof StoreOpenError) {
+      console.error(`scimd: ${e.message}`);
+      return 1;
+    }
+    console.error(`scimd: ${e instanceof Error ? e.message : String(e)}`);
+    return 1;
+  }
+}
+
+if (import.meta.main) {
+  main(process.argv.slice(2)).then((code) => process.exit(code));
+}

@@ -1,0 +1,106 @@
+/**
+ * Test harness: a real SQLite file in a temp folder and a real server on an ephemeral port on
+ * 127.0.0.1. No mocks of the store.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createApp, SCIM_BASE_PATH, type AppOptions } from "../src/app";
+import { SqliteStore } from "../src/store/sqlite/sqlite-store";
+import { hashToken, newToken } from "../src/tokens";
+
+export const USER = "urn:ietf:params:scim:schemas:core:2.0:User";
+export const GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group";
+export const ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+export const PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+export const ERROR = "urn:ietf:params:scim:api:messages:2.0:Error";
+export const LIST = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+
+export function tempDir(prefix = "scimd-test-"): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface TestServer {
+  url: string;
+  /** `${url}/api/v1/scim` */
+  base: string;
+  token: string;
+  store: SqliteStore;
+  dbPath: string;
+  /** fetch relative to the SCIM base with the bearer token and a JSON body. */
+  req: (method: string, path: string, body?: unknown, headers?: Record<string, string>) => Promise<TestResponse>;
+  close: () => Promise<void>;
+}
+
+export interface TestResponse {
+  status: number;
+  headers: Headers;
+  text: string;
+  /** Parsed JSON body, or undefined when the body is empty. */
+  body: any;
+}
+
+export async function startServer(opts: Partial<Omit<AppOptions, "store">> = {}): Promise<TestServer> {
+  const { dir, cleanup } = tempDir();
+  const dbPath = join(dir, "scimd.db");
+  const store = new SqliteStore(dbPath);
+  const token = newToken();
+  await store.createToken("test", hashToken(token));
+  const logs: string[] = [];
+  let server: ReturnType<typeof Bun.serve> | undefined;
+  const app = createApp({ store, log: (l) => logs.push(l), addressOf: (r) => server?.requestIP(r)?.address ?? "unknown", ...opts });
+  app.listen({ port: 0, hostname: "127.0.0.1" });
+  server = app.server!;
+  const url = `http://127.0.0.1:${server.port}`;
+  const base = `${url}${SCIM_BASE_PATH}`;
+  const req = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<TestResponse> => {
+    const h: Record<string, string> = { Authorization: `Bearer ${token}`, ...headers };
+    let payload: string | undefined;
+    if (body !== undefined) {
+      payload = typeof body === "string" ? body : JSON.stringify(body);
+      if (!Object.keys(h).some((k) => k.toLowerCase() === "content-type")) h["Content-Type"] = "application/scim+json";
+    }
+    const res = await fetch(path.startsWith("http") ? path : `${base}${path}`, { method, headers: h, body: payload });
+    const text = await res.text();
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    return { status: res.status, headers: res.headers, text, body: parsed };
+  };
+  return {
+    url,
+    base,
+    token,
+    store,
+    dbPath,
+    req,
+    close: async () => {
+      await server!.stop(true);
+      store.close();
+      cleanup();
+    },
+  };
+}
+
+/** A valid User body with the product's required attributes. */
+export function userBody(userName: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    schemas: [USER],
+    userName,
+    displayName: userName.split("@")[0],
+    emails: [{ value: userName.includes("@") ? userName : `${userName}@example.com`, type: "work", primary: true }],
+    ...extra,
+  };
+}
+
+export function groupBody(displayName: string, members: string[] = [], extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { schemas: [GROUP], displayName, ...(members.length ? { members: members.map((value) => ({ value })) } : {}), ...extra };
+}
+
+export function patchBody(...Operations: Record<string, unknown>[]): Record<string, unknown> {
+  return { schemas: [PATCH_OP], Operations };
+}
