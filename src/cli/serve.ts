@@ -1,4 +1,5 @@
 /** `scimd serve`: open the store, build the app, listen; stop cleanly on SIGTERM/SIGINT. */
+import { basename } from "node:path";
 import { createApp, DEFAULTS, SCIM_BASE_PATH } from "../app";
 import { DB_FLAG, flagHelp, parseFlags, UsageError, type FlagSpec } from "../config";
 import { SqliteStore, type Synchronous } from "../store/sqlite/sqlite-store";
@@ -70,7 +71,12 @@ export async function serve(argv: string[]): Promise<number> {
   const url = (values["base-url"] as string | undefined) ?? `http://${shown}:${server.port}${SCIM_BASE_PATH}`;
   log(`scimd listening on ${values.host}:${server.port}; database ${dbPath}`);
   log(`SCIM API URL: ${url}`);
-  if ((await store.tokenCount()) === 0) log(`no API token exists yet: create one with\n  scimd generate-token --name <idp> --db ${dbPath}`);
+  if ((await store.tokenCount()) === 0) {
+    // From source (npm start) the command is the npm script; from the binary it is the binary itself.
+    const fromSource = /^bun(\.exe)?$/.test(basename(process.execPath));
+    const cmd = fromSource ? "npm run --silent generate-token -- --name <idp>" : `${process.execPath} generate-token --name <idp>`;
+    log(`no API token exists yet: create one (while this server runs) with\n  ${cmd} --db ${dbPath}`);
+  }
 
   return new Promise<number>((resolve) => {
     let stopping = false;

@@ -223,7 +223,9 @@ function resolveNode(rt: ResourceTypeDef, f: Filter): ResolvedFilter {
         const et: Target = { extension: t.extension, attr: sub, element: true };
         return { kind: "any", extension: t.extension, attr: t.attr, filter: { kind: "compare", op: c.op, target: et, value: compareLiteral(et, c.op, c.compValue), raw: c.compValue } };
       }
-      return { kind: "compare", op: c.op, target: t, value: compareLiteral(t, c.op, c.compValue), raw: c.compValue };
+      // `manager eq "id"` (Entra ID): a singular complex attribute with a `value` compares that value.
+      const ct = t.attr.type === "complex" && !t.sub && findAttr(t.attr.subAttributes, "value") ? { ...t, sub: findAttr(t.attr.subAttributes, "value") } : t;
+      return { kind: "compare", op: c.op, target: ct, value: compareLiteral(ct, c.op, c.compValue), raw: c.compValue };
     }
   }
 }

@@ -201,13 +201,14 @@ function setAttribute(ctx: PatchContext, res: PatchResult, op: Op, r: ResolvedAt
   }
   const container = r.extension ? (res.resource[r.extension] as Resource | undefined) : res.resource;
   const existing = container?.[r.attr.name];
-  if (r.sub || r.attr.type !== "complex") {
-    assign(res.resource, r, coerceResolved(r, value, ctx.opts));
+  const coerced = r.sub || r.attr.type !== "complex" ? coerceResolved(r, value, ctx.opts) : coerceAttribute(r.attr, value, r.path, ctx.opts);
+  if (coerced === undefined) {
+    if (r.attr.required && !r.sub) throw mutability(`'${r.path}' is required and cannot be cleared`);
+    assign(res.resource, r, undefined);
     return;
   }
-  const coerced = coerceAttribute(r.attr, value, r.path, ctx.opts);
-  if (coerced === undefined) {
-    assign(res.resource, r, undefined);
+  if (r.sub || r.attr.type !== "complex") {
+    assign(res.resource, r, coerced);
     return;
   }
   if (r.attr.multiValued) {
@@ -237,7 +238,8 @@ function removeAttribute(ctx: PatchContext, res: PatchResult, r: ResolvedAttr, v
     return;
   }
   refuseReadOnly(r);
-  if (r.attr.required && !r.sub) throw invalidValue(`'${r.path}' is required and cannot be removed`);
+  // RFC 7644 §3.5.2.2: removing a required attribute is a mutability error.
+  if (r.attr.required && !r.sub) throw mutability(`'${r.path}' is required and cannot be removed`);
   if (r.attr.mutability === "writeOnly") return;
   if (r.attr.multiValued && !r.sub && value !== undefined && value !== null) {
     // Remove exactly the listed values (matched on their `value` sub-attribute when they have one).
