@@ -63,7 +63,17 @@ export function resolveAttrPath(rt: ResourceTypeDef, attrPath: string): Resolved
   const dot = rest.indexOf(".");
   const head = dot < 0 ? rest : rest.slice(0, dot);
   const tail = dot < 0 ? undefined : rest.slice(dot + 1);
-  const attr = findAttr(schemaAttrs, head);
+  let attr = findAttr(schemaAttrs, head);
+  if (!attr && extension === null && !/^urn:/i.test(attrPath)) {
+    // An unqualified name the core schema lacks may name an extension attribute (Entra's `manager eq …`).
+    for (const e of rt.extensions) {
+      attr = findAttr(e.schema.attributes, head);
+      if (attr) {
+        extension = e.schema.id;
+        break;
+      }
+    }
+  }
   if (!attr) return undefined;
   const prefix = extension ? `${extension}:` : "";
   if (tail === undefined) return { extension, attr, path: prefix + attr.name };
