@@ -1,0 +1,363 @@
+/**
+ * scimd benchmark: drives the compiled dist/scimd on 127.0.0.1 with keep-alive HTTP through an IdP's
+ * first sync, and in the same run measures two ceilings — a minimal Elysia "hello" server (HTTP) and a
+ * raw bun:sqlite single-row-insert loop with scimd's pragmas (a durable write) — so that every figure
+ * is also reported as a ratio to a ceiling measured on the same machine at the same time.
+ *
+ *   npm run bench                      quick mode: N=2,000 users, G=2,000 members
+ *   npm run bench -- --scale           scale mode: N=100,000 users, G=100,000 members
+ *   options: --users N --members G --concurrency C (default 8) --sync full|normal --json FILE
+ */
+import { Database } from "bun:sqlite";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseFlags, type FlagSpec } from "../src/config";
+
+const FLAGS: FlagSpec[] = [
+  { name: "scale", kind: "bool", default: false, help: "N=100,000 users and G=100,000 members" },
+  { name: "users", kind: "int", help: "number of users N" },
+  { name: "members", kind: "int", help: "members G grown into one group" },
+  { name: "concurrency", kind: "int", default: 8, help: "parallel keep-alive connections" },
+  { name: "sync", kind: "string", default: "full", help: "scimd's --sync for the run" },
+  { name: "json", kind: "string", help: "also write the JSON summary to this file" },
+  { name: "binary", kind: "string", default: "dist/scimd", help: "the scimd binary (built if absent)" },
+];
+const { values } = parseFlags(process.argv.slice(2), FLAGS, {});
+const N = (values.users as number | undefined) ?? (values.scale ? 100_000 : 2_000);
+const G = Math.min((values.members as number | undefined) ?? (values.scale ? 100_000 : 2_000), N);
+const C = values.concurrency as number;
+const SYNC = String(values.sync).toLowerCase();
+const BINARY = String(values.binary);
+const REPLACE_SIZE = Math.min(10_000, N);
+
+const ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
+interface Phase {
+  name: string;
+  ops: number;
+  seconds: number;
+  opsPerSec: number;
+  p50ms: number;
+  p99ms: number;
+  ceiling?: "http" | "write";
+  ratio?: number;
+  note?: string;
+}
+
+const phases: Phase[] = [];
+const extra: Record<string, number | string> = {};
+
+function pct(sorted: number[], p: number): number {
+  if (!sorted.length) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/** Runs `count` operations over `C` workers; each op returns its own latency-relevant promise. */
+async function drive(name: string, count: number, op: (i: number) => Promise<void>, concurrency = C, ceiling?: Phase["ceiling"]): Promise<Phase> {
+  const lat: number[] = new Array(count);
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, count) }, async () => {
+      for (;;) {
+        const i = next++;
+        if (i >= count) return;
+        const t0 = performance.now();
+        await op(i);
+        lat[i] = performance.now() - t0;
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  const sorted = lat.filter((x) => x !== undefined).sort((a, b) => a - b);
+  const ph: Phase = { name, ops: count, seconds, opsPerSec: count / seconds, p50ms: pct(sorted, 50), p99ms: pct(sorted, 99), ceiling };
+  phases.push(ph);
+  console.error(`  ${name}: ${ph.opsPerSec.toFixed(0)} ops/s, p50 ${ph.p50ms.toFixed(2)} ms, p99 ${ph.p99ms.toFixed(2)} ms`);
+  return ph;
+}
+
+async function check(res: Response, expected: number[], what: string): Promise<string> {
+  const text = await res.text();
+  if (!expected.includes(res.status)) throw new Error(`${what}: HTTP ${res.status} ${text.slice(0, 300)}`);
+  return text;
+}
+
+async function freePort(): Promise<number> {
+  const s = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response("") });
+  const port = s.port!;
+  s.stop(true);
+  return port;
+}
+
+async function waitHttp(url: string, timeoutMs = 10_000): Promise<number> {
+  const t0 = performance.now();
+  for (;;) {
+    try {
+      const r = await fetch(url);
+      await r.arrayBuffer();
+      if (r.ok) return performance.now() - t0;
+    } catch {
+      // not up yet
+    }
+    if (performance.now() - t0 > timeoutMs) throw new Error(`${url} did not answer within ${timeoutMs} ms`);
+    await Bun.sleep(2);
+  }
+}
+
+function rssMb(pid: number): number {
+  try {
+    const m = readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+) kB/);
+    return m ? Number(m[1]) / 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** The ceiling for a durable write: one-row insert transactions with scimd's pragmas. */
+function rawInsertRate(dir: string, sync: "FULL" | "NORMAL", rows: number): number {
+  const db = new Database(join(dir, `raw-${sync}.db`), { create: true });
+  db.exec("PRAGMA journal_mode = WAL");
+  db.exec(`PRAGMA synchronous = ${sync}`);
+  db.exec("PRAGMA busy_timeout = 5000");
+  db.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, k TEXT UNIQUE, data TEXT)");
+  const ins = db.prepare("INSERT INTO t (k, data) VALUES (?, ?)");
+  const body = JSON.stringify(userBody(0)).repeat(2);
+  const t0 = performance.now();
+  for (let i = 0; i < rows; i++) db.transaction(() => ins.run(`k${i}`, body)).immediate();
+  const rate = rows / ((performance.now() - t0) / 1000);
+  db.close();
+  return rate;
+}
+
+function userBody(i: number) {
+  return {
+    schemas: ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE],
+    userName: `user${i}@bench.example.com`,
+    externalId: `ext-${i}`,
+    name: { givenName: `Given${i}`, familyName: `Family${i}`, formatted: `Given${i} Family${i}` },
+    displayName: `Given${i} Family${i}`,
+    emails: [{ value: `user${i}@bench.example.com`, type: "work", primary: true }],
+    active: true,
+    title: "Engineer",
+    [ENTERPRISE]: { department: `Dept ${i % 50}` },
+  };
+}
+
+async function main() {
+  if (!existsSync(BINARY)) {
+    console.error(`building ${BINARY} …`);
+    const b = Bun.spawnSync([process.execPath, "run", "scripts/build.ts"], { stdout: "inherit", stderr: "inherit", env: { ...process.env, SCIMD_OUTFILE: BINARY } });
+    if (b.exitCode !== 0) throw new Error("build failed");
+  }
+  const dir = mkdtempSync(join(tmpdir(), "scimd-bench-"));
+  const children: Bun.Subprocess[] = [];
+  try {
+    console.error(`scimd benchmark: N=${N} users, G=${G} members, concurrency ${C}, --sync ${SYNC}`);
+
+    // Ceiling 1: raw durable single-row inserts, both synchronous settings.
+    const rawRows = Math.min(N, 5_000);
+    const rawFull = rawInsertRate(dir, "FULL", rawRows);
+    const rawNormal = rawInsertRate(dir, "NORMAL", rawRows);
+    extra.rawInsertsPerSecFull = Math.round(rawFull);
+    extra.rawInsertsPerSecNormal = Math.round(rawNormal);
+    const writeCeiling = SYNC === "normal" ? rawNormal : rawFull;
+    console.error(`  ceiling: raw single-row insert transactions: FULL ${rawFull.toFixed(0)}/s, NORMAL ${rawNormal.toFixed(0)}/s`);
+
+    // Ceiling 2: minimal Elysia hello server.
+    const helloPort = await freePort();
+    const hello = Bun.spawn([process.execPath, "run", "scripts/bench-hello.ts", String(helloPort)], { stdout: "ignore", stderr: "inherit" });
+    children.push(hello);
+    await waitHttp(`http://127.0.0.1:${helloPort}/`);
+    const helloCount = Math.max(5_000, Math.min(N, 50_000));
+    const helloPhase = await drive("ceiling: hello server GET", helloCount, async () => {
+      await check(await fetch(`http://127.0.0.1:${helloPort}/`), [200], "hello");
+    });
+    const httpCeiling = helloPhase.opsPerSec;
+    hello.kill();
+    await hello.exited;
+
+    // scimd.
+    const db = join(dir, "scimd.db");
+    const gen = Bun.spawnSync([BINARY, "generate-token", "--name", "bench", "--db", db], { stderr: "ignore" });
+    const token = gen.stdout.toString().trim();
+    if (gen.exitCode !== 0 || !token) throw new Error("generate-token failed");
+    const port = await freePort();
+    const startServe = () => {
+      const p = Bun.spawn([BINARY, "serve", "--port", String(port), "--host", "127.0.0.1", "--db", db, "--sync", SYNC], { stdout: "ignore", stderr: "ignore" });
+      children.push(p);
+      return p;
+    };
+    let serve = startServe();
+    await waitHttp(`http://127.0.0.1:${port}/healthz`);
+    const base = `http://127.0.0.1:${port}/api/v1/scim`;
+    const auth = { Authorization: `Bearer ${token}` };
+    const json = { ...auth, "Content-Type": "application/scim+json" };
+    let maxRss = 0;
+    const rssTimer = setInterval(() => (maxRss = Math.max(maxRss, rssMb(serve.pid))), 200);
+
+    const ids: string[] = new Array(N);
+    const create = await drive("create users (POST /Users)", N, async (i) => {
+      const text = await check(await fetch(`${base}/Users`, { method: "POST", headers: json, body: JSON.stringify(userBody(i)) }), [201], "create");
+      ids[i] = JSON.parse(text).id;
+    }, C, "write");
+
+    const mixCase = (s: string, i: number) => (i % 2 ? s.toUpperCase() : s);
+    await drive("filter userName eq (mixed case)", N, async (i) => {
+      const f = encodeURIComponent(`userName eq "${mixCase(`user${i}@bench.example.com`, i)}"`);
+      const text = await check(await fetch(`${base}/Users?filter=${f}`, { headers: auth }), [200], "filter");
+      if (!text.includes(ids[i]!)) throw new Error(`filter for user${i} did not find it`);
+    }, C, "http");
+
+    await drive("GET /Users/{id}", N, async (i) => {
+      await check(await fetch(`${base}/Users/${ids[i]}`, { headers: auth }), [200], "get");
+    }, C, "http");
+
+    await drive("PATCH /Users/{id} (replace title + active)", N, async (i) => {
+      const body = {
+        schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        Operations: [
+          { op: "Replace", path: "title", value: `Title ${i}` },
+          { op: "Replace", path: "active", value: i % 2 ? "False" : "True" },
+        ],
+      };
+      await check(await fetch(`${base}/Users/${ids[i]}`, { method: "PATCH", headers: json, body: JSON.stringify(body) }), [200], "patch");
+    }, C, "write");
+
+    const groupIds: string[] = [];
+    const groupCount = Math.max(10, Math.min(100, Math.floor(N / 100)));
+    await drive("create groups (POST /Groups)", groupCount, async (i) => {
+      const text = await check(
+        await fetch(`${base}/Groups`, { method: "POST", headers: json, body: JSON.stringify({ schemas: ["urn:ietf:params:scim:schemas:core:2.0:Group"], displayName: `Group ${i}` }) }),
+        [201],
+        "create group",
+      );
+      groupIds[i] = JSON.parse(text).id;
+    }, C, "write");
+
+    // Grow one group to G members in PATCH add batches of 100, one batch at a time (as an IdP does).
+    const big = groupIds[0]!;
+    const batches = Math.ceil(G / 100);
+    const batchLat: number[] = [];
+    const growStart = performance.now();
+    for (let b = 0; b < batches; b++) {
+      const members = ids.slice(b * 100, Math.min(G, (b + 1) * 100)).map((value) => ({ value }));
+      const body = { schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: "Add", path: "members", value: members }] };
+      const t0 = performance.now();
+      await check(await fetch(`${base}/Groups/${big}`, { method: "PATCH", headers: json, body: JSON.stringify(body) }), [204], "grow");
+      batchLat.push(performance.now() - t0);
+    }
+    const growSeconds = (performance.now() - growStart) / 1000;
+    const window = Math.max(1, Math.min(10, Math.floor(batches / 10)));
+    const firstP50 = pct([...batchLat.slice(0, window)].sort((a, b) => a - b), 50);
+    const lastP50 = pct([...batchLat.slice(-window)].sort((a, b) => a - b), 50);
+    extra.groupGrowthMembersPerSec = Math.round(G / growSeconds);
+    extra.groupGrowthFirstBatchesP50ms = Number(firstP50.toFixed(2));
+    extra.groupGrowthLastBatchesP50ms = Number(lastP50.toFixed(2));
+    extra.groupGrowthLastOverFirst = Number((lastP50 / firstP50).toFixed(2));
+    console.error(`  grow group to ${G}: ${extra.groupGrowthMembersPerSec} members/s; batch p50 first ${firstP50.toFixed(2)} ms, last ${lastP50.toFixed(2)} ms (×${extra.groupGrowthLastOverFirst})`);
+
+    // Replace the members of a second group with REPLACE_SIZE ids in one PATCH.
+    {
+      const body = { schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: "replace", path: "members", value: ids.slice(0, REPLACE_SIZE).map((value) => ({ value })) }] };
+      const t0 = performance.now();
+      await check(await fetch(`${base}/Groups/${groupIds[1]}`, { method: "PATCH", headers: json, body: JSON.stringify(body) }), [204], "replace members");
+      extra[`replaceMembers${REPLACE_SIZE}ms`] = Number((performance.now() - t0).toFixed(1));
+      console.error(`  replace members with ${REPLACE_SIZE} ids: ${extra[`replaceMembers${REPLACE_SIZE}ms`]} ms`);
+    }
+
+    await drive(`GET big group ?excludedAttributes=members (${G} members)`, 1000, async () => {
+      await check(await fetch(`${base}/Groups/${big}?excludedAttributes=members`, { headers: auth }), [200], "get group");
+    }, C, "http");
+    {
+      const t0 = performance.now();
+      const text = await check(await fetch(`${base}/Groups/${big}`, { headers: auth }), [200], "get full group");
+      extra.fullGroupGetMs = Number((performance.now() - t0).toFixed(1));
+      extra.fullGroupBytes = text.length;
+      const n = (JSON.parse(text).members ?? []).length;
+      if (n !== G) throw new Error(`full group has ${n} members, expected ${G}`);
+      console.error(`  GET full group (${G} members, ${(text.length / 1e6).toFixed(1)} MB): ${extra.fullGroupGetMs} ms`);
+    }
+
+    // Page through every user with count=100; compare the first and the last page.
+    const pages = Math.ceil(N / 100);
+    const pageLat: number[] = [];
+    const pageStart = performance.now();
+    for (let p = 0; p < pages; p++) {
+      const t0 = performance.now();
+      await check(await fetch(`${base}/Users?startIndex=${p * 100 + 1}&count=100`, { headers: auth }), [200], "page");
+      pageLat.push(performance.now() - t0);
+    }
+    phases.push({ name: "page through users (count=100)", ops: pages, seconds: (performance.now() - pageStart) / 1000, opsPerSec: pages / ((performance.now() - pageStart) / 1000), p50ms: pct([...pageLat].sort((a, b) => a - b), 50), p99ms: pct([...pageLat].sort((a, b) => a - b), 99) });
+    {
+      const sample = async (start: number) => {
+        const l: number[] = [];
+        for (let k = 0; k < 20; k++) {
+          const t0 = performance.now();
+          await check(await fetch(`${base}/Users?startIndex=${start}&count=100`, { headers: auth }), [200], "page");
+          l.push(performance.now() - t0);
+        }
+        return pct(l.sort((a, b) => a - b), 50);
+      };
+      const first = await sample(1);
+      const last = await sample(Math.max(1, N - 99));
+      extra.firstPageP50ms = Number(first.toFixed(2));
+      extra.lastPageP50ms = Number(last.toFixed(2));
+      extra.lastPageOverFirst = Number((last / first).toFixed(2));
+      console.error(`  page at startIndex=1: ${first.toFixed(2)} ms; at ${Math.max(1, N - 99)}: ${last.toFixed(2)} ms (×${extra.lastPageOverFirst})`);
+    }
+
+    // Size on disk per user, then startup time on the populated database.
+    clearInterval(rssTimer);
+    extra.maxRssMb = Number(maxRss.toFixed(1));
+    serve.kill("SIGTERM");
+    await serve.exited;
+    const size = statSync(db).size + (existsSync(`${db}-wal`) ? statSync(`${db}-wal`).size : 0);
+    extra.dbBytesPerUser = Math.round(size / N);
+    const t0 = performance.now();
+    serve = startServe();
+    await waitHttp(`http://127.0.0.1:${port}/healthz`);
+    extra.startupMs = Number((performance.now() - t0).toFixed(1));
+    console.error(`  startup on ${N} users: ${extra.startupMs} ms; db ${extra.dbBytesPerUser} bytes/user; max RSS ${extra.maxRssMb} MB`);
+
+    await drive("DELETE /Users/{id}", N, async (i) => {
+      await check(await fetch(`${base}/Users/${ids[i]}`, { method: "DELETE", headers: auth }), [204], "delete");
+    }, C, "write");
+    serve.kill("SIGTERM");
+    await serve.exited;
+
+    for (const p of phases) {
+      if (p.ceiling === "http") p.ratio = p.opsPerSec / httpCeiling;
+      if (p.ceiling === "write") p.ratio = p.opsPerSec / writeCeiling;
+    }
+    void create;
+    report(httpCeiling, writeCeiling);
+  } finally {
+    for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function report(httpCeiling: number, writeCeiling: number) {
+  const rows = phases.map((p) => [
+    p.name,
+    p.ops.toString(),
+    p.opsPerSec.toFixed(0),
+    p.p50ms.toFixed(2),
+    p.p99ms.toFixed(2),
+    p.ratio === undefined ? "" : `${(p.ratio * 100).toFixed(0)}% of ${p.ceiling === "http" ? "hello" : "raw insert"}`,
+  ]);
+  const head = ["phase", "ops", "ops/s", "p50 ms", "p99 ms", "vs ceiling"];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => "| " + r.map((c, i) => c.padEnd(widths[i]!)).join(" | ") + " |";
+  console.log(line(head));
+  console.log("|" + widths.map((w) => "-".repeat(w + 2)).join("|") + "|");
+  for (const r of rows) console.log(line(r));
+  console.log();
+  for (const [k, v] of Object.entries(extra)) console.log(`${k}: ${v}`);
+  const summary = { users: N, members: G, concurrency: C, sync: SYNC, httpCeilingOpsPerSec: Math.round(httpCeiling), writeCeilingOpsPerSec: Math.round(writeCeiling), phases, ...extra };
+  console.log("\n" + JSON.stringify(summary));
+  if (values.json) writeFileSync(String(values.json), JSON.stringify(summary, null, 2));
+}
+
+await main();
