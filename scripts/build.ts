@@ -4,10 +4,11 @@
  * and the version injected with `define`.
  */
 import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
 import pkg from "../package.json";
 
 const outfile = process.env.SCIMD_OUTFILE ?? "dist/scimd";
-mkdirSync("dist", { recursive: true });
+mkdirSync(dirname(outfile), { recursive: true });
 const cmd = [
   process.execPath,
   "build",

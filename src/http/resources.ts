@@ -95,7 +95,7 @@ export function resourceController(kind: ResourceKind, deps: ControllerDeps) {
       `${endpoint}/:id`,
       async ({ request, params: { id } }) => {
         const r = await service.get(kind, id, baseUrl(request), readOptions(rawQuery(request)), request.headers.get("if-none-match"));
-        if (r === "not-modified") return new Response(null, { status: 304 });
+        if (!r.body) return new Response(null, { status: 304, headers: { ETag: r.etag } });
         return scimResponse(200, r.body, { ETag: r.etag });
       },
       { params: IdParams, query: ReadQuery },

@@ -126,10 +126,27 @@ function checkFilterable(t: Target): void {
  * the condition holds within one element.
  */
 type Token = { literal: string; type: string };
+
+/**
+ * scim2-parse-filter's tokenizer doubles every backslash not followed by a quote before JSON-parsing a
+ * quoted literal, which breaks JSON escapes (`"line\nbreak"`, `"ends\\"`). Undo it, so that a
+ * literal is a JSON string as RFC 7644 §3.4.2.2 says.
+ */
+function restoreJsonEscapes(literal: string): string {
+  let out = "";
+  for (let i = 0; i < literal.length; i++) {
+    const c = literal[i]!;
+    out += c;
+    if (c === "\\" && literal[i + 1] === "\\") i++;
+  }
+  return out;
+}
+
 function rewriteValuePathSubAttr(tokens: Token[]): Token[] {
   const out: Token[] = [];
   for (let i = 0; i < tokens.length; i++) {
     const t = tokens[i]!;
+    if (t.type === "Quoted") t.literal = restoreJsonEscapes(t.literal);
     if (t.type === "Bracket" && t.literal === "].") {
       let open = out.length - 1;
       while (open >= 0 && !(out[open]!.type === "Bracket" && out[open]!.literal === "[")) open--;
@@ -166,7 +183,7 @@ export function parseFilterText(text: string): Filter {
     else if (c === "(" || c === "[") maxDepth = Math.max(maxDepth, ++depth);
     else if (c === ")" || c === "]") depth--;
   }
-  const notCount = (text.match(/\bnot\b/gi) ?? []).length;
+  const notCount = (text.replace(/"(?:[^"\\]|\\.)*"/g, '""').match(/\bnot\b/gi) ?? []).length;
   if (maxDepth + notCount > MAX_FILTER_DEPTH) throw invalidFilter(`filter nests deeper than ${MAX_FILTER_DEPTH} levels`);
   try {
     const tokens = rewriteValuePathSubAttr(tokenizer(text) as Token[]);

@@ -238,8 +238,6 @@ function removeAttribute(ctx: PatchContext, res: PatchResult, r: ResolvedAttr, v
     return;
   }
   refuseReadOnly(r);
-  // RFC 7644 §3.5.2.2: removing a required attribute is a mutability error.
-  if (r.attr.required && !r.sub) throw mutability(`'${r.path}' is required and cannot be removed`);
   if (r.attr.mutability === "writeOnly") return;
   if (r.attr.multiValued && !r.sub && value !== undefined && value !== null) {
     // Remove exactly the listed values (matched on their `value` sub-attribute when they have one).
@@ -254,6 +252,8 @@ function removeAttribute(ctx: PatchContext, res: PatchResult, r: ResolvedAttr, v
     assign(res.resource, r, remaining.length ? remaining : undefined);
     return;
   }
+  // RFC 7644 §3.5.2.2: removing a required attribute is a mutability error.
+  if (r.attr.required && !r.sub) throw mutability(`'${r.path}' is required and cannot be removed`);
   if (r.sub && r.attr.multiValued) throw invalidPath(`'${r.path}' addresses every value of '${r.attr.name}': use a value filter such as '${r.attr.name}[type eq "work"].${r.sub.name}'`);
   assign(res.resource, r, undefined);
 }

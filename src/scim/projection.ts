@@ -21,7 +21,8 @@ export function parseAttributeList(types: ResourceTypeDef[], text: string | unde
   const out = new Map<ResourceTypeDef, ResolvedAttr[]>(types.map((t) => [t, []]));
   for (const raw of text.split(",")) {
     const name = raw.trim();
-    if (!name) continue;
+    // `schemas` is on every resource and always returned (RFC 7643 §3): naming it changes nothing.
+    if (!name || name.toLowerCase() === "schemas") continue;
     let known = false;
     for (const t of types) {
       const r = resolveAttrPath(t, name);
@@ -49,16 +50,14 @@ export function wants(p: Projection, extension: string | null, name: string): bo
 
 /** The "no attributes asked for" case of PATCH (RFC 7644 §3.5.2: 204 allowed). */
 export function asksForAttributes(p: Projection): boolean {
-  return !!(p.include?.length || p.exclude?.length);
+  return p.include !== undefined || !!p.exclude?.length;
 }
 
 const isObject = (v: unknown): v is Resource => typeof v === "object" && v !== null && !Array.isArray(v);
 
+/** The sub-attribute of each element, keeping each element's position ({} where it lacks one). */
 function pick(value: unknown, sub: string): unknown {
-  if (Array.isArray(value)) {
-    const list = value.filter(isObject).map((e) => (e[sub] === undefined ? undefined : { [sub]: e[sub] })).filter(Boolean);
-    return list.length ? list : undefined;
-  }
+  if (Array.isArray(value)) return value.filter(isObject).map((e) => (e[sub] === undefined ? {} : { [sub]: e[sub] }));
   if (isObject(value)) return value[sub] === undefined ? undefined : { [sub]: value[sub] };
   return undefined;
 }
@@ -72,8 +71,8 @@ function merge(a: unknown, b: unknown): unknown {
 
 /** Applies a projection to a full resource representation. */
 export function project(full: Resource, p: Projection): Resource {
-  if (!p.include?.length && !p.exclude?.length) return full;
-  if (p.include?.length) {
+  if (p.include === undefined && !p.exclude?.length) return full;
+  if (p.include !== undefined) {
     const out: Resource = { schemas: full.schemas, id: full.id };
     for (const r of p.include) {
       const src = r.extension ? (full[r.extension] as Resource | undefined) : full;
@@ -85,6 +84,12 @@ export function project(full: Resource, p: Projection): Resource {
         ext[r.attr.name] = merge(ext[r.attr.name], v);
         out[r.extension] = ext;
       } else out[r.attr.name] = merge(out[r.attr.name], v);
+    }
+    // Elements of multi-valued attributes that had none of the asked sub-attributes go.
+    for (const [k, v] of Object.entries(out)) if (Array.isArray(v) && k !== "schemas") {
+      const kept = v.filter((e) => !isObject(e) || Object.keys(e).length > 0);
+      if (kept.length) out[k] = kept;
+      else delete out[k];
     }
     return out;
   }

@@ -70,15 +70,21 @@ function coerceSimple(a: AttributeDef, v: unknown, path: string): unknown {
  */
 function coerceComplex(a: AttributeDef, v: unknown, path: string, opts: NormalizeOptions, keepReadOnly: boolean): Resource | undefined {
   if (!isObject(v)) throw invalidValue(`'${path}' must be an object with sub-attributes (${(a.subAttributes ?? []).map((s) => s.name).join(", ")}), got ${typeName(v)}`);
-  const out: Resource = {};
+  // Sub-attributes are written in schema order, so equal values serialise equally.
+  const given = new Map<AttributeDef, unknown>();
   for (const [k, raw] of Object.entries(v)) {
     const sub = findAttr(a.subAttributes, k);
     if (!sub) {
       if (opts.strict) throw invalidSyntax(`'${path}' has no sub-attribute '${k}'`);
       continue;
     }
-    if (!keepReadOnly && sub.mutability === "readOnly") continue;
+    given.set(sub, raw);
+  }
+  const out: Resource = {};
+  for (const sub of a.subAttributes ?? []) {
+    const raw = given.get(sub);
     if (raw === null || raw === undefined) continue;
+    if (!keepReadOnly && sub.mutability === "readOnly") continue;
     out[sub.name] = coerceSimple(sub, raw, `${path}.${sub.name}`);
   }
   return Object.keys(out).length ? out : undefined;

@@ -100,12 +100,13 @@ export class ScimService {
     return project(body, p);
   }
 
-  async get(kind: ResourceKind, id: string, baseUrl: string, read: ReadOptions, ifNoneMatch?: string | null): Promise<Rendered | "not-modified"> {
+  /** `body` is undefined when If-None-Match names the current version (304). */
+  async get(kind: ResourceKind, id: string, baseUrl: string, read: ReadOptions, ifNoneMatch?: string | null): Promise<{ body?: Resource; etag: string }> {
     const projection = this.readProjection([rtOf(kind)], read)(rtOf(kind));
     const s = await this.store.get(kind, id);
     if (!s) throw notFound(`${kind} ${id} not found`);
     const tags = parseEtags(ifNoneMatch);
-    if (tags && etagMatches(tags, s.version)) return "not-modified";
+    if (tags && etagMatches(tags, s.version)) return { etag: etagOf(s.version) };
     return { body: await this.render(kind, s, baseUrl, projection), etag: etagOf(s.version) };
   }
 
@@ -198,21 +199,29 @@ export class ScimService {
     const count = Math.min(Math.max(0, requested ?? this.opts.maxResults), this.opts.maxResults);
     const descending = this.parseSortOrder(params.sortOrder);
 
-    const plans = types.map((rt) => {
+    const hasFilter = params.filter !== undefined && params.filter !== null && String(params.filter).trim() !== "";
+    if (hasFilter && typeof params.filter !== "string") throw invalidValue("'filter' must be a string");
+    const hasSort = params.sortBy !== undefined && params.sortBy !== null && params.sortBy !== "";
+    if (hasSort && typeof params.sortBy !== "string") throw invalidValue("'sortBy' must be a string");
+    let filterError: ScimError | undefined;
+    const plans: { rt: ResourceTypeDef; filter?: ResolvedFilter; sortBy?: Target }[] = [];
+    for (const rt of types) {
       let filter: ResolvedFilter | undefined;
-      if (params.filter !== undefined && params.filter !== null && String(params.filter).trim() !== "") {
-        if (typeof params.filter !== "string") throw invalidValue("'filter' must be a string");
-        filter = resolveFilter(rt, params.filter);
+      if (hasFilter) {
+        try {
+          filter = resolveFilter(rt, params.filter as string);
+        } catch (e) {
+          // At the root (/.search) a filter naming an attribute one type lacks matches nothing of that type.
+          if (!(e instanceof ScimError) || types.length === 1) throw e;
+          filterError = e;
+          continue;
+        }
       }
-      let sortBy: Target | undefined;
-      if (params.sortBy !== undefined && params.sortBy !== "") {
-        if (typeof params.sortBy !== "string") throw invalidValue("'sortBy' must be a string");
-        const r = resolveAttrPath(rt, params.sortBy);
-        if (!r && types.length === 1) throw invalidValue(`'sortBy' names an unknown attribute '${params.sortBy}'`);
-        if (r) sortBy = { extension: r.extension, attr: r.attr, sub: r.sub };
-      }
-      return { rt, filter, sortBy };
-    });
+      const r = hasSort ? resolveAttrPath(rt, params.sortBy as string) : undefined;
+      plans.push({ rt, filter, sortBy: r ? { extension: r.extension, attr: r.attr, sub: r.sub } : undefined });
+    }
+    if (plans.length === 0 && filterError) throw filterError;
+    if (hasSort && !plans.some((p) => p.sortBy)) throw invalidValue(`'sortBy' names an unknown attribute '${params.sortBy}'`);
 
     let offset = startIndex - 1;
     let remaining = count;

@@ -54,9 +54,11 @@ function elementColumn(scope: Scope, t: Target): string {
       return `json_extract(${scope.alias}.value, '$.${jsonKey(name)}')`;
     case "members":
       if (name === "value") return `${scope.alias}.member_id`;
-      if (name === "type") return `${scope.alias}.member_type`;
+      // members.type is not caseExact: compare its folded form.
+      if (name === "type") return `lower(${scope.alias}.member_type)`;
+      // The display a Group shows for a member: displayName, else name.formatted (folded keys).
       if (name === "display")
-        return `(CASE ${scope.alias}.member_type WHEN 'User' THEN (SELECT json_extract(u2.search, '$.displayName') FROM users u2 WHERE u2.id = ${scope.alias}.member_id) ELSE (SELECT g2.display_name_key FROM groups g2 WHERE g2.id = ${scope.alias}.member_id) END)`;
+        return `(CASE ${scope.alias}.member_type WHEN 'User' THEN (SELECT coalesce(json_extract(u2.search, '$."displayName"'), json_extract(u2.search, '$."name"."formatted"')) FROM users u2 WHERE u2.id = ${scope.alias}.member_id) ELSE (SELECT g2.display_name_key FROM groups g2 WHERE g2.id = ${scope.alias}.member_id) END)`;
       break;
     case "groups":
       if (name === "value") return `${scope.alias}.id`;

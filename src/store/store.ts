@@ -77,7 +77,7 @@ export interface Store {
   /** Throws 404 when absent, 412 when `expectedVersion` is stale. Also removes the resource from every group. */
   delete(kind: ResourceKind, id: string, expectedVersion?: number): Promise<void>;
   search(kind: ResourceKind, query: SearchQuery): Promise<SearchPage>;
-  /** The direct members of a group, in the order they were added. */
+  /** The direct members of a group, ordered by member id (stable across calls). */
   members(groupId: string): Promise<Member[]>;
   /** The groups a User or Group is a direct member of. */
   groupsOf(memberId: string): Promise<GroupRef[]>;

@@ -42,6 +42,9 @@ type Row = { seq: number; id: string; created: string; last_modified: string; ve
 
 const nowIso = () => new Date().toISOString();
 
+/** externalId is caseExact: its key is the NFC form, as filters normalise their literal. */
+const externalIdKey = (data: Resource) => (typeof data.externalId === "string" ? data.externalId.normalize("NFC") : null);
+
 function emailKeys(data: Resource): string[] {
   const emails = data.emails;
   if (!Array.isArray(emails)) return [];
@@ -55,7 +58,10 @@ export class SqliteStore implements Store {
   private readonly stmts = new Map<string, Statement>();
   private readonly tokenTouched = new Map<string, number>();
 
-  constructor(path: string, opts: SqliteStoreOptions = {}) {
+  constructor(
+    readonly path: string,
+    opts: SqliteStoreOptions = {},
+  ) {
     const fresh = path === ":memory:" || !existsSync(path) || statSync(path).size === 0;
     if (path !== ":memory:") {
       mkdirSync(dirname(path), { recursive: true });
@@ -85,9 +91,9 @@ export class SqliteStore implements Store {
     const version = (this.db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
     const tables = (this.db.query("SELECT count(*) AS n FROM sqlite_master").get() as { n: number }).n;
     if (appId !== APPLICATION_ID && !(fresh || (appId === 0 && tables === 0)))
-      throw new StoreOpenError("the file is an SQLite database that scimd did not create; refusing to touch it (choose another --db path)");
+      throw new StoreOpenError(`${this.path} is an SQLite database that scimd did not create; refusing to touch it (choose another --db path)`);
     if (version > MIGRATIONS.length)
-      throw new StoreOpenError(`the database has schema version ${version}, newer than this scimd understands (${MIGRATIONS.length}); run a newer scimd`);
+      throw new StoreOpenError(`${this.path} has schema version ${version}, newer than this scimd understands (${MIGRATIONS.length}); run a newer scimd`);
   }
 
   private migrate(): void {
@@ -148,7 +154,7 @@ export class SqliteStore implements Store {
       if (this.q(`SELECT 1 FROM ${t} WHERE ${keyCol} = ?`).get(this.keyOf(kind, input.data))) throw this.uniquenessError(kind, input.data);
       const row = this.q(
         `INSERT INTO ${t} (id, ${keyCol}, external_id, created, last_modified, version, data, search) VALUES (?, ?, ?, ?, ?, 1, ?, ?) RETURNING seq`,
-      ).get(input.id, this.keyOf(kind, input.data), (input.data.externalId as string | undefined) ?? null, now, now, data, search) as { seq: number };
+      ).get(input.id, this.keyOf(kind, input.data), externalIdKey(input.data), now, now, data, search) as { seq: number };
       if (kind === "User") this.writeEmails(row.seq, input.data, false);
       if (kind === "Group" && input.members?.length) this.addMembers(row.seq, input.id, input.members);
     });
@@ -232,7 +238,7 @@ export class SqliteStore implements Store {
       if (clash && clash.id !== id) throw this.uniquenessError(kind, input.data);
       this.q(`UPDATE ${t} SET ${keyCol} = ?, external_id = ?, last_modified = ?, version = version + 1, data = ?, search = ? WHERE seq = ?`).run(
         key,
-        (input.data.externalId as string | undefined) ?? null,
+        externalIdKey(input.data),
         now,
         data,
         search,
@@ -291,7 +297,8 @@ export class SqliteStore implements Store {
          JOIN group_members m ON m.group_seq = g.seq
          LEFT JOIN users u ON m.member_type = 'User' AND u.id = m.member_id
          LEFT JOIN groups g2 ON m.member_type = 'Group' AND g2.id = m.member_id
-        WHERE g.id = ?`,
+        WHERE g.id = ?
+        ORDER BY m.member_id`,
     ).all(groupId) as { value: string; type: ResourceKind; display: string | null }[];
     return rows.map((r) => (r.display === null ? { value: r.value, type: r.type } : { value: r.value, type: r.type, display: r.display }));
   }

@@ -1,0 +1,152 @@
+import { describe, expect, it } from "bun:test";
+import { parseFlags, UsageError, type FlagSpec } from "../src/config";
+import { main } from "../src/main";
+
+const SPECS: FlagSpec[] = [
+  { name: "port", env: "T_PORT", kind: "int", default: 8080, help: "port" },
+  { name: "host", env: "T_HOST", kind: "string", default: "0.0.0.0", help: "host" },
+  { name: "strict", env: "T_STRICT", kind: "bool", default: false, help: "strict" },
+  { name: "label", kind: "string", help: "no default, no env" },
+  {
+    name: "max",
+    env: "T_MAX",
+    kind: "int",
+    default: 10,
+    help: "checked",
+    check: (v) => {
+      if ((v as number) < 1) throw new UsageError("--max must be at least 1");
+    },
+  },
+];
+
+function usageErrorOf(f: () => unknown): UsageError {
+  let caught: unknown;
+  try {
+    f();
+  } catch (e) {
+    caught = e;
+  }
+  expect(caught).toBeInstanceOf(UsageError);
+  return caught as UsageError;
+}
+
+describe("parseFlags: defaults < SCIMD_* environment < flags", () => {
+  it("uses the defaults when neither environment nor flags set a value", () => {
+    expect(parseFlags([], SPECS, {})).toEqual({ values: { port: 8080, host: "0.0.0.0", strict: false, max: 10 }, args: [] });
+  });
+
+  it("the environment overrides the defaults, converted to the flag's type; an empty variable counts as unset", () => {
+    const { values } = parseFlags([], SPECS, { T_PORT: "9000", T_HOST: "127.0.0.1", T_STRICT: "yes", T_MAX: "" });
+    expect(values).toEqual({ port: 9000, host: "127.0.0.1", strict: true, max: 10 });
+  });
+
+  it("flags override both the environment and the defaults", () => {
+    const { values } = parseFlags(["--port", "7000", "--host=::1", "--strict=false"], SPECS, { T_PORT: "9000", T_HOST: "127.0.0.1", T_STRICT: "true" });
+    expect(values).toEqual({ port: 7000, host: "::1", strict: false, max: 10 });
+  });
+
+  it("the last occurrence of a repeated flag wins", () => {
+    expect(parseFlags(["--port", "1", "--port=2"], SPECS, {}).values.port).toBe(2);
+  });
+});
+
+describe("parseFlags: syntax", () => {
+  const forms: [string, string[], Record<string, unknown>][] = [
+    ["--flag value", ["--port", "1234"], { port: 1234 }],
+    ["--flag=value", ["--port=1234"], { port: 1234 }],
+    ["--flag=value containing '='", ["--label=a=b"], { label: "a=b" }],
+    ["--flag= (empty value)", ["--label="], { label: "" }],
+    ["--flag value starting with a single dash", ["--label", "-x"], { label: "-x" }],
+    ["a bare bool flag means true", ["--strict"], { strict: true }],
+    ["--bool=true", ["--strict=true"], { strict: true }],
+    ["--bool=1", ["--strict=1"], { strict: true }],
+    ["--bool=on", ["--strict=ON"], { strict: true }],
+    ["--bool=false", ["--strict=false"], { strict: false }],
+    ["--bool=0", ["--strict=0"], { strict: false }],
+    ["--bool=no", ["--strict=no"], { strict: false }],
+  ];
+  it.each(forms)("accepts %s", (_t, argv, expected) => {
+    expect(parseFlags(argv, SPECS, {}).values).toMatchObject(expected);
+  });
+
+  it("a bare bool flag does not swallow the next argument", () => {
+    expect(parseFlags(["--strict", "list"], SPECS, {})).toMatchObject({ values: { strict: true }, args: ["list"] });
+  });
+
+  it("collects positional arguments, and everything after -- as positional", () => {
+    expect(parseFlags(["revoke", "okta", "--port", "1", "--", "--not-a-flag", "-x"], SPECS, {}).args).toEqual(["revoke", "okta", "--not-a-flag", "-x"]);
+  });
+});
+
+describe("parseFlags: errors are UsageErrors that name the flag", () => {
+  const bad: [string, string[], Record<string, string>, RegExp][] = [
+    ["an int flag given letters", ["--port", "abc"], {}, /--port.*whole number.*abc/],
+    ["an int flag given a negative number", ["--port=-1"], {}, /--port.*whole number/],
+    ["an int flag given a decimal", ["--port=1.5"], {}, /--port.*whole number/],
+    ["an int flag given an empty value", ["--port="], {}, /--port.*whole number/],
+    ["an int environment variable given letters", [], { T_PORT: "eighty" }, /T_PORT.*whole number.*eighty/],
+    ["a bool flag given a non-boolean", ["--strict=maybe"], {}, /--strict.*true or false.*maybe/],
+    ["a bool environment variable given a non-boolean", [], { T_STRICT: "perhaps" }, /T_STRICT.*true or false/],
+    ["an unknown long option", ["--prot", "1"], {}, /unknown option '--prot'/],
+    ["an unknown long option with =", ["--nope=1"], {}, /unknown option '--nope'/],
+    ["an unknown short option", ["-p"], {}, /unknown option '-p'/],
+    ["a value flag at the end without its value", ["--port"], {}, /'--port' needs a value/],
+    ["a value flag followed by another flag", ["--host", "--strict"], {}, /'--host' needs a value/],
+    ["a value failing the flag's check", ["--max", "0"], {}, /--max must be at least 1/],
+    ["an environment value failing the flag's check", [], { T_MAX: "0" }, /--max must be at least 1/],
+  ];
+  it.each(bad)("refuses %s", (_t, argv, env, message) => {
+    expect(usageErrorOf(() => parseFlags(argv, SPECS, env)).message).toMatch(message);
+  });
+});
+
+/** Runs main(argv) with console.log/console.error captured. */
+async function runMain(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const { log, error } = console;
+  console.log = (...a: unknown[]) => void out.push(a.map(String).join(" "));
+  console.error = (...a: unknown[]) => void err.push(a.map(String).join(" "));
+  try {
+    const code = await main(argv);
+    return { code, out: out.join("\n"), err: err.join("\n") };
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}
+
+describe("main: exit codes", () => {
+  it("returns 2 for an unknown command and prints the error and the usage on stderr only", async () => {
+    const r = await runMain(["frobnicate"]);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain("unknown command 'frobnicate'");
+    expect(r.err).toContain("Usage: scimd <command>");
+    expect(r.out).toBe("");
+  });
+
+  it("returns 2 for an unknown option of a command and prints that command's usage", async () => {
+    const r = await runMain(["serve", "--bogus"]);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain("unknown option '--bogus'");
+    expect(r.err).toContain("Usage: scimd serve");
+  });
+
+  it("returns 2 with the usage when no command is given", async () => {
+    const r = await runMain([]);
+    expect(r.code).toBe(2);
+    expect(r.out + r.err).toContain("Usage: scimd <command>");
+  });
+
+  it.each([["--help"], ["help"], ["-h"]])("returns 0 for %s and prints the usage on stdout", async (flag) => {
+    const r = await runMain([flag]);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("Usage: scimd <command>");
+  });
+
+  it("returns 0 for --version and prints the version", async () => {
+    const r = await runMain(["--version"]);
+    expect(r.code).toBe(0);
+    expect(r.out.trim().length).toBeGreaterThan(0);
+  });
+});

@@ -1,0 +1,328 @@
+/** Querying resources over HTTP (RFC 7644 §3.4.2, §3.4.3): filters, sorting, paging, .search and query-string encoding. */
+import { afterAll, beforeAll, describe, expect, it, test } from "bun:test";
+import { ENTERPRISE, ERROR, GROUP, groupBody, LIST, startServer, USER, userBody, type TestServer } from "../helpers";
+
+const MAX = 5;
+const SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
+const TAG = "dataset";
+
+let s: TestServer;
+
+interface Person {
+  userName: string;
+  family: string;
+  externalId: string;
+  department: string;
+  workEmail: string;
+}
+const people: Person[] = [
+  { userName: "alice@example.com", family: "Anderson", externalId: "Ext-A", department: "Sales", workEmail: "alice.work@corp.example" },
+  { userName: "bob@example.com", family: "Brown", externalId: "Ext-B", department: "Engineering", workEmail: "bob.work@corp.example" },
+  { userName: "carol@example.com", family: "Clark", externalId: "Ext-C", department: "Sales", workEmail: "carol.work@corp.example" },
+  { userName: "dave@example.com", family: "Davis", externalId: "Ext-D", department: "Legal", workEmail: "dave.work@corp.example" },
+  { userName: "erin@example.com", family: "Evans", externalId: "Ext-E", department: "Engineering", workEmail: "erin.work@corp.example" },
+  { userName: "frank@example.com", family: "Foster", externalId: "Ext-F", department: "Sales", workEmail: "frank.work@corp.example" },
+  { userName: "grace@example.com", family: "Green", externalId: "Ext-G", department: "Legal", workEmail: "grace.work@corp.example" },
+  { userName: "heidi@example.com", family: "Hill", externalId: "Ext-H", department: "Engineering", workEmail: "heidi.work@corp.example" },
+];
+const ids = new Map<string, string>();
+const created = new Map<string, any>();
+
+beforeAll(async () => {
+  s = await startServer({ maxResults: MAX });
+  // Created in an order that is not the sort order, so sorting is observable.
+  const order = [3, 0, 6, 1, 7, 4, 2, 5];
+  for (const i of order) {
+    const p = people[i]!;
+    const r = await s.req(
+      "POST",
+      "/Users",
+      userBody(p.userName, {
+        externalId: p.externalId,
+        title: TAG,
+        name: { familyName: p.family, givenName: p.userName.split("@")[0] },
+        emails: [
+          { value: `${p.userName.split("@")[0]}.home@home.example`, type: "home" },
+          { value: p.workEmail, type: "work", primary: true },
+        ],
+        [ENTERPRISE]: { department: p.department },
+      }),
+    );
+    if (r.status !== 201) throw new Error(`setup failed: ${r.text}`);
+    ids.set(p.userName, r.body.id);
+    created.set(p.userName, r.body);
+    await Bun.sleep(2); // distinct meta.lastModified values
+  }
+});
+afterAll(async () => {
+  await s.close();
+});
+
+/** GET /Users with a filter, encoded the ordinary way. */
+const find = (filter: string, extra = "") => s.req("GET", `/Users?filter=${encodeURIComponent(filter)}${extra}`);
+const userNames = (r: any): string[] => r.body.Resources.map((x: any) => x.userName);
+const byTag = `title eq "${TAG}"`;
+
+function expectScimError(r: { status: number; body: any; headers: Headers }, status: number, scimType?: string) {
+  expect(r.status).toBe(status);
+  expect(r.headers.get("content-type")).toStartWith("application/scim+json");
+  expect(r.body.schemas).toEqual([ERROR]);
+  expect(r.body.status).toBe(String(status));
+  if (scimType) expect(r.body.scimType).toBe(scimType);
+}
+
+describe("filter on GET /Users (RFC 7644 §3.4.2.2)", () => {
+  const cases: [string, () => string, string[]][] = [
+    ["userName eq matches in any case of the value (userName caseExact false)", () => `userName eq "ALICE@Example.COM"`, ["alice@example.com"]],
+    ["the attribute name and operator are case-insensitive", () => `USERNAME EQ "bob@example.com"`, ["bob@example.com"]],
+    ["externalId eq matches the exact case", () => `externalId eq "Ext-C"`, ["carol@example.com"]],
+    ["externalId eq does not match another case (caseExact true)", () => `externalId eq "ext-c"`, []],
+    ["id eq finds the resource by id", () => `id eq "${ids.get("dave@example.com")}"`, ["dave@example.com"]],
+    ["emails[type eq \"work\"].value eq finds the User by work email", () => `emails[type eq "work"].value eq "erin.work@corp.example"`, ["erin@example.com"]],
+    ["emails[type eq \"work\"] does not match a home address", () => `emails[type eq "work"].value eq "erin.home@home.example"`, []],
+    ["emails[type eq \"work\" and value co \"frank\"] (both on the same element)", () => `emails[type eq "work" and value co "frank"]`, ["frank@example.com"]],
+    ["emails.value eq matches any email value", () => `emails.value eq "grace.home@home.example"`, ["grace@example.com"]],
+    ["name.familyName eq", () => `name.familyName eq "hill"`, ["heidi@example.com"]],
+    ["name.familyName sw", () => `name.familyName sw "D"`, ["dave@example.com"]],
+    ["enterprise department eq (URN-qualified)", () => `${ENTERPRISE}:department eq "Legal"`, ["dave@example.com", "grace@example.com"]],
+    ["and / or / not combine", () => `${byTag} and (name.familyName eq "Brown" or name.familyName eq "Clark") and not (externalId eq "Ext-B")`, ["carol@example.com"]],
+    ["meta.lastModified gt a date in the past matches all", () => `${byTag} and meta.lastModified gt "2000-01-01T00:00:00Z"`, people.map((p) => p.userName)],
+    ["meta.lastModified gt a date in the future matches none", () => `meta.lastModified gt "2999-01-01T00:00:00Z"`, []],
+  ];
+  test.each(cases)("%s", async (_c, filter, expected) => {
+    const r = await find(filter(), "&sortBy=userName");
+    expect(r.status).toBe(200);
+    expect(r.body.schemas).toEqual([LIST]);
+    expect(r.body.totalResults).toBe(expected.length);
+    // pages are capped at MAX; every case here fits except the "all" one
+    expect(userNames(r)).toEqual([...expected].sort().slice(0, MAX));
+  });
+
+  it("meta.lastModified gt the lastModified of a User finds exactly the Users modified after it", async () => {
+    const pivot = created.get("erin@example.com"); // created 6th of 8
+    const r = await find(`${byTag} and meta.lastModified gt "${pivot.meta.lastModified}"`, "&sortBy=userName");
+    expect(r.status).toBe(200);
+    expect(userNames(r)).toEqual(["carol@example.com", "frank@example.com"]);
+  });
+
+  it("answers 200 with totalResults 0 for a filter on a random GUID", async () => {
+    const r = await find(`id eq "${crypto.randomUUID()}"`);
+    expect(r.status).toBe(200);
+    expect(r.body.totalResults).toBe(0);
+    expect(r.body.Resources ?? []).toEqual([]);
+  });
+
+  test.each([
+    ["a missing value", `userName eq`],
+    ["an unknown operator", `userName zz "x"`],
+    ["an unbalanced parenthesis", `(userName eq "x"`],
+    ["an unterminated string", `userName eq "x`],
+    ["an unknown attribute", `noSuchAttribute eq "x"`],
+    ["garbage", `)))`],
+  ])("refuses a filter with %s with 400 invalidFilter (RFC 7644 §3.4.2.2)", async (_c, filter) => {
+    expectScimError(await find(filter), 400, "invalidFilter");
+  });
+});
+
+describe("sorting (RFC 7644 §3.4.2.3)", () => {
+  it("sorts by userName ascending by default", async () => {
+    const r = await find(byTag, "&sortBy=userName&count=5");
+    expect(userNames(r)).toEqual(people.map((p) => p.userName).slice(0, 5));
+  });
+
+  it("sorts by name.familyName descending", async () => {
+    const r = await find(byTag, "&sortBy=name.familyName&sortOrder=descending&count=3");
+    expect(r.body.Resources.map((x: any) => x.name.familyName)).toEqual(["Hill", "Green", "Foster"]);
+  });
+
+  it("sorts by an enterprise attribute with ties kept in a stable order", async () => {
+    const r1 = await find(byTag, `&sortBy=${encodeURIComponent(`${ENTERPRISE}:department`)}&count=5`);
+    const r2 = await find(byTag, `&sortBy=${encodeURIComponent(`${ENTERPRISE}:department`)}&count=5`);
+    const depts = r1.body.Resources.map((x: any) => x[ENTERPRISE].department);
+    expect(depts).toEqual(["Engineering", "Engineering", "Engineering", "Legal", "Legal"]);
+    expect(userNames(r1)).toEqual(userNames(r2));
+  });
+
+  it("refuses an unknown sortBy attribute with 400", async () => {
+    const r = await s.req("GET", "/Users?sortBy=noSuchAttribute");
+    expectScimError(r, 400);
+  });
+
+  it("refuses a sortOrder other than ascending/descending with 400", async () => {
+    expectScimError(await s.req("GET", "/Users?sortBy=userName&sortOrder=sideways"), 400);
+  });
+});
+
+describe("paging (RFC 7644 §3.4.2.4)", () => {
+  it("pages with 1-based startIndex and count, in a stable order, covering every resource exactly once", async () => {
+    const seen: string[] = [];
+    for (const startIndex of [1, 4, 7]) {
+      const r = await find(byTag, `&startIndex=${startIndex}&count=3`);
+      expect(r.status).toBe(200);
+      expect(r.body.totalResults).toBe(8);
+      expect(r.body.startIndex).toBe(startIndex);
+      expect(r.body.itemsPerPage).toBe(r.body.Resources.length);
+      expect(r.body.Resources.length).toBe(startIndex === 7 ? 2 : 3);
+      seen.push(...userNames(r));
+    }
+    expect([...seen].sort()).toEqual(people.map((p) => p.userName).sort());
+    expect(new Set(seen).size).toBe(8);
+    // the same pages again come back identical
+    const again = await find(byTag, "&startIndex=4&count=3");
+    expect(userNames(again)).toEqual(seen.slice(3, 6));
+  });
+
+  it("returns integers (not strings) for totalResults, startIndex and itemsPerPage (RFC 7644 §3.4.2)", async () => {
+    const r = await find(byTag, "&startIndex=2&count=2");
+    expect(r.text).toContain('"totalResults":8');
+    expect(r.text).toContain('"startIndex":2');
+    expect(r.text).toContain('"itemsPerPage":2');
+  });
+
+  it("answers count=0 with only totalResults and an empty Resources", async () => {
+    const r = await find(byTag, "&count=0");
+    expect(r.status).toBe(200);
+    expect(r.body.totalResults).toBe(8);
+    expect(r.body.Resources ?? []).toEqual([]);
+    expect(r.body.itemsPerPage ?? 0).toBe(0);
+  });
+
+  it("caps a count above maxResults at maxResults", async () => {
+    const r = await find(byTag, "&count=1000");
+    expect(r.status).toBe(200);
+    expect(r.body.totalResults).toBe(8);
+    expect(r.body.Resources.length).toBe(MAX);
+    expect(r.body.itemsPerPage).toBe(MAX);
+  });
+
+  it("returns at most maxResults when no count is given", async () => {
+    const r = await find(byTag);
+    expect(r.body.Resources.length).toBe(MAX);
+  });
+
+  test.each(["0", "-3"])("treats startIndex=%s (below 1) as 1", async (startIndex) => {
+    const first = await find(byTag, "&count=2");
+    const r = await find(byTag, `&startIndex=${startIndex}&count=2`);
+    expect(r.status).toBe(200);
+    expect(r.body.startIndex).toBe(1);
+    expect(userNames(r)).toEqual(userNames(first));
+  });
+
+  it("treats a negative count as 0", async () => {
+    const r = await find(byTag, "&count=-1");
+    expect(r.status).toBe(200);
+    expect(r.body.totalResults).toBe(8);
+    expect(r.body.Resources ?? []).toEqual([]);
+  });
+
+  it("returns an empty page past the end", async () => {
+    const r = await find(byTag, "&startIndex=100");
+    expect(r.status).toBe(200);
+    expect(r.body.totalResults).toBe(8);
+    expect(r.body.Resources ?? []).toEqual([]);
+  });
+
+  it("refuses a non-integer count with 400 invalidValue", async () => {
+    expectScimError(await find(byTag, "&count=abc"), 400, "invalidValue");
+  });
+});
+
+describe("POST .search (RFC 7644 §3.4.3)", () => {
+  it("POST /Users/.search takes a SearchRequest with filter, sortBy, startIndex, count and attributes", async () => {
+    const r = await s.req("POST", "/Users/.search", {
+      schemas: [SEARCH_REQUEST],
+      filter: `${ENTERPRISE}:department eq "Sales"`,
+      sortBy: "name.familyName",
+      sortOrder: "descending",
+      startIndex: 1,
+      count: 2,
+      attributes: ["userName", "name.familyName"],
+    });
+    expect(r.status).toBe(200);
+    expect(r.headers.get("content-type")).toStartWith("application/scim+json");
+    expect(r.body.schemas).toEqual([LIST]);
+    expect(r.body.totalResults).toBe(3);
+    expect(r.body.Resources).toEqual([
+      { schemas: expect.any(Array), id: ids.get("frank@example.com"), userName: "frank@example.com", name: { familyName: "Foster" } },
+      { schemas: expect.any(Array), id: ids.get("carol@example.com"), userName: "carol@example.com", name: { familyName: "Clark" } },
+    ]);
+  });
+
+  it("POST /.search at the root accepts a filter on an attribute only Users have and finds the User (false for Groups)", async () => {
+    const r = await s.req("POST", "/.search", { schemas: [SEARCH_REQUEST], filter: `userName eq "bob@example.com"` });
+    expect(r.status).toBe(200);
+    expect(r.body.totalResults).toBe(1);
+    expect(r.body.Resources[0].id).toBe(ids.get("bob@example.com"));
+  });
+
+  it("POST /.search at the root refuses a filter on an attribute no resource type has with 400 invalidFilter", async () => {
+    expectScimError(await s.req("POST", "/.search", { schemas: [SEARCH_REQUEST], filter: `noSuchAttribute eq "x"` }), 400, "invalidFilter");
+  });
+
+  it("POST /.search at the root refuses a sortBy that no resource type knows with 400", async () => {
+    expectScimError(await s.req("POST", "/.search", { schemas: [SEARCH_REQUEST], sortBy: "noSuchAttribute" }), 400);
+  });
+
+  it("POST /Users/.search refuses an invalid filter with 400 invalidFilter", async () => {
+    expectScimError(await s.req("POST", "/Users/.search", { schemas: [SEARCH_REQUEST], filter: "userName eq" }), 400, "invalidFilter");
+  });
+
+  it("POST /.search at the root searches Users and Groups together", async () => {
+    const shared = "Shared Display Name";
+    const u = await s.req("POST", "/Users", userBody("shared-user@example.com", { displayName: shared, title: "other" }));
+    const g = await s.req("POST", "/Groups", groupBody(shared));
+    expect(u.status).toBe(201);
+    expect(g.status).toBe(201);
+    const r = await s.req("POST", "/.search", { schemas: [SEARCH_REQUEST], filter: `displayName eq "shared display name"` });
+    expect(r.status).toBe(200);
+    expect(r.body.totalResults).toBe(2);
+    const found = r.body.Resources.map((x: any) => [x.meta.resourceType, x.id]).sort();
+    expect(found).toEqual([["Group", g.body.id], ["User", u.body.id]].sort());
+    const schemas = r.body.Resources.map((x: any) => x.schemas[0]).sort();
+    expect(schemas).toEqual([GROUP, USER].sort());
+  });
+});
+
+describe("paging across resource types in POST /.search (RFC 7644 §3.4.3)", () => {
+  it("pages Users then Groups as one list: the page at the boundary holds the last User and the first Group", async () => {
+    for (const name of ["paging-group-1", "paging-group-2", "paging-group-3"]) expect((await s.req("POST", "/Groups", groupBody(name))).status).toBe(201);
+    const users = (await s.req("GET", "/Users?count=0")).body.totalResults as number;
+    const groups = (await s.req("GET", "/Groups?count=0")).body.totalResults as number;
+    expect(groups).toBeGreaterThanOrEqual(3);
+    const search = (startIndex: number, count: number) =>
+      s.req("POST", "/.search", { schemas: [SEARCH_REQUEST], startIndex, count, attributes: ["id"] });
+    const boundary = await search(users, 2);
+    expect(boundary.status).toBe(200);
+    expect(boundary.body.totalResults).toBe(users + groups);
+    expect(boundary.body.Resources.map((x: any) => x.schemas[0])).toEqual([USER, GROUP]);
+    const seen: string[] = [];
+    for (let start = 1; start <= users + groups; start += 2) {
+      const page = await search(start, 2);
+      expect(page.body.startIndex).toBe(start);
+      seen.push(...page.body.Resources.map((x: any) => x.id));
+    }
+    expect(seen.length).toBe(users + groups);
+    expect(new Set(seen).size).toBe(users + groups);
+  });
+});
+
+describe("query-string encoding of filter (RFC 3986, application/x-www-form-urlencoded)", () => {
+  beforeAll(async () => {
+    for (const userName of ["a@b.c", "a+tag@b.c"]) {
+      const r = await s.req("POST", "/Users", userBody(userName, { title: "encoding" }));
+      if (r.status !== 201) throw new Error(r.text);
+    }
+  });
+
+  test.each([
+    ["'+' as a space and %40 for '@'", `filter=userName+eq+"a%40b.c"`, "a@b.c"],
+    ["%20 as a space", `filter=userName%20eq%20%22a%40b.c%22`, "a@b.c"],
+    ["%2B as a literal plus inside the value", `filter=userName+eq+"a%2Btag%40b.c"`, "a+tag@b.c"],
+    ["%2B with %20 spaces", `filter=userName%20eq%20%22a%2Btag%40b.c%22`, "a+tag@b.c"],
+  ])("decodes %s", async (_c, query, expected) => {
+    const r = await s.req("GET", `/Users?${query}`);
+    expect(r.status).toBe(200);
+    expect(r.body.totalResults).toBe(1);
+    expect(r.body.Resources[0].userName).toBe(expected);
+  });
+});

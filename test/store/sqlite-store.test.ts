@@ -1,0 +1,159 @@
+import { Database } from "bun:sqlite";
+import { afterAll, describe, expect, it } from "bun:test";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { APPLICATION_ID, MIGRATIONS } from "../../src/store/sqlite/migrations";
+import { SqliteStore, StoreOpenError } from "../../src/store/sqlite/sqlite-store";
+import type { Store } from "../../src/store/store";
+import { tempDir } from "../helpers";
+import { storeContract } from "./contract";
+
+const tmp = tempDir("scimd-sqlite-store-");
+afterAll(() => tmp.cleanup());
+let seq = 0;
+const freshPath = () => join(tmp.dir, `db-${++seq}`, "scimd.db");
+
+storeContract(
+  "SqliteStore",
+  () => new SqliteStore(freshPath()),
+  (s: Store) => s.close(),
+);
+
+/** Opening `path` must throw StoreOpenError and leave the file byte-identical. */
+function expectRefused(path: string, message: RegExp): void {
+  const before = readFileSync(path);
+  let caught: unknown;
+  try {
+    new SqliteStore(path).close();
+  } catch (e) {
+    caught = e;
+  }
+  expect(caught).toBeInstanceOf(StoreOpenError);
+  expect((caught as Error).message).toMatch(message);
+  expect(Buffer.compare(readFileSync(path), before)).toBe(0);
+}
+
+describe("SqliteStore specifics", () => {
+  it("opens the file in WAL journal mode with a busy timeout, synchronous FULL and foreign keys on", () => {
+    const s = new SqliteStore(freshPath());
+    try {
+      expect(s.db.query("PRAGMA journal_mode").get()).toEqual({ journal_mode: "wal" });
+      expect((s.db.query("PRAGMA busy_timeout").get() as Record<string, number>)).toEqual({ timeout: 5000 });
+      expect(s.db.query("PRAGMA synchronous").get()).toEqual({ synchronous: 2 });
+      expect(s.db.query("PRAGMA foreign_keys").get()).toEqual({ foreign_keys: 1 });
+    } finally {
+      s.close();
+    }
+  });
+
+  it("honours the synchronous and busyTimeoutMs options", () => {
+    const s = new SqliteStore(freshPath(), { synchronous: "NORMAL", busyTimeoutMs: 1234 });
+    try {
+      expect(s.db.query("PRAGMA synchronous").get()).toEqual({ synchronous: 1 });
+      expect(s.db.query("PRAGMA busy_timeout").get()).toEqual({ timeout: 1234 });
+    } finally {
+      s.close();
+    }
+  });
+
+  it("creates its folder and a database file readable by its owner only (mode 0600), WAL files too", async () => {
+    const path = freshPath();
+    const s = new SqliteStore(path);
+    await s.createToken("t", "h");
+    try {
+      expect(statSync(path).mode & 0o777).toBe(0o600);
+      for (const f of [`${path}-wal`, `${path}-shm`]) {
+        let mode: number | undefined;
+        try {
+          mode = statSync(f).mode & 0o777;
+        } catch {
+          mode = undefined; // absent is fine
+        }
+        if (mode !== undefined) expect({ f, mode }).toEqual({ f, mode: 0o600 });
+      }
+    } finally {
+      s.close();
+    }
+  });
+
+  it("migrations set PRAGMA user_version to MIGRATIONS.length and application_id to scimd's", () => {
+    const path = freshPath();
+    new SqliteStore(path).close();
+    const db = new Database(path, { readonly: true });
+    try {
+      expect(db.query("PRAGMA user_version").get()).toEqual({ user_version: MIGRATIONS.length });
+      expect(db.query("PRAGMA application_id").get()).toEqual({ application_id: APPLICATION_ID });
+      const tables = (db.query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
+      expect(tables).toEqual(expect.arrayContaining(["users", "groups", "group_members", "user_emails", "tokens"]));
+    } finally {
+      db.close();
+    }
+  });
+
+  it("reopening an existing database keeps its data and does not migrate again", async () => {
+    const path = freshPath();
+    const a = new SqliteStore(path);
+    const u = await a.create("User", { id: "u1", data: { userName: "kept@example.com" } });
+    const g = await a.create("Group", { id: "g1", data: { displayName: "Kept" }, members: ["u1"] });
+    await a.createToken("okta", "hash");
+    a.close();
+    const b = new SqliteStore(path);
+    try {
+      expect(await b.get("User", "u1")).toEqual(u);
+      expect(await b.get("Group", "g1")).toEqual(g);
+      expect(await b.memberCount("g1")).toBe(1);
+      expect((await b.findToken("hash"))?.name).toBe("okta");
+      expect(b.db.query("PRAGMA user_version").get()).toEqual({ user_version: MIGRATIONS.length });
+    } finally {
+      b.close();
+    }
+  });
+
+  it("refuses a scimd database from a newer schema version with StoreOpenError and leaves it unchanged", () => {
+    const path = freshPath();
+    new SqliteStore(path).close();
+    const db = new Database(path);
+    db.exec(`PRAGMA user_version = ${MIGRATIONS.length + 1}`);
+    db.exec("PRAGMA journal_mode = DELETE");
+    db.close();
+    expectRefused(path, /newer/);
+  });
+
+  it("refuses an SQLite database that scimd did not create with StoreOpenError and leaves it unchanged", () => {
+    const path = join(tmp.dir, "other-app.db");
+    const db = new Database(path, { create: true });
+    db.exec("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes (body) VALUES ('hello')");
+    db.close();
+    expectRefused(path, /did not create|not a scimd|refus/i);
+    const check = new Database(path, { readonly: true });
+    expect(check.query("SELECT body FROM notes").all()).toEqual([{ body: "hello" }]);
+    expect(check.query("PRAGMA user_version").get()).toEqual({ user_version: 0 });
+    check.close();
+  });
+
+  it("refuses a file that is not an SQLite database with StoreOpenError and leaves it unchanged", () => {
+    const path = join(tmp.dir, "junk.db");
+    writeFileSync(path, Buffer.from("this is not a database, just some junk bytes \x00\x01\x02".repeat(100)));
+    expectRefused(path, /scimd database|not a database|file/i);
+  });
+
+  it("a second store on the same file (generate-token while serve runs) writes a token the first sees at once", async () => {
+    const path = freshPath();
+    const serving = new SqliteStore(path);
+    const other = new SqliteStore(path);
+    try {
+      expect(await serving.tokenCount()).toBe(0);
+      await other.createToken("okta", "hash-from-cli");
+      expect((await serving.findToken("hash-from-cli"))?.name).toBe("okta");
+      expect(await serving.tokenCount()).toBe(1);
+      // And the other way round for resources, then revocation.
+      await serving.create("User", { id: "u1", data: { userName: "both@example.com" } });
+      expect((await other.get("User", "u1"))?.data.userName).toBe("both@example.com");
+      expect(await other.revokeToken("okta")).toBe(1);
+      expect(await serving.findToken("hash-from-cli")).toBeUndefined();
+    } finally {
+      other.close();
+      serving.close();
+    }
+  });
+});
