@@ -16,6 +16,12 @@ function readTarget(scope: Obj, t: Target): unknown {
   return v && typeof v === "object" && !Array.isArray(v) ? (v as Obj)[t.sub.name] : undefined;
 }
 
+/** Orders strings by Unicode code point (as SQLite's BINARY collation on UTF-8 does), numbers numerically. */
+function order(a: string | number | boolean, b: string | number | boolean): number {
+  if (typeof a === "string" && typeof b === "string") return Buffer.compare(Buffer.from(a), Buffer.from(b));
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 function compare(op: CompareOp, actual: CompareValue | undefined, expected: CompareValue): boolean {
   if (expected === null) return op === "eq" ? actual === undefined : actual !== undefined;
   if (actual === undefined || actual === null) return op === "ne";
@@ -31,13 +37,13 @@ function compare(op: CompareOp, actual: CompareValue | undefined, expected: Comp
     case "ew":
       return typeof actual === "string" && actual.endsWith(expected as string);
     case "gt":
-      return typeof actual === typeof expected && actual > expected;
+      return typeof actual === typeof expected && order(actual, expected) > 0;
     case "ge":
-      return typeof actual === typeof expected && actual >= expected;
+      return typeof actual === typeof expected && order(actual, expected) >= 0;
     case "lt":
-      return typeof actual === typeof expected && actual < expected;
+      return typeof actual === typeof expected && order(actual, expected) < 0;
     case "le":
-      return typeof actual === typeof expected && actual <= expected;
+      return typeof actual === typeof expected && order(actual, expected) <= 0;
   }
 }
 

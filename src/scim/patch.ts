@@ -158,7 +158,13 @@ function applyOne(ctx: PatchContext, res: PatchResult, op: Op, path: string | un
   if (path === undefined) {
     if (op === "remove") throw noTarget("'remove' needs a 'path' naming what to remove");
     if (!isObject(value)) throw invalidValue(`a path-less '${op}' needs an object value naming the attributes to set`);
-    walkAttributes(ctx.rt, value, ctx.opts, (r, v, key) => {
+    // Entra ID sends filtered paths as keys: {"emails[type eq \"work\"].value": "…"}; each is an operation of its own.
+    const plain: Resource = {};
+    for (const [key, v] of Object.entries(value)) {
+      if (key.includes("[")) applyOne(ctx, res, op, key, v);
+      else plain[key] = v;
+    }
+    walkAttributes(ctx.rt, plain, ctx.opts, (r, v, key) => {
       if (isOwnIdEcho(key, v, ctx.id)) return;
       if (r.attr.name === "meta" && !r.extension) return;
       setAttribute(ctx, res, op, r, v);

@@ -18,7 +18,10 @@ export function normalizeOpName(op: unknown): "add" | "replace" | "remove" | und
  * Returns the canonical `{value: id}` object, or null for "remove the manager".
  */
 export function normalizeManagerValue(v: unknown): unknown {
-  if (Array.isArray(v)) v = v.length ? v[0] : null;
+  if (Array.isArray(v)) {
+    if (v.length > 1) return v; // several managers: not a quirk, refused as an array for a single value
+    v = v.length ? v[0] : null;
+  }
   if (v === null || v === undefined) return null;
   if (typeof v === "string") return v.trim() === "" ? null : { value: v };
   if (typeof v === "object") {

@@ -7,6 +7,7 @@
 import { containerOf, findAttr, findSchema, fold, resolveAttrPath, type ResolvedAttr } from "./attributes";
 import { invalidSyntax, invalidValue, ScimError } from "./errors";
 import { canonicalDateTime } from "./filter";
+import { isManager, normalizeManagerValue } from "./quirks";
 import { GROUP_SCHEMA, USER_SCHEMA, type AttributeDef, type ResourceTypeDef } from "./schema";
 
 export type Resource = Record<string, unknown>;
@@ -237,7 +238,7 @@ export function normalizeBody(rt: ResourceTypeDef, body: unknown, opts: Normaliz
       return;
     }
     if (r.attr.mutability === "readOnly" || r.sub?.mutability === "readOnly") return;
-    const v = coerceResolved(r, value, opts);
+    const v = coerceResolved(r, isManager(r.extension, r.attr) && !r.sub ? normalizeManagerValue(value) : value, opts);
     if (r.attr.mutability === "writeOnly") {
       if (typeof v === "string") out.password = v;
       return;
