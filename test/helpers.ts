@@ -2,10 +2,12 @@
  * Test harness: a real SQLite file in a temp folder and a real server on an ephemeral port on
  * 127.0.0.1. No mocks of the store.
  */
+import { expect } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createApp, SCIM_BASE_PATH, type AppOptions } from "../src/app";
+import { ScimError } from "../src/scim/errors";
 import { SqliteStore } from "../src/store/sqlite/sqlite-store";
 import { hashToken, newToken } from "../src/tokens";
 
@@ -103,4 +105,25 @@ export function groupBody(displayName: string, members: string[] = [], extra: Re
 
 export function patchBody(...Operations: Record<string, unknown>[]): Record<string, unknown> {
   return { schemas: [PATCH_OP], Operations };
+}
+
+/** Runs fn and returns the ScimError it throws; fails the test if it throws nothing or something else. */
+export function scimError(fn: () => unknown): ScimError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(ScimError);
+    return e as ScimError;
+  }
+  throw new Error("expected a ScimError, but nothing was thrown");
+}
+
+/** Asserts an HTTP response is a SCIM Error (RFC 7644 §3.12) with this status and scimType. */
+export function expectScimError(r: { status: number; body: any; headers: Headers }, status: number, scimType?: string): void {
+  expect(r.status).toBe(status);
+  expect(r.headers.get("content-type")).toStartWith("application/scim+json");
+  expect(r.body.schemas).toEqual([ERROR]);
+  expect(r.body.status).toBe(String(status));
+  expect(typeof r.body.detail).toBe("string");
+  if (scimType) expect(r.body.scimType).toBe(scimType);
 }

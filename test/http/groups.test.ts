@@ -1,6 +1,6 @@
 /** The /Groups endpoint over real HTTP (RFC 7643 §4.2, RFC 7644 §3.3, §3.5) and membership. */
 import { afterAll, beforeAll, describe, expect, it, test } from "bun:test";
-import { ERROR, GROUP, groupBody, patchBody, startServer, userBody, type TestServer } from "../helpers";
+import { ERROR, GROUP, groupBody, patchBody, startServer, userBody, type TestServer, expectScimError } from "../helpers";
 
 let s: TestServer;
 let seq = 0;
@@ -27,13 +27,6 @@ async function createGroup(displayName = gname(), members: string[] = []) {
 
 const memberIds = (g: any): string[] => (g.members ?? []).map((m: any) => m.value).sort();
 
-function expectScimError(r: { status: number; body: any; headers: Headers }, status: number, scimType?: string) {
-  expect(r.status).toBe(status);
-  expect(r.headers.get("content-type")).toStartWith("application/scim+json");
-  expect(r.body.schemas).toEqual([ERROR]);
-  expect(r.body.status).toBe(String(status));
-  if (scimType) expect(r.body.scimType).toBe(scimType);
-}
 
 describe("POST /Groups (RFC 7644 §3.3)", () => {
   it("creates a Group with Users and Groups as members, deriving each member's type, $ref and display (RFC 7643 §4.2)", async () => {

@@ -3,7 +3,7 @@
  * media types, body limits, error bodies, ETags and the discovery endpoints.
  */
 import { afterAll, beforeAll, describe, expect, it, test } from "bun:test";
-import { ENTERPRISE, ERROR, GROUP, groupBody, LIST, patchBody, startServer, USER, userBody, type TestResponse, type TestServer } from "../helpers";
+import { ENTERPRISE, ERROR, GROUP, groupBody, LIST, patchBody, startServer, USER, userBody, type TestResponse, type TestServer, expectScimError } from "../helpers";
 
 const SMALL_BODY = 2048;
 let s: TestServer;
@@ -33,14 +33,6 @@ async function raw(url: string, init: RequestInit = {}): Promise<TestResponse> {
   return { status: res.status, headers: res.headers, text, body };
 }
 
-function expectScimError(r: TestResponse, status: number, scimType?: string) {
-  expect(r.status).toBe(status);
-  expect(r.headers.get("content-type")).toStartWith("application/scim+json");
-  expect(r.body.schemas).toEqual([ERROR]);
-  expect(r.body.status).toBe(String(status));
-  expect(typeof r.body.detail).toBe("string");
-  if (scimType) expect(r.body.scimType).toBe(scimType);
-}
 
 /** No stack frames or source paths in what a client sees. */
 function expectNoInternals(r: TestResponse) {

@@ -1,6 +1,6 @@
 /** Querying resources over HTTP (RFC 7644 §3.4.2, §3.4.3): filters, sorting, paging, .search and query-string encoding. */
 import { afterAll, beforeAll, describe, expect, it, test } from "bun:test";
-import { ENTERPRISE, ERROR, GROUP, groupBody, LIST, startServer, USER, userBody, type TestServer } from "../helpers";
+import { ENTERPRISE, ERROR, GROUP, groupBody, LIST, startServer, USER, userBody, type TestServer, expectScimError } from "../helpers";
 
 const MAX = 5;
 const SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
@@ -63,13 +63,6 @@ const find = (filter: string, extra = "") => s.req("GET", `/Users?filter=${encod
 const userNames = (r: any): string[] => r.body.Resources.map((x: any) => x.userName);
 const byTag = `title eq "${TAG}"`;
 
-function expectScimError(r: { status: number; body: any; headers: Headers }, status: number, scimType?: string) {
-  expect(r.status).toBe(status);
-  expect(r.headers.get("content-type")).toStartWith("application/scim+json");
-  expect(r.body.schemas).toEqual([ERROR]);
-  expect(r.body.status).toBe(String(status));
-  if (scimType) expect(r.body.scimType).toBe(scimType);
-}
 
 describe("filter on GET /Users (RFC 7644 §3.4.2.2)", () => {
   const cases: [string, () => string, string[]][] = [

@@ -1,6 +1,6 @@
 /** The /Users endpoint over real HTTP (RFC 7644 §3.3, §3.4.1, §3.5, §3.6) and the product's rules for Users. */
 import { afterAll, beforeAll, describe, expect, it, test } from "bun:test";
-import { ENTERPRISE, ERROR, GROUP, LIST, patchBody, startServer, USER, userBody, type TestServer } from "../helpers";
+import { ENTERPRISE, ERROR, GROUP, LIST, patchBody, startServer, USER, userBody, type TestServer, expectScimError } from "../helpers";
 
 let s: TestServer;
 let seq = 0;
@@ -20,13 +20,6 @@ async function createUser(userName = uname(), extra: Record<string, unknown> = {
   return r.body;
 }
 
-function expectScimError(r: { status: number; body: any; headers: Headers }, status: number, scimType?: string) {
-  expect(r.status).toBe(status);
-  expect(r.headers.get("content-type")).toStartWith("application/scim+json");
-  expect(r.body.schemas).toEqual([ERROR]);
-  expect(r.body.status).toBe(String(status));
-  if (scimType) expect(r.body.scimType).toBe(scimType);
-}
 
 describe("POST /Users (RFC 7644 §3.3)", () => {
   it("answers 201 with the full resource, Location equal to meta.location and ETag equal to meta.version (RFC 7644 §3.3, §3.14)", async () => {

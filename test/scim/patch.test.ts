@@ -1,3 +1,4 @@
+import { scimError } from "../helpers";
 /**
  * The PATCH engine (RFC 7644 §3.5.2) as a pure function: applyPatch(ctx, current, body).
  * No server, no store.
@@ -47,16 +48,6 @@ function patchGroup(...ops: Op[]): PatchResult {
   return applyPatch(groupCtx, group(), body(...ops));
 }
 
-/** Runs fn and returns the ScimError it throws; fails the test if it does not throw one. */
-function scimError(fn: () => unknown): ScimError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(ScimError);
-    return e as ScimError;
-  }
-  throw new Error("expected a ScimError, but nothing was thrown");
-}
 
 describe("applyPatch: add and replace without a path (RFC 7644 §3.5.2.1, §3.5.2.3)", () => {
   test.each([

@@ -1,3 +1,4 @@
+import { scimError } from "../helpers";
 /**
  * `attributes` and `excludedAttributes` (RFC 7644 §3.4.2.5, §3.9): parseAttributeList, projectionFor,
  * project, wants. Pure functions, no server, no store.
@@ -48,15 +49,6 @@ function projection(rt: ResourceTypeDef, attributes?: string, excluded?: string,
   return projectionFor(rt, parseAttributeList(types, attributes, "attributes"), parseAttributeList(types, excluded, "excludedAttributes"));
 }
 
-function scimError(fn: () => unknown): ScimError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(ScimError);
-    return e as ScimError;
-  }
-  throw new Error("expected a ScimError, but nothing was thrown");
-}
 
 describe("attributes (RFC 7644 §3.4.2.5, §3.9)", () => {
   it("returns schemas, id and userName only for attributes=userName", () => {

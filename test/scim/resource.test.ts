@@ -1,3 +1,4 @@
+import { scimError } from "../helpers";
 /**
  * Body normalisation and the product's rules (RFC 7643 §2, §3, §4): normalizeBody, checkProductRules,
  * coerceAttribute. Pure functions, no server, no store.
@@ -24,15 +25,6 @@ function minimalUser(extra: Record<string, unknown> = {}): Record<string, unknow
   };
 }
 
-function scimError(fn: () => unknown): ScimError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(ScimError);
-    return e as ScimError;
-  }
-  throw new Error("expected a ScimError, but nothing was thrown");
-}
 
 const attr = (name: string, defs: AttributeDef[] = USER_SCHEMA_DEF.attributes): AttributeDef => defs.find((a) => a.name === name)!;
 
