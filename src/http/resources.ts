@@ -7,7 +7,7 @@ import { Elysia, t } from "elysia";
 import { asksForAttributes } from "../scim/projection";
 import { etagOf, type ListParams, type ReadOptions, type ScimService } from "../scim/service";
 import type { ResourceKind } from "../store/store";
-import { readJsonBody, scimResponse } from "./scim-plugin";
+import { readJsonBody, SCIM_CONTENT_TYPE, scimResponse } from "./scim-plugin";
 
 /** Query parameters SCIM defines; others are ignored. All strings on the wire. */
 export const ReadQuery = t.Object(
@@ -60,6 +60,36 @@ export function searchParams(body: unknown): ListParams {
   };
 }
 
+/**
+ * A 200 SCIM response whose `members` array is written page by page after the rest of the resource:
+ * the body is never built as one string. A group without members gets no `members` key.
+ */
+export function streamWithMembers(head: Record<string, unknown>, members: AsyncIterable<Record<string, unknown>[]>, headers: Record<string, string>): Response {
+  const encoder = new TextEncoder();
+  const headText = JSON.stringify(head);
+  const it = members[Symbol.asyncIterator]();
+  let started = false;
+  let done = false;
+  const stream = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (done) return controller.close();
+      const next = await it.next();
+      if (next.done) {
+        controller.enqueue(encoder.encode(started ? "]}" : headText));
+        done = true;
+        return controller.close();
+      }
+      const part = next.value.map((m) => JSON.stringify(m)).join(",");
+      controller.enqueue(encoder.encode(started ? "," + part : headText.slice(0, -1) + ',"members":[' + part));
+      started = true;
+    },
+    async cancel() {
+      await it.return?.();
+    },
+  });
+  return new Response(stream, { status: 200, headers: { "Content-Type": SCIM_CONTENT_TYPE, ...headers } });
+}
+
 export interface ControllerDeps {
   service: ScimService;
   baseUrl: (request: Request) => string;
@@ -96,6 +126,7 @@ export function resourceController(kind: ResourceKind, deps: ControllerDeps) {
       async ({ request, params: { id } }) => {
         const r = await service.get(kind, id, baseUrl(request), readOptions(rawQuery(request)), request.headers.get("if-none-match"));
         if (!r.body) return new Response(null, { status: 304, headers: { ETag: r.etag } });
+        if (r.members) return streamWithMembers(r.body, r.members, { ETag: r.etag });
         return scimResponse(200, r.body, { ETag: r.etag });
       },
       { params: IdParams, query: ReadQuery },

@@ -9,7 +9,7 @@ import { applyPatch } from "./patch";
 import { parseAttributeList, project, projectionFor, wants, type Projection } from "./projection";
 import { checkProductRules, normalizeBody, type Resource } from "./resource";
 import { GROUP_RESOURCE, LIST_RESPONSE_SCHEMA, RESOURCE_TYPES, USER_RESOURCE, type ResourceTypeDef } from "./schema";
-import type { ResourceKind, Store, StoredResource } from "../store/store";
+import type { Member, ResourceKind, Store, StoredResource } from "../store/store";
 
 export interface ServiceOptions {
   /** Refuse unknown attributes with 400 instead of ignoring them. */
@@ -36,6 +36,17 @@ export interface ListParams extends ReadOptions {
 export interface Rendered {
   body: Resource;
   etag: string;
+}
+
+export const MEMBER_PAGE = 1000;
+
+function memberJson(m: Member, baseUrl: string): Resource {
+  return {
+    value: m.value,
+    $ref: `${baseUrl}/${m.type === "User" ? "Users" : "Groups"}/${m.value}`,
+    type: m.type,
+    ...(m.display !== undefined ? { display: m.display } : {}),
+  };
 }
 
 export const rtOf = (kind: ResourceKind): ResourceTypeDef => (kind === "User" ? USER_RESOURCE : GROUP_RESOURCE);
@@ -74,8 +85,12 @@ export class ScimService {
     return (rt) => projectionFor(rt, include, exclude);
   }
 
-  /** The full representation of a stored resource (with groups or members unless the projection leaves them out). */
-  async render(kind: ResourceKind, s: StoredResource, baseUrl: string, p: Projection): Promise<Resource> {
+  /**
+   * The representation of a stored resource under a projection, with `groups` (Users) and `members`
+   * (Groups) unless the projection leaves them out or, for members, `loadMembers` is false (the
+   * caller then streams them with `memberBatches`).
+   */
+  async render(kind: ResourceKind, s: StoredResource, baseUrl: string, p: Projection, loadMembers = true): Promise<Resource> {
     const rt = rtOf(kind);
     const { schemas, externalId, password: _password, ...attrs } = s.data as Resource & { password?: unknown };
     const body: Resource = { schemas: schemas ?? [rt.schema.id], id: s.id };
@@ -86,28 +101,47 @@ export class ScimService {
       if (groups.length)
         body.groups = groups.map((g) => ({ value: g.value, $ref: `${baseUrl}/Groups/${g.value}`, display: g.display, type: "direct" }));
     }
-    if (kind === "Group" && wants(p, null, "members")) {
+    if (kind === "Group" && loadMembers && wants(p, null, "members")) {
       const members = await this.store.members(s.id);
-      if (members.length)
-        body.members = members.map((m) => ({
-          value: m.value,
-          $ref: `${baseUrl}/${m.type === "User" ? "Users" : "Groups"}/${m.value}`,
-          type: m.type,
-          ...(m.display !== undefined ? { display: m.display } : {}),
-        }));
+      if (members.length) body.members = members.map((m) => memberJson(m, baseUrl));
     }
     body.meta = { resourceType: kind, created: s.created, lastModified: s.lastModified, location: `${baseUrl}${rt.endpoint}/${s.id}`, version: etagOf(s.version) };
     return project(body, p);
   }
 
-  /** `body` is undefined when If-None-Match names the current version (304). */
-  async get(kind: ResourceKind, id: string, baseUrl: string, read: ReadOptions, ifNoneMatch?: string | null): Promise<{ body?: Resource; etag: string }> {
+  /**
+   * `body` is undefined when If-None-Match names the current version (304). For a Group whose members
+   * are asked for, `members` yields them in pages (projected), to be written after `body`, so that a
+   * 100,000-member group is never held as one string.
+   */
+  async get(
+    kind: ResourceKind,
+    id: string,
+    baseUrl: string,
+    read: ReadOptions,
+    ifNoneMatch?: string | null,
+  ): Promise<{ body?: Resource; etag: string; members?: AsyncIterable<Resource[]> }> {
     const projection = this.readProjection([rtOf(kind)], read)(rtOf(kind));
     const s = await this.store.get(kind, id);
     if (!s) throw notFound(`${kind} ${id} not found`);
     const tags = parseEtags(ifNoneMatch);
     if (tags && etagMatches(tags, s.version)) return { etag: etagOf(s.version) };
+    if (kind === "Group" && wants(projection, null, "members"))
+      return { body: await this.render(kind, s, baseUrl, projection, false), etag: etagOf(s.version), members: this.memberBatches(id, baseUrl, projection) };
     return { body: await this.render(kind, s, baseUrl, projection), etag: etagOf(s.version) };
+  }
+
+  /** A group's members in pages of `MEMBER_PAGE`, rendered and projected like `render` does. */
+  async *memberBatches(groupId: string, baseUrl: string, p: Projection): AsyncGenerator<Resource[]> {
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.store.members(groupId, { after, limit: MEMBER_PAGE });
+      if (page.length === 0) return;
+      const projected = project({ schemas: [], id: "", members: page.map((m) => memberJson(m, baseUrl)) }, p).members as Resource[] | undefined;
+      if (projected?.length) yield projected;
+      if (page.length < MEMBER_PAGE) return;
+      after = page[page.length - 1]!.value;
+    }
   }
 
   private async hashPassword(password: string | undefined): Promise<string | undefined> {

@@ -77,8 +77,11 @@ export interface Store {
   /** Throws 404 when absent, 412 when `expectedVersion` is stale. Also removes the resource from every group. */
   delete(kind: ResourceKind, id: string, expectedVersion?: number): Promise<void>;
   search(kind: ResourceKind, query: SearchQuery): Promise<SearchPage>;
-  /** The direct members of a group, ordered by member id (stable across calls). */
-  members(groupId: string): Promise<Member[]>;
+  /**
+   * The direct members of a group, ordered by member id: all of them, or one page of them after the
+   * member id `page.after` (keyset paging, so reading a large group never holds it all at once).
+   */
+  members(groupId: string, page?: { after?: string; limit: number }): Promise<Member[]>;
   /** The groups a User or Group is a direct member of. */
   groupsOf(memberId: string): Promise<GroupRef[]>;
   /** The number of members, without reading them. */

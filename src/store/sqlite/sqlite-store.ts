@@ -283,13 +283,17 @@ export class SqliteStore implements Store {
     const total = (this.db.query(`SELECT count(*) AS n FROM ${t} r WHERE ${where.sql}`).get(...where.params) as { n: number }).n;
     if (query.limit <= 0 || query.offset >= total) return { total, resources: [] };
     const order = compileOrder(kind, query.sortBy, query.descending ?? false);
-    const rows = this.db
-      .query(`SELECT r.seq, r.id, r.created, r.last_modified, r.version, r.data FROM ${t} r WHERE ${where.sql} ORDER BY ${order} LIMIT ? OFFSET ?`)
-      .all(...where.params, query.limit, query.offset) as Row[];
+    const cols = "r.seq, r.id, r.created, r.last_modified, r.version, r.data";
+    // Unfiltered pages in creation order skip through the small seq index, not the wide rows.
+    const rows = (
+      !query.filter && !query.sortBy
+        ? this.q(`SELECT ${cols} FROM ${t} r WHERE r.seq >= (SELECT seq FROM ${t} ORDER BY seq LIMIT 1 OFFSET ?) ORDER BY r.seq LIMIT ?`).all(query.offset, query.limit)
+        : this.db.query(`SELECT ${cols} FROM ${t} r WHERE ${where.sql} ORDER BY ${order} LIMIT ? OFFSET ?`).all(...where.params, query.limit, query.offset)
+    ) as Row[];
     return { total, resources: rows.map((r) => this.toStored(r)) };
   }
 
-  async members(groupId: string): Promise<Member[]> {
+  async members(groupId: string, page?: { after?: string; limit: number }): Promise<Member[]> {
     const rows = this.q(
       `SELECT m.member_id AS value, m.member_type AS type,
               CASE m.member_type WHEN 'User' THEN coalesce(json_extract(u.data, '$.displayName'), json_extract(u.data, '$.name.formatted')) ELSE json_extract(g2.data, '$.displayName') END AS display
@@ -297,9 +301,10 @@ export class SqliteStore implements Store {
          JOIN group_members m ON m.group_seq = g.seq
          LEFT JOIN users u ON m.member_type = 'User' AND u.id = m.member_id
          LEFT JOIN groups g2 ON m.member_type = 'Group' AND g2.id = m.member_id
-        WHERE g.id = ?
-        ORDER BY m.member_id`,
-    ).all(groupId) as { value: string; type: ResourceKind; display: string | null }[];
+        WHERE g.id = ? AND m.member_id > ?
+        ORDER BY m.member_id
+        LIMIT ?`,
+    ).all(groupId, page?.after ?? "", page?.limit ?? -1) as { value: string; type: ResourceKind; display: string | null }[];
     return rows.map((r) => (r.display === null ? { value: r.value, type: r.type } : { value: r.value, type: r.type, display: r.display }));
   }
 
