@@ -1,0 +1,53 @@
+import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { MEMBER_PAGE } from "../../src/scim/service";
+import { groupBody, patchBody, startServer, USER, type TestServer } from "../helpers";
+
+let s: TestServer;
+const ids: string[] = [];
+const COUNT = MEMBER_PAGE * 2 + 500;
+
+beforeAll(async () => {
+  s = await startServer();
+  for (let i = 0; i < COUNT; i++) {
+    const id = crypto.randomUUID();
+    await s.store.create("User", { id, data: { schemas: [USER], userName: `m${i}@example.com`, displayName: `Member ${i}`, emails: [{ value: `m${i}@example.com` }], active: true } });
+    ids.push(id);
+  }
+});
+afterAll(() => s.close());
+
+describe("a group larger than one member page", () => {
+  it("GET /Groups/{id} returns every member exactly once, across pages, as valid JSON", async () => {
+    const g = await s.req("POST", "/Groups?excludedAttributes=members", groupBody("Everyone", ids));
+    expect(g.status).toBe(201);
+    expect(g.body.members).toBeUndefined();
+    const r = await s.req("GET", `/Groups/${g.body.id}`);
+    expect(r.status).toBe(200);
+    expect(r.headers.get("content-type")).toStartWith("application/scim+json");
+    expect(r.headers.get("etag")).toBe(r.body.meta.version);
+    const values = r.body.members.map((m: { value: string }) => m.value);
+    expect(values.length).toBe(COUNT);
+    expect(new Set(values).size).toBe(COUNT);
+    expect([...values].sort()).toEqual([...ids].sort());
+    expect(r.body.members[0]).toMatchObject({ type: "User", $ref: expect.stringContaining("/Users/") });
+    expect(r.body.displayName).toBe("Everyone");
+  });
+
+  it("projects streamed members like any attribute: attributes=members.value keeps only value (RFC 7644 §3.9)", async () => {
+    const g = await s.req("POST", "/Groups?attributes=id", groupBody("Projected", ids.slice(0, MEMBER_PAGE + 10)));
+    const r = await s.req("GET", `/Groups/${g.body.id}?attributes=members.value`);
+    expect(r.status).toBe(200);
+    expect(r.body.displayName).toBeUndefined();
+    expect(r.body.members.length).toBe(MEMBER_PAGE + 10);
+    expect(Object.keys(r.body.members[MEMBER_PAGE + 5])).toEqual(["value"]);
+  });
+
+  it("a group whose members were all removed has no members attribute at all (RFC 7643 §2.5)", async () => {
+    const g = await s.req("POST", "/Groups?attributes=id", groupBody("Emptied", ids.slice(0, 3)));
+    expect((await s.req("PATCH", `/Groups/${g.body.id}`, patchBody({ op: "remove", path: "members" }))).status).toBe(204);
+    const r = await s.req("GET", `/Groups/${g.body.id}`);
+    expect(r.status).toBe(200);
+    expect(r.body.members).toBeUndefined();
+    expect(r.body.displayName).toBe("Emptied");
+  });
+});
