@@ -55,7 +55,7 @@ export function createApp(o: AppOptions) {
     .post("/Bulk", () => {
       throw new ScimError(501, "bulk operations are not supported (see /ServiceProviderConfig)");
     })
-    .get("/Me", () => {
+    .all("/Me", () => {
       throw new ScimError(501, "/Me is not supported: tokens identify a provisioning client, not a user");
     });
 

@@ -53,7 +53,8 @@ export class FailureLimiter {
 }
 
 export function authPlugin(store: Store, limiter: FailureLimiter, addressOf: (request: Request) => string) {
-  return new Elysia({ name: "scim-auth" }).use(bearer()).onBeforeHandle({ as: "scoped" }, async ({ bearer: fromPlugin, request }) => {
+  // Transform runs before Elysia validates params and query, so nothing is checked for a stranger.
+  return new Elysia({ name: "scim-auth" }).use(bearer()).onTransform({ as: "scoped" }, async ({ bearer: fromPlugin, request }) => {
     await authenticate(store, limiter, addressOf(request), request.headers.get("authorization"), fromPlugin);
   });
 }

@@ -4,6 +4,7 @@
  * decoder turns `%2B` into a space.
  */
 import { Elysia, t } from "elysia";
+import { invalidValue } from "../scim/errors";
 import { asksForAttributes } from "../scim/projection";
 import { etagOf, type ListParams, type ReadOptions, type ScimService } from "../scim/service";
 import type { ResourceKind } from "../store/store";
@@ -26,7 +27,7 @@ export const ListQuery = t.Object(
   },
   { additionalProperties: true },
 );
-export const IdParams = t.Object({ id: t.String({ minLength: 1, maxLength: 256 }) });
+export const IdParams = t.Object({ id: t.String() });
 
 /** The query string decoded by URLSearchParams (`+` is a space, `%2B` a plus), last value wins. */
 export function rawQuery(request: Request): Record<string, string> {
@@ -48,15 +49,20 @@ export function searchParams(body: unknown): ListParams {
     const k = Object.keys(b).find((x) => x.toLowerCase() === name.toLowerCase());
     return k === undefined ? undefined : b[k];
   };
-  const list = (v: unknown) => (Array.isArray(v) ? v.join(",") : (v as string | undefined));
+  const list = (v: unknown, name: string): string | undefined => {
+    if (v === undefined || v === null) return undefined;
+    if (typeof v === "string") return v;
+    if (Array.isArray(v) && v.every((x) => typeof x === "string")) return v.join(",");
+    throw invalidValue(`'${name}' must be an array of attribute names`);
+  };
   return {
     filter: get("filter") as string | undefined,
     sortBy: get("sortBy") as string | undefined,
     sortOrder: get("sortOrder") as string | undefined,
     startIndex: get("startIndex"),
     count: get("count"),
-    attributes: list(get("attributes")),
-    excludedAttributes: list(get("excludedAttributes")),
+    attributes: list(get("attributes"), "attributes"),
+    excludedAttributes: list(get("excludedAttributes"), "excludedAttributes"),
   };
 }
 
@@ -146,7 +152,8 @@ export function resourceController(kind: ResourceKind, deps: ControllerDeps) {
         // Groups answer 204 unless attributes are asked for (large member lists are not sent back);
         // Users answer 200 with the resource.
         if (kind === "Group" && !asksForAttributes(projection)) return new Response(null, { status: 204, headers: { ETag: etagOf(stored.version) } });
-        return scimResponse(200, await service.render(kind, stored, baseUrl(request), projection), { ETag: etagOf(stored.version) });
+        const r = await service.render(kind, stored, baseUrl(request), projection);
+        return scimResponse(200, r.body, { ETag: r.etag });
       },
       { params: IdParams, parse: "none", query: ReadQuery },
     )

@@ -26,7 +26,8 @@ export function serviceProviderConfig(baseUrl: string, o: DiscoveryOptions) {
     patch: { supported: true },
     bulk: { supported: false, maxOperations: 0, maxPayloadSize: 0 },
     filter: { supported: true, maxResults: o.maxResults },
-    changePassword: { supported: false },
+    // The password attribute can be set with PUT and PATCH (stored only as a hash).
+    changePassword: { supported: true },
     sort: { supported: true },
     etag: { supported: true },
     authenticationSchemes: [

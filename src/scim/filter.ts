@@ -46,7 +46,8 @@ const DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\
 /** Parses an xsd:dateTime into its canonical UTC form, or undefined. */
 export function canonicalDateTime(s: string): string | undefined {
   if (!DATE_TIME.test(s)) return undefined;
-  const ms = Date.parse(s);
+  // A dateTime without a zone is read as UTC, never as the server's local time.
+  const ms = Date.parse(/(Z|[+-]\d{2}:\d{2})$/i.test(s) ? s : `${s}Z`);
   return Number.isNaN(ms) ? undefined : new Date(ms).toISOString();
 }
 

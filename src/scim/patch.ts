@@ -15,6 +15,7 @@ import {
   keepOnePrimary,
   memberIds,
   sameValue,
+  schemasOf,
   walkAttributes,
   type NormalizeOptions,
   type Resource,
@@ -45,7 +46,12 @@ type Op = "add" | "replace" | "remove";
 type PatchPath =
   | { kind: "attr"; r: ResolvedAttr }
   | { kind: "filtered"; r: ResolvedAttr; filter: ResolvedFilter; sub?: AttributeDef; text: string }
-  | { kind: "extension"; urn: string };
+  | { kind: "extension"; urn: string }
+  /** A well-formed path naming an attribute scimd does not store. */
+  | { kind: "unknown"; path: string };
+
+/** attrPath (RFC 7644 §3.10): optional schema URN, attribute name, optional sub-attribute. */
+const ATTR_PATH = /^(urn:[A-Za-z0-9.:_-]+:)?[A-Za-z$][\w$-]*(\.[A-Za-z$][\w$-]*)?$/;
 
 const nonEmpty = (e: Resource) => Object.keys(e).length > 0;
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -59,12 +65,16 @@ export function parsePatchPath(rt: ResourceTypeDef, path: string): PatchPath {
     const ext = findSchema(rt, trimmed);
     if (ext?.extension) return { kind: "extension", urn: ext.extension };
     const r = resolveAttrPath(rt, trimmed);
-    if (!r) throw invalidPath(`'${path}' is not an attribute of ${rt.name}`);
+    if (!r) {
+      if (ATTR_PATH.test(trimmed)) return { kind: "unknown", path: trimmed };
+      throw invalidPath(`'${path}' is not a valid attribute path`);
+    }
     return { kind: "attr", r };
   }
   const close = trimmed.lastIndexOf("]");
   if (close < open) throw invalidPath(`'${path}' has '[' without a closing ']'`);
   const r = resolveAttrPath(rt, trimmed.slice(0, open));
+  if (!r && ATTR_PATH.test(trimmed.slice(0, open))) return { kind: "unknown", path: trimmed };
   if (!r || r.sub || r.attr.type !== "complex" || !r.attr.multiValued)
     throw invalidPath(`'${trimmed.slice(0, open)}' in '${path}' is not a multi-valued complex attribute of ${rt.name}`);
   const after = trimmed.slice(close + 1);
@@ -138,6 +148,7 @@ export function applyPatch(ctx: PatchContext, current: Resource, body: unknown):
     applyOne(ctx, result, op, path, fields.value);
   }
   keepPrimaries(ctx.rt, resource);
+  resource.schemas = schemasOf(ctx.rt, resource);
   result.changed = result.memberChanges.length > 0 || result.password !== undefined || JSON.stringify(resource) !== before;
   return result;
 }
@@ -172,6 +183,11 @@ function applyOne(ctx: PatchContext, res: PatchResult, op: Op, path: string | un
     return;
   }
   const p = parsePatchPath(ctx.rt, path);
+  if (p.kind === "unknown") {
+    // Unknown attributes are ignored, in PATCH paths as in bodies, unless the server is strict.
+    if (ctx.opts.strict) throw invalidPath(`'${p.path}' is not an attribute of ${ctx.rt.name}`);
+    return;
+  }
   if (p.kind === "extension") {
     if (op === "remove") {
       delete res.resource[p.urn];
@@ -201,6 +217,10 @@ function setAttribute(ctx: PatchContext, res: PatchResult, op: Op, r: ResolvedAt
   if (isManager(r.extension, r.attr) && !r.sub) value = normalizeManagerValue(value);
   value = emptyStringMeansNull(r.sub ?? r.attr, value);
   if (r.attr.mutability === "writeOnly") {
+    if (value === null || value === undefined) {
+      assign(res.resource, r, undefined); // clears the stored hash
+      return;
+    }
     if (typeof value !== "string") throw invalidValue(`'${r.path}' must be a string`);
     res.password = value;
     return;
@@ -244,7 +264,6 @@ function removeAttribute(ctx: PatchContext, res: PatchResult, r: ResolvedAttr, v
     return;
   }
   refuseReadOnly(r);
-  if (r.attr.mutability === "writeOnly") return;
   if (r.attr.multiValued && !r.sub && value !== undefined && value !== null) {
     // Remove exactly the listed values (matched on their `value` sub-attribute when they have one).
     const container = r.extension ? (res.resource[r.extension] as Resource | undefined) : res.resource;
@@ -320,8 +339,10 @@ function applyFiltered(ctx: PatchContext, res: PatchResult, op: Op, p: Extract<P
 
   if (hits.length === 0) {
     // Entra ID and Okta add or replace `emails[type eq "work"].value` on a user that has no work email yet.
-    const seed = elementFromFilter(filter);
-    if (!seed) throw noTarget(`no value of '${r.attr.name}' matches [${p.text}], and the filter does not describe a new value to create`);
+    const raw = elementFromFilter(filter);
+    if (!raw) throw noTarget(`no value of '${r.attr.name}' matches [${p.text}], and the filter does not describe a new value to create`);
+    // The new element's values come from the filter literals: they must have the sub-attributes' types.
+    const seed = coerceAttribute({ ...r.attr, multiValued: false }, raw, `${r.path}[${p.text}]`, ctx.opts) as Resource;
     const created = apply(seed);
     if (Object.values(patchValue).every((v) => v === undefined)) return;
     list.push(created);

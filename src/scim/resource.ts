@@ -240,7 +240,8 @@ export function normalizeBody(rt: ResourceTypeDef, body: unknown, opts: Normaliz
     if (r.attr.mutability === "readOnly" || r.sub?.mutability === "readOnly") return;
     const v = coerceResolved(r, isManager(r.extension, r.attr) && !r.sub ? normalizeManagerValue(value) : value, opts);
     if (r.attr.mutability === "writeOnly") {
-      if (typeof v === "string") out.password = v;
+      // An empty password is no password (as Entra's "null update" clears values).
+      if (typeof v === "string" && v !== "") out.password = v;
       return;
     }
     if (v === undefined && r.sub) {
@@ -249,10 +250,15 @@ export function normalizeBody(rt: ResourceTypeDef, body: unknown, opts: Normaliz
     }
     assign(resource, r, v);
   });
+  resource.schemas = schemasOf(rt, resource);
+  return out;
+}
+
+/** `schemas` of a canonical resource (RFC 7643 §3): the core schema and each extension holding data. */
+export function schemasOf(rt: ResourceTypeDef, resource: Resource): string[] {
   const schemas = [rt.schema.id];
   for (const e of rt.extensions) if (resource[e.schema.id] !== undefined) schemas.push(e.schema.id);
-  resource.schemas = schemas;
-  return out;
+  return schemas;
 }
 
 /** The member ids of a `members` value (objects with `value`), deduplicated, in order. */
@@ -295,6 +301,27 @@ export function checkProductRules(rt: ResourceTypeDef, r: Resource): void {
     if (typeof dn !== "string" || dn.trim() === "") throw invalidValue("'displayName' is required for a Group and must be a non-empty string");
     if (dn.length > MAX_USERNAME_LENGTH) throw invalidValue(`'displayName' is longer than ${MAX_USERNAME_LENGTH} characters`);
   }
+}
+
+/**
+ * The product's rules, then the resource in canonical key order (schemas, externalId, the core
+ * attributes in schema order, the extensions, the password hash), so that the same content always
+ * serialises to the same text and a PUT or PATCH that changes nothing is recognised as such.
+ */
+export function finalizeResource(rt: ResourceTypeDef, r: Resource): Resource {
+  checkProductRules(rt, r);
+  const out: Resource = { schemas: schemasOf(rt, r) };
+  if (r.externalId !== undefined) out.externalId = r.externalId;
+  for (const a of rt.schema.attributes) if (r[a.name] !== undefined) out[a.name] = r[a.name];
+  for (const e of rt.extensions) {
+    const ext = r[e.schema.id] as Resource | undefined;
+    if (!ext) continue;
+    const o: Resource = {};
+    for (const a of e.schema.attributes) if (ext[a.name] !== undefined) o[a.name] = ext[a.name];
+    out[e.schema.id] = o;
+  }
+  if (r.password !== undefined) out.password = r.password;
+  return out;
 }
 
 /** The key under which uniqueness is enforced: userName for Users, displayName for Groups. */

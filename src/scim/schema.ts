@@ -159,7 +159,7 @@ export const USER_SCHEMA_DEF: SchemaDef = {
     ),
     multiValuedSet("entitlements", "Entitlements for the User.", "string", undefined),
     multiValuedSet("roles", "Roles for the User.", "string", undefined),
-    multiValuedSet("x509Certificates", "DER-encoded X.509 certificates for the User.", "binary", undefined),
+    multiValuedSet("x509Certificates", "DER-encoded X.509 certificates for the User.", "binary", undefined, {}, { caseExact: true }),
   ],
 };
 

@@ -7,9 +7,9 @@ import { invalidValue, notFound, preconditionFailed, ScimError } from "./errors"
 import { resolveFilter, type ResolvedFilter, type Target } from "./filter";
 import { applyPatch } from "./patch";
 import { parseAttributeList, project, projectionFor, wants, type Projection } from "./projection";
-import { checkProductRules, normalizeBody, type Resource } from "./resource";
+import { finalizeResource, normalizeBody, type Resource } from "./resource";
 import { GROUP_RESOURCE, LIST_RESPONSE_SCHEMA, RESOURCE_TYPES, USER_RESOURCE, type ResourceTypeDef } from "./schema";
-import type { Member, ResourceKind, Store, StoredResource } from "../store/store";
+import type { GroupRef, Member, ResourceKind, Store, StoredResource } from "../store/store";
 
 export interface ServiceOptions {
   /** Refuse unknown attributes with 400 instead of ignoring them. */
@@ -50,21 +50,28 @@ function memberJson(m: Member, baseUrl: string): Resource {
 }
 
 export const rtOf = (kind: ResourceKind): ResourceTypeDef => (kind === "User" ? USER_RESOURCE : GROUP_RESOURCE);
-export const etagOf = (version: number) => `W/"${version}"`;
-
-/** Parses If-Match / If-None-Match: undefined when absent, "*" for any, else the versions listed. */
-export function parseEtags(header: string | null | undefined): "*" | number[] | undefined {
-  if (header === null || header === undefined || header.trim() === "") return undefined;
-  if (header.trim() === "*") return "*";
-  const versions: number[] = [];
-  for (const part of header.split(",")) {
-    const m = part.trim().match(/^(?:W\/)?"(\d+)"$/i);
-    if (m) versions.push(Number(m[1]));
-  }
-  return versions;
+/**
+ * The weak ETag (and meta.version) of a resource: its row version and, for a User in groups, a digest
+ * of the group ids, so that joining or leaving a group changes the User's version too. It does not
+ * cover display names of related resources.
+ */
+export function etagOf(version: number, groups?: readonly GroupRef[]): string {
+  if (!groups?.length) return `W/"${version}"`;
+  const digest = Bun.hash(groups.map((g) => g.value).sort().join(",")).toString(36);
+  return `W/"${version}-${digest}"`;
 }
 
-const etagMatches = (tags: "*" | number[], version: number) => tags === "*" || tags.includes(version);
+/** Parses If-Match / If-None-Match: undefined when absent, "*" for any, else the opaque tags listed. */
+export function parseEtags(header: string | null | undefined): "*" | string[] | undefined {
+  if (header === null || header === undefined || header.trim() === "") return undefined;
+  if (header.trim() === "*") return "*";
+  const tags: string[] = [];
+  for (const m of header.matchAll(/(?:W\/)?"([^"]*)"/gi)) tags.push(m[1]!);
+  return tags;
+}
+
+/** Weak comparison (RFC 9110 §8.8.3.2): the opaque tags are equal, W/ or not. */
+const etagMatches = (tags: "*" | string[], etag: string) => tags === "*" || tags.includes(etag.replace(/^W\//, "").slice(1, -1));
 
 function parseInteger(v: unknown, name: string): number | undefined {
   if (v === undefined || v === null || v === "") return undefined;
@@ -90,23 +97,28 @@ export class ScimService {
    * (Groups) unless the projection leaves them out or, for members, `loadMembers` is false (the
    * caller then streams them with `memberBatches`).
    */
-  async render(kind: ResourceKind, s: StoredResource, baseUrl: string, p: Projection, loadMembers = true): Promise<Resource> {
+  async render(kind: ResourceKind, s: StoredResource, baseUrl: string, p: Projection, loadMembers = true): Promise<Rendered> {
     const rt = rtOf(kind);
     const { schemas, externalId, password: _password, ...attrs } = s.data as Resource & { password?: unknown };
     const body: Resource = { schemas: schemas ?? [rt.schema.id], id: s.id };
     if (externalId !== undefined) body.externalId = externalId;
     Object.assign(body, attrs);
-    if (kind === "User" && wants(p, null, "groups")) {
-      const groups = await this.store.groupsOf(s.id);
-      if (groups.length)
-        body.groups = groups.map((g) => ({ value: g.value, $ref: `${baseUrl}/Groups/${g.value}`, display: g.display, type: "direct" }));
-    }
+    // A User's groups are read whether or not they are returned: the ETag covers them.
+    const groups = kind === "User" ? await this.store.groupsOf(s.id) : undefined;
+    if (groups?.length && wants(p, null, "groups"))
+      body.groups = groups.map((g) => ({ value: g.value, $ref: `${baseUrl}/Groups/${g.value}`, display: g.display, type: "direct" }));
     if (kind === "Group" && loadMembers && wants(p, null, "members")) {
       const members = await this.store.members(s.id);
       if (members.length) body.members = members.map((m) => memberJson(m, baseUrl));
     }
-    body.meta = { resourceType: kind, created: s.created, lastModified: s.lastModified, location: `${baseUrl}${rt.endpoint}/${s.id}`, version: etagOf(s.version) };
-    return project(body, p);
+    const etag = etagOf(s.version, groups);
+    body.meta = { resourceType: kind, created: s.created, lastModified: s.lastModified, location: `${baseUrl}${rt.endpoint}/${s.id}`, version: etag };
+    return { body: project(body, p), etag };
+  }
+
+  /** The current ETag of a stored resource (reads a User's groups). */
+  private async currentEtag(kind: ResourceKind, s: StoredResource): Promise<string> {
+    return etagOf(s.version, kind === "User" ? await this.store.groupsOf(s.id) : undefined);
   }
 
   /**
@@ -125,10 +137,13 @@ export class ScimService {
     const s = await this.store.get(kind, id);
     if (!s) throw notFound(`${kind} ${id} not found`);
     const tags = parseEtags(ifNoneMatch);
-    if (tags && etagMatches(tags, s.version)) return { etag: etagOf(s.version) };
+    if (tags) {
+      const etag = await this.currentEtag(kind, s);
+      if (etagMatches(tags, etag)) return { etag };
+    }
     if (kind === "Group" && wants(projection, null, "members"))
-      return { body: await this.render(kind, s, baseUrl, projection, false), etag: etagOf(s.version), members: this.memberBatches(id, baseUrl, projection) };
-    return { body: await this.render(kind, s, baseUrl, projection), etag: etagOf(s.version) };
+      return { ...(await this.render(kind, s, baseUrl, projection, false)), members: this.memberBatches(id, baseUrl, projection) };
+    return this.render(kind, s, baseUrl, projection);
   }
 
   /** A group's members in pages of `MEMBER_PAGE`, rendered and projected like `render` does. */
@@ -152,27 +167,27 @@ export class ScimService {
     const rt = rtOf(kind);
     const projection = this.readProjection([rt], read)(rt);
     const n = normalizeBody(rt, body, { strict: this.opts.strict });
-    checkProductRules(rt, n.resource);
+    const data = finalizeResource(rt, n.resource);
     const hash = await this.hashPassword(n.password);
-    if (hash) n.resource.password = hash;
-    const s = await this.store.create(kind, { id: crypto.randomUUID(), data: n.resource, members: n.members });
-    return { body: await this.render(kind, s, baseUrl, projection), etag: etagOf(s.version) };
+    if (hash) data.password = hash;
+    const s = await this.store.create(kind, { id: crypto.randomUUID(), data, members: n.members });
+    return this.render(kind, s, baseUrl, projection);
   }
 
   async replace(kind: ResourceKind, id: string, body: unknown, baseUrl: string, read: ReadOptions, ifMatch?: string | null): Promise<Rendered> {
     const rt = rtOf(kind);
     const projection = this.readProjection([rt], read)(rt);
     const n = normalizeBody(rt, body, { strict: this.opts.strict });
-    checkProductRules(rt, n.resource);
+    const replacement = finalizeResource(rt, n.resource);
     const hash = await this.hashPassword(n.password);
     const s = await this.withVersion(kind, id, ifMatch, async (current) => {
       // A PUT that leaves the password out keeps the one set before.
-      const data = { ...n.resource };
+      const data = { ...replacement };
       if (hash) data.password = hash;
       else if (current.data.password !== undefined) data.password = current.data.password;
       return this.store.update(kind, id, { data, expectedVersion: current.version, members: n.members });
     });
-    return { body: await this.render(kind, s, baseUrl, projection), etag: etagOf(s.version) };
+    return this.render(kind, s, baseUrl, projection);
   }
 
   /** Returns undefined for the body when the client asked for no attributes and the resource is a Group (204). */
@@ -182,11 +197,11 @@ export class ScimService {
     const stored = await this.withVersion(kind, id, ifMatch, async (current) => {
       const result = applyPatch({ rt, opts: { strict: this.opts.strict }, id }, current.data, body);
       if (!result.changed) return current;
-      checkProductRules(rt, result.resource);
+      const data = finalizeResource(rt, result.resource);
       const hash = await this.hashPassword(result.password);
-      if (hash) result.resource.password = hash;
+      if (hash) data.password = hash;
       if (result.memberChanges.some((c) => c.kind === "removeAll")) this.opts.log?.(`PATCH removed every member of Group ${id}`);
-      return this.store.update(kind, id, { data: result.resource, expectedVersion: current.version, memberChanges: result.memberChanges });
+      return this.store.update(kind, id, { data, expectedVersion: current.version, memberChanges: result.memberChanges });
     });
     return { stored, projection };
   }
@@ -199,7 +214,8 @@ export class ScimService {
     }
     const s = await this.store.get(kind, id);
     if (!s) throw notFound(`${kind} ${id} not found`);
-    if (!etagMatches(tags, s.version)) throw preconditionFailed(`${kind} ${id} is at version ${etagOf(s.version)}, not the one in If-Match`);
+    const etag = await this.currentEtag(kind, s);
+    if (!etagMatches(tags, etag)) throw preconditionFailed(`${kind} ${id} is at version ${etag}, not the one in If-Match`);
     return this.store.delete(kind, id, s.version);
   }
 
@@ -212,8 +228,10 @@ export class ScimService {
     for (let attempt = 0; ; attempt++) {
       const current = await this.store.get(kind, id);
       if (!current) throw notFound(`${kind} ${id} not found`);
-      if (tags && !etagMatches(tags, current.version))
-        throw preconditionFailed(`${kind} ${id} is at version ${etagOf(current.version)}, not the one in If-Match; read it again and retry`);
+      if (tags) {
+        const etag = await this.currentEtag(kind, current);
+        if (!etagMatches(tags, etag)) throw preconditionFailed(`${kind} ${id} is at version ${etag}, not the one in If-Match; read it again and retry`);
+      }
       try {
         return await write(current);
       } catch (e) {
@@ -265,7 +283,7 @@ export class ScimService {
       const k = plan.rt.name;
       const page = await this.store.search(k, { filter: plan.filter, sortBy: plan.sortBy, descending, offset, limit: remaining });
       total += page.total;
-      for (const s of page.resources) resources.push(await this.render(k, s, baseUrl, projectionOf(plan.rt)));
+      for (const s of page.resources) resources.push((await this.render(k, s, baseUrl, projectionOf(plan.rt))).body);
       remaining -= page.resources.length;
       offset = Math.max(0, offset - page.total);
     }

@@ -90,8 +90,8 @@ function comparison(x: string, op: CompareOp, v: CompareValue, params: (string |
     case "ew": {
       const n = codePoints(String(v));
       if (n === 0) return `(${x} IS NOT NULL)`;
-      params.push(-n, String(v));
-      return `(length(${x}) >= ${n} AND substr(${x}, ?) = ?)`;
+      params.push(n, -n, String(v));
+      return `(length(${x}) >= ? AND substr(${x}, ?) = ?)`;
     }
     case "gt":
     case "ge":
@@ -196,6 +196,8 @@ export function compileOrder(kind: ResourceKind, sortBy: Target | undefined, des
     throw invalidValue(`cannot sort by complex attribute '${sortBy.attr.name}'; name a sub-attribute`);
   } else {
     x = columnFor(kind, sortBy);
+    // meta.resourceType is one constant per list: sorting by it is creation order.
+    if (x.startsWith("'")) return "r.seq";
   }
   const dir = descending ? "DESC" : "ASC";
   return `(${x} IS NULL) ${dir}, ${x} ${dir}, r.seq ${dir}`;

@@ -193,7 +193,7 @@ describe("bad PatchOp bodies are 400 and change nothing (RFC 7644 §3.5.2)", () 
     ["op as a number", patchBody({ op: 1, path: "title", value: "x" }), "invalidSyntax"],
     ["add without a value", patchBody({ op: "add", path: "title" }), "invalidValue"],
     ["path as a number", patchBody({ op: "replace", path: 5, value: "x" }), "invalidPath"],
-    ["an unknown attribute path", patchBody({ op: "replace", path: "shoeSize", value: "x" }), "invalidPath"],
+    ["a malformed attribute path", patchBody({ op: "replace", path: "shoe size", value: "x" }), "invalidPath"],
     ["a 5,000-character path", patchBody({ op: "replace", path: "a".repeat(5000), value: "x" }), "invalidPath"],
     ["a 5,000-character value filter in the path", patchBody({ op: "replace", path: `emails[value eq "${"a".repeat(5000)}"].type`, value: "x" }), "invalidPath"],
     ["active as 'yes'", patchBody({ op: "replace", path: "active", value: "yes" }), "invalidValue"],

@@ -322,7 +322,7 @@ describe("discovery (RFC 7644 §4, RFC 7643 §5–§7)", () => {
     expect(c.sort.supported).toBe(true);
     expect(c.etag.supported).toBe(true);
     expect(c.bulk.supported).toBe(false);
-    expect(c.changePassword.supported).toBe(false);
+    expect(c.changePassword.supported).toBe(true); // password is writable with PUT and PATCH
     expect(c.authenticationSchemes.map((a: any) => a.type)).toContain("oauthbearertoken");
     for (const a of c.authenticationSchemes) {
       expect(typeof a.name).toBe("string");

@@ -44,6 +44,9 @@ const body = (...ops: Op[]) => ({ schemas: [PATCH_OP], Operations: ops });
 function patchUser(...ops: Op[]): PatchResult {
   return applyPatch(userCtx, user(), body(...ops));
 }
+function strictUser(...ops: Op[]): PatchResult {
+  return applyPatch({ ...userCtx, opts: { strict: true } }, user(), body(...ops));
+}
 function patchGroup(...ops: Op[]): PatchResult {
   return applyPatch(groupCtx, group(), body(...ops));
 }
@@ -453,14 +456,31 @@ describe("applyPatch: Group members produce ordered membership changes", () => {
   });
 });
 
+describe("applyPatch: unknown attributes are ignored unless strict, as in bodies", () => {
+  test.each([
+    ["an unknown attribute", "nosuch"],
+    ["an unknown sub-attribute", "name.nosuch"],
+    ["an unknown extension attribute", `${ENT}:nosuch`],
+    ["an unknown attribute with a value filter", 'favourites[type eq "x"].value'],
+  ])("ignores %s in a path and changes nothing else", (_c, path) => {
+    for (const op of ["add", "replace", "remove"]) {
+      const r = patchUser({ op, path, value: "x" }, { op: "replace", path: "title", value: "Changed" });
+      expect(r.resource.title).toBe("Changed");
+      expect({ ...r.resource, title: user().title } as Resource).toEqual(user());
+    }
+  });
+});
+
 describe("applyPatch: errors (RFC 7644 §3.5.2, §3.12)", () => {
   test.each([
     ["remove without a path", () => patchUser({ op: "remove" }), "noTarget"],
     ["remove of a value filter matching nothing", () => patchUser({ op: "remove", path: 'emails[type eq "nope"]' }), "noTarget"],
-    ["an unknown attribute", () => patchUser({ op: "replace", path: "nosuch", value: "x" }), "invalidPath"],
-    ["an unknown sub-attribute", () => patchUser({ op: "replace", path: "name.nosuch", value: "x" }), "invalidPath"],
+    ["an unknown attribute (strict mode)", () => strictUser({ op: "replace", path: "nosuch", value: "x" }), "invalidPath"],
+    ["an unknown sub-attribute (strict mode)", () => strictUser({ op: "replace", path: "name.nosuch", value: "x" }), "invalidPath"],
     ["an unknown sub-attribute after a filter", () => patchUser({ op: "replace", path: 'emails[type eq "work"].nosuch', value: "x" }), "invalidPath"],
-    ["an unknown extension attribute", () => patchUser({ op: "replace", path: `${ENT}:nosuch`, value: "x" }), "invalidPath"],
+    ["an unknown extension attribute (strict mode)", () => strictUser({ op: "replace", path: `${ENT}:nosuch`, value: "x" }), "invalidPath"],
+    ["a malformed attribute path", () => patchUser({ op: "replace", path: "name..givenName", value: "x" }), "invalidPath"],
+    ["an attribute path with a space", () => patchUser({ op: "replace", path: "given name", value: "x" }), "invalidPath"],
     ["a filter on a single-valued attribute", () => patchUser({ op: "replace", path: 'displayName[value eq "x"]', value: "x" }), "invalidPath"],
     ["a filter with no value", () => patchUser({ op: "replace", path: "emails[type eq].value", value: "x" }), "invalidPath"],
     ["a filter with no operator", () => patchUser({ op: "replace", path: 'emails[type "work"].value', value: "x" }), "invalidPath"],

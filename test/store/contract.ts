@@ -92,7 +92,9 @@ export function storeContract(name: string, open: () => Promise<Store> | Store, 
         expect(Date.parse(updated.lastModified)).toBeGreaterThan(Date.parse(first.lastModified));
         expect(updated.data).toEqual(data);
         expect(await store.get(kind, rid)).toEqual(updated);
-        const again = await store.update(kind, rid, { data, expectedVersion: 2 });
+        const same = await store.update(kind, rid, { data, expectedVersion: 2 });
+        expect(same).toEqual(updated); // nothing changed: same version, same lastModified
+        const again = await store.update(kind, rid, { data: { ...data, externalId: "ext-2" }, expectedVersion: 2 });
         expect(again.version).toBe(3);
       });
 
@@ -124,7 +126,7 @@ export function storeContract(name: string, open: () => Promise<Store> | Store, 
       it.each(kinds)("delete of a %s with a stale expectedVersion throws 412 and keeps it (RFC 7644 §3.14)", async (kind, body) => {
         const rid = id(kind);
         const created = await store.create(kind, { id: rid, data: body(`StaleDel-${kind}`) });
-        await store.update(kind, rid, { data: body(`StaleDel-${kind}`) });
+        await store.update(kind, rid, { data: { ...body(`StaleDel-${kind}`), externalId: "changed" } });
         const e = await scimErrorOf(() => store.delete(kind, rid, created.version));
         expect(e.status).toBe(412);
         expect(await store.get(kind, rid)).toBeDefined();

@@ -143,7 +143,7 @@ beforeAll(async () => {
   lastCreated = (await store.get("User", "u10"))!.lastModified;
   await Bun.sleep(15);
   const u05 = (await store.get("User", "u05"))!;
-  await store.update("User", "u05", { data: u05.data });
+  await store.update("User", "u05", { data: { ...u05.data, timezone: "Europe/Paris" } });
 });
 
 afterAll(() => {

@@ -187,35 +187,45 @@ export class SqliteStore implements Store {
     return types;
   }
 
-  private addMembers(groupSeq: number, groupId: string, ids: string[]): void {
+  /** Inserts members not already there; returns how many rows were added. */
+  private addMembers(groupSeq: number, groupId: string, ids: string[]): number {
     const types = this.memberTypes(groupId, ids);
     const ins = this.q("INSERT OR IGNORE INTO group_members (group_seq, member_id, member_type) VALUES (?, ?, ?)");
-    ids.forEach((id, i) => ins.run(groupSeq, id, types[i]!));
+    let added = 0;
+    ids.forEach((id, i) => (added += ins.run(groupSeq, id, types[i]!).changes));
+    return added;
   }
 
-  private applyMemberChange(groupSeq: number, groupId: string, c: MemberChange): void {
+  private removeMembers(groupSeq: number, ids: Iterable<string>): number {
+    const del = this.q("DELETE FROM group_members WHERE group_seq = ? AND member_id = ?");
+    let removed = 0;
+    for (const id of ids) removed += del.run(groupSeq, id).changes;
+    return removed;
+  }
+
+  /** Applies one membership change; returns how many membership rows it added or removed. */
+  private applyMemberChange(groupSeq: number, groupId: string, c: MemberChange): number {
     switch (c.kind) {
       case "add":
-        this.addMembers(groupSeq, groupId, c.ids);
-        break;
-      case "remove": {
-        const del = this.q("DELETE FROM group_members WHERE group_seq = ? AND member_id = ?");
-        for (const id of c.ids) del.run(groupSeq, id);
-        break;
-      }
+        return this.addMembers(groupSeq, groupId, c.ids);
+      case "remove":
+        return this.removeMembers(groupSeq, c.ids);
       case "removeAll":
-        this.q("DELETE FROM group_members WHERE group_seq = ?").run(groupSeq);
-        break;
-      case "replace":
-        this.q("DELETE FROM group_members WHERE group_seq = ?").run(groupSeq);
-        this.addMembers(groupSeq, groupId, c.ids);
-        break;
+        return this.q("DELETE FROM group_members WHERE group_seq = ?").run(groupSeq).changes;
+      case "replace": {
+        // Touch only the difference: a full push of an unchanged list writes nothing.
+        const wanted = new Set(c.ids);
+        const current = (this.q("SELECT member_id FROM group_members WHERE group_seq = ?").values(groupSeq) as [string][]).map((r) => r[0]);
+        const have = new Set(current);
+        const removed = this.removeMembers(groupSeq, current.filter((m) => !wanted.has(m)));
+        return removed + this.addMembers(groupSeq, groupId, c.ids.filter((m) => !have.has(m)));
+      }
       case "removeWhere": {
         const f = compileMemberFilter(c.filter, "m");
-        this.db
-          .prepare(`DELETE FROM group_members WHERE group_seq = ? AND member_id IN (SELECT m.member_id FROM group_members m WHERE m.group_seq = ? AND ${f.sql})`)
-          .run(groupSeq, groupSeq, ...f.params);
-        break;
+        return this.once(
+          `DELETE FROM group_members WHERE group_seq = ? AND member_id IN (SELECT m.member_id FROM group_members m WHERE m.group_seq = ? AND ${f.sql})`,
+          (st) => st.run(groupSeq, groupSeq, ...f.params).changes,
+        );
       }
     }
   }
@@ -226,29 +236,36 @@ export class SqliteStore implements Store {
     const now = nowIso();
     const keyCol = kind === "User" ? "user_name_key" : "display_name_key";
     const data = JSON.stringify(input.data);
-    const search = JSON.stringify(toSearchDoc(rt, input.data));
     let result: StoredResource | undefined;
     const run = this.db.transaction(() => {
-      const cur = this.q(`SELECT seq, version, created FROM ${t} WHERE id = ?`).get(id) as { seq: number; version: number; created: string } | null;
+      const cur = this.q(`SELECT seq, version, created, last_modified, data FROM ${t} WHERE id = ?`).get(id) as
+        | { seq: number; version: number; created: string; last_modified: string; data: string }
+        | null;
       if (!cur) throw notFound(`${kind} ${id} not found`);
       if (input.expectedVersion !== undefined && cur.version !== input.expectedVersion)
         throw preconditionFailed(`${kind} ${id} has changed (version W/"${cur.version}", expected W/"${input.expectedVersion}"); read it again and retry`);
       const key = this.keyOf(kind, input.data);
       const clash = this.q(`SELECT id FROM ${t} WHERE ${keyCol} = ?`).get(key) as { id: string } | null;
       if (clash && clash.id !== id) throw this.uniquenessError(kind, input.data);
+      let memberRows = 0;
+      if (kind === "Group") {
+        if (input.members) memberRows += this.applyMemberChange(cur.seq, id, { kind: "replace", ids: input.members });
+        for (const c of input.memberChanges ?? []) memberRows += this.applyMemberChange(cur.seq, id, c);
+      }
+      if (data === cur.data && memberRows === 0) {
+        // Nothing changed (an IdP re-sending what is stored): the version stays, so If-Match stays valid.
+        result = { id, data: input.data, version: cur.version, created: cur.created, lastModified: cur.last_modified };
+        return;
+      }
       this.q(`UPDATE ${t} SET ${keyCol} = ?, external_id = ?, last_modified = ?, version = version + 1, data = ?, search = ? WHERE seq = ?`).run(
         key,
         externalIdKey(input.data),
         now,
         data,
-        search,
+        JSON.stringify(toSearchDoc(rt, input.data)),
         cur.seq,
       );
       if (kind === "User") this.writeEmails(cur.seq, input.data, true);
-      if (kind === "Group") {
-        if (input.members) this.applyMemberChange(cur.seq, id, { kind: "replace", ids: input.members });
-        for (const c of input.memberChanges ?? []) this.applyMemberChange(cur.seq, id, c);
-      }
       result = { id, data: input.data, version: cur.version + 1, created: cur.created, lastModified: now };
     });
     try {
@@ -280,17 +297,32 @@ export class SqliteStore implements Store {
   async search(kind: ResourceKind, query: SearchQuery): Promise<SearchPage> {
     const t = this.table(kind);
     const where = query.filter ? compileFilter(kind, query.filter) : { sql: "1", params: [] };
-    const total = (this.db.query(`SELECT count(*) AS n FROM ${t} r WHERE ${where.sql}`).get(...where.params) as { n: number }).n;
-    if (query.limit <= 0 || query.offset >= total) return { total, resources: [] };
-    const order = compileOrder(kind, query.sortBy, query.descending ?? false);
     const cols = "r.seq, r.id, r.created, r.last_modified, r.version, r.data";
-    // Unfiltered pages in creation order skip through the small seq index, not the wide rows.
+    // Filter SQL varies with each filter's shape: prepare it per call (db.query would cache every
+    // shape forever); the fixed statements go through the statement cache.
+    const total = query.filter
+      ? (this.once(`SELECT count(*) AS n FROM ${t} r WHERE ${where.sql}`, (s) => s.get(...where.params)) as { n: number }).n
+      : (this.q(`SELECT count(*) AS n FROM ${t}`).get() as { n: number }).n;
+    if (query.limit <= 0 || query.offset >= total) return { total, resources: [] };
     const rows = (
       !query.filter && !query.sortBy
-        ? this.q(`SELECT ${cols} FROM ${t} r WHERE r.seq >= (SELECT seq FROM ${t} ORDER BY seq LIMIT 1 OFFSET ?) ORDER BY r.seq LIMIT ?`).all(query.offset, query.limit)
-        : this.db.query(`SELECT ${cols} FROM ${t} r WHERE ${where.sql} ORDER BY ${order} LIMIT ? OFFSET ?`).all(...where.params, query.limit, query.offset)
+        ? // Unfiltered pages in creation order skip through the narrow seq index, not the wide rows.
+          this.q(`SELECT ${cols} FROM ${t} r WHERE r.seq >= (SELECT seq FROM ${t} ORDER BY seq LIMIT 1 OFFSET ?) ORDER BY r.seq LIMIT ?`).all(query.offset, query.limit)
+        : this.once(`SELECT ${cols} FROM ${t} r WHERE ${where.sql} ORDER BY ${compileOrder(kind, query.sortBy, query.descending ?? false)} LIMIT ? OFFSET ?`, (s) =>
+            s.all(...where.params, query.limit, query.offset),
+          )
     ) as Row[];
     return { total, resources: rows.map((r) => this.toStored(r)) };
+  }
+
+  /** Runs a statement that is not kept: prepared, used, finalized. */
+  private once<T>(sql: string, run: (s: Statement) => T): T {
+    const s = this.db.prepare(sql);
+    try {
+      return run(s);
+    } finally {
+      s.finalize();
+    }
   }
 
   async members(groupId: string, page?: { after?: string; limit: number }): Promise<Member[]> {
