@@ -104,7 +104,7 @@ export class ScimService {
     if (externalId !== undefined) body.externalId = externalId;
     Object.assign(body, attrs);
     // A User's groups are read whether or not they are returned: the ETag covers them.
-    const groups = kind === "User" ? await this.store.groupsOf(s.id) : undefined;
+    const groups = kind === "User" ? (s.groups ?? (await this.store.groupsOf(s.id))) : undefined;
     if (groups?.length && wants(p, null, "groups"))
       body.groups = groups.map((g) => ({ value: g.value, $ref: `${baseUrl}/Groups/${g.value}`, display: g.display, type: "direct" }));
     if (kind === "Group" && loadMembers && wants(p, null, "members")) {
@@ -118,7 +118,7 @@ export class ScimService {
 
   /** The current ETag of a stored resource (reads a User's groups). */
   private async currentEtag(kind: ResourceKind, s: StoredResource): Promise<string> {
-    return etagOf(s.version, kind === "User" ? await this.store.groupsOf(s.id) : undefined);
+    return etagOf(s.version, kind === "User" ? (s.groups ?? (await this.store.groupsOf(s.id))) : undefined);
   }
 
   /**

@@ -16,6 +16,8 @@ export interface StoredResource {
   version: number;
   created: string;
   lastModified: string;
+  /** For Users read by get, search and update: the groups the User is a direct member of. */
+  groups?: GroupRef[];
 }
 
 export interface SearchQuery {

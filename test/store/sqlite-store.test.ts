@@ -99,7 +99,7 @@ describe("SqliteStore specifics", () => {
     a.close();
     const b = new SqliteStore(path);
     try {
-      expect(await b.get("User", "u1")).toEqual(u);
+      expect(await b.get("User", "u1")).toEqual({ ...u, groups: [{ value: "g1", display: "Kept" }] });
       expect(await b.get("Group", "g1")).toEqual(g);
       expect(await b.memberCount("g1")).toBe(1);
       expect((await b.findToken("hash"))?.name).toBe("okta");

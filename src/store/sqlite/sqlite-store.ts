@@ -38,9 +38,17 @@ export interface SqliteStoreOptions {
 /** Raised when the file is not a scimd database or comes from a newer scimd. Nothing was changed. */
 export class StoreOpenError extends Error {}
 
-type Row = { seq: number; id: string; created: string; last_modified: string; version: number; data: string };
+type Row = { seq: number; id: string; created: string; last_modified: string; version: number; data: string; groups?: string };
+
+const COLUMNS = "r.seq, r.id, r.created, r.last_modified, r.version, r.data";
+/** A User by id with its groups in the same statement (one read, not two). */
+const USER_WITH_GROUPS = `SELECT ${COLUMNS},
+    (SELECT json_group_array(json_array(g.id, json_extract(g.data, '$.displayName')))
+       FROM group_members gm JOIN groups g ON g.seq = gm.group_seq WHERE gm.member_id = r.id) AS groups
+  FROM users r WHERE r.id = ?`;
 
 const nowIso = () => new Date().toISOString();
+const DYNAMIC_STATEMENTS = 256;
 
 /** externalId is caseExact: its key is the NFC form, as filters normalise their literal. */
 const externalIdKey = (data: Resource) => (typeof data.externalId === "string" ? data.externalId.normalize("NFC") : null);
@@ -56,6 +64,7 @@ function emailKeys(data: Resource): string[] {
 export class SqliteStore implements Store {
   readonly db: Database;
   private readonly stmts = new Map<string, Statement>();
+  private readonly dynamicStmts = new Map<string, Statement>();
   private readonly tokenTouched = new Map<string, number>();
 
   constructor(
@@ -74,6 +83,8 @@ export class SqliteStore implements Store {
       this.db.exec("PRAGMA journal_mode = WAL");
       this.db.exec(`PRAGMA synchronous = ${opts.synchronous ?? "FULL"}`);
       this.db.exec("PRAGMA foreign_keys = ON");
+      // 32 MiB of page cache (the default is 2 MiB): indexes and hot rows stay in memory.
+      this.db.exec("PRAGMA cache_size = -32768");
       this.migrate();
     } catch (e) {
       this.db.close();
@@ -121,7 +132,9 @@ export class SqliteStore implements Store {
   }
 
   private toStored(row: Row): StoredResource {
-    return { id: row.id, data: JSON.parse(row.data), version: row.version, created: row.created, lastModified: row.last_modified };
+    const s: StoredResource = { id: row.id, data: JSON.parse(row.data), version: row.version, created: row.created, lastModified: row.last_modified };
+    if (row.groups !== undefined) s.groups = (JSON.parse(row.groups) as [string, string][]).map(([value, display]) => ({ value, display }));
+    return s;
   }
 
   private keyOf(kind: ResourceKind, data: Resource): string {
@@ -139,7 +152,7 @@ export class SqliteStore implements Store {
   }
 
   async get(kind: ResourceKind, id: string): Promise<StoredResource | undefined> {
-    const row = this.q(`SELECT seq, id, created, last_modified, version, data FROM ${this.table(kind)} WHERE id = ?`).get(id) as Row | null;
+    const row = this.q(kind === "User" ? USER_WITH_GROUPS : `SELECT ${COLUMNS} FROM groups r WHERE r.id = ?`).get(id) as Row | null;
     return row ? this.toStored(row) : undefined;
   }
 
@@ -164,7 +177,7 @@ export class SqliteStore implements Store {
       if (this.isUniqueViolation(e)) throw this.uniquenessError(kind, input.data);
       throw e;
     }
-    return { id: input.id, data: input.data, version: 1, created: now, lastModified: now };
+    return { id: input.id, data: input.data, version: 1, created: now, lastModified: now, ...(kind === "User" ? { groups: [] } : {}) };
   }
 
   private writeEmails(seq: number, data: Resource, replace: boolean): void {
@@ -222,10 +235,9 @@ export class SqliteStore implements Store {
       }
       case "removeWhere": {
         const f = compileMemberFilter(c.filter, "m");
-        return this.once(
+        return this.dynamic(
           `DELETE FROM group_members WHERE group_seq = ? AND member_id IN (SELECT m.member_id FROM group_members m WHERE m.group_seq = ? AND ${f.sql})`,
-          (st) => st.run(groupSeq, groupSeq, ...f.params).changes,
-        );
+        ).run(groupSeq, groupSeq, ...f.params).changes;
       }
     }
   }
@@ -255,6 +267,7 @@ export class SqliteStore implements Store {
       if (data === cur.data && memberRows === 0) {
         // Nothing changed (an IdP re-sending what is stored): the version stays, so If-Match stays valid.
         result = { id, data: input.data, version: cur.version, created: cur.created, lastModified: cur.last_modified };
+        if (kind === "User") result.groups = this.groupRefs(id);
         return;
       }
       this.q(`UPDATE ${t} SET ${keyCol} = ?, external_id = ?, last_modified = ?, version = version + 1, data = ?, search = ? WHERE seq = ?`).run(
@@ -267,6 +280,7 @@ export class SqliteStore implements Store {
       );
       if (kind === "User") this.writeEmails(cur.seq, input.data, true);
       result = { id, data: input.data, version: cur.version + 1, created: cur.created, lastModified: now };
+      if (kind === "User") result.groups = this.groupRefs(id);
     });
     try {
       run.immediate();
@@ -296,33 +310,59 @@ export class SqliteStore implements Store {
 
   async search(kind: ResourceKind, query: SearchQuery): Promise<SearchPage> {
     const t = this.table(kind);
-    const where = query.filter ? compileFilter(kind, query.filter) : { sql: "1", params: [] };
-    const cols = "r.seq, r.id, r.created, r.last_modified, r.version, r.data";
-    // Filter SQL varies with each filter's shape: prepare it per call (db.query would cache every
-    // shape forever); the fixed statements go through the statement cache.
-    const total = query.filter
-      ? (this.once(`SELECT count(*) AS n FROM ${t} r WHERE ${where.sql}`, (s) => s.get(...where.params)) as { n: number }).n
-      : (this.q(`SELECT count(*) AS n FROM ${t}`).get() as { n: number }).n;
-    if (query.limit <= 0 || query.offset >= total) return { total, resources: [] };
+    const cols = COLUMNS;
+    const where = query.filter ? compileFilter(kind, query.filter) : undefined;
+    const count = () =>
+      where
+        ? (this.dynamic(`SELECT count(*) AS n FROM ${t} r WHERE ${where.sql}`).get(...where.params) as { n: number }).n
+        : (this.q(`SELECT count(*) AS n FROM ${t}`).get() as { n: number }).n;
+    if (query.limit <= 0) return { total: count(), resources: [] };
     const rows = (
-      !query.filter && !query.sortBy
+      !where && !query.sortBy
         ? // Unfiltered pages in creation order skip through the narrow seq index, not the wide rows.
           this.q(`SELECT ${cols} FROM ${t} r WHERE r.seq >= (SELECT seq FROM ${t} ORDER BY seq LIMIT 1 OFFSET ?) ORDER BY r.seq LIMIT ?`).all(query.offset, query.limit)
-        : this.once(`SELECT ${cols} FROM ${t} r WHERE ${where.sql} ORDER BY ${compileOrder(kind, query.sortBy, query.descending ?? false)} LIMIT ? OFFSET ?`, (s) =>
-            s.all(...where.params, query.limit, query.offset),
+        : this.dynamic(`SELECT ${cols} FROM ${t} r WHERE ${where?.sql ?? "1"} ORDER BY ${compileOrder(kind, query.sortBy, query.descending ?? false)} LIMIT ? OFFSET ?`).all(
+            ...(where?.params ?? []),
+            query.limit,
+            query.offset,
           )
     ) as Row[];
-    return { total, resources: rows.map((r) => this.toStored(r)) };
+    // A first page that is not full holds every match: no count query needed (an IdP's lookup by userName).
+    const total = query.offset === 0 && rows.length < query.limit ? rows.length : count();
+    const resources = rows.map((r) => this.toStored(r));
+    if (kind === "User" && resources.length) {
+      // The groups of the whole page in one statement.
+      const byUser = new Map<string, GroupRef[]>(resources.map((r) => [r.id, []]));
+      const refs = this.q(
+        `SELECT gm.member_id AS member, g.id AS value, json_extract(g.data, '$.displayName') AS display
+           FROM group_members gm JOIN groups g ON g.seq = gm.group_seq
+          WHERE gm.member_id IN (SELECT value FROM json_each(?)) ORDER BY g.seq`,
+      ).all(JSON.stringify([...byUser.keys()])) as { member: string; value: string; display: string }[];
+      for (const r of refs) byUser.get(r.member)!.push({ value: r.value, display: r.display });
+      for (const r of resources) r.groups = byUser.get(r.id)!;
+    }
+    return { total, resources };
   }
 
-  /** Runs a statement that is not kept: prepared, used, finalized. */
-  private once<T>(sql: string, run: (s: Statement) => T): T {
-    const s = this.db.prepare(sql);
-    try {
-      return run(s);
-    } finally {
-      s.finalize();
+  /**
+   * Statements whose text depends on a filter's shape: kept in a bounded LRU cache, so that repeated
+   * shapes (an IdP's `userName eq …`) are prepared once and arbitrary shapes cannot grow memory.
+   */
+  private dynamic(sql: string): Statement {
+    let s = this.dynamicStmts.get(sql);
+    if (s) {
+      this.dynamicStmts.delete(sql);
+      this.dynamicStmts.set(sql, s);
+      return s;
     }
+    s = this.db.prepare(sql);
+    this.dynamicStmts.set(sql, s);
+    if (this.dynamicStmts.size > DYNAMIC_STATEMENTS) {
+      const [oldest, stmt] = this.dynamicStmts.entries().next().value!;
+      this.dynamicStmts.delete(oldest);
+      stmt.finalize();
+    }
+    return s;
   }
 
   async members(groupId: string, page?: { after?: string; limit: number }): Promise<Member[]> {
@@ -345,10 +385,13 @@ export class SqliteStore implements Store {
   }
 
   async groupsOf(memberId: string): Promise<GroupRef[]> {
-    const rows = this.q(
+    return this.groupRefs(memberId);
+  }
+
+  private groupRefs(memberId: string): GroupRef[] {
+    return this.q(
       "SELECT g.id AS value, json_extract(g.data, '$.displayName') AS display FROM group_members m JOIN groups g ON g.seq = m.group_seq WHERE m.member_id = ? ORDER BY g.seq",
-    ).all(memberId) as { value: string; display: string }[];
-    return rows;
+    ).all(memberId) as GroupRef[];
   }
 
   async createToken(name: string, hash: string): Promise<TokenRecord> {
@@ -388,8 +431,9 @@ export class SqliteStore implements Store {
   }
 
   close(): void {
-    for (const s of this.stmts.values()) s.finalize();
+    for (const s of [...this.stmts.values(), ...this.dynamicStmts.values()]) s.finalize();
     this.stmts.clear();
+    this.dynamicStmts.clear();
     this.db.close();
   }
 }
