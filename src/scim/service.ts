@@ -148,15 +148,13 @@ export class ScimService {
 
   /** A group's members in pages of `MEMBER_PAGE`, rendered and projected like `render` does. */
   async *memberBatches(groupId: string, baseUrl: string, p: Projection): AsyncGenerator<Resource[]> {
-    let after: string | undefined;
-    for (;;) {
-      const page = await this.store.members(groupId, { after, limit: MEMBER_PAGE });
-      if (page.length === 0) return;
-      const projected = project({ schemas: [], id: "", members: page.map((m) => memberJson(m, baseUrl)) }, p).members as Resource[] | undefined;
+    let cursor: string | undefined;
+    do {
+      const page = await this.store.memberPage(groupId, cursor, MEMBER_PAGE);
+      const projected = project({ schemas: [], id: "", members: page.members.map((m) => memberJson(m, baseUrl)) }, p).members as Resource[] | undefined;
       if (projected?.length) yield projected;
-      if (page.length < MEMBER_PAGE) return;
-      after = page[page.length - 1]!.value;
-    }
+      cursor = page.next;
+    } while (cursor);
   }
 
   private async hashPassword(password: string | undefined): Promise<string | undefined> {

@@ -52,14 +52,17 @@ function elementColumn(scope: Scope, t: Target): string {
   switch (scope.kind) {
     case "json":
       return `json_extract(${scope.alias}.value, '$.${jsonKey(name)}')`;
-    case "members":
-      if (name === "value") return `${scope.alias}.member_id`;
+    case "members": {
+      // A member row is (member_kind, member_seq): 0 = users.seq, 1 = groups.seq.
+      const m = scope.alias;
+      if (name === "value") return `(CASE ${m}.member_kind WHEN 0 THEN (SELECT u2.id FROM users u2 WHERE u2.seq = ${m}.member_seq) ELSE (SELECT g2.id FROM groups g2 WHERE g2.seq = ${m}.member_seq) END)`;
       // members.type is not caseExact: compare its folded form.
-      if (name === "type") return `lower(${scope.alias}.member_type)`;
+      if (name === "type") return `(CASE ${m}.member_kind WHEN 0 THEN 'user' ELSE 'group' END)`;
       // The display a Group shows for a member: displayName, else name.formatted (folded keys).
       if (name === "display")
-        return `(CASE ${scope.alias}.member_type WHEN 'User' THEN (SELECT coalesce(json_extract(u2.search, '$."displayName"'), json_extract(u2.search, '$."name"."formatted"')) FROM users u2 WHERE u2.id = ${scope.alias}.member_id) ELSE (SELECT g2.display_name_key FROM groups g2 WHERE g2.id = ${scope.alias}.member_id) END)`;
+        return `(CASE ${m}.member_kind WHEN 0 THEN (SELECT coalesce(json_extract(u2.search, '$."displayName"'), json_extract(u2.search, '$."name"."formatted"')) FROM users u2 WHERE u2.seq = ${m}.member_seq) ELSE (SELECT g2.display_name_key FROM groups g2 WHERE g2.seq = ${m}.member_seq) END)`;
       break;
+    }
     case "groups":
       if (name === "value") return `${scope.alias}.id`;
       if (name === "display") return `${scope.alias}.display_name_key`;
@@ -144,6 +147,11 @@ function compile(kind: ResourceKind, root: ResolvedFilter, rootScope: Scope): Sq
         return t.attr.type === "complex" && !t.sub ? `(${x} IS NOT NULL)` : `(${x} IS NOT NULL AND ${x} <> '')`;
       }
       case "compare": {
+        if (scope.kind === "members" && f.target.attr.name === "value" && f.op === "eq" && typeof f.value === "string") {
+          // members.value eq "<id>": find the member's key through the id indexes, not row by row.
+          params.push(f.value, f.value);
+          return `((${scope.alias}.member_kind, ${scope.alias}.member_seq) IN (SELECT 0, seq FROM users WHERE id = ? UNION ALL SELECT 1, seq FROM groups WHERE id = ?))`;
+        }
         const x = scope.kind === "resource" ? columnFor(kind, f.target) : elementColumn(scope, f.target);
         return comparison(x, f.op, f.value, params);
       }
@@ -157,7 +165,7 @@ function compile(kind: ResourceKind, root: ResolvedFilter, rootScope: Scope): Sq
         if (kind === "User" && !f.extension && f.attr.name === "groups") {
           const m = `m${n++}`;
           const inner = walk(f.filter, { kind: "groups", alias });
-          return `EXISTS (SELECT 1 FROM group_members ${m} JOIN groups ${alias} ON ${alias}.seq = ${m}.group_seq WHERE ${m}.member_id = r.id AND ${inner})`;
+          return `EXISTS (SELECT 1 FROM group_members ${m} JOIN groups ${alias} ON ${alias}.seq = ${m}.group_seq WHERE ${m}.member_kind = 0 AND ${m}.member_seq = r.seq AND ${inner})`;
         }
         // Index hint: an email value compared with eq narrows through user_emails first.
         let hint = "";
@@ -179,7 +187,7 @@ function compile(kind: ResourceKind, root: ResolvedFilter, rootScope: Scope): Sq
 
 function presentMulti(kind: ResourceKind, t: Target): string {
   if (kind === "Group" && t.attr.name === "members" && !t.extension) return "EXISTS (SELECT 1 FROM group_members pm WHERE pm.group_seq = r.seq)";
-  if (kind === "User" && t.attr.name === "groups" && !t.extension) return "EXISTS (SELECT 1 FROM group_members pg WHERE pg.member_id = r.id)";
+  if (kind === "User" && t.attr.name === "groups" && !t.extension) return "EXISTS (SELECT 1 FROM group_members pg WHERE pg.member_kind = 0 AND pg.member_seq = r.seq)";
   return `(coalesce(json_array_length(r.search, '${jsonPath(t)}'), 0) > 0)`;
 }
 

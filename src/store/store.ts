@@ -79,11 +79,13 @@ export interface Store {
   /** Throws 404 when absent, 412 when `expectedVersion` is stale. Also removes the resource from every group. */
   delete(kind: ResourceKind, id: string, expectedVersion?: number): Promise<void>;
   search(kind: ResourceKind, query: SearchQuery): Promise<SearchPage>;
+  /** The direct members of a group: Users, then Groups, each in creation order. */
+  members(groupId: string): Promise<Member[]>;
   /**
-   * The direct members of a group, ordered by member id: all of them, or one page of them after the
-   * member id `page.after` (keyset paging, so reading a large group never holds it all at once).
+   * One page of `members`, after the opaque `cursor` a previous page returned (keyset paging, so
+   * reading a large group never holds it all at once). `next` is absent on the last page.
    */
-  members(groupId: string, page?: { after?: string; limit: number }): Promise<Member[]>;
+  memberPage(groupId: string, cursor: string | undefined, limit: number): Promise<{ members: Member[]; next?: string }>;
   /** The groups a User or Group is a direct member of. */
   groupsOf(memberId: string): Promise<GroupRef[]>;
   /** The number of members, without reading them. */

@@ -341,7 +341,7 @@ describe("crash safety (kill -9) [e2e]", () => {
       const dup = db.query("SELECT user_name_key, count(*) AS n FROM users GROUP BY user_name_key HAVING n > 1").all();
       expect(dup).toEqual([]);
       const stored = db
-        .query("SELECT m.member_id AS id FROM group_members m JOIN groups g ON g.seq = m.group_seq WHERE g.id = ?")
+        .query("SELECT u.id AS id FROM group_members m JOIN groups g ON g.seq = m.group_seq JOIN users u ON m.member_kind = 0 AND u.seq = m.member_seq WHERE g.id = ?")
         .all(groupId)
         .map((r) => (r as { id: string }).id)
         .sort();

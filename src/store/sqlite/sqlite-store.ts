@@ -44,10 +44,15 @@ const COLUMNS = "r.seq, r.id, r.created, r.last_modified, r.version, r.data";
 /** A User by id with its groups in the same statement (one read, not two). */
 const USER_WITH_GROUPS = `SELECT ${COLUMNS},
     (SELECT json_group_array(json_array(g.id, json_extract(g.data, '$.displayName')))
-       FROM group_members gm JOIN groups g ON g.seq = gm.group_seq WHERE gm.member_id = r.id) AS groups
+       FROM group_members gm JOIN groups g ON g.seq = gm.group_seq WHERE gm.member_kind = 0 AND gm.member_seq = r.seq) AS groups
   FROM users r WHERE r.id = ?`;
 
 const nowIso = () => new Date().toISOString();
+
+/** group_members.member_kind values. */
+const USER_KIND = 0;
+const GROUP_KIND = 1;
+type MemberRef = { kind: number; seq: number };
 const DYNAMIC_STATEMENTS = 256;
 
 /** externalId is caseExact: its key is the NFC form, as filters normalise their literal. */
@@ -169,7 +174,7 @@ export class SqliteStore implements Store {
         `INSERT INTO ${t} (id, ${keyCol}, external_id, created, last_modified, version, data, search) VALUES (?, ?, ?, ?, ?, 1, ?, ?) RETURNING seq`,
       ).get(input.id, this.keyOf(kind, input.data), externalIdKey(input.data), now, now, data, search) as { seq: number };
       if (kind === "User") this.writeEmails(row.seq, input.data, false);
-      if (kind === "Group" && input.members?.length) this.addMembers(row.seq, input.id, input.members);
+      if (kind === "Group" && input.members?.length) this.addMembers(row.seq, this.memberRefs(row.seq, input.members));
     });
     try {
       run.immediate();
@@ -185,58 +190,70 @@ export class SqliteStore implements Store {
     for (const k of emailKeys(data)) this.q("INSERT OR IGNORE INTO user_emails (user_seq, value_key) VALUES (?, ?)").run(seq, k);
   }
 
-  /** Looks up each id as a User, then as a Group; refuses unknown ids and a group containing itself. */
-  private memberTypes(groupId: string, ids: string[]): ResourceKind[] {
-    const types: ResourceKind[] = [];
+  /** A member id as (kind, seq): a User's, else a Group's; undefined when neither has it. */
+  private memberRef(id: string): MemberRef | undefined {
+    const u = this.q("SELECT seq FROM users WHERE id = ?").get(id) as { seq: number } | null;
+    if (u) return { kind: USER_KIND, seq: u.seq };
+    const g = this.q("SELECT seq FROM groups WHERE id = ?").get(id) as { seq: number } | null;
+    return g ? { kind: GROUP_KIND, seq: g.seq } : undefined;
+  }
+
+  /** Resolves each id; refuses unknown ids and a group containing itself. */
+  private memberRefs(groupSeq: number, ids: string[]): MemberRef[] {
+    const refs: MemberRef[] = [];
     const missing: string[] = [];
     for (const id of ids) {
-      if (id === groupId) throw invalidValue(`a Group cannot be a member of itself ('${id}')`);
-      if (this.q("SELECT 1 FROM users WHERE id = ?").get(id)) types.push("User");
-      else if (this.q("SELECT 1 FROM groups WHERE id = ?").get(id)) types.push("Group");
-      else missing.push(id);
+      const ref = this.memberRef(id);
+      if (!ref) missing.push(id);
+      else if (ref.kind === GROUP_KIND && ref.seq === groupSeq) throw invalidValue(`a Group cannot be a member of itself ('${id}')`);
+      else refs.push(ref);
     }
     if (missing.length)
       throw invalidValue(`members must be existing Users or Groups; unknown id${missing.length > 1 ? "s" : ""}: ${missing.slice(0, 10).join(", ")}${missing.length > 10 ? ` and ${missing.length - 10} more` : ""}`);
-    return types;
+    return refs;
   }
 
   /** Inserts members not already there; returns how many rows were added. */
-  private addMembers(groupSeq: number, groupId: string, ids: string[]): number {
-    const types = this.memberTypes(groupId, ids);
-    const ins = this.q("INSERT OR IGNORE INTO group_members (group_seq, member_id, member_type) VALUES (?, ?, ?)");
+  private addMembers(groupSeq: number, refs: MemberRef[]): number {
+    const ins = this.q("INSERT OR IGNORE INTO group_members (group_seq, member_kind, member_seq) VALUES (?, ?, ?)");
     let added = 0;
-    ids.forEach((id, i) => (added += ins.run(groupSeq, id, types[i]!).changes));
+    for (const r of refs) added += ins.run(groupSeq, r.kind, r.seq).changes;
     return added;
   }
 
-  private removeMembers(groupSeq: number, ids: Iterable<string>): number {
-    const del = this.q("DELETE FROM group_members WHERE group_seq = ? AND member_id = ?");
+  private removeMembers(groupSeq: number, refs: Iterable<MemberRef>): number {
+    const del = this.q("DELETE FROM group_members WHERE group_seq = ? AND member_kind = ? AND member_seq = ?");
     let removed = 0;
-    for (const id of ids) removed += del.run(groupSeq, id).changes;
+    for (const r of refs) removed += del.run(groupSeq, r.kind, r.seq).changes;
     return removed;
   }
 
   /** Applies one membership change; returns how many membership rows it added or removed. */
-  private applyMemberChange(groupSeq: number, groupId: string, c: MemberChange): number {
+  private applyMemberChange(groupSeq: number, c: MemberChange): number {
     switch (c.kind) {
       case "add":
-        return this.addMembers(groupSeq, groupId, c.ids);
-      case "remove":
-        return this.removeMembers(groupSeq, c.ids);
+        return this.addMembers(groupSeq, this.memberRefs(groupSeq, c.ids));
+      case "remove": {
+        // Removing an id that is not a member (or does not exist) changes nothing.
+        const refs = c.ids.map((id) => this.memberRef(id)).filter((r): r is MemberRef => r !== undefined);
+        return this.removeMembers(groupSeq, refs);
+      }
       case "removeAll":
         return this.q("DELETE FROM group_members WHERE group_seq = ?").run(groupSeq).changes;
       case "replace": {
         // Touch only the difference: a full push of an unchanged list writes nothing.
-        const wanted = new Set(c.ids);
-        const current = (this.q("SELECT member_id FROM group_members WHERE group_seq = ?").values(groupSeq) as [string][]).map((r) => r[0]);
-        const have = new Set(current);
-        const removed = this.removeMembers(groupSeq, current.filter((m) => !wanted.has(m)));
-        return removed + this.addMembers(groupSeq, groupId, c.ids.filter((m) => !have.has(m)));
+        const wanted = this.memberRefs(groupSeq, c.ids);
+        const key = (r: MemberRef) => r.kind * 2 ** 52 + r.seq;
+        const wantedKeys = new Set(wanted.map(key));
+        const current = this.q("SELECT member_kind AS kind, member_seq AS seq FROM group_members WHERE group_seq = ?").all(groupSeq) as MemberRef[];
+        const have = new Set(current.map(key));
+        const removed = this.removeMembers(groupSeq, current.filter((r) => !wantedKeys.has(key(r))));
+        return removed + this.addMembers(groupSeq, wanted.filter((r) => !have.has(key(r))));
       }
       case "removeWhere": {
         const f = compileMemberFilter(c.filter, "m");
         return this.dynamic(
-          `DELETE FROM group_members WHERE group_seq = ? AND member_id IN (SELECT m.member_id FROM group_members m WHERE m.group_seq = ? AND ${f.sql})`,
+          `DELETE FROM group_members WHERE group_seq = ? AND (member_kind, member_seq) IN (SELECT m.member_kind, m.member_seq FROM group_members m WHERE m.group_seq = ? AND ${f.sql})`,
         ).run(groupSeq, groupSeq, ...f.params).changes;
       }
     }
@@ -261,8 +278,8 @@ export class SqliteStore implements Store {
       if (clash && clash.id !== id) throw this.uniquenessError(kind, input.data);
       let memberRows = 0;
       if (kind === "Group") {
-        if (input.members) memberRows += this.applyMemberChange(cur.seq, id, { kind: "replace", ids: input.members });
-        for (const c of input.memberChanges ?? []) memberRows += this.applyMemberChange(cur.seq, id, c);
+        if (input.members) memberRows += this.applyMemberChange(cur.seq, { kind: "replace", ids: input.members });
+        for (const c of input.memberChanges ?? []) memberRows += this.applyMemberChange(cur.seq, c);
       }
       if (data === cur.data && memberRows === 0) {
         // Nothing changed (an IdP re-sending what is stored): the version stays, so If-Match stays valid.
@@ -300,8 +317,13 @@ export class SqliteStore implements Store {
       if (expectedVersion !== undefined && cur.version !== expectedVersion)
         throw preconditionFailed(`${kind} ${id} has changed (version W/"${cur.version}", expected W/"${expectedVersion}")`);
       // Groups that lose a member change too.
-      this.q("UPDATE groups SET version = version + 1, last_modified = ? WHERE seq IN (SELECT group_seq FROM group_members WHERE member_id = ?)").run(now, id);
-      this.q("DELETE FROM group_members WHERE member_id = ?").run(id);
+      const memberKind = kind === "User" ? USER_KIND : GROUP_KIND;
+      this.q("UPDATE groups SET version = version + 1, last_modified = ? WHERE seq IN (SELECT group_seq FROM group_members WHERE member_kind = ? AND member_seq = ?)").run(
+        now,
+        memberKind,
+        cur.seq,
+      );
+      this.q("DELETE FROM group_members WHERE member_kind = ? AND member_seq = ?").run(memberKind, cur.seq);
       if (kind === "Group") this.q("DELETE FROM group_members WHERE group_seq = ?").run(cur.seq);
       else this.q("DELETE FROM user_emails WHERE user_seq = ?").run(cur.seq);
       this.q(`DELETE FROM ${t} WHERE seq = ?`).run(cur.seq);
@@ -332,14 +354,14 @@ export class SqliteStore implements Store {
     const resources = rows.map((r) => this.toStored(r));
     if (kind === "User" && resources.length) {
       // The groups of the whole page in one statement.
-      const byUser = new Map<string, GroupRef[]>(resources.map((r) => [r.id, []]));
+      const bySeq = new Map<number, GroupRef[]>(rows.map((r) => [r.seq, []]));
       const refs = this.q(
-        `SELECT gm.member_id AS member, g.id AS value, json_extract(g.data, '$.displayName') AS display
+        `SELECT gm.member_seq AS member, g.id AS value, json_extract(g.data, '$.displayName') AS display
            FROM group_members gm JOIN groups g ON g.seq = gm.group_seq
-          WHERE gm.member_id IN (SELECT value FROM json_each(?)) ORDER BY g.seq`,
-      ).all(JSON.stringify([...byUser.keys()])) as { member: string; value: string; display: string }[];
-      for (const r of refs) byUser.get(r.member)!.push({ value: r.value, display: r.display });
-      for (const r of resources) r.groups = byUser.get(r.id)!;
+          WHERE gm.member_kind = 0 AND gm.member_seq IN (SELECT value FROM json_each(?)) ORDER BY g.seq`,
+      ).all(JSON.stringify([...bySeq.keys()])) as { member: number; value: string; display: string }[];
+      for (const r of refs) bySeq.get(r.member)!.push({ value: r.value, display: r.display });
+      rows.forEach((row, i) => (resources[i]!.groups = bySeq.get(row.seq)!));
     }
     return { total, resources };
   }
@@ -365,19 +387,30 @@ export class SqliteStore implements Store {
     return s;
   }
 
-  async members(groupId: string, page?: { after?: string; limit: number }): Promise<Member[]> {
+  async members(groupId: string): Promise<Member[]> {
+    return (await this.memberPage(groupId, undefined, -1)).members;
+  }
+
+  async memberPage(groupId: string, cursor: string | undefined, limit: number): Promise<{ members: Member[]; next?: string }> {
+    const [afterKind, afterSeq] = cursor ? cursor.split(":").map(Number) : [-1, -1];
     const rows = this.q(
-      `SELECT m.member_id AS value, m.member_type AS type,
-              CASE m.member_type WHEN 'User' THEN coalesce(json_extract(u.data, '$.displayName'), json_extract(u.data, '$.name.formatted')) ELSE json_extract(g2.data, '$.displayName') END AS display
+      `SELECT m.member_kind AS kind, m.member_seq AS seq, coalesce(u.id, g2.id) AS value,
+              CASE m.member_kind WHEN 0 THEN coalesce(json_extract(u.data, '$.displayName'), json_extract(u.data, '$.name.formatted'))
+                                 ELSE json_extract(g2.data, '$.displayName') END AS display
          FROM groups g
          JOIN group_members m ON m.group_seq = g.seq
-         LEFT JOIN users u ON m.member_type = 'User' AND u.id = m.member_id
-         LEFT JOIN groups g2 ON m.member_type = 'Group' AND g2.id = m.member_id
-        WHERE g.id = ? AND m.member_id > ?
-        ORDER BY m.member_id
+         LEFT JOIN users u ON m.member_kind = 0 AND u.seq = m.member_seq
+         LEFT JOIN groups g2 ON m.member_kind = 1 AND g2.seq = m.member_seq
+        WHERE g.id = ? AND (m.member_kind, m.member_seq) > (?, ?)
+        ORDER BY m.member_kind, m.member_seq
         LIMIT ?`,
-    ).all(groupId, page?.after ?? "", page?.limit ?? -1) as { value: string; type: ResourceKind; display: string | null }[];
-    return rows.map((r) => (r.display === null ? { value: r.value, type: r.type } : { value: r.value, type: r.type, display: r.display }));
+    ).all(groupId, afterKind ?? -1, afterSeq ?? -1, limit) as { kind: number; seq: number; value: string; display: string | null }[];
+    const members = rows.map((r): Member => {
+      const type: ResourceKind = r.kind === USER_KIND ? "User" : "Group";
+      return r.display === null ? { value: r.value, type } : { value: r.value, type, display: r.display };
+    });
+    const last = rows[rows.length - 1];
+    return limit > 0 && rows.length === limit && last ? { members, next: `${last.kind}:${last.seq}` } : { members };
   }
 
   async memberCount(groupId: string): Promise<number> {
@@ -389,9 +422,11 @@ export class SqliteStore implements Store {
   }
 
   private groupRefs(memberId: string): GroupRef[] {
+    const ref = this.memberRef(memberId);
+    if (!ref) return [];
     return this.q(
-      "SELECT g.id AS value, json_extract(g.data, '$.displayName') AS display FROM group_members m JOIN groups g ON g.seq = m.group_seq WHERE m.member_id = ? ORDER BY g.seq",
-    ).all(memberId) as GroupRef[];
+      "SELECT g.id AS value, json_extract(g.data, '$.displayName') AS display FROM group_members m JOIN groups g ON g.seq = m.group_seq WHERE m.member_kind = ? AND m.member_seq = ? ORDER BY g.seq",
+    ).all(ref.kind, ref.seq) as GroupRef[];
   }
 
   async createToken(name: string, hash: string): Promise<TokenRecord> {
