@@ -81,6 +81,9 @@ function parseInteger(v: unknown, name: string): number | undefined {
 }
 
 export class ScimService {
+  /** The write in progress (and those queued behind it) per resource, keyed `${kind}/${id}`. */
+  private readonly writing = new Map<string, Promise<void>>();
+
   constructor(
     readonly store: Store,
     readonly opts: ServiceOptions,
@@ -222,6 +225,24 @@ export class ScimService {
    * without it a concurrent writer only makes us read again and re-apply (no lost update).
    */
   private async withVersion(kind: ResourceKind, id: string, ifMatch: string | null | undefined, write: (current: StoredResource) => Promise<StoredResource>): Promise<StoredResource> {
+    // Writes to one resource take turns in this process, so concurrent PATCHes of one group do not
+    // race each other into version conflicts; the version check stays as the guard across processes.
+    const key = `${kind}/${id}`;
+    const previous = this.writing.get(key) ?? Promise.resolve();
+    let done!: () => void;
+    const mine = new Promise<void>((r) => (done = r));
+    const chain = previous.then(() => mine);
+    this.writing.set(key, chain);
+    await previous;
+    try {
+      return await this.readChangeWrite(kind, id, ifMatch, write);
+    } finally {
+      done();
+      if (this.writing.get(key) === chain) this.writing.delete(key);
+    }
+  }
+
+  private async readChangeWrite(kind: ResourceKind, id: string, ifMatch: string | null | undefined, write: (current: StoredResource) => Promise<StoredResource>): Promise<StoredResource> {
     const tags = parseEtags(ifMatch);
     for (let attempt = 0; ; attempt++) {
       const current = await this.store.get(kind, id);

@@ -156,4 +156,27 @@ describe("SqliteStore specifics", () => {
       serving.close();
     }
   });
+
+  it("group commit: writes queued together commit together, and one failing write is rolled back alone", async () => {
+    const store = new SqliteStore(freshPath());
+    try {
+      const user = (i: number) => ({ id: `gc${i}`, data: { userName: `gc${i}@example.com`, displayName: `GC ${i}`, emails: [{ value: `gc${i}@example.com` }] } });
+      const results = await Promise.allSettled([
+        store.create("User", user(1)),
+        store.create("User", user(2)),
+        store.create("User", { ...user(3), data: { ...user(3).data, userName: "GC1@example.com" } }), // clashes with gc1
+        store.create("Group", { id: "g-bad", data: { displayName: "Bad" }, members: ["no-such-member"] }),
+        store.create("Group", { id: "g-ok", data: { displayName: "Ok" }, members: ["gc1", "gc2"] }),
+      ]);
+      expect(results.map((r) => r.status)).toEqual(["fulfilled", "fulfilled", "rejected", "rejected", "fulfilled"]);
+      expect(((results[2] as PromiseRejectedResult).reason as { scimType?: string }).scimType).toBe("uniqueness");
+      expect(((results[3] as PromiseRejectedResult).reason as { scimType?: string }).scimType).toBe("invalidValue");
+      expect(await store.get("User", "gc3")).toBeUndefined();
+      expect(await store.get("Group", "g-bad")).toBeUndefined();
+      expect(await store.memberCount("g-ok")).toBe(2);
+      expect(store.db.inTransaction).toBe(false);
+    } finally {
+      store.close();
+    }
+  });
 });

@@ -70,6 +70,7 @@ export class SqliteStore implements Store {
   readonly db: Database;
   private readonly stmts = new Map<string, Statement>();
   private readonly dynamicStmts = new Map<string, Statement>();
+  private readonly pending: { run: () => void; resolve: () => void; reject: (e: unknown) => void }[] = [];
   private readonly tokenTouched = new Map<string, number>();
 
   constructor(
@@ -168,16 +169,16 @@ export class SqliteStore implements Store {
     const data = JSON.stringify(input.data);
     const search = JSON.stringify(toSearchDoc(rt, input.data));
     const keyCol = kind === "User" ? "user_name_key" : "display_name_key";
-    const run = this.db.transaction(() => {
+    const run = () => {
       if (this.q(`SELECT 1 FROM ${t} WHERE ${keyCol} = ?`).get(this.keyOf(kind, input.data))) throw this.uniquenessError(kind, input.data);
       const row = this.q(
         `INSERT INTO ${t} (id, ${keyCol}, external_id, created, last_modified, version, data, search) VALUES (?, ?, ?, ?, ?, 1, ?, ?) RETURNING seq`,
       ).get(input.id, this.keyOf(kind, input.data), externalIdKey(input.data), now, now, data, search) as { seq: number };
       if (kind === "User") this.writeEmails(row.seq, input.data, false);
       if (kind === "Group" && input.members?.length) this.addMembers(row.seq, this.memberRefs(row.seq, input.members));
-    });
+    };
     try {
-      run.immediate();
+      await this.write(run);
     } catch (e) {
       if (this.isUniqueViolation(e)) throw this.uniquenessError(kind, input.data);
       throw e;
@@ -266,7 +267,7 @@ export class SqliteStore implements Store {
     const keyCol = kind === "User" ? "user_name_key" : "display_name_key";
     const data = JSON.stringify(input.data);
     let result: StoredResource | undefined;
-    const run = this.db.transaction(() => {
+    const run = () => {
       const cur = this.q(`SELECT seq, version, created, last_modified, data FROM ${t} WHERE id = ?`).get(id) as
         | { seq: number; version: number; created: string; last_modified: string; data: string }
         | null;
@@ -298,9 +299,9 @@ export class SqliteStore implements Store {
       if (kind === "User") this.writeEmails(cur.seq, input.data, true);
       result = { id, data: input.data, version: cur.version + 1, created: cur.created, lastModified: now };
       if (kind === "User") result.groups = this.groupRefs(id);
-    });
+    };
     try {
-      run.immediate();
+      await this.write(run);
     } catch (e) {
       if (this.isUniqueViolation(e)) throw this.uniquenessError(kind, input.data);
       throw e;
@@ -311,7 +312,7 @@ export class SqliteStore implements Store {
   async delete(kind: ResourceKind, id: string, expectedVersion?: number): Promise<void> {
     const t = this.table(kind);
     const now = nowIso();
-    this.db.transaction(() => {
+    await this.write(() => {
       const cur = this.q(`SELECT seq, version FROM ${t} WHERE id = ?`).get(id) as { seq: number; version: number } | null;
       if (!cur) throw notFound(`${kind} ${id} not found`);
       if (expectedVersion !== undefined && cur.version !== expectedVersion)
@@ -327,7 +328,52 @@ export class SqliteStore implements Store {
       if (kind === "Group") this.q("DELETE FROM group_members WHERE group_seq = ?").run(cur.seq);
       else this.q("DELETE FROM user_emails WHERE user_seq = ?").run(cur.seq);
       this.q(`DELETE FROM ${t} WHERE seq = ?`).run(cur.seq);
-    }).immediate();
+    });
+  }
+
+  /**
+   * Group commit: every write of a request is queued as one unit and the units queued in the same
+   * turn of the event loop are committed in one transaction, one fsync. Each unit runs inside its
+   * own SAVEPOINT, so a unit that fails (uniqueness, a stale version, an unknown member) is rolled
+   * back alone and the others commit. A promise resolves only after COMMIT returned: a response
+   * never leaves before its write is durable.
+   */
+  private write(run: () => void): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ run, resolve, reject });
+      if (this.pending.length === 1) setImmediate(() => this.flush());
+    });
+  }
+
+  private flush(): void {
+    const batch = this.pending.splice(0);
+    if (batch.length === 0) return;
+    const failures = new Map<number, unknown>();
+    try {
+      this.q("BEGIN IMMEDIATE").run();
+      batch.forEach((unit, i) => {
+        this.q("SAVEPOINT unit").run();
+        try {
+          unit.run();
+          this.q("RELEASE unit").run();
+        } catch (e) {
+          this.q("ROLLBACK TO unit").run();
+          this.q("RELEASE unit").run();
+          failures.set(i, e);
+        }
+      });
+      this.q("COMMIT").run();
+    } catch (e) {
+      // BEGIN or COMMIT failed (busy beyond the timeout, disk full, I/O error): nothing of the batch is stored.
+      try {
+        if (this.db.inTransaction) this.q("ROLLBACK").run();
+      } catch {
+        // the connection already rolled back
+      }
+      for (const unit of batch) unit.reject(e);
+      return;
+    }
+    batch.forEach((unit, i) => (failures.has(i) ? unit.reject(failures.get(i)) : unit.resolve()));
   }
 
   async search(kind: ResourceKind, query: SearchQuery): Promise<SearchPage> {
@@ -466,6 +512,7 @@ export class SqliteStore implements Store {
   }
 
   close(): void {
+    this.flush(); // writes still queued are committed (or refused) before the connection goes
     for (const s of [...this.stmts.values(), ...this.dynamicStmts.values()]) s.finalize();
     this.stmts.clear();
     this.dynamicStmts.clear();
