@@ -168,10 +168,32 @@ function rewriteValuePathSubAttr(tokens: Token[]): Token[] {
   return out;
 }
 
+/**
+ * The one-comparison filter an IdP sends before every create (`userName eq "…"`, `externalId eq …`,
+ * `id eq …`): recognised without the general parser. Anything else goes through scim2-parse-filter;
+ * a test checks that both give the same tree for these shapes.
+ */
+const SIMPLE_FILTER = /^\s*([A-Za-z][\w$-]*(?:\.[A-Za-z$][\w$-]*)?|urn:[A-Za-z0-9.:_-]+:[A-Za-z][\w$-]*(?:\.[A-Za-z$][\w$-]*)?)\s+(eq|ne|co|sw|ew|gt|ge|lt|le)\s+("(?:[^"\\]|\\.)*"|true|false|null)\s*$/i;
+
+function parseSimple(text: string): Filter | undefined {
+  const m = SIMPLE_FILTER.exec(text);
+  // Bare literals must be JSON's own lower-case true/false/null, as the general parser requires.
+  if (!m || (!m[3]!.startsWith('"') && m[3] !== m[3]!.toLowerCase())) return undefined;
+  let compValue: CompareValue;
+  try {
+    compValue = JSON.parse(m[3]!);
+  } catch {
+    return undefined; // let the general parser produce its error
+  }
+  return { op: m[2]!.toLowerCase() as CompareOp, attrPath: m[1]!, compValue } as Filter;
+}
+
 /** Parses filter text into scim2-parse-filter's AST, with limits; every failure is 400 invalidFilter. */
 export function parseFilterText(text: string): Filter {
   if (text.length > MAX_FILTER_LENGTH) throw invalidFilter(`filter is longer than ${MAX_FILTER_LENGTH} characters`);
   if (text.trim() === "") throw invalidFilter("filter is empty");
+  const simple = parseSimple(text);
+  if (simple) return simple;
   let depth = 0;
   let maxDepth = 0;
   let inQuote = false;

@@ -378,3 +378,30 @@ describe("parseFilterText", () => {
     expect(resolveUser(`${CORE}:emails[type eq "work"]`)).toBe(resolveUser('emails[type eq "work"]'));
   });
 });
+
+describe("the fast path for one-comparison filters gives the general parser's tree", () => {
+  const parseFast = parseFilterText;
+  test.each([
+    'userName eq "ada@example.com"',
+    'userName Eq "ADA@Example.com"',
+    '  externalId eq "00u1ab2C3d"  ',
+    'id eq "2819c223-7f76-453a-919d-413861904646"',
+    'name.familyName sw "Love"',
+    'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "R&D"',
+    'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq "m1"',
+    'active eq true',
+    'active EQ false',
+    'title eq null',
+    'displayName co "a \\"quoted\\" word"',
+    'userName eq "tab\\there"',
+    'userName eq "unicode \\u00c5sa"',
+    'meta.lastModified gt "2024-01-01T00:00:00Z"',
+  ])("%s", (text) => {
+    // Parentheses add no node but take the general parser's path.
+    expect(parseFast(text)).toEqual(parseFast(`(${text})`));
+  });
+
+  it("leaves upper-case literals to the general parser, which refuses them", () => {
+    expect(() => parseFast("active eq FALSE")).toThrow();
+  });
+});
