@@ -6,7 +6,7 @@
 import { Elysia, t } from "elysia";
 import { invalidValue } from "../scim/errors";
 import { asksForAttributes } from "../scim/projection";
-import { etagOf, type ListParams, type ReadOptions, type ScimService } from "../scim/service";
+import { etagOf, type Conditions, type ListParams, type ReadOptions, type ScimService } from "../scim/service";
 import type { ResourceKind } from "../store/store";
 import { readJsonBody, SCIM_CONTENT_TYPE, scimResponse } from "./scim-plugin";
 
@@ -36,6 +36,11 @@ export function rawQuery(request: Request): Record<string, string> {
   if (q < 0) return out;
   for (const [k, v] of new URLSearchParams(request.url.slice(q + 1))) out[k] = v;
   return out;
+}
+
+/** If-Match / If-None-Match (RFC 9110 §13.1) as sent. */
+function conditionsOf(request: Request): Conditions {
+  return { ifMatch: request.headers.get("if-match"), ifNoneMatch: request.headers.get("if-none-match") };
 }
 
 function readOptions(q: Record<string, string>): ReadOptions {
@@ -130,7 +135,7 @@ export function resourceController(kind: ResourceKind, deps: ControllerDeps) {
     .get(
       `${endpoint}/:id`,
       async ({ request, params: { id } }) => {
-        const r = await service.get(kind, id, baseUrl(request), readOptions(rawQuery(request)), request.headers.get("if-none-match"));
+        const r = await service.get(kind, id, baseUrl(request), readOptions(rawQuery(request)), conditionsOf(request));
         if (!r.body) return new Response(null, { status: 304, headers: { ETag: r.etag } });
         if (r.members) return streamWithMembers(r.body, r.members, { ETag: r.etag });
         return scimResponse(200, r.body, { ETag: r.etag });
@@ -140,7 +145,7 @@ export function resourceController(kind: ResourceKind, deps: ControllerDeps) {
     .put(
       `${endpoint}/:id`,
       async ({ request, params: { id } }) => {
-        const r = await service.replace(kind, id, await bodyOf(request), baseUrl(request), readOptions(rawQuery(request)), request.headers.get("if-match"));
+        const r = await service.replace(kind, id, await bodyOf(request), baseUrl(request), readOptions(rawQuery(request)), conditionsOf(request));
         return scimResponse(200, r.body, { ETag: r.etag });
       },
       { params: IdParams, parse: "none", query: ReadQuery },
@@ -148,7 +153,7 @@ export function resourceController(kind: ResourceKind, deps: ControllerDeps) {
     .patch(
       `${endpoint}/:id`,
       async ({ request, params: { id } }) => {
-        const { stored, projection } = await service.patch(kind, id, await bodyOf(request), baseUrl(request), readOptions(rawQuery(request)), request.headers.get("if-match"));
+        const { stored, projection } = await service.patch(kind, id, await bodyOf(request), baseUrl(request), readOptions(rawQuery(request)), conditionsOf(request));
         // Groups answer 204 unless attributes are asked for (large member lists are not sent back);
         // Users answer 200 with the resource.
         if (kind === "Group" && !asksForAttributes(projection)) return new Response(null, { status: 204, headers: { ETag: etagOf(stored.version) } });
@@ -160,7 +165,7 @@ export function resourceController(kind: ResourceKind, deps: ControllerDeps) {
     .delete(
       `${endpoint}/:id`,
       async ({ request, params: { id } }) => {
-        await service.delete(kind, id, request.headers.get("if-match"));
+        await service.delete(kind, id, conditionsOf(request));
         return new Response(null, { status: 204 });
       },
       { params: IdParams },

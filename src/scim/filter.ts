@@ -173,12 +173,13 @@ function rewriteValuePathSubAttr(tokens: Token[]): Token[] {
  * `id eq …`): recognised without the general parser. Anything else goes through scim2-parse-filter;
  * a test checks that both give the same tree for these shapes.
  */
-const SIMPLE_FILTER = /^\s*([A-Za-z][\w$-]*(?:\.[A-Za-z$][\w$-]*)?|urn:[A-Za-z0-9.:_-]+:[A-Za-z][\w$-]*(?:\.[A-Za-z$][\w$-]*)?)\s+(eq|ne|co|sw|ew|gt|ge|lt|le)\s+("(?:[^"\\]|\\.)*"|true|false|null)\s*$/i;
+const SIMPLE_FILTER = /^\s*([A-Za-z][\w-]*(?:\.[A-Za-z][\w-]*)?|urn:[A-Za-z0-9.:_-]+:[A-Za-z][\w-]*(?:\.[A-Za-z][\w-]*)?)\s+(eq|ne|co|sw|ew|gt|ge|lt|le)\s+("(?:[^"\\]|\\.)*"|true|false|null)\s*$/i;
 
 function parseSimple(text: string): Filter | undefined {
   const m = SIMPLE_FILTER.exec(text);
   // Bare literals must be JSON's own lower-case true/false/null, as the general parser requires.
   if (!m || (!m[3]!.startsWith('"') && m[3] !== m[3]!.toLowerCase())) return undefined;
+  if (/^(not|and|or)$/i.test(m[1]!)) return undefined; // keywords are the general parser's business
   let compValue: CompareValue;
   try {
     compValue = JSON.parse(m[3]!);

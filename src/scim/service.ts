@@ -40,6 +40,8 @@ export interface Rendered {
 
 export const MEMBER_PAGE = 1000;
 
+type Writer = (current: StoredResource, precondition?: (current: StoredResource) => void) => Promise<StoredResource>;
+
 function memberJson(m: Member, baseUrl: string): Resource {
   return {
     value: m.value,
@@ -72,6 +74,21 @@ export function parseEtags(header: string | null | undefined): "*" | string[] | 
 
 /** Weak comparison (RFC 9110 §8.8.3.2): the opaque tags are equal, W/ or not. */
 const etagMatches = (tags: "*" | string[], etag: string) => tags === "*" || tags.includes(etag.replace(/^W\//, "").slice(1, -1));
+
+/** The conditional headers of a request, as sent. */
+export interface Conditions {
+  ifMatch?: string | null;
+  ifNoneMatch?: string | null;
+}
+
+/**
+ * RFC 9110 §13.1 for a write (and If-Match on a read): If-Match must name the current ETag, and
+ * If-None-Match must not (`*` matches any existing resource). Throws 412 otherwise.
+ */
+function checkConditions(what: string, c: { ifMatch?: "*" | string[]; ifNoneMatch?: "*" | string[] }, etag: string): void {
+  if (c.ifMatch && !etagMatches(c.ifMatch, etag)) throw preconditionFailed(`${what} is at version ${etag}, not the one in If-Match; read it again and retry`);
+  if (c.ifNoneMatch && etagMatches(c.ifNoneMatch, etag)) throw preconditionFailed(`${what} exists at version ${etag}, which If-None-Match excludes`);
+}
 
 function parseInteger(v: unknown, name: string): number | undefined {
   if (v === undefined || v === null || v === "") return undefined;
@@ -134,15 +151,17 @@ export class ScimService {
     id: string,
     baseUrl: string,
     read: ReadOptions,
-    ifNoneMatch?: string | null,
+    conditions: Conditions = {},
   ): Promise<{ body?: Resource; etag: string; members?: AsyncIterable<Resource[]> }> {
     const projection = this.readProjection([rtOf(kind)], read)(rtOf(kind));
     const s = await this.store.get(kind, id);
     if (!s) throw notFound(`${kind} ${id} not found`);
-    const tags = parseEtags(ifNoneMatch);
-    if (tags) {
+    const ifMatch = parseEtags(conditions.ifMatch);
+    const ifNoneMatch = parseEtags(conditions.ifNoneMatch);
+    if (ifMatch || ifNoneMatch) {
       const etag = await this.currentEtag(kind, s);
-      if (etagMatches(tags, etag)) return { etag };
+      checkConditions(`${kind} ${id}`, { ifMatch }, etag);
+      if (ifNoneMatch && etagMatches(ifNoneMatch, etag)) return { etag };
     }
     if (kind === "Group" && wants(projection, null, "members"))
       return { ...(await this.render(kind, s, baseUrl, projection, false)), members: this.memberBatches(id, baseUrl, projection) };
@@ -175,56 +194,50 @@ export class ScimService {
     return this.render(kind, s, baseUrl, projection);
   }
 
-  async replace(kind: ResourceKind, id: string, body: unknown, baseUrl: string, read: ReadOptions, ifMatch?: string | null): Promise<Rendered> {
+  async replace(kind: ResourceKind, id: string, body: unknown, baseUrl: string, read: ReadOptions, conditions: Conditions = {}): Promise<Rendered> {
     const rt = rtOf(kind);
     const projection = this.readProjection([rt], read)(rt);
     const n = normalizeBody(rt, body, { strict: this.opts.strict });
     const replacement = finalizeResource(rt, n.resource);
     const hash = await this.hashPassword(n.password);
-    const s = await this.withVersion(kind, id, ifMatch, async (current) => {
+    const s = await this.withVersion(kind, id, conditions, async (current, precondition) => {
       // A PUT that leaves the password out keeps the one set before.
       const data = { ...replacement };
       if (hash) data.password = hash;
       else if (current.data.password !== undefined) data.password = current.data.password;
-      return this.store.update(kind, id, { data, expectedVersion: current.version, members: n.members });
+      return this.store.update(kind, id, { data, expectedVersion: current.version, members: n.members, precondition });
     });
     return this.render(kind, s, baseUrl, projection);
   }
 
   /** Returns undefined for the body when the client asked for no attributes and the resource is a Group (204). */
-  async patch(kind: ResourceKind, id: string, body: unknown, baseUrl: string, read: ReadOptions, ifMatch?: string | null): Promise<{ stored: StoredResource; projection: Projection }> {
+  async patch(kind: ResourceKind, id: string, body: unknown, baseUrl: string, read: ReadOptions, conditions: Conditions = {}): Promise<{ stored: StoredResource; projection: Projection }> {
     const rt = rtOf(kind);
     const projection = this.readProjection([rt], read)(rt);
-    const stored = await this.withVersion(kind, id, ifMatch, async (current) => {
+    const stored = await this.withVersion(kind, id, conditions, async (current, precondition) => {
       const result = applyPatch({ rt, opts: { strict: this.opts.strict }, id }, current.data, body);
       if (!result.changed) return current;
       const data = finalizeResource(rt, result.resource);
       const hash = await this.hashPassword(result.password);
       if (hash) data.password = hash;
       if (result.memberChanges.some((c) => c.kind === "removeAll")) this.opts.log?.(`PATCH removed every member of Group ${id}`);
-      return this.store.update(kind, id, { data, expectedVersion: current.version, memberChanges: result.memberChanges });
+      return this.store.update(kind, id, { data, expectedVersion: current.version, memberChanges: result.memberChanges, precondition });
     });
     return { stored, projection };
   }
 
-  async delete(kind: ResourceKind, id: string, ifMatch?: string | null): Promise<void> {
-    const tags = parseEtags(ifMatch);
-    if (tags === undefined || tags === "*") {
-      if (tags === "*" && !(await this.store.get(kind, id))) throw notFound(`${kind} ${id} not found`);
-      return this.store.delete(kind, id);
-    }
-    const s = await this.store.get(kind, id);
-    if (!s) throw notFound(`${kind} ${id} not found`);
-    const etag = await this.currentEtag(kind, s);
-    if (!etagMatches(tags, etag)) throw preconditionFailed(`${kind} ${id} is at version ${etag}, not the one in If-Match`);
-    return this.store.delete(kind, id, s.version);
+  async delete(kind: ResourceKind, id: string, conditions: Conditions = {}): Promise<void> {
+    const c = { ifMatch: parseEtags(conditions.ifMatch), ifNoneMatch: parseEtags(conditions.ifNoneMatch) };
+    // The conditions are checked inside the write, against the resource as it is then.
+    const precondition = c.ifMatch || c.ifNoneMatch ? (cur: StoredResource) => checkConditions(`${kind} ${id}`, c, etagOf(cur.version, cur.groups)) : undefined;
+    return this.store.delete(kind, id, { precondition });
   }
 
   /**
    * Read, change, write with an optimistic version check. With If-Match a stale version is 412;
    * without it a concurrent writer only makes us read again and re-apply (no lost update).
    */
-  private async withVersion(kind: ResourceKind, id: string, ifMatch: string | null | undefined, write: (current: StoredResource) => Promise<StoredResource>): Promise<StoredResource> {
+  private async withVersion(kind: ResourceKind, id: string, conditions: Conditions, write: Writer): Promise<StoredResource> {
     // Writes to one resource take turns in this process, so concurrent PATCHes of one group do not
     // race each other into version conflicts; the version check stays as the guard across processes.
     const key = `${kind}/${id}`;
@@ -235,26 +248,26 @@ export class ScimService {
     this.writing.set(key, chain);
     await previous;
     try {
-      return await this.readChangeWrite(kind, id, ifMatch, write);
+      return await this.readChangeWrite(kind, id, conditions, write);
     } finally {
       done();
       if (this.writing.get(key) === chain) this.writing.delete(key);
     }
   }
 
-  private async readChangeWrite(kind: ResourceKind, id: string, ifMatch: string | null | undefined, write: (current: StoredResource) => Promise<StoredResource>): Promise<StoredResource> {
-    const tags = parseEtags(ifMatch);
+  private async readChangeWrite(kind: ResourceKind, id: string, conditions: Conditions, write: Writer): Promise<StoredResource> {
+    const c = { ifMatch: parseEtags(conditions.ifMatch), ifNoneMatch: parseEtags(conditions.ifNoneMatch) };
+    const conditional = !!(c.ifMatch || c.ifNoneMatch);
+    // Checked once before the work (a clear early 412) and again inside the write, atomically.
+    const precondition = conditional ? (cur: StoredResource) => checkConditions(`${kind} ${id}`, c, etagOf(cur.version, cur.groups)) : undefined;
     for (let attempt = 0; ; attempt++) {
       const current = await this.store.get(kind, id);
       if (!current) throw notFound(`${kind} ${id} not found`);
-      if (tags) {
-        const etag = await this.currentEtag(kind, current);
-        if (!etagMatches(tags, etag)) throw preconditionFailed(`${kind} ${id} is at version ${etag}, not the one in If-Match; read it again and retry`);
-      }
+      if (conditional) checkConditions(`${kind} ${id}`, c, await this.currentEtag(kind, current));
       try {
-        return await write(current);
+        return await write(current, precondition);
       } catch (e) {
-        if (e instanceof ScimError && e.status === 412 && !tags && attempt < 10) continue;
+        if (e instanceof ScimError && e.status === 412 && !conditional && attempt < 10) continue;
         throw e;
       }
     }

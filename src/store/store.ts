@@ -61,6 +61,16 @@ export interface UpdateInput {
   members?: string[];
   /** Ordered membership changes from PATCH. */
   memberChanges?: MemberChange[];
+  /**
+   * Checked inside the write, against the resource as it is at that moment (a User with its groups):
+   * throws (e.g. 412) to refuse the write. For If-Match / If-None-Match.
+   */
+  precondition?: (current: StoredResource) => void;
+}
+
+export interface DeleteOptions {
+  expectedVersion?: number;
+  precondition?: (current: StoredResource) => void;
 }
 
 export interface TokenRecord {
@@ -77,7 +87,7 @@ export interface Store {
   /** Throws 404 when absent, 412 when `expectedVersion` is stale, 409 on a uniqueness clash. */
   update(kind: ResourceKind, id: string, input: UpdateInput): Promise<StoredResource>;
   /** Throws 404 when absent, 412 when `expectedVersion` is stale. Also removes the resource from every group. */
-  delete(kind: ResourceKind, id: string, expectedVersion?: number): Promise<void>;
+  delete(kind: ResourceKind, id: string, opts?: DeleteOptions): Promise<void>;
   search(kind: ResourceKind, query: SearchQuery): Promise<SearchPage>;
   /** The direct members of a group: Users, then Groups, each in creation order. */
   members(groupId: string): Promise<Member[]>;

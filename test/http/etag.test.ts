@@ -68,3 +68,50 @@ describe("versions and ETags (RFC 7644 §3.14)", () => {
     expect(put.body.meta.lastModified).toBe(uv.meta.lastModified);
   });
 });
+
+describe("conditional requests on every verb (RFC 9110 §13.1)", () => {
+  it("GET with an If-Match that does not name the current version is 412", async () => {
+    const u = await create("/Users", userBody(`cond${++n}@example.com`));
+    expect((await s.req("GET", `/Users/${u.id}`, undefined, { "If-Match": 'W/"999"' })).status).toBe(412);
+    expect((await s.req("GET", `/Users/${u.id}`, undefined, { "If-Match": u.meta.version })).status).toBe(200);
+  });
+
+  it("If-None-Match naming the current version, or *, makes PUT, PATCH and DELETE 412 and changes nothing", async () => {
+    const u = await create("/Users", userBody(`cond${++n}@example.com`, { title: "Kept" }));
+    for (const tag of ["*", u.meta.version]) {
+      expect((await s.req("PUT", `/Users/${u.id}`, userBody(u.userName, { title: "Changed" }), { "If-None-Match": tag })).status).toBe(412);
+      expect((await s.req("PATCH", `/Users/${u.id}`, patchBody({ op: "replace", path: "title", value: "Changed" }), { "If-None-Match": tag })).status).toBe(412);
+      expect((await s.req("DELETE", `/Users/${u.id}`, undefined, { "If-None-Match": tag })).status).toBe(412);
+    }
+    const after = await s.req("GET", `/Users/${u.id}`);
+    expect(after.body.title).toBe("Kept");
+    expect(after.body.meta.version).toBe(u.meta.version);
+    // An If-None-Match naming another version does not stop the write.
+    expect((await s.req("PATCH", `/Users/${u.id}`, patchBody({ op: "replace", path: "title", value: "Changed" }), { "If-None-Match": 'W/"999"' })).status).toBe(200);
+  });
+
+  it("If-Match is checked again inside the write: a group change that lands between the read and the write makes it 412", async () => {
+    const u = await create("/Users", userBody(`cond${++n}@example.com`, { title: "Before" }));
+    const g = await create("/Groups", groupBody(`Cond group ${n}`));
+    // Let the membership change land after the service has read the User and checked If-Match.
+    const update = s.store.update.bind(s.store);
+    let injected = false;
+    s.store.update = async (kind, id, input) => {
+      if (kind === "User" && !injected) {
+        injected = true;
+        await update("Group", g.id, { data: { schemas: [g.schemas[0]], displayName: g.displayName }, memberChanges: [{ kind: "add", ids: [u.id] }] });
+      }
+      return update(kind, id, input);
+    };
+    try {
+      const r = await s.req("PATCH", `/Users/${u.id}`, patchBody({ op: "replace", path: "title", value: "After" }), { "If-Match": u.meta.version });
+      expect(injected).toBe(true);
+      expect(r.status).toBe(412);
+    } finally {
+      delete (s.store as { update?: unknown }).update;
+    }
+    const after = await s.req("GET", `/Users/${u.id}`);
+    expect(after.body.title).toBe("Before");
+    expect(after.body.groups.map((x: { value: string }) => x.value)).toEqual([g.id]);
+  });
+});

@@ -404,4 +404,9 @@ describe("the fast path for one-comparison filters gives the general parser's tr
   it("leaves upper-case literals to the general parser, which refuses them", () => {
     expect(() => parseFast("active eq FALSE")).toThrow();
   });
+
+  test.each(['manager.$ref eq "x"', 'members.$ref eq "x"', 'user$Name eq "x"', 'not eq "x"'])("answers %s exactly as the general parser does (refused)", (text) => {
+    expect(() => parseFast(text)).toThrow();
+    expect(() => parseFast(`(${text})`)).toThrow();
+  });
 });

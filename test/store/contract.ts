@@ -127,10 +127,10 @@ export function storeContract(name: string, open: () => Promise<Store> | Store, 
         const rid = id(kind);
         const created = await store.create(kind, { id: rid, data: body(`StaleDel-${kind}`) });
         await store.update(kind, rid, { data: { ...body(`StaleDel-${kind}`), externalId: "changed" } });
-        const e = await scimErrorOf(() => store.delete(kind, rid, created.version));
+        const e = await scimErrorOf(() => store.delete(kind, rid, { expectedVersion: created.version }));
         expect(e.status).toBe(412);
         expect(await store.get(kind, rid)).toBeDefined();
-        await store.delete(kind, rid, 2);
+        await store.delete(kind, rid, { expectedVersion: 2 });
         expect(await store.get(kind, rid)).toBeUndefined();
       });
 

@@ -179,4 +179,40 @@ describe("SqliteStore specifics", () => {
       store.close();
     }
   });
+
+  it("a write never joins or ends a transaction it did not open on the store's connection", async () => {
+    const store = new SqliteStore(freshPath());
+    try {
+      store.db.exec("BEGIN");
+      store.db.exec("INSERT INTO tokens (id, name, hash, created) VALUES ('t1', 'outer', 'h1', 'now')");
+      const e = await store.create("User", { id: "in-txn", data: { userName: "in-txn@example.com" } }).catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(Error);
+      expect(store.db.inTransaction).toBe(true);
+      expect(store.db.query("SELECT count(*) AS n FROM tokens").get()).toEqual({ n: 1 });
+      store.db.exec("ROLLBACK");
+      expect(await store.get("User", "in-txn")).toBeUndefined();
+    } finally {
+      store.close();
+    }
+  });
+
+  it("a precondition is checked inside the write, against the current row and a User's groups", async () => {
+    const store = new SqliteStore(freshPath());
+    try {
+      await store.create("User", { id: "pu", data: { userName: "pu@example.com" } });
+      await store.create("Group", { id: "pg", data: { displayName: "PG" }, members: ["pu"] });
+      let seen: unknown;
+      const refused = await store
+        .update("User", "pu", { data: { userName: "pu2@example.com" }, precondition: (cur) => { seen = cur.groups; throw new Error("refused"); } })
+        .catch((x: unknown) => x);
+      expect((refused as Error).message).toBe("refused");
+      expect(seen).toEqual([{ value: "pg", display: "PG" }]);
+      expect((await store.get("User", "pu"))!.data.userName).toBe("pu@example.com");
+      const e = await store.delete("User", "pu", { precondition: () => { throw new Error("no"); } }).catch((x: unknown) => x);
+      expect((e as Error).message).toBe("no");
+      expect(await store.get("User", "pu")).toBeDefined();
+    } finally {
+      store.close();
+    }
+  });
 });

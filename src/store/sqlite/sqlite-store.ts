@@ -24,6 +24,7 @@ import type {
   StoredResource,
   TokenRecord,
   UpdateInput,
+  DeleteOptions,
 } from "../store";
 import { APPLICATION_ID, MIGRATIONS } from "./migrations";
 
@@ -53,6 +54,7 @@ const nowIso = () => new Date().toISOString();
 const USER_KIND = 0;
 const GROUP_KIND = 1;
 type MemberRef = { kind: number; seq: number };
+type CurrentRow = { seq: number; version: number; created: string; last_modified: string; data: string };
 const DYNAMIC_STATEMENTS = 256;
 
 /** externalId is caseExact: its key is the NFC form, as filters normalise their literal. */
@@ -268,12 +270,11 @@ export class SqliteStore implements Store {
     const data = JSON.stringify(input.data);
     let result: StoredResource | undefined;
     const run = () => {
-      const cur = this.q(`SELECT seq, version, created, last_modified, data FROM ${t} WHERE id = ?`).get(id) as
-        | { seq: number; version: number; created: string; last_modified: string; data: string }
-        | null;
+      const cur = this.q(`SELECT seq, version, created, last_modified, data FROM ${t} WHERE id = ?`).get(id) as CurrentRow | null;
       if (!cur) throw notFound(`${kind} ${id} not found`);
       if (input.expectedVersion !== undefined && cur.version !== input.expectedVersion)
         throw preconditionFailed(`${kind} ${id} has changed (version W/"${cur.version}", expected W/"${input.expectedVersion}"); read it again and retry`);
+      input.precondition?.(this.current(kind, id, cur));
       const key = this.keyOf(kind, input.data);
       const clash = this.q(`SELECT id FROM ${t} WHERE ${keyCol} = ?`).get(key) as { id: string } | null;
       if (clash && clash.id !== id) throw this.uniquenessError(kind, input.data);
@@ -309,14 +310,15 @@ export class SqliteStore implements Store {
     return result!;
   }
 
-  async delete(kind: ResourceKind, id: string, expectedVersion?: number): Promise<void> {
+  async delete(kind: ResourceKind, id: string, opts: DeleteOptions = {}): Promise<void> {
     const t = this.table(kind);
     const now = nowIso();
     await this.write(() => {
-      const cur = this.q(`SELECT seq, version FROM ${t} WHERE id = ?`).get(id) as { seq: number; version: number } | null;
+      const cur = this.q(`SELECT seq, version, created, last_modified, data FROM ${t} WHERE id = ?`).get(id) as CurrentRow | null;
       if (!cur) throw notFound(`${kind} ${id} not found`);
-      if (expectedVersion !== undefined && cur.version !== expectedVersion)
-        throw preconditionFailed(`${kind} ${id} has changed (version W/"${cur.version}", expected W/"${expectedVersion}")`);
+      if (opts.expectedVersion !== undefined && cur.version !== opts.expectedVersion)
+        throw preconditionFailed(`${kind} ${id} has changed (version W/"${cur.version}", expected W/"${opts.expectedVersion}")`);
+      opts.precondition?.(this.current(kind, id, cur));
       // Groups that lose a member change too.
       const memberKind = kind === "User" ? USER_KIND : GROUP_KIND;
       this.q("UPDATE groups SET version = version + 1, last_modified = ? WHERE seq IN (SELECT group_seq FROM group_members WHERE member_kind = ? AND member_seq = ?)").run(
@@ -329,6 +331,13 @@ export class SqliteStore implements Store {
       else this.q("DELETE FROM user_emails WHERE user_seq = ?").run(cur.seq);
       this.q(`DELETE FROM ${t} WHERE seq = ?`).run(cur.seq);
     });
+  }
+
+  /** The stored resource as a write sees it, with a User's groups (for preconditions). */
+  private current(kind: ResourceKind, id: string, cur: CurrentRow): StoredResource {
+    const s: StoredResource = { id, data: JSON.parse(cur.data), version: cur.version, created: cur.created, lastModified: cur.last_modified };
+    if (kind === "User") s.groups = this.groupRefs(id);
+    return s;
   }
 
   /**
@@ -349,8 +358,15 @@ export class SqliteStore implements Store {
     const batch = this.pending.splice(0);
     if (batch.length === 0) return;
     const failures = new Map<number, unknown>();
+    if (this.db.inTransaction) {
+      // Someone holds a transaction on this connection: do not join it, and do not end it.
+      for (const unit of batch) unit.reject(new Error("the store's connection is inside a transaction it did not open"));
+      return;
+    }
+    let began = false;
     try {
       this.q("BEGIN IMMEDIATE").run();
+      began = true;
       batch.forEach((unit, i) => {
         this.q("SAVEPOINT unit").run();
         try {
@@ -366,11 +382,13 @@ export class SqliteStore implements Store {
     } catch (e) {
       // BEGIN or COMMIT failed (busy beyond the timeout, disk full, I/O error): nothing of the batch is stored.
       try {
-        if (this.db.inTransaction) this.q("ROLLBACK").run();
+        if (began && this.db.inTransaction) this.q("ROLLBACK").run();
       } catch {
         // the connection already rolled back
       }
-      for (const unit of batch) unit.reject(e);
+      const busy = e instanceof Error && /SQLITE_BUSY|database is locked/i.test(`${(e as { code?: string }).code ?? ""} ${e.message}`);
+      const err = busy ? new ScimError(503, "the database is busy (another process holds its write lock); nothing was changed, retry shortly", undefined, { "Retry-After": "1" }) : e;
+      for (const unit of batch) unit.reject(err);
       return;
     }
     batch.forEach((unit, i) => (failures.has(i) ? unit.reject(failures.get(i)) : unit.resolve()));
