@@ -153,7 +153,7 @@ export function resourceController(kind: ResourceKind, deps: ControllerDeps) {
     .patch(
       `${endpoint}/:id`,
       async ({ request, params: { id } }) => {
-        const { stored, projection } = await service.patch(kind, id, await bodyOf(request), baseUrl(request), readOptions(rawQuery(request)), conditionsOf(request));
+        const { stored, projection } = await service.patch(kind, id, await bodyOf(request), readOptions(rawQuery(request)), conditionsOf(request));
         // Groups answer 204 unless attributes are asked for (large member lists are not sent back);
         // Users answer 200 with the resource.
         if (kind === "Group" && !asksForAttributes(projection)) return new Response(null, { status: 204, headers: { ETag: etagOf(stored.version) } });

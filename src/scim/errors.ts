@@ -63,4 +63,3 @@ export const unsupportedMediaType = (detail: string) => new ScimError(415, detai
 export const payloadTooLarge = (detail: string) => new ScimError(413, detail);
 export const tooManyRequests = (detail: string, retryAfterSeconds: number) =>
   new ScimError(429, detail, undefined, { "Retry-After": String(retryAfterSeconds) });
-export const conflict = (detail: string) => new ScimError(409, detail);

@@ -4,11 +4,11 @@
  * unassigned), read-only attributes ignored, unknown attributes ignored (or refused in strict mode),
  * and the product's own rules checked.
  */
-import { containerOf, findAttr, findSchema, fold, resolveAttrPath, type ResolvedAttr } from "./attributes";
-import { invalidSyntax, invalidValue, ScimError } from "./errors";
+import { containerOf, findAttr, findSchema, resolveAttrPath, type ResolvedAttr } from "./attributes";
+import { invalidSyntax, invalidValue } from "./errors";
 import { canonicalDateTime } from "./filter";
 import { isManager, normalizeManagerValue } from "./quirks";
-import { GROUP_SCHEMA, USER_SCHEMA, type AttributeDef, type ResourceTypeDef } from "./schema";
+import type { AttributeDef, ResourceTypeDef } from "./schema";
 
 export type Resource = Record<string, unknown>;
 
@@ -324,13 +324,3 @@ export function finalizeResource(rt: ResourceTypeDef, r: Resource): Resource {
   return out;
 }
 
-/** The key under which uniqueness is enforced: userName for Users, displayName for Groups. */
-export function uniqueKey(rt: ResourceTypeDef, r: Resource): string {
-  return fold(String(rt.name === "User" ? r.userName : r.displayName));
-}
-
-export function isScimError(e: unknown): e is ScimError {
-  return e instanceof ScimError;
-}
-
-export { USER_SCHEMA, GROUP_SCHEMA };

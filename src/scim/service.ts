@@ -210,8 +210,8 @@ export class ScimService {
     return this.render(kind, s, baseUrl, projection);
   }
 
-  /** Returns undefined for the body when the client asked for no attributes and the resource is a Group (204). */
-  async patch(kind: ResourceKind, id: string, body: unknown, baseUrl: string, read: ReadOptions, conditions: Conditions = {}): Promise<{ stored: StoredResource; projection: Projection }> {
+  /** The patched resource and the projection asked for; the caller renders it (or answers 204 for a Group). */
+  async patch(kind: ResourceKind, id: string, body: unknown, read: ReadOptions, conditions: Conditions = {}): Promise<{ stored: StoredResource; projection: Projection }> {
     const rt = rtOf(kind);
     const projection = this.readProjection([rt], read)(rt);
     const stored = await this.withVersion(kind, id, conditions, async (current, precondition) => {

@@ -1,6 +1,6 @@
 /** The /Groups endpoint over real HTTP (RFC 7643 §4.2, RFC 7644 §3.3, §3.5) and membership. */
 import { afterAll, beforeAll, describe, expect, it, test } from "bun:test";
-import { ERROR, GROUP, groupBody, patchBody, startServer, userBody, type TestServer, expectScimError } from "../helpers";
+import { GROUP, groupBody, patchBody, startServer, userBody, type TestServer, expectScimError } from "../helpers";
 
 let s: TestServer;
 let seq = 0;

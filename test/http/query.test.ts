@@ -1,6 +1,6 @@
 /** Querying resources over HTTP (RFC 7644 §3.4.2, §3.4.3): filters, sorting, paging, .search and query-string encoding. */
 import { afterAll, beforeAll, describe, expect, it, test } from "bun:test";
-import { ENTERPRISE, ERROR, GROUP, groupBody, LIST, startServer, USER, userBody, type TestServer, expectScimError } from "../helpers";
+import { ENTERPRISE, GROUP, groupBody, LIST, startServer, USER, userBody, type TestServer, expectScimError } from "../helpers";
 
 const MAX = 5;
 const SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";

@@ -4,7 +4,6 @@ import { scimError } from "../helpers";
  * No server, no store.
  */
 import { describe, expect, it, test } from "bun:test";
-import { ScimError } from "../../src/scim/errors";
 import { applyPatch, type PatchContext, type PatchResult } from "../../src/scim/patch";
 import type { Resource } from "../../src/scim/resource";
 import { GROUP_RESOURCE, USER_RESOURCE } from "../../src/scim/schema";

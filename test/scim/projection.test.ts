@@ -4,7 +4,6 @@ import { scimError } from "../helpers";
  * project, wants. Pure functions, no server, no store.
  */
 import { describe, expect, it, test } from "bun:test";
-import { ScimError } from "../../src/scim/errors";
 import { asksForAttributes, parseAttributeList, project, projectionFor, wants, type Projection } from "../../src/scim/projection";
 import type { Resource } from "../../src/scim/resource";
 import { GROUP_RESOURCE, USER_RESOURCE, type ResourceTypeDef } from "../../src/scim/schema";

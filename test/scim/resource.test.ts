@@ -4,7 +4,6 @@ import { scimError } from "../helpers";
  * coerceAttribute. Pure functions, no server, no store.
  */
 import { describe, expect, it, test } from "bun:test";
-import { ScimError } from "../../src/scim/errors";
 import { checkProductRules, coerceAttribute, normalizeBody, type Resource } from "../../src/scim/resource";
 import { ENTERPRISE_USER_SCHEMA_DEF, GROUP_RESOURCE, USER_RESOURCE, USER_SCHEMA_DEF, type AttributeDef } from "../../src/scim/schema";
 
