@@ -136,9 +136,9 @@ export function resourceController(kind: ResourceKind, deps: ControllerDeps) {
       `${endpoint}/:id`,
       async ({ request, params: { id } }) => {
         const r = await service.get(kind, id, baseUrl(request), readOptions(rawQuery(request)), conditionsOf(request));
-        if (!r.body) return new Response(null, { status: 304, headers: { ETag: r.etag } });
-        if (r.members) return streamWithMembers(r.body, r.members, { ETag: r.etag });
-        return scimResponse(200, r.body, { ETag: r.etag });
+        if (r.notModified) return new Response(null, { status: 304, headers: { ETag: r.etag } });
+        if (r.members && r.body) return streamWithMembers(r.body, r.members, { ETag: r.etag });
+        return scimResponse(200, r.json ?? r.body, { ETag: r.etag });
       },
       { params: IdParams, query: ReadQuery },
     )

@@ -17,8 +17,9 @@ import {
 export const SCIM_CONTENT_TYPE = "application/scim+json; charset=utf-8";
 export const MAX_JSON_DEPTH = 64;
 
+/** A SCIM response; a string body is JSON text already. */
 export function scimResponse(status: number, body: unknown, headers: Record<string, string> = {}): Response {
-  return new Response(body === undefined ? null : JSON.stringify(body), {
+  return new Response(body === undefined ? null : typeof body === "string" ? body : JSON.stringify(body), {
     status,
     headers: body === undefined ? headers : { "Content-Type": SCIM_CONTENT_TYPE, ...headers },
   });

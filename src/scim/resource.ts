@@ -312,7 +312,7 @@ export function finalizeResource(rt: ResourceTypeDef, r: Resource): Resource {
   checkProductRules(rt, r);
   const out: Resource = { schemas: schemasOf(rt, r) };
   if (r.externalId !== undefined) out.externalId = r.externalId;
-  for (const a of rt.schema.attributes) if (r[a.name] !== undefined) out[a.name] = r[a.name];
+  for (const a of rt.schema.attributes) if (a.mutability !== "writeOnly" && r[a.name] !== undefined) out[a.name] = r[a.name];
   for (const e of rt.extensions) {
     const ext = r[e.schema.id] as Resource | undefined;
     if (!ext) continue;

@@ -40,6 +40,8 @@ export interface Rendered {
 
 export const MEMBER_PAGE = 1000;
 
+const isDefault = (p: Projection) => p.include === undefined && !p.exclude?.length;
+
 type Writer = (current: StoredResource, precondition?: (current: StoredResource) => void) => Promise<StoredResource>;
 
 function memberJson(m: Member, baseUrl: string): Resource {
@@ -142,7 +144,33 @@ export class ScimService {
   }
 
   /**
-   * `body` is undefined when If-None-Match names the current version (304). For a Group whose members
+   * The JSON text of a User under the default projection, spliced from the stored canonical JSON
+   * (schemas first, password hash last): the stored attributes are neither parsed nor serialised
+   * again. Undefined when the stored text is not at hand; `render` gives the same JSON otherwise.
+   */
+  userJson(s: StoredResource, baseUrl: string): { json: string; etag: string } | undefined {
+    const text = s.json;
+    if (text === undefined || !s.groups || !text.startsWith('{"schemas":[')) return undefined;
+    const end = text.indexOf("]"); // schema URNs hold no ']'
+    let rest = text.slice(end + 1, -1);
+    // The password hash is the last key when present (finalizeResource puts it there); a quote inside
+    // a string is escaped, so this sequence can only be the key itself. Anything else: the slow path.
+    const password = rest.lastIndexOf(',"password":');
+    if (password >= 0) {
+      if (!/^,"password":"[^"\\]*"$/.test(rest.slice(password))) return undefined;
+      rest = rest.slice(0, password);
+    }
+    const etag = etagOf(s.version, s.groups);
+    const groups = s.groups.length
+      ? `,"groups":${JSON.stringify(s.groups.map((g) => ({ value: g.value, $ref: `${baseUrl}/Groups/${g.value}`, display: g.display, type: "direct" })))}`
+      : "";
+    const meta = JSON.stringify({ resourceType: "User", created: s.created, lastModified: s.lastModified, location: `${baseUrl}/Users/${s.id}`, version: etag });
+    return { json: `${text.slice(0, end + 1)},"id":${JSON.stringify(s.id)}${rest}${groups},"meta":${meta}}`, etag };
+  }
+
+  /**
+   * `notModified` when If-None-Match names the current version (304); else `json` (a User under the
+   * default projection, spliced from storage) or `body`. For a Group whose members
    * are asked for, `members` yields them in pages (projected), to be written after `body`, so that a
    * 100,000-member group is never held as one string.
    */
@@ -152,7 +180,7 @@ export class ScimService {
     baseUrl: string,
     read: ReadOptions,
     conditions: Conditions = {},
-  ): Promise<{ body?: Resource; etag: string; members?: AsyncIterable<Resource[]> }> {
+  ): Promise<{ notModified?: true; body?: Resource; json?: string; etag: string; members?: AsyncIterable<Resource[]> }> {
     const projection = this.readProjection([rtOf(kind)], read)(rtOf(kind));
     const s = await this.store.get(kind, id);
     if (!s) throw notFound(`${kind} ${id} not found`);
@@ -161,10 +189,14 @@ export class ScimService {
     if (ifMatch || ifNoneMatch) {
       const etag = await this.currentEtag(kind, s);
       checkConditions(`${kind} ${id}`, { ifMatch }, etag);
-      if (ifNoneMatch && etagMatches(ifNoneMatch, etag)) return { etag };
+      if (ifNoneMatch && etagMatches(ifNoneMatch, etag)) return { notModified: true, etag };
     }
     if (kind === "Group" && wants(projection, null, "members"))
       return { ...(await this.render(kind, s, baseUrl, projection, false)), members: this.memberBatches(id, baseUrl, projection) };
+    if (kind === "User" && isDefault(projection)) {
+      const fast = this.userJson(s, baseUrl);
+      if (fast) return fast;
+    }
     return this.render(kind, s, baseUrl, projection);
   }
 
@@ -273,8 +305,8 @@ export class ScimService {
     }
   }
 
-  /** GET /Users, /Groups, POST …/.search; `kind` undefined searches both (POST /.search). */
-  async list(kind: ResourceKind | undefined, params: ListParams, baseUrl: string): Promise<Resource> {
+  /** GET /Users, /Groups, POST …/.search; `kind` undefined searches both (POST /.search). Returns the ListResponse as JSON text. */
+  async list(kind: ResourceKind | undefined, params: ListParams, baseUrl: string): Promise<string> {
     const kinds: ResourceKind[] = kind ? [kind] : ["User", "Group"];
     const types = kinds.map(rtOf);
     const projectionOf = this.readProjection(types, params);
@@ -310,21 +342,21 @@ export class ScimService {
     let offset = startIndex - 1;
     let remaining = count;
     let total = 0;
-    const resources: Resource[] = [];
+    const resources: string[] = [];
     for (const plan of plans) {
       const k = plan.rt.name;
       const page = await this.store.search(k, { filter: plan.filter, sortBy: plan.sortBy, descending, offset, limit: remaining });
       total += page.total;
-      for (const s of page.resources) resources.push((await this.render(k, s, baseUrl, projectionOf(plan.rt))).body);
+      const projection = projectionOf(plan.rt);
+      for (const s of page.resources) {
+        const fast = k === "User" && isDefault(projection) ? this.userJson(s, baseUrl) : undefined;
+        resources.push(fast ? fast.json : JSON.stringify((await this.render(k, s, baseUrl, projection)).body));
+      }
       remaining -= page.resources.length;
       offset = Math.max(0, offset - page.total);
     }
-    return {
-      schemas: [LIST_RESPONSE_SCHEMA],
-      totalResults: total,
-      ...(count > 0 ? { startIndex, itemsPerPage: resources.length } : { startIndex, itemsPerPage: 0 }),
-      Resources: resources,
-    };
+    const head = JSON.stringify({ schemas: [LIST_RESPONSE_SCHEMA], totalResults: total, startIndex, itemsPerPage: count > 0 ? resources.length : 0 });
+    return `${head.slice(0, -1)},"Resources":[${resources.join(",")}]}`;
   }
 
   private parseSortOrder(v: unknown): boolean {

@@ -18,6 +18,11 @@ export interface StoredResource {
   lastModified: string;
   /** For Users read by get, search and update: the groups the User is a direct member of. */
   groups?: GroupRef[];
+  /**
+   * When read from storage: `data` as the stored JSON text (canonical key order, see
+   * finalizeResource), so a response can embed it without parsing and re-serialising it.
+   */
+  readonly json?: string;
 }
 
 export interface SearchQuery {

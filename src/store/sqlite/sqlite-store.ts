@@ -139,8 +139,18 @@ export class SqliteStore implements Store {
     return kind === "User" ? "users" : "groups";
   }
 
+  /** A stored row as a StoredResource whose `data` is parsed only when read; `json` keeps the text. */
   private toStored(row: Row): StoredResource {
-    const s: StoredResource = { id: row.id, data: JSON.parse(row.data), version: row.version, created: row.created, lastModified: row.last_modified };
+    const text = row.data;
+    let parsed: Resource | undefined;
+    const s = { id: row.id, version: row.version, created: row.created, lastModified: row.last_modified } as StoredResource;
+    Object.defineProperty(s, "data", {
+      enumerable: true,
+      configurable: true,
+      get: () => (parsed ??= JSON.parse(text) as Resource),
+      set: (v: Resource) => (parsed = v),
+    });
+    Object.defineProperty(s, "json", { value: text, enumerable: false });
     if (row.groups !== undefined) s.groups = (JSON.parse(row.groups) as [string, string][]).map(([value, display]) => ({ value, display }));
     return s;
   }
