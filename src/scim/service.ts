@@ -53,6 +53,14 @@ function memberJson(m: Member, baseUrl: string): Resource {
   };
 }
 
+function groupJson(g: GroupRef, baseUrl: string): Resource {
+  return { value: g.value, $ref: `${baseUrl}/Groups/${g.value}`, display: g.display, type: "direct" };
+}
+
+function metaOf(kind: ResourceKind, s: StoredResource, baseUrl: string, etag: string): Resource {
+  return { resourceType: kind, created: s.created, lastModified: s.lastModified, location: `${baseUrl}${rtOf(kind).endpoint}/${s.id}`, version: etag };
+}
+
 export const rtOf = (kind: ResourceKind): ResourceTypeDef => (kind === "User" ? USER_RESOURCE : GROUP_RESOURCE);
 /**
  * The weak ETag (and meta.version) of a resource: its row version and, for a User in groups, a digest
@@ -127,14 +135,13 @@ export class ScimService {
     Object.assign(body, attrs);
     // A User's groups are read whether or not they are returned: the ETag covers them.
     const groups = kind === "User" ? (s.groups ?? (await this.store.groupsOf(s.id))) : undefined;
-    if (groups?.length && wants(p, null, "groups"))
-      body.groups = groups.map((g) => ({ value: g.value, $ref: `${baseUrl}/Groups/${g.value}`, display: g.display, type: "direct" }));
+    if (groups?.length && wants(p, null, "groups")) body.groups = groups.map((g) => groupJson(g, baseUrl));
     if (kind === "Group" && loadMembers && wants(p, null, "members")) {
       const members = await this.store.members(s.id);
       if (members.length) body.members = members.map((m) => memberJson(m, baseUrl));
     }
     const etag = etagOf(s.version, groups);
-    body.meta = { resourceType: kind, created: s.created, lastModified: s.lastModified, location: `${baseUrl}${rt.endpoint}/${s.id}`, version: etag };
+    body.meta = metaOf(kind, s, baseUrl, etag);
     return { body: project(body, p), etag };
   }
 
@@ -161,10 +168,8 @@ export class ScimService {
       rest = rest.slice(0, password);
     }
     const etag = etagOf(s.version, s.groups);
-    const groups = s.groups.length
-      ? `,"groups":${JSON.stringify(s.groups.map((g) => ({ value: g.value, $ref: `${baseUrl}/Groups/${g.value}`, display: g.display, type: "direct" })))}`
-      : "";
-    const meta = JSON.stringify({ resourceType: "User", created: s.created, lastModified: s.lastModified, location: `${baseUrl}/Users/${s.id}`, version: etag });
+    const groups = s.groups.length ? `,"groups":${JSON.stringify(s.groups.map((g) => groupJson(g, baseUrl)))}` : "";
+    const meta = JSON.stringify(metaOf("User", s, baseUrl, etag));
     return { json: `${text.slice(0, end + 1)},"id":${JSON.stringify(s.id)}${rest}${groups},"meta":${meta}}`, etag };
   }
 
