@@ -43,6 +43,18 @@ export interface TestResponse {
   body: any;
 }
 
+/** Reads a response: status, headers, text, and the JSON body when there is one. */
+export async function readResponse(res: Response): Promise<TestResponse> {
+  const text = await res.text();
+  let body: unknown;
+  try {
+    body = text ? JSON.parse(text) : undefined;
+  } catch {
+    body = undefined;
+  }
+  return { status: res.status, headers: res.headers, text, body };
+}
+
 export async function startServer(opts: Partial<Omit<AppOptions, "store">> = {}): Promise<TestServer> {
   const { dir, cleanup } = tempDir();
   const dbPath = join(dir, "scimd.db");
@@ -63,15 +75,7 @@ export async function startServer(opts: Partial<Omit<AppOptions, "store">> = {})
       payload = typeof body === "string" ? body : JSON.stringify(body);
       if (!Object.keys(h).some((k) => k.toLowerCase() === "content-type")) h["Content-Type"] = "application/scim+json";
     }
-    const res = await fetch(path.startsWith("http") ? path : `${base}${path}`, { method, headers: h, body: payload });
-    const text = await res.text();
-    let parsed: unknown;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      parsed = undefined;
-    }
-    return { status: res.status, headers: res.headers, text, body: parsed };
+    return readResponse(await fetch(path.startsWith("http") ? path : `${base}${path}`, { method, headers: h, body: payload }));
   };
   return {
     url,

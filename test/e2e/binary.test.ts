@@ -7,98 +7,22 @@ import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import pkg from "../../package.json";
 import { GROUP, groupBody, LIST, patchBody, userBody } from "../helpers";
-
-const REPO = resolve(import.meta.dir, "../..");
-const BASE_PATH = "/api/v1/scim";
+import { BASE_PATH, buildBinaryInto, cleanEnv, startServe, type Served } from "./harness";
 
 let tmp = "";
 let bin = "";
 const started = new Set<Bun.Subprocess>();
-
-/** A clean environment: nothing from the test runner's SCIMD_* variables leaks in. */
-function cleanEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const k of ["PATH", "HOME", "TMPDIR", "LANG"]) if (process.env[k] !== undefined) env[k] = process.env[k]!;
-  return env;
-}
 
 function run(args: string[]): { code: number; out: string; err: string } {
   const p = Bun.spawnSync([bin, ...args], { cwd: tmp, env: cleanEnv(), stdout: "pipe", stderr: "pipe" });
   return { code: p.exitCode ?? -1, out: p.stdout.toString(), err: p.stderr.toString() };
 }
 
-async function freePort(): Promise<number> {
-  const s = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response("") });
-  const port = s.port!;
-  await s.stop(true);
-  return port;
-}
-
-interface Served {
-  proc: Bun.Subprocess<"ignore", "pipe", "pipe">;
-  url: string;
-  base: string;
-  /** Everything the server wrote to stderr so far. */
-  log: () => string;
-  waitForLog: (re: RegExp, ms?: number) => Promise<void>;
-  /** Sends SIGTERM and resolves with the exit code, or undefined after `ms`. */
-  stop: (ms?: number) => Promise<number | undefined>;
-}
-
-/** Starts `scimd serve` on a free port and waits until /healthz answers (or the process exits). */
-async function serve(extra: string[] = []): Promise<Served & { exited?: number }> {
-  const port = await freePort();
-  const proc = Bun.spawn([bin, "serve", "--port", String(port), "--host", "127.0.0.1", ...extra], {
-    cwd: tmp,
-    env: cleanEnv(),
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  started.add(proc);
-  proc.exited.then(() => started.delete(proc));
-  let text = "";
-  void (async () => {
-    const decoder = new TextDecoder();
-    for await (const chunk of proc.stderr) text += decoder.decode(chunk, { stream: true });
-  })();
-  const url = `http://127.0.0.1:${port}`;
-  const served: Served = {
-    proc,
-    url,
-    base: `${url}${BASE_PATH}`,
-    log: () => text,
-    waitForLog: async (re, ms = 3000) => {
-      const until = Date.now() + ms;
-      while (!re.test(text) && Date.now() < until) await Bun.sleep(20);
-    },
-    stop: async (ms = 5000) => {
-      proc.kill("SIGTERM");
-      return Promise.race([proc.exited, Bun.sleep(ms).then(() => undefined)]);
-    },
-  };
-  const until = Date.now() + 5000;
-  let exited: number | undefined;
-  proc.exited.then((c) => (exited = c));
-  while (Date.now() < until && exited === undefined) {
-    try {
-      const r = await fetch(`${url}/healthz`);
-      if (r.ok) return served;
-    } catch {
-      // not listening yet
-    }
-    await Bun.sleep(25);
-  }
-  if (exited === undefined) {
-    proc.kill("SIGKILL");
-    throw new Error(`scimd serve did not answer /healthz within 5 s; stderr:\n${text}`);
-  }
-  await Bun.sleep(50); // let the stderr reader drain
-  return { ...served, exited };
-}
+/** Starts `scimd serve` from the binary's folder and waits until /healthz answers (or the process exits). */
+const serve = (extra: string[] = []) => startServe(bin, tmp, extra, started);
 
 async function api(s: Served, token: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
   const res = await fetch(`${s.base}${path}`, {
@@ -112,20 +36,8 @@ async function api(s: Served, token: string, method: string, path: string, body?
 
 beforeAll(() => {
   tmp = mkdtempSync(join(tmpdir(), "scimd-e2e-"));
-  const buildDir = mkdtempSync(join(tmpdir(), "scimd-e2e-build-"));
-  bin = join(buildDir, "scimd");
-  const b = Bun.spawnSync([process.execPath, "run", "scripts/build.ts"], {
-    cwd: REPO,
-    env: { ...process.env, SCIMD_OUTFILE: bin },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  if (b.exitCode !== 0 || !existsSync(bin)) throw new Error(`build failed (${b.exitCode}):\n${b.stderr.toString()}`);
   // The binary runs next to nothing but itself.
-  const copy = join(tmp, "scimd");
-  writeFileSync(copy, readFileSync(bin), { mode: 0o755 });
-  rmSync(buildDir, { recursive: true, force: true });
-  bin = copy;
+  bin = buildBinaryInto(tmp);
 }, 60_000);
 
 afterAll(async () => {

@@ -11,13 +11,12 @@
  */
 import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { groupBody, patchBody, userBody } from "../helpers";
+import { buildBinaryInto, cleanEnv, startServe, type Served } from "./harness";
 
-const REPO = resolve(import.meta.dir, "../..");
-const BASE_PATH = "/api/v1/scim";
 const ROUNDS = 5;
 const WORKERS = 8;
 /** How long a restart on a crashed database may take to answer /healthz. */
@@ -44,61 +43,11 @@ let dbPath = "";
 let token = "";
 const started = new Set<Bun.Subprocess>();
 
-function cleanEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const k of ["PATH", "HOME", "TMPDIR", "LANG"]) if (process.env[k] !== undefined) env[k] = process.env[k]!;
-  return env;
-}
-
-async function freePort(): Promise<number> {
-  const s = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response("") });
-  const port = s.port!;
-  await s.stop(true);
-  return port;
-}
-
-interface Served {
-  proc: Bun.Subprocess<"ignore", "ignore", "pipe">;
-  url: string;
-  base: string;
-  /** Milliseconds from spawn until /healthz answered 200. */
-  readyMs: number;
-  log: () => string;
-}
-
 /** Starts `scimd serve` on the shared database and waits for /healthz; throws after RESTART_MS. */
 async function serve(): Promise<Served> {
-  const port = await freePort();
-  const t0 = performance.now();
-  const proc = Bun.spawn([bin, "serve", "--port", String(port), "--host", "127.0.0.1", "--db", dbPath], {
-    cwd: tmp,
-    env: cleanEnv(),
-    stdin: "ignore",
-    stdout: "ignore",
-    stderr: "pipe",
-  });
-  started.add(proc);
-  void proc.exited.then(() => started.delete(proc));
-  let text = "";
-  void (async () => {
-    const decoder = new TextDecoder();
-    for await (const chunk of proc.stderr) text += decoder.decode(chunk, { stream: true });
-  })();
-  const url = `http://127.0.0.1:${port}`;
-  let exited: number | null | undefined;
-  void proc.exited.then((c) => (exited = c));
-  while (performance.now() - t0 < RESTART_MS && exited === undefined) {
-    try {
-      const r = await fetch(`${url}/healthz`);
-      if (r.ok) return { proc, url, base: `${url}${BASE_PATH}`, readyMs: performance.now() - t0, log: () => text };
-    } catch {
-      // not listening yet
-    }
-    await Bun.sleep(10);
-  }
-  if (exited === undefined) proc.kill("SIGKILL");
-  await proc.exited;
-  throw new Error(`scimd serve on ${dbPath} did not answer /healthz within ${RESTART_MS} ms (exit ${exited}); stderr:\n${text}`);
+  const s = await startServe(bin, tmp, ["--db", dbPath], started, RESTART_MS);
+  if (s.exited !== undefined) throw new Error(`scimd serve on ${dbPath} exited with ${s.exited}; stderr:\n${s.log()}`);
+  return s;
 }
 
 interface Reply {
@@ -152,18 +101,7 @@ let totalAcked = 0;
 
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), "scimd-crash-"));
-  const buildDir = mkdtempSync(join(tmpdir(), "scimd-crash-build-"));
-  const built = join(buildDir, "scimd");
-  const b = Bun.spawnSync([process.execPath, "run", "scripts/build.ts"], {
-    cwd: REPO,
-    env: { ...process.env, SCIMD_OUTFILE: built },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  if (b.exitCode !== 0 || !existsSync(built)) throw new Error(`build failed (${b.exitCode}):\n${b.stderr.toString()}`);
-  bin = join(tmp, "scimd");
-  writeFileSync(bin, readFileSync(built), { mode: 0o755 });
-  rmSync(buildDir, { recursive: true, force: true });
+  bin = buildBinaryInto(tmp);
   dbPath = join(tmp, "data", "scimd.db");
   const g = Bun.spawnSync([bin, "generate-token", "--name", "crash", "--db", dbPath], { cwd: tmp, env: cleanEnv(), stdout: "pipe", stderr: "pipe" });
   if (g.exitCode !== 0) throw new Error(`generate-token failed (${g.exitCode}):\n${g.stderr.toString()}`);

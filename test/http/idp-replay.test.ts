@@ -20,7 +20,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { ERROR, startServer, type TestServer } from "../helpers";
+import { ERROR, startServer, type TestServer, readResponse } from "../helpers";
 
 interface StepRequest {
   method: string;
@@ -168,15 +168,7 @@ async function send(server: TestServer, r: StepRequest): Promise<Reply> {
   if (r.rawBody !== undefined) payload = r.rawBody;
   else if (r.body !== undefined) payload = JSON.stringify(r.body);
   if (payload !== undefined && !Object.keys(headers).some((k) => k.toLowerCase() === "content-type")) headers["Content-Type"] = "application/scim+json";
-  const res = await fetch(url, { method: r.method, headers, body: payload });
-  const text = await res.text();
-  let body: unknown;
-  try {
-    body = text ? JSON.parse(text) : undefined;
-  } catch {
-    body = undefined;
-  }
-  return { status: res.status, headers: res.headers, text, body };
+  return readResponse(await fetch(url, { method: r.method, headers, body: payload }));
 }
 
 /** Everything wrong with a reply, as lines naming the step; empty when it is what the fixture expects. */

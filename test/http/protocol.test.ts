@@ -3,7 +3,7 @@
  * media types, body limits, error bodies, ETags and the discovery endpoints.
  */
 import { afterAll, beforeAll, describe, expect, it, test } from "bun:test";
-import { ENTERPRISE, ERROR, GROUP, groupBody, LIST, patchBody, startServer, USER, userBody, type TestResponse, type TestServer, expectScimError } from "../helpers";
+import { ENTERPRISE, ERROR, GROUP, groupBody, LIST, patchBody, startServer, USER, userBody, type TestResponse, type TestServer, expectScimError, readResponse } from "../helpers";
 
 const SMALL_BODY = 2048;
 let s: TestServer;
@@ -22,15 +22,7 @@ afterAll(async () => {
 
 /** A fetch with no Authorization header unless given. */
 async function raw(url: string, init: RequestInit = {}): Promise<TestResponse> {
-  const res = await fetch(url, init);
-  const text = await res.text();
-  let body: unknown;
-  try {
-    body = text ? JSON.parse(text) : undefined;
-  } catch {
-    body = undefined;
-  }
-  return { status: res.status, headers: res.headers, text, body };
+  return readResponse(await fetch(url, init));
 }
 
 
