@@ -2,6 +2,7 @@ import { Database } from "bun:sqlite";
 import { afterAll, describe, expect, it } from "bun:test";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { ScimError } from "../../src/scim/errors";
 import { APPLICATION_ID, MIGRATIONS } from "../../src/store/sqlite/migrations";
 import { SqliteStore, StoreOpenError } from "../../src/store/sqlite/sqlite-store";
 import type { Store } from "../../src/store/store";
@@ -212,6 +213,26 @@ describe("SqliteStore specifics", () => {
       expect((e as Error).message).toBe("no");
       expect(await store.get("User", "pu")).toBeDefined();
     } finally {
+      store.close();
+    }
+  });
+
+  it("a write that cannot get the write lock within the busy timeout is refused with 503 and Retry-After, and changes nothing", async () => {
+    const path = freshPath();
+    const store = new SqliteStore(path, { busyTimeoutMs: 100 });
+    const other = new Database(path);
+    try {
+      other.exec("BEGIN IMMEDIATE"); // another process holding the write lock
+      const e = (await store.create("User", { id: "busy", data: { userName: "busy@example.com" } }).catch((x: unknown) => x)) as ScimError;
+      expect(e).toBeInstanceOf(ScimError);
+      expect(e.status).toBe(503);
+      expect(e.headers?.["Retry-After"]).toBe("1");
+      other.exec("ROLLBACK");
+      expect(await store.get("User", "busy")).toBeUndefined();
+      await store.create("User", { id: "busy", data: { userName: "busy@example.com" } });
+      expect(await store.get("User", "busy")).toBeDefined();
+    } finally {
+      other.close();
       store.close();
     }
   });
