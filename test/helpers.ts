@@ -7,16 +7,19 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createApp, SCIM_BASE_PATH, type AppOptions } from "../src/app";
-import { ScimError } from "../src/scim/errors";
+import { ERROR_SCHEMA as ERROR, ScimError } from "../src/scim/errors";
+import { GROUP_SCHEMA as GROUP, PATCH_OP_SCHEMA as PATCH_OP, USER_SCHEMA as USER } from "../src/scim/schema";
 import { SqliteStore } from "../src/store/sqlite/sqlite-store";
 import { hashToken, newToken } from "../src/tokens";
 
-export const USER = "urn:ietf:params:scim:schemas:core:2.0:User";
-export const GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group";
-export const ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
-export const PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
-export const ERROR = "urn:ietf:params:scim:api:messages:2.0:Error";
-export const LIST = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+export {
+  USER_SCHEMA as USER,
+  GROUP_SCHEMA as GROUP,
+  ENTERPRISE_USER_SCHEMA as ENTERPRISE,
+  PATCH_OP_SCHEMA as PATCH_OP,
+  LIST_RESPONSE_SCHEMA as LIST,
+} from "../src/scim/schema";
+export { ERROR_SCHEMA as ERROR } from "../src/scim/errors";
 
 export function tempDir(prefix = "scimd-test-"): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));

@@ -5,12 +5,12 @@
  */
 import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pkg from "../../package.json";
 import { GROUP, groupBody, LIST, patchBody, userBody } from "../helpers";
-import { BASE_PATH, buildBinaryInto, cleanEnv, startServe, type Served } from "./harness";
+import { BASE_PATH, buildBinaryInto, cleanEnv, startServe, stopAll, type Served } from "./harness";
 
 let tmp = "";
 let bin = "";
@@ -40,13 +40,7 @@ beforeAll(() => {
   bin = buildBinaryInto(tmp);
 }, 60_000);
 
-afterAll(async () => {
-  for (const p of [...started]) {
-    p.kill("SIGKILL");
-    await p.exited;
-  }
-  if (tmp) rmSync(tmp, { recursive: true, force: true });
-});
+afterAll(() => stopAll(started, tmp));
 
 describe("the scimd binary", () => {
   it("prints the package.json version with --version and exits 0", () => {

@@ -11,11 +11,11 @@
  */
 import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { groupBody, patchBody, userBody } from "../helpers";
-import { buildBinaryInto, cleanEnv, startServe, type Served } from "./harness";
+import { buildBinaryInto, cleanEnv, startServe, stopAll, type Served } from "./harness";
 
 const ROUNDS = 5;
 const WORKERS = 8;
@@ -108,13 +108,7 @@ beforeAll(async () => {
   token = g.stdout.toString().trim();
 }, 60_000);
 
-afterAll(async () => {
-  for (const p of [...started]) {
-    p.kill("SIGKILL");
-    await p.exited;
-  }
-  if (tmp) rmSync(tmp, { recursive: true, force: true });
-});
+afterAll(() => stopAll(started, tmp));
 
 /** One worker's loop: until the server is killed, create, retitle or add its own users to the Group. */
 async function worker(s: Served, round: number, w: number, isKilled: () => boolean, unexpected: string[]): Promise<number> {

@@ -111,3 +111,12 @@ export async function startServe(bin: string, cwd: string, args: string[], start
   await drained;
   return { ...served, exited };
 }
+
+/** Kills (SIGKILL) every process still running from `started` and removes `dir`. */
+export async function stopAll(started: Set<Bun.Subprocess>, dir: string): Promise<void> {
+  for (const p of [...started]) {
+    p.kill("SIGKILL");
+    await p.exited;
+  }
+  if (dir) rmSync(dir, { recursive: true, force: true });
+}
