@@ -30,13 +30,19 @@ export interface AppOptions {
 
 export const DEFAULTS = { maxResults: 1000, maxBodyBytes: 1024 * 1024, authFailuresPerMinute: 20 };
 
+/** The origin (`scheme://host[:port]`) of an absolute URL as the server sees it, without a URL object per request. */
+export function originOf(url: string): string {
+  const slash = url.indexOf("/", url.indexOf("//") + 2);
+  return slash < 0 ? url : url.slice(0, slash);
+}
+
 export function createApp(o: AppOptions) {
   const log = o.log ?? ((line: string) => console.error(line));
   const maxResults = o.maxResults ?? DEFAULTS.maxResults;
   const maxBodyBytes = o.maxBodyBytes ?? DEFAULTS.maxBodyBytes;
   const service = new ScimService(o.store, { strict: o.strict ?? false, maxResults, log });
   const configured = o.baseUrl?.replace(/\/+$/, "");
-  const baseUrl = (request: Request) => configured ?? `${new URL(request.url).origin}${SCIM_BASE_PATH}`;
+  const baseUrl = (request: Request) => configured ?? `${originOf(request.url)}${SCIM_BASE_PATH}`;
   const limiter = new FailureLimiter({ maxFailures: o.authFailuresPerMinute ?? DEFAULTS.authFailuresPerMinute, windowMs: 60_000 });
   const addressOf = o.addressOf ?? (() => "local");
   const deps = { service, baseUrl, maxBodyBytes };
@@ -64,7 +70,7 @@ export function createApp(o: AppOptions) {
       scimPlugin({
         basePath: SCIM_BASE_PATH,
         routes: () => routes,
-        authenticate: (request) => authenticate(o.store, limiter, addressOf(request), request.headers.get("authorization")),
+        authenticate: (request) => authenticate(o.store, limiter, () => addressOf(request), request.headers.get("authorization")),
         log,
       }),
     )

@@ -55,14 +55,18 @@ export class FailureLimiter {
 export function authPlugin(store: Store, limiter: FailureLimiter, addressOf: (request: Request) => string) {
   // Transform runs before Elysia validates params and query, so nothing is checked for a stranger.
   return new Elysia({ name: "scim-auth" }).use(bearer()).onTransform({ as: "scoped" }, async ({ bearer: fromPlugin, request }) => {
-    await authenticate(store, limiter, addressOf(request), request.headers.get("authorization"), fromPlugin);
+    await authenticate(store, limiter, () => addressOf(request), request.headers.get("authorization"), fromPlugin);
   });
 }
 
-/** Throws 401 (or 429 after repeated failures) unless the request carries a valid token. */
-export async function authenticate(store: Store, limiter: FailureLimiter, address: string, authorization: string | null, fromPlugin?: string): Promise<void> {
+/**
+ * Throws 401 (or 429 after repeated failures) unless the request carries a valid token. The client
+ * address is only looked up for a failure.
+ */
+export async function authenticate(store: Store, limiter: FailureLimiter, addressOf: () => string, authorization: string | null, fromPlugin?: string): Promise<void> {
   const token = tokenFromHeader(authorization, fromPlugin);
   if (token !== undefined && (await store.findToken(hashToken(token)))) return;
+  const address = addressOf();
   const wait = limiter.retryAfter(address);
   if (wait > 0) throw tooManyRequests(`too many failed authentications from this address; retry after ${wait} s`, wait);
   limiter.record(address);

@@ -382,3 +382,15 @@ describe("discovery (RFC 7644 §4, RFC 7643 §5–§7)", () => {
     expect(a).toMatchObject(expected);
   });
 });
+
+describe("request-derived values", () => {
+  it("originOf gives what URL.origin gives for the URLs a server sees", async () => {
+    const { originOf } = await import("../../src/app");
+    for (const url of ["http://127.0.0.1:8080/api/v1/scim/Users?filter=x", "https://scim.example.com/api/v1/scim", "http://[::1]:9000/api/v1/scim/Users/1", "http://localhost/"])
+      expect(originOf(url)).toBe(new URL(url).origin);
+  });
+  it("hashToken is SHA-256 in hex (the stored form of every existing token)", async () => {
+    const { hashToken } = await import("../../src/tokens");
+    expect(hashToken("abc")).toBe("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  });
+});
