@@ -72,27 +72,35 @@ export function searchParams(body: unknown): ListParams {
 }
 
 /**
- * A 200 SCIM response whose `members` array is written page by page after the rest of the resource:
- * the body is never built as one string. A group without members gets no `members` key.
+ * A 200 SCIM response for a Group whose `members` come in batches after the rest of it (`headText`,
+ * a JSON object). A Group whose members fit in one batch is answered as one body; a larger one is
+ * streamed batch by batch, so its body is never built as one string. No members: no `members` key.
  */
-export function streamWithMembers(head: Record<string, unknown>, members: AsyncIterable<Record<string, unknown>[]>, headers: Record<string, string>): Response {
-  const encoder = new TextEncoder();
-  const headText = JSON.stringify(head);
+export async function respondWithMembers(headText: string, members: AsyncIterable<Record<string, unknown>[]>, headers: Record<string, string>): Promise<Response> {
   const it = members[Symbol.asyncIterator]();
-  let started = false;
+  const open = headText.slice(0, -1) + ',"members":[';
+  const batch = (b: Record<string, unknown>[]) => b.map((m) => JSON.stringify(m)).join(",");
+  const first = await it.next();
+  if (first.done) return scimResponse(200, headText, headers);
+  const second = await it.next();
+  if (second.done) return scimResponse(200, `${open}${batch(first.value)}]}`, headers);
+  const encoder = new TextEncoder();
+  let pending: Record<string, unknown>[] | undefined = second.value;
   let done = false;
   const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(encoder.encode(open + batch(first.value)));
+    },
     async pull(controller) {
       if (done) return controller.close();
-      const next = await it.next();
+      const next = pending ? { done: false as const, value: pending } : await it.next();
+      pending = undefined;
       if (next.done) {
-        controller.enqueue(encoder.encode(started ? "]}" : headText));
+        controller.enqueue(encoder.encode("]}"));
         done = true;
         return controller.close();
       }
-      const part = next.value.map((m) => JSON.stringify(m)).join(",");
-      controller.enqueue(encoder.encode(started ? "," + part : headText.slice(0, -1) + ',"members":[' + part));
-      started = true;
+      controller.enqueue(encoder.encode("," + batch(next.value)));
     },
     async cancel() {
       await it.return?.();
@@ -137,7 +145,7 @@ export function resourceController(kind: ResourceKind, deps: ControllerDeps) {
       async ({ request, params: { id } }) => {
         const r = await service.get(kind, id, baseUrl(request), readOptions(rawQuery(request)), conditionsOf(request));
         if (r.notModified) return new Response(null, { status: 304, headers: { ETag: r.etag } });
-        if (r.members && r.body) return streamWithMembers(r.body, r.members, { ETag: r.etag });
+        if (r.members) return respondWithMembers(r.json ?? JSON.stringify(r.body), r.members, { ETag: r.etag });
         return scimResponse(200, r.json ?? r.body, { ETag: r.etag });
       },
       { params: IdParams, query: ReadQuery },

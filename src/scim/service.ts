@@ -41,6 +41,8 @@ export interface Rendered {
 export const MEMBER_PAGE = 1000;
 
 const isDefault = (p: Projection) => p.include === undefined && !p.exclude?.length;
+/** The projection leaves out exactly one whole core attribute (`excludedAttributes=members`) and nothing else. */
+const onlyExcludes = (p: Projection, name: string) => p.include === undefined && !!p.exclude?.length && p.exclude.every((r) => r.extension === null && !r.sub && r.attr.name === name);
 
 type Writer = (current: StoredResource, precondition?: (current: StoredResource) => void) => Promise<StoredResource>;
 
@@ -151,13 +153,15 @@ export class ScimService {
   }
 
   /**
-   * The JSON text of a User under the default projection, spliced from the stored canonical JSON
+   * The JSON text of a resource under the default projection, spliced from the stored canonical JSON
    * (schemas first, password hash last): the stored attributes are neither parsed nor serialised
-   * again. Undefined when the stored text is not at hand; `render` gives the same JSON otherwise.
+   * again. A User needs its groups read with it; a Group's text never holds `members` (the caller
+   * leaves them out or writes them after it). Undefined when the stored text is not at hand; `render`
+   * gives the same JSON otherwise.
    */
-  userJson(s: StoredResource, baseUrl: string): { json: string; etag: string } | undefined {
+  splicedJson(kind: ResourceKind, s: StoredResource, baseUrl: string): { json: string; etag: string } | undefined {
     const text = s.json;
-    if (text === undefined || !s.groups || !text.startsWith('{"schemas":[')) return undefined;
+    if (text === undefined || (kind === "User" && !s.groups) || !text.startsWith('{"schemas":[')) return undefined;
     const end = text.indexOf("]"); // schema URNs hold no ']'
     let rest = text.slice(end + 1, -1);
     // The password hash is the last key when present (finalizeResource puts it there); a quote inside
@@ -167,17 +171,18 @@ export class ScimService {
       if (!/^,"password":"[^"\\]*"$/.test(rest.slice(password))) return undefined;
       rest = rest.slice(0, password);
     }
-    const etag = etagOf(s.version, s.groups);
-    const groups = s.groups.length ? `,"groups":${JSON.stringify(s.groups.map((g) => groupJson(g, baseUrl)))}` : "";
-    const meta = JSON.stringify(metaOf("User", s, baseUrl, etag));
-    return { json: `${text.slice(0, end + 1)},"id":${JSON.stringify(s.id)}${rest}${groups},"meta":${meta}}`, etag };
+    const groups = kind === "User" ? s.groups : undefined;
+    const etag = etagOf(s.version, groups);
+    const groupsJson = groups?.length ? `,"groups":${JSON.stringify(groups.map((g) => groupJson(g, baseUrl)))}` : "";
+    const meta = JSON.stringify(metaOf(kind, s, baseUrl, etag));
+    return { json: `${text.slice(0, end + 1)},"id":${JSON.stringify(s.id)}${rest}${groupsJson},"meta":${meta}}`, etag };
   }
 
   /**
-   * `notModified` when If-None-Match names the current version (304); else `json` (a User under the
-   * default projection, spliced from storage) or `body`. For a Group whose members
-   * are asked for, `members` yields them in pages (projected), to be written after `body`, so that a
-   * 100,000-member group is never held as one string.
+   * `notModified` when If-None-Match names the current version (304); else `json` (spliced from
+   * storage, see `splicedJson`) or `body`. For a Group whose members are asked for, `json`/`body` is
+   * the Group without them and `members` yields them in pages (projected), to be written after it,
+   * so that a 100,000-member group is never held as one string.
    */
   async get(
     kind: ResourceKind,
@@ -196,13 +201,11 @@ export class ScimService {
       checkConditions(`${kind} ${id}`, { ifMatch }, etag);
       if (ifNoneMatch && etagMatches(ifNoneMatch, etag)) return { notModified: true, etag };
     }
-    if (kind === "Group" && wants(projection, null, "members"))
-      return { ...(await this.render(kind, s, baseUrl, projection, false)), members: this.memberBatches(id, baseUrl, projection) };
-    if (kind === "User" && isDefault(projection)) {
-      const fast = this.userJson(s, baseUrl);
-      if (fast) return fast;
-    }
-    return this.render(kind, s, baseUrl, projection);
+    const members = kind === "Group" && wants(projection, null, "members") ? this.memberBatches(id, baseUrl, projection) : undefined;
+    // The stored text serves the default projection, and for a Group also "everything but members".
+    const fast = isDefault(projection) || (kind === "Group" && onlyExcludes(projection, "members")) ? this.splicedJson(kind, s, baseUrl) : undefined;
+    const head = fast ?? (await this.render(kind, s, baseUrl, projection, false));
+    return members ? { ...head, members } : head;
   }
 
   /** A group's members in pages of `MEMBER_PAGE`, rendered and projected like `render` does. */
@@ -354,7 +357,7 @@ export class ScimService {
       total += page.total;
       const projection = projectionOf(plan.rt);
       for (const s of page.resources) {
-        const fast = k === "User" && isDefault(projection) ? this.userJson(s, baseUrl) : undefined;
+        const fast = k === "User" && isDefault(projection) ? this.splicedJson(k, s, baseUrl) : undefined;
         resources.push(fast ? fast.json : JSON.stringify((await this.render(k, s, baseUrl, projection)).body));
       }
       remaining -= page.resources.length;

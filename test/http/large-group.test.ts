@@ -50,4 +50,21 @@ describe("a group larger than one member page", () => {
     expect(r.body.members).toBeUndefined();
     expect(r.body.displayName).toBe("Emptied");
   });
+
+  it("a group of up to one member page is one body with Content-Length; a larger one is streamed in chunks", async () => {
+    const sizes = [0, 1, MEMBER_PAGE, MEMBER_PAGE + 1];
+    for (const n of sizes) {
+      const g = await s.req("POST", "/Groups?attributes=id", groupBody(`Sized ${n}`, ids.slice(0, n)));
+      const res = await fetch(`${s.base}/Groups/${g.body.id}`, { headers: { Authorization: `Bearer ${s.token}` } });
+      expect(res.status).toBe(200);
+      const streamed = res.headers.get("transfer-encoding") === "chunked";
+      expect(streamed).toBe(n > MEMBER_PAGE);
+      if (!streamed) expect(Number(res.headers.get("content-length"))).toBeGreaterThan(0);
+      const body = JSON.parse(await res.text());
+      expect(body.displayName).toBe(`Sized ${n}`);
+      if (n === 0) expect(body.members).toBeUndefined();
+      else expect(body.members.map((m: { value: string }) => m.value).sort()).toEqual(ids.slice(0, n).sort());
+      expect(res.headers.get("etag")).toBe(body.meta.version);
+    }
+  });
 });

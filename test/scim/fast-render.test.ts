@@ -57,7 +57,7 @@ describe("a User spliced from its stored JSON is exactly the User rendered from 
           const id = created.body.id as string;
           if (u.inGroup) await store.create("Group", { id: `g-${id}`, data: { schemas: ["urn:ietf:params:scim:schemas:core:2.0:Group"], displayName: `G ${id}` }, members: [id] });
           const stored = (await store.get("User", id))!;
-          const fast = service.userJson(stored, BASE);
+          const fast = service.splicedJson("User", stored, BASE);
           const slow = await service.render("User", stored, BASE, {});
           expect(fast).toBeDefined();
           expect(fast!.json).toBe(JSON.stringify(slow.body));
@@ -68,4 +68,36 @@ describe("a User spliced from its stored JSON is exactly the User rendered from 
       { seed: 7, numRuns: 120 },
     );
   }, 60_000);
+});
+
+describe("a Group spliced from its stored JSON is exactly the Group rendered from objects", () => {
+  it("holds with members left out (excludedAttributes=members) and as the head of a default read", async () => {
+    const { parseAttributeList, projectionFor } = await import("../../src/scim/projection");
+    const { GROUP_RESOURCE } = await import("../../src/scim/schema");
+    const withoutMembers = projectionFor(GROUP_RESOURCE, undefined, parseAttributeList([GROUP_RESOURCE], "members", "excludedAttributes"));
+    const member = (await service.create("User", { schemas: [USER], userName: "g-member@example.com", displayName: "Member", emails: [{ value: "m@example.com" }] }, BASE, {})).body.id as string;
+    let n = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.record({ displayName: tricky, externalId: fc.option(tricky, { nil: undefined }), withMember: fc.boolean() }), async (g) => {
+        const body: Record<string, unknown> = { schemas: ["urn:ietf:params:scim:schemas:core:2.0:Group"], displayName: `${g.displayName}#${++n}` };
+        if (g.externalId !== undefined) body.externalId = g.externalId;
+        if (g.withMember) body.members = [{ value: member }];
+        const id = (await service.create("Group", body, BASE, {})).body.id as string;
+        const stored = (await store.get("Group", id))!;
+        const fast = service.splicedJson("Group", stored, BASE);
+        expect(fast).toBeDefined();
+        const slow = await service.render("Group", stored, BASE, withoutMembers);
+        expect(fast!.json).toBe(JSON.stringify(slow.body));
+        expect(fast!.etag).toBe(slow.etag);
+        // Through get(): the same text, and the members (if any) come separately.
+        const got = await service.get("Group", id, BASE, { excludedAttributes: "members" });
+        expect(got.json).toBe(fast!.json);
+        expect(got.members).toBeUndefined();
+        const full = await service.get("Group", id, BASE, {});
+        expect(full.json).toBe(fast!.json);
+        expect(full.members).toBeDefined();
+      }),
+      { seed: 11, numRuns: 100 },
+    );
+  });
 });
