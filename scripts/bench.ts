@@ -41,11 +41,17 @@ interface Phase {
   p50ms: number;
   p99ms: number;
   ceiling?: "http" | "write";
+  /** For an HTTP phase: the hello ceiling measured right before and right after it (mean). */
+  ceilingOpsPerSec?: number;
   ratio?: number;
+  /** The largest resident set of scimd sampled during the phase. */
+  rssMb?: number;
   note?: string;
 }
 
 const phases: Phase[] = [];
+/** The largest RSS of scimd since the current phase began (sampled every 100 ms while scimd runs). */
+let phaseRss = 0;
 const extra: Record<string, number | string> = {};
 
 function pct(sorted: number[], p: number): number {
@@ -58,6 +64,7 @@ async function drive(name: string, count: number, op: (i: number) => Promise<voi
   const lat: number[] = new Array(count);
   let next = 0;
   const started = performance.now();
+  phaseRss = 0;
   await Promise.all(
     Array.from({ length: Math.min(concurrency, count) }, async () => {
       for (;;) {
@@ -71,7 +78,7 @@ async function drive(name: string, count: number, op: (i: number) => Promise<voi
   );
   const seconds = (performance.now() - started) / 1000;
   const sorted = lat.filter((x) => x !== undefined).sort((a, b) => a - b);
-  const ph: Phase = { name, ops: count, seconds, opsPerSec: count / seconds, p50ms: pct(sorted, 50), p99ms: pct(sorted, 99), ceiling };
+  const ph: Phase = { name, ops: count, seconds, opsPerSec: count / seconds, p50ms: pct(sorted, 50), p99ms: pct(sorted, 99), ceiling, ...(phaseRss ? { rssMb: Number(phaseRss.toFixed(1)) } : {}) };
   phases.push(ph);
   console.error(`  ${name}: ${ph.opsPerSec.toFixed(0)} ops/s, p50 ${ph.p50ms.toFixed(2)} ms, p99 ${ph.p99ms.toFixed(2)} ms`);
   return ph;
@@ -196,7 +203,31 @@ async function main() {
     const auth = { Authorization: `Bearer ${token}` };
     const json = { ...auth, "Content-Type": "application/scim+json" };
     let maxRss = 0;
-    const rssTimer = setInterval(() => (maxRss = Math.max(maxRss, rssMb(serve.pid))), 200);
+    const rssTimer = setInterval(() => {
+      const r = rssMb(serve.pid);
+      maxRss = Math.max(maxRss, r);
+      phaseRss = Math.max(phaseRss, r);
+    }, 100);
+    // Every HTTP read phase is bracketed by two hello bursts: its ratio is to the ceiling measured
+    // right around it, which a shared machine's drift over a run of minutes cannot separate from it.
+    const helloBurst = Math.max(5_000, Math.min(N, 20_000));
+    const burst = async () => {
+      let next = 0;
+      const t0 = performance.now();
+      await Promise.all(
+        Array.from({ length: C }, async () => {
+          while (next++ < helloBurst) await check(await fetch(`http://127.0.0.1:${helloPort}/`), [200], "hello");
+        }),
+      );
+      return helloBurst / ((performance.now() - t0) / 1000);
+    };
+    const readPhase = async (name: string, count: number, op: (i: number) => Promise<void>) => {
+      const before = await burst();
+      const ph = await drive(name, count, op, C, "http");
+      const after = await burst();
+      ph.ceilingOpsPerSec = (before + after) / 2;
+      console.error(`    hello around it: ${before.toFixed(0)} and ${after.toFixed(0)} ops/s -> ${((ph.opsPerSec / ph.ceilingOpsPerSec) * 100).toFixed(0)}%`);
+    };
 
     const ids: string[] = new Array(N);
     await drive("create users (POST /Users)", N, async (i) => {
@@ -205,15 +236,15 @@ async function main() {
     }, C, "write");
 
     const mixCase = (s: string, i: number) => (i % 2 ? s.toUpperCase() : s);
-    await drive("filter userName eq (mixed case)", N, async (i) => {
+    await readPhase("filter userName eq (mixed case)", N, async (i) => {
       const f = encodeURIComponent(`userName eq "${mixCase(`user${i}@bench.example.com`, i)}"`);
       const text = await check(await fetch(`${base}/Users?filter=${f}`, { headers: auth }), [200], "filter");
       if (!text.includes(ids[i]!)) throw new Error(`filter for user${i} did not find it`);
-    }, C, "http");
+    });
 
-    await drive("GET /Users/{id}", N, async (i) => {
+    await readPhase("GET /Users/{id}", N, async (i) => {
       await check(await fetch(`${base}/Users/${ids[i]}`, { headers: auth }), [200], "get");
-    }, C, "http");
+    });
 
     await drive("PATCH /Users/{id} (replace title + active)", N, async (i) => {
       const body = {
@@ -242,6 +273,7 @@ async function main() {
     const batches = Math.ceil(G / 100);
     const batchLat: number[] = [];
     const growStart = performance.now();
+    phaseRss = 0;
     for (let b = 0; b < batches; b++) {
       const members = ids.slice(b * 100, Math.min(G, (b + 1) * 100)).map((value) => ({ value }));
       const body = { schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: "Add", path: "members", value: members }] };
@@ -259,6 +291,7 @@ async function main() {
     extra.groupGrowthFirstBatchesP50ms = Number(firstP50.toFixed(2));
     extra.groupGrowthLastBatchesP50ms = Number(lastP50.toFixed(2));
     extra.groupGrowthLastOverFirst = Number((lastP50 / firstP50).toFixed(2));
+    extra.groupGrowthRssMb = Number(phaseRss.toFixed(1));
     console.error(`  grow group to ${G}: ${extra.groupGrowthMembersPerSec} members/s; batch p50 first ${firstP50.toFixed(2)} ms, last ${lastP50.toFixed(2)} ms (×${extra.groupGrowthLastOverFirst})`);
 
     // Replace the members of a second group with REPLACE_SIZE ids in one PATCH.
@@ -270,14 +303,17 @@ async function main() {
       console.error(`  replace members with ${REPLACE_SIZE} ids: ${extra[`replaceMembers${REPLACE_SIZE}ms`]} ms`);
     }
 
-    await drive(`GET big group ?excludedAttributes=members (${G} members)`, 1000, async () => {
+    await readPhase(`GET big group ?excludedAttributes=members (${G} members)`, 1000, async () => {
       await check(await fetch(`${base}/Groups/${big}?excludedAttributes=members`, { headers: auth }), [200], "get group");
-    }, C, "http");
+    });
     {
+      phaseRss = 0;
       const t0 = performance.now();
       const text = await check(await fetch(`${base}/Groups/${big}`, { headers: auth }), [200], "get full group");
       extra.fullGroupGetMs = Number((performance.now() - t0).toFixed(1));
       extra.fullGroupBytes = text.length;
+      await Bun.sleep(150); // one more RSS sample after the response
+      extra.fullGroupRssMb = Number(phaseRss.toFixed(1));
       const n = (JSON.parse(text).members ?? []).length;
       if (n !== G) throw new Error(`full group has ${n} members, expected ${G}`);
       console.error(`  GET full group (${G} members, ${(text.length / 1e6).toFixed(1)} MB): ${extra.fullGroupGetMs} ms`);
@@ -287,12 +323,13 @@ async function main() {
     const pages = Math.ceil(N / 100);
     const pageLat: number[] = [];
     const pageStart = performance.now();
+    phaseRss = 0;
     for (let p = 0; p < pages; p++) {
       const t0 = performance.now();
       await check(await fetch(`${base}/Users?startIndex=${p * 100 + 1}&count=100`, { headers: auth }), [200], "page");
       pageLat.push(performance.now() - t0);
     }
-    phases.push({ name: "page through users (count=100)", ops: pages, seconds: (performance.now() - pageStart) / 1000, opsPerSec: pages / ((performance.now() - pageStart) / 1000), p50ms: pct([...pageLat].sort((a, b) => a - b), 50), p99ms: pct([...pageLat].sort((a, b) => a - b), 99) });
+    phases.push({ name: "page through users (count=100)", ops: pages, seconds: (performance.now() - pageStart) / 1000, opsPerSec: pages / ((performance.now() - pageStart) / 1000), p50ms: pct([...pageLat].sort((a, b) => a - b), 50), p99ms: pct([...pageLat].sort((a, b) => a - b), 99), rssMb: Number(phaseRss.toFixed(1)) });
     {
       const sample = async (start: number) => {
         const l: number[] = [];
@@ -341,7 +378,7 @@ async function main() {
     extra.rawInsertsPerSecNormal = Math.round(rawNormal);
     const writeCeiling = SYNC === "normal" ? rawNormal : rawFull;
     for (const p of phases) {
-      if (p.ceiling === "http") p.ratio = p.opsPerSec / httpCeiling;
+      if (p.ceiling === "http") p.ratio = p.opsPerSec / (p.ceilingOpsPerSec ?? httpCeiling);
       if (p.ceiling === "write") p.ratio = p.opsPerSec / writeCeiling;
     }
     report(httpCeiling, writeCeiling);
@@ -358,9 +395,12 @@ function report(httpCeiling: number, writeCeiling: number) {
     p.opsPerSec.toFixed(0),
     p.p50ms.toFixed(2),
     p.p99ms.toFixed(2),
-    p.ratio === undefined ? "" : `${(p.ratio * 100).toFixed(0)}% of ${p.ceiling === "http" ? "hello" : "raw insert"}`,
+    p.ratio === undefined
+      ? ""
+      : `${(p.ratio * 100).toFixed(0)}% of ${p.ceiling === "http" ? `hello ${((p.ceilingOpsPerSec ?? httpCeiling) / 1000).toFixed(1)}k/s` : `raw insert ${(writeCeiling / 1000).toFixed(1)}k/s`}`,
+    p.rssMb === undefined ? "" : p.rssMb.toFixed(0),
   ]);
-  const head = ["phase", "ops", "ops/s", "p50 ms", "p99 ms", "vs ceiling"];
+  const head = ["phase", "ops", "ops/s", "p50 ms", "p99 ms", "vs ceiling", "RSS MB"];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => "| " + r.map((c, i) => c.padEnd(widths[i]!)).join(" | ") + " |";
   console.log(line(head));
