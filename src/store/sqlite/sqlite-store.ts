@@ -105,8 +105,11 @@ export class SqliteStore implements Store {
       this.db.exec("PRAGMA journal_mode = WAL");
       this.db.exec(`PRAGMA synchronous = ${opts.synchronous ?? "FULL"}`);
       this.db.exec("PRAGMA foreign_keys = ON");
-      // 32 MiB of page cache (the default is 2 MiB): indexes and hot rows stay in memory.
-      this.db.exec("PRAGMA cache_size = -32768");
+      // 16 MiB of page cache (the default is 2 MiB): the lookup indexes of 100,000 users stay in memory.
+      // Measured on 100,000 users: random lookups by userName and id cost the same as with 32 MiB
+      // (15.8 / 12.7 µs against 15.7 / 12.6 µs in-process), and reading a 100,000-member group (which
+      // touches every user row) peaks ~19 MB lower in resident memory.
+      this.db.exec("PRAGMA cache_size = -16384");
       this.migrate();
     } catch (e) {
       this.db.close();
