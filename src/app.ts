@@ -30,9 +30,15 @@ export interface AppOptions {
 
 export const DEFAULTS = { maxResults: 1000, maxBodyBytes: 1024 * 1024, authFailuresPerMinute: 20 };
 
-/** The origin (`scheme://host[:port]`) of an absolute URL as the server sees it, without a URL object per request. */
+/**
+ * The origin (`scheme://host[:port]`) of a request URL as Bun gives it (already normalised), without
+ * a URL object per request. A request without a usable Host header (HTTP/1.0, an invalid name) has a
+ * path-only URL: its origin is "", so links in the response are relative (`/api/v1/scim/...`).
+ */
 export function originOf(url: string): string {
-  const slash = url.indexOf("/", url.indexOf("//") + 2);
+  const scheme = url.indexOf("://");
+  if (scheme < 0) return "";
+  const slash = url.indexOf("/", scheme + 3);
   return slash < 0 ? url : url.slice(0, slash);
 }
 

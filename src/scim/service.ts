@@ -318,7 +318,8 @@ export class ScimService {
     const kinds: ResourceKind[] = kind ? [kind] : ["User", "Group"];
     const types = kinds.map(rtOf);
     const projectionOf = this.readProjection(types, params);
-    const startIndex = Math.max(1, parseInteger(params.startIndex, "startIndex") ?? 1);
+    // Below 1 means 1 (RFC 7644 §3.4.2.4); far past any page (beyond 2^53) means an empty page.
+    const startIndex = Math.min(Math.max(1, parseInteger(params.startIndex, "startIndex") ?? 1), Number.MAX_SAFE_INTEGER);
     const requested = parseInteger(params.count, "count");
     const count = Math.min(Math.max(0, requested ?? this.opts.maxResults), this.opts.maxResults);
     const descending = this.parseSortOrder(params.sortOrder);

@@ -388,6 +388,26 @@ describe("request-derived values", () => {
     const { originOf } = await import("../../src/app");
     for (const url of ["http://127.0.0.1:8080/api/v1/scim/Users?filter=x", "https://scim.example.com/api/v1/scim", "http://[::1]:9000/api/v1/scim/Users/1", "http://localhost/"])
       expect(originOf(url)).toBe(new URL(url).origin);
+    // Bun gives a path-only URL when the Host header is missing or unusable: links become relative.
+    expect(originOf("/api/v1/scim/Users")).toBe("");
+  });
+  it("a request without a Host header (HTTP/1.0) gets relative links, not a doubled path or a 500", async () => {
+    const port = new URL(s.base).port;
+    const body = JSON.stringify(userBody(uname("nohost")));
+    const received: string[] = [];
+    const socket = await Bun.connect({ hostname: "127.0.0.1", port: Number(port), socket: { data: (_sock, chunk) => void received.push(Buffer.from(chunk).toString()) } });
+    socket.write(`POST /api/v1/scim/Users HTTP/1.0\r\nAuthorization: Bearer ${s.token}\r\nContent-Type: application/scim+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    let text = "";
+    for (let i = 0; i < 200 && !/\r\n\r\n[\s\S]*\}$/.test(text); i++) {
+      await Bun.sleep(10);
+      text = received.join("");
+    }
+    socket.end();
+    expect(text).toMatch(/^HTTP\/1\.[01] 201/);
+    const location = text.match(/\r\nlocation: ([^\r]*)/i)?.[1];
+    expect(location).toMatch(/^\/api\/v1\/scim\/Users\/[0-9a-f-]{36}$/);
+    const created = JSON.parse(text.slice(text.indexOf("\r\n\r\n") + 4));
+    expect(created.meta.location).toBe(location);
   });
   it("hashToken is SHA-256 in hex (the stored form of every existing token)", async () => {
     const { hashToken } = await import("../../src/tokens");

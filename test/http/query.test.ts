@@ -208,6 +208,17 @@ describe("paging (RFC 7644 §3.4.2.4)", () => {
     expect(r.body.Resources ?? []).toEqual([]);
   });
 
+  test.each(["100000000000000000000", "9007199254740993", "1e300"])("returns an empty page for startIndex=%s far past the end (no 500)", async (startIndex) => {
+    for (const extra of ["", "&sortBy=userName"]) {
+      const r = await find(byTag, `&startIndex=${startIndex}&count=2${extra}`);
+      expect(r.status).toBe(200);
+      expect(r.body.totalResults).toBe(8);
+      expect(r.body.Resources ?? []).toEqual([]);
+    }
+    const all = await s.req("GET", `/Users?startIndex=${startIndex}`);
+    expect(all.status).toBe(200);
+  });
+
   it("returns an empty page past the end", async () => {
     const r = await find(byTag, "&startIndex=100");
     expect(r.status).toBe(200);

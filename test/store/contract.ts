@@ -279,6 +279,35 @@ export function storeContract(name: string, open: () => Promise<Store> | Store, 
         expect(await store.groupsOf("unknown")).toEqual([]);
       });
 
+      it("a User's groups are the same, in group creation order, however the User is read", async () => {
+        const users = [];
+        for (let i = 0; i < 6; i++) users.push(await mkUser(`reader${i}@example.com`, { title: "T", displayName: `Reader ${5 - i}` }));
+        const [a, b] = users;
+        // Created in this order; a joins them out of order.
+        const g = [await mkGroup("G0"), await mkGroup("G1"), await mkGroup("G2"), await mkGroup("G3")];
+        for (const k of [2, 0, 3]) await store.update("Group", g[k]!.id, { data: group(`G${k}`), memberChanges: [{ kind: "add", ids: [a!.id] }] });
+        await store.update("Group", g[1]!.id, { data: group("G1"), memberChanges: [{ kind: "add", ids: [b!.id] }] });
+        const expectedA = [g[0]!, g[2]!, g[3]!].map((x) => ({ value: x.id, display: x.data.displayName as string }));
+        const expectedB = [{ value: g[1]!.id, display: "G1" }];
+        const pick = (rs: { id: string; groups?: unknown }[], u: { id: string }) => rs.find((r) => r.id === u.id)?.groups;
+        expect((await store.get("User", a!.id))!.groups).toEqual(expectedA);
+        const searches = [
+          { filter: resolveFilter(USER_RESOURCE, `userName eq "${a!.data.userName}"`) },
+          {},
+          { sortBy: { extension: null, attr: USER_RESOURCE.schema.attributes.find((x) => x.name === "displayName")! } },
+          { sortBy: { extension: null, attr: USER_RESOURCE.schema.attributes.find((x) => x.name === "displayName")! }, descending: true },
+          { filter: resolveFilter(USER_RESOURCE, 'title eq "T"') },
+          { filter: resolveFilter(USER_RESOURCE, 'displayName sw "Reader"') },
+        ];
+        for (const q of searches) {
+          const page = await store.search("User", { offset: 0, limit: 100, ...q });
+          const withA = pick(page.resources, a!);
+          expect(withA).toEqual(expectedA);
+          if (!q.filter || page.resources.some((r) => r.id === b!.id)) expect(pick(page.resources, b!)).toEqual(expectedB);
+          for (const r of page.resources) if (r.id !== a!.id && r.id !== b!.id) expect(r.groups).toEqual([]);
+        }
+      });
+
       it("the same member given twice is stored once", async () => {
         const a = await mkUser("a@example.com");
         const g = await mkGroup("Dup", [a.id, a.id]);
