@@ -442,7 +442,7 @@ export class SqliteStore implements Store {
     // (creation order, a lookup by a unique key), since the column is then computed for the page's
     // rows only; when the query must sort every match first, the column would be computed for every
     // match, so the page's groups come from a second statement instead.
-    const folded = kind === "User" && !this.sortsEveryMatch(`SELECT ${COLUMNS} ${tail}`);
+    const folded = kind === "User" && !this.sortsEveryMatch(tail);
     const rows = this.dynamic(`SELECT ${COLUMNS}${folded ? `, ${GROUPS_COLUMN}` : ""} ${tail}`).all(...params) as Row[];
     // A first page that is not full holds every match: no count query needed (an IdP's lookup by userName).
     const total = query.offset === 0 && rows.length < query.limit ? rows.length : count();
@@ -460,11 +460,14 @@ export class SqliteStore implements Store {
     return { total, resources };
   }
 
-  /** Whether SQLite's plan for a page query sorts every match before taking the page (asked once per statement text). */
-  private sortsEveryMatch(sql: string): boolean {
-    let sorts = this.sortPlans.get(sql);
+  /**
+   * Whether SQLite's plan for the page query `SELECT … <tail>` sorts every match before taking the
+   * page (asked once per distinct tail).
+   */
+  private sortsEveryMatch(tail: string): boolean {
+    let sorts = this.sortPlans.get(tail);
     if (sorts === undefined) {
-      const explain = this.db.prepare(`EXPLAIN QUERY PLAN ${sql}`);
+      const explain = this.db.prepare(`EXPLAIN QUERY PLAN SELECT ${COLUMNS} ${tail}`);
       let plan: { detail: string }[];
       try {
         plan = explain.all() as { detail: string }[];
@@ -473,7 +476,7 @@ export class SqliteStore implements Store {
       }
       sorts = plan.some((p) => /\bTEMP B-TREE\b/.test(p.detail));
       if (this.sortPlans.size >= DYNAMIC_STATEMENTS) this.sortPlans.clear();
-      this.sortPlans.set(sql, sorts);
+      this.sortPlans.set(tail, sorts);
     }
     return sorts;
   }
