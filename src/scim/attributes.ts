@@ -19,11 +19,26 @@ export interface ResolvedAttr {
   path: string;
 }
 
+/** Each attribute list (schema data, never changed at run time) indexed by lower-cased name, built once. */
+const byLowerName = new WeakMap<readonly AttributeDef[], Map<string, AttributeDef>>();
+
 export function findAttr(attrs: readonly AttributeDef[] | undefined, name: string): AttributeDef | undefined {
   if (!attrs) return undefined;
-  const lower = name.toLowerCase();
-  for (const a of attrs) if (a.name.toLowerCase() === lower) return a;
-  return undefined;
+  let index = byLowerName.get(attrs);
+  if (!index) {
+    index = new Map();
+    for (const a of attrs) if (!index.has(a.name.toLowerCase())) index.set(a.name.toLowerCase(), a);
+    byLowerName.set(attrs, index);
+  }
+  return index.get(name.toLowerCase());
+}
+
+/** A core schema's attributes followed by the common ones (id, externalId, meta), one list per schema. */
+const withCommon = new WeakMap<SchemaDef, readonly AttributeDef[]>();
+function coreAttributes(schema: SchemaDef): readonly AttributeDef[] {
+  let list = withCommon.get(schema);
+  if (!list) withCommon.set(schema, (list = [...schema.attributes, ...COMMON_ATTRIBUTES]));
+  return list;
 }
 
 /** The schema (core or extension) whose URN is `urn`, compared case-insensitively. */
@@ -51,13 +66,13 @@ function splitUrn(rt: ResourceTypeDef, path: string): { extension: string | null
  */
 export function resolveAttrPath(rt: ResourceTypeDef, attrPath: string): ResolvedAttr | undefined {
   let extension: string | null = null;
-  let schemaAttrs: readonly AttributeDef[] = [...rt.schema.attributes, ...COMMON_ATTRIBUTES];
+  let schemaAttrs: readonly AttributeDef[] = coreAttributes(rt.schema);
   let rest = attrPath;
   if (/^urn:/i.test(attrPath)) {
     const split = splitUrn(rt, attrPath);
     if (!split) return undefined;
     extension = split.extension;
-    schemaAttrs = extension ? split.schema.attributes : [...split.schema.attributes, ...COMMON_ATTRIBUTES];
+    schemaAttrs = extension ? split.schema.attributes : coreAttributes(split.schema);
     rest = split.rest;
   }
   const dot = rest.indexOf(".");

@@ -40,6 +40,8 @@ export interface Rendered {
 
 export const MEMBER_PAGE = 1000;
 
+const LIST_HEAD = `{"schemas":${JSON.stringify([LIST_RESPONSE_SCHEMA])},`;
+
 const isDefault = (p: Projection) => p.include === undefined && !p.exclude?.length;
 /** The projection leaves out exactly one whole core attribute (`excludedAttributes=members`) and nothing else. */
 const onlyExcludes = (p: Projection, name: string) => p.include === undefined && !!p.exclude?.length && p.exclude.every((r) => r.extension === null && !r.sub && r.attr.name === name);
@@ -364,8 +366,8 @@ export class ScimService {
       remaining -= page.resources.length;
       offset = Math.max(0, offset - page.total);
     }
-    const head = JSON.stringify({ schemas: [LIST_RESPONSE_SCHEMA], totalResults: total, startIndex, itemsPerPage: count > 0 ? resources.length : 0 });
-    return `${head.slice(0, -1)},"Resources":[${resources.join(",")}]}`;
+    // The envelope holds only integers besides the constant schema: written directly.
+    return `${LIST_HEAD}"totalResults":${total},"startIndex":${startIndex},"itemsPerPage":${count > 0 ? resources.length : 0},"Resources":[${resources.join(",")}]}`;
   }
 
   private parseSortOrder(v: unknown): boolean {
