@@ -63,8 +63,9 @@ const DYNAMIC_STATEMENTS = 256;
 /**
  * A LIMIT clause with the row count written into the statement text. A LIMIT given as a bound
  * parameter costs SQLite a re-preparation on every run (measured with bun:sqlite: a one-row lookup by
- * userName took 11–13 µs with `LIMIT ?`, 5.5 µs with `LIMIT 1000`); the statements are few, because
- * page sizes are few, and they live in the bounded statement cache. OFFSET stays a parameter (no such cost).
+ * userName took 11–13 µs with `LIMIT ?`, 5.5 µs with `LIMIT 1000`). One statement per page size: an
+ * IdP uses one or two, and a client that cycles through many only churns the bounded statement cache
+ * (re-preparation, no growth). OFFSET stays a parameter (no such cost).
  */
 function limitSql(limit: number): string {
   if (!Number.isSafeInteger(limit)) throw new RangeError(`LIMIT must be an integer, got ${limit}`);
