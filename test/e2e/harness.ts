@@ -1,28 +1,69 @@
 /**
- * Shared by the end-to-end tests: build dist/scimd into an empty folder, run it with a clean
- * environment, start `scimd serve` on a free port and wait for /healthz.
+ * Shared by the end-to-end tests: build dist/scimd once per run, copy it into an empty folder, run it
+ * with a clean environment, start `scimd serve` on a free port and wait for /healthz.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
 export const REPO = resolve(import.meta.dir, "../..");
 export const BASE_PATH = "/api/v1/scim";
 
-/** Builds the binary with scripts/build.ts and copies it, alone, into `dir`; returns its path. */
+/** Everything the binary is built from: its hash names the build, so a changed input means a new build. */
+const BUILD_INPUTS = ["src", "scripts/build.ts", "package.json", "package-lock.json", "tsconfig.json", "node_modules/.package-lock.json"];
+
+function buildKey(): string {
+  const h = new Bun.CryptoHasher("sha256");
+  h.update(`${Bun.version} ${Bun.revision}\0`);
+  const add = (rel: string) => {
+    const abs = join(REPO, rel);
+    if (!existsSync(abs)) return h.update(`${rel}\0missing\0`);
+    if (statSync(abs).isDirectory()) return readdirSync(abs).sort().forEach((name) => add(`${rel}/${name}`));
+    h.update(`${rel}\0`);
+    h.update(readFileSync(abs));
+    h.update("\0");
+  };
+  BUILD_INPUTS.forEach(add);
+  return h.digest("hex").slice(0, 16);
+}
+
+let built: string | undefined;
+
+/**
+ * The binary as scripts/build.ts builds it from the current inputs, built at most once per test run
+ * (bun test loads this module once for all test files) and kept in the temp folder under the hash of
+ * its inputs, so an unchanged tree is not built again. One build per checkout is kept: a new one
+ * replaces the older ones.
+ */
+export function builtBinary(): string {
+  if (built) return built;
+  const dir = join(tmpdir(), `scimd-e2e-build-${Bun.hash(REPO).toString(16)}`);
+  mkdirSync(dir, { recursive: true });
+  const out = join(dir, `scimd-${buildKey()}`);
+  if (!existsSync(out)) {
+    const partial = `${out}.${process.pid}.partial`;
+    const b = Bun.spawnSync([process.execPath, "run", "scripts/build.ts"], {
+      cwd: REPO,
+      env: { ...process.env, SCIMD_OUTFILE: partial },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    if (b.exitCode !== 0 || !existsSync(partial)) throw new Error(`build failed (${b.exitCode}):\n${b.stderr.toString()}`);
+    renameSync(partial, out);
+  }
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    // Older builds go; another run's build in progress stays unless it was abandoned long ago.
+    if (path !== out && (!name.endsWith(".partial") || Date.now() - statSync(path).mtimeMs > 600_000)) rmSync(path, { force: true });
+  }
+  return (built = out);
+}
+
+/** Copies the run's binary (see builtBinary), alone, into `dir`; returns its path. */
 export function buildBinaryInto(dir: string): string {
-  const buildDir = mkdtempSync(join(tmpdir(), "scimd-build-"));
-  const built = join(buildDir, "scimd");
-  const b = Bun.spawnSync([process.execPath, "run", "scripts/build.ts"], {
-    cwd: REPO,
-    env: { ...process.env, SCIMD_OUTFILE: built },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  if (b.exitCode !== 0 || !existsSync(built)) throw new Error(`build failed (${b.exitCode}):\n${b.stderr.toString()}`);
   const bin = join(dir, "scimd");
-  writeFileSync(bin, readFileSync(built), { mode: 0o755 });
-  rmSync(buildDir, { recursive: true, force: true });
+  copyFileSync(builtBinary(), bin);
+  chmodSync(bin, 0o755);
   return bin;
 }
 
