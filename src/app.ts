@@ -2,8 +2,8 @@
  * createApp(deps) builds the Elysia app; it never listens (serve does; tests use app.handle or port 0).
  * Layers: HTTP (this, src/http) → SCIM domain (src/scim) → store interface (src/store).
  */
-import { Elysia } from "elysia";
-import { authenticate, authPlugin, FailureLimiter } from "./http/auth";
+import { Elysia, NotFoundError } from "elysia";
+import { authPlugin, FailureLimiter } from "./http/auth";
 import { discoveryController } from "./http/discovery";
 import { resourceController, searchParams } from "./http/resources";
 import { readJsonBody, scimPlugin, scimResponse, type RouteShape } from "./http/scim-plugin";
@@ -42,6 +42,10 @@ export function originOf(url: string): string {
   return slash < 0 ? url : url.slice(0, slash);
 }
 
+const noRoute = () => {
+  throw new NotFoundError();
+};
+
 export function createApp(o: AppOptions) {
   const log = o.log ?? ((line: string) => console.error(line));
   const maxResults = o.maxResults ?? DEFAULTS.maxResults;
@@ -69,21 +73,23 @@ export function createApp(o: AppOptions) {
     })
     .all("/Me", () => {
       throw new ScimError(501, "/Me is not supported: tokens identify a provisioning client, not a user");
-    });
+    })
+    // Any other path under the base is authenticated like a route before it is told 404 or 405 (by
+    // the error renderer), so a stranger cannot probe which endpoints exist.
+    .all("", noRoute, { parse: "none" })
+    .all("/*", noRoute, { parse: "none" });
 
   const app = new Elysia()
     .use(
       scimPlugin({
-        basePath: SCIM_BASE_PATH,
         routes: () => routes,
-        authenticate: (request) => authenticate(o.store, limiter, () => addressOf(request), request.headers.get("authorization")),
         log,
       }),
     )
     .get("/healthz", () => new Response(JSON.stringify({ status: "ok" }), { headers: { "Content-Type": "application/json" } }))
     .use(scim);
 
-  routes = app.routes.map((r) => ({
+  routes = app.routes.filter((r) => r.handler !== noRoute).map((r) => ({
     method: r.method,
     pattern: new RegExp("^" + r.path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replace(/:[A-Za-z]+/g, "[^/]+") + "/?$"),
   }));

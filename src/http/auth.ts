@@ -1,9 +1,22 @@
 /**
- * Bearer-token authentication for every SCIM route. @elysiajs/bearer extracts the token; on top of it:
- * the token is taken from the Authorization header only (the plugin would also read
- * `?access_token=`, and URLs end up in logs), the scheme name is matched case-insensitively
- * (RFC 9110 §11.1), and only the token's SHA-256 hash is looked up. Repeated failures from one address
+ * Bearer-token authentication for every SCIM route. @elysiajs/bearer reads the token from the
+ * Authorization header; only the token's SHA-256 hash is looked up. Repeated failures from one address
  * are slowed down with 429, which never applies to a request that carries a valid token.
+ *
+ * How the plugin is used, and why. Its derive returns what follows `extract.header` when the header
+ * starts with it, and otherwise reads `?access_token=` from ctx.query. Neither half can be left as it is:
+ * - The scheme test is `startsWith(extract.header)`: one string, compared case-sensitively, so no option
+ *   makes it accept `bearer` or `BEARER`, while RFC 9110 §11.1 makes the scheme name case-insensitive.
+ * - The query fallback puts tokens in URLs (and so in access logs), and it dereferences ctx.query, which
+ *   Elysia only parses on routes where its static analysis of the handlers' source text (sucrose) sees
+ *   `query` used. It sees the plugin's `{ query, headers: { authorization } }` in the source, but
+ *   minification turns that into `{query:o,headers:{authorization:i}}`, which sucrose does not read:
+ *   in dist/scimd every route without a query schema had no ctx.query, and the fallback threw a
+ *   TypeError (500 instead of 401, only in the binary).
+ * So the one normalisation below runs just before the plugin's derive: the plugin is handed the
+ * Authorization header in its own spelling, `Bearer <credentials>` for the Bearer scheme in any case and
+ * `Bearer ` (no credentials) for anything else. It then always answers from the header and never
+ * reaches its query fallback, whether or not the route parses its query.
  */
 import { bearer } from "@elysiajs/bearer";
 import { Elysia } from "elysia";
@@ -11,12 +24,17 @@ import { tooManyRequests, unauthorized } from "../scim/errors";
 import type { Store } from "../store/store";
 import { hashToken } from "../tokens";
 
-/** The token from `Authorization: Bearer <token>`, any case of "Bearer"; never from the URL. */
-export function tokenFromHeader(authorization: string | null, fromPlugin: string | undefined): string | undefined {
-  if (!authorization) return undefined;
-  if (fromPlugin !== undefined && authorization.startsWith("Bearer ")) return fromPlugin.trim() || undefined;
-  const m = authorization.match(/^bearer\s+(\S+)\s*$/i);
-  return m ? m[1] : undefined;
+/** The scheme as the plugin spells it (its `extract.header`). */
+const SCHEME = "Bearer";
+
+/**
+ * The Authorization header as the plugin is given it: `Bearer ` and the credentials when the scheme is
+ * Bearer in any case (RFC 9110 §11.1), followed by spaces or tabs (RFC 9110 §11.4), else `Bearer ` alone.
+ */
+function inPluginSpelling(authorization: string | undefined): string {
+  if (authorization === undefined || authorization.slice(0, SCHEME.length).toLowerCase() !== "bearer") return `${SCHEME} `;
+  const rest = authorization.slice(SCHEME.length);
+  return rest === "" || rest[0] === " " || rest[0] === "\t" ? `${SCHEME} ${rest.trimStart()}` : `${SCHEME} `;
 }
 
 export interface FailureLimiterOptions {
@@ -53,18 +71,23 @@ export class FailureLimiter {
 }
 
 export function authPlugin(store: Store, limiter: FailureLimiter, addressOf: (request: Request) => string) {
-  // Transform runs before Elysia validates params and query, so nothing is checked for a stranger.
-  return new Elysia({ name: "scim-auth" }).use(bearer()).onTransform({ as: "scoped" }, async ({ bearer: fromPlugin, request }) => {
-    await authenticate(store, limiter, () => addressOf(request), request.headers.get("authorization"), fromPlugin);
-  });
+  // Transform runs before Elysia validates params and query, so nothing is checked for a stranger. The
+  // first transform must come before the plugin's derive, which reads ctx.headers when it runs.
+  return new Elysia({ name: "scim-auth" })
+    .onTransform({ as: "scoped" }, ({ headers }) => {
+      headers.authorization = inPluginSpelling(headers.authorization);
+    })
+    .use(bearer({ extract: { header: SCHEME } }))
+    .onTransform({ as: "scoped" }, async ({ bearer: token, request }) => {
+      await authenticate(store, limiter, () => addressOf(request), token || undefined);
+    });
 }
 
 /**
- * Throws 401 (or 429 after repeated failures) unless the request carries a valid token. The client
- * address is only looked up for a failure.
+ * Throws 401 (or 429 after repeated failures) unless `token` (the Bearer credentials of the request,
+ * undefined when it has none) is valid. The client address is only looked up for a failure.
  */
-export async function authenticate(store: Store, limiter: FailureLimiter, addressOf: () => string, authorization: string | null, fromPlugin?: string): Promise<void> {
-  const token = tokenFromHeader(authorization, fromPlugin);
+async function authenticate(store: Store, limiter: FailureLimiter, addressOf: () => string, token: string | undefined): Promise<void> {
   if (token !== undefined && (await store.findToken(hashToken(token)))) return;
   const address = addressOf();
   const wait = limiter.retryAfter(address);

@@ -74,29 +74,20 @@ export interface RouteShape {
 
 /**
  * The SCIM plugin: the error renderer for every route of the app. `routes` lets an unknown method on a
- * known path answer 405 instead of 404. Bodies are read by the handlers with `readJsonBody`, after
- * authentication, never by Elysia's parsers (routes declare `parse: "none"`).
+ * known path answer 405 instead of 404; under the SCIM base path that answer comes only after
+ * authentication (app.ts routes unknown paths there through the auth plugin). Bodies are read by the
+ * handlers with `readJsonBody`, after authentication, never by Elysia's parsers (routes declare
+ * `parse: "none"`).
  */
 export function scimPlugin(opts: {
-  basePath: string;
   routes: () => RouteShape[];
-  /** Throws 401/429 unless the request is authenticated: unknown SCIM paths answer 404/405 only to a valid token. */
-  authenticate: (request: Request) => Promise<void>;
   log: (line: string) => void;
 }) {
-  return new Elysia({ name: "scim" }).onError({ as: "global" }, async ({ code, error, request }) => {
+  return new Elysia({ name: "scim" }).onError({ as: "global" }, ({ code, error, request }) => {
     if (error instanceof ScimError) return errorResponse(error);
     const path = new URL(request.url).pathname;
     switch (code) {
       case "NOT_FOUND": {
-        if (path === opts.basePath || path.startsWith(opts.basePath + "/")) {
-          try {
-            await opts.authenticate(request);
-          } catch (e) {
-            if (e instanceof ScimError) return errorResponse(e);
-            throw e;
-          }
-        }
         const sameRoute = opts.routes().filter((r) => r.pattern.test(path));
         if (sameRoute.length)
           return errorResponse(methodNotAllowed(`${request.method} is not allowed on ${path}; allowed: ${[...new Set(sameRoute.map((r) => r.method))].join(", ")}`));
