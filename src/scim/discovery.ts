@@ -15,7 +15,9 @@ import {
 
 export interface DiscoveryOptions {
   maxResults: number;
+  /** The largest request body accepted, in bytes (`--max-body-bytes`). */
   maxPayloadBytes: number;
+  /** The most operations one PATCH request accepts. */
   maxOperations: number;
 }
 
@@ -24,7 +26,9 @@ export function serviceProviderConfig(baseUrl: string, o: DiscoveryOptions) {
     schemas: [SERVICE_PROVIDER_CONFIG_SCHEMA],
     documentationUri: "https://datatracker.ietf.org/doc/html/rfc7644",
     patch: { supported: true },
-    bulk: { supported: false, maxOperations: 0, maxPayloadSize: 0 },
+    // Bulk is not implemented (501), but RFC 7643 §5 requires both limits, and some clients size their
+    // PATCH batches from maxOperations (0 would break them): these are the limits one request accepts.
+    bulk: { supported: false, maxOperations: o.maxOperations, maxPayloadSize: o.maxPayloadBytes },
     filter: { supported: true, maxResults: o.maxResults },
     // The password attribute can be set with PUT and PATCH (stored only as a hash).
     changePassword: { supported: true },
