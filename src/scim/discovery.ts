@@ -71,6 +71,10 @@ function describe(a: AttributeDef, siblings: readonly AttributeDef[], what: stri
   for (const other of siblings)
     if (other.alternative !== undefined && other.alternative.toLowerCase() === `${parent ? `${parent.name}.` : ""}${a.name}`.toLowerCase())
       words.push(`Accepted in place of the required ${other.name}: a ${what} needs ${other.name}, or ${other.alternative} when ${other.name} is absent.`);
+  if (a.createDefault !== undefined)
+    words.push(
+      `Defaults to ${JSON.stringify(a.createDefault)} when a ${what} is created without it; it is never unassigned afterwards: a PUT that leaves it out keeps the stored value, and a PATCH that removes it or sets it to null or "" is refused with 400 mutability (send ${a.type === "boolean" ? "true or false" : "a value"}).`,
+    );
   return words.join(" ");
 }
 

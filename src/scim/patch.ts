@@ -158,9 +158,16 @@ export function applyPatch(ctx: PatchContext, current: Resource, body: unknown):
 /**
  * RFC 7644 §3.5.2.2: an attribute that "is removed or becomes unassigned and is defined as a required
  * attribute" is 400 mutability. Checked on the result of all the operations (a request may remove a
- * value and add another), so the request is refused whole and nothing of it is applied.
+ * value and add another), so the request is refused whole and nothing of it is applied. An attribute
+ * with a `createDefault` (a User's `active`) is never unassigned once set: removing it, or setting it
+ * to null or "", would otherwise bring the default back and re-enable a disabled account.
  */
 function refuseClearing(rt: ResourceTypeDef, before: Resource, after: Resource): void {
+  for (const a of rt.schema.attributes)
+    if (a.createDefault !== undefined && before[a.name] !== undefined && after[a.name] === undefined)
+      throw mutability(
+        `'${a.name}' cannot be removed or cleared: it takes its default (${JSON.stringify(a.createDefault)}) only when a ${rt.name} is created; send ${a.type === "boolean" ? "true or false" : "a new value"} instead`,
+      );
   const missing = missingRequired(rt, after);
   // A resource stored before a rule existed may already lack something; only what this PATCH removes is a mutability error.
   if (missing && missingRequired(rt, before)?.path !== missing.path)

@@ -356,7 +356,6 @@ export function checkProductRules(rt: ResourceTypeDef, r: Resource): void {
     const userName = r.userName;
     if (typeof userName !== "string") throw invalidValue("'userName' must be a string");
     if (userName.length > MAX_USERNAME_LENGTH) throw invalidValue(`'userName' is longer than ${MAX_USERNAME_LENGTH} characters`);
-    if (r.active === undefined) r.active = true;
   } else {
     const dn = r.displayName;
     if (typeof dn !== "string") throw invalidValue("'displayName' must be a string");
@@ -368,12 +367,21 @@ export function checkProductRules(rt: ResourceTypeDef, r: Resource): void {
  * The product's rules, then the resource in canonical key order (schemas, externalId, the core
  * attributes in schema order, the extensions, the password hash), so that the same content always
  * serialises to the same text and a PUT or PATCH that changes nothing is recognised as such.
+ *
+ * `stored` is the resource a PUT or PATCH replaces: an attribute with a `createDefault` (a User's
+ * `active`) that `r` leaves out keeps its stored value; only at creation (no `stored`) does it take
+ * the default. `r` is not changed.
  */
-export function finalizeResource(rt: ResourceTypeDef, r: Resource): Resource {
+export function finalizeResource(rt: ResourceTypeDef, r: Resource, stored?: Resource): Resource {
   checkProductRules(rt, r);
   const out: Resource = { schemas: schemasOf(rt, r) };
   if (r.externalId !== undefined) out.externalId = r.externalId;
-  for (const a of rt.schema.attributes) if (a.mutability !== "writeOnly" && r[a.name] !== undefined) out[a.name] = r[a.name];
+  for (const a of rt.schema.attributes) {
+    if (a.mutability === "writeOnly") continue;
+    let v = r[a.name];
+    if (v === undefined && a.createDefault !== undefined) v = stored ? stored[a.name] : a.createDefault;
+    if (v !== undefined) out[a.name] = v;
+  }
   for (const e of rt.extensions) {
     const ext = r[e.schema.id] as Resource | undefined;
     if (!ext) continue;

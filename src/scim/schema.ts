@@ -37,6 +37,12 @@ export interface AttributeDef {
    * says so in both attributes' descriptions; the field itself is never sent.
    */
   alternative?: string;
+  /**
+   * The value given when a resource is created without the attribute. Once assigned it is never
+   * unassigned: a PUT that leaves it out keeps the stored value, and a PATCH that removes it or sets it
+   * to null or "" is refused. Rendered into the description; the field itself is never sent.
+   */
+  createDefault?: boolean | string | number;
 }
 
 export interface SchemaDef {
@@ -71,6 +77,7 @@ function attr(name: string, type: AttributeType, description: string, o: Opts = 
     ...(o.canonicalValues ? { canonicalValues: o.canonicalValues } : {}),
     ...(o.referenceTypes ? { referenceTypes: o.referenceTypes } : {}),
     ...(o.alternative !== undefined ? { alternative: o.alternative } : {}),
+    ...(o.createDefault !== undefined ? { createDefault: o.createDefault } : {}),
   };
 }
 
@@ -127,7 +134,7 @@ export const USER_SCHEMA_DEF: SchemaDef = {
     str("preferredLanguage", "The User's preferred written or spoken language (RFC 7231 Accept-Language format)."),
     str("locale", "The User's default location, e.g. 'en-US'."),
     str("timezone", "The User's time zone in IANA format, e.g. 'America/Los_Angeles'."),
-    attr("active", "boolean", "The User's administrative status; true when the client leaves it out."),
+    attr("active", "boolean", "The User's administrative status: false deactivates the account, which stays readable.", { createDefault: true }),
     str("password", "The User's cleartext password on write; only a salted hash is stored and it is never returned.", {
       mutability: "writeOnly",
       returned: "never",

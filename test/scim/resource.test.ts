@@ -4,7 +4,7 @@ import { scimError } from "../helpers";
  * coerceAttribute. Pure functions, no server, no store.
  */
 import { describe, expect, it, test } from "bun:test";
-import { checkProductRules, coerceAttribute, missingRequired, normalizeBody, type Resource } from "../../src/scim/resource";
+import { checkProductRules, coerceAttribute, finalizeResource, missingRequired, normalizeBody, type Resource } from "../../src/scim/resource";
 import { ENTERPRISE_USER_SCHEMA_DEF, GROUP_RESOURCE, USER_RESOURCE, USER_SCHEMA_DEF, type AttributeDef, type ResourceTypeDef } from "../../src/scim/schema";
 
 const USER = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -269,16 +269,22 @@ describe("normalizeBody: JSON types (RFC 7643 §2.3)", () => {
 describe("checkProductRules: the product's own rules", () => {
   const normalized = (b: Record<string, unknown>) => normalizeBody(USER_RESOURCE, b, lax).resource;
 
-  it("accepts a minimal User and defaults active to true", () => {
+  it("accepts a minimal User and defaults active to true when it is created", () => {
     const r = normalized(minimalUser());
     checkProductRules(USER_RESOURCE, r);
-    expect(r.active).toBe(true);
+    expect(finalizeResource(USER_RESOURCE, r).active).toBe(true);
   });
 
   it("keeps active false when the client sends it", () => {
     const r = normalized(minimalUser({ active: "False" }));
-    checkProductRules(USER_RESOURCE, r);
-    expect(r.active).toBe(false);
+    expect(finalizeResource(USER_RESOURCE, r).active).toBe(false);
+  });
+
+  it("keeps the stored active when a replacement leaves it out, and never changes the body it is given", () => {
+    const r = normalized(minimalUser());
+    expect(finalizeResource(USER_RESOURCE, r, { ...r, active: false }).active).toBe(false);
+    expect(finalizeResource(USER_RESOURCE, r, { ...r, active: true }).active).toBe(true);
+    expect(r.active).toBeUndefined();
   });
 
   it("accepts name.formatted in place of displayName", () => {
