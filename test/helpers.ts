@@ -134,3 +134,26 @@ export function expectScimError(r: { status: number; body: any; headers: Headers
   expect(typeof r.body.detail).toBe("string");
   if (scimType) expect(r.body.scimType).toBe(scimType);
 }
+
+/**
+ * Sends `send` and asserts it is a 400 whose scimType is one of `scimTypes` and whose detail names
+ * `named`, and that the resource at `path` is byte-identical afterwards, ETag included (nothing of
+ * the request was applied).
+ */
+export async function expectRefusedUnchanged(
+  s: Pick<TestServer, "req">,
+  path: string,
+  send: () => Promise<TestResponse>,
+  scimTypes: string[],
+  named: string,
+): Promise<void> {
+  const before = await s.req("GET", path);
+  expect(before.status).toBe(200);
+  const r = await send();
+  expectScimError(r, 400);
+  expect(scimTypes).toContain(r.body.scimType);
+  expect(r.body.detail).toContain(named);
+  const after = await s.req("GET", path);
+  expect(after.text).toBe(before.text);
+  expect(after.headers.get("etag")).toBe(before.headers.get("etag"));
+}

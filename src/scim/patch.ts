@@ -14,6 +14,7 @@ import {
   coerceResolved,
   keepOnePrimary,
   memberIds,
+  missingRequired,
   sameValue,
   schemasOf,
   walkAttributes,
@@ -149,8 +150,28 @@ export function applyPatch(ctx: PatchContext, current: Resource, body: unknown):
   }
   keepPrimaries(ctx.rt, resource);
   resource.schemas = schemasOf(ctx.rt, resource);
+  refuseClearing(ctx.rt, current, resource);
   result.changed = result.memberChanges.length > 0 || result.password !== undefined || JSON.stringify(resource) !== before;
   return result;
+}
+
+/**
+ * RFC 7644 §3.5.2.2: an attribute that "is removed or becomes unassigned and is defined as a required
+ * attribute" is 400 mutability. Checked on the result of all the operations (a request may remove a
+ * value and add another), so the request is refused whole and nothing of it is applied. An attribute
+ * with a `createDefault` (a User's `active`) is never unassigned once set: removing it, or setting it
+ * to null or "", would otherwise bring the default back and re-enable a disabled account.
+ */
+function refuseClearing(rt: ResourceTypeDef, before: Resource, after: Resource): void {
+  for (const a of rt.schema.attributes)
+    if (a.createDefault !== undefined && before[a.name] !== undefined && after[a.name] === undefined)
+      throw mutability(
+        `'${a.name}' cannot be removed or cleared: it takes its default (${JSON.stringify(a.createDefault)}) only when a ${rt.name} is created; send ${a.type === "boolean" ? "true or false" : "a new value"} instead`,
+      );
+  const missing = missingRequired(rt, after);
+  // A resource stored before a rule existed may already lack something; only what this PATCH removes is a mutability error.
+  if (missing && missingRequired(rt, before)?.path !== missing.path)
+    throw mutability(`${missing.detail}; this PATCH would leave it unassigned (RFC 7644 §3.5.2.2): send a new value instead of removing or clearing it`);
 }
 
 function keepPrimaries(rt: ResourceTypeDef, resource: Resource): void {
@@ -229,7 +250,7 @@ function setAttribute(ctx: PatchContext, res: PatchResult, op: Op, r: ResolvedAt
   const existing = container?.[r.attr.name];
   const coerced = r.sub || r.attr.type !== "complex" ? coerceResolved(r, value, ctx.opts) : coerceAttribute(r.attr, value, r.path, ctx.opts);
   if (coerced === undefined) {
-    if (r.attr.required && !r.sub) throw mutability(`'${r.path}' is required and cannot be cleared`);
+    // Clearing a required attribute is refused once all operations are applied (refuseClearing).
     assign(res.resource, r, undefined);
     return;
   }
@@ -277,8 +298,7 @@ function removeAttribute(ctx: PatchContext, res: PatchResult, r: ResolvedAttr, v
     assign(res.resource, r, remaining.length ? remaining : undefined);
     return;
   }
-  // RFC 7644 §3.5.2.2: removing a required attribute is a mutability error.
-  if (r.attr.required && !r.sub) throw mutability(`'${r.path}' is required and cannot be removed`);
+  // Removing a required attribute is refused once all operations are applied (refuseClearing).
   if (r.sub && r.attr.multiValued) throw invalidPath(`'${r.path}' addresses every value of '${r.attr.name}': use a value filter such as '${r.attr.name}[type eq "work"].${r.sub.name}'`);
   assign(res.resource, r, undefined);
 }

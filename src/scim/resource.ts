@@ -282,23 +282,83 @@ export function memberIds(value: unknown, opts: NormalizeOptions): string[] {
   return ids;
 }
 
-/** The product's own rules, checked on every write's final state. */
+/** A value counts as given when it holds something: a string that is not blank, a non-empty list or object. */
+function given(v: unknown): boolean {
+  if (v === undefined || v === null) return false;
+  if (typeof v === "string") return v.trim() !== "";
+  if (Array.isArray(v)) return v.length > 0;
+  if (isObject(v)) return Object.keys(v).length > 0;
+  return true;
+}
+
+/** The value at `a` or `a.b` inside one schema's container. */
+function valueAtPath(container: Resource, path: string): unknown {
+  const [head, sub] = path.split(".");
+  const v = container[head!];
+  return sub === undefined ? v : isObject(v) ? v[sub] : undefined;
+}
+
+/** A required attribute (or required sub-attribute) a resource lacks. */
+export interface MissingRequired {
+  /** Canonical path, e.g. `userName`, `emails.value`, `urn:…:User:employeeNumber`. */
+  path: string;
+  detail: string;
+}
+
+function missingIn(attrs: readonly AttributeDef[], container: Resource, what: string, prefix: string): MissingRequired | undefined {
+  for (const a of attrs) {
+    const v = container[a.name];
+    const path = prefix + a.name;
+    if (a.required && !given(v)) {
+      if (a.alternative === undefined)
+        return { path, detail: a.multiValued ? `'${path}' is required: a ${what} needs at least one value of it` : `'${path}' is required: a ${what} needs a non-empty value of it` };
+      if (!given(valueAtPath(container, a.alternative)))
+        return { path, detail: `'${path}' is required (or '${prefix}${a.alternative}' in its place): a ${what} needs one of them, and neither was given` };
+    }
+    // RFC 7643 §2.4, §7: a required sub-attribute must be in every value of its parent, whenever the parent has values.
+    if (a.type !== "complex" || !given(v)) continue;
+    for (const sub of a.subAttributes ?? []) {
+      if (!sub.required) continue;
+      const values = a.multiValued && Array.isArray(v) ? (v as unknown[]) : [v];
+      for (const [i, el] of values.entries())
+        if (!isObject(el) || !given(el[sub.name]))
+          return { path: `${path}.${sub.name}`, detail: `'${path}.${sub.name}' is required in every value of '${path}', and ${a.multiValued ? `${path}[${i}]` : `'${path}'`} lacks it` };
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The first attribute `/Schemas` calls required that `r` lacks: walks the schema definitions (core
+ * schema, then each extension the resource carries or the resource type requires), so that what is
+ * validated is exactly what discovery publishes.
+ */
+export function missingRequired(rt: ResourceTypeDef, r: Resource): MissingRequired | undefined {
+  const core = missingIn(rt.schema.attributes, r, rt.name, "");
+  if (core) return core;
+  for (const e of rt.extensions) {
+    const ext = r[e.schema.id];
+    if (!isObject(ext)) {
+      if (e.required) return { path: e.schema.id, detail: `the extension '${e.schema.id}' is required for a ${rt.name}` };
+      continue;
+    }
+    const missing = missingIn(e.schema.attributes, ext, rt.name, `${e.schema.id}:`);
+    if (missing) return missing;
+  }
+  return undefined;
+}
+
+/** The product's own rules, checked on every write's final state: the required attributes, then lengths. */
 export function checkProductRules(rt: ResourceTypeDef, r: Resource): void {
+  const missing = missingRequired(rt, r);
+  if (missing) throw invalidValue(missing.detail);
   if (rt.name === "User") {
     const userName = r.userName;
-    if (typeof userName !== "string" || userName.trim() === "") throw invalidValue("'userName' is required and must be a non-empty string");
+    if (typeof userName !== "string") throw invalidValue("'userName' must be a string");
     if (userName.length > MAX_USERNAME_LENGTH) throw invalidValue(`'userName' is longer than ${MAX_USERNAME_LENGTH} characters`);
-    const name = r.name as Resource | undefined;
-    const hasDisplay = typeof r.displayName === "string" && r.displayName.trim() !== "";
-    const hasFormatted = typeof name?.formatted === "string" && (name.formatted as string).trim() !== "";
-    if (!hasDisplay && !hasFormatted) throw invalidValue("a User needs 'displayName' or 'name.formatted'; neither was given");
-    const emails = r.emails as Resource[] | undefined;
-    if (!Array.isArray(emails) || !emails.some((e) => typeof e.value === "string" && e.value !== ""))
-      throw invalidValue("a User needs at least one 'emails' value, e.g. \"emails\": [{\"value\": \"ada@example.com\", \"type\": \"work\", \"primary\": true}]");
-    if (r.active === undefined) r.active = true;
   } else {
     const dn = r.displayName;
-    if (typeof dn !== "string" || dn.trim() === "") throw invalidValue("'displayName' is required for a Group and must be a non-empty string");
+    if (typeof dn !== "string") throw invalidValue("'displayName' must be a string");
     if (dn.length > MAX_USERNAME_LENGTH) throw invalidValue(`'displayName' is longer than ${MAX_USERNAME_LENGTH} characters`);
   }
 }
@@ -307,12 +367,21 @@ export function checkProductRules(rt: ResourceTypeDef, r: Resource): void {
  * The product's rules, then the resource in canonical key order (schemas, externalId, the core
  * attributes in schema order, the extensions, the password hash), so that the same content always
  * serialises to the same text and a PUT or PATCH that changes nothing is recognised as such.
+ *
+ * `stored` is the resource a PUT or PATCH replaces: an attribute with a `createDefault` (a User's
+ * `active`) that `r` leaves out keeps its stored value; only at creation (no `stored`) does it take
+ * the default. `r` is not changed.
  */
-export function finalizeResource(rt: ResourceTypeDef, r: Resource): Resource {
+export function finalizeResource(rt: ResourceTypeDef, r: Resource, stored?: Resource): Resource {
   checkProductRules(rt, r);
   const out: Resource = { schemas: schemasOf(rt, r) };
   if (r.externalId !== undefined) out.externalId = r.externalId;
-  for (const a of rt.schema.attributes) if (a.mutability !== "writeOnly" && r[a.name] !== undefined) out[a.name] = r[a.name];
+  for (const a of rt.schema.attributes) {
+    if (a.mutability === "writeOnly") continue;
+    let v = r[a.name];
+    if (v === undefined && a.createDefault !== undefined) v = stored ? stored[a.name] : a.createDefault;
+    if (v !== undefined) out[a.name] = v;
+  }
   for (const e of rt.extensions) {
     const ext = r[e.schema.id] as Resource | undefined;
     if (!ext) continue;
@@ -323,4 +392,3 @@ export function finalizeResource(rt: ResourceTypeDef, r: Resource): Resource {
   if (r.password !== undefined) out.password = r.password;
   return out;
 }
-

@@ -1,8 +1,9 @@
 /**
  * The schema data (RFC 7643 §4, §8.7.1) that everything else is derived from: validation, PATCH,
  * filter resolution, projection and the discovery endpoints. Where the product's own rules are
- * stricter than the RFC (userName/emails/Group displayName required) the definitions say so, so that
- * `/Schemas` tells the truth.
+ * stricter than the RFC (userName, displayName, emails with a value, Group displayName required) the
+ * definitions say so, and the validator (`missingRequired` in resource.ts) reads these same flags, so
+ * that `/Schemas` cannot say anything but what is enforced.
  */
 export type AttributeType =
   | "string"
@@ -30,6 +31,18 @@ export interface AttributeDef {
   canonicalValues?: string[];
   referenceTypes?: string[];
   subAttributes?: AttributeDef[];
+  /**
+   * A path in the same schema (e.g. `name.formatted`) whose value satisfies `required` when this
+   * attribute is absent. RFC 7643 cannot say "one of two": /Schemas marks this attribute required and
+   * says so in both attributes' descriptions; the field itself is never sent.
+   */
+  alternative?: string;
+  /**
+   * The value given when a resource is created without the attribute. Once assigned it is never
+   * unassigned: a PUT that leaves it out keeps the stored value, and a PATCH that removes it or sets it
+   * to null or "" is refused. Rendered into the description; the field itself is never sent.
+   */
+  createDefault?: boolean | string | number;
 }
 
 export interface SchemaDef {
@@ -63,6 +76,8 @@ function attr(name: string, type: AttributeType, description: string, o: Opts = 
     uniqueness: o.uniqueness ?? "none",
     ...(o.canonicalValues ? { canonicalValues: o.canonicalValues } : {}),
     ...(o.referenceTypes ? { referenceTypes: o.referenceTypes } : {}),
+    ...(o.alternative !== undefined ? { alternative: o.alternative } : {}),
+    ...(o.createDefault !== undefined ? { createDefault: o.createDefault } : {}),
   };
 }
 
@@ -99,19 +114,19 @@ export const USER_SCHEMA_DEF: SchemaDef = {
   name: "User",
   description: "User Account",
   attributes: [
-    str("userName", "Unique identifier for the User, compared case-insensitively after Unicode NFC normalisation. REQUIRED.", {
+    str("userName", "Unique identifier for the User, compared case-insensitively after Unicode NFC normalisation.", {
       required: true,
       uniqueness: "server",
     }),
     complex("name", "The components of the user's real name.", [
-      str("formatted", "The full name, formatted for display. A User needs displayName or name.formatted."),
+      str("formatted", "The full name, formatted for display."),
       str("familyName", "The family name of the User."),
       str("givenName", "The given name of the User."),
       str("middleName", "The middle name(s) of the User."),
       str("honorificPrefix", "The honorific prefix(es) of the User."),
       str("honorificSuffix", "The honorific suffix(es) of the User."),
     ]),
-    str("displayName", "The name of the User, suitable for display. A User needs displayName or name.formatted."),
+    str("displayName", "The name of the User, suitable for display.", { required: true, alternative: "name.formatted" }),
     str("nickName", "The casual way to address the user."),
     attr("profileUrl", "reference", "A URL to the User's online profile; stored as sent.", { referenceTypes: ["external"] }),
     str("title", "The user's title, such as 'Vice President'."),
@@ -119,14 +134,12 @@ export const USER_SCHEMA_DEF: SchemaDef = {
     str("preferredLanguage", "The User's preferred written or spoken language (RFC 7231 Accept-Language format)."),
     str("locale", "The User's default location, e.g. 'en-US'."),
     str("timezone", "The User's time zone in IANA format, e.g. 'America/Los_Angeles'."),
-    attr("active", "boolean", "The User's administrative status; true when the client leaves it out."),
+    attr("active", "boolean", "The User's administrative status: false deactivates the account, which stays readable.", { createDefault: true }),
     str("password", "The User's cleartext password on write; only a salted hash is stored and it is never returned.", {
       mutability: "writeOnly",
       returned: "never",
     }),
-    multiValuedSet("emails", "Email addresses for the user. At least one is REQUIRED.", "string", ["work", "home", "other"], {
-      required: true,
-    }),
+    multiValuedSet("emails", "Email addresses for the user.", "string", ["work", "home", "other"], { required: true }, { required: true }),
     multiValuedSet("phoneNumbers", "Phone numbers for the User.", "string", ["work", "home", "mobile", "fax", "pager", "other"]),
     multiValuedSet("ims", "Instant messaging addresses for the User.", "string", ["aim", "gtalk", "icq", "xmpp", "msn", "skype", "qq", "yahoo"]),
     multiValuedSet("photos", "URLs of photos of the User.", "reference", ["photo", "thumbnail"], {}, { referenceTypes: ["external"] }),
@@ -185,7 +198,7 @@ export const GROUP_SCHEMA_DEF: SchemaDef = {
   name: "Group",
   description: "Group",
   attributes: [
-    str("displayName", "A human-readable name for the Group, unique compared case-insensitively. REQUIRED.", {
+    str("displayName", "A human-readable name for the Group, unique compared case-insensitively.", {
       required: true,
       uniqueness: "server",
     }),

@@ -124,12 +124,12 @@ describe("PUT /Users/{id} (RFC 7644 §3.5.1)", () => {
     expect((await s.req("GET", "/Users/another-id")).status).toBe(404);
   });
 
-  it("sets active to true when a PUT leaves it out (product rule: active defaults to true)", async () => {
+  it("keeps active as stored when a PUT leaves it out (product rule: active defaults to true only at creation)", async () => {
     const created = await createUser(uname("active"), { active: false });
     expect(created.active).toBe(false);
     const r = await s.req("PUT", `/Users/${created.id}`, userBody(created.userName));
     expect(r.status).toBe(200);
-    expect(r.body.active).toBe(true);
+    expect(r.body.active).toBe(false);
   });
 
   it("answers 404 for a PUT of an id that does not exist", async () => {

@@ -46,8 +46,9 @@ describe("a User spliced from its stored JSON is exactly the User rendered from 
           const body: Record<string, unknown> = {
             schemas: [USER],
             userName: `fast${++n}@example.com`,
-            displayName: u.displayName || "x",
-            emails: [{ value: u.email || "e", type: "work" }],
+            // Required values must not be blank (resource.ts missingRequired).
+            displayName: u.displayName.trim() ? u.displayName : "x",
+            emails: [{ value: u.email.trim() ? u.email : "e", type: "work" }],
           };
           if (u.title !== undefined) body.title = u.title;
           if (u.password !== undefined) body.password = u.password;

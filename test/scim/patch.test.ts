@@ -315,8 +315,8 @@ describe("applyPatch: IdP wire shapes", () => {
   });
 
   test.each(["Remove", "REMOVE", "remove"])("accepts op name %p in any case", (op) => {
-    const r = patchUser({ op, path: "displayName" });
-    expect(r.resource.displayName).toBeUndefined();
+    const r = patchUser({ op, path: "name.givenName" });
+    expect(r.resource.name).toEqual({ familyName: "Lovelace" });
   });
 
   it('accepts "Operations", "Op", "Path" and "Value" keys in any case', () => {
@@ -373,13 +373,13 @@ describe("applyPatch: IdP wire shapes", () => {
   });
 
   test.each([
-    ["replace with \"\"", { op: "replace", path: "displayName", value: "" }],
-    ["replace with null", { op: "replace", path: "displayName", value: null }],
-    ["path-less replace with \"\"", { op: "replace", value: { displayName: "" } }],
-    ["path-less replace with null", { op: "replace", value: { displayName: null } }],
+    ["replace with \"\"", { op: "replace", path: "title", value: "" }],
+    ["replace with null", { op: "replace", path: "title", value: null }],
+    ["path-less replace with \"\"", { op: "replace", value: { title: "" } }],
+    ["path-less replace with null", { op: "replace", value: { title: null } }],
   ])("clears an attribute on %s (Entra ID's null update)", (_label, op) => {
-    const r = patchUser(op as Op);
-    expect("displayName" in r.resource).toBe(false);
+    const r = applyPatch(userCtx, { ...user(), title: "Analyst" }, body(op as Op));
+    expect("title" in r.resource).toBe(false);
     expect(r.changed).toBe(true);
   });
 

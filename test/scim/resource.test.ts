@@ -4,8 +4,8 @@ import { scimError } from "../helpers";
  * coerceAttribute. Pure functions, no server, no store.
  */
 import { describe, expect, it, test } from "bun:test";
-import { checkProductRules, coerceAttribute, normalizeBody, type Resource } from "../../src/scim/resource";
-import { ENTERPRISE_USER_SCHEMA_DEF, GROUP_RESOURCE, USER_RESOURCE, USER_SCHEMA_DEF, type AttributeDef } from "../../src/scim/schema";
+import { checkProductRules, coerceAttribute, finalizeResource, missingRequired, normalizeBody, type Resource } from "../../src/scim/resource";
+import { ENTERPRISE_USER_SCHEMA_DEF, GROUP_RESOURCE, USER_RESOURCE, USER_SCHEMA_DEF, type AttributeDef, type ResourceTypeDef } from "../../src/scim/schema";
 
 const USER = "urn:ietf:params:scim:schemas:core:2.0:User";
 const GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -269,16 +269,22 @@ describe("normalizeBody: JSON types (RFC 7643 §2.3)", () => {
 describe("checkProductRules: the product's own rules", () => {
   const normalized = (b: Record<string, unknown>) => normalizeBody(USER_RESOURCE, b, lax).resource;
 
-  it("accepts a minimal User and defaults active to true", () => {
+  it("accepts a minimal User and defaults active to true when it is created", () => {
     const r = normalized(minimalUser());
     checkProductRules(USER_RESOURCE, r);
-    expect(r.active).toBe(true);
+    expect(finalizeResource(USER_RESOURCE, r).active).toBe(true);
   });
 
   it("keeps active false when the client sends it", () => {
     const r = normalized(minimalUser({ active: "False" }));
-    checkProductRules(USER_RESOURCE, r);
-    expect(r.active).toBe(false);
+    expect(finalizeResource(USER_RESOURCE, r).active).toBe(false);
+  });
+
+  it("keeps the stored active when a replacement leaves it out, and never changes the body it is given", () => {
+    const r = normalized(minimalUser());
+    expect(finalizeResource(USER_RESOURCE, r, { ...r, active: false }).active).toBe(false);
+    expect(finalizeResource(USER_RESOURCE, r, { ...r, active: true }).active).toBe(true);
+    expect(r.active).toBeUndefined();
   });
 
   it("accepts name.formatted in place of displayName", () => {
@@ -377,5 +383,60 @@ describe("coerceAttribute", () => {
   it("keeps read-only sub-attributes only when asked to", () => {
     expect(coerceAttribute(manager, { value: "m1", displayName: "Boss" }, "manager", lax)).toEqual({ value: "m1" });
     expect(coerceAttribute(manager, { value: "m1", displayName: "Boss" }, "manager", lax, true)).toEqual({ value: "m1", displayName: "Boss" });
+  });
+});
+
+describe("missingRequired: the validator walks the schema definitions, not hand-written rules (RFC 7643 §2.2, §7)", () => {
+  // A resource type made up for the test: whatever the definitions say is what gets enforced.
+  const s = (name: string, o: Partial<AttributeDef> = {}): AttributeDef => ({
+    name,
+    type: "string",
+    multiValued: false,
+    description: name,
+    required: false,
+    caseExact: false,
+    mutability: "readWrite",
+    returned: "default",
+    uniqueness: "none",
+    ...o,
+  });
+  const EXT = "urn:example:params:scim:schemas:extension:test:2.0:Device";
+  const rt: ResourceTypeDef = {
+    name: "User",
+    endpoint: "/Devices",
+    description: "Device",
+    schema: {
+      id: "urn:example:params:scim:schemas:core:2.0:Device",
+      name: "Device",
+      description: "Device",
+      attributes: [
+        s("serial", { required: true }),
+        s("label", { required: true, alternative: "owner.name" }),
+        s("owner", { type: "complex", subAttributes: [s("name"), s("id", { required: true })] }),
+        s("ports", { type: "complex", multiValued: true, subAttributes: [s("number", { required: true }), s("kind")] }),
+      ],
+    },
+    extensions: [{ schema: { id: EXT, name: "Ext", description: "Ext", attributes: [s("site", { required: true })] }, required: false }],
+  };
+  const ok = { serial: "1", label: "L" };
+
+  test.each<[string, Resource, string | undefined]>([
+    ["a resource with every required attribute", ok, undefined],
+    ["a blank required string", { ...ok, serial: "  " }, "serial"],
+    ["a missing required attribute", { label: "L" }, "serial"],
+    ["the alternative standing in for a required attribute", { serial: "1", owner: { name: "Ada", id: "7" } }, undefined],
+    ["neither a required attribute nor its alternative", { serial: "1", owner: { id: "7" } }, "label"],
+    ["a present singular complex attribute without its required sub-attribute", { ...ok, owner: { name: "Ada" } }, "owner.id"],
+    ["a non-required multi-valued attribute whose second value lacks a required sub-attribute", { ...ok, ports: [{ number: "1" }, { kind: "usb" }] }, "ports.number"],
+    ["a non-required multi-valued attribute left out (its sub-attributes apply only to values given)", ok, undefined],
+    ["an optional extension left out", ok, undefined],
+    ["an optional extension given without its required attribute", { ...ok, [EXT]: { other: "x" } }, `${EXT}:site`],
+  ])("%s", (_label, r, path) => {
+    expect(missingRequired(rt, r)?.path).toBe(path);
+    if (path) expect(missingRequired(rt, r)!.detail).toContain(`'${path}'`);
+  });
+
+  it("requires an extension the resource type marks required", () => {
+    expect(missingRequired({ ...rt, extensions: [{ ...rt.extensions[0]!, required: true }] }, ok)?.path).toBe(EXT);
   });
 });
