@@ -9,6 +9,7 @@ import { invalidSyntax, invalidValue } from "./errors";
 import { canonicalDateTime } from "./filter";
 import { isManager, normalizeManagerValue } from "./quirks";
 import type { AttributeDef, ResourceTypeDef } from "./schema";
+import { enforceIdentifiers } from "./username";
 
 export type Resource = Record<string, unknown>;
 
@@ -307,8 +308,10 @@ export function checkProductRules(rt: ResourceTypeDef, r: Resource): void {
  * The product's rules, then the resource in canonical key order (schemas, externalId, the core
  * attributes in schema order, the extensions, the password hash), so that the same content always
  * serialises to the same text and a PUT or PATCH that changes nothing is recognised as such.
+ * `previous` is the stored resource a PUT or PATCH replaces (null: the caller checks identifiers itself).
  */
-export function finalizeResource(rt: ResourceTypeDef, r: Resource): Resource {
+export function finalizeResource(rt: ResourceTypeDef, r: Resource, previous?: Resource | null): Resource {
+  if (previous !== null) enforceIdentifiers(rt, r, previous); // userName / Group displayName hygiene (username.ts)
   checkProductRules(rt, r);
   const out: Resource = { schemas: schemasOf(rt, r) };
   if (r.externalId !== undefined) out.externalId = r.externalId;

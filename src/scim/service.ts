@@ -8,6 +8,7 @@ import { resolveFilter, type ResolvedFilter, type Target } from "./filter";
 import { applyPatch } from "./patch";
 import { parseAttributeList, project, projectionFor, wants, type Projection } from "./projection";
 import { finalizeResource, normalizeBody, type Resource } from "./resource";
+import { enforceIdentifiers } from "./username";
 import { GROUP_RESOURCE, LIST_RESPONSE_SCHEMA, RESOURCE_TYPES, USER_RESOURCE, type ResourceTypeDef } from "./schema";
 import type { GroupRef, Member, ResourceKind, Store, StoredResource } from "../store/store";
 
@@ -240,11 +241,13 @@ export class ScimService {
     const rt = rtOf(kind);
     const projection = this.readProjection([rt], read)(rt);
     const n = normalizeBody(rt, body, { strict: this.opts.strict });
-    const replacement = finalizeResource(rt, n.resource);
+    // null: the identifier rules are checked below, against the stored resource.
+    const replacement = finalizeResource(rt, n.resource, null);
     const hash = await this.hashPassword(n.password);
     const s = await this.withVersion(kind, id, conditions, async (current, precondition) => {
-      // A PUT that leaves the password out keeps the one set before.
       const data = { ...replacement };
+      enforceIdentifiers(rt, data, current.data);
+      // A PUT that leaves the password out keeps the one set before.
       if (hash) data.password = hash;
       else if (current.data.password !== undefined) data.password = current.data.password;
       return this.store.update(kind, id, { data, expectedVersion: current.version, members: n.members, precondition });
@@ -259,7 +262,7 @@ export class ScimService {
     const stored = await this.withVersion(kind, id, conditions, async (current, precondition) => {
       const result = applyPatch({ rt, opts: { strict: this.opts.strict }, id }, current.data, body);
       if (!result.changed) return current;
-      const data = finalizeResource(rt, result.resource);
+      const data = finalizeResource(rt, result.resource, current.data);
       const hash = await this.hashPassword(result.password);
       if (hash) data.password = hash;
       if (result.memberChanges.some((c) => c.kind === "removeAll")) this.opts.log?.(`PATCH removed every member of Group ${id}`);
