@@ -17,11 +17,18 @@ import {
 export const SCIM_CONTENT_TYPE = "application/scim+json; charset=utf-8";
 export const MAX_JSON_DEPTH = 64;
 
-/** A SCIM response; a string body is JSON text already. */
+/**
+ * Every response under the SCIM base path carries directory data or is about it (errors name users,
+ * 304s confirm versions), so none may be stored by a browser, proxy or client cache (RFC 9111
+ * §5.2.2.5). Discovery documents too: one rule for the whole API is simpler and costs nothing.
+ */
+export const NO_STORE = { "Cache-Control": "no-store" } as const;
+
+/** A SCIM response; a string body is JSON text already; `undefined` sends no body (204, 304). */
 export function scimResponse(status: number, body: unknown, headers: Record<string, string> = {}): Response {
   return new Response(body === undefined ? null : typeof body === "string" ? body : JSON.stringify(body), {
     status,
-    headers: body === undefined ? headers : { "Content-Type": SCIM_CONTENT_TYPE, ...headers },
+    headers: body === undefined ? { ...NO_STORE, ...headers } : { "Content-Type": SCIM_CONTENT_TYPE, ...NO_STORE, ...headers },
   });
 }
 
