@@ -8,7 +8,7 @@ import { invalidValue } from "../scim/errors";
 import { asksForAttributes } from "../scim/projection";
 import { etagOf, type Conditions, type ListParams, type ReadOptions, type ScimService } from "../scim/service";
 import type { ResourceKind } from "../store/store";
-import { readJsonBody, SCIM_CONTENT_TYPE, scimResponse } from "./scim-plugin";
+import { NO_STORE, readJsonBody, SCIM_CONTENT_TYPE, scimResponse } from "./scim-plugin";
 
 /** Query parameters SCIM defines; others are ignored. All strings on the wire. */
 export const ReadQuery = t.Object(
@@ -106,7 +106,7 @@ export async function respondWithMembers(headText: string, members: AsyncIterabl
       await it.return?.();
     },
   });
-  return new Response(stream, { status: 200, headers: { "Content-Type": SCIM_CONTENT_TYPE, ...headers } });
+  return new Response(stream, { status: 200, headers: { "Content-Type": SCIM_CONTENT_TYPE, ...NO_STORE, ...headers } });
 }
 
 export interface ControllerDeps {
@@ -144,7 +144,7 @@ export function resourceController(kind: ResourceKind, deps: ControllerDeps) {
       `${endpoint}/:id`,
       async ({ request, params: { id } }) => {
         const r = await service.get(kind, id, baseUrl(request), readOptions(rawQuery(request)), conditionsOf(request));
-        if (r.notModified) return new Response(null, { status: 304, headers: { ETag: r.etag } });
+        if (r.notModified) return scimResponse(304, undefined, { ETag: r.etag });
         if (r.members) return respondWithMembers(r.json ?? JSON.stringify(r.body), r.members, { ETag: r.etag });
         return scimResponse(200, r.json ?? r.body, { ETag: r.etag });
       },
@@ -164,7 +164,7 @@ export function resourceController(kind: ResourceKind, deps: ControllerDeps) {
         const { stored, projection } = await service.patch(kind, id, await bodyOf(request), readOptions(rawQuery(request)), conditionsOf(request));
         // Groups answer 204 unless attributes are asked for (large member lists are not sent back);
         // Users answer 200 with the resource.
-        if (kind === "Group" && !asksForAttributes(projection)) return new Response(null, { status: 204, headers: { ETag: etagOf(stored.version) } });
+        if (kind === "Group" && !asksForAttributes(projection)) return scimResponse(204, undefined, { ETag: etagOf(stored.version) });
         const r = await service.render(kind, stored, baseUrl(request), projection);
         return scimResponse(200, r.body, { ETag: r.etag });
       },
@@ -174,7 +174,7 @@ export function resourceController(kind: ResourceKind, deps: ControllerDeps) {
       `${endpoint}/:id`,
       async ({ request, params: { id } }) => {
         await service.delete(kind, id, conditionsOf(request));
-        return new Response(null, { status: 204 });
+        return scimResponse(204, undefined);
       },
       { params: IdParams },
     );

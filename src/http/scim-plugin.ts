@@ -17,11 +17,18 @@ import {
 export const SCIM_CONTENT_TYPE = "application/scim+json; charset=utf-8";
 export const MAX_JSON_DEPTH = 64;
 
-/** A SCIM response; a string body is JSON text already. */
+/**
+ * Every response under the SCIM base path carries directory data or is about it (errors name users,
+ * 304s confirm versions), so none may be stored by a browser, proxy or client cache (RFC 9111
+ * §5.2.2.5). Discovery documents too: one rule for the whole API is simpler and costs nothing.
+ */
+export const NO_STORE = { "Cache-Control": "no-store" } as const;
+
+/** A SCIM response; a string body is JSON text already; `undefined` sends no body (204, 304). */
 export function scimResponse(status: number, body: unknown, headers: Record<string, string> = {}): Response {
   return new Response(body === undefined ? null : typeof body === "string" ? body : JSON.stringify(body), {
     status,
-    headers: body === undefined ? headers : { "Content-Type": SCIM_CONTENT_TYPE, ...headers },
+    headers: body === undefined ? { ...NO_STORE, ...headers } : { "Content-Type": SCIM_CONTENT_TYPE, ...NO_STORE, ...headers },
   });
 }
 
@@ -45,6 +52,53 @@ function checkDepth(text: string): void {
   }
 }
 
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Decodes a body as UTF-8 (RFC 7644 §3.8, RFC 8259 §8.1), refusing invalid bytes instead of turning
+ * them into U+FFFD: a Latin-1 "é" silently stored as "\uFFFD" would be lost data. A leading byte
+ * order mark is accepted and dropped (RFC 8259 §8.1 allows a parser to ignore it).
+ */
+export function decodeUtf8(bytes: Uint8Array): string {
+  try {
+    return UTF8.decode(bytes);
+  } catch {
+    const at = invalidUtf8At(bytes);
+    const b = bytes[at];
+    const where = b === undefined ? "" : ` at byte ${at} (0x${b.toString(16).toUpperCase().padStart(2, "0")}, counting from 0)`;
+    throw invalidSyntax(`the request body is not valid UTF-8${where}; send it encoded as UTF-8`);
+  }
+}
+
+/** The offset of the first byte that does not begin a well-formed UTF-8 sequence (RFC 3629 §4), or -1. */
+export function invalidUtf8At(b: Uint8Array): number {
+  const cont = (x: number | undefined, lo = 0x80, hi = 0xbf) => x !== undefined && x >= lo && x <= hi;
+  for (let i = 0; i < b.length; ) {
+    const c = b[i]!;
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    let need: number;
+    let lo = 0x80;
+    let hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf) need = 1;
+    else if (c >= 0xe0 && c <= 0xef) {
+      need = 2;
+      if (c === 0xe0) lo = 0xa0; // overlong
+      if (c === 0xed) hi = 0x9f; // UTF-16 surrogates
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      need = 3;
+      if (c === 0xf0) lo = 0x90; // overlong
+      if (c === 0xf4) hi = 0x8f; // beyond U+10FFFF
+    } else return i;
+    if (!cont(b[i + 1], lo, hi)) return i;
+    for (let k = 2; k <= need; k++) if (!cont(b[i + k])) return i;
+    i += need + 1;
+  }
+  return -1;
+}
+
 const JSON_TYPES = /^application\/(scim\+)?json\s*(;|$)/i;
 
 /** Reads and parses a SCIM request body, or returns undefined when there is none. */
@@ -57,7 +111,7 @@ export async function readJsonBody(request: Request, maxBytes: number): Promise<
   const type = request.headers.get("content-type") ?? "";
   if (!JSON_TYPES.test(type))
     throw unsupportedMediaType(`send the body as application/scim+json or application/json${type ? `, not ${type.split(";")[0]}` : " (Content-Type is missing)"}`);
-  const text = new TextDecoder("utf-8", { fatal: false }).decode(buf);
+  const text = decodeUtf8(new Uint8Array(buf));
   if (text.trim() === "") return undefined;
   checkDepth(text);
   try {

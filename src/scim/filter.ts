@@ -8,6 +8,7 @@ import type { Filter } from "scim2-parse-filter";
 import { findAttr, fold, resolveAttrPath } from "./attributes";
 import { invalidFilter } from "./errors";
 import type { AttributeDef, ResourceTypeDef } from "./schema";
+import { isUserNameAttr, userNameKey } from "./username";
 
 export const MAX_FILTER_LENGTH = 4096;
 export const MAX_FILTER_DEPTH = 32;
@@ -63,7 +64,7 @@ export function compareKey(a: AttributeDef, v: unknown): CompareValue | undefine
     case "reference":
     case "binary":
       if (typeof v !== "string") return undefined;
-      return a.caseExact ? v.normalize("NFC") : fold(v);
+      return a.caseExact ? v.normalize("NFC") : isUserNameAttr(a) ? userNameKey(v) : fold(v);
     case "dateTime":
       return typeof v === "string" ? (canonicalDateTime(v) ?? v) : undefined;
     case "boolean":
@@ -113,7 +114,7 @@ function compareLiteral(t: Target, op: CompareOp, raw: CompareValue): CompareVal
       break;
   }
   const s = typeof raw === "string" ? raw : String(raw);
-  return a.caseExact ? s.normalize("NFC") : fold(s);
+  return a.caseExact ? s.normalize("NFC") : isUserNameAttr(a) ? userNameKey(s) : fold(s);
 }
 
 function checkFilterable(t: Target): void {

@@ -7,7 +7,7 @@ import { findSchema, resolveAttrPath, type ResolvedAttr } from "./attributes";
 import { invalidPath, invalidSyntax, invalidValue, mutability, noTarget, ScimError } from "./errors";
 import { resolveElementFilterText, type ResolvedFilter } from "./filter";
 import { matches } from "./match";
-import { emptyStringMeansNull, isManager, isOwnIdEcho, normalizeManagerValue, normalizeOpName } from "./quirks";
+import { emptyStringMeansNull, isManager, isOwnIdEcho, normalizeManagerValue, normalizeOpName, upsertSeed } from "./quirks";
 import {
   assign,
   coerceAttribute,
@@ -94,25 +94,6 @@ export function parsePatchPath(rt: ResourceTypeDef, path: string): PatchPath {
     throw e;
   }
   return { kind: "filtered", r, filter, sub, text };
-}
-
-/**
- * The element a filter like `type eq "work"` (or `type eq "work" and primary eq true`) describes, so
- * that `add`/`replace` on `emails[type eq "work"].value` can create it when none matches.
- */
-function elementFromFilter(f: ResolvedFilter): Resource | undefined {
-  if (f.kind === "compare" && f.op === "eq" && f.target.element && f.raw !== null && f.raw !== undefined) {
-    const a = f.target.attr;
-    let v: unknown = f.raw;
-    if (a.type === "boolean" && typeof v === "string") v = v.toLowerCase() === "true";
-    return { [a.name]: v };
-  }
-  if (f.kind === "and") {
-    const parts = f.filters.map(elementFromFilter);
-    if (parts.some((p) => !p)) return undefined;
-    return Object.assign({}, ...parts);
-  }
-  return undefined;
 }
 
 export interface PatchContext {
@@ -358,13 +339,16 @@ function applyFiltered(ctx: PatchContext, res: PatchResult, op: Op, p: Extract<P
   };
 
   if (hits.length === 0) {
-    // Entra ID and Okta add or replace `emails[type eq "work"].value` on a user that has no work email yet.
-    const raw = elementFromFilter(filter);
-    if (!raw) throw noTarget(`no value of '${r.attr.name}' matches [${p.text}], and the filter does not describe a new value to create`);
+    // RFC 7644 §3.5.2.3: a value filter that matches nothing is 400 noTarget, except for the
+    // idempotent upsert Entra ID and Okta rely on (see upsertSeed in quirks.ts).
+    const upsert = upsertSeed(filter, sub);
+    if ("refused" in upsert) throw noTarget(`no value of '${r.attr.name}' matches [${p.text}], so '${op}' has nothing to change; ${upsert.refused}`);
     // The new element's values come from the filter literals: they must have the sub-attributes' types.
-    const seed = coerceAttribute({ ...r.attr, multiValued: false }, raw, `${r.path}[${p.text}]`, ctx.opts) as Resource;
+    const seed = coerceAttribute({ ...r.attr, multiValued: false }, upsert.seed, `${r.path}[${p.text}]`, ctx.opts) as Resource;
+    if (Object.values(patchValue).every((v) => v === undefined)) return; // clearing a value that does not exist: nothing to do
     const created = apply(seed);
-    if (Object.values(patchValue).every((v) => v === undefined)) return;
+    if (!matches(filter, created))
+      throw noTarget(`no value of '${r.attr.name}' matches [${p.text}], and the value '${op}' would create does not match it either, so a retry would add another copy`);
     list.push(created);
     if (created.primary === true) keepOnePrimary(list, created);
     assign(res.resource, r, list);

@@ -9,6 +9,7 @@ import { invalidSyntax, invalidValue } from "./errors";
 import { canonicalDateTime } from "./filter";
 import { isManager, normalizeManagerValue } from "./quirks";
 import type { AttributeDef, ResourceTypeDef } from "./schema";
+import { enforceIdentifiers } from "./username";
 
 export type Resource = Record<string, unknown>;
 
@@ -370,9 +371,11 @@ export function checkProductRules(rt: ResourceTypeDef, r: Resource): void {
  *
  * `stored` is the resource a PUT or PATCH replaces: an attribute with a `createDefault` (a User's
  * `active`) that `r` leaves out keeps its stored value; only at creation (no `stored`) does it take
- * the default. `r` is not changed.
+ * the default. The identifier rules (username.ts) run first: a userName is width-mapped in `r`, and
+ * one unchanged from `stored` is not checked again (users stored before the rules stay writable).
  */
 export function finalizeResource(rt: ResourceTypeDef, r: Resource, stored?: Resource): Resource {
+  enforceIdentifiers(rt, r, stored);
   checkProductRules(rt, r);
   const out: Resource = { schemas: schemasOf(rt, r) };
   if (r.externalId !== undefined) out.externalId = r.externalId;

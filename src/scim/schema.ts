@@ -114,7 +114,7 @@ export const USER_SCHEMA_DEF: SchemaDef = {
   name: "User",
   description: "User Account",
   attributes: [
-    str("userName", "Unique identifier for the User, compared case-insensitively after Unicode NFC normalisation.", {
+    str("userName", "Unique identifier for the User, compared case-insensitively after width mapping and Unicode NFC normalisation; no control, format or invisible characters, unpaired surrogates or surrounding whitespace.", {
       required: true,
       uniqueness: "server",
     }),

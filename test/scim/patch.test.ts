@@ -306,6 +306,52 @@ describe("applyPatch: value-path filters (RFC 7644 §3.5.2 valuePath)", () => {
     const e = scimError(() => patchUser({ op: "remove", path: 'emails[type eq "nope"]' }));
     expect([e.status, e.scimType]).toEqual([400, "noTarget"]);
   });
+
+  test.each([
+    ["the filter compares the sub-attribute being written", 'emails[value eq "nomatch@x"].value', "o@x"],
+    ["the filter compares the written sub-attribute among others", 'emails[type eq "other" and value eq "nomatch@x"].value', "o@x"],
+    ["the filter is not an equality", 'emails[value sw "nomatch"].type', "work"],
+    ["the filter joins equalities with 'or'", 'emails[type eq "other" or type eq "pager"].value', "o@x"],
+    ["the value object contradicts the filter", 'emails[type eq "other"]', { type: "home", value: "o@x" }],
+    ["the filter compares with null", 'emails[type eq null].value', "o@x"],
+  ])("refuses add and replace of a value filter that matches nothing with 400 noTarget when %s (RFC 7644 §3.5.2.3, §3.12)", (_case, path, value) => {
+    for (const op of ["add", "replace"]) {
+      const e = scimError(() => patchUser({ op, path, value }));
+      expect([e.status, e.scimType]).toEqual([400, "noTarget"]);
+      expect(e.detail).toContain("matches");
+    }
+  });
+
+  it("says in the noTarget detail which filter matched nothing and why no value was created", () => {
+    const e = scimError(() => patchUser({ op: "replace", path: 'emails[value eq "nomatch@x"].value', value: "o@x" }));
+    expect(e.detail).toContain('[value eq "nomatch@x"]');
+    expect(e.detail).toContain("'value', the sub-attribute being written");
+  });
+
+  test.each([
+    ['emails[type eq "other"].value', "o@x"],
+    ['roles[primary eq "True"].value', "owner"],
+    ['emails[type eq "other" and primary eq "False"].value', "o@x"],
+    ['emails[value eq "new@x"].type', "other"],
+    ['emails[type eq "other"]', { value: "o@x", display: "O" }],
+  ])("an upsert through %s is idempotent: applied twice it leaves one created value (Entra ID quirk)", (path, value) => {
+    for (const op of ["add", "replace"]) {
+      const current = user();
+      current.roles = [{ value: "dev" }];
+      const once = applyPatch(userCtx, current, body({ op, path, value }));
+      const twice = applyPatch(userCtx, once.resource, body({ op, path, value }));
+      const attr = path.slice(0, path.indexOf("["));
+      expect((once.resource[attr] as unknown[]).length).toBe((current[attr] as unknown[]).length + 1);
+      expect(twice.resource[attr]).toEqual(once.resource[attr]);
+      expect(twice.changed).toBe(false);
+    }
+  });
+
+  it("clearing a value the upsert filter describes but nobody has changes nothing", () => {
+    const r = patchUser({ op: "replace", path: 'emails[type eq "other"].value', value: "" });
+    expect(r.changed).toBe(false);
+    expect(r.resource.emails).toEqual(user().emails);
+  });
 });
 
 describe("applyPatch: IdP wire shapes", () => {

@@ -1,10 +1,16 @@
 /**
  * Numbered schema migrations, applied in order at start inside one transaction each; `PRAGMA
  * user_version` records the last one applied. Never edit a released migration: add the next one.
+ * A migration is SQL text, or a function for a step SQL cannot express.
  */
+import type { Database } from "bun:sqlite";
+import { userNameKey } from "../../scim/username";
+
 export const APPLICATION_ID = 0x5343494d; // "SCIM"
 
-export const MIGRATIONS: string[] = [
+export type Migration = string | ((db: Database) => void);
+
+export const MIGRATIONS: Migration[] = [
   // 1: users, groups, membership, tokens.
   `
   CREATE TABLE users (
@@ -65,4 +71,20 @@ export const MIGRATIONS: string[] = [
     last_used TEXT
   );
   `,
+  // 2: userName keys gain the width mapping (RFC 8265, src/scim/username.ts): "ａｌｉｃｅ" is keyed as
+  // "alice". Only keys with a non-ASCII character can change. A user whose new key another user
+  // already holds (both "alice" and "ａｌｉｃｅ" were stored) keeps its old key, so the upgrade loses
+  // and merges nothing; the store keeps that key while the userName stays as it is.
+  (db) => {
+    const rows = db
+      .query("SELECT seq, user_name_key AS key, json_extract(data, '$.userName') AS userName FROM users WHERE length(user_name_key) <> length(CAST(user_name_key AS BLOB))")
+      .all() as { seq: number; key: string; userName: unknown }[];
+    const taken = db.query("SELECT 1 FROM users WHERE user_name_key = ?");
+    const rekey = db.query("UPDATE users SET user_name_key = ? WHERE seq = ?");
+    for (const r of rows) {
+      if (typeof r.userName !== "string") continue;
+      const key = userNameKey(r.userName);
+      if (key !== r.key && !taken.get(key)) rekey.run(key, r.seq);
+    }
+  },
 ];

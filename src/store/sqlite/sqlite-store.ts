@@ -8,6 +8,7 @@ import { chmodSync, existsSync, mkdirSync, openSync, closeSync, statSync } from 
 import { dirname } from "node:path";
 import { invalidValue, notFound, preconditionFailed, ScimError, uniqueness } from "../../scim/errors";
 import { fold } from "../../scim/attributes";
+import { userNameKey } from "../../scim/username";
 import { toSearchDoc } from "../../scim/filter";
 import type { MemberChange } from "../../scim/patch";
 import type { Resource } from "../../scim/resource";
@@ -138,7 +139,9 @@ export class SqliteStore implements Store {
     const current = (this.db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
     for (let v = current; v < MIGRATIONS.length; v++) {
       this.db.transaction(() => {
-        this.db.exec(MIGRATIONS[v]!);
+        const m = MIGRATIONS[v]!;
+        if (typeof m === "string") this.db.exec(m);
+        else m(this.db);
         this.db.exec(`PRAGMA application_id = ${APPLICATION_ID}`);
         this.db.exec(`PRAGMA user_version = ${v + 1}`);
       }).immediate();
@@ -175,7 +178,7 @@ export class SqliteStore implements Store {
   }
 
   private keyOf(kind: ResourceKind, data: Resource): string {
-    return fold(String(kind === "User" ? data.userName : data.displayName));
+    return kind === "User" ? userNameKey(String(data.userName)) : fold(String(data.displayName));
   }
 
   private uniquenessError(kind: ResourceKind, data: Resource): ScimError {
@@ -299,14 +302,21 @@ export class SqliteStore implements Store {
     const data = JSON.stringify(input.data);
     let result: StoredResource | undefined;
     const run = () => {
-      const cur = this.q(`SELECT seq, version, created, last_modified, data FROM ${t} WHERE id = ?`).get(id) as CurrentRow | null;
+      const cur = this.q(`SELECT seq, version, created, last_modified, data, ${keyCol} AS key FROM ${t} WHERE id = ?`).get(id) as (CurrentRow & { key: string }) | null;
       if (!cur) throw notFound(`${kind} ${id} not found`);
       if (input.expectedVersion !== undefined && cur.version !== input.expectedVersion)
         throw preconditionFailed(`${kind} ${id} has changed (version W/"${cur.version}", expected W/"${input.expectedVersion}"); read it again and retry`);
       input.precondition?.(this.current(kind, id, cur));
-      const key = this.keyOf(kind, input.data);
-      const clash = this.q(`SELECT id FROM ${t} WHERE ${keyCol} = ?`).get(key) as { id: string } | null;
-      if (clash && clash.id !== id) throw this.uniquenessError(kind, input.data);
+      let key = this.keyOf(kind, input.data);
+      if (key !== cur.key) {
+        const clash = this.q(`SELECT id FROM ${t} WHERE ${keyCol} = ?`).get(key) as { id: string } | null;
+        if (clash && clash.id !== id) {
+          // A user that migration 2 could not re-key (another user holds its new key) keeps its key while its userName stays as stored.
+          const nameKey = kind === "User" ? "userName" : "displayName";
+          if ((JSON.parse(cur.data) as Resource)[nameKey] !== input.data[nameKey]) throw this.uniquenessError(kind, input.data);
+          key = cur.key;
+        }
+      }
       let memberRows = 0;
       if (kind === "Group") {
         if (input.members) memberRows += this.applyMemberChange(cur.seq, { kind: "replace", ids: input.members });
