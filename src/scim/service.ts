@@ -336,7 +336,7 @@ export class ScimService {
       let filter: ResolvedFilter | undefined;
       if (hasFilter) {
         try {
-          filter = resolveFilter(rt, params.filter as string);
+          filter = resolveFilter(rt, params.filter as string, { unquotedValues: !this.opts.strict });
         } catch (e) {
           // At the root (/.search) a filter naming an attribute one type lacks matches nothing of that type.
           if (!(e instanceof ScimError) || types.length === 1) throw e;
