@@ -330,3 +330,54 @@ describe("query-string encoding of filter (RFC 3986, application/x-www-form-urle
     expect(r.body.Resources[0].userName).toBe(expected);
   });
 });
+
+describe("repeated and differently-cased query parameters (RFC 7644 §3.4.2, §3.9)", () => {
+  const alice = () => ids.get("alice@example.com")!;
+
+  it("joins repeated attributes values as one comma-separated list (?attributes=userName&attributes=emails)", async () => {
+    const r = await s.req("GET", `/Users/${alice()}?attributes=userName&attributes=emails`);
+    expect(r.status).toBe(200);
+    expect(Object.keys(r.body).sort()).toEqual(["emails", "id", "schemas", "userName"]);
+    expect(r.body.emails).toHaveLength(2);
+    const list = await find(`userName eq "alice@example.com"`, "&attributes=userName&attributes=name.familyName");
+    expect(list.body.Resources).toEqual([{ schemas: expect.any(Array), id: alice(), userName: "alice@example.com", name: { familyName: "Anderson" } }]);
+  });
+
+  it("joins repeated excludedAttributes values the same way", async () => {
+    const r = await s.req("GET", `/Users/${alice()}?excludedAttributes=emails&excludedAttributes=name&excludedAttributes=`);
+    expect(r.status).toBe(200);
+    expect(r.body.emails).toBeUndefined();
+    expect(r.body.name).toBeUndefined();
+    expect(r.body.userName).toBe("alice@example.com");
+  });
+
+  test.each([
+    ["filter", `filter=${encodeURIComponent('userName eq "a"')}&filter=${encodeURIComponent("userName pr")}`],
+    ["sortBy", "sortBy=userName&sortBy=title"],
+    ["sortOrder", "sortOrder=ascending&sortOrder=descending"],
+    ["startIndex", "startIndex=1&startIndex=3"],
+    ["count", "count=1&count=2"],
+    ["cursor", "cursor=&cursor=abc"],
+    ["filter", `filter=${encodeURIComponent("userName pr")}&Filter=${encodeURIComponent("title pr")}`],
+    ["count", "count=1&COUNT=1"],
+  ])("refuses a repeated %s with 400 invalidValue naming it, instead of keeping one of the values", async (name, query) => {
+    const r = await s.req("GET", `/Users?${query}`);
+    expectScimError(r, 400, "invalidValue");
+    expect(r.body.detail).toContain(`'${name}'`);
+  });
+
+  it("reads the parameter names in any case, as in a SearchRequest body", async () => {
+    const r = await s.req("GET", `/Users?FILTER=${encodeURIComponent('userName eq "bob@example.com"')}&Attributes=userName`);
+    expect(r.status).toBe(200);
+    expect(r.body.totalResults).toBe(1);
+    expect(r.body.Resources).toEqual([{ schemas: expect.any(Array), id: ids.get("bob@example.com"), userName: "bob@example.com" }]);
+    const page = await find(byTag, "&SortBy=userName&sortorder=DESCENDING&STARTINDEX=2&Count=2");
+    expect(userNames(page)).toEqual(["grace@example.com", "frank@example.com"]);
+  });
+
+  it("refuses a SearchRequest that names one parameter twice in different case with 400 invalidValue", async () => {
+    const r = await s.req("POST", "/Users/.search", { schemas: [SEARCH_REQUEST], filter: "userName pr", Filter: "title pr" });
+    expectScimError(r, 400, "invalidValue");
+    expect(r.body.detail).toContain("filter");
+  });
+});
