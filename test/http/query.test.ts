@@ -381,3 +381,53 @@ describe("repeated and differently-cased query parameters (RFC 7644 §3.4.2, §3
     expect(r.body.detail).toContain("filter");
   });
 });
+
+describe("attributes with a value filter (attributes=emails[type eq \"work\"], as Microsoft's SCIM test collection sends)", () => {
+  const work = (p: string) => people.find((x) => x.userName === p)!.workEmail;
+  const q = (v: string) => encodeURIComponent(v);
+
+  it("answers GET by id with the attribute narrowed to the matching elements", async () => {
+    const id = ids.get("carol@example.com")!;
+    const whole = await s.req("GET", `/Users/${id}?attributes=${q('emails[type eq "work"]')}`);
+    expect(whole.status).toBe(200);
+    expect(whole.body.emails).toEqual([{ value: work("carol@example.com"), type: "work", primary: true }]);
+    expect(whole.body.userName).toBeUndefined();
+    const value = await s.req("GET", `/Users/${id}?attributes=${q('emails[type eq "work"].value')},userName`);
+    expect(value.body.emails).toEqual([{ value: work("carol@example.com") }]);
+    expect(value.body.userName).toBe("carol@example.com");
+  });
+
+  it("narrows every resource of a list, and of a .search whose attributes are an array", async () => {
+    const list = await find(`${ENTERPRISE}:department eq "Legal"`, `&sortBy=userName&attributes=${q('emails[type eq "work"].value')}`);
+    expect(list.status).toBe(200);
+    expect(list.body.Resources.map((r: any) => r.emails)).toEqual([[{ value: work("dave@example.com") }], [{ value: work("grace@example.com") }]]);
+    const search = await s.req("POST", "/Users/.search", {
+      schemas: [SEARCH_REQUEST],
+      filter: `${ENTERPRISE}:department eq "Legal"`,
+      sortBy: "userName",
+      attributes: ["userName", 'emails[type eq "home" or value co ","].value'],
+    });
+    expect(search.status).toBe(200);
+    expect(search.body.Resources).toEqual([
+      { schemas: expect.any(Array), id: ids.get("dave@example.com"), userName: "dave@example.com", emails: [{ value: "dave.home@home.example" }] },
+      { schemas: expect.any(Array), id: ids.get("grace@example.com"), userName: "grace@example.com", emails: [{ value: "grace.home@home.example" }] },
+    ]);
+  });
+
+  it("leaves the matching elements out with excludedAttributes", async () => {
+    const r = await s.req("GET", `/Users/${ids.get("erin@example.com")}?excludedAttributes=${q('emails[type eq "home"]')}`);
+    expect(r.status).toBe(200);
+    expect(r.body.emails).toEqual([{ value: work("erin@example.com"), type: "work", primary: true }]);
+    expect(r.body.userName).toBe("erin@example.com");
+  });
+
+  test.each([
+    ["GET by id", () => `/Users/${ids.get("alice@example.com")}?attributes=${q('emails[type eqq "work"]')}`],
+    ["a list", () => `/Users?attributes=${q('emails[type eq "work"')}`],
+    ["a list's excludedAttributes", () => `/Users?excludedAttributes=${q("emails[type eq]")}`],
+  ])("refuses an invalid filter inside attributes on %s with 400 invalidFilter", async (_c, path) => {
+    const r = await s.req("GET", path());
+    expectScimError(r, 400, "invalidFilter");
+    expect(r.body.detail).toMatch(/at position \d+/);
+  });
+});
