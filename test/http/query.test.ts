@@ -431,3 +431,49 @@ describe("attributes with a value filter (attributes=emails[type eq \"work\"], a
     expect(r.body.detail).toMatch(/at position \d+/);
   });
 });
+
+describe("unquoted values in filters (a named leniency; --strict refuses it)", () => {
+  test.each([
+    ["userName sw bo", ["bob@example.com"]],
+    ["name.familyName eq Brown", ["bob@example.com"]],
+    [`${byTag} and meta.created gt 2015-10-10T14:38:21.8617979-07:00 and ${ENTERPRISE}:department eq Legal`, ["dave@example.com", "grace@example.com"]],
+    ["emails[type eq work].value eq heidi.work@corp.example", ["heidi@example.com"]],
+  ])("reads the bare value in %s as a string", async (filter, expected) => {
+    const r = await find(filter, "&sortBy=userName");
+    expect(r.status).toBe(200);
+    expect(userNames(r)).toEqual(expected);
+  });
+
+  it("keeps true, false, null and numbers as literals: userName eq true is a comparison with the boolean", async () => {
+    const r = await find("userName eq true");
+    expect(r.status).toBe(200);
+    expect(r.body.totalResults).toBe(0);
+  });
+
+  it("is refused with 400 invalidFilter by a --strict server, which asks for quotes", async () => {
+    const strict = await startServer({ strict: true });
+    try {
+      const r = await strict.req("GET", `/Users?filter=${encodeURIComponent("userName sw O")}`);
+      expectScimError(r, 400, "invalidFilter");
+      expect(r.body.detail).toBe(`expected a quoted value after 'sw' at position 13, found 'O': write strings in double quotes, as in "O"`);
+      expect((await strict.req("GET", `/Users?filter=${encodeURIComponent('userName sw "O"')}`)).status).toBe(200);
+    } finally {
+      await strict.close();
+    }
+  });
+});
+
+describe("invalidFilter details over HTTP are scimd's own words with a position", () => {
+  test.each([
+    ['userName eq "a" "b"', "at position 17"],
+    ["userName eq and", "after 'eq' at position 13, found the keyword 'and'"],
+    ['userName eqq "x"', "unknown operator 'eqq' at position 10"],
+    ['(userName eq "x"', "unclosed '(' at position 1"],
+    ['emails[type eq "work"', "unclosed '[' at position 7"],
+  ])("%s", async (filter, detail) => {
+    const r = await find(filter);
+    expectScimError(r, 400, "invalidFilter");
+    expect(r.body.detail).toContain(detail);
+    expect(r.body.detail).not.toMatch(/\((Word|Quoted|Bracket|EOT)\)|is not json|Unexpected token/);
+  });
+});
