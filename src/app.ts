@@ -6,6 +6,7 @@ import { Elysia } from "elysia";
 import { authenticate, authPlugin, FailureLimiter } from "./http/auth";
 import { discoveryController } from "./http/discovery";
 import { resourceController, searchParams } from "./http/resources";
+import { caseInsensitiveRoutes, withPath } from "./http/routing";
 import { readJsonBody, scimPlugin, scimResponse, type RouteShape } from "./http/scim-plugin";
 import { ScimError } from "./scim/errors";
 import { MAX_OPERATIONS } from "./scim/patch";
@@ -50,10 +51,15 @@ export function createApp(o: AppOptions) {
   const configured = o.baseUrl?.replace(/\/+$/, "");
   const baseUrl = (request: Request) => configured ?? `${originOf(request.url)}${SCIM_BASE_PATH}`;
   const limiter = new FailureLimiter({ maxFailures: o.authFailuresPerMinute ?? DEFAULTS.authFailuresPerMinute, windowMs: 60_000 });
-  const addressOf = o.addressOf ?? (() => "local");
+  // A request dispatched again at its canonical path (endpoint names in any case) keeps its client address.
+  const rerouted = new WeakMap<Request, Request>();
+  const addressOf = (request: Request) => (o.addressOf ?? (() => "local"))(rerouted.get(request) ?? request);
   const deps = { service, baseUrl, maxBodyBytes };
 
   let routes: RouteShape[] = [];
+  // Both set once the app exists (below): the not-found handler dispatches a request again through it.
+  let canonicalPath: ((path: string) => string | undefined) | undefined;
+  let dispatch: ((request: Request) => Promise<Response>) | undefined;
   const scim = new Elysia({ prefix: SCIM_BASE_PATH })
     .use(authPlugin(o.store, limiter, addressOf))
     .use(discoveryController({ maxResults, maxPayloadBytes: maxBodyBytes, maxOperations: MAX_OPERATIONS }, baseUrl))
@@ -78,11 +84,20 @@ export function createApp(o: AppOptions) {
         routes: () => routes,
         authenticate: (request) => authenticate(o.store, limiter, () => addressOf(request), request.headers.get("authorization")),
         log,
+        reroute: (request, path) => {
+          const canonical = canonicalPath?.(path);
+          const copy = canonical === undefined ? undefined : withPath(request, canonical);
+          if (!copy || !dispatch) return undefined;
+          rerouted.set(copy, request);
+          return dispatch(copy);
+        },
       }),
     )
     .get("/healthz", () => new Response(JSON.stringify({ status: "ok" }), { headers: { "Content-Type": "application/json" } }))
     .use(scim);
 
+  canonicalPath = caseInsensitiveRoutes(SCIM_BASE_PATH, app.routes.map((r) => r.path));
+  dispatch = (request) => app.handle(request);
   routes = app.routes.map((r) => ({
     method: r.method,
     pattern: new RegExp("^" + r.path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replace(/:[A-Za-z]+/g, "[^/]+") + "/?$"),

@@ -83,12 +83,16 @@ export function scimPlugin(opts: {
   /** Throws 401/429 unless the request is authenticated: unknown SCIM paths answer 404/405 only to a valid token. */
   authenticate: (request: Request) => Promise<void>;
   log: (line: string) => void;
+  /** The response of the same request at the route it names in another case (see routing.ts), or undefined. */
+  reroute?: (request: Request, path: string) => Promise<Response> | undefined;
 }) {
   return new Elysia({ name: "scim" }).onError({ as: "global" }, async ({ code, error, request }) => {
     if (error instanceof ScimError) return errorResponse(error);
     const path = new URL(request.url).pathname;
     switch (code) {
       case "NOT_FOUND": {
+        const rerouted = opts.reroute?.(request, path);
+        if (rerouted) return rerouted;
         if (path === opts.basePath || path.startsWith(opts.basePath + "/")) {
           try {
             await opts.authenticate(request);
