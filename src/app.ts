@@ -5,7 +5,7 @@
 import { Elysia } from "elysia";
 import { authenticate, authPlugin, FailureLimiter } from "./http/auth";
 import { discoveryController } from "./http/discovery";
-import { resourceController, searchParams } from "./http/resources";
+import { rawQuery, resourceController, searchParams } from "./http/resources";
 import { caseInsensitiveRoutes, withPath } from "./http/routing";
 import { readJsonBody, scimPlugin, scimResponse, type RouteShape } from "./http/scim-plugin";
 import { ScimError } from "./scim/errors";
@@ -65,6 +65,8 @@ export function createApp(o: AppOptions) {
     .use(discoveryController({ maxResults, maxPayloadBytes: maxBodyBytes, maxOperations: MAX_OPERATIONS }, baseUrl))
     .use(resourceController("User", deps))
     .use(resourceController("Group", deps))
+    // A query on the service root (RFC 7644 §3.4.2.1) covers every resource type, like POST /.search.
+    .get("/", async ({ request }) => scimResponse(200, await service.list(undefined, rawQuery(request), baseUrl(request))))
     .post(
       "/.search",
       async ({ request }) => scimResponse(200, await service.list(undefined, searchParams(await readJsonBody(request, maxBodyBytes)), baseUrl(request))),
@@ -100,7 +102,7 @@ export function createApp(o: AppOptions) {
   dispatch = (request) => app.handle(request);
   routes = app.routes.map((r) => ({
     method: r.method,
-    pattern: new RegExp("^" + r.path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replace(/:[A-Za-z]+/g, "[^/]+") + "/?$"),
+    pattern: new RegExp("^" + r.path.replace(/(.)\/$/, "$1").replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replace(/:[A-Za-z]+/g, "[^/]+") + "/?$"),
   }));
   return app;
 }

@@ -477,3 +477,42 @@ describe("invalidFilter details over HTTP are scimd's own words with a position"
     expect(r.body.detail).not.toMatch(/\((Word|Quoted|Bracket|EOT)\)|is not json|Unexpected token/);
   });
 });
+
+describe("a query on the service root (RFC 7644 §3.4.2.1): GET {base}?filter=… answers like POST /.search", () => {
+  let userId = "";
+  let groupId = "";
+  beforeAll(async () => {
+    const u = await s.req("POST", "/Users", userBody("root-query@example.com", { displayName: "Root Query Name", title: "root" }));
+    const g = await s.req("POST", "/Groups", groupBody("Root Query Name"));
+    if (u.status !== 201 || g.status !== 201) throw new Error(`setup failed: ${u.text} ${g.text}`);
+    userId = u.body.id;
+    groupId = g.body.id;
+  });
+
+  test.each(["", "/"])("GET {base}%s?filter= finds Users and Groups together", async (slash) => {
+    const filter = encodeURIComponent('displayName eq "root query name"');
+    const r = await s.req("GET", `${slash}?filter=${filter}&attributes=displayName`);
+    expect(r.status).toBe(200);
+    expect(r.body.schemas).toEqual([LIST]);
+    expect(r.body.totalResults).toBe(2);
+    expect(r.body.Resources.map((x: any) => [x.schemas[0], x.id, x.displayName]).sort()).toEqual([[GROUP, groupId, "Root Query Name"], [USER, userId, "Root Query Name"]].sort());
+    const post = await s.req("POST", "/.search", { schemas: [SEARCH_REQUEST], filter: 'displayName eq "root query name"', attributes: ["displayName"] });
+    expect(r.body).toEqual(post.body);
+  });
+
+  it("GET {base} without a query lists every resource of both types, paged", async () => {
+    const users = (await s.req("GET", "/Users?count=0")).body.totalResults as number;
+    const groups = (await s.req("GET", "/Groups?count=0")).body.totalResults as number;
+    const r = await s.req("GET", "");
+    expect(r.status).toBe(200);
+    expect(r.body.totalResults).toBe(users + groups);
+    expect(r.body.Resources).toHaveLength(MAX);
+  });
+
+  it("refuses an invalid root filter with 400 invalidFilter, and other methods on the root with 405", async () => {
+    expectScimError(await s.req("GET", `?filter=${encodeURIComponent("noSuchAttribute eq 1")}`), 400, "invalidFilter");
+    const post = await s.req("POST", "", {});
+    expectScimError(post, 405);
+    expect(post.body.detail).toContain("GET");
+  });
+});
