@@ -5,7 +5,8 @@
 import { Elysia, NotFoundError } from "elysia";
 import { authPlugin, FailureLimiter } from "./http/auth";
 import { discoveryController } from "./http/discovery";
-import { resourceController, searchParams } from "./http/resources";
+import { rawQuery, resourceController, searchParams } from "./http/resources";
+import { caseInsensitiveRoutes, withPath } from "./http/routing";
 import { readJsonBody, scimPlugin, scimResponse, type RouteShape } from "./http/scim-plugin";
 import { ScimError } from "./scim/errors";
 import { MAX_OPERATIONS } from "./scim/patch";
@@ -42,10 +43,6 @@ export function originOf(url: string): string {
   return slash < 0 ? url : url.slice(0, slash);
 }
 
-const noRoute = () => {
-  throw new NotFoundError();
-};
-
 export function createApp(o: AppOptions) {
   const log = o.log ?? ((line: string) => console.error(line));
   const maxResults = o.maxResults ?? DEFAULTS.maxResults;
@@ -54,15 +51,32 @@ export function createApp(o: AppOptions) {
   const configured = o.baseUrl?.replace(/\/+$/, "");
   const baseUrl = (request: Request) => configured ?? `${originOf(request.url)}${SCIM_BASE_PATH}`;
   const limiter = new FailureLimiter({ maxFailures: o.authFailuresPerMinute ?? DEFAULTS.authFailuresPerMinute, windowMs: 60_000 });
-  const addressOf = o.addressOf ?? (() => "local");
+  // A request dispatched again at its canonical path (endpoint names in any case) keeps its client address.
+  const rerouted = new WeakMap<Request, Request>();
+  const addressOf = (request: Request) => (o.addressOf ?? (() => "local"))(rerouted.get(request) ?? request);
   const deps = { service, baseUrl, maxBodyBytes };
 
   let routes: RouteShape[] = [];
+  // Both set once the app exists (below): the not-found handler dispatches a request again through it.
+  let canonicalPath: ((path: string) => string | undefined) | undefined;
+  let dispatch: ((request: Request) => Promise<Response>) | undefined;
+  // Any other path under the base is authenticated like a route first. Then an endpoint name written
+  // in another case (`/users`) is answered by its route (routing.ts), and anything else is told 404 or
+  // 405 by the error renderer, so a stranger cannot probe which endpoints exist.
+  const noRoute = ({ request }: { request: Request }) => {
+    const canonical = canonicalPath?.(new URL(request.url).pathname);
+    const copy = canonical === undefined ? undefined : withPath(request, canonical);
+    if (!copy || !dispatch) throw new NotFoundError();
+    rerouted.set(copy, request);
+    return dispatch(copy);
+  };
   const scim = new Elysia({ prefix: SCIM_BASE_PATH })
     .use(authPlugin(o.store, limiter, addressOf))
     .use(discoveryController({ maxResults, maxPayloadBytes: maxBodyBytes, maxOperations: MAX_OPERATIONS }, baseUrl))
     .use(resourceController("User", deps))
     .use(resourceController("Group", deps))
+    // A query on the service root (RFC 7644 §3.4.2.1) covers every resource type, like POST /.search.
+    .get("", async ({ request }) => scimResponse(200, await service.list(undefined, rawQuery(request), baseUrl(request))))
     .post(
       "/.search",
       async ({ request }) => scimResponse(200, await service.list(undefined, searchParams(await readJsonBody(request, maxBodyBytes)), baseUrl(request))),
@@ -74,8 +88,6 @@ export function createApp(o: AppOptions) {
     .all("/Me", () => {
       throw new ScimError(501, "/Me is not supported: tokens identify a provisioning client, not a user");
     })
-    // Any other path under the base is authenticated like a route before it is told 404 or 405 (by
-    // the error renderer), so a stranger cannot probe which endpoints exist.
     .all("", noRoute, { parse: "none" })
     .all("/*", noRoute, { parse: "none" });
 
@@ -89,9 +101,12 @@ export function createApp(o: AppOptions) {
     .get("/healthz", () => new Response(JSON.stringify({ status: "ok" }), { headers: { "Content-Type": "application/json" } }))
     .use(scim);
 
-  routes = app.routes.filter((r) => r.handler !== noRoute).map((r) => ({
+  const real = app.routes.filter((r) => r.handler !== noRoute);
+  canonicalPath = caseInsensitiveRoutes(SCIM_BASE_PATH, real.map((r) => r.path));
+  dispatch = (request) => app.handle(request);
+  routes = real.map((r) => ({
     method: r.method,
-    pattern: new RegExp("^" + r.path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replace(/:[A-Za-z]+/g, "[^/]+") + "/?$"),
+    pattern: new RegExp("^" + r.path.replace(/(.)\/$/, "$1").replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replace(/:[A-Za-z]+/g, "[^/]+") + "/?$"),
   }));
   return app;
 }

@@ -29,12 +29,29 @@ export const ListQuery = t.Object(
 );
 export const IdParams = t.Object({ id: t.String() });
 
-/** The query string decoded by URLSearchParams (`+` is a space, `%2B` a plus), last value wins. */
+/** The query parameters SCIM defines (RFC 7644 §3.4.2, §3.9), by lower-cased name; others are ignored. */
+const QUERY_NAMES = new Map(["filter", "sortBy", "sortOrder", "startIndex", "count", "cursor", "attributes", "excludedAttributes"].map((n) => [n.toLowerCase(), n]));
+const isAttributeList = (name: string) => name === "attributes" || name === "excludedAttributes";
+
+/**
+ * The SCIM query parameters of a request, decoded by URLSearchParams (`+` is a space, `%2B` a plus).
+ * Names are matched case-insensitively, as the same names are in a SearchRequest body. A repeated
+ * `attributes` or `excludedAttributes` (`?attributes=userName&attributes=emails`) joins its values
+ * as one comma-separated list; any other parameter given twice is 400 invalidValue, since keeping
+ * either value would silently answer a different query than the one sent.
+ */
 export function rawQuery(request: Request): Record<string, string> {
   const out: Record<string, string> = {};
   const q = request.url.indexOf("?");
   if (q < 0) return out;
-  for (const [k, v] of new URLSearchParams(request.url.slice(q + 1))) out[k] = v;
+  for (const [key, value] of new URLSearchParams(request.url.slice(q + 1))) {
+    const name = QUERY_NAMES.get(key.toLowerCase());
+    if (name === undefined) continue;
+    const seen = out[name];
+    if (seen === undefined) out[name] = value;
+    else if (isAttributeList(name)) out[name] = seen.trim() === "" ? value : value.trim() === "" ? seen : `${seen},${value}`;
+    else throw invalidValue(`the query parameter '${name}' is given more than once; send it once`);
+  }
   return out;
 }
 
@@ -51,8 +68,9 @@ function readOptions(q: Record<string, string>): ReadOptions {
 export function searchParams(body: unknown): ListParams {
   const b = body && typeof body === "object" && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
   const get = (name: string) => {
-    const k = Object.keys(b).find((x) => x.toLowerCase() === name.toLowerCase());
-    return k === undefined ? undefined : b[k];
+    const keys = Object.keys(b).filter((x) => x.toLowerCase() === name.toLowerCase());
+    if (keys.length > 1) throw invalidValue(`the SearchRequest names '${name}' more than once (${keys.map((k) => `'${k}'`).join(", ")}); send it once`);
+    return keys.length ? b[keys[0]!] : undefined;
   };
   const list = (v: unknown, name: string): string | undefined => {
     if (v === undefined || v === null) return undefined;

@@ -3,15 +3,16 @@
  * schema into a storage-neutral tree whose comparison values are already normalised the way stored
  * values are (see `compareKey`). Stores compile the resolved tree; `match.ts` evaluates it in memory.
  */
-import { parseFilter, tokenizer, Tokens } from "scim2-parse-filter/lib/src/parser";
+import { parseFilter, Tokens } from "scim2-parse-filter/lib/src/parser";
 import type { Filter } from "scim2-parse-filter";
 import { findAttr, fold, resolveAttrPath } from "./attributes";
 import { invalidFilter } from "./errors";
+import { positionOfToken, scanFilter, type FilterOptions, type Token } from "./filter-syntax";
 import type { AttributeDef, ResourceTypeDef } from "./schema";
 import { isUserNameAttr, userNameKey } from "./username";
 
+export { MAX_FILTER_DEPTH, type FilterOptions } from "./filter-syntax";
 export const MAX_FILTER_LENGTH = 4096;
-export const MAX_FILTER_DEPTH = 32;
 
 export type CompareOp = "eq" | "ne" | "co" | "sw" | "ew" | "gt" | "ge" | "lt" | "le";
 export type CompareValue = string | number | boolean | null;
@@ -125,42 +126,22 @@ function checkFilterable(t: Target): void {
 /**
  * scim2-parse-filter turns `emails[type eq "work"].value eq "x"` into a loose AND that matches across
  * elements. Rewrite the token stream to `emails[(type eq "work") and value eq "x"]` before parsing, so
- * the condition holds within one element.
+ * the condition holds within one element. (`scanFilter` has checked the grammar around '].'.)
  */
-type Token = { literal: string; type: string };
-
-/**
- * scim2-parse-filter's tokenizer doubles every backslash not followed by a quote before JSON-parsing a
- * quoted literal, which breaks JSON escapes (`"line\nbreak"`, `"ends\\"`). Undo it, so that a
- * literal is a JSON string as RFC 7644 §3.4.2.2 says.
- */
-function restoreJsonEscapes(literal: string): string {
-  let out = "";
-  for (let i = 0; i < literal.length; i++) {
-    const c = literal[i]!;
-    out += c;
-    if (c === "\\" && literal[i + 1] === "\\") i++;
-  }
-  return out;
-}
-
 function rewriteValuePathSubAttr(tokens: Token[]): Token[] {
   const out: Token[] = [];
   for (let i = 0; i < tokens.length; i++) {
     const t = tokens[i]!;
-    if (t.type === "Quoted") t.literal = restoreJsonEscapes(t.literal);
     if (t.type === "Bracket" && t.literal === "].") {
+      // The scanner has checked that a '[' is open and that 'sub-attribute operator [value]' follows.
       let open = out.length - 1;
-      while (open >= 0 && !(out[open]!.type === "Bracket" && out[open]!.literal === "[")) open--;
-      if (open < 0) throw invalidFilter("']' without a matching '['");
+      while (!(out[open]!.type === "Bracket" && out[open]!.literal === "[")) open--;
       const inner = out.splice(open + 1);
-      const sub = tokens[i + 1];
-      const op = tokens[i + 2];
-      if (!sub || sub.type !== "Word" || !op || op.type !== "Word") throw invalidFilter("expected 'attribute operator value' after '].'");
+      const sub = tokens[i + 1]!;
+      const op = tokens[i + 2]!;
       const isPresent = op.literal.toLowerCase() === "pr";
       const value = isPresent ? [] : [tokens[i + 3]!];
-      if (!isPresent && (!value[0] || value[0].type === "EOT")) throw invalidFilter(`missing value after '${op.literal}'`);
-      out.push({ literal: "(", type: "Bracket" }, ...inner, { literal: ")", type: "Bracket" }, { literal: "and", type: "Word" }, sub, op, ...value, { literal: "]", type: "Bracket" });
+      out.push({ literal: "(", type: "Bracket", at: t.at }, ...inner, { literal: ")", type: "Bracket", at: t.at }, { literal: "and", type: "Word", at: t.at }, sub, op, ...value, { literal: "]", type: "Bracket", at: t.at });
       i += isPresent ? 2 : 3;
       continue;
     }
@@ -190,43 +171,31 @@ function parseSimple(text: string): Filter | undefined {
   return { op: m[2]!.toLowerCase() as CompareOp, attrPath: m[1]!, compValue } as Filter;
 }
 
-/** Parses filter text into scim2-parse-filter's AST, with limits; every failure is 400 invalidFilter. */
-export function parseFilterText(text: string): Filter {
+/**
+ * Parses filter text into scim2-parse-filter's AST, with limits; every failure is 400 invalidFilter
+ * in scimd's words. `scanFilter` checks the grammar and reports where it breaks; the library's parser
+ * then builds the tree from the checked tokens.
+ */
+export function parseFilterText(text: string, opts: FilterOptions = {}): Filter {
   if (text.length > MAX_FILTER_LENGTH) throw invalidFilter(`filter is longer than ${MAX_FILTER_LENGTH} characters`);
   if (text.trim() === "") throw invalidFilter("filter is empty");
   const simple = parseSimple(text);
   if (simple) return simple;
-  let depth = 0;
-  let maxDepth = 0;
-  let inQuote = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (inQuote) {
-      if (c === "\\") i++;
-      else if (c === '"') inQuote = false;
-    } else if (c === '"') inQuote = true;
-    else if (c === "(" || c === "[") maxDepth = Math.max(maxDepth, ++depth);
-    else if (c === ")" || c === "]") depth--;
-  }
-  const notCount = (text.replace(/"(?:[^"\\]|\\.)*"/g, '""').match(/\bnot\b/gi) ?? []).length;
-  if (maxDepth + notCount > MAX_FILTER_DEPTH) throw invalidFilter(`filter nests deeper than ${MAX_FILTER_DEPTH} levels`);
+  const tokens = rewriteValuePathSubAttr(scanFilter(text, opts));
+  const list = new Tokens(tokens as never);
   try {
-    const tokens = rewriteValuePathSubAttr(tokenizer(text) as Token[]);
-    const list = new Tokens(tokens as never);
     const ast = parseFilter(list) as Filter;
-    const rest = list.peek();
-    if (rest.type !== "EOT") throw new Error(`unexpected '${rest.literal}'`);
+    if (list.peek().type !== "EOT") throw new Error("tokens left over");
     return ast;
-  } catch (e) {
-    if (e instanceof Error && e.name === "ScimError") throw e;
-    const msg = e instanceof Error ? e.message : String(e);
-    throw invalidFilter(`filter is not valid RFC 7644 §3.4.2.2 syntax: ${msg}`);
+  } catch {
+    // The scanner accepts only what the parser does; should they ever disagree, say where, in our words.
+    throw invalidFilter(`filter is not valid RFC 7644 §3.4.2.2 syntax ${positionOfToken(text, tokens, (list as unknown as { i: number }).i)}`);
   }
 }
 
 /** Parses and resolves a filter for a resource type. */
-export function resolveFilter(rt: ResourceTypeDef, text: string): ResolvedFilter {
-  return resolveNode(rt, parseFilterText(text));
+export function resolveFilter(rt: ResourceTypeDef, text: string, opts: FilterOptions = {}): ResolvedFilter {
+  return resolveNode(rt, parseFilterText(text, opts));
 }
 
 function resolveTop(rt: ResourceTypeDef, path: string): Target {
@@ -320,8 +289,8 @@ export function resolveElementFilter(parent: AttributeDef, f: Filter): ResolvedF
 }
 
 /** Parses `text` as a filter over the sub-attributes of `parent` (PATCH value paths). */
-export function resolveElementFilterText(parent: AttributeDef, text: string): ResolvedFilter {
-  return resolveElementFilter(parent, parseFilterText(text));
+export function resolveElementFilterText(parent: AttributeDef, text: string, opts: FilterOptions = {}): ResolvedFilter {
+  return resolveElementFilter(parent, parseFilterText(text, opts));
 }
 
 /**

@@ -44,7 +44,7 @@ const LIST_HEAD = `{"schemas":${JSON.stringify([LIST_RESPONSE_SCHEMA])},`;
 
 const isDefault = (p: Projection) => p.include === undefined && !p.exclude?.length;
 /** The projection leaves out exactly one whole core attribute (`excludedAttributes=members`) and nothing else. */
-const onlyExcludes = (p: Projection, name: string) => p.include === undefined && !!p.exclude?.length && p.exclude.every((r) => r.extension === null && !r.sub && r.attr.name === name);
+const onlyExcludes = (p: Projection, name: string) => p.include === undefined && !!p.exclude?.length && p.exclude.every((r) => r.extension === null && !r.sub && !r.filter && r.attr.name === name);
 
 type Writer = (current: StoredResource, precondition?: (current: StoredResource) => void) => Promise<StoredResource>;
 
@@ -121,8 +121,9 @@ export class ScimService {
   ) {}
 
   private readProjection(types: ResourceTypeDef[], r: ReadOptions): (rt: ResourceTypeDef) => Projection {
-    const include = parseAttributeList(types, r.attributes, "attributes");
-    const exclude = parseAttributeList(types, r.excludedAttributes, "excludedAttributes");
+    const filters = { unquotedValues: !this.opts.strict };
+    const include = parseAttributeList(types, r.attributes, "attributes", filters);
+    const exclude = parseAttributeList(types, r.excludedAttributes, "excludedAttributes", filters);
     return (rt) => projectionFor(rt, include, exclude);
   }
 
@@ -338,7 +339,7 @@ export class ScimService {
       let filter: ResolvedFilter | undefined;
       if (hasFilter) {
         try {
-          filter = resolveFilter(rt, params.filter as string);
+          filter = resolveFilter(rt, params.filter as string, { unquotedValues: !this.opts.strict });
         } catch (e) {
           // At the root (/.search) a filter naming an attribute one type lacks matches nothing of that type.
           if (!(e instanceof ScimError) || types.length === 1) throw e;

@@ -193,6 +193,22 @@ describe("first run, provisioning, tokens and restart", () => {
     expect(after.body.members.map((m: { value: string }) => m.value)).toEqual([bobId]);
   });
 
+  it("reads queries as the source does: endpoint names in any case, repeated attributes, unquoted values, the root query", async () => {
+    const list = await api(server, token, "GET", "/users?attributes=userName&attributes=emails");
+    expect(list.status).toBe(200);
+    expect(list.body.Resources.map((u: { id: string }) => u.id).sort()).toEqual([aliceId, bobId].sort());
+    expect(Object.keys(list.body.Resources[0]).sort()).toEqual(["emails", "id", "schemas", "userName"]);
+    expect((await api(server, token, "GET", `/users/${aliceId}`)).body.id).toBe(aliceId);
+    expect((await api(server, token, "GET", `/users/${aliceId.toUpperCase()}`)).status).toBe(404);
+    const search = await api(server, token, "POST", "/USERS/.search", { filter: "userName sw alice", attributes: ['emails[type eq "work"].value'] });
+    expect(search.status).toBe(200);
+    expect(search.body.Resources).toEqual([{ schemas: expect.any(Array), id: aliceId, emails: [{ value: "alice@example.com" }] }]);
+    const root = await api(server, token, "GET", `?filter=${encodeURIComponent('displayName eq "Engineering"')}`);
+    expect(root.body.Resources.map((r: { id: string }) => r.id)).toEqual([groupId]);
+    const bad = await api(server, token, "GET", `/Users?filter=${encodeURIComponent('userName eqq "x"')}`);
+    expect([bad.status, bad.body.detail]).toEqual([400, "unknown operator 'eqq' at position 10: expected eq, ne, co, sw, ew, gt, ge, lt, le or pr after 'userName'"]);
+  });
+
   it("deletes a User with 204, after which it is 404 and gone from its groups (RFC 7644 §3.6)", async () => {
     const del = await api(server, token, "DELETE", `/Users/${bobId}`);
     expect(del.status).toBe(204);

@@ -330,3 +330,189 @@ describe("query-string encoding of filter (RFC 3986, application/x-www-form-urle
     expect(r.body.Resources[0].userName).toBe(expected);
   });
 });
+
+describe("repeated and differently-cased query parameters (RFC 7644 §3.4.2, §3.9)", () => {
+  const alice = () => ids.get("alice@example.com")!;
+
+  it("joins repeated attributes values as one comma-separated list (?attributes=userName&attributes=emails)", async () => {
+    const r = await s.req("GET", `/Users/${alice()}?attributes=userName&attributes=emails`);
+    expect(r.status).toBe(200);
+    expect(Object.keys(r.body).sort()).toEqual(["emails", "id", "schemas", "userName"]);
+    expect(r.body.emails).toHaveLength(2);
+    const list = await find(`userName eq "alice@example.com"`, "&attributes=userName&attributes=name.familyName");
+    expect(list.body.Resources).toEqual([{ schemas: expect.any(Array), id: alice(), userName: "alice@example.com", name: { familyName: "Anderson" } }]);
+  });
+
+  it("joins repeated excludedAttributes values the same way", async () => {
+    const r = await s.req("GET", `/Users/${alice()}?excludedAttributes=emails&excludedAttributes=name&excludedAttributes=`);
+    expect(r.status).toBe(200);
+    expect(r.body.emails).toBeUndefined();
+    expect(r.body.name).toBeUndefined();
+    expect(r.body.userName).toBe("alice@example.com");
+  });
+
+  test.each([
+    ["filter", `filter=${encodeURIComponent('userName eq "a"')}&filter=${encodeURIComponent("userName pr")}`],
+    ["sortBy", "sortBy=userName&sortBy=title"],
+    ["sortOrder", "sortOrder=ascending&sortOrder=descending"],
+    ["startIndex", "startIndex=1&startIndex=3"],
+    ["count", "count=1&count=2"],
+    ["cursor", "cursor=&cursor=abc"],
+    ["filter", `filter=${encodeURIComponent("userName pr")}&Filter=${encodeURIComponent("title pr")}`],
+    ["count", "count=1&COUNT=1"],
+  ])("refuses a repeated %s with 400 invalidValue naming it, instead of keeping one of the values", async (name, query) => {
+    const r = await s.req("GET", `/Users?${query}`);
+    expectScimError(r, 400, "invalidValue");
+    expect(r.body.detail).toContain(`'${name}'`);
+  });
+
+  it("reads the parameter names in any case, as in a SearchRequest body", async () => {
+    const r = await s.req("GET", `/Users?FILTER=${encodeURIComponent('userName eq "bob@example.com"')}&Attributes=userName`);
+    expect(r.status).toBe(200);
+    expect(r.body.totalResults).toBe(1);
+    expect(r.body.Resources).toEqual([{ schemas: expect.any(Array), id: ids.get("bob@example.com"), userName: "bob@example.com" }]);
+    const page = await find(byTag, "&SortBy=userName&sortorder=DESCENDING&STARTINDEX=2&Count=2");
+    expect(userNames(page)).toEqual(["grace@example.com", "frank@example.com"]);
+  });
+
+  it("refuses a SearchRequest that names one parameter twice in different case with 400 invalidValue", async () => {
+    const r = await s.req("POST", "/Users/.search", { schemas: [SEARCH_REQUEST], filter: "userName pr", Filter: "title pr" });
+    expectScimError(r, 400, "invalidValue");
+    expect(r.body.detail).toContain("filter");
+  });
+});
+
+describe("attributes with a value filter (attributes=emails[type eq \"work\"], as Microsoft's SCIM test collection sends)", () => {
+  const work = (p: string) => people.find((x) => x.userName === p)!.workEmail;
+  const q = (v: string) => encodeURIComponent(v);
+
+  it("answers GET by id with the attribute narrowed to the matching elements", async () => {
+    const id = ids.get("carol@example.com")!;
+    const whole = await s.req("GET", `/Users/${id}?attributes=${q('emails[type eq "work"]')}`);
+    expect(whole.status).toBe(200);
+    expect(whole.body.emails).toEqual([{ value: work("carol@example.com"), type: "work", primary: true }]);
+    expect(whole.body.userName).toBeUndefined();
+    const value = await s.req("GET", `/Users/${id}?attributes=${q('emails[type eq "work"].value')},userName`);
+    expect(value.body.emails).toEqual([{ value: work("carol@example.com") }]);
+    expect(value.body.userName).toBe("carol@example.com");
+  });
+
+  it("narrows every resource of a list, and of a .search whose attributes are an array", async () => {
+    const list = await find(`${ENTERPRISE}:department eq "Legal"`, `&sortBy=userName&attributes=${q('emails[type eq "work"].value')}`);
+    expect(list.status).toBe(200);
+    expect(list.body.Resources.map((r: any) => r.emails)).toEqual([[{ value: work("dave@example.com") }], [{ value: work("grace@example.com") }]]);
+    const search = await s.req("POST", "/Users/.search", {
+      schemas: [SEARCH_REQUEST],
+      filter: `${ENTERPRISE}:department eq "Legal"`,
+      sortBy: "userName",
+      attributes: ["userName", 'emails[type eq "home" or value co ","].value'],
+    });
+    expect(search.status).toBe(200);
+    expect(search.body.Resources).toEqual([
+      { schemas: expect.any(Array), id: ids.get("dave@example.com"), userName: "dave@example.com", emails: [{ value: "dave.home@home.example" }] },
+      { schemas: expect.any(Array), id: ids.get("grace@example.com"), userName: "grace@example.com", emails: [{ value: "grace.home@home.example" }] },
+    ]);
+  });
+
+  it("leaves the matching elements out with excludedAttributes", async () => {
+    const r = await s.req("GET", `/Users/${ids.get("erin@example.com")}?excludedAttributes=${q('emails[type eq "home"]')}`);
+    expect(r.status).toBe(200);
+    expect(r.body.emails).toEqual([{ value: work("erin@example.com"), type: "work", primary: true }]);
+    expect(r.body.userName).toBe("erin@example.com");
+  });
+
+  test.each([
+    ["GET by id", () => `/Users/${ids.get("alice@example.com")}?attributes=${q('emails[type eqq "work"]')}`],
+    ["a list", () => `/Users?attributes=${q('emails[type eq "work"')}`],
+    ["a list's excludedAttributes", () => `/Users?excludedAttributes=${q("emails[type eq]")}`],
+  ])("refuses an invalid filter inside attributes on %s with 400 invalidFilter", async (_c, path) => {
+    const r = await s.req("GET", path());
+    expectScimError(r, 400, "invalidFilter");
+    expect(r.body.detail).toMatch(/at position \d+/);
+  });
+});
+
+describe("unquoted values in filters (a named leniency; --strict refuses it)", () => {
+  test.each([
+    ["userName sw bo", ["bob@example.com"]],
+    ["name.familyName eq Brown", ["bob@example.com"]],
+    [`${byTag} and meta.created gt 2015-10-10T14:38:21.8617979-07:00 and ${ENTERPRISE}:department eq Legal`, ["dave@example.com", "grace@example.com"]],
+    ["emails[type eq work].value eq heidi.work@corp.example", ["heidi@example.com"]],
+  ])("reads the bare value in %s as a string", async (filter, expected) => {
+    const r = await find(filter, "&sortBy=userName");
+    expect(r.status).toBe(200);
+    expect(userNames(r)).toEqual(expected);
+  });
+
+  it("keeps true, false, null and numbers as literals: userName eq true is a comparison with the boolean", async () => {
+    const r = await find("userName eq true");
+    expect(r.status).toBe(200);
+    expect(r.body.totalResults).toBe(0);
+  });
+
+  it("is refused with 400 invalidFilter by a --strict server, which asks for quotes", async () => {
+    const strict = await startServer({ strict: true });
+    try {
+      const r = await strict.req("GET", `/Users?filter=${encodeURIComponent("userName sw O")}`);
+      expectScimError(r, 400, "invalidFilter");
+      expect(r.body.detail).toBe(`expected a quoted value after 'sw' at position 13, found 'O': write strings in double quotes, as in "O"`);
+      expect((await strict.req("GET", `/Users?filter=${encodeURIComponent('userName sw "O"')}`)).status).toBe(200);
+    } finally {
+      await strict.close();
+    }
+  });
+});
+
+describe("invalidFilter details over HTTP are scimd's own words with a position", () => {
+  test.each([
+    ['userName eq "a" "b"', "at position 17"],
+    ["userName eq and", "after 'eq' at position 13, found the keyword 'and'"],
+    ['userName eqq "x"', "unknown operator 'eqq' at position 10"],
+    ['(userName eq "x"', "unclosed '(' at position 1"],
+    ['emails[type eq "work"', "unclosed '[' at position 7"],
+  ])("%s", async (filter, detail) => {
+    const r = await find(filter);
+    expectScimError(r, 400, "invalidFilter");
+    expect(r.body.detail).toContain(detail);
+    expect(r.body.detail).not.toMatch(/\((Word|Quoted|Bracket|EOT)\)|is not json|Unexpected token/);
+  });
+});
+
+describe("a query on the service root (RFC 7644 §3.4.2.1): GET {base}?filter=… answers like POST /.search", () => {
+  let userId = "";
+  let groupId = "";
+  beforeAll(async () => {
+    const u = await s.req("POST", "/Users", userBody("root-query@example.com", { displayName: "Root Query Name", title: "root" }));
+    const g = await s.req("POST", "/Groups", groupBody("Root Query Name"));
+    if (u.status !== 201 || g.status !== 201) throw new Error(`setup failed: ${u.text} ${g.text}`);
+    userId = u.body.id;
+    groupId = g.body.id;
+  });
+
+  test.each(["", "/"])("GET {base}%s?filter= finds Users and Groups together", async (slash) => {
+    const filter = encodeURIComponent('displayName eq "root query name"');
+    const r = await s.req("GET", `${slash}?filter=${filter}&attributes=displayName`);
+    expect(r.status).toBe(200);
+    expect(r.body.schemas).toEqual([LIST]);
+    expect(r.body.totalResults).toBe(2);
+    expect(r.body.Resources.map((x: any) => [x.schemas[0], x.id, x.displayName]).sort()).toEqual([[GROUP, groupId, "Root Query Name"], [USER, userId, "Root Query Name"]].sort());
+    const post = await s.req("POST", "/.search", { schemas: [SEARCH_REQUEST], filter: 'displayName eq "root query name"', attributes: ["displayName"] });
+    expect(r.body).toEqual(post.body);
+  });
+
+  it("GET {base} without a query lists every resource of both types, paged", async () => {
+    const users = (await s.req("GET", "/Users?count=0")).body.totalResults as number;
+    const groups = (await s.req("GET", "/Groups?count=0")).body.totalResults as number;
+    const r = await s.req("GET", "");
+    expect(r.status).toBe(200);
+    expect(r.body.totalResults).toBe(users + groups);
+    expect(r.body.Resources).toHaveLength(MAX);
+  });
+
+  it("refuses an invalid root filter with 400 invalidFilter, and other methods on the root with 405", async () => {
+    expectScimError(await s.req("GET", `?filter=${encodeURIComponent("noSuchAttribute eq 1")}`), 400, "invalidFilter");
+    const post = await s.req("POST", "", {});
+    expectScimError(post, 405);
+    expect(post.body.detail).toContain("GET");
+  });
+});

@@ -3,6 +3,7 @@
  * resolved tree is rendered to a compact string so that each case is one line of a table.
  */
 import { describe, expect, it, test } from "bun:test";
+import fc from "fast-check";
 import { ScimError } from "../../src/scim/errors";
 import { MAX_FILTER_DEPTH, MAX_FILTER_LENGTH, parseFilterText, resolveFilter, type ResolvedFilter, type Target } from "../../src/scim/filter";
 import { ENTERPRISE_USER_SCHEMA, GROUP_RESOURCE, USER_RESOURCE, type ResourceTypeDef } from "../../src/scim/schema";
@@ -408,5 +409,177 @@ describe("the fast path for one-comparison filters gives the general parser's tr
   test.each(['manager.$ref eq "x"', 'members.$ref eq "x"', 'user$Name eq "x"', 'not eq "x"'])("answers %s exactly as the general parser does (refused)", (text) => {
     expect(() => parseFast(text)).toThrow();
     expect(() => parseFast(`(${text})`)).toThrow();
+  });
+});
+
+describe("unquoted comparison values: a named leniency, refused under --strict (RFC 7644 §3.4.2.2 values are JSON)", () => {
+  const lenient = { unquotedValues: true };
+  const resolveLenient = (text: string) => shape(resolveFilter(USER_RESOURCE, text, lenient));
+
+  test.each([
+    ["userName sw O", 'sw(userName,"o")'],
+    ["name.familyName eq Employee", 'eq(name.familyName,"employee")'],
+    ["meta.created gt 2015-10-10T14:38:21.8617979-07:00", 'gt(meta.created,"2015-10-10T21:38:21.861Z")'],
+    ["userName eq bjensen@example.com", 'eq(userName,"bjensen@example.com")'],
+    ["userName eq O'Brien", `eq(userName,"o'brien")`],
+    ["externalId eq 00123", 'eq(externalId,"00123")'],
+    ["active eq True", "eq(active,true)"],
+    ["emails[type eq work].value eq a@b.example", 'any(emails:and(eq(.type,"work"),eq(.value,"a@b.example")))'],
+    ["(userName sw O) and not (title eq Boss)", 'and(sw(userName,"o"),not(eq(title,"boss")))'],
+    ["userName eq Müller", 'eq(userName,"müller")'],
+  ])("reads the bare value in %s as a string (a dateTime where the attribute is one)", (text, expected) => {
+    expect(resolveLenient(text)).toBe(expected);
+  });
+
+  test.each([
+    ["userName sw O", 'userName sw "O"'],
+    ["name.familyName eq Employee", 'name.familyName eq "Employee"'],
+    ["externalId eq 00u1ab2C3d", 'externalId eq "00u1ab2C3d"'],
+  ])("gives %s the tree of the quoted filter %s, which takes the fast path", (bare, quoted) => {
+    expect(parseFilterText(bare, lenient)).toEqual(parseFilterText(quoted));
+  });
+
+  test.each([
+    ["userName eq true", true],
+    ["userName eq false", false],
+    ["title eq null", null],
+    ["title eq 42", 42],
+    ["title eq -1.5e3", -1500],
+  ])("keeps JSON's literals as literals: %s", (text, value) => {
+    expect(parseFilterText(text, lenient)).toEqual({ op: "eq", attrPath: text.split(" ")[0]!, compValue: value } as never);
+    expect(parseFilterText(`(${text})`, lenient)).toEqual(parseFilterText(text));
+  });
+
+  test.each(["userName eq and", "userName eq OR", "userName eq not", "userName eq pr", "userName eq Eq", "title pr and userName eq and title pr"])(
+    "refuses a keyword where the value belongs, even leniently: %s",
+    (text) => {
+      let e: ScimError | undefined;
+      try {
+        resolveFilter(USER_RESOURCE, text, lenient);
+      } catch (x) {
+        e = x as ScimError;
+      }
+      expect(e?.scimType).toBe("invalidFilter");
+      expect(e?.detail).toMatch(/keyword '\w+'/);
+    },
+  );
+
+  test.each(["userName sw O", "name.familyName eq Employee", "meta.created gt 2015-10-10T14:38:21.8617979-07:00", "emails[type eq work]", "active eq True"])(
+    "refuses %s without the leniency (--strict) with 400 invalidFilter asking for quotes",
+    (text) => {
+      expect(expectInvalidFilter(USER_RESOURCE, text).detail).toMatch(/expected a quoted value after '\w+' at position \d+/);
+    },
+  );
+
+  it("refuses a value in single quotes in either mode, saying that strings take double quotes", () => {
+    expect(expectInvalidFilter(USER_RESOURCE, "userName eq 'bob'").detail).toContain("double quotes");
+    expect(() => resolveFilter(USER_RESOURCE, "userName eq 'bob'", lenient)).toThrow(/double quotes/);
+  });
+});
+
+describe("invalidFilter details are scimd's own words and say where the problem is", () => {
+  /** Text only scim2-parse-filter (or a JavaScript runtime) would write. */
+  const LIBRARY_TEXT = /\((Word|Quoted|Bracket|Number|EOT)\)|is not json|Unexpected token|unexpected token|valFilter|un supported|\bat \S+ \(|Error:|undefined|\[object /;
+
+  test.each([
+    ["userName eq", "expected a value after 'eq' at position 12 (the end of the filter)"],
+    ['userName eqq "x"', "unknown operator 'eqq' at position 10"],
+    ['(userName eq "x"', "unclosed '(' at position 1"],
+    ['emails[type eq "work"', "unclosed '[' at position 7"],
+    ['userName eq "x', "unterminated string at position 13"],
+    ["userName eq bob", "expected a quoted value after 'eq' at position 13"],
+    ['emails[type eq "work")', "')' at position 22 does not close the '[' at position 7"],
+    ['userName eq "a")', "')' at position 16 has no matching '('"],
+    ['userName = "x"', "after 'userName' at position 10, found '='"],
+    ['emails[value[type eq "x"]]', "value filters cannot be nested: the '[' at position 13 is inside the '[' at position 7"],
+    ['title eq "ü" and ñ eq "x"', "at position 18, found 'ñ'"],
+  ])("%s: %s", (text, detail) => {
+    expect(expectInvalidFilter(USER_RESOURCE, text).detail).toContain(detail);
+  });
+
+  test.each([
+    "userName eq",
+    'userName zz "x"',
+    'userName "x"',
+    '(userName eq "x"',
+    '((userName eq "x")',
+    'userName eq "x")',
+    'userName eq "x',
+    "userName eq bare",
+    "userName sw O",
+    "userName eq 'a'",
+    'userName eq "bad \\x escape"',
+    'userName eq "raw\ncontrol"',
+    'userName eq "a" "b"',
+    'userName eq "a" userName eq "b"',
+    'userName eq "a" and',
+    'userName eq "a" or or title pr',
+    "and userName pr",
+    "title pr not title pr",
+    "not",
+    "not not",
+    "()",
+    "[]",
+    "]",
+    "].",
+    ")))",
+    '"userName" eq "x"',
+    'emails[type eq "work"',
+    'emails type eq "work"]',
+    'emails[type eq "work"]]',
+    'emails[type eq "work")',
+    'emails[type eq "work"].',
+    'emails[type eq "work"].value',
+    'emails[type eq "work"].value eq',
+    'emails[type eq "work"].value[type eq "x"]',
+    'emails[value[type eq "x"]]',
+    'emails[type eq "work"] [',
+    'userName pr "x"',
+    "userName pr pr",
+    "userName eq and",
+    "user$Name eq 1",
+    "manager.$ref eq 1",
+    'userName eq "a" ; drop table users',
+    'userName eq "a" && title pr',
+    'userName == "x"',
+    "userName eq {}",
+    "-1 eq 1",
+    "(".repeat(MAX_FILTER_DEPTH + 1) + "title pr" + ")".repeat(MAX_FILTER_DEPTH + 1),
+    "not (".repeat(MAX_FILTER_DEPTH) + "title pr" + ")".repeat(MAX_FILTER_DEPTH),
+  ])("refuses %j in scimd's words with a position, in strict and lenient reading alike", (text) => {
+    for (const opts of [{}, { unquotedValues: true }]) {
+      let thrown: unknown;
+      try {
+        resolveFilter(USER_RESOURCE, text, opts);
+      } catch (e) {
+        thrown = e;
+      }
+      if (thrown === undefined) continue; // "userName sw O", "userName eq bare" and "userName eq {}" are fine leniently
+      expect(thrown).toBeInstanceOf(ScimError);
+      const e = thrown as ScimError;
+      expect(e.scimType).toBe("invalidFilter");
+      expect(e.detail).not.toMatch(LIBRARY_TEXT);
+      expect(e.detail).toMatch(/at position \d+/);
+    }
+  });
+
+  it("answers arbitrary text with a result or a positioned invalidFilter in scimd's words, never anything else", () => {
+    const pieces = ["userName", "emails", "type", "value", "eq", "pr", "and", "or", "not", "(", ")", "[", "]", "].", '"x"', '"', "\\", "true", "42", "O", " ", " ", "'", "=", "ñ", "\n"];
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom(...pieces), { minLength: 1, maxLength: 12 }), fc.boolean(), (parts, unquotedValues) => {
+        const text = parts.join("");
+        try {
+          resolveFilter(USER_RESOURCE, text, { unquotedValues });
+        } catch (e) {
+          expect(e).toBeInstanceOf(ScimError);
+          const detail = (e as ScimError).detail;
+          expect((e as ScimError).scimType).toBe("invalidFilter");
+          expect(detail).not.toMatch(LIBRARY_TEXT);
+          // Resolution errors name the attribute or the rule; syntax errors name a position.
+          if (!/attribute|sub-attribute|compare|cannot be used|not defined|is (boolean|numeric|a dateTime|complex)|filter is empty/.test(detail)) expect(detail).toMatch(/at position \d+/);
+        }
+      }),
+      { seed: 9, numRuns: 3000 },
+    );
   });
 });

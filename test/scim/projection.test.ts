@@ -240,3 +240,91 @@ describe("wants: whether a response needs members or groups loaded", () => {
     expect(asksForAttributes(projection(USER_RESOURCE, attributes, excluded))).toBe(expected);
   });
 });
+
+describe("value filters in attributes and excludedAttributes (Microsoft's SCIM test collection; RFC 7644 §3.5.2 valuePath syntax)", () => {
+  function threeEmails(): Resource {
+    const u = fullUser();
+    u.emails = [
+      { value: "ada@work.example", type: "work", primary: true },
+      { value: "ada@home.example", type: "home" },
+      { value: "lovelace@work.example", type: "Work" },
+    ];
+    return u;
+  }
+
+  test.each([
+    ['emails[type eq "work"]', { emails: [{ value: "ada@work.example", type: "work", primary: true }, { value: "lovelace@work.example", type: "Work" }] }],
+    ['emails[type eq "work"].value', { emails: [{ value: "ada@work.example" }, { value: "lovelace@work.example" }] }],
+    ['emails[type eq "work" and primary eq true].value', { emails: [{ value: "ada@work.example" }] }],
+    ['emails[type eq "home"].value,emails[primary eq true].type', { emails: [{ type: "work" }, { value: "ada@home.example" }] }],
+    ['emails[type eq "home"],emails.type', { emails: [{ type: "work" }, { value: "ada@home.example", type: "home" }, { type: "Work" }] }],
+    ['emails,emails[type eq "home"]', { emails: threeEmails().emails }],
+    ['userName,EMAILS[TYPE EQ "home"].VALUE', { userName: "ada", emails: [{ value: "ada@home.example" }] }],
+    ['emails[value co ","],userName', { userName: "ada" }],
+    ['emails[type eq "other"]', {}],
+    ['groups[display eq "engineers"].value', { groups: [{ value: "g1" }] }],
+  ])("attributes=%s answers the attribute narrowed to the elements the filter matches", (attributes, expected) => {
+    expect(project(threeEmails(), projection(USER_RESOURCE, attributes))).toEqual({ schemas: [USER, ENT], id: "u1", ...expected } as Resource);
+  });
+
+  it("reads an unquoted value in the filter only with the leniency (off under --strict)", () => {
+    const lenient = parseAttributeList([USER_RESOURCE], "emails[type eq home].value", "attributes", { unquotedValues: true });
+    expect(project(threeEmails(), projectionFor(USER_RESOURCE, lenient)).emails).toEqual([{ value: "ada@home.example" }]);
+    const e = scimError(() => parseAttributeList([USER_RESOURCE], "emails[type eq home].value", "attributes"));
+    expect([e.status, e.scimType]).toEqual([400, "invalidFilter"]);
+  });
+
+  test.each([
+    ['emails[type eq "home"]', [{ value: "ada@work.example", type: "work", primary: true }, { value: "lovelace@work.example", type: "Work" }]],
+    ['emails[type eq "work"].value', [{ type: "work", primary: true }, { value: "ada@home.example", type: "home" }, { type: "Work" }]],
+    ['emails[value pr]', undefined],
+  ])("excludedAttributes=%s leaves out the matching elements (or their sub-attribute)", (excluded, emails) => {
+    const out = project(threeEmails(), projection(USER_RESOURCE, undefined, excluded));
+    expect(out.emails).toEqual(emails);
+    expect(out.userName).toBe("ada");
+  });
+
+  it("keeps loading a Group's members when excludedAttributes filters them (only some go)", () => {
+    expect(wants(projection(GROUP_RESOURCE, undefined, 'members[type eq "Group"]'), null, "members")).toBe(true);
+    expect(wants(projection(GROUP_RESOURCE, 'members[type eq "User"]'), null, "members")).toBe(true);
+  });
+
+  test.each([
+    ['emails[type eqq "work"]', /unknown operator 'eqq' at position 6/],
+    ['emails[type eq "work"', /unclosed '\[' at position 7/],
+    ['emails[type eq "work"].value,userName', null],
+    ['emails[nosuch eq "x"]', /no sub-attribute 'nosuch'/],
+    ['emails[type eq "work" and]', /expected an attribute name/],
+  ])("answers an invalid filter in %s with 400 invalidFilter that quotes the filter and says where", (attributes, detail) => {
+    for (const param of ["attributes", "excludedAttributes"]) {
+      if (detail === null) {
+        expect(parseAttributeList([USER_RESOURCE], attributes, param)).toBeDefined();
+        continue;
+      }
+      const e = scimError(() => parseAttributeList([USER_RESOURCE], attributes, param));
+      expect([e.status, e.scimType]).toEqual([400, "invalidFilter"]);
+      expect(e.detail).toMatch(detail);
+      expect(e.detail).toContain(param);
+    }
+  });
+
+  test.each([
+    ['userName[value eq "x"]', /multi-valued complex/],
+    ['name[givenName eq "Ada"]', /multi-valued complex/],
+    ['emails.value[type eq "x"]', /multi-valued complex/],
+    ['emails[type eq "work"].nosuch', /not '\.' and a sub-attribute/],
+    ['emails[type eq "work"]value', /not '\.' and a sub-attribute/],
+    ['nosuch[type eq "work"]', /unknown attribute 'nosuch'/],
+  ])("refuses %s with 400 invalidValue", (attributes, detail) => {
+    const e = scimError(() => parseAttributeList([USER_RESOURCE], attributes, "attributes"));
+    expect([e.status, e.scimType]).toEqual([400, "invalidValue"]);
+    expect(e.detail).toMatch(detail);
+  });
+
+  it("applies a filter only to the resource types whose attribute it names (root search)", () => {
+    const types = [USER_RESOURCE, GROUP_RESOURCE];
+    const m = parseAttributeList(types, 'emails[type eq "home"].value,displayName', "attributes")!;
+    expect(project(threeEmails(), projectionFor(USER_RESOURCE, m))).toEqual({ schemas: [USER, ENT], id: "u1", displayName: "Ada Lovelace", emails: [{ value: "ada@home.example" }] });
+    expect(project(fullGroup(), projectionFor(GROUP_RESOURCE, m))).toEqual({ schemas: [GROUP], id: "g1", displayName: "Engineers" });
+  });
+});

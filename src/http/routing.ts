@@ -1,0 +1,56 @@
+/**
+ * Endpoint names in any case (`/users`, `/GROUPS/{id}`, `/serviceproviderconfig`): Microsoft's SCIM
+ * test collection and some clients write them so. Elysia's router is case-sensitive, and registering
+ * every casing is not an option, so a request that matched no route is mapped once, on the not-found
+ * path, to the registered route whose literal segments equal its own ignoring case, and dispatched
+ * again. A request in the canonical case never pays for this. The base path itself
+ * (`/api/v1/scim`) and the dynamic segments (resource ids) stay case-exact.
+ */
+
+/**
+ * Builds the mapper from a request path to the canonical path of a route registered under
+ * `basePath` whose literal segments match it case-insensitively (`:param` segments match anything
+ * and are kept as sent). Undefined when no route matches, or the path is already canonical.
+ */
+export function caseInsensitiveRoutes(basePath: string, routePaths: readonly string[]): (path: string) => string | undefined {
+  const prefix = basePath + "/";
+  const shapes = [...new Set(routePaths)]
+    .filter((p) => p.startsWith(prefix) && p.length > prefix.length)
+    .map((p) => p.slice(prefix.length).replace(/\/$/, "").split("/"))
+    // Literal segments win over parameters: `/users/.SEARCH` is `/Users/.search`, not an id.
+    .sort((a, b) => a.filter((s) => s.startsWith(":")).length - b.filter((s) => s.startsWith(":")).length);
+  return (path) => {
+    if (!path.startsWith(prefix) || path.length === prefix.length) return undefined;
+    const trailing = path.endsWith("/") ? "/" : "";
+    const segments = path.slice(prefix.length, trailing ? -1 : undefined).split("/");
+    for (const shape of shapes) {
+      if (shape.length !== segments.length) continue;
+      const out: string[] = [];
+      for (let k = 0; k < shape.length; k++) {
+        const literal = shape[k]!;
+        const sent = segments[k]!;
+        if (literal.startsWith(":")) out.push(sent);
+        else if (literal.toLowerCase() === sent.toLowerCase()) out.push(literal);
+        else break;
+      }
+      if (out.length !== shape.length) continue;
+      const canonical = prefix + out.join("/") + trailing;
+      return canonical === path ? undefined : canonical;
+    }
+    return undefined;
+  };
+}
+
+/**
+ * The same request at another path (method, headers, body and query kept), or undefined when the
+ * request URL has no origin to build it on (a request without a usable Host header).
+ */
+export function withPath(request: Request, path: string): Request | undefined {
+  const url = request.url;
+  const scheme = url.indexOf("://");
+  if (scheme < 0) return undefined;
+  const slash = url.indexOf("/", scheme + 3);
+  if (slash < 0) return undefined;
+  const q = url.indexOf("?", slash);
+  return new Request(url.slice(0, slash) + path + (q < 0 ? "" : url.slice(q)), request);
+}

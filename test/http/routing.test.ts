@@ -1,0 +1,132 @@
+/**
+ * Endpoint names in any case (`/users`, `/GROUPS/{id}`, `/serviceproviderconfig`): Microsoft's own
+ * SCIM test collection writes `/users`. Resource ids and the base path stay case-exact; authentication,
+ * 404 and 405 behave as for the canonical path.
+ */
+import { afterAll, beforeAll, describe, expect, it, test } from "bun:test";
+import { join } from "node:path";
+import { createApp, SCIM_BASE_PATH } from "../../src/app";
+import { SqliteStore } from "../../src/store/sqlite/sqlite-store";
+import { expectScimError, groupBody, LIST, patchBody, readResponse, startServer, tempDir, userBody, type TestServer } from "../helpers";
+
+const SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
+const SPC = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
+const USER_URN = "urn:ietf:params:scim:schemas:core:2.0:User";
+
+let s: TestServer;
+let userId = "";
+
+beforeAll(async () => {
+  s = await startServer();
+  const r = await s.req("POST", "/Users", userBody("routing@example.com"));
+  if (r.status !== 201) throw new Error(r.text);
+  userId = r.body.id;
+});
+afterAll(async () => {
+  await s.close();
+});
+
+describe("endpoint names are matched case-insensitively", () => {
+  test.each(["/users", "/USERS", "/uSeRs", "/users/", "/groups", "/GROUPS"])("GET %s answers the ListResponse of the endpoint", async (path) => {
+    const r = await s.req("GET", path);
+    expect(r.status).toBe(200);
+    expect(r.body.schemas).toEqual([LIST]);
+  });
+
+  test.each([
+    ["/serviceproviderconfig", (b: any) => expect(b.schemas).toEqual([SPC])],
+    ["/SERVICEPROVIDERCONFIG", (b: any) => expect(b.schemas).toEqual([SPC])],
+    ["/schemas", (b: any) => expect(b.totalResults).toBeGreaterThan(0)],
+    [`/schemas/${USER_URN}`, (b: any) => expect(b.id).toBe(USER_URN)],
+    ["/resourcetypes", (b: any) => expect(b.totalResults).toBe(2)],
+    ["/RESOURCETYPES/User", (b: any) => expect(b.name).toBe("User")],
+  ])("GET %s answers the discovery document (RFC 7644 §4)", async (path, check) => {
+    const r = await s.req("GET", path);
+    expect(r.status).toBe(200);
+    check(r.body);
+  });
+
+  test.each(["/users/.search", "/USERS/.SEARCH", "/.SEARCH"])("POST %s answers the search (RFC 7644 §3.4.3)", async (path) => {
+    const r = await s.req("POST", path, { schemas: [SEARCH_REQUEST], filter: 'userName eq "routing@example.com"' });
+    expect(r.status).toBe(200);
+    expect(r.body.totalResults).toBe(1);
+    expect(r.body.Resources[0].id).toBe(userId);
+  });
+
+  it("keeps the query string: GET /users?filter=… filters", async () => {
+    const r = await s.req("GET", `/users?filter=${encodeURIComponent('userName eq "ROUTING@example.com"')}&attributes=userName`);
+    expect(r.status).toBe(200);
+    expect(r.body.Resources).toEqual([{ schemas: [USER_URN], id: userId, userName: "routing@example.com" }]);
+  });
+
+  it("creates, reads, replaces, patches and deletes through lower-case paths, with bodies and canonical Locations", async () => {
+    const created = await s.req("POST", "/users", userBody("lower@example.com"));
+    expect(created.status).toBe(201);
+    const id = created.body.id;
+    expect(created.headers.get("location")).toBe(`${s.base}/Users/${id}`);
+    expect(created.body.meta.location).toBe(`${s.base}/Users/${id}`);
+    expect((await s.req("GET", `/users/${id}`)).body.userName).toBe("lower@example.com");
+    const put = await s.req("PUT", `/USERS/${id}`, userBody("lower@example.com", { title: "Put" }));
+    expect([put.status, put.body.title]).toEqual([200, "Put"]);
+    const patched = await s.req("PATCH", `/users/${id}`, patchBody({ op: "replace", path: "title", value: "Patched" }));
+    expect([patched.status, patched.body.title]).toEqual([200, "Patched"]);
+    const group = await s.req("POST", "/groups", groupBody("Lower Group", [id]));
+    expect(group.status).toBe(201);
+    expect((await s.req("DELETE", `/groups/${group.body.id}`)).status).toBe(204);
+    expect((await s.req("DELETE", `/users/${id}`)).status).toBe(204);
+    expect((await s.req("GET", `/Users/${id}`)).status).toBe(404);
+  });
+
+  it("keeps resource ids case-exact: GET /users/{ID in upper case} is 404", async () => {
+    expect(userId).not.toBe(userId.toUpperCase());
+    expectScimError(await s.req("GET", `/users/${userId.toUpperCase()}`), 404);
+    expect((await s.req("GET", `/users/${userId}`)).status).toBe(200);
+  });
+
+  it("answers an unsupported method on a differently-cased path with 405 naming the endpoint and its methods", async () => {
+    const r = await s.req("DELETE", "/users");
+    expectScimError(r, 405);
+    expect(r.body.detail).toBe(`DELETE is not allowed on ${SCIM_BASE_PATH}/Users; allowed: GET, POST`);
+    expectScimError(await s.req("PUT", "/serviceproviderconfig", {}), 405);
+  });
+
+  it("answers a path that names no endpoint in any case with 404", async () => {
+    expectScimError(await s.req("GET", "/userz"), 404);
+    expectScimError(await s.req("GET", `/users/${userId}/extra`), 404);
+  });
+
+  it("keeps the base path case-exact: /API/V1/SCIM/Users is 404", async () => {
+    const r = await s.req("GET", `${s.url}/API/V1/SCIM/Users`);
+    expect(r.status).toBe(404);
+  });
+
+  test.each([
+    ["GET", "/users"],
+    ["GET", `/users/${"x".repeat(8)}`],
+    ["POST", "/users/.search"],
+    ["DELETE", "/users"],
+    ["GET", "/serviceproviderconfig"],
+  ])("still requires the bearer token: %s %s without one is 401 (RFC 7644 §2)", async (method, path) => {
+    const r = await readResponse(await fetch(`${s.base}${path}`, { method, headers: { "Content-Type": "application/scim+json" }, body: method === "POST" ? "{}" : undefined }));
+    expectScimError(r, 401);
+  });
+});
+
+describe("a differently-cased request dispatched again", () => {
+  it("keeps its client address for the failed-authentication limiter", async () => {
+    const { dir, cleanup } = tempDir();
+    const store = new SqliteStore(join(dir, "scimd.db"));
+    const seen: Request[] = [];
+    try {
+      const app = createApp({ store, log: () => {}, addressOf: (r) => (seen.push(r), "198.51.100.7") });
+      const original = new Request(`http://scimd.test${SCIM_BASE_PATH}/users`, { headers: { Authorization: "Bearer scimd_wrong" } });
+      const r = await app.handle(original);
+      expect(r.status).toBe(401);
+      expect(seen.length).toBeGreaterThan(0);
+      for (const request of seen) expect(request).toBe(original);
+    } finally {
+      store.close();
+      cleanup();
+    }
+  });
+});
