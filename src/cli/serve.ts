@@ -32,10 +32,21 @@ export const SERVE_FLAGS: FlagSpec[] = [
 
 export const SERVE_USAGE = `Usage: scimd serve [options]
 
-Serves the SCIM 2.0 API at <host>:<port>${SCIM_BASE_PATH} and GET /healthz.
+Serves the SCIM 2.0 API at <host>:<port>${SCIM_BASE_PATH} and GET /healthz. Refuses to start when
+the port is already in use.
 
 Options:
 ${flagHelp(SERVE_FLAGS)}`;
+
+/** Bun.serve's error for a port another socket holds, as a message that says what to do. */
+function listenError(e: unknown, host: string, port: number): Error {
+  const code = (e as { code?: string } | null)?.code;
+  if (code === "EADDRINUSE")
+    return new Error(`port ${port} is already in use on ${host} (another scimd, or another program, listens there); stop it or choose another --port`);
+  if (code === "EACCES") return new Error(`not allowed to listen on port ${port} on ${host}; choose a port above 1023 or run with the needed privileges`);
+  if (code === "EADDRNOTAVAIL") return new Error(`cannot listen on ${host}: no interface of this machine has that address (--host)`);
+  return e instanceof Error ? e : new Error(String(e));
+}
 
 const log = (line: string) => console.error(`${new Date().toISOString()} ${line}`);
 
@@ -47,6 +58,14 @@ export async function serve(argv: string[]): Promise<number> {
   }
   if (args.length) throw new UsageError(`unexpected argument '${args[0]}'`);
   const dbPath = String(values.db);
+  // A busy port is refused before the database is opened (and perhaps created): nothing is left behind.
+  if (values.port !== 0) {
+    try {
+      Bun.serve({ port: values.port as number, hostname: values.host as string, reusePort: false, fetch: () => new Response(null, { status: 503 }) }).stop(true);
+    } catch (e) {
+      throw listenError(e, String(values.host), values.port as number);
+    }
+  }
   const store = new SqliteStore(dbPath, { synchronous: String(values.sync).toUpperCase() as Synchronous });
   let server: ReturnType<typeof Bun.serve> | undefined;
   const app = createApp({
@@ -59,12 +78,20 @@ export async function serve(argv: string[]): Promise<number> {
     log,
     addressOf: (request) => server?.requestIP(request)?.address ?? "unknown",
   });
-  app.listen({
-    port: values.port as number,
-    hostname: values.host as string,
-    // Bun's own cap, above ours, so that a body without Content-Length cannot grow without bound.
-    maxRequestBodySize: (values["max-body-bytes"] as number) * 2 + 65536,
-  });
+  try {
+    app.listen({
+      port: values.port as number,
+      hostname: values.host as string,
+      // Elysia turns reusePort on, with which a second server on a busy port silently shares its
+      // traffic (possibly on another database). Off, the second one fails with EADDRINUSE.
+      reusePort: false,
+      // Bun's own cap, above ours, so that a body without Content-Length cannot grow without bound.
+      maxRequestBodySize: (values["max-body-bytes"] as number) * 2 + 65536,
+    });
+  } catch (e) {
+    store.close();
+    throw listenError(e, String(values.host), values.port as number);
+  }
   server = app.server ?? undefined;
   if (!server) throw new Error("the server did not start");
   const shown = values.host === "0.0.0.0" || values.host === "::" ? "localhost" : String(values.host);
