@@ -68,12 +68,40 @@ export function parseFlags(argv: string[], specs: FlagSpec[], env: Record<string
   return { values, args };
 }
 
+/** Width of the flag column in help text; a longer flag puts its description on the next line. */
+const FLAG_COLUMN = 28;
+/** Help lines are wrapped at this width. */
+const HELP_WIDTH = 100;
+
+/** `text` wrapped into lines of at most `width` characters (a longer word stays whole). */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) lines.push(line);
+  return lines;
+}
+
+/**
+ * The options block of a help text: the flag, then at least two spaces, then what it does (wrapped
+ * under itself). A flag too long for the column stands alone and its description starts below it.
+ */
 export function flagHelp(specs: FlagSpec[]): string {
+  const indent = " ".repeat(FLAG_COLUMN);
   return specs
     .map((s) => {
       const left = `  --${s.name}${s.kind === "bool" ? "" : ` <${s.kind === "int" ? "n" : "value"}>`}`;
       const extra = [s.default !== undefined && s.default !== false ? `default ${s.default}` : "", s.env ? `env ${s.env}` : ""].filter(Boolean).join(", ");
-      return `${left.padEnd(28)}${s.help}${extra ? ` (${extra})` : ""}`;
+      const text = wrap(`${s.help}${extra ? ` (${extra})` : ""}`, HELP_WIDTH - FLAG_COLUMN);
+      const body = text.map((l) => indent + l);
+      if (left.length + 2 <= FLAG_COLUMN) body[0] = left.padEnd(FLAG_COLUMN) + text[0];
+      else body.unshift(left);
+      return body.join("\n");
     })
     .join("\n");
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "bun:test";
-import { parseFlags, UsageError, type FlagSpec } from "../src/config";
+import { flagHelp, parseFlags, UsageError, type FlagSpec } from "../src/config";
 import { main } from "../src/main";
 
 const SPECS: FlagSpec[] = [
@@ -148,5 +148,33 @@ describe("main: exit codes", () => {
     const r = await runMain(["--version"]);
     expect(r.code).toBe(0);
     expect(r.out.trim().length).toBeGreaterThan(0);
+  });
+});
+
+const HELPS: [string, string[]][] = [["--help"], ["serve", "--help"], ["generate-token", "--help"], ["tokens", "--help"]].map((argv) => [`scimd ${argv.join(" ")}`, argv]);
+
+describe("help text", () => {
+  it.each(HELPS)("every option line of '%s' leaves at least two spaces between the option and its description", async (_t, argv) => {
+    const r = await runMain(argv);
+    expect(r.code).toBe(0);
+    const options = r.out.split("\n").filter((l) => /^ {2}--/.test(l));
+    expect(options.length).toBeGreaterThan(1);
+    const run = options.filter((l) => !/^ {2}--[a-z-]+( <[a-z]+>)?( {2,}\S.*)?$/.test(l));
+    expect(run).toEqual([]);
+    // Descriptions are wrapped at 100 columns, under the description column.
+    for (const l of r.out.split("\n").filter((l) => /^ {2}--| {28}\S/.test(l))) expect(l.length).toBeLessThanOrEqual(100);
+  });
+
+  it("flagHelp puts the description of a flag too long for the column on the next line, and wraps long descriptions under the column", () => {
+    const text = flagHelp([
+      { name: "a-very-long-option-name-indeed", kind: "int", help: "what it does" },
+      { name: "short", kind: "string", help: "word ".repeat(40).trim() },
+    ]);
+    const lines = text.split("\n");
+    expect(lines[0]).toBe("  --a-very-long-option-name-indeed <n>");
+    expect(lines[1]).toMatch(/^ {28}what it does$/);
+    expect(lines[2]).toMatch(/^ {2}--short <value> {2,}word/);
+    expect(lines.length).toBeGreaterThan(3);
+    for (const l of lines.slice(3)) expect(l).toMatch(/^ {28}word/);
   });
 });
