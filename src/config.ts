@@ -106,4 +106,28 @@ export function flagHelp(specs: FlagSpec[]): string {
     .join("\n");
 }
 
-export const DB_FLAG: FlagSpec = { name: "db", env: "SCIMD_DB", kind: "string", default: "./data/scimd.db", help: "SQLite database file; its folder is created" };
+const DURATION_UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+/** The longest duration parseDuration accepts (a year), so that every end time is a valid date. */
+export const MAX_DURATION_MS = 366 * DURATION_UNITS.d!;
+
+/** "30m", "24h", "7d", "90s" or "0" as milliseconds; throws UsageError naming `flag`. */
+export function parseDuration(raw: string, flag: string): number {
+  const m = /^(\d+)([smhd])?$/.exec(raw.trim());
+  if (!m || (m[2] === undefined && m[1] !== "0") || !Number.isSafeInteger(Number(m[1])))
+    throw new UsageError(`${flag} must be a duration such as 30m, 24h or 7d (s, m, h, d), or 0; got '${raw}'`);
+  const ms = Number(m[1]) * (m[2] ? DURATION_UNITS[m[2]]! : 0);
+  if (ms > MAX_DURATION_MS) throw new UsageError(`${flag} must be at most 366d; got '${raw}'`);
+  return ms;
+}
+
+/** A duration for people: "23h 59m", "6d 23h", "29m", "45s". */
+export function formatDuration(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60);
+  if (d) return h ? `${d}d ${h}h` : `${d}d`;
+  if (h) return m ? `${h}h ${m}m` : `${h}h`;
+  if (m) return `${m}m`;
+  return `${s}s`;
+}
+
+export const DB_FLAG: FlagSpec = { name: "db", env: "SCIMD_DB", kind: "string", default: "./data/scimd.db", help: "SQLite database file; serve creates it and its folder" };

@@ -1,8 +1,8 @@
 /** `scimd serve`: open the store, build the app, listen; stop cleanly on SIGTERM/SIGINT. */
-import { basename } from "node:path";
 import { createApp, DEFAULTS, SCIM_BASE_PATH } from "../app";
 import { DB_FLAG, flagHelp, parseFlags, UsageError, type FlagSpec } from "../config";
 import { SqliteStore, type Synchronous } from "../store/sqlite/sqlite-store";
+import { commandLine, dbArg } from "./invocation";
 
 export const SERVE_FLAGS: FlagSpec[] = [
   { name: "port", env: "SCIMD_PORT", kind: "int", default: 8080, help: "TCP port (0 picks a free one)", check: (v) => { if ((v as number) > 65535) throw new UsageError("--port must be 0..65535"); } },
@@ -32,11 +32,15 @@ export const SERVE_FLAGS: FlagSpec[] = [
 
 export const SERVE_USAGE = `Usage: scimd serve [options]
 
-Serves the SCIM 2.0 API at <host>:<port>${SCIM_BASE_PATH} and GET /healthz. Refuses to start when
-the port is already in use.
+Serves the SCIM 2.0 API at http://HOST:PORT${SCIM_BASE_PATH} and GET /healthz. Creates the database
+(and its folder) when it does not exist. Refuses to start when the port is already in use.
 
 Options:
-${flagHelp(SERVE_FLAGS)}`;
+${flagHelp(SERVE_FLAGS)}
+
+Examples:
+  ${commandLine("serve", ["--port", "8080", "--db", "./data/scimd.db"])}
+  ${commandLine("serve", ["--base-url", `https://scim.example.com${SCIM_BASE_PATH}`])}`;
 
 /** Bun.serve's error for a port another socket holds, as a message that says what to do. */
 function listenError(e: unknown, host: string, port: number): Error {
@@ -99,10 +103,8 @@ export async function serve(argv: string[]): Promise<number> {
   log(`scimd listening on ${values.host}:${server.port}; database ${dbPath}`);
   log(`SCIM API URL: ${url}`);
   if ((await store.tokenCount()) === 0) {
-    // From source (npm start) the command is the npm script; from the binary it is the binary itself.
-    const fromSource = /^bun(\.exe)?$/.test(basename(process.execPath));
-    const cmd = fromSource ? "npm run --silent generate-token -- --name <idp>" : `${process.execPath} generate-token --name <idp>`;
-    log(`no API token exists yet: create one (while this server runs) with\n  ${cmd} --db ${dbPath}`);
+    const cmd = commandLine("generate-token", ["--name", "okta", ...dbArg(dbPath)]);
+    log(`no API token exists yet: create one (while this server runs) with\n  ${cmd}`);
   }
 
   return new Promise<number>((resolve) => {

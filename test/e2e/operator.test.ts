@@ -1,13 +1,14 @@
 /**
- * Operator mistakes fail loudly: a second server on a busy port, `kill` of `npm start`. Every case
- * runs real processes (scimd from source and the compiled binary) on 127.0.0.1 against SQLite files
- * in a temp folder.
+ * Operator mistakes fail loudly: a second server on a busy port, a token name used twice, a rotation,
+ * a --db that does not exist, `kill` of `npm start`, and the commands scimd suggests. Every case runs real processes (scimd from source, and a slice from the compiled
+ * binary) on 127.0.0.1 against SQLite files in a temp folder.
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildBinaryInto, cleanEnv, freePort, REPO, SOURCE, startServe, stopAll } from "./harness";
+import { SqliteStore } from "../../src/store/sqlite/sqlite-store";
+import { buildBinaryInto, cleanEnv, freePort, REPO, SOURCE, startServe, stopAll, type Served } from "./harness";
 
 let tmp = "";
 let bin = "";
@@ -26,6 +27,53 @@ beforeAll(() => {
 }, 60_000);
 
 afterAll(() => stopAll(started, tmp));
+
+interface Run {
+  code: number;
+  out: string;
+  err: string;
+}
+
+/** Runs `prefix …args` (SOURCE or [bin]) to completion with a clean environment plus `env`. */
+function run(prefix: string[], args: string[], env: Record<string, string> = {}, cwd = tmp): Run {
+  const p = Bun.spawnSync([...prefix, ...args], { cwd, env: { ...cleanEnv(), ...env }, stdout: "pipe", stderr: "pipe" });
+  return { code: p.exitCode ?? -1, out: p.stdout.toString(), err: p.stderr.toString() };
+}
+/** scimd (the compiled binary: the product, and it starts in a fraction of the time of the source). */
+const cli = (args: string[], env: Record<string, string> = {}) => run([bin], args, env);
+
+/** Runs a command line exactly as a person pasting it would: through sh, from another folder. */
+function paste(line: string, cwd = tmp): Run {
+  const p = Bun.spawnSync(["sh", "-c", line], { cwd, env: cleanEnv(), stdout: "pipe", stderr: "pipe" });
+  return { code: p.exitCode ?? -1, out: p.stdout.toString(), err: p.stderr.toString() };
+}
+
+/** The indented line right after the first line matching `intro` (how scimd prints a suggested command). */
+function suggested(text: string, intro: RegExp): string {
+  const lines = text.split("\n");
+  const i = lines.findIndex((l) => intro.test(l));
+  expect(i).toBeGreaterThanOrEqual(0);
+  const next = lines[i + 1] ?? "";
+  expect(next).toMatch(/^ {2}\S/);
+  return next.trim();
+}
+
+const status = async (s: Served, token: string, path = "/Users?count=0") => (await fetch(`${s.base}${path}`, { headers: { Authorization: `Bearer ${token}` } })).status;
+
+/** A new scimd database without tokens (as serve creates it) in a fresh folder; returns its path. */
+function newDb(): string {
+  const db = join(folder(), "scimd.db");
+  new SqliteStore(db).close();
+  return db;
+}
+
+function token(r: Run): string {
+  expect(r.code).toBe(0);
+  const lines = r.out.split("\n").filter(Boolean);
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toMatch(/^scimd_[A-Za-z0-9_-]{43}$/);
+  return lines[0]!;
+}
 
 /** Waits until /healthz on 127.0.0.1:`port` answers 200; false after `ms`. */
 async function healthy(port: number, ms: number): Promise<boolean> {
@@ -121,6 +169,160 @@ describe("a second scimd serve on a port already in use", () => {
   }, 20_000);
 });
 
+describe("token names are unique; rotate issues a new secret under the same name with a grace period", () => {
+  it("generate-token refuses a taken name, prints no secret, stores nothing, and the commands it suggests work when pasted", async () => {
+    const db = newDb();
+    token(cli(["generate-token", "--name", "okta", "--db", db]));
+    const again = cli(["generate-token", "--name", "okta", "--db", db]);
+    expect(again.code).toBe(1);
+    expect(again.out).toBe("");
+    expect(again.err).toMatch(/token named 'okta' already exists/);
+    const list = cli(["tokens", "list", "--db", db]);
+    expect(list.out.split("\n").filter((l) => l.startsWith("okta "))).toHaveLength(1);
+    // The rotate command it suggests, pasted as printed, rotates.
+    const rotate = suggested(again.err, /already exists/);
+    expect(rotate).toContain("rotate okta");
+    token(paste(rotate));
+    const after = cli(["tokens", "list", "--db", db]).out;
+    expect(after).toMatch(/^okta +\S+ +expires in 23h 59m \(rotated\)/m);
+    expect(after).toMatch(/^okta +\S+ +active /m);
+  });
+
+  it("through a running server: after rotate both secrets work, the old one is refused once the grace period ends, and the new one keeps working", async () => {
+    const dir = folder();
+    const db = join(dir, "scimd.db");
+    const s = await startServe(bin, dir, ["--db", db], started);
+    try {
+      const old = token(cli(["generate-token", "--name", "okta", "--db", db]));
+      expect(await status(s, old)).toBe(200);
+      const r = cli(["tokens", "rotate", "okta", "--grace", "2s", "--db", db]);
+      const fresh = token(r);
+      expect(fresh).not.toBe(old);
+      expect(r.err).not.toContain(fresh);
+      const until = Date.parse(/stays valid until (\S+)/.exec(r.err)![1]!);
+      expect(await status(s, old)).toBe(200);
+      expect(await status(s, fresh)).toBe(200);
+      expect(cli(["tokens", "list", "--db", db]).out).toMatch(/^okta +\S+ +expires in [0-2]s \(rotated\)/m);
+      await Bun.sleep(Math.max(0, until - Date.now()) + 50);
+      expect(await status(s, old)).toBe(401);
+      expect(await status(s, fresh)).toBe(200);
+      const list = cli(["tokens", "list", "--db", db]).out;
+      expect(list).toMatch(/^okta +\S+ +expired /m);
+      expect(list).toMatch(/^okta +\S+ +active /m);
+      expect(list).not.toContain(old);
+      expect(list).not.toContain(fresh);
+    } finally {
+      expect(await s.stop()).toBe(0);
+    }
+  }, 20_000);
+
+  it("--grace 0 refuses the old secret on the next request; revoke ID removes one secret, revoke NAME every secret of the name", async () => {
+    const dir = folder();
+    const db = join(dir, "scimd.db");
+    const s = await startServe(bin, dir, ["--db", db], started);
+    try {
+      const a = token(cli(["generate-token", "--name", "okta", "--db", db]));
+      const b = token(cli(["tokens", "rotate", "okta", "--grace", "0", "--db", db]));
+      expect(await status(s, a)).toBe(401);
+      expect(await status(s, b)).toBe(200);
+      const r = cli(["tokens", "rotate", "okta", "--grace", "7d", "--db", db]);
+      const c = token(r);
+      expect(r.err).toMatch(/stays valid until \S+ \(in 7d\)/);
+      expect(await status(s, b)).toBe(200);
+      // The revoke command the rotation suggests removes exactly the previous secret.
+      const revokeOld = suggested(r.err, /refuse the old one at once/);
+      expect(paste(revokeOld).code).toBe(0);
+      expect(await status(s, b)).toBe(401);
+      expect(await status(s, c)).toBe(200);
+      const d = token(cli(["tokens", "rotate", "okta", "--db", db]));
+      const all = cli(["tokens", "revoke", "okta", "--db", db]);
+      expect(all.code).toBe(0);
+      expect(all.err).toMatch(/revoked token 'okta' \(3 secrets\)/);
+      for (const t of [c, d]) expect(await status(s, t)).toBe(401);
+      // A revoked name is free again.
+      token(cli(["generate-token", "--name", "okta", "--db", db]));
+    } finally {
+      expect(await s.stop()).toBe(0);
+    }
+  }, 20_000);
+
+  it("tokens rotate refuses a --grace it cannot read with exit code 2, changing nothing", () => {
+    const db = newDb();
+    token(cli(["generate-token", "--name", "okta", "--db", db]));
+    const before = cli(["tokens", "list", "--db", db]).out;
+    const r = cli(["tokens", "rotate", "okta", "--grace=1y", "--db", db]);
+    expect(r.code).toBe(2);
+    expect(r.out).toBe("");
+    expect(r.err).toMatch(/--grace must be/);
+    expect(cli(["tokens", "list", "--db", db]).out).toBe(before);
+  });
+
+  it("tokens rotate of a name no token has exits 1 and stores nothing", () => {
+    const db = newDb();
+    const r = cli(["tokens", "rotate", "okta", "--db", db]);
+    expect(r.code).toBe(1);
+    expect(r.out).toBe("");
+    expect(r.err).toMatch(/no token named 'okta'/);
+    expect(cli(["tokens", "list", "--db", db]).err).toMatch(/no tokens/);
+  });
+});
+
+describe("generate-token and tokens on a --db that does not exist", () => {
+  const commands: [string, string[]][] = [
+    ["generate-token", ["generate-token", "--name", "okta"]],
+    ["tokens list", ["tokens", "list"]],
+    ["tokens rotate", ["tokens", "rotate", "okta"]],
+    ["tokens revoke", ["tokens", "revoke", "okta"]],
+  ];
+  it.each(commands)("%s refuses it with exit code 1, names the path, says serve creates it, and creates neither file nor folder", (_t, args) => {
+    const db = join(folder(), "missing", "scimd.db");
+    const r = cli([...args, "--db", db]);
+    expect(r.code).toBe(1);
+    expect(r.out).toBe("");
+    expect(r.err).toContain(db);
+    expect(r.err).toMatch(/'serve' creates it/);
+    expect(existsSync(join(db, ".."))).toBe(false);
+  });
+
+  it("the binary refuses too, for the default ./data/scimd.db in an empty folder", () => {
+    const dir = folder();
+    const r = run([bin], ["generate-token", "--name", "okta"], {}, dir);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(join(dir, "data", "scimd.db"));
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it("generate-token --create creates it, and the command the refusal suggests (with --create) works when pasted", () => {
+    const db = join(folder(), "new", "scimd.db");
+    const refused = cli(["generate-token", "--name", "okta", "--db", db]);
+    const line = suggested(refused.err, /add --create/);
+    expect(line).toContain("--create");
+    token(paste(line));
+    expect(existsSync(db)).toBe(true);
+    expect(cli(["tokens", "list", "--db", db]).out).toMatch(/^okta +\S+ +active /m);
+  });
+
+  it("a server started with the command the refusal suggests uses that database", async () => {
+    const db = join(folder(), "later", "scimd.db");
+    const refused = cli(["tokens", "list", "--db", db]);
+    const line = suggested(refused.err, /start the server first/);
+    expect(line).toContain(db);
+    // The suggested serve line, on a free port of 127.0.0.1 (flags after it win).
+    const port = await freePort();
+    const p = Bun.spawn(["sh", "-c", `exec ${line} --port ${port} --host 127.0.0.1`], { cwd: tmp, env: cleanEnv(), stdout: "ignore", stderr: "ignore" });
+    started.add(p);
+    try {
+      expect(await healthy(port, 15_000)).toBe(true);
+      expect(existsSync(db)).toBe(true);
+    } finally {
+      const children = descendants(p.pid);
+      p.kill("SIGTERM");
+      await exitOf(p, 5000);
+      for (const c of children) killIfAlive(c);
+    }
+  }, 20_000);
+});
+
 describe("kill -TERM of the npm start process", () => {
   it("reaches the server: it stops, the port is released and nothing is left running", async () => {
     const dir = folder();
@@ -151,4 +353,44 @@ describe("kill -TERM of the npm start process", () => {
       for (const pid of [...below, ...descendants(npm.pid)]) killIfAlive(pid);
     }
   }, 30_000);
+});
+
+describe("the commands that generate-token and serve print", () => {
+  const servers: [string, () => string[]][] = [
+    ["from source", () => SOURCE],
+    ["the compiled binary", () => [bin]],
+  ];
+  it.each(servers)("serve (%s) on a database without tokens prints a generate-token command that works pasted into a shell from another folder", async (_t, prefix) => {
+    const dir = folder();
+    const s = await startServe(prefix(), dir, ["--db", "./fresh/scimd.db"], started);
+    try {
+      await s.waitForLog(/no API token exists yet/);
+      const line = suggested(s.log(), /no API token exists yet/);
+      expect(line).toContain(join(dir, "fresh", "scimd.db"));
+      const r = paste(line, folder());
+      const t = token(r);
+      expect(await status(s, t)).toBe(200);
+      // The rotate command of the banner, pasted, rotates the token the server then accepts.
+      const rotate = suggested(r.err, /To give it a new secret later/);
+      const fresh = token(paste(rotate, folder()));
+      expect(await status(s, fresh)).toBe(200);
+      expect(await status(s, t)).toBe(200);
+    } finally {
+      expect(await s.stop()).toBe(0);
+    }
+  }, 20_000);
+});
+
+describe("the binary's help", () => {
+  const helps: [string, string[]][] = [["--help"], ["serve", "--help"], ["generate-token", "--help"], ["tokens", "--help"]].map((a) => [a.join(" "), a]);
+  it.each(helps)("'scimd %s' suggests commands by the binary's own path, without placeholders", (_t, argv) => {
+    const r = run([bin], argv);
+    expect(r.code).toBe(0);
+    const commands = r.out.split("\n").filter((l) => l.includes(`${bin} `));
+    expect(commands.length).toBeGreaterThan(0);
+    for (const l of commands) {
+      expect(l).toMatch(new RegExp(`^ {2}(TOKEN=\\$\\()?${bin.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} (serve|generate-token|tokens)( |$)`));
+      expect(l).not.toMatch(/<[a-z|-]+>/);
+    }
+  });
 });
