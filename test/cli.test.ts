@@ -1,6 +1,7 @@
 import { describe, expect, it } from "bun:test";
 import { resolve } from "node:path";
 import { commandLine, shellQuote } from "../src/cli/invocation";
+import { apiUrl, baseUrlWarning } from "../src/cli/serve";
 import { tokenState } from "../src/cli/tokens";
 import { flagHelp, formatDuration, parseDuration, parseFlags, UsageError, type FlagSpec } from "../src/config";
 import { main } from "../src/main";
@@ -261,5 +262,26 @@ describe("invocation and formatting helpers", () => {
     expect(tokenState({ ...t, expires: "2026-01-01T23:59:30.000Z" }, now)).toBe("expires in 23h 59m (rotated)");
     expect(tokenState({ ...t, expires: "2026-01-01T00:00:00.000Z" }, now)).toBe("expired");
     expect(tokenState({ ...t, expires: "2025-12-31T12:00:00.000Z" }, now)).toBe("expired");
+  });
+
+  it.each([
+    ["https://scim.example.com", true],
+    ["https://scim.example.com/", true],
+    ["https://example.com/scim/v2", true],
+    ["https://scim.example.com/api/v1/scim", false],
+    ["https://scim.example.com/api/v1/scim/", false],
+    ["https://example.com/tenant-a/api/v1/scim", false],
+  ])("baseUrlWarning(%p) warns: %p", (url, warns) => {
+    const w = baseUrlWarning(url);
+    expect(w !== undefined).toBe(warns);
+    if (w) expect(w).toContain(`otherwise pass --base-url ${url.replace(/\/$/, "")}/api/v1/scim`);
+  });
+
+  it("apiUrl shows the public base URL when set, else http://host:port with the API path (IPv6 in brackets, a name for all addresses)", () => {
+    expect(apiUrl("127.0.0.1", 9000, undefined)).toBe("http://127.0.0.1:9000/api/v1/scim");
+    expect(apiUrl("0.0.0.0", 8080, undefined, "vm1")).toBe("http://vm1:8080/api/v1/scim");
+    expect(apiUrl("::", 8080, undefined)).toBe("http://localhost:8080/api/v1/scim");
+    expect(apiUrl("::1", 8080, undefined)).toBe("http://[::1]:8080/api/v1/scim");
+    expect(apiUrl("0.0.0.0", 8080, "https://scim.example.com/api/v1/scim/")).toBe("https://scim.example.com/api/v1/scim");
   });
 });

@@ -4,24 +4,52 @@ import { DB_FLAG, flagHelp, parseFlags, UsageError, type FlagSpec } from "../con
 import { SqliteStore, type Synchronous } from "../store/sqlite/sqlite-store";
 import { commandLine, dbArg } from "./invocation";
 
-export const SERVE_FLAGS: FlagSpec[] = [
-  { name: "port", env: "SCIMD_PORT", kind: "int", default: 8080, help: "TCP port (0 picks a free one)", check: (v) => { if ((v as number) > 65535) throw new UsageError("--port must be 0..65535"); } },
-  { name: "host", env: "SCIMD_HOST", kind: "string", default: "0.0.0.0", help: "address to listen on" },
-  DB_FLAG,
-  {
-    name: "base-url",
-    env: "SCIMD_BASE_URL",
-    kind: "string",
-    help: "public URL of the SCIM API for meta.location and Location, e.g. https://scim.example.com/api/v1/scim (default: derived from each request)",
-    check: (v) => {
-      try {
-        const u = new URL(String(v));
-        if (!/^https?:$/.test(u.protocol)) throw new Error();
-      } catch {
-        throw new UsageError(`--base-url must be an absolute http(s) URL, got '${v}'`);
-      }
-    },
+export const PORT_FLAG: FlagSpec = { name: "port", env: "SCIMD_PORT", kind: "int", default: 8080, help: "TCP port (0 picks a free one)", check: (v) => { if ((v as number) > 65535) throw new UsageError("--port must be 0..65535"); } };
+export const HOST_FLAG: FlagSpec = { name: "host", env: "SCIMD_HOST", kind: "string", default: "0.0.0.0", help: "address to listen on" };
+export const BASE_URL_FLAG: FlagSpec = {
+  name: "base-url",
+  env: "SCIMD_BASE_URL",
+  kind: "string",
+  help: "public URL of the SCIM API for meta.location and Location, e.g. https://scim.example.com/api/v1/scim (default: derived from each request)",
+  check: (v) => {
+    try {
+      const u = new URL(String(v));
+      if (!/^https?:$/.test(u.protocol)) throw new Error();
+    } catch {
+      throw new UsageError(`--base-url must be an absolute http(s) URL, got '${v}'`);
+    }
   },
+};
+
+/**
+ * A warning when the public base URL does not end in the path scimd serves the API under: Location
+ * and meta.location are built from it as it is, so `https://scim.example.com` gives
+ * `https://scim.example.com/Users/{id}`. That is right behind a proxy that maps the site root to
+ * /api/v1/scim, so scimd warns instead of appending the path.
+ */
+export function baseUrlWarning(baseUrl: string | undefined): string | undefined {
+  if (baseUrl === undefined) return undefined;
+  const trimmed = baseUrl.replace(/\/+$/, "");
+  if (new URL(trimmed).pathname.replace(/\/+$/, "").endsWith(SCIM_BASE_PATH)) return undefined;
+  return (
+    `warning: the base URL ${trimmed} (--base-url / SCIMD_BASE_URL) does not end in ${SCIM_BASE_PATH}, the path scimd serves the SCIM API under. ` +
+    `Location headers and meta.location will read ${trimmed}/Users/{id}. That is right only if your proxy forwards ${trimmed}/ to scimd's ${SCIM_BASE_PATH}/; ` +
+    `otherwise pass --base-url ${trimmed}${SCIM_BASE_PATH}`
+  );
+}
+
+/** The URL the server serves the SCIM API at, for people: the public base URL when set. */
+export function apiUrl(host: string, port: number, baseUrl: string | undefined, wildcardName = "localhost"): string {
+  if (baseUrl !== undefined) return baseUrl.replace(/\/+$/, "");
+  const shown = host === "0.0.0.0" || host === "::" || host === "" ? wildcardName : host.includes(":") ? `[${host}]` : host;
+  return `http://${shown}:${port}${SCIM_BASE_PATH}`;
+}
+
+export const SERVE_FLAGS: FlagSpec[] = [
+  PORT_FLAG,
+  HOST_FLAG,
+  DB_FLAG,
+  BASE_URL_FLAG,
   { name: "strict", env: "SCIMD_STRICT", kind: "bool", default: false, help: "refuse unknown attributes with 400 instead of ignoring them" },
   { name: "sync", env: "SCIMD_SYNC", kind: "string", default: "full", help: "SQLite synchronous: full (survives power loss) or normal (survives a crash of scimd)", check: (v) => { if (!/^(full|normal)$/i.test(String(v))) throw new UsageError("--sync must be 'full' or 'normal'"); } },
   { name: "max-body-bytes", env: "SCIMD_MAX_BODY_BYTES", kind: "int", default: DEFAULTS.maxBodyBytes, help: "largest request body accepted (413 above)" },
@@ -98,10 +126,11 @@ export async function serve(argv: string[]): Promise<number> {
   }
   server = app.server ?? undefined;
   if (!server) throw new Error("the server did not start");
-  const shown = values.host === "0.0.0.0" || values.host === "::" ? "localhost" : String(values.host);
-  const url = (values["base-url"] as string | undefined) ?? `http://${shown}:${server.port}${SCIM_BASE_PATH}`;
+  const baseUrl = values["base-url"] as string | undefined;
   log(`scimd listening on ${values.host}:${server.port}; database ${dbPath}`);
-  log(`SCIM API URL: ${url}`);
+  log(`SCIM API URL: ${apiUrl(String(values.host), server.port!, baseUrl)}`);
+  const warning = baseUrlWarning(baseUrl);
+  if (warning) log(warning);
   if ((await store.tokenCount()) === 0) {
     const cmd = commandLine("generate-token", ["--name", "okta", ...dbArg(dbPath)]);
     log(`no API token exists yet: create one (while this server runs) with\n  ${cmd}`);

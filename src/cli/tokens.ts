@@ -1,11 +1,12 @@
 /** `scimd generate-token` and `scimd tokens list|rotate|revoke`: manage API tokens in the database. */
+import { hostname } from "node:os";
 import { resolve } from "node:path";
-import { SCIM_BASE_PATH } from "../app";
 import { DB_FLAG, flagHelp, formatDuration, parseDuration, parseFlags, UsageError, type FlagSpec } from "../config";
 import { SqliteStore, StoreMissingError } from "../store/sqlite/sqlite-store";
 import { TokenNameTaken, type TokenRecord } from "../store/store";
 import { hashToken, newToken } from "../tokens";
 import { commandLine, dbArg } from "./invocation";
+import { apiUrl, BASE_URL_FLAG, baseUrlWarning, HOST_FLAG, PORT_FLAG } from "./serve";
 
 const HELP: FlagSpec = { name: "help", kind: "bool", help: "show this help" };
 const DEFAULT_GRACE = "24h";
@@ -14,7 +15,9 @@ export const GENERATE_FLAGS: FlagSpec[] = [
   { name: "name", kind: "string", default: "default", help: "the token's name, unique, e.g. the IdP's name", check: (v) => { if (!String(v).trim() || String(v).length > 100) throw new UsageError("--name must be 1 to 100 characters"); } },
   DB_FLAG,
   { name: "create", kind: "bool", default: false, help: "create the database when it does not exist yet (by default only serve creates it)" },
-  { name: "base-url", env: "SCIMD_BASE_URL", kind: "string", help: "public URL of the SCIM API, printed for pasting into the IdP" },
+  { ...PORT_FLAG, help: "the port serve listens on, for the URL printed for the IdP" },
+  { ...HOST_FLAG, help: "the address serve listens on, for the URL printed for the IdP" },
+  { ...BASE_URL_FLAG, help: "the public URL of the SCIM API (as given to serve), printed for the IdP" },
   HELP,
 ];
 export const TOKENS_FLAGS: FlagSpec[] = [
@@ -108,13 +111,16 @@ export async function generateToken(argv: string[]): Promise<number> {
       return 1;
     }
     process.stdout.write(token + "\n");
-    const url = (values["base-url"] as string | undefined) ?? `http://<this-host>:8080${SCIM_BASE_PATH}`;
+    const baseUrl = values["base-url"] as string | undefined;
+    const warning = baseUrlWarning(baseUrl);
     console.error(
       [
         `Created token '${rec.name}' (id ${rec.id}) in ${resolve(db)}.`,
         `In your identity provider, set:`,
-        `  SCIM base URL / Tenant URL: ${url}`,
+        `  SCIM base URL / Tenant URL: ${apiUrl(String(values.host), values.port as number, baseUrl, hostname())}`,
         `  Authentication: HTTP header, Bearer token (the line printed on stdout)`,
+        ...(baseUrl === undefined ? [`(Behind a TLS proxy, give the IdP the public https URL and start serve with --base-url set to it.)`] : []),
+        ...(warning ? [warning] : []),
         `This token is shown once and cannot be shown again: only its hash is stored.`,
         `To give it a new secret later (the old one stays valid for ${DEFAULT_GRACE} while you update the IdP):`,
         `  ${commandLine("tokens", ["rotate", rec.name, ...dbArg(db)])}`,

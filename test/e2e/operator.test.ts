@@ -1,14 +1,16 @@
 /**
  * Operator mistakes fail loudly: a second server on a busy port, a token name used twice, a rotation,
- * a --db that does not exist, `kill` of `npm start`, and the commands scimd suggests. Every case runs real processes (scimd from source, and a slice from the compiled
+ * a --db that does not exist, `kill` of `npm start`, a base URL without the API path, and the commands
+ * scimd suggests. Every case runs real processes (scimd from source, and a slice from the compiled
  * binary) on 127.0.0.1 against SQLite files in a temp folder.
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store";
-import { buildBinaryInto, cleanEnv, freePort, REPO, SOURCE, startServe, stopAll, type Served } from "./harness";
+import { userBody } from "../helpers";
+import { BASE_PATH, buildBinaryInto, cleanEnv, freePort, REPO, SOURCE, startServe, stopAll, type Served } from "./harness";
 
 let tmp = "";
 let bin = "";
@@ -355,7 +357,39 @@ describe("kill -TERM of the npm start process", () => {
   }, 30_000);
 });
 
-describe("the commands that generate-token and serve print", () => {
+describe("the URL and the commands that generate-token and serve print", () => {
+  const urls: [string, string[], Record<string, string>, string][] = [
+    ["--port and --host", ["--port", "9123", "--host", "127.0.0.1"], {}, `http://127.0.0.1:9123${BASE_PATH}`],
+    ["SCIMD_PORT and SCIMD_HOST", [], { SCIMD_PORT: "9124", SCIMD_HOST: "10.1.2.3" }, `http://10.1.2.3:9124${BASE_PATH}`],
+    ["an IPv6 --host", ["--host", "::1"], {}, `http://[::1]:8080${BASE_PATH}`],
+    ["the defaults (all addresses, port 8080): this machine's name", [], {}, `http://${hostname()}:8080${BASE_PATH}`],
+    ["--base-url", ["--port", "9125", "--base-url", `https://scim.example.com${BASE_PATH}`], {}, `https://scim.example.com${BASE_PATH}`],
+    ["SCIMD_BASE_URL", [], { SCIMD_BASE_URL: `https://idp-facing.example.org${BASE_PATH}/` }, `https://idp-facing.example.org${BASE_PATH}`],
+  ];
+  it.each(urls)("generate-token prints the SCIM base URL from %s", (_t, args, env, url) => {
+    const db = newDb();
+    const r = cli(["generate-token", "--name", "okta", "--db", db, ...args], env);
+    token(r);
+    expect(r.err).toContain(`SCIM base URL / Tenant URL: ${url}\n`);
+    expect(r.err).not.toMatch(/<[a-z|-]+>/);
+  });
+
+  it("the URL generate-token prints is the one the server serves: the IdP's request to it succeeds", async () => {
+    const dir = folder();
+    const db = join(dir, "scimd.db");
+    const s = await startServe(bin, dir, ["--db", db], started);
+    try {
+      const port = new URL(s.url).port;
+      const r = cli(["generate-token", "--name", "okta", "--db", db, "--port", port, "--host", "127.0.0.1"]);
+      const t = token(r);
+      const url = /Tenant URL: (\S+)/.exec(r.err)![1]!;
+      const res = await fetch(`${url}/ServiceProviderConfig`, { headers: { Authorization: `Bearer ${t}` } });
+      expect(res.status).toBe(200);
+    } finally {
+      expect(await s.stop()).toBe(0);
+    }
+  });
+
   const servers: [string, () => string[]][] = [
     ["from source", () => SOURCE],
     ["the compiled binary", () => [bin]],
@@ -379,6 +413,52 @@ describe("the commands that generate-token and serve print", () => {
       expect(await s.stop()).toBe(0);
     }
   }, 20_000);
+});
+
+describe("--base-url without the /api/v1/scim path", () => {
+  it("serve warns at start with what Location will look like and what to pass, and Location is indeed that", async () => {
+    const dir = folder();
+    const db = newDb();
+    const t = token(cli(["generate-token", "--name", "okta", "--db", db]));
+    const s = await startServe(bin, dir, ["--db", db, "--base-url", "https://scim.example.com"], started);
+    try {
+      await s.waitForLog(/warning/);
+      expect(s.log()).toContain(`Location headers and meta.location will read https://scim.example.com/Users/{id}`);
+      expect(s.log()).toContain(`otherwise pass --base-url https://scim.example.com${BASE_PATH}`);
+      const res = await fetch(`${s.base}/Users`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${t}`, "Content-Type": "application/scim+json" },
+        body: JSON.stringify(userBody("located@example.com")),
+      });
+      expect(res.status).toBe(201);
+      const { id } = (await res.json()) as { id: string };
+      expect(res.headers.get("location")).toBe(`https://scim.example.com/Users/${id}`);
+    } finally {
+      expect(await s.stop()).toBe(0);
+    }
+  });
+
+  it("serve does not warn when the base URL ends in /api/v1/scim (with or without a trailing slash)", async () => {
+    for (const url of [`https://scim.example.com${BASE_PATH}`, `https://example.com/idp${BASE_PATH}/`]) {
+      const dir = folder();
+      const s = await startServe(bin, dir, ["--db", join(dir, "scimd.db"), "--base-url", url], started);
+      try {
+        await s.waitForLog(/SCIM API URL/);
+        expect(s.log()).toContain(`SCIM API URL: ${url.replace(/\/$/, "")}\n`);
+        expect(s.log()).not.toMatch(/warning/i);
+      } finally {
+        expect(await s.stop()).toBe(0);
+      }
+    }
+  });
+
+  it("generate-token repeats the warning next to the URL it prints", () => {
+    const db = newDb();
+    const r = cli(["generate-token", "--name", "okta", "--db", db], { SCIMD_BASE_URL: "https://scim.example.com/" });
+    token(r);
+    expect(r.err).toContain("does not end in /api/v1/scim");
+    expect(r.err).toContain(`otherwise pass --base-url https://scim.example.com${BASE_PATH}`);
+  });
 });
 
 describe("the binary's help", () => {
