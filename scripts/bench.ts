@@ -188,7 +188,7 @@ async function main() {
 
     // scimd.
     const db = join(dir, "scimd.db");
-    const gen = Bun.spawnSync([BINARY, "generate-token", "--name", "bench", "--db", db], { stderr: "ignore" });
+    const gen = Bun.spawnSync([BINARY, "generate-token", "--name", "bench", "--db", db, "--create"], { stderr: "ignore" });
     const token = gen.stdout.toString().trim();
     if (gen.exitCode !== 0 || !token) throw new Error("generate-token failed");
     const port = await freePort();

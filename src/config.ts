@@ -68,14 +68,66 @@ export function parseFlags(argv: string[], specs: FlagSpec[], env: Record<string
   return { values, args };
 }
 
+/** Width of the flag column in help text; a longer flag puts its description on the next line. */
+const FLAG_COLUMN = 28;
+/** Help lines are wrapped at this width. */
+const HELP_WIDTH = 100;
+
+/** `text` wrapped into lines of at most `width` characters (a longer word stays whole). */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) lines.push(line);
+  return lines;
+}
+
+/**
+ * The options block of a help text: the flag, then at least two spaces, then what it does (wrapped
+ * under itself). A flag too long for the column stands alone and its description starts below it.
+ */
 export function flagHelp(specs: FlagSpec[]): string {
+  const indent = " ".repeat(FLAG_COLUMN);
   return specs
     .map((s) => {
       const left = `  --${s.name}${s.kind === "bool" ? "" : ` <${s.kind === "int" ? "n" : "value"}>`}`;
       const extra = [s.default !== undefined && s.default !== false ? `default ${s.default}` : "", s.env ? `env ${s.env}` : ""].filter(Boolean).join(", ");
-      return `${left.padEnd(28)}${s.help}${extra ? ` (${extra})` : ""}`;
+      const text = wrap(`${s.help}${extra ? ` (${extra})` : ""}`, HELP_WIDTH - FLAG_COLUMN);
+      const body = text.map((l) => indent + l);
+      if (left.length + 2 <= FLAG_COLUMN) body[0] = left.padEnd(FLAG_COLUMN) + text[0];
+      else body.unshift(left);
+      return body.join("\n");
     })
     .join("\n");
 }
 
-export const DB_FLAG: FlagSpec = { name: "db", env: "SCIMD_DB", kind: "string", default: "./data/scimd.db", help: "SQLite database file; its folder is created" };
+const DURATION_UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+/** The longest duration parseDuration accepts (a year), so that every end time is a valid date. */
+export const MAX_DURATION_MS = 366 * DURATION_UNITS.d!;
+
+/** "30m", "24h", "7d", "90s" or "0" as milliseconds; throws UsageError naming `flag`. */
+export function parseDuration(raw: string, flag: string): number {
+  const m = /^(\d+)([smhd])?$/.exec(raw.trim());
+  if (!m || (m[2] === undefined && m[1] !== "0") || !Number.isSafeInteger(Number(m[1])))
+    throw new UsageError(`${flag} must be a duration such as 30m, 24h or 7d (s, m, h, d), or 0; got '${raw}'`);
+  const ms = Number(m[1]) * (m[2] ? DURATION_UNITS[m[2]]! : 0);
+  if (ms > MAX_DURATION_MS) throw new UsageError(`${flag} must be at most 366d; got '${raw}'`);
+  return ms;
+}
+
+/** A duration for people: "23h 59m", "6d 23h", "29m", "45s". */
+export function formatDuration(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60);
+  if (d) return h ? `${d}d ${h}h` : `${d}d`;
+  if (h) return m ? `${h}h ${m}m` : `${h}h`;
+  if (m) return `${m}m`;
+  return `${s}s`;
+}
+
+export const DB_FLAG: FlagSpec = { name: "db", env: "SCIMD_DB", kind: "string", default: "./data/scimd.db", help: "SQLite database file; serve creates it and its folder" };

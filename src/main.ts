@@ -1,6 +1,7 @@
 #!/usr/bin/env bun
 /** The binary's entry: parse argv, dispatch one command, map failures to exit codes (2 = usage). */
 import { serve, SERVE_USAGE } from "./cli/serve";
+import { commandLine } from "./cli/invocation";
 import { GENERATE_USAGE, generateToken, tokens, TOKENS_USAGE } from "./cli/tokens";
 import { UsageError } from "./config";
 import { StoreOpenError } from "./store/sqlite/sqlite-store";
@@ -11,17 +12,22 @@ const USAGE = `scimd ${VERSION}: a SCIM 2.0 service provider in one binary
 Usage: scimd <command> [options]
 
 Commands:
-  serve            serve the SCIM API (see 'scimd serve --help')
+  serve            serve the SCIM API
   generate-token   create a bearer token for an identity provider
-  tokens           list or revoke tokens ('scimd tokens list', 'scimd tokens revoke <name|id>')
+  tokens           list, rotate or revoke tokens
+
+Each command's options and examples:
+  ${commandLine("serve", ["--help"])}
+  ${commandLine("generate-token", ["--help"])}
+  ${commandLine("tokens", ["--help"])}
 
 Options:
   --help           show this help
   --version        print the version
 
-First run:
-  scimd generate-token --name okta     # prints the token; paste it into your IdP
-  scimd serve                          # serves http://localhost:8080/api/v1/scim`;
+First run (serve creates ./data/scimd.db; then, in another terminal, create a token for your IdP):
+  ${commandLine("serve")}
+  ${commandLine("generate-token", ["--name", "okta"])}`;
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;

@@ -1,5 +1,9 @@
 import { describe, expect, it } from "bun:test";
-import { parseFlags, UsageError, type FlagSpec } from "../src/config";
+import { resolve } from "node:path";
+import { commandLine, shellQuote } from "../src/cli/invocation";
+import { apiUrl, baseUrlWarning } from "../src/cli/serve";
+import { tokenState } from "../src/cli/tokens";
+import { flagHelp, formatDuration, parseDuration, parseFlags, UsageError, type FlagSpec } from "../src/config";
 import { main } from "../src/main";
 
 const SPECS: FlagSpec[] = [
@@ -148,5 +152,136 @@ describe("main: exit codes", () => {
     const r = await runMain(["--version"]);
     expect(r.code).toBe(0);
     expect(r.out.trim().length).toBeGreaterThan(0);
+  });
+});
+
+const HELPS: [string, string[]][] = [["--help"], ["serve", "--help"], ["generate-token", "--help"], ["tokens", "--help"]].map((argv) => [`scimd ${argv.join(" ")}`, argv]);
+
+describe("help text", () => {
+  it.each(HELPS)("every option line of '%s' leaves at least two spaces between the option and its description", async (_t, argv) => {
+    const r = await runMain(argv);
+    expect(r.code).toBe(0);
+    const options = r.out.split("\n").filter((l) => /^ {2}--/.test(l));
+    expect(options.length).toBeGreaterThan(1);
+    const run = options.filter((l) => !/^ {2}--[a-z-]+( <[a-z]+>)?( {2,}\S.*)?$/.test(l));
+    expect(run).toEqual([]);
+    // Descriptions are wrapped at 100 columns, under the description column.
+    for (const l of r.out.split("\n").filter((l) => /^ {2}--| {28}\S/.test(l))) expect(l.length).toBeLessThanOrEqual(100);
+  });
+
+  it("flagHelp puts the description of a flag too long for the column on the next line, and wraps long descriptions under the column", () => {
+    const text = flagHelp([
+      { name: "a-very-long-option-name-indeed", kind: "int", help: "what it does" },
+      { name: "short", kind: "string", help: "word ".repeat(40).trim() },
+    ]);
+    const lines = text.split("\n");
+    expect(lines[0]).toBe("  --a-very-long-option-name-indeed <n>");
+    expect(lines[1]).toMatch(/^ {28}what it does$/);
+    expect(lines[2]).toMatch(/^ {2}--short <value> {2,}word/);
+    expect(lines.length).toBeGreaterThan(3);
+    for (const l of lines.slice(3)) expect(l).toMatch(/^ {28}word/);
+  });
+
+  /** The example command lines of a help text: the indented lines under a heading that ends in ':' and names examples or a first run. */
+  function examples(text: string): string[] {
+    const out: string[] = [];
+    let inside = false;
+    for (const l of text.split("\n")) {
+      if (/^\S/.test(l)) inside = /^(Examples|First run|Each command's options and examples)\b.*:$/.test(l);
+      else if (inside && /^ {2}\S/.test(l)) out.push(l.trim());
+    }
+    return out;
+  }
+
+  it.each(HELPS)("the example commands of '%s' are the real invocation with no placeholder a shell would misread", async (_t, argv) => {
+    const r = await runMain(argv);
+    const lines = examples(r.out);
+    expect(lines.length).toBeGreaterThan(0);
+    for (const line of lines) {
+      // From source (as these tests run) the invocation is the npm script in this checkout.
+      expect(line).toMatch(/^(TOKEN=\$\()?npm --prefix \S+ (start|run --silent (generate-token|tokens))( |$)/);
+      expect(line.replace(/^TOKEN=\$\((.*)\)$/, "$1")).not.toMatch(/[<>|;&`]/);
+      const syntax = Bun.spawnSync(["sh", "-n", "-c", line]);
+      expect({ line, exit: syntax.exitCode }).toEqual({ line, exit: 0 });
+    }
+  });
+});
+
+describe("invocation and formatting helpers", () => {
+  it.each([
+    ["okta", "okta"],
+    ["/tmp/a b/scimd.db", "'/tmp/a b/scimd.db'"],
+    ["it's", `'it'\\''s'`],
+    ["<idp>", "'<idp>'"],
+    ["", "''"],
+    ["$(rm -rf x)", "'$(rm -rf x)'"],
+  ])("shellQuote(%p) is %p, which sh reads back as the same word", (word, quoted) => {
+    expect(shellQuote(word)).toBe(quoted);
+    const echoed = Bun.spawnSync(["sh", "-c", `printf %s ${quoted}`]).stdout.toString();
+    expect(echoed).toBe(word);
+  });
+
+  it("commandLine from source is the npm script of this checkout, with the arguments quoted", () => {
+    const root = resolve(import.meta.dir, "..");
+    expect(commandLine("generate-token", ["--name", "my idp"])).toBe(`npm --prefix ${root} run --silent generate-token -- --name 'my idp'`);
+    expect(commandLine("serve")).toBe(`npm --prefix ${root} start`);
+    expect(commandLine("tokens", ["list"])).toBe(`npm --prefix ${root} run --silent tokens -- list`);
+  });
+
+  it.each([
+    ["0", 0],
+    ["0s", 0],
+    ["90s", 90_000],
+    ["30m", 1_800_000],
+    ["24h", 86_400_000],
+    ["7d", 604_800_000],
+    ["366d", 366 * 86_400_000],
+  ])("parseDuration reads %p as %p ms", (raw, ms) => {
+    expect(parseDuration(raw, "--grace")).toBe(ms);
+  });
+
+  it.each(["", "30", "1y", "-5m", "5 m", "1.5h", "367d", "24H", "99999999999999999999d"])("parseDuration refuses %p with a UsageError naming the flag", (raw) => {
+    expect(usageErrorOf(() => parseDuration(raw, "--grace")).message).toMatch(/^--grace must be/);
+  });
+
+  it.each([
+    [86_399_000, "23h 59m"],
+    [6 * 86_400_000 + 23 * 3_600_000 + 5, "6d 23h"],
+    [7 * 86_400_000, "7d"],
+    [29 * 60_000 + 59_000, "29m"],
+    [45_400, "45s"],
+    [3_600_000, "1h"],
+  ])("formatDuration(%p) is %p", (ms, text) => {
+    expect(formatDuration(ms)).toBe(text);
+  });
+
+  it("tokenState says active, expires in … (rotated), or expired", () => {
+    const now = Date.parse("2026-01-01T00:00:00.000Z");
+    const t = { id: "i", name: "okta", created: "2025-12-31T00:00:00.000Z", lastUsed: null };
+    expect(tokenState({ ...t, expires: null }, now)).toBe("active");
+    expect(tokenState({ ...t, expires: "2026-01-01T23:59:30.000Z" }, now)).toBe("expires in 23h 59m (rotated)");
+    expect(tokenState({ ...t, expires: "2026-01-01T00:00:00.000Z" }, now)).toBe("expired");
+    expect(tokenState({ ...t, expires: "2025-12-31T12:00:00.000Z" }, now)).toBe("expired");
+  });
+
+  it.each([
+    ["https://scim.example.com", true],
+    ["https://scim.example.com/", true],
+    ["https://example.com/scim/v2", true],
+    ["https://scim.example.com/api/v1/scim", false],
+    ["https://scim.example.com/api/v1/scim/", false],
+    ["https://example.com/tenant-a/api/v1/scim", false],
+  ])("baseUrlWarning(%p) warns: %p", (url, warns) => {
+    const w = baseUrlWarning(url);
+    expect(w !== undefined).toBe(warns);
+    if (w) expect(w).toContain(`otherwise pass --base-url ${url.replace(/\/$/, "")}/api/v1/scim`);
+  });
+
+  it("apiUrl shows the public base URL when set, else http://host:port with the API path (IPv6 in brackets, a name for all addresses)", () => {
+    expect(apiUrl("127.0.0.1", 9000, undefined)).toBe("http://127.0.0.1:9000/api/v1/scim");
+    expect(apiUrl("0.0.0.0", 8080, undefined, "vm1")).toBe("http://vm1:8080/api/v1/scim");
+    expect(apiUrl("::", 8080, undefined)).toBe("http://localhost:8080/api/v1/scim");
+    expect(apiUrl("::1", 8080, undefined)).toBe("http://[::1]:8080/api/v1/scim");
+    expect(apiUrl("0.0.0.0", 8080, "https://scim.example.com/api/v1/scim/")).toBe("https://scim.example.com/api/v1/scim");
   });
 });

@@ -1,34 +1,86 @@
-/** `scimd generate-token` and `scimd tokens list|revoke`: manage API tokens in the database. */
-import { DB_FLAG, flagHelp, parseFlags, UsageError, type FlagSpec } from "../config";
-import { SqliteStore } from "../store/sqlite/sqlite-store";
+/** `scimd generate-token` and `scimd tokens list|rotate|revoke`: manage API tokens in the database. */
+import { hostname } from "node:os";
+import { resolve } from "node:path";
+import { DB_FLAG, flagHelp, formatDuration, parseDuration, parseFlags, UsageError, type FlagSpec } from "../config";
+import { SqliteStore, StoreMissingError } from "../store/sqlite/sqlite-store";
+import { TokenNameTaken, type TokenRecord } from "../store/store";
 import { hashToken, newToken } from "../tokens";
-import { SCIM_BASE_PATH } from "../app";
+import { commandLine, dbArg } from "./invocation";
+import { apiUrl, BASE_URL_FLAG, baseUrlWarning, HOST_FLAG, PORT_FLAG } from "./serve";
 
 const HELP: FlagSpec = { name: "help", kind: "bool", help: "show this help" };
+const DEFAULT_GRACE = "24h";
+
 export const GENERATE_FLAGS: FlagSpec[] = [
-  { name: "name", kind: "string", default: "default", help: "a label for the token, e.g. the IdP's name", check: (v) => { if (!String(v).trim() || String(v).length > 100) throw new UsageError("--name must be 1 to 100 characters"); } },
+  { name: "name", kind: "string", default: "default", help: "the token's name, unique, e.g. the IdP's name", check: (v) => { if (!String(v).trim() || String(v).length > 100) throw new UsageError("--name must be 1 to 100 characters"); } },
   DB_FLAG,
-  { name: "base-url", env: "SCIMD_BASE_URL", kind: "string", help: "public URL of the SCIM API, printed for pasting into the IdP" },
+  { name: "create", kind: "bool", default: false, help: "create the database when it does not exist yet (by default only serve creates it)" },
+  { ...PORT_FLAG, help: "the port serve listens on, for the URL printed for the IdP" },
+  { ...HOST_FLAG, help: "the address serve listens on, for the URL printed for the IdP" },
+  { ...BASE_URL_FLAG, help: "the public URL of the SCIM API (as given to serve), printed for the IdP" },
   HELP,
 ];
-export const TOKENS_FLAGS: FlagSpec[] = [DB_FLAG, HELP];
+export const TOKENS_FLAGS: FlagSpec[] = [
+  DB_FLAG,
+  { name: "grace", kind: "string", help: `rotate: how long the previous secret stays valid: 30m, 24h, 7d, or 0 to refuse it at once (default ${DEFAULT_GRACE})`, check: (v) => void parseDuration(String(v), "--grace") },
+  HELP,
+];
 
-export const GENERATE_USAGE = `Usage: scimd generate-token [--name LABEL] [--db PATH]
+export const GENERATE_USAGE = `Usage: scimd generate-token [--name NAME] [--db PATH] [--create]
 
-Creates a new bearer token and prints it alone on stdout (TOKEN=$(scimd generate-token)).
-Only its hash is stored: the token is shown once. A running server accepts it at once.
+Creates a token and prints its secret alone on stdout (nothing else), so that a shell variable can
+capture it (see the examples). Only its hash is stored: the secret is shown once. A running server
+accepts it at once. Names are unique: to give a token a new secret, use 'tokens rotate'. The
+database must exist (serve creates it) unless --create is given.
 
 Options:
-${flagHelp(GENERATE_FLAGS)}`;
+${flagHelp(GENERATE_FLAGS)}
+
+Examples:
+  ${commandLine("generate-token", ["--name", "okta"])}
+  TOKEN=$(${commandLine("generate-token", ["--name", "entra", "--db", "./data/scimd.db"])})`;
 
 export const TOKENS_USAGE = `Usage: scimd tokens list [--db PATH]
-       scimd tokens revoke <name|id> [--db PATH]
+       scimd tokens rotate NAME [--grace 24h] [--db PATH]
+       scimd tokens revoke NAME [--db PATH]
+       scimd tokens revoke ID [--db PATH]
 
-Lists tokens (name, id, created, last used; never the secret) or revokes them. A revoked token is
-refused on the next request, also by a running server.
+list    every secret: name, id, state, created, last used (never the secret itself). The state is
+        'active', 'expires in … (rotated)' while a replaced secret is still accepted, or 'expired'.
+rotate  gives the token NAME a new secret, printed alone on stdout; the previous one stays valid for
+        --grace (default ${DEFAULT_GRACE}) so the IdP can be updated first, and is refused after that.
+revoke  NAME removes the token: every secret of that name, the rotated ones too. ID removes one secret.
+        A running server refuses a revoked or expired secret on its next request.
 
 Options:
-${flagHelp(TOKENS_FLAGS)}`;
+${flagHelp(TOKENS_FLAGS)}
+
+Examples:
+  ${commandLine("tokens", ["list"])}
+  ${commandLine("tokens", ["rotate", "okta", "--grace", "1h"])}
+  ${commandLine("tokens", ["revoke", "okta"])}`;
+
+/**
+ * Opens the database the command works on. Only serve creates one: a token written into a file the
+ * server never reads would leave the IdP with 401s, so a missing file is refused with what to do.
+ */
+function openStore(db: string, create: boolean, command: "generate-token" | "tokens"): SqliteStore {
+  try {
+    return new SqliteStore(db, { create });
+  } catch (e) {
+    if (!(e instanceof StoreMissingError)) throw e;
+    const where = resolve(db) === db ? db : `${db} (${resolve(db)})`;
+    throw new Error(
+      [
+        `there is no scimd database at ${where}.`,
+        `'serve' creates it on its first start; a token must go into the database the server uses. Either start the server first:`,
+        `  ${commandLine("serve", dbArg(db))}`,
+        `or pass the --db that your server uses${command === "generate-token" ? ", or add --create to create this database now:" : "."}`,
+        ...(command === "generate-token" ? [`  ${commandLine("generate-token", ["--name", "okta", ...dbArg(db), "--create"])}`] : []),
+      ].join("\n"),
+    );
+  }
+}
 
 export async function generateToken(argv: string[]): Promise<number> {
   const { values, args } = parseFlags(argv, GENERATE_FLAGS);
@@ -37,26 +89,54 @@ export async function generateToken(argv: string[]): Promise<number> {
     return 0;
   }
   if (args.length) throw new UsageError(`unexpected argument '${args[0]}'`);
-  const store = new SqliteStore(String(values.db));
+  const db = String(values.db);
+  const name = String(values.name);
+  const store = openStore(db, values.create === true, "generate-token");
   try {
     const token = newToken();
-    const rec = await store.createToken(String(values.name), hashToken(token));
+    let rec: TokenRecord;
+    try {
+      rec = await store.createToken(name, hashToken(token));
+    } catch (e) {
+      if (!(e instanceof TokenNameTaken)) throw e;
+      console.error(
+        [
+          `scimd: a token named '${name}' already exists; names are unique. To give it a new secret (the old one stays valid for ${DEFAULT_GRACE}):`,
+          `  ${commandLine("tokens", ["rotate", name, ...dbArg(db)])}`,
+          `or revoke it, then generate it again:`,
+          `  ${commandLine("tokens", ["revoke", name, ...dbArg(db)])}`,
+          `or choose another --name.`,
+        ].join("\n"),
+      );
+      return 1;
+    }
     process.stdout.write(token + "\n");
-    const url = (values["base-url"] as string | undefined) ?? `http://<this-host>:8080${SCIM_BASE_PATH}`;
+    const baseUrl = values["base-url"] as string | undefined;
+    const warning = baseUrlWarning(baseUrl);
     console.error(
       [
-        `Created token '${rec.name}' (id ${rec.id}) in ${values.db}.`,
+        `Created token '${rec.name}' (id ${rec.id}) in ${resolve(db)}.`,
         `In your identity provider, set:`,
-        `  SCIM base URL / Tenant URL: ${url}`,
+        `  SCIM base URL / Tenant URL: ${apiUrl(String(values.host), values.port as number, baseUrl, hostname())}`,
         `  Authentication: HTTP header, Bearer token (the line printed on stdout)`,
+        ...(baseUrl === undefined ? [`(Behind a TLS proxy, give the IdP the public https URL and start serve with --base-url set to it.)`] : []),
+        ...(warning ? [warning] : []),
         `This token is shown once and cannot be shown again: only its hash is stored.`,
-        `To get a token again, generate a new one; revoke old ones with 'scimd tokens revoke <name|id>'.`,
+        `To give it a new secret later (the old one stays valid for ${DEFAULT_GRACE} while you update the IdP):`,
+        `  ${commandLine("tokens", ["rotate", rec.name, ...dbArg(db)])}`,
       ].join("\n"),
     );
     return 0;
   } finally {
     store.close();
   }
+}
+
+/** 'active', 'expires in 23h 59m (rotated)' or 'expired'. */
+export function tokenState(t: TokenRecord, now = Date.now()): string {
+  if (t.expires === null) return "active";
+  const left = Date.parse(t.expires) - now;
+  return left > 0 ? `expires in ${formatDuration(left)} (rotated)` : "expired";
 }
 
 export async function tokens(argv: string[]): Promise<number> {
@@ -66,31 +146,54 @@ export async function tokens(argv: string[]): Promise<number> {
     return values.help ? 0 : 2;
   }
   const [sub, ...rest] = args;
-  const store = new SqliteStore(String(values.db));
+  if (sub !== "list" && sub !== "rotate" && sub !== "revoke") throw new UsageError(`unknown tokens command '${sub}'`);
+  if (values.grace !== undefined && sub !== "rotate") throw new UsageError("--grace applies to 'tokens rotate' only");
+  if (sub === "list" && rest.length) throw new UsageError(`unexpected argument '${rest[0]}'`);
+  if (sub !== "list" && rest.length !== 1) throw new UsageError(sub === "rotate" ? "'tokens rotate' takes one token name" : "'tokens revoke' takes one token name or id");
+  const db = String(values.db);
+  const store = openStore(db, false, "tokens");
   try {
     if (sub === "list") {
-      if (rest.length) throw new UsageError(`unexpected argument '${rest[0]}'`);
       const list = await store.listTokens();
       if (!list.length) {
-        console.error("no tokens; create one with 'scimd generate-token --name <label>'");
+        console.error(`no tokens; create one with\n  ${commandLine("generate-token", ["--name", "okta", ...dbArg(db)])}`);
         return 0;
       }
-      const rows = [["NAME", "ID", "CREATED", "LAST USED"], ...list.map((t) => [t.name, t.id, t.created, t.lastUsed ?? "never"])];
+      const now = Date.now();
+      const rows = [["NAME", "ID", "STATE", "CREATED", "LAST USED"], ...list.map((t) => [t.name, t.id, tokenState(t, now), t.created, t.lastUsed ?? "never"])];
       const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
       for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd());
       return 0;
     }
-    if (sub === "revoke") {
-      if (rest.length !== 1) throw new UsageError("'tokens revoke' takes one token name or id");
-      const n = await store.revokeToken(rest[0]!);
-      if (n === 0) {
-        console.error(`no token named or with id '${rest[0]}'; see 'scimd tokens list'`);
+    const target = rest[0]!;
+    if (sub === "rotate") {
+      const graceMs = parseDuration(String(values.grace ?? DEFAULT_GRACE), "--grace");
+      const token = newToken();
+      const r = await store.rotateToken(target, hashToken(token), graceMs);
+      if (!r) {
+        console.error(`scimd: no token named '${target}' (see 'tokens list'); create it with\n  ${commandLine("generate-token", ["--name", target, ...dbArg(db)])}`);
         return 1;
       }
-      console.error(`revoked ${n} token${n > 1 ? "s" : ""} '${rest[0]}'`);
+      process.stdout.write(token + "\n");
+      const lines = [`Rotated token '${target}': its new secret (id ${r.token.id}) is the line printed on stdout; put it into your identity provider now.`];
+      if (r.retiring.length === 0) lines.push(`The previous secret is refused from now on.`);
+      else {
+        for (const t of r.retiring) lines.push(`The previous secret ${t.id} stays valid until ${t.expires} (in ${formatDuration(Date.parse(t.expires!) - Date.parse(r.token.created))}), then it is refused.`);
+        lines.push(`Once the IdP uses the new secret, you can refuse the old one at once:`);
+        for (const t of r.retiring) lines.push(`  ${commandLine("tokens", ["revoke", t.id, ...dbArg(db)])}`);
+      }
+      console.error(lines.join("\n"));
       return 0;
     }
-    throw new UsageError(`unknown tokens command '${sub}'`);
+    const before = await store.listTokens();
+    const byId = before.find((t) => t.id === target);
+    const n = await store.revokeToken(target);
+    if (n === 0) {
+      console.error(`scimd: no token named or with id '${target}'; see\n  ${commandLine("tokens", ["list", ...dbArg(db)])}`);
+      return 1;
+    }
+    console.error(byId ? `revoked secret ${target} of token '${byId.name}'` : `revoked token '${target}' (${n} secret${n > 1 ? "s" : ""})`);
+    return 0;
   } finally {
     store.close();
   }

@@ -78,11 +78,31 @@ export interface DeleteOptions {
   precondition?: (current: StoredResource) => void;
 }
 
+/**
+ * One secret of an API token. A token is a name (unique among tokens) with one current secret
+ * (`expires` null) and, after a rotation, the secrets it replaced, each accepted until `expires`.
+ */
 export interface TokenRecord {
   id: string;
   name: string;
   created: string;
   lastUsed: string | null;
+  /** When this (rotated-out) secret stops being accepted; null for the name's current secret. */
+  expires: string | null;
+}
+
+/** createToken with a name some token already has (rotate it, or revoke it first). */
+export class TokenNameTaken extends Error {
+  constructor(readonly tokenName: string) {
+    super(`a token named '${tokenName}' already exists`);
+  }
+}
+
+export interface RotatedToken {
+  /** The new current secret of the name. */
+  token: TokenRecord;
+  /** The name's older secrets that are still accepted, each until its `expires`. */
+  retiring: TokenRecord[];
 }
 
 export interface Store {
@@ -106,12 +126,20 @@ export interface Store {
   /** The number of members, without reading them. */
   memberCount(groupId: string): Promise<number>;
 
+  /** A new token; throws TokenNameTaken when any secret (current, rotated or expired) has this name. */
   createToken(name: string, hash: string): Promise<TokenRecord>;
-  /** The token with this hash, and records its use (at most once a minute). */
+  /**
+   * Gives `name` a new current secret; every older secret of the name is accepted for at most
+   * `graceMs` more (0: refused from now on). Undefined when no token has this name.
+   */
+  rotateToken(name: string, hash: string, graceMs: number): Promise<RotatedToken | undefined>;
+  /** The accepted (not expired) secret with this hash, and records its use (at most once a minute). */
   findToken(hash: string): Promise<TokenRecord | undefined>;
+  /** Every secret, expired ones included, oldest first. */
   listTokens(): Promise<TokenRecord[]>;
-  /** Deletes tokens whose id or name is `idOrName`; returns how many. */
+  /** Deletes the secret with id `idOrName`, or every secret of the token named `idOrName`; returns how many. */
   revokeToken(idOrName: string): Promise<number>;
+  /** How many secrets are accepted now. */
   tokenCount(): Promise<number>;
 
   close(): void;

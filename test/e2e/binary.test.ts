@@ -77,7 +77,8 @@ describe("first run, provisioning, tokens and restart", () => {
   const dbPath = () => join(tmp, "data", "scimd.db");
 
   it("generate-token prints only the token on stdout and the SCIM API URL and a shown-once notice on stderr", () => {
-    const r = run(["generate-token", "--name", "okta"]);
+    // The first command on a new machine: --create, as serve has not created the database yet.
+    const r = run(["generate-token", "--name", "okta", "--create"]);
     expect(r.code).toBe(0);
     const lines = r.out.split("\n").filter((l) => l !== "");
     expect(lines).toHaveLength(1);
@@ -262,8 +263,7 @@ describe("serve with an empty or foreign database", () => {
     try {
       await s.waitForLog(/generate-token/);
       expect(s.log()).toMatch(/no API token exists/);
-      expect(s.log()).toContain("scimd generate-token --name");
-      expect(s.log()).toContain("./empty/scimd.db");
+      expect(s.log()).toContain(`${bin} generate-token --name okta --db ${join(tmp, "empty", "scimd.db")}`);
     } finally {
       expect(await s.stop(5000)).toBe(0);
     }

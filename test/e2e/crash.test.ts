@@ -103,7 +103,7 @@ beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), "scimd-crash-"));
   bin = buildBinaryInto(tmp);
   dbPath = join(tmp, "data", "scimd.db");
-  const g = Bun.spawnSync([bin, "generate-token", "--name", "crash", "--db", dbPath], { cwd: tmp, env: cleanEnv(), stdout: "pipe", stderr: "pipe" });
+  const g = Bun.spawnSync([bin, "generate-token", "--name", "crash", "--db", dbPath, "--create"], { cwd: tmp, env: cleanEnv(), stdout: "pipe", stderr: "pipe" });
   if (g.exitCode !== 0) throw new Error(`generate-token failed (${g.exitCode}):\n${g.stderr.toString()}`);
   token = g.stdout.toString().trim();
 }, 60_000);

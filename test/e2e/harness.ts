@@ -96,14 +96,18 @@ export interface Served {
   exited?: number;
 }
 
+/** scimd from source, as a command prefix in place of the binary: `[...SOURCE, "serve", …]`. */
+export const SOURCE = [process.execPath, join(REPO, "src/main.ts")];
+
 /**
  * Starts `bin serve` on a free port with `args`, in `cwd`, and waits until /healthz answers or the
- * process exits. Every process started is added to `started` (and removed when it exits).
+ * process exits. `bin` is the binary's path or a command prefix such as SOURCE. Every process
+ * started is added to `started` (and removed when it exits).
  */
-export async function startServe(bin: string, cwd: string, args: string[], started: Set<Bun.Subprocess>, timeoutMs = 5000): Promise<Served> {
+export async function startServe(bin: string | string[], cwd: string, args: string[], started: Set<Bun.Subprocess>, timeoutMs = 5000): Promise<Served> {
   const port = await freePort();
   const t0 = performance.now();
-  const proc = Bun.spawn([bin, "serve", "--port", String(port), "--host", "127.0.0.1", ...args], {
+  const proc = Bun.spawn([...[bin].flat(), "serve", "--port", String(port), "--host", "127.0.0.1", ...args], {
     cwd,
     env: cleanEnv(),
     stdin: "ignore",

@@ -8,7 +8,7 @@ import { resolveFilter } from "../../src/scim/filter";
 import type { MemberChange } from "../../src/scim/patch";
 import type { Resource } from "../../src/scim/resource";
 import { GROUP_RESOURCE, USER_RESOURCE } from "../../src/scim/schema";
-import type { Member, ResourceKind, Store } from "../../src/store/store";
+import { TokenNameTaken, type Member, type ResourceKind, type Store } from "../../src/store/store";
 
 const USER = "urn:ietf:params:scim:schemas:core:2.0:User";
 const GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -468,19 +468,101 @@ export function storeContract(name: string, open: () => Promise<Store> | Store, 
         expect(Date.parse(listed!.lastUsed!)).toBeGreaterThanOrEqual(Date.parse(rec.created));
       });
 
-      it("revokeToken deletes by id or by name, returns how many, and the token is no longer found", async () => {
+      it("createToken refuses a name some token already has and stores nothing", async () => {
+        const first = await store.createToken("okta", "h1");
+        let caught: unknown;
+        try {
+          await store.createToken("okta", "h2");
+        } catch (e) {
+          caught = e;
+        }
+        expect(caught).toBeInstanceOf(TokenNameTaken);
+        expect((caught as TokenNameTaken).tokenName).toBe("okta");
+        expect(await store.findToken("h2")).toBeUndefined();
+        expect((await store.listTokens()).map((t) => t.id)).toEqual([first.id]);
+        // Another name is fine.
+        expect((await store.createToken("entra", "h3")).name).toBe("entra");
+      });
+
+      it("rotateToken gives the name a new current secret and keeps the old one accepted for the grace period", async () => {
+        const old = await store.createToken("okta", "h-old");
+        const before = Date.now();
+        const r = await store.rotateToken("okta", "h-new", 60 * 60_000);
+        expect(r).toBeDefined();
+        expect(r!.token).toMatchObject({ name: "okta", expires: null, lastUsed: null });
+        expect(r!.retiring.map((t) => t.id)).toEqual([old.id]);
+        const until = Date.parse(r!.retiring[0]!.expires!);
+        expect(until).toBeGreaterThanOrEqual(before + 60 * 60_000);
+        expect(until).toBeLessThanOrEqual(Date.now() + 60 * 60_000);
+        expect((await store.findToken("h-old"))?.id).toBe(old.id);
+        expect((await store.findToken("h-new"))?.id).toBe(r!.token.id);
+        const listed = await store.listTokens();
+        expect(listed.map((t) => [t.id, t.name, t.expires === null])).toEqual([
+          [old.id, "okta", false],
+          [r!.token.id, "okta", true],
+        ]);
+        expect(await store.tokenCount()).toBe(2);
+        // The name is still taken for createToken.
+        await expect(store.createToken("okta", "h-third")).rejects.toBeInstanceOf(TokenNameTaken);
+      });
+
+      it("rotateToken with a grace of 0 refuses the old secret at once; an expired secret is listed but not found or counted", async () => {
+        await store.createToken("okta", "h-old");
+        const r = await store.rotateToken("okta", "h-new", 0);
+        expect(await store.findToken("h-old")).toBeUndefined();
+        expect((await store.findToken("h-new"))?.id).toBe(r!.token.id);
+        expect(r!.retiring).toEqual([]);
+        expect(await store.tokenCount()).toBe(1);
+        const listed = await store.listTokens();
+        expect(listed).toHaveLength(2);
+        expect(Date.parse(listed[0]!.expires!)).toBeLessThanOrEqual(Date.now());
+      });
+
+      it("a rotated-out secret is refused once its grace period has passed", async () => {
+        await store.createToken("okta", "h-old");
+        await store.rotateToken("okta", "h-new", 40);
+        expect(await store.findToken("h-old")).toBeDefined();
+        await Bun.sleep(60);
+        expect(await store.findToken("h-old")).toBeUndefined();
+        expect(await store.findToken("h-new")).toBeDefined();
+      });
+
+      it("a second rotation ends every older secret at the new grace period at the latest, never later than it already ended", async () => {
+        const a = await store.createToken("okta", "h-a");
+        const b = (await store.rotateToken("okta", "h-b", 60 * 60_000))!.token;
+        const second = await store.rotateToken("okta", "h-c", 60_000);
+        expect(second!.retiring.map((t) => t.id).sort()).toEqual([a.id, b.id].sort());
+        for (const t of second!.retiring) expect(Date.parse(t.expires!)).toBeLessThanOrEqual(Date.now() + 60_000);
+        const third = await store.rotateToken("okta", "h-d", 24 * 60 * 60_000);
+        for (const t of third!.retiring.filter((t) => t.id !== second!.token.id)) expect(Date.parse(t.expires!)).toBeLessThanOrEqual(Date.now() + 60_000);
+        expect(await store.findToken("h-a")).toBeDefined();
+      });
+
+      it("rotateToken of a name no token has returns undefined and stores nothing", async () => {
+        expect(await store.rotateToken("nobody", "h", 60_000)).toBeUndefined();
+        expect(await store.findToken("h")).toBeUndefined();
+        expect(await store.listTokens()).toEqual([]);
+      });
+
+      it("revokeToken deletes one secret by id or every secret of a name, returns how many, and they are no longer found", async () => {
         const a = await store.createToken("okta", "h1");
-        await store.createToken("okta", "h2");
+        const b = (await store.rotateToken("okta", "h2", 60_000))!.token;
         const c = await store.createToken("entra", "h3");
         expect(await store.tokenCount()).toBe(3);
         expect(await store.revokeToken("nobody")).toBe(0);
         expect(await store.revokeToken(c.id)).toBe(1);
         expect(await store.findToken("h3")).toBeUndefined();
-        expect(await store.revokeToken("okta")).toBe(2);
+        expect(await store.revokeToken(a.id)).toBe(1);
         expect(await store.findToken("h1")).toBeUndefined();
+        expect((await store.findToken("h2"))?.id).toBe(b.id);
+        await store.rotateToken("okta", "h4", 60_000);
+        expect(await store.revokeToken("okta")).toBe(2);
         expect(await store.findToken("h2")).toBeUndefined();
+        expect(await store.findToken("h4")).toBeUndefined();
         expect(await store.tokenCount()).toBe(0);
         expect(await store.revokeToken(a.id)).toBe(0);
+        // A revoked name is free again.
+        expect((await store.createToken("okta", "h5")).name).toBe("okta");
       });
     });
   });

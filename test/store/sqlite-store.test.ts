@@ -1,11 +1,11 @@
 import { Database } from "bun:sqlite";
 import { afterAll, describe, expect, it } from "bun:test";
-import { readFileSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { ScimError } from "../../src/scim/errors";
 import { APPLICATION_ID, MIGRATIONS } from "../../src/store/sqlite/migrations";
-import { SqliteStore, StoreOpenError } from "../../src/store/sqlite/sqlite-store";
-import type { Store } from "../../src/store/store";
+import { SqliteStore, StoreMissingError, StoreOpenError } from "../../src/store/sqlite/sqlite-store";
+import { TokenNameTaken, type Store } from "../../src/store/store";
 import { tempDir } from "../helpers";
 import { storeContract } from "./contract";
 
@@ -234,6 +234,72 @@ describe("SqliteStore specifics", () => {
     } finally {
       other.close();
       store.close();
+    }
+  });
+
+  it("with create: false refuses a missing file, or an empty one, with StoreMissingError naming the path, and creates nothing", () => {
+    const path = join(tmp.dir, "missing-folder", "scimd.db");
+    let caught: unknown;
+    try {
+      new SqliteStore(path, { create: false }).close();
+    } catch (e) {
+      caught = e;
+    }
+    expect(caught).toBeInstanceOf(StoreMissingError);
+    expect(caught).toBeInstanceOf(StoreOpenError);
+    expect((caught as StoreMissingError).path).toBe(path);
+    expect((caught as Error).message).toContain(path);
+    expect(existsSync(path)).toBe(false);
+    expect(existsSync(dirname(path))).toBe(false);
+    const empty = join(tmp.dir, "empty.db");
+    writeFileSync(empty, "");
+    expect(() => new SqliteStore(empty, { create: false })).toThrow(StoreMissingError);
+    expect(statSync(empty).size).toBe(0);
+  });
+
+  it("with create: false opens an existing scimd database and sees its tokens", async () => {
+    const path = freshPath();
+    const a = new SqliteStore(path);
+    await a.createToken("okta", "hash");
+    a.close();
+    const b = new SqliteStore(path, { create: false });
+    try {
+      expect((await b.findToken("hash"))?.name).toBe("okta");
+    } finally {
+      b.close();
+    }
+  });
+
+  it("migrating a database whose tokens share names keeps every secret valid: the oldest keeps the name, later ones get -2, -3 (skipping taken names)", async () => {
+    const path = freshPath();
+    mkdirSync(dirname(path), { recursive: true });
+    // A database as scimd wrote it before token names were unique (schema version 1).
+    const v1 = new Database(path, { create: true });
+    v1.exec(MIGRATIONS[0] as string);
+    v1.exec(`PRAGMA application_id = ${APPLICATION_ID}`);
+    v1.exec("PRAGMA user_version = 1");
+    const insert = v1.prepare("INSERT INTO tokens (id, name, hash, created) VALUES (?, ?, ?, ?)");
+    insert.run("id-okta-3", "okta", "h-okta-3", "2026-03-01T00:00:00.000Z");
+    insert.run("id-okta-1", "okta", "h-okta-1", "2026-01-01T00:00:00.000Z");
+    insert.run("id-okta-2", "okta", "h-okta-2", "2026-02-01T00:00:00.000Z");
+    insert.run("id-taken", "okta-2", "h-taken", "2025-12-01T00:00:00.000Z");
+    insert.run("id-entra", "entra", "h-entra", "2026-01-15T00:00:00.000Z");
+    insert.finalize();
+    v1.close();
+
+    const s = new SqliteStore(path);
+    try {
+      const names = Object.fromEntries((await s.listTokens()).map((t) => [t.id, t.name]));
+      expect(names).toEqual({ "id-okta-1": "okta", "id-okta-2": "okta-3", "id-okta-3": "okta-4", "id-taken": "okta-2", "id-entra": "entra" });
+      for (const h of ["h-okta-1", "h-okta-2", "h-okta-3", "h-taken", "h-entra"]) expect(await s.findToken(h)).toBeDefined();
+      expect((await s.listTokens()).every((t) => t.expires === null)).toBe(true);
+      // Names are unique from now on, and revoking the old name revokes only the oldest secret.
+      await expect(s.createToken("okta", "h-new")).rejects.toBeInstanceOf(TokenNameTaken);
+      expect(await s.revokeToken("okta")).toBe(1);
+      expect(await s.findToken("h-okta-2")).toBeDefined();
+      expect(s.db.query("PRAGMA user_version").get()).toEqual({ user_version: MIGRATIONS.length });
+    } finally {
+      s.close();
     }
   });
 });

@@ -1,7 +1,7 @@
 /**
  * Numbered schema migrations, applied in order at start inside one transaction each; `PRAGMA
  * user_version` records the last one applied. Never edit a released migration: add the next one.
- * A migration is SQL text, or a function for a step SQL cannot express.
+ * A migration is SQL text, or a function for a step that SQL alone cannot say deterministically.
  */
 import type { Database } from "bun:sqlite";
 import { userNameKey } from "../../scim/username";
@@ -9,6 +9,39 @@ import { userNameKey } from "../../scim/username";
 export const APPLICATION_ID = 0x5343494d; // "SCIM"
 
 export type Migration = string | ((db: Database) => void);
+
+/**
+ * 3: token names become unique, and a token may have rotated-out secrets that expire.
+ *
+ * Databases from before this step may hold several tokens with one name (the old rotation advice
+ * was "generate a new one, then revoke the old one", and `revoke <name>` took both). No secret is
+ * invalidated by the migration: the oldest token of a name keeps it, each later one is renamed to
+ * `<name>-2`, `<name>-3`, … in creation order (skipping suffixes some token already has), so every
+ * secret can be told apart in `tokens list` and revoked alone — `tokens revoke <name>` now removes
+ * the old one the admin meant to revoke.
+ */
+function uniqueTokenNames(db: Database): void {
+  const rows = db.query("SELECT id, name FROM tokens ORDER BY name, created, rowid").all() as { id: string; name: string }[];
+  const taken = new Set(rows.map((r) => r.name));
+  const seen = new Set<string>();
+  const rename = db.prepare("UPDATE tokens SET name = ? WHERE id = ?");
+  for (const r of rows) {
+    if (!seen.has(r.name)) {
+      seen.add(r.name);
+      continue;
+    }
+    let n = 2;
+    while (taken.has(`${r.name}-${n}`)) n++;
+    taken.add(`${r.name}-${n}`);
+    rename.run(`${r.name}-${n}`, r.id);
+  }
+  rename.finalize();
+  db.exec(`
+    ALTER TABLE tokens ADD COLUMN expires TEXT;
+    -- One current secret per name; rotated-out secrets (expires set) keep the name until revoked.
+    CREATE UNIQUE INDEX tokens_current_name ON tokens(name) WHERE expires IS NULL;
+  `);
+}
 
 export const MIGRATIONS: Migration[] = [
   // 1: users, groups, membership, tokens.
@@ -87,4 +120,5 @@ export const MIGRATIONS: Migration[] = [
       if (key !== r.key && !taken.get(key)) rekey.run(key, r.seq);
     }
   },
+  uniqueTokenNames,
 ];

@@ -23,10 +23,12 @@ import type {
   SearchQuery,
   Store,
   StoredResource,
+  RotatedToken,
   TokenRecord,
   UpdateInput,
   DeleteOptions,
 } from "../store";
+import { TokenNameTaken } from "../store";
 import { APPLICATION_ID, MIGRATIONS } from "./migrations";
 
 export type Synchronous = "FULL" | "NORMAL";
@@ -35,10 +37,22 @@ export interface SqliteStoreOptions {
   /** SQLite `synchronous` in WAL mode. FULL (default): a commit survives power loss. */
   synchronous?: Synchronous;
   busyTimeoutMs?: number;
+  /**
+   * Create the file (and its folder) when it does not exist: the default, for `serve`. With false a
+   * missing or empty file is refused with StoreMissingError and nothing is created.
+   */
+  create?: boolean;
 }
 
 /** Raised when the file is not a scimd database or comes from a newer scimd. Nothing was changed. */
 export class StoreOpenError extends Error {}
+
+/** Raised with `create: false` when there is no database at the path (or only an empty file). */
+export class StoreMissingError extends StoreOpenError {
+  constructor(readonly path: string) {
+    super(`there is no scimd database at ${path}`);
+  }
+}
 
 type Row = { seq: number; id: string; created: string; last_modified: string; version: number; data: string; groups?: string };
 
@@ -53,6 +67,11 @@ const GROUPS_COLUMN = `(SELECT json_group_array(json_array(g.id, json_extract(g.
 const USER_WITH_GROUPS = `SELECT ${COLUMNS}, ${GROUPS_COLUMN} FROM users r WHERE r.id = ?`;
 
 const nowIso = () => new Date().toISOString();
+
+/** Token times are ISO 8601 UTC strings of one fixed format, so text comparison in SQL orders them. */
+type TokenRow = { id: string; name: string; created: string; last_used: string | null; expires: string | null };
+const TOKEN_COLUMNS = "id, name, created, last_used, expires";
+const tokenRecord = (r: TokenRow): TokenRecord => ({ id: r.id, name: r.name, created: r.created, lastUsed: r.last_used, expires: r.expires });
 
 /** group_members.member_kind values. */
 const USER_KIND = 0;
@@ -97,11 +116,14 @@ export class SqliteStore implements Store {
     opts: SqliteStoreOptions = {},
   ) {
     const fresh = path === ":memory:" || !existsSync(path) || statSync(path).size === 0;
-    if (path !== ":memory:") {
+    const create = opts.create ?? true;
+    if (!create && fresh && path !== ":memory:") throw new StoreMissingError(path);
+    if (create && path !== ":memory:") {
       mkdirSync(dirname(path), { recursive: true });
       if (!existsSync(path)) closeSync(openSync(path, "a", 0o600));
     }
-    this.db = new Database(path, { create: true, strict: true });
+    // Without `create` the file is opened read-write only: if it vanished since the check, the open fails.
+    this.db = new Database(path, create ? { create: true, strict: true } : { readwrite: true, create: false, strict: true });
     try {
       this.db.exec(`PRAGMA busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
       this.checkIdentity(fresh);
@@ -556,15 +578,39 @@ export class SqliteStore implements Store {
   }
 
   async createToken(name: string, hash: string): Promise<TokenRecord> {
-    const rec: TokenRecord = { id: crypto.randomUUID(), name, created: nowIso(), lastUsed: null };
-    this.q("INSERT INTO tokens (id, name, hash, created) VALUES (?, ?, ?, ?)").run(rec.id, name, hash, rec.created);
+    const rec: TokenRecord = { id: crypto.randomUUID(), name, created: nowIso(), lastUsed: null, expires: null };
+    // One statement: the name check and the insert cannot be split by another process's insert.
+    const inserted = this.q("INSERT INTO tokens (id, name, hash, created) SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS (SELECT 1 FROM tokens WHERE name = ?2)").run(
+      rec.id,
+      name,
+      hash,
+      rec.created,
+    ).changes;
+    if (inserted === 0) throw new TokenNameTaken(name);
     return rec;
   }
 
+  async rotateToken(name: string, hash: string, graceMs: number): Promise<RotatedToken | undefined> {
+    const now = Date.now();
+    const created = new Date(now).toISOString();
+    const until = new Date(now + graceMs).toISOString();
+    return this.db
+      .transaction((): RotatedToken | undefined => {
+        if (!this.q("SELECT 1 FROM tokens WHERE name = ?").get(name)) return undefined;
+        // Every older secret of the name stops at `until` at the latest (one rotated before keeps its earlier end).
+        this.q("UPDATE tokens SET expires = ?2 WHERE name = ?1 AND (expires IS NULL OR expires > ?2)").run(name, until);
+        const token: TokenRecord = { id: crypto.randomUUID(), name, created, lastUsed: null, expires: null };
+        this.q("INSERT INTO tokens (id, name, hash, created) VALUES (?, ?, ?, ?)").run(token.id, name, hash, created);
+        const retiring = (this.q(`SELECT ${TOKEN_COLUMNS} FROM tokens WHERE name = ?1 AND expires > ?2 ORDER BY created, rowid`).all(name, created) as TokenRow[]).map(tokenRecord);
+        return { token, retiring };
+      })
+      .immediate();
+  }
+
   async findToken(hash: string): Promise<TokenRecord | undefined> {
-    const row = this.q("SELECT id, name, created, last_used FROM tokens WHERE hash = ?").get(hash) as
-      | { id: string; name: string; created: string; last_used: string | null }
-      | null;
+    // An expired secret is not found: the check is part of the lookup, so a running server refuses
+    // a rotated-out secret on the first request after its grace period, with no restart or cache.
+    const row = this.q(`SELECT ${TOKEN_COLUMNS} FROM tokens WHERE hash = ? AND (expires IS NULL OR expires > ?)`).get(hash, nowIso()) as TokenRow | null;
     if (!row) return undefined;
     const now = Date.now();
     if ((this.tokenTouched.get(row.id) ?? 0) < now - 60_000) {
@@ -575,12 +621,11 @@ export class SqliteStore implements Store {
         // Recording last use is best effort: a busy database must not fail the request.
       }
     }
-    return { id: row.id, name: row.name, created: row.created, lastUsed: row.last_used };
+    return tokenRecord(row);
   }
 
   async listTokens(): Promise<TokenRecord[]> {
-    const rows = this.q("SELECT id, name, created, last_used FROM tokens ORDER BY created").all() as { id: string; name: string; created: string; last_used: string | null }[];
-    return rows.map((r) => ({ id: r.id, name: r.name, created: r.created, lastUsed: r.last_used }));
+    return (this.q(`SELECT ${TOKEN_COLUMNS} FROM tokens ORDER BY created, rowid`).all() as TokenRow[]).map(tokenRecord);
   }
 
   async revokeToken(idOrName: string): Promise<number> {
@@ -588,7 +633,7 @@ export class SqliteStore implements Store {
   }
 
   async tokenCount(): Promise<number> {
-    return (this.q("SELECT count(*) AS n FROM tokens").get() as { n: number }).n;
+    return (this.q("SELECT count(*) AS n FROM tokens WHERE expires IS NULL OR expires > ?").get(nowIso()) as { n: number }).n;
   }
 
   close(): void {
