@@ -57,7 +57,8 @@ const ATTR_PATH = /^(urn:[A-Za-z0-9.:_-]+:)?[A-Za-z$][\w$-]*(\.[A-Za-z$][\w$-]*)
 const nonEmpty = (e: Resource) => Object.keys(e).length > 0;
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
-export function parsePatchPath(rt: ResourceTypeDef, path: string): PatchPath {
+/** `strict`: a bare (unquoted) value in a value filter is refused, as in `filter` (see filter-syntax.ts). */
+export function parsePatchPath(rt: ResourceTypeDef, path: string, strict = false): PatchPath {
   const trimmed = path.trim();
   if (trimmed === "") throw invalidPath("'path' is empty");
   if (trimmed.length > 4096) throw invalidPath("'path' is longer than 4096 characters");
@@ -88,7 +89,7 @@ export function parsePatchPath(rt: ResourceTypeDef, path: string): PatchPath {
   const text = trimmed.slice(open + 1, close);
   let filter: ResolvedFilter;
   try {
-    filter = resolveElementFilterText(r.attr, text);
+    filter = resolveElementFilterText(r.attr, text, { unquotedValues: !strict });
   } catch (e) {
     if (e instanceof ScimError) throw invalidPath(`the value filter in '${path}' is invalid: ${e.detail}`);
     throw e;
@@ -184,7 +185,7 @@ function applyOne(ctx: PatchContext, res: PatchResult, op: Op, path: string | un
     });
     return;
   }
-  const p = parsePatchPath(ctx.rt, path);
+  const p = parsePatchPath(ctx.rt, path, ctx.opts.strict);
   if (p.kind === "unknown") {
     // Unknown attributes are ignored, in PATCH paths as in bodies, unless the server is strict.
     if (ctx.opts.strict) throw invalidPath(`'${p.path}' is not an attribute of ${ctx.rt.name}`);

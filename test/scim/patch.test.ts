@@ -640,3 +640,17 @@ describe("applyPatch: atomicity and change detection (RFC 7644 §3.5.2)", () => 
     expect(r.resource.password).toBeUndefined();
   });
 });
+
+describe("applyPatch: unquoted values in value-filter paths, as in filters", () => {
+  it("reads a bare value in a path's value filter as a string (Microsoft's SCIM test collection leniency)", () => {
+    const r = patchUser({ op: "replace", path: "emails[type eq work].value", value: "ada@new.example" });
+    expect((r.resource.emails as Resource[]).find((e) => e.type === "work")?.value).toBe("ada@new.example");
+  });
+
+  it("refuses a bare value in a path's value filter with 400 invalidPath under --strict", () => {
+    const e = scimError(() => strictUser({ op: "replace", path: "emails[type eq work].value", value: "ada@new.example" }));
+    expect(e.status).toBe(400);
+    expect(e.scimType).toBe("invalidPath");
+    expect(e.detail).toContain("quoted value");
+  });
+});
