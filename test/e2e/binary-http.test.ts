@@ -312,6 +312,50 @@ describe("the binary provisions Users and Groups like the HTTP suite says (RFC 7
   });
 });
 
+describe("the binary applies the first-contact rules like the source (issue 9)", () => {
+  const json = { "Content-Type": "application/scim+json" };
+  const bytes = (...parts: (string | number[])[]) => Buffer.concat(parts.map((p) => (typeof p === "string" ? Buffer.from(p) : Buffer.from(p))));
+  const cases: [string, number, () => Sent][] = [
+    ["a userName with a zero-width space (400 invalidValue)", 400, () => ({ method: "POST", path: "/Users", headers: json, body: JSON.stringify(userBody("ali\u200bce@example.com")) })],
+    ["a userName with a lone surrogate (400 invalidValue)", 400, () => ({ method: "POST", path: "/Users", headers: json, body: JSON.stringify(userBody("bob\ud800@example.com")) })],
+    ["a body that is not UTF-8 (400 invalidSyntax)", 400, () => ({ method: "POST", path: "/Users", headers: json, body: bytes('{"schemas":["', USER, '"],"userName":"caf', [0xe9], '@example.com"}') })],
+    ["a User with a UTF-8 byte order mark (201)", 201, () => ({ method: "POST", path: "/Users", headers: json, body: bytes([0xef, 0xbb, 0xbf], JSON.stringify(userBody(`bom-${crypto.randomUUID()}@example.com`))) })],
+    ["a User without displayName but with name.formatted (201)", 201, () => ({ method: "POST", path: "/Users", headers: json, body: JSON.stringify({ schemas: [USER], userName: `nf-${crypto.randomUUID()}@example.com`, name: { formatted: "N F" }, emails: [{ value: "nf@example.com" }] }) })],
+    ["a User without emails (400 invalidValue)", 400, () => ({ method: "POST", path: "/Users", headers: json, body: JSON.stringify({ schemas: [USER], userName: "noemail@example.com", displayName: "No Email" }) })],
+    ["/users in lower case (200)", 200, () => ({ method: "GET", path: "/users?count=0" })],
+    ["/SERVICEPROVIDERCONFIG in upper case (200)", 200, () => ({ method: "GET", path: "/SERVICEPROVIDERCONFIG" })],
+    ["a query on the service root (200)", 200, () => ({ method: "GET", path: `/?filter=${encodeURIComponent('userName eq "nobody@example.com"')}` })],
+    ["an unquoted filter value (200)", 200, () => ({ method: "GET", path: `/Users?count=0&filter=${encodeURIComponent("userName sw nobody")}` })],
+    ["an unknown filter operator (400 invalidFilter with a position)", 400, () => ({ method: "GET", path: `/Users?filter=${encodeURIComponent('userName eqq "x"')}` })],
+    ["a repeated count (400 invalidValue)", 400, () => ({ method: "GET", path: "/Users?count=1&count=2" })],
+    ["repeated attributes, joined (200)", 200, () => ({ method: "GET", path: "/Users?count=0&attributes=userName&attributes=emails" })],
+    ["attributes with a value filter (200)", 200, () => ({ method: "GET", path: `/Users?count=0&attributes=${encodeURIComponent('emails[type eq "work"].value')}` })],
+  ];
+
+  test.each(cases)("answers %s, as the source does, with Cache-Control: no-store", async (_what, status, make) => {
+    const r = make();
+    const sent: Sent = { ...r, path: `${SCIM_BASE_PATH}${r.path}`, headers: { Authorization: `Bearer ${token}`, ...r.headers } };
+    const [b, s] = [await toBinary(sent), await toSource(sent)];
+    expect(b.status).toBe(status);
+    expect({ status: b.status, scimType: b.body?.scimType, detail: b.body?.detail }).toEqual({ status: s.status, scimType: s.body?.scimType, detail: s.body?.detail });
+    expect(b.headers.get("cache-control")).toBe("no-store");
+  });
+
+  it("keeps a deactivated User deactivated: PATCH remove of active is 400, a PUT without active keeps false", async () => {
+    const created = await api("POST", "/Users", userBody(`off-${crypto.randomUUID()}@example.com`, { active: false }));
+    expect(created.status).toBe(201);
+    const id = created.body.id;
+    const removed = await api("PATCH", `/Users/${id}`, patchBody({ op: "Remove", path: "active" }));
+    expectScimErrorBody(removed, 400, "remove active");
+    expect(removed.body.scimType).toBe("mutability");
+    const { active: _active, ...withoutActive } = userBody(created.body.userName, { title: "Left" });
+    const put = await api("PUT", `/Users/${id}`, withoutActive);
+    expect(put.status).toBe(200);
+    expect(put.body.active).toBe(false);
+    expect((await api("GET", `/Users/${id}`)).body.active).toBe(false);
+  });
+});
+
 describe("the binary reads every kind of request body like the source (RFC 7644 §3.1, §3.12)", () => {
   const oversize = JSON.stringify({ schemas: [USER], userName: "big@example.com", title: "x".repeat(1024 * 1024) });
   const kinds: [string, Record<string, string>, (good: string) => string | undefined, number | undefined][] = [
