@@ -130,6 +130,7 @@ export function applyPatch(ctx: PatchContext, current: Resource, body: unknown):
     if (op !== "remove" && !("value" in fields)) throw invalidValue(`Operations[${i}] (${op}) needs a 'value'`);
     applyOne(ctx, result, op, path, fields.value);
   }
+  dropClearedElements(ctx.rt, current, resource);
   keepPrimaries(ctx.rt, resource);
   resource.schemas = schemasOf(ctx.rt, resource);
   refuseClearing(ctx.rt, current, resource);
@@ -154,6 +155,26 @@ function refuseClearing(rt: ResourceTypeDef, before: Resource, after: Resource):
   // A resource stored before a rule existed may already lack something; only what this PATCH removes is a mutability error.
   if (missing && missingRequired(rt, before)?.path !== missing.path)
     throw mutability(`${missing.detail}; this PATCH would leave it unassigned (RFC 7644 §3.5.2.2): send a new value instead of removing or clearing it`);
+}
+
+/**
+ * A stored element whose required sub-attribute this PATCH removed or cleared (`remove` of
+ * `emails[type eq "work"].value`, or Entra's `replace` of it with `""`) is removed whole: an email
+ * without an address means nothing, and the client asked for the address to go. If that leaves the
+ * attribute without values, refuseClearing refuses the request (emails is required). An element the
+ * PATCH itself creates without the sub-attribute is not dropped: it is refused as missing it.
+ */
+function dropClearedElements(rt: ResourceTypeDef, before: Resource, after: Resource): void {
+  for (const a of rt.schema.attributes) {
+    const required = a.subAttributes?.filter((sub) => sub.required);
+    const list = after[a.name];
+    const old = before[a.name];
+    if (!a.multiValued || !required?.length || !Array.isArray(list) || !Array.isArray(old)) continue;
+    const lost = (el: Resource, sub: string) =>
+      el[sub] === undefined && (old as Resource[]).some((o) => isObject(o) && o[sub] !== undefined && sameValue(Object.fromEntries(Object.entries(o).filter(([k]) => k !== sub)), el));
+    const kept = (list as Resource[]).filter((el) => !required.some((sub) => lost(el, sub.name)));
+    if (kept.length !== list.length) assign(after, { extension: null, attr: a, path: a.name }, kept.length ? kept : undefined);
+  }
 }
 
 function keepPrimaries(rt: ResourceTypeDef, resource: Resource): void {

@@ -54,13 +54,28 @@ describe("required attributes cannot be cleared, by PATCH or by PUT (RFC 7644 §
     await expectRefusedUnchanged(s, `/Users/${u.id}`, () => s.req("PATCH", `/Users/${u.id}`, patchBody(...ops)), ["mutability"], "'emails'");
   });
 
-  test.each<[string, Record<string, unknown>]>([
+  const clearWorkValue: [string, Record<string, unknown>][] = [
     ["remove of emails[type eq \"work\"].value", { op: "remove", path: 'emails[type eq "work"].value' }],
     ["Replace of emails[type eq \"work\"].value with \"\" (Entra's null update)", { op: "Replace", path: 'emails[type eq "work"].value', value: "" }],
     ["replace of emails[type eq \"work\"].value with null", { op: "replace", path: 'emails[type eq "work"].value', value: null }],
-  ])("refuses %s while another email keeps its value, with 400 mutability naming emails.value (every email needs a value)", async (_label, op) => {
-    const u = (await s.req("POST", "/Users", userBody(uname(), { emails: [{ value: `w${++seq}@example.com`, type: "work" }, { value: `h${seq}@example.com`, type: "home" }] }))).body;
-    await expectRefusedUnchanged(s, `/Users/${u.id}`, () => s.req("PATCH", `/Users/${u.id}`, patchBody(op)), ["mutability"], "'emails.value'");
+  ];
+
+  test.each(clearWorkValue)("removes the work email whole on %s while another email remains (no email is stored without a value)", async (_label, op) => {
+    const u = (await s.req("POST", "/Users", userBody(uname(), { emails: [{ value: `w${++seq}@example.com`, type: "work", primary: true }, { value: `h${seq}@example.com`, type: "home" }] }))).body;
+    const r = await s.req("PATCH", `/Users/${u.id}`, patchBody(op));
+    expect(r.status).toBe(200);
+    expect(r.body.emails).toEqual([{ value: `h${seq}@example.com`, type: "home" }]);
+    expect((await s.req("GET", `/Users/${u.id}`)).body.emails).toEqual([{ value: `h${seq}@example.com`, type: "home" }]);
+  });
+
+  test.each(clearWorkValue)("refuses %s on the only email with 400 mutability naming emails, and changes nothing", async (_label, op) => {
+    const u = (await s.req("POST", "/Users", userBody(uname()))).body;
+    await expectRefusedUnchanged(s, `/Users/${u.id}`, () => s.req("PATCH", `/Users/${u.id}`, patchBody(op)), ["mutability"], "'emails'");
+  });
+
+  it("refuses a PATCH that creates an email without a value (an upsert of emails[type eq \"work\"].primary) with 400 naming emails.value", async () => {
+    const u = (await s.req("POST", "/Users", userBody(uname(), { emails: [{ value: `h${++seq}@example.com`, type: "home" }] }))).body;
+    await expectRefusedUnchanged(s, `/Users/${u.id}`, () => s.req("PATCH", `/Users/${u.id}`, patchBody({ op: "add", path: 'emails[type eq "work"].primary', value: true })), ["mutability"], "'emails.value'");
   });
 
   it("accepts a PATCH that removes the work email and adds another in the same request (only the result must hold every required attribute)", async () => {
