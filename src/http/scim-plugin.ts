@@ -139,7 +139,8 @@ export function scimPlugin(opts: {
 }) {
   return new Elysia({ name: "scim" }).onError({ as: "global" }, ({ code, error, request }) => {
     if (error instanceof ScimError) return errorResponse(error);
-    const path = new URL(request.url).pathname;
+    // Bun gives a path-only URL when the Host header is missing (HTTP/1.0): resolve it against a placeholder origin.
+    const path = new URL(request.url, "http://host.invalid").pathname;
     switch (code) {
       case "NOT_FOUND": {
         const sameRoute = opts.routes().filter((r) => r.pattern.test(path));

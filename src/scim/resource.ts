@@ -349,10 +349,17 @@ export function missingRequired(rt: ResourceTypeDef, r: Resource): MissingRequir
   return undefined;
 }
 
-/** The product's own rules, checked on every write's final state: the required attributes, then lengths. */
-export function checkProductRules(rt: ResourceTypeDef, r: Resource): void {
+/**
+ * The product's own rules, checked on every write's final state: the required attributes, then lengths.
+ * With `stored` (the resource a PATCH changes), a required attribute that `stored` already lacked is
+ * let stand: a resource written before a rule existed (the previous release stored emails without a
+ * value) can still be updated and deactivated, and what the PATCH itself removes is refused by
+ * patch.ts (refuseClearing) with 400 mutability. A PUT sends the whole resource: the service checks
+ * its body without `stored` first.
+ */
+export function checkProductRules(rt: ResourceTypeDef, r: Resource, stored?: Resource): void {
   const missing = missingRequired(rt, r);
-  if (missing) throw invalidValue(missing.detail);
+  if (missing && (stored === undefined || missingRequired(rt, stored)?.path !== missing.path)) throw invalidValue(missing.detail);
   if (rt.name === "User") {
     const userName = r.userName;
     if (typeof userName !== "string") throw invalidValue("'userName' must be a string");
@@ -376,7 +383,7 @@ export function checkProductRules(rt: ResourceTypeDef, r: Resource): void {
  */
 export function finalizeResource(rt: ResourceTypeDef, r: Resource, stored?: Resource): Resource {
   enforceIdentifiers(rt, r, stored);
-  checkProductRules(rt, r);
+  checkProductRules(rt, r, stored);
   const out: Resource = { schemas: schemasOf(rt, r) };
   if (r.externalId !== undefined) out.externalId = r.externalId;
   for (const a of rt.schema.attributes) {

@@ -409,6 +409,30 @@ describe("request-derived values", () => {
     const created = JSON.parse(text.slice(text.indexOf("\r\n\r\n") + 4));
     expect(created.meta.location).toBe(location);
   });
+  it("a request without a Host header (HTTP/1.0) to an unknown path or with a wrong method gets a SCIM 404 or 405, not a 500", async () => {
+    const port = Number(new URL(s.base).port);
+    const send = async (head: string): Promise<string> => {
+      const received: string[] = [];
+      const socket = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data: (_sock, chunk) => void received.push(Buffer.from(chunk).toString()) } });
+      socket.write(`${head}\r\nAuthorization: Bearer ${s.token}\r\n\r\n`);
+      let text = "";
+      for (let i = 0; i < 200 && !/\r\n\r\n[\s\S]*\}$/.test(text); i++) {
+        await Bun.sleep(10);
+        text = received.join("");
+      }
+      socket.end();
+      return text;
+    };
+    for (const [head, status] of [
+      ["GET /api/v1/scim/NoSuchEndpoint HTTP/1.0", 404],
+      ["GET /no-such-page HTTP/1.0", 404],
+      ["PUT /api/v1/scim/Users HTTP/1.0", 405],
+    ] as const) {
+      const text = await send(head);
+      expect({ head, status: text.match(/^HTTP\/1\.[01] (\d{3})/)?.[1] }).toEqual({ head, status: String(status) });
+      expect(JSON.parse(text.slice(text.indexOf("\r\n\r\n") + 4)).status).toBe(String(status));
+    }
+  });
   it("hashToken is SHA-256 in hex (the stored form of every existing token)", async () => {
     const { hashToken } = await import("../../src/tokens");
     expect(hashToken("abc")).toBe("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");

@@ -116,3 +116,28 @@ describe("required attributes cannot be cleared, by PATCH or by PUT (RFC 7644 §
     await expectRefusedUnchanged(s, `/Groups/${g.id}`, () => s.req("PUT", `/Groups/${g.id}`, { schemas: ["urn:ietf:params:scim:schemas:core:2.0:Group"] }), ["invalidValue"], "'displayName'");
   });
 });
+
+describe("users stored before the required-attribute rules stay writable", () => {
+  // The previous release required only one email with a value: it stored a valueless second email
+  // from a POST, and left {"type": "work"} behind when Entra cleared emails[type eq "work"].value.
+  test.each<[string, Record<string, unknown>[]]>([
+    ["a second email without a value", [{ value: "kept@example.com", type: "work" }, { type: "home" }]],
+    ["a work email whose value Entra cleared", [{ type: "work", primary: true }, { value: "home@example.com", type: "home" }]],
+    ["an email whose value is blank", [{ value: " ", type: "work" }]],
+  ])("deactivates, by PATCH, a stored User with %s, and leaves its emails as they were (RFC 7644 §3.5.2)", async (_label, emails) => {
+    const id = `legacy-emails-${++seq}`;
+    await s.store.create("User", { id, data: { ...userBody(uname("legacy"), { emails }), active: true } });
+    for (const op of [{ op: "Replace", path: "active", value: "False" }, { op: "replace", value: { active: false, title: "Left" } }]) {
+      const r = await s.req("PATCH", `/Users/${id}`, patchBody(op));
+      expect({ status: r.status, detail: r.body?.detail }).toEqual({ status: 200, detail: undefined });
+      expect(r.body.active).toBe(false);
+      expect(r.body.emails).toEqual(emails);
+    }
+  });
+
+  it("still refuses a PATCH on such a User that removes what it has left: its last email", async () => {
+    const id = `legacy-emails-${++seq}`;
+    await s.store.create("User", { id, data: { ...userBody(uname("legacy"), { emails: [{ value: "only@example.com", type: "work" }, { type: "home" }] }), active: true } });
+    await expectRefusedUnchanged(s, `/Users/${id}`, () => s.req("PATCH", `/Users/${id}`, patchBody({ op: "remove", path: "emails" })), ["mutability"], "'emails'");
+  });
+});
