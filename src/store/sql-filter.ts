@@ -5,6 +5,7 @@
  * stored search document (prepared keys: folded strings, canonical dateTimes), or an indexed column.
  * `not` treats an unknown (absent) value as false, so `not (title eq "x")` holds when title is absent.
  */
+import { fold } from "../scim/attributes";
 import { invalidFilter, invalidValue } from "../scim/errors";
 import type { CompareOp, CompareValue, ResolvedFilter, Target } from "../scim/filter";
 import type { ResourceKind } from "./store";
@@ -151,6 +152,16 @@ function compile(kind: ResourceKind, root: ResolvedFilter, rootScope: Scope): Sq
           // members.value eq "<id>": find the member's key through the id indexes, not row by row.
           params.push(f.value, f.value);
           return `((${scope.alias}.member_kind, ${scope.alias}.member_seq) IN (SELECT 0, seq FROM users WHERE id = ? UNION ALL SELECT 1, seq FROM groups WHERE id = ?))`;
+        }
+        if (scope.kind === "resource" && kind === "User" && f.op === "eq" && !f.target.extension && !f.target.sub && f.target.attr.name === "userName" && typeof f.raw === "string" && typeof f.value === "string") {
+          // Migration 2 leaves a user whose width-mapped key another user already held ("ｂｏｂ" beside
+          // "bob") on its old key (NFC + lower case). A lookup written in full-width form looks that key
+          // up too, so it finds both users (a conflict an IdP reports) instead of the other one alone.
+          const legacy = fold(f.raw);
+          if (legacy !== f.value) {
+            params.push(f.value, legacy);
+            return "(r.user_name_key IN (?, ?))";
+          }
         }
         const x = scope.kind === "resource" ? columnFor(kind, f.target) : elementColumn(scope, f.target);
         return comparison(x, f.op, f.value, params);

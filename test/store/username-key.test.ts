@@ -66,6 +66,9 @@ describe("userName key with width mapping (RFC 8265 §3.3.1) in the SQLite store
       const updated = await store.update("User", "u1", { data: { ...legacy.data, active: false } });
       expect(updated.version).toBe(2);
       expect((await store.get("User", "u1"))!.data.active).toBe(false);
+      // A lookup in the full-width form finds both users, not the narrow one alone (an IdP sees a conflict, never the wrong user).
+      expect((await ids(store, 'userName eq "ｓａｂｕｒｏ"')).sort()).toEqual(["u0", "u1"]);
+      expect((await ids(store, 'userName eq "ＳＡＢＵＲＯ"')).sort()).toEqual(["u0", "u1"]);
       // renaming it to a taken name is still a uniqueness error
       await expect(store.update("User", "u1", { data: { ...legacy.data, userName: "SABURO" } })).rejects.toMatchObject({ status: 409 });
     } finally {
