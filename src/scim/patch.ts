@@ -153,8 +153,14 @@ function refuseClearing(rt: ResourceTypeDef, before: Resource, after: Resource):
       );
   const missing = missingRequired(rt, after);
   // A resource stored before a rule existed may already lack something; only what this PATCH removes is a mutability error.
-  if (missing && missingRequired(rt, before)?.path !== missing.path)
-    throw mutability(`${missing.detail}; this PATCH would leave it unassigned (RFC 7644 §3.5.2.2): send a new value instead of removing or clearing it`);
+  if (missing && missingRequired(rt, before)?.path !== missing.path) {
+    const [parent, sub] = missing.path.split(/\.(?=[^.:]+$)/);
+    throw mutability(
+      sub !== undefined && !missing.path.startsWith("urn:")
+        ? `${missing.detail} (RFC 7644 §3.5.2.2): send '${sub}' with every value of '${parent}' this PATCH adds or changes`
+        : `${missing.detail}; this PATCH would leave it unassigned (RFC 7644 §3.5.2.2): send a new value instead of removing or clearing it`,
+    );
+  }
 }
 
 /**

@@ -67,7 +67,7 @@ function expectScimErrorBody(r: TestResponse, status: number, what: string): voi
 const routeStore = new SqliteStore(":memory:");
 /** Every route of the app but /healthz, one entry per method (an `ALL` route once per method). */
 const ROUTES = createApp({ store: routeStore, log: () => {} })
-  .routes  .filter((r) => r.path !== "/healthz")
+  .routes.filter((r) => r.path !== "/healthz")
   .flatMap((r) => (r.method === "ALL" ? ANY_METHOD : [r.method]).map((method) => ({ method, path: r.path })));
 routeStore.close();
 /** A path to send for a route: a fresh id for each parameter, a name for a wildcard. */
