@@ -6,7 +6,7 @@ import { Elysia, NotFoundError } from "elysia";
 import { authPlugin, FailureLimiter } from "./http/auth";
 import { discoveryController } from "./http/discovery";
 import { rawQuery, resourceController, searchParams } from "./http/resources";
-import { caseInsensitiveRoutes, withPath } from "./http/routing";
+import { caseInsensitiveRoutes, pathOf, withPath } from "./http/routing";
 import { readJsonBody, scimPlugin, scimResponse, type RouteShape } from "./http/scim-plugin";
 import { ScimError } from "./scim/errors";
 import { MAX_OPERATIONS } from "./scim/patch";
@@ -64,7 +64,7 @@ export function createApp(o: AppOptions) {
   // in another case (`/users`) is answered by its route (routing.ts), and anything else is told 404 or
   // 405 by the error renderer, so a stranger cannot probe which endpoints exist.
   const noRoute = ({ request }: { request: Request }) => {
-    const canonical = canonicalPath?.(new URL(request.url).pathname);
+    const canonical = canonicalPath?.(pathOf(request.url));
     const copy = canonical === undefined ? undefined : withPath(request, canonical);
     if (!copy || !dispatch) throw new NotFoundError();
     rerouted.set(copy, request);

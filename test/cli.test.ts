@@ -1,10 +1,12 @@
 import { describe, expect, it } from "bun:test";
-import { resolve } from "node:path";
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { commandLine, shellQuote } from "../src/cli/invocation";
 import { apiUrl, baseUrlWarning } from "../src/cli/serve";
 import { tokenState } from "../src/cli/tokens";
 import { flagHelp, formatDuration, parseDuration, parseFlags, UsageError, type FlagSpec } from "../src/config";
 import { main } from "../src/main";
+import { tempDir } from "./helpers";
 
 const SPECS: FlagSpec[] = [
   { name: "port", env: "T_PORT", kind: "int", default: 8080, help: "port" },
@@ -146,6 +148,23 @@ describe("main: exit codes", () => {
     const r = await runMain([flag]);
     expect(r.code).toBe(0);
     expect(r.out).toContain("Usage: scimd <command>");
+  });
+
+  it("refuses a generate-token --name that begins with '-' with 2 and creates nothing: the tokens commands would read it as an option", async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const db = join(dir, "scimd.db");
+      for (const name of ["-x", "--okta"]) {
+        const r = await runMain(["generate-token", `--name=${name}`, "--db", db, "--create"]);
+        expect([r.code, r.out]).toEqual([2, ""]);
+        expect(r.err).toContain("--name must not begin with '-'");
+      }
+      expect(existsSync(db)).toBe(false);
+      // What it would have suggested does not paste: the name is taken for an option.
+      expect((await runMain(["tokens", "rotate", "-x", "--db", db])).err).toContain("unknown option '-x'");
+    } finally {
+      cleanup();
+    }
   });
 
   it("returns 0 for --version and prints the version", async () => {

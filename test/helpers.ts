@@ -4,6 +4,7 @@
  */
 import { expect } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createApp, SCIM_BASE_PATH, type AppOptions } from "../src/app";
@@ -156,4 +157,22 @@ export async function expectRefusedUnchanged(
   const after = await s.req("GET", path);
   expect(after.text).toBe(before.text);
   expect(after.headers.get("etag")).toBe(before.headers.get("etag"));
+}
+
+/**
+ * Sends `head` (a request line and headers, no Host unless it has one) over a plain socket to
+ * 127.0.0.1:`port`, for requests fetch cannot send; returns the status, Content-Type and body.
+ */
+export async function rawRequest(port: number, head: string): Promise<{ status: number; type: string; body: string }> {
+  const chunks: Buffer[] = [];
+  await new Promise<void>((resolve, reject) => {
+    const socket = connect(port, "127.0.0.1", () => socket.end(head + "\r\n"));
+    socket.on("data", (d) => chunks.push(Buffer.from(d)));
+    socket.on("end", resolve);
+    socket.on("error", reject);
+  });
+  const text = Buffer.concat(chunks).toString("utf8");
+  const split = text.indexOf("\r\n\r\n");
+  const type = /^content-type:\s*(.*)$/im.exec(text.slice(0, split))?.[1]?.trim() ?? "";
+  return { status: Number(text.split(" ")[1]), type, body: text.slice(split + 4) };
 }

@@ -117,6 +117,10 @@ export async function serve(argv: string[]): Promise<number> {
       // Elysia turns reusePort on, with which a second server on a busy port silently shares its
       // traffic (possibly on another database). Off, the second one fails with EADDRINUSE.
       reusePort: false,
+      // Elysia turns Bun's development mode on unless NODE_ENV=production: an exception that escapes
+      // the error renderer would then be answered with Bun's HTML error page, which shows any client
+      // the stack, the source lines around it and the server's working directory.
+      development: false,
       // Bun's own cap, above ours, so that a body without Content-Length cannot grow without bound.
       maxRequestBodySize: (values["max-body-bytes"] as number) * 2 + 65536,
     });

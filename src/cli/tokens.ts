@@ -12,7 +12,17 @@ const HELP: FlagSpec = { name: "help", kind: "bool", help: "show this help" };
 const DEFAULT_GRACE = "24h";
 
 export const GENERATE_FLAGS: FlagSpec[] = [
-  { name: "name", kind: "string", default: "default", help: "the token's name, unique, e.g. the IdP's name", check: (v) => { if (!String(v).trim() || String(v).length > 100) throw new UsageError("--name must be 1 to 100 characters"); } },
+  {
+    name: "name",
+    kind: "string",
+    default: "default",
+    help: "the token's name, unique, e.g. the IdP's name",
+    check: (v) => {
+      if (!String(v).trim() || String(v).length > 100) throw new UsageError("--name must be 1 to 100 characters");
+      // `tokens rotate -x` would read the name as an option: the commands scimd suggests must paste.
+      if (String(v).startsWith("-")) throw new UsageError(`--name must not begin with '-' (the tokens commands would read '${v}' as an option)`);
+    },
+  },
   DB_FLAG,
   { name: "create", kind: "bool", default: false, help: "create the database when it does not exist yet (by default only serve creates it)" },
   { ...PORT_FLAG, help: "the port serve listens on, for the URL printed for the IdP" },

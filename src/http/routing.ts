@@ -8,6 +8,20 @@
  */
 
 /**
+ * The path of a request URL as Bun gives it (already normalised), without parsing it again:
+ * `/api/v1/scim/Users` of `http://host/api/v1/scim/Users?count=1`. A request without a usable Host
+ * header (HTTP/1.0 without one, `Host: a b`) has a path-only URL such as `/nothing`, which `new URL`
+ * refuses with a TypeError: taking the path from it must not fail.
+ */
+export function pathOf(url: string): string {
+  const scheme = url.indexOf("://");
+  const start = scheme < 0 ? 0 : url.indexOf("/", scheme + 3);
+  if (start < 0) return "/";
+  const q = url.indexOf("?", start);
+  return url.slice(start, q < 0 ? undefined : q) || "/";
+}
+
+/**
  * Builds the mapper from a request path to the canonical path of a route registered under
  * `basePath` whose literal segments match it case-insensitively (`:param` segments match anything
  * and are kept as sent). Undefined when no route matches, or the path is already canonical.

@@ -13,6 +13,7 @@ import {
   toErrorBody,
   unsupportedMediaType,
 } from "../scim/errors";
+import { pathOf } from "./routing";
 
 export const SCIM_CONTENT_TYPE = "application/scim+json; charset=utf-8";
 export const MAX_JSON_DEPTH = 64;
@@ -139,8 +140,7 @@ export function scimPlugin(opts: {
 }) {
   return new Elysia({ name: "scim" }).onError({ as: "global" }, ({ code, error, request }) => {
     if (error instanceof ScimError) return errorResponse(error);
-    // Bun gives a path-only URL when the Host header is missing (HTTP/1.0): resolve it against a placeholder origin.
-    const path = new URL(request.url, "http://host.invalid").pathname;
+    const path = pathOf(request.url);
     switch (code) {
       case "NOT_FOUND": {
         const sameRoute = opts.routes().filter((r) => r.pattern.test(path));

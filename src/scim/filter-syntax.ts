@@ -32,8 +32,12 @@ const OPERATORS = "eq, ne, co, sw, ew, gt, ge, lt, le or pr";
 
 /** The library's word: attribute paths, operators, keywords (ASCII letters, digits, `-._:/%`). */
 const WORD = /\w[-\w._:/%]*/y;
-/** A JSON string as the library's tokenizer delimits it (its escapes are checked separately). */
-const QUOTED = /"(?:[^"\\]|\\[^]|\n)*"/y;
+/**
+ * A JSON string as the library's tokenizer delimits it (its escapes are checked separately). Each
+ * character has exactly one way to match (the tokenizer's extra `|\n` made a raw line break match
+ * two ways, so an unterminated string of line breaks backtracked exponentially).
+ */
+const QUOTED = /"(?:[^"\\]|\\[^])*"/y;
 /** A bare value: everything up to a space, a bracket, a parenthesis or a quote. */
 const BARE = /[^\s()[\]"]+/y;
 const JSON_NUMBER = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?$/;

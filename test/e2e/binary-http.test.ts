@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { createApp, SCIM_BASE_PATH } from "../../src/app";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store";
 import { hashToken, newToken } from "../../src/tokens";
-import { ENTERPRISE, ERROR, GROUP, groupBody, LIST, patchBody, readResponse, USER, userBody, type TestResponse } from "../helpers";
+import { ENTERPRISE, ERROR, GROUP, groupBody, LIST, patchBody, rawRequest, readResponse, USER, userBody, type TestResponse } from "../helpers";
 import { buildBinaryInto, cleanEnv, startServe, stopAll, type Served } from "./harness";
 
 const SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
@@ -396,5 +396,19 @@ describe("the binary reads every kind of request body like the source (RFC 7644 
 
   it("logged no unexpected failure while serving everything above", () => {
     expect(server.log()).not.toMatch(/\berror: /);
+  });
+});
+
+describe("the binary answers a request without a Host header with a SCIM error (RFC 7644 §3.12)", () => {
+  it("is 404 or 401 as SCIM JSON, never a 500 or Bun's HTML error page with the stack and source", async () => {
+    const port = Number(new URL(server.url).port);
+    for (const path of ["/nothing", `${SCIM_BASE_PATH}/nothing`, `${SCIM_BASE_PATH}/users`])
+      for (const auth of ["", `Authorization: Bearer ${token}\r\n`]) {
+        const r = await rawRequest(port, `GET ${path} HTTP/1.0\r\n${auth}`);
+        if ((r.status !== 404 && r.status !== 401) || !r.type.startsWith("application/scim+json"))
+          throw new Error(`GET ${path} HTTP/1.0 without Host${auth ? ", with the token" : ""}: ${r.status} ${r.type} ${r.body.slice(0, 200)}`);
+        expect(JSON.parse(r.body).schemas).toEqual([ERROR]);
+      }
+    expect(server.log()).not.toMatch(/Invalid URL|\berror: /);
   });
 });

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it, test } from "bun:test";
 import { join } from "node:path";
 import { createApp, SCIM_BASE_PATH } from "../../src/app";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store";
-import { expectScimError, groupBody, LIST, patchBody, readResponse, startServer, tempDir, userBody, type TestServer } from "../helpers";
+import { expectScimError, groupBody, LIST, patchBody, rawRequest, readResponse, startServer, tempDir, userBody, type TestServer } from "../helpers";
 
 const SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
 const SPC = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
@@ -128,5 +128,30 @@ describe("a differently-cased request dispatched again", () => {
       store.close();
       cleanup();
     }
+  });
+});
+
+describe("a request without a usable Host header (HTTP/1.0 without one, or an invalid one)", () => {
+  // Bun gives such a request a path-only URL (`/nothing`): reading its path with `new URL` threw a
+  // TypeError inside the error renderer itself, and the client got a 500 page instead of a SCIM error.
+  // (Elysia reads the path of such a URL from its 12th character on, so off its own routes it sees
+  // another path: what matters here is that the answer is a SCIM error, never a 500.)
+  const port = () => Number(new URL(s.url).port);
+  test.each([
+    ["no Host, HTTP/1.0", (line: string, auth: string) => `${line} HTTP/1.0\r\n${auth}`],
+    ["Host: a b", (line: string, auth: string) => `${line} HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n${auth}`],
+  ])("%s: a path that is no endpoint as sent is answered with a SCIM error, never a 500 (RFC 7644 §3.12)", async (_, request) => {
+    const auth = `Authorization: Bearer ${s.token}\r\n`;
+    const paths = ["/nothing", `${SCIM_BASE_PATH}/nothing`, `${SCIM_BASE_PATH}/users`, `${SCIM_BASE_PATH}/Users/${userId}/extra`];
+    for (const path of paths)
+      for (const withAuth of ["", auth]) {
+        const r = await rawRequest(port(), request(`GET ${path}`, withAuth));
+        expect([path, withAuth !== "", r.status === 401 || r.status === 404]).toEqual([path, withAuth !== "", true]);
+        expect(r.type).toStartWith("application/scim+json");
+        expect(JSON.parse(r.body).status).toBe(String(r.status));
+      }
+    // The canonical endpoint still answers, to a stranger with 401.
+    expect((await rawRequest(port(), request(`GET ${SCIM_BASE_PATH}/Users?count=0`, auth))).status).toBe(200);
+    expect((await rawRequest(port(), request(`GET ${SCIM_BASE_PATH}/Users`, ""))).status).toBe(401);
   });
 });

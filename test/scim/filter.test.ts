@@ -243,6 +243,16 @@ describe("refused filters answer 400 invalidFilter (RFC 7644 §3.4.2.2, §3.12)"
     expectInvalidFilter(USER_RESOURCE, text);
   });
 
+  it("refuses an unterminated string full of line breaks at once: the scanner never backtracks exponentially", () => {
+    // An ambiguous string pattern (a raw line break matched by two alternatives) doubles its work
+    // with each line break: about 0.45 s of blocked event loop per request before JavaScriptCore's
+    // backtracking limit gives up. Eight such filters must take a few milliseconds, not seconds.
+    const texts = [26, 30, 100, 4000].flatMap((n) => ['userName eq "' + "\n".repeat(n), 'title eq "x" or userName eq "a' + "\n ".repeat(n / 2)]);
+    const started = performance.now();
+    for (const text of texts) expect(expectInvalidFilter(USER_RESOURCE, text).detail).toContain("unterminated string at position");
+    expect(performance.now() - started).toBeLessThan(250);
+  });
+
   it("refuses an attribute that only Users have in a Group filter", () => {
     expectInvalidFilter(GROUP_RESOURCE, 'userName eq "x"');
     expectInvalidFilter(GROUP_RESOURCE, 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "x"');
