@@ -6,7 +6,7 @@ import { Elysia, NotFoundError } from "elysia";
 import { authPlugin, FailureLimiter } from "./http/auth";
 import { discoveryController } from "./http/discovery";
 import { rawQuery, resourceController, searchParams } from "./http/resources";
-import { caseInsensitiveRoutes, pathOf, withPath } from "./http/routing";
+import { caseInsensitiveRoutes, originOf, pathOf, withPath } from "./http/routing";
 import { readJsonBody, scimPlugin, scimResponse, type RouteShape } from "./http/scim-plugin";
 import { ScimError } from "./scim/errors";
 import { MAX_OPERATIONS } from "./scim/patch";
@@ -30,18 +30,6 @@ export interface AppOptions {
 }
 
 export const DEFAULTS = { maxResults: 1000, maxBodyBytes: 1024 * 1024, authFailuresPerMinute: 20 };
-
-/**
- * The origin (`scheme://host[:port]`) of a request URL as Bun gives it (already normalised), without
- * a URL object per request. A request without a usable Host header (HTTP/1.0, an invalid name) has a
- * path-only URL: its origin is "", so links in the response are relative (`/api/v1/scim/...`).
- */
-export function originOf(url: string): string {
-  const scheme = url.indexOf("://");
-  if (scheme < 0) return "";
-  const slash = url.indexOf("/", scheme + 3);
-  return slash < 0 ? url : url.slice(0, slash);
-}
 
 export function createApp(o: AppOptions) {
   const log = o.log ?? ((line: string) => console.error(line));

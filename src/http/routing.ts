@@ -1,21 +1,33 @@
 /**
  * Endpoint names in any case (`/users`, `/GROUPS/{id}`, `/serviceproviderconfig`): Microsoft's SCIM
  * test collection and some clients write them so. Elysia's router is case-sensitive, and registering
- * every casing is not an option, so a request that matched no route is mapped once, on the not-found
- * path, to the registered route whose literal segments equal its own ignoring case, and dispatched
- * again. A request in the canonical case never pays for this. The base path itself
- * (`/api/v1/scim`) and the dynamic segments (resource ids) stay case-exact.
+ * every casing is not an option, so a request that matched no route lands on the authenticated
+ * catch-all route (app.ts), which maps it once to the registered route whose literal segments equal
+ * its own ignoring case and dispatches it again. A request in the canonical case never pays for this.
+ * The base path itself (`/api/v1/scim`) and the dynamic segments (resource ids) stay case-exact.
+ *
+ * The URL helpers below cut the URL string as Bun gives it (already normalised) instead of building a
+ * URL object per request. A request without a usable Host header (HTTP/1.0 without one, `Host: a b`)
+ * has a path-only URL such as `/nothing`, which `new URL` refuses with a TypeError: none of them fails
+ * on it.
  */
 
-/**
- * The path of a request URL as Bun gives it (already normalised), without parsing it again:
- * `/api/v1/scim/Users` of `http://host/api/v1/scim/Users?count=1`. A request without a usable Host
- * header (HTTP/1.0 without one, `Host: a b`) has a path-only URL such as `/nothing`, which `new URL`
- * refuses with a TypeError: taking the path from it must not fail.
- */
-export function pathOf(url: string): string {
+/** The end of the origin in `url` (the index of the path's `/`), or -1 for a path-only URL or one without a path. */
+function originEnd(url: string): number {
   const scheme = url.indexOf("://");
-  const start = scheme < 0 ? 0 : url.indexOf("/", scheme + 3);
+  return scheme < 0 ? -1 : url.indexOf("/", scheme + 3);
+}
+
+/** The origin (`scheme://host[:port]`) of a request URL; "" for a path-only URL, so links are relative. */
+export function originOf(url: string): string {
+  if (url.indexOf("://") < 0) return "";
+  const end = originEnd(url);
+  return end < 0 ? url : url.slice(0, end);
+}
+
+/** The path of a request URL: `/api/v1/scim/Users` of `http://host/api/v1/scim/Users?count=1`. */
+export function pathOf(url: string): string {
+  const start = url.indexOf("://") < 0 ? 0 : originEnd(url);
   if (start < 0) return "/";
   const q = url.indexOf("?", start);
   return url.slice(start, q < 0 ? undefined : q) || "/";
@@ -61,10 +73,8 @@ export function caseInsensitiveRoutes(basePath: string, routePaths: readonly str
  */
 export function withPath(request: Request, path: string): Request | undefined {
   const url = request.url;
-  const scheme = url.indexOf("://");
-  if (scheme < 0) return undefined;
-  const slash = url.indexOf("/", scheme + 3);
-  if (slash < 0) return undefined;
-  const q = url.indexOf("?", slash);
-  return new Request(url.slice(0, slash) + path + (q < 0 ? "" : url.slice(q)), request);
+  const end = originEnd(url);
+  if (end < 0) return undefined;
+  const q = url.indexOf("?", end);
+  return new Request(url.slice(0, end) + path + (q < 0 ? "" : url.slice(q)), request);
 }

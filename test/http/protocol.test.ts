@@ -385,7 +385,7 @@ describe("discovery (RFC 7644 §4, RFC 7643 §5–§7)", () => {
 
 describe("request-derived values", () => {
   it("originOf gives what URL.origin gives for the URLs a server sees", async () => {
-    const { originOf } = await import("../../src/app");
+    const { originOf } = await import("../../src/http/routing");
     for (const url of ["http://127.0.0.1:8080/api/v1/scim/Users?filter=x", "https://scim.example.com/api/v1/scim", "http://[::1]:9000/api/v1/scim/Users/1", "http://localhost/"])
       expect(originOf(url)).toBe(new URL(url).origin);
     // Bun gives a path-only URL when the Host header is missing or unusable: links become relative.
