@@ -45,7 +45,7 @@ export function createApp(o: AppOptions) {
   const deps = { service, baseUrl, maxBodyBytes };
 
   let routes: RouteShape[] = [];
-  // Both set once the app exists (below): the not-found handler dispatches a request again through it.
+  // Both set once the app exists (below): the catch-all route dispatches a request again through it.
   let canonicalPath: ((path: string) => string | undefined) | undefined;
   let dispatch: ((request: Request) => Promise<Response>) | undefined;
   // Any other path under the base is authenticated like a route first. Then an endpoint name written

@@ -138,6 +138,13 @@ describe("SqliteStore specifics", () => {
     expectRefused(path, /scimd database|not a database|file/i);
   });
 
+  it("refuses a folder given as the database with a StoreOpenError that names the path", () => {
+    const path = join(tmp.dir, "a-folder.db");
+    mkdirSync(path);
+    expect(() => new SqliteStore(path)).toThrow(new RegExp(`cannot open ${path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} as a scimd database`));
+    expect(() => new SqliteStore(path)).toThrow(StoreOpenError);
+  });
+
   it("a second store on the same file (generate-token while serve runs) writes a token the first sees at once", async () => {
     const path = freshPath();
     const serving = new SqliteStore(path);

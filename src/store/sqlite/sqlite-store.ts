@@ -123,7 +123,12 @@ export class SqliteStore implements Store {
       if (!existsSync(path)) closeSync(openSync(path, "a", 0o600));
     }
     // Without `create` the file is opened read-write only: if it vanished since the check, the open fails.
-    this.db = new Database(path, create ? { create: true, strict: true } : { readwrite: true, create: false, strict: true });
+    try {
+      this.db = new Database(path, create ? { create: true, strict: true } : { readwrite: true, create: false, strict: true });
+    } catch (e) {
+      // A folder, an unreadable file, a path under a file: say which path could not be opened.
+      throw new StoreOpenError(`cannot open ${path} as a scimd database: ${e instanceof Error ? e.message : String(e)}`);
+    }
     try {
       this.db.exec(`PRAGMA busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
       this.checkIdentity(fresh);
