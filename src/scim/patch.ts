@@ -43,6 +43,16 @@ export interface PatchResult {
 
 type Op = "add" | "replace" | "remove";
 
+/**
+ * The result while operations are applied. `cleared` holds the elements of a stored multi-valued
+ * attribute whose required sub-attribute an operation removed or cleared (`remove` of
+ * `emails[type eq "work"].value`, Entra's `replace` of it with `""`): only those are dropped whole
+ * afterwards (dropClearedElements), never an element the client sent or one stored as it is.
+ */
+interface Work extends PatchResult {
+  cleared: Set<Resource>;
+}
+
 /** A parsed PATCH path: an attribute (or sub-attribute), or `attr[filter]` with an optional `.sub`. */
 type PatchPath =
   | { kind: "attr"; r: ResolvedAttr }
@@ -117,7 +127,7 @@ export function applyPatch(ctx: PatchContext, current: Resource, body: unknown):
   if (ops.length > MAX_OPERATIONS) throw invalidValue(`'Operations' has more than ${MAX_OPERATIONS} operations`);
 
   const resource = structuredClone(current);
-  const result: PatchResult = { resource, memberChanges: [], changed: false };
+  const result: Work = { resource, memberChanges: [], changed: false, cleared: new Set() };
   const before = JSON.stringify(current);
   for (const [i, raw] of ops.entries()) {
     if (!isObject(raw)) throw invalidSyntax(`Operations[${i}] must be an object with 'op', 'path' and 'value'`);
@@ -130,12 +140,12 @@ export function applyPatch(ctx: PatchContext, current: Resource, body: unknown):
     if (op !== "remove" && !("value" in fields)) throw invalidValue(`Operations[${i}] (${op}) needs a 'value'`);
     applyOne(ctx, result, op, path, fields.value);
   }
-  dropClearedElements(ctx.rt, current, resource);
+  dropClearedElements(ctx.rt, resource, result.cleared);
   keepPrimaries(ctx.rt, resource);
   resource.schemas = schemasOf(ctx.rt, resource);
   refuseClearing(ctx.rt, current, resource);
-  result.changed = result.memberChanges.length > 0 || result.password !== undefined || JSON.stringify(resource) !== before;
-  return result;
+  const changed = result.memberChanges.length > 0 || result.password !== undefined || JSON.stringify(resource) !== before;
+  return { resource, memberChanges: result.memberChanges, ...(result.password !== undefined ? { password: result.password } : {}), changed };
 }
 
 /**
@@ -168,18 +178,19 @@ function refuseClearing(rt: ResourceTypeDef, before: Resource, after: Resource):
  * `emails[type eq "work"].value`, or Entra's `replace` of it with `""`) is removed whole: an email
  * without an address means nothing, and the client asked for the address to go. If that leaves the
  * attribute without values, refuseClearing refuses the request (emails is required). An element the
- * PATCH itself creates without the sub-attribute is not dropped: it is refused as missing it.
+ * PATCH itself sends or creates without the sub-attribute is not dropped (it is refused as missing
+ * it), and neither is an element stored without it before the rule (it stays as it is). Elements are
+ * told apart by identity (`cleared`), not by their values, so an element that merely looks like a
+ * cleared one is never taken for it.
  */
-function dropClearedElements(rt: ResourceTypeDef, before: Resource, after: Resource): void {
+function dropClearedElements(rt: ResourceTypeDef, resource: Resource, cleared: Set<Resource>): void {
+  if (cleared.size === 0) return;
   for (const a of rt.schema.attributes) {
     const required = a.subAttributes?.filter((sub) => sub.required);
-    const list = after[a.name];
-    const old = before[a.name];
-    if (!a.multiValued || !required?.length || !Array.isArray(list) || !Array.isArray(old)) continue;
-    const lost = (el: Resource, sub: string) =>
-      el[sub] === undefined && (old as Resource[]).some((o) => isObject(o) && o[sub] !== undefined && sameValue(Object.fromEntries(Object.entries(o).filter(([k]) => k !== sub)), el));
-    const kept = (list as Resource[]).filter((el) => !required.some((sub) => lost(el, sub.name)));
-    if (kept.length !== list.length) assign(after, { extension: null, attr: a, path: a.name }, kept.length ? kept : undefined);
+    const list = resource[a.name];
+    if (!a.multiValued || !required?.length || !Array.isArray(list)) continue;
+    const kept = (list as Resource[]).filter((el) => !(cleared.has(el) && required.some((sub) => el[sub.name] === undefined)));
+    if (kept.length !== list.length) assign(resource, { extension: null, attr: a, path: a.name }, kept.length ? kept : undefined);
   }
 }
 
@@ -195,7 +206,7 @@ function refuseReadOnly(r: ResolvedAttr): void {
   if (r.attr.mutability === "readOnly" || r.sub?.mutability === "readOnly") throw mutability(`'${r.path}' is read-only and cannot be modified`);
 }
 
-function applyOne(ctx: PatchContext, res: PatchResult, op: Op, path: string | undefined, value: unknown): void {
+function applyOne(ctx: PatchContext, res: Work, op: Op, path: string | undefined, value: unknown): void {
   if (path === undefined) {
     if (op === "remove") throw noTarget("'remove' needs a 'path' naming what to remove");
     if (!isObject(value)) throw invalidValue(`a path-less '${op}' needs an object value naming the attributes to set`);
@@ -312,7 +323,7 @@ function removeAttribute(ctx: PatchContext, res: PatchResult, r: ResolvedAttr, v
   assign(res.resource, r, undefined);
 }
 
-function applyFiltered(ctx: PatchContext, res: PatchResult, op: Op, p: Extract<PatchPath, { kind: "filtered" }>, value: unknown): void {
+function applyFiltered(ctx: PatchContext, res: Work, op: Op, p: Extract<PatchPath, { kind: "filtered" }>, value: unknown): void {
   const { r, filter, sub } = p;
   if (isMembers(ctx, r)) {
     if (sub) throw invalidPath(`member sub-attributes cannot be modified; remove and add the member instead`);
@@ -338,6 +349,7 @@ function applyFiltered(ctx: PatchContext, res: PatchResult, op: Op, p: Extract<P
           if (!hits.includes(e)) return e;
           const copy = { ...e };
           delete copy[sub.name];
+          if (sub.required || res.cleared.has(e)) res.cleared.add(copy);
           return copy;
         })
       : list.filter((e) => !hits.includes(e));
@@ -382,7 +394,13 @@ function applyFiltered(ctx: PatchContext, res: PatchResult, op: Op, p: Extract<P
     assign(res.resource, r, list);
     return;
   }
-  const mapped = list.map((e) => (hits.includes(e) ? apply(e) : e));
+  const mapped = list.map((e) => {
+    if (!hits.includes(e)) return e;
+    const merged = apply(e);
+    // Clearing a required sub-attribute of a stored element (Entra's "" for emails[…].value) marks it for dropClearedElements.
+    if (res.cleared.has(e) || Object.entries(patchValue!).some(([k, v]) => v === undefined && r.attr.subAttributes?.some((s) => s.name === k && s.required))) res.cleared.add(merged);
+    return merged;
+  });
   if (patchValue.primary === true) keepOnePrimary(mapped, mapped[list.indexOf(hits[hits.length - 1]!)]);
   const updated = mapped.filter(nonEmpty);
   assign(res.resource, r, updated.length ? updated : undefined);

@@ -78,6 +78,15 @@ describe("required attributes cannot be cleared, by PATCH or by PUT (RFC 7644 §
     await expectRefusedUnchanged(s, `/Users/${u.id}`, () => s.req("PATCH", `/Users/${u.id}`, patchBody({ op: "add", path: 'emails[type eq "work"].primary', value: true })), ["mutability"], "'emails.value'");
   });
 
+  test.each<[string, Record<string, unknown>]>([
+    ["an add of it to emails", { op: "add", path: "emails", value: [{ type: "work" }] }],
+    ["a replace of emails with it and the home email", { op: "replace", path: "emails", value: [{ type: "work" }, { value: "h@example.com", type: "home" }] }],
+    ["a path-less replace of emails with it and the home email", { op: "replace", value: { emails: [{ type: "work" }, { value: "h@example.com", type: "home" }] } }],
+  ])("refuses an email sent without a value that equals a stored email but for its value, in %s, with 400 naming emails.value (only clearing a stored email's value removes it)", async (_label, op) => {
+    const u = (await s.req("POST", "/Users", userBody(uname(), { emails: [{ value: `w${++seq}@example.com`, type: "work" }, { value: `h${seq}@example.com`, type: "home" }] }))).body;
+    await expectRefusedUnchanged(s, `/Users/${u.id}`, () => s.req("PATCH", `/Users/${u.id}`, patchBody(op)), ["mutability"], "'emails.value'");
+  });
+
   it("accepts a PATCH that removes the work email and adds another in the same request (only the result must hold every required attribute)", async () => {
     const u = (await s.req("POST", "/Users", userBody(uname()))).body;
     const r = await s.req("PATCH", `/Users/${u.id}`, patchBody({ op: "remove", path: 'emails[type eq "work"]' }, { op: "add", path: "emails", value: [{ value: "new@example.com", type: "home" }] }));
@@ -122,6 +131,7 @@ describe("users stored before the required-attribute rules stay writable", () =>
   // from a POST, and left {"type": "work"} behind when Entra cleared emails[type eq "work"].value.
   test.each<[string, Record<string, unknown>[]]>([
     ["a second email without a value", [{ value: "kept@example.com", type: "work" }, { type: "home" }]],
+    ["a valueless email equal to another but for its value", [{ value: "kept@example.com", type: "work" }, { type: "work" }]],
     ["a work email whose value Entra cleared", [{ type: "work", primary: true }, { value: "home@example.com", type: "home" }]],
     ["an email whose value is blank", [{ value: " ", type: "work" }]],
   ])("deactivates, by PATCH, a stored User with %s, and leaves its emails as they were (RFC 7644 §3.5.2)", async (_label, emails) => {
