@@ -14,7 +14,7 @@ import {
   coerceResolved,
   keepOnePrimary,
   memberIds,
-  missingRequired,
+  newlyMissing,
   sameValue,
   schemasOf,
   walkAttributes,
@@ -161,9 +161,9 @@ function refuseClearing(rt: ResourceTypeDef, before: Resource, after: Resource):
       throw mutability(
         `'${a.name}' cannot be removed or cleared: it takes its default (${JSON.stringify(a.createDefault)}) only when a ${rt.name} is created; send ${a.type === "boolean" ? "true or false" : "a new value"} instead`,
       );
-  const missing = missingRequired(rt, after);
   // A resource stored before a rule existed may already lack something; only what this PATCH removes is a mutability error.
-  if (missing && missingRequired(rt, before)?.path !== missing.path) {
+  const missing = newlyMissing(rt, after, before);
+  if (missing) {
     const [parent, sub] = missing.path.split(/\.(?=[^.:]+$)/);
     throw mutability(
       sub !== undefined && !missing.path.startsWith("urn:")

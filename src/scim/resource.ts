@@ -304,29 +304,50 @@ export interface MissingRequired {
   /** Canonical path, e.g. `userName`, `emails.value`, `urn:…:User:employeeNumber`. */
   path: string;
   detail: string;
+  /** Tells this gap from another of the same path: for a sub-attribute, the value that lacks it. */
+  key: string;
 }
 
-function missingIn(attrs: readonly AttributeDef[], container: Resource, what: string, prefix: string): MissingRequired | undefined {
+/** Every gap of `container` in schema order; for a required sub-attribute, one per value that lacks it. */
+function* missingIn(attrs: readonly AttributeDef[], container: Resource, what: string, prefix: string): Generator<MissingRequired> {
   for (const a of attrs) {
     const v = container[a.name];
     const path = prefix + a.name;
     if (a.required && !given(v)) {
       if (a.alternative === undefined)
-        return { path, detail: a.multiValued ? `'${path}' is required: a ${what} needs at least one value of it` : `'${path}' is required: a ${what} needs a non-empty value of it` };
-      if (!given(valueAtPath(container, a.alternative)))
-        return { path, detail: `'${path}' is required (or '${prefix}${a.alternative}' in its place): a ${what} needs one of them, and neither was given` };
+        yield { path, key: path, detail: a.multiValued ? `'${path}' is required: a ${what} needs at least one value of it` : `'${path}' is required: a ${what} needs a non-empty value of it` };
+      else if (!given(valueAtPath(container, a.alternative)))
+        yield { path, key: path, detail: `'${path}' is required (or '${prefix}${a.alternative}' in its place): a ${what} needs one of them, and neither was given` };
     }
     // RFC 7643 §2.4, §7: a required sub-attribute must be in every value of its parent, whenever the parent has values.
     if (a.type !== "complex" || !given(v)) continue;
-    for (const sub of a.subAttributes ?? []) {
-      if (!sub.required) continue;
-      const values = a.multiValued && Array.isArray(v) ? (v as unknown[]) : [v];
+    const subs = (a.subAttributes ?? []).filter((sub) => sub.required);
+    if (!subs.length) continue;
+    const values = a.multiValued && Array.isArray(v) ? (v as unknown[]) : [v];
+    for (const sub of subs)
       for (const [i, el] of values.entries())
         if (!isObject(el) || !given(el[sub.name]))
-          return { path: `${path}.${sub.name}`, detail: `'${path}.${sub.name}' is required in every value of '${path}', and ${a.multiValued ? `${path}[${i}]` : `'${path}'`} lacks it` };
-    }
+          yield {
+            path: `${path}.${sub.name}`,
+            key: `${path}.${sub.name} ${JSON.stringify(el)}`,
+            detail: `'${path}.${sub.name}' is required in every value of '${path}', and ${a.multiValued ? `${path}[${i}]` : `'${path}'`} lacks it`,
+          };
+    // A required attribute whose values all lack a required sub-attribute (emails without any address) has no value at all.
+    if (a.required && !values.some((el) => isObject(el) && subs.every((sub) => given(el[sub.name]))))
+      yield { path, key: path, detail: `'${path}' is required: a ${what} needs at least one value of it with ${subs.map((sub) => `'${sub.name}'`).join(" and ")}` };
   }
-  return undefined;
+}
+
+function* allMissing(rt: ResourceTypeDef, r: Resource): Generator<MissingRequired> {
+  yield* missingIn(rt.schema.attributes, r, rt.name, "");
+  for (const e of rt.extensions) {
+    const ext = r[e.schema.id];
+    if (!isObject(ext)) {
+      if (e.required) yield { path: e.schema.id, key: e.schema.id, detail: `the extension '${e.schema.id}' is required for a ${rt.name}` };
+      continue;
+    }
+    yield* missingIn(e.schema.attributes, ext, rt.name, `${e.schema.id}:`);
+  }
 }
 
 /**
@@ -335,16 +356,20 @@ function missingIn(attrs: readonly AttributeDef[], container: Resource, what: st
  * validated is exactly what discovery publishes.
  */
 export function missingRequired(rt: ResourceTypeDef, r: Resource): MissingRequired | undefined {
-  const core = missingIn(rt.schema.attributes, r, rt.name, "");
-  if (core) return core;
-  for (const e of rt.extensions) {
-    const ext = r[e.schema.id];
-    if (!isObject(ext)) {
-      if (e.required) return { path: e.schema.id, detail: `the extension '${e.schema.id}' is required for a ${rt.name}` };
-      continue;
-    }
-    const missing = missingIn(e.schema.attributes, ext, rt.name, `${e.schema.id}:`);
-    if (missing) return missing;
+  for (const m of allMissing(rt, r)) return m;
+  return undefined;
+}
+
+/**
+ * The first gap `r` has that `before` did not have: a resource stored before a rule existed keeps what
+ * it already lacks (every gap of it, not only the first), and anything else it lacks is new. A value
+ * lacking a required sub-attribute is new unless `before` held that same value.
+ */
+export function newlyMissing(rt: ResourceTypeDef, r: Resource, before: Resource): MissingRequired | undefined {
+  let old: Set<string> | undefined;
+  for (const m of allMissing(rt, r)) {
+    old ??= new Set([...allMissing(rt, before)].map((b) => b.key));
+    if (!old.has(m.key)) return m;
   }
   return undefined;
 }
@@ -358,8 +383,8 @@ export function missingRequired(rt: ResourceTypeDef, r: Resource): MissingRequir
  * its body without `stored` first.
  */
 export function checkProductRules(rt: ResourceTypeDef, r: Resource, stored?: Resource): void {
-  const missing = missingRequired(rt, r);
-  if (missing && (stored === undefined || missingRequired(rt, stored)?.path !== missing.path)) throw invalidValue(missing.detail);
+  const missing = stored === undefined ? missingRequired(rt, r) : newlyMissing(rt, r, stored);
+  if (missing) throw invalidValue(missing.detail);
   if (rt.name === "User") {
     const userName = r.userName;
     if (typeof userName !== "string") throw invalidValue("'userName' must be a string");

@@ -150,4 +150,22 @@ describe("users stored before the required-attribute rules stay writable", () =>
     await s.store.create("User", { id, data: { ...userBody(uname("legacy"), { emails: [{ value: "only@example.com", type: "work" }, { type: "home" }] }), active: true } });
     await expectRefusedUnchanged(s, `/Users/${id}`, () => s.req("PATCH", `/Users/${id}`, patchBody({ op: "remove", path: "emails" })), ["mutability"], "'emails'");
   });
+
+  test.each<[string, Record<string, unknown>, Record<string, unknown>, string]>([
+    ["without a displayName (the previous release let a PATCH remove it), a PATCH removing its emails", { displayName: undefined }, { op: "remove", path: "emails" }, "'emails'"],
+    ["with a valueless email, a PATCH removing its only email with an address", { emails: [{ value: "only@example.com", type: "work" }, { type: "home" }] }, { op: "remove", path: 'emails[type eq "work"]' }, "'emails'"],
+    ["with a valueless email, a PATCH adding another email without a value", { emails: [{ value: "only@example.com", type: "work" }, { type: "home" }] }, { op: "add", path: "emails", value: [{ type: "other" }] }, "'emails.value'"],
+  ])("still refuses, on a stored User %s, with 400 mutability: only the gaps it already has are let stand (RFC 7644 §3.5.2.2)", async (_label, stored, op, named) => {
+    const id = `legacy-gaps-${++seq}`;
+    await s.store.create("User", { id, data: JSON.parse(JSON.stringify({ ...userBody(uname("legacy")), active: true, ...stored })) });
+    await expectRefusedUnchanged(s, `/Users/${id}`, () => s.req("PATCH", `/Users/${id}`, patchBody(op)), ["mutability"], named);
+  });
+
+  it("accepts a PATCH that gives a displayName to a stored User that lacks one and also has a valueless email", async () => {
+    const id = `legacy-gaps-${++seq}`;
+    await s.store.create("User", { id, data: { ...userBody(uname("legacy"), { emails: [{ value: "kept@example.com", type: "work" }, { type: "home" }] }), displayName: undefined, active: true } });
+    const r = await s.req("PATCH", `/Users/${id}`, patchBody({ op: "add", path: "displayName", value: "Now Named" }));
+    expect({ status: r.status, detail: r.body?.detail }).toEqual({ status: 200, detail: undefined });
+    expect(r.body.displayName).toBe("Now Named");
+  });
 });
