@@ -127,6 +127,9 @@ export function compileMemberFilter(f: ResolvedFilter, alias: string): SqlFragme
   return compile("Group", f, { kind: "members", alias });
 }
 
+/** The operators that also look up a userName key migration 2 left in its old form. */
+const LEGACY_KEY_OPS: ReadonlySet<CompareOp> = new Set(["eq", "ne", "co", "sw", "ew"]);
+
 function compile(kind: ResourceKind, root: ResolvedFilter, rootScope: Scope): SqlFragment {
   const params: (string | number)[] = [];
   let n = 0;
@@ -153,14 +156,23 @@ function compile(kind: ResourceKind, root: ResolvedFilter, rootScope: Scope): Sq
           params.push(f.value, f.value);
           return `((${scope.alias}.member_kind, ${scope.alias}.member_seq) IN (SELECT 0, seq FROM users WHERE id = ? UNION ALL SELECT 1, seq FROM groups WHERE id = ?))`;
         }
-        if (scope.kind === "resource" && kind === "User" && f.op === "eq" && !f.target.extension && !f.target.sub && f.target.attr.name === "userName" && typeof f.raw === "string" && typeof f.value === "string") {
+        if (scope.kind === "resource" && kind === "User" && LEGACY_KEY_OPS.has(f.op) && !f.target.extension && !f.target.sub && f.target.attr.name === "userName" && typeof f.raw === "string" && typeof f.value === "string") {
           // Migration 2 leaves a user whose width-mapped key another user already held ("ｂｏｂ" beside
           // "bob") on its old key (NFC + lower case). A lookup written in full-width form looks that key
-          // up too, so it finds both users (a conflict an IdP reports) instead of the other one alone.
+          // up too, so it finds both users (a conflict an IdP reports) instead of the other one alone;
+          // `ne`, `co`, `sw` and `ew` read it the same way, so `ne` stays the negation of `eq`. Only such a
+          // literal can reach an old key: every other key is width-mapped.
           const legacy = fold(f.raw);
           if (legacy !== f.value) {
-            params.push(f.value, legacy);
-            return "(r.user_name_key IN (?, ?))";
+            if (f.op === "eq") {
+              params.push(f.value, legacy);
+              return "(r.user_name_key IN (?, ?))";
+            }
+            if (f.op === "ne") {
+              params.push(f.value, legacy);
+              return "(r.user_name_key NOT IN (?, ?))";
+            }
+            return `(${comparison("r.user_name_key", f.op, f.value, params)} OR ${comparison("r.user_name_key", f.op, legacy, params)})`;
           }
         }
         const x = scope.kind === "resource" ? columnFor(kind, f.target) : elementColumn(scope, f.target);

@@ -59,7 +59,7 @@ describe("userName key with width mapping (RFC 8265 §3.3.1) in the SQLite store
   });
 
   it("migration 2 keeps both users when two stored userNames differ only in width, and the one keeping its old key can still be updated", async () => {
-    const store = new SqliteStore(versionOneDb(["saburo", "ｓａｂｕｒｏ"]));
+    const store = new SqliteStore(versionOneDb(["saburo", "ｓａｂｕｒｏ", "taro"]));
     try {
       expect(await ids(store, 'userName eq "saburo"')).toEqual(["u0"]);
       const legacy = (await store.get("User", "u1"))!;
@@ -69,6 +69,11 @@ describe("userName key with width mapping (RFC 8265 §3.3.1) in the SQLite store
       // A lookup in the full-width form finds both users, not the narrow one alone (an IdP sees a conflict, never the wrong user).
       expect((await ids(store, 'userName eq "ｓａｂｕｒｏ"')).sort()).toEqual(["u0", "u1"]);
       expect((await ids(store, 'userName eq "ＳＡＢＵＲＯ"')).sort()).toEqual(["u0", "u1"]);
+      // ne is the negation of eq, and co/sw/ew reach the old key as eq does.
+      expect(await ids(store, 'userName ne "ｓａｂｕｒｏ"')).toEqual(["u2"]);
+      expect(await ids(store, 'not (userName eq "ｓａｂｕｒｏ")')).toEqual(["u2"]);
+      for (const f of ['userName sw "ｓａｂ"', 'userName co "ｂｕｒ"', 'userName ew "ＵＲＯ"', 'userName sw "ｓ" and userName ew "ｏ"'])
+        expect((await ids(store, f)).sort()).toEqual(["u0", "u1"]);
       // renaming it to a taken name is still a uniqueness error
       await expect(store.update("User", "u1", { data: { ...legacy.data, userName: "SABURO" } })).rejects.toMatchObject({ status: 409 });
     } finally {
