@@ -36,7 +36,7 @@ export const TOKENS_FLAGS: FlagSpec[] = [
   HELP,
 ];
 
-export const GENERATE_USAGE = `Usage: scimd generate-token [--name NAME] [--db PATH] [--create]
+export const GENERATE_USAGE = `Usage: scimd generate-token [--name NAME] [--db PATH] [--create] [--port N] [--host HOST] [--base-url URL]
 
 Creates a token and prints its secret alone on stdout (nothing else), so that a shell variable can
 capture it (see the examples). Only its hash is stored: the secret is shown once. A running server
