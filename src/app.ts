@@ -39,9 +39,7 @@ export function createApp(o: AppOptions) {
   const configured = o.baseUrl?.replace(/\/+$/, "");
   const baseUrl = (request: Request) => configured ?? `${originOf(request.url)}${SCIM_BASE_PATH}`;
   const limiter = new FailureLimiter({ maxFailures: o.authFailuresPerMinute ?? DEFAULTS.authFailuresPerMinute, windowMs: 60_000 });
-  // A request dispatched again at its canonical path (endpoint names in any case) keeps its client address.
-  const rerouted = new WeakMap<Request, Request>();
-  const addressOf = (request: Request) => (o.addressOf ?? (() => "local"))(rerouted.get(request) ?? request);
+  const addressOf = o.addressOf ?? (() => "local");
   const deps = { service, baseUrl, maxBodyBytes };
 
   let routes: RouteShape[] = [];
@@ -55,7 +53,6 @@ export function createApp(o: AppOptions) {
     const canonical = canonicalPath?.(pathOf(request.url));
     const copy = canonical === undefined ? undefined : withPath(request, canonical);
     if (!copy || !dispatch) throw new NotFoundError();
-    rerouted.set(copy, request);
     return dispatch(copy);
   };
   const scim = new Elysia({ prefix: SCIM_BASE_PATH })

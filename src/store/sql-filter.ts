@@ -164,15 +164,8 @@ function compile(kind: ResourceKind, root: ResolvedFilter, rootScope: Scope): Sq
           // literal can reach an old key: every other key is width-mapped.
           const legacy = fold(f.raw);
           if (legacy !== f.value) {
-            if (f.op === "eq") {
-              params.push(f.value, legacy);
-              return "(r.user_name_key IN (?, ?))";
-            }
-            if (f.op === "ne") {
-              params.push(f.value, legacy);
-              return "(r.user_name_key NOT IN (?, ?))";
-            }
-            return `(${comparison("r.user_name_key", f.op, f.value, params)} OR ${comparison("r.user_name_key", f.op, legacy, params)})`;
+            const both = [comparison("r.user_name_key", f.op, f.value, params), comparison("r.user_name_key", f.op, legacy, params)];
+            return `(${both.join(f.op === "ne" ? " AND " : " OR ")})`;
           }
         }
         const x = scope.kind === "resource" ? columnFor(kind, f.target) : elementColumn(scope, f.target);

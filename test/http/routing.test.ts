@@ -113,7 +113,7 @@ describe("endpoint names are matched case-insensitively", () => {
 });
 
 describe("a differently-cased request dispatched again", () => {
-  it("keeps its client address for the failed-authentication limiter", async () => {
+  it("authenticates a miscased path before rerouting it, so a stranger's failure counts against its own request and address", async () => {
     const { dir, cleanup } = tempDir();
     const store = new SqliteStore(join(dir, "scimd.db"));
     const seen: Request[] = [];
