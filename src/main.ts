@@ -4,7 +4,7 @@ import { serve, SERVE_USAGE } from "./cli/serve";
 import { commandLine } from "./cli/invocation";
 import { GENERATE_USAGE, generateToken, tokens, TOKENS_USAGE } from "./cli/tokens";
 import { UsageError } from "./config";
-import { StoreOpenError } from "./store/sqlite/sqlite-store";
+import { StoreOpenError } from "./store/store";
 import { VERSION } from "./version";
 
 const USAGE = `scimd ${VERSION}: a SCIM 2.0 service provider in one binary

@@ -11,6 +11,7 @@ import { createApp, SCIM_BASE_PATH, type AppOptions } from "../src/app";
 import { ERROR_SCHEMA as ERROR, ScimError } from "../src/scim/errors";
 import { GROUP_SCHEMA as GROUP, PATCH_OP_SCHEMA as PATCH_OP, USER_SCHEMA as USER } from "../src/scim/schema";
 import { SqliteStore } from "../src/store/sqlite/sqlite-store";
+import type { Member, ResourceStore } from "../src/store/store";
 import { hashToken, newToken } from "../src/tokens";
 
 export {
@@ -175,4 +176,16 @@ export async function rawRequest(port: number, head: string): Promise<{ status: 
   const split = text.indexOf("\r\n\r\n");
   const type = /^content-type:\s*(.*)$/im.exec(text.slice(0, split))?.[1]?.trim() ?? "";
   return { status: Number(text.split(" ")[1]), type, body: text.slice(split + 4) };
+}
+
+/** Every direct member of a group, read page by page through the store's `memberPage`. */
+export async function allMembers(store: Pick<ResourceStore, "memberPage">, groupId: string, pageSize = 1000): Promise<Member[]> {
+  const out: Member[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await store.memberPage(groupId, cursor, pageSize);
+    out.push(...page.members);
+    cursor = page.next;
+  } while (cursor);
+  return out;
 }

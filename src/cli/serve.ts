@@ -125,7 +125,7 @@ export async function serve(argv: string[]): Promise<number> {
       maxRequestBodySize: (values["max-body-bytes"] as number) * 2 + 65536,
     });
   } catch (e) {
-    store.close();
+    await store.close();
     throw listenError(e, String(values.host), values.port as number);
   }
   server = app.server ?? undefined;
@@ -147,7 +147,7 @@ export async function serve(argv: string[]): Promise<number> {
       stopping = true;
       log(`${signal}: finishing in-flight requests, then closing the database`);
       await server!.stop(false);
-      store.close();
+      await store.close();
       log("stopped");
       resolve(0);
     };

@@ -2,7 +2,8 @@
 import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { DB_FLAG, flagHelp, formatDuration, parseDuration, parseFlags, UsageError, type FlagSpec } from "../config";
-import { SqliteStore, StoreMissingError } from "../store/sqlite/sqlite-store";
+import { SqliteStore } from "../store/sqlite/sqlite-store";
+import { StoreMissingError } from "../store/store";
 import { TokenNameTaken, type TokenRecord } from "../store/store";
 import { hashToken, newToken } from "../tokens";
 import { commandLine, dbArg } from "./invocation";
@@ -138,7 +139,7 @@ export async function generateToken(argv: string[]): Promise<number> {
     );
     return 0;
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
@@ -205,6 +206,6 @@ export async function tokens(argv: string[]): Promise<number> {
     console.error(byId ? `revoked secret ${target} of token '${byId.name}'` : `revoked token '${target}' (${n} secret${n > 1 ? "s" : ""})`);
     return 0;
   } finally {
-    store.close();
+    await store.close();
   }
 }

@@ -7,7 +7,7 @@ import { Elysia, t } from "elysia";
 import { invalidValue } from "../scim/errors";
 import { asksForAttributes } from "../scim/projection";
 import { etagOf, type Conditions, type ListParams, type ReadOptions, type ScimService } from "../scim/service";
-import type { ResourceKind } from "../store/store";
+import type { ResourceKind } from "../scim/schema";
 import { NO_STORE, readJsonBody, SCIM_CONTENT_TYPE, scimResponse } from "./scim-plugin";
 
 /** Query parameters SCIM defines; others are ignored. All strings on the wire. */

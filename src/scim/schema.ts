@@ -242,8 +242,11 @@ export const COMMON_ATTRIBUTES: AttributeDef[] = [
   ),
 ];
 
+/** The resource types this server has (RFC 7643 §4, §3 and §4.2). */
+export type ResourceKind = "User" | "Group";
+
 export interface ResourceTypeDef {
-  name: "User" | "Group";
+  name: ResourceKind;
   endpoint: string;
   description: string;
   schema: SchemaDef;

@@ -8,8 +8,8 @@ import { resolveFilter, type ResolvedFilter, type Target } from "./filter";
 import { applyPatch } from "./patch";
 import { parseAttributeList, project, projectionFor, wants, type Projection } from "./projection";
 import { checkProductRules, finalizeResource, normalizeBody, type Resource } from "./resource";
-import { GROUP_RESOURCE, LIST_RESPONSE_SCHEMA, RESOURCE_TYPES, USER_RESOURCE, type ResourceTypeDef } from "./schema";
-import type { GroupRef, Member, ResourceKind, Store, StoredResource } from "../store/store";
+import { GROUP_RESOURCE, LIST_RESPONSE_SCHEMA, RESOURCE_TYPES, USER_RESOURCE, type ResourceKind, type ResourceTypeDef } from "./schema";
+import type { GroupRef, Member, ResourceStore, StoredResource } from "../store/store";
 
 export interface ServiceOptions {
   /** Refuse unknown attributes with 400 instead of ignoring them. */
@@ -116,7 +116,7 @@ export class ScimService {
   private readonly writing = new Map<string, Promise<void>>();
 
   constructor(
-    readonly store: Store,
+    readonly store: ResourceStore,
     readonly opts: ServiceOptions,
   ) {}
 
@@ -142,8 +142,14 @@ export class ScimService {
     const groups = kind === "User" ? (s.groups ?? (await this.store.groupsOf(s.id))) : undefined;
     if (groups?.length && wants(p, null, "groups")) body.groups = groups.map((g) => groupJson(g, baseUrl));
     if (kind === "Group" && loadMembers && wants(p, null, "members")) {
-      const members = await this.store.members(s.id);
-      if (members.length) body.members = members.map((m) => memberJson(m, baseUrl));
+      const members: Resource[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await this.store.memberPage(s.id, cursor, MEMBER_PAGE);
+        for (const m of page.members) members.push(memberJson(m, baseUrl));
+        cursor = page.next;
+      } while (cursor);
+      if (members.length) body.members = members;
     }
     const etag = etagOf(s.version, groups);
     body.meta = metaOf(kind, s, baseUrl, etag);

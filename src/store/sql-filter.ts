@@ -8,7 +8,7 @@
 import { fold } from "../scim/attributes";
 import { invalidFilter, invalidValue } from "../scim/errors";
 import type { CompareOp, CompareValue, ResolvedFilter, Target } from "../scim/filter";
-import type { ResourceKind } from "./store";
+import type { ResourceKind } from "../scim/schema";
 
 export interface SqlFragment {
   sql: string;

@@ -6,8 +6,17 @@
 import type { ResolvedFilter, Target } from "../scim/filter";
 import type { MemberChange } from "../scim/patch";
 import type { Resource } from "../scim/resource";
+import type { ResourceKind } from "../scim/schema";
 
-export type ResourceKind = "User" | "Group";
+/** Raised when the database cannot be opened as a scimd store (not one, or from a newer scimd). Nothing was changed. */
+export class StoreOpenError extends Error {}
+
+/** Raised when asked not to create one and there is no database at the location given. */
+export class StoreMissingError extends StoreOpenError {
+  constructor(readonly location: string) {
+    super(`there is no scimd database at ${location}`);
+  }
+}
 
 export interface StoredResource {
   id: string;
@@ -105,7 +114,8 @@ export interface RotatedToken {
   retiring: TokenRecord[];
 }
 
-export interface Store {
+/** Users, Groups and group membership: what the SCIM operations read and write. */
+export interface ResourceStore {
   get(kind: ResourceKind, id: string): Promise<StoredResource | undefined>;
   /** Throws 409 uniqueness when userName (Users) or displayName (Groups) is taken. */
   create(kind: ResourceKind, input: CreateInput): Promise<StoredResource>;
@@ -114,18 +124,17 @@ export interface Store {
   /** Throws 404 when absent, 412 when `expectedVersion` is stale. Also removes the resource from every group. */
   delete(kind: ResourceKind, id: string, opts?: DeleteOptions): Promise<void>;
   search(kind: ResourceKind, query: SearchQuery): Promise<SearchPage>;
-  /** The direct members of a group: Users, then Groups, each in creation order. */
-  members(groupId: string): Promise<Member[]>;
   /**
-   * One page of `members`, after the opaque `cursor` a previous page returned (keyset paging, so
+   * One page of a group's direct members (Users, then Groups, each in creation order), after the opaque `cursor` a previous page returned (keyset paging, so
    * reading a large group never holds it all at once). `next` is absent on the last page.
    */
   memberPage(groupId: string, cursor: string | undefined, limit: number): Promise<{ members: Member[]; next?: string }>;
   /** The groups a User or Group is a direct member of. */
   groupsOf(memberId: string): Promise<GroupRef[]>;
-  /** The number of members, without reading them. */
-  memberCount(groupId: string): Promise<number>;
+}
 
+/** API tokens: what authentication and the token commands need. */
+export interface TokenStore {
   /** A new token; throws TokenNameTaken when any secret (current, rotated or expired) has this name. */
   createToken(name: string, hash: string): Promise<TokenRecord>;
   /**
@@ -141,6 +150,9 @@ export interface Store {
   revokeToken(idOrName: string): Promise<number>;
   /** How many secrets are accepted now. */
   tokenCount(): Promise<number>;
+}
 
-  close(): void;
+/** One opened database: both stores over it. `close` finishes queued writes, then releases it. */
+export interface Store extends ResourceStore, TokenStore {
+  close(): Promise<void>;
 }

@@ -18,7 +18,6 @@ import type {
   CreateInput,
   GroupRef,
   Member,
-  ResourceKind,
   SearchPage,
   SearchQuery,
   Store,
@@ -28,7 +27,8 @@ import type {
   UpdateInput,
   DeleteOptions,
 } from "../store";
-import { TokenNameTaken } from "../store";
+import { StoreMissingError, StoreOpenError, TokenNameTaken } from "../store";
+import type { ResourceKind } from "../../scim/schema";
 import { APPLICATION_ID, MIGRATIONS } from "./migrations";
 
 export type Synchronous = "FULL" | "NORMAL";
@@ -44,15 +44,6 @@ export interface SqliteStoreOptions {
   create?: boolean;
 }
 
-/** Raised when the file is not a scimd database or comes from a newer scimd. Nothing was changed. */
-export class StoreOpenError extends Error {}
-
-/** Raised with `create: false` when there is no database at the path (or only an empty file). */
-export class StoreMissingError extends StoreOpenError {
-  constructor(readonly path: string) {
-    super(`there is no scimd database at ${path}`);
-  }
-}
 
 type Row = { seq: number; id: string; created: string; last_modified: string; version: number; data: string; groups?: string };
 
@@ -540,10 +531,6 @@ export class SqliteStore implements Store {
     return s;
   }
 
-  async members(groupId: string): Promise<Member[]> {
-    return (await this.memberPage(groupId, undefined, -1)).members;
-  }
-
   async memberPage(groupId: string, cursor: string | undefined, limit: number): Promise<{ members: Member[]; next?: string }> {
     const [afterKind, afterSeq] = cursor ? cursor.split(":").map(Number) : [-1, -1];
     const rows = this.dynamic(
@@ -564,10 +551,6 @@ export class SqliteStore implements Store {
     });
     const last = rows[rows.length - 1];
     return limit > 0 && rows.length === limit && last ? { members, next: `${last.kind}:${last.seq}` } : { members };
-  }
-
-  async memberCount(groupId: string): Promise<number> {
-    return (this.q("SELECT count(*) AS n FROM group_members m JOIN groups g ON g.seq = m.group_seq WHERE g.id = ?").get(groupId) as { n: number }).n;
   }
 
   async groupsOf(memberId: string): Promise<GroupRef[]> {
@@ -641,7 +624,7 @@ export class SqliteStore implements Store {
     return (this.q("SELECT count(*) AS n FROM tokens WHERE expires IS NULL OR expires > ?").get(nowIso()) as { n: number }).n;
   }
 
-  close(): void {
+  async close(): Promise<void> {
     this.flush(); // writes still queued are committed (or refused) before the connection goes
     for (const s of [...this.stmts.values(), ...this.dynamicStmts.values()]) s.finalize();
     this.stmts.clear();
