@@ -130,4 +130,4 @@ export function formatDuration(ms: number): string {
   return `${s}s`;
 }
 
-export const DB_FLAG: FlagSpec = { name: "db", env: "SCIMD_DB", kind: "string", default: "./data/scimd.db", help: "SQLite database file; serve creates it and its folder" };
+export const DB_FLAG: FlagSpec = { name: "db", env: "SCIMD_DB", kind: "string", default: "./data/scimd.db", help: "the database: a file path or sqlite:PATH (SQLite); serve creates it and its folder" };

@@ -1,7 +1,7 @@
 /** `scimd serve`: open the store, build the app, listen; stop cleanly on SIGTERM/SIGINT. */
 import { createApp, DEFAULTS, SCIM_BASE_PATH } from "../app";
 import { DB_FLAG, flagHelp, parseFlags, UsageError, type FlagSpec } from "../config";
-import { SqliteStore, type Synchronous } from "../store/sqlite/sqlite-store";
+import { openStore, redactDbLocation } from "../store/open";
 import { commandLine, dbArg } from "./invocation";
 
 export const PORT_FLAG: FlagSpec = { name: "port", env: "SCIMD_PORT", kind: "int", default: 8080, help: "TCP port (0 picks a free one)", check: (v) => { if ((v as number) > 65535) throw new UsageError("--port must be 0..65535"); } };
@@ -98,7 +98,7 @@ export async function serve(argv: string[]): Promise<number> {
       throw listenError(e, String(values.host), values.port as number);
     }
   }
-  const store = new SqliteStore(dbPath, { synchronous: String(values.sync).toUpperCase() as Synchronous });
+  const store = await openStore(dbPath, { synchronous: String(values.sync).toUpperCase() as "FULL" | "NORMAL" });
   let server: ReturnType<typeof Bun.serve> | undefined;
   const app = createApp({
     store,
@@ -131,7 +131,7 @@ export async function serve(argv: string[]): Promise<number> {
   server = app.server ?? undefined;
   if (!server) throw new Error("the server did not start");
   const baseUrl = values["base-url"] as string | undefined;
-  log(`scimd listening on ${values.host}:${server.port}; database ${dbPath}`);
+  log(`scimd listening on ${values.host}:${server.port}; database ${redactDbLocation(dbPath)}`);
   log(`SCIM API URL: ${apiUrl(String(values.host), server.port!, baseUrl)}`);
   const warning = baseUrlWarning(baseUrl);
   if (warning) log(warning);

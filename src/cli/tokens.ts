@@ -2,8 +2,8 @@
 import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { DB_FLAG, flagHelp, formatDuration, parseDuration, parseFlags, UsageError, type FlagSpec } from "../config";
-import { SqliteStore } from "../store/sqlite/sqlite-store";
-import { StoreMissingError } from "../store/store";
+import { openStore, parseDbLocation } from "../store/open";
+import { StoreMissingError, type Store } from "../store/store";
 import { TokenNameTaken, type TokenRecord } from "../store/store";
 import { hashToken, newToken } from "../tokens";
 import { commandLine, dbArg } from "./invocation";
@@ -75,12 +75,13 @@ Examples:
  * Opens the database the command works on. Only serve creates one: a token written into a file the
  * server never reads would leave the IdP with 401s, so a missing file is refused with what to do.
  */
-function openStore(db: string, create: boolean, command: "generate-token" | "tokens"): SqliteStore {
+async function openDatabase(db: string, create: boolean, command: "generate-token" | "tokens"): Promise<Store> {
   try {
-    return new SqliteStore(db, { create });
+    return await openStore(db, { create });
   } catch (e) {
     if (!(e instanceof StoreMissingError)) throw e;
-    const where = resolve(db) === db ? db : `${db} (${resolve(db)})`;
+    const path = e.location;
+    const where = resolve(path) === db ? db : `${db} (${resolve(path)})`;
     throw new Error(
       [
         `there is no scimd database at ${where}.`,
@@ -102,7 +103,7 @@ export async function generateToken(argv: string[]): Promise<number> {
   if (args.length) throw new UsageError(`unexpected argument '${args[0]}'`);
   const db = String(values.db);
   const name = String(values.name);
-  const store = openStore(db, values.create === true, "generate-token");
+  const store = await openDatabase(db, values.create === true, "generate-token");
   try {
     const token = newToken();
     let rec: TokenRecord;
@@ -126,7 +127,7 @@ export async function generateToken(argv: string[]): Promise<number> {
     const warning = baseUrlWarning(baseUrl);
     console.error(
       [
-        `Created token '${rec.name}' (id ${rec.id}) in ${resolve(db)}.`,
+        `Created token '${rec.name}' (id ${rec.id}) in ${resolve(parseDbLocation(db).path)}.`,
         `In your identity provider, set:`,
         `  SCIM base URL / Tenant URL: ${apiUrl(String(values.host), values.port as number, baseUrl, hostname())}`,
         `  Authentication: HTTP header, Bearer token (the line printed on stdout)`,
@@ -162,7 +163,7 @@ export async function tokens(argv: string[]): Promise<number> {
   if (sub === "list" && rest.length) throw new UsageError(`unexpected argument '${rest[0]}'`);
   if (sub !== "list" && rest.length !== 1) throw new UsageError(sub === "rotate" ? "'tokens rotate' takes one token name" : "'tokens revoke' takes one token name or id");
   const db = String(values.db);
-  const store = openStore(db, false, "tokens");
+  const store = await openDatabase(db, false, "tokens");
   try {
     if (sub === "list") {
       const list = await store.listTokens();

@@ -1,0 +1,68 @@
+/**
+ * The one place that turns a `--db` value into a store: the engine is chosen by the value's form, as
+ * lldap chooses its backend from a database URL. Today that is SQLite, named by a file path or a
+ * `sqlite:` URL; a PostgreSQL store (`postgres://…`) plugs in here behind the same interfaces.
+ *
+ * A value that holds `://` is always a URL, never a file name, so a URL whose scheme this build does
+ * not serve is refused (and its password never repeated) instead of becoming a SQLite file named after it.
+ */
+import { SqliteStore } from "./sqlite/sqlite-store";
+import { StoreOpenError, type Store } from "./store";
+
+export interface OpenOptions {
+  /** Create the database when there is none (serve); false refuses a missing one with StoreMissingError. */
+  create?: boolean;
+  /** SQLite's `synchronous` in WAL mode (FULL survives power loss); other engines ignore it. */
+  synchronous?: "FULL" | "NORMAL";
+  /** How long a write waits for another process's lock before giving up. */
+  busyTimeoutMs?: number;
+}
+
+/** The `--db` forms this build serves, for help texts and errors. */
+export const DB_FORMS = "a file path (./data/scimd.db) or a sqlite: URL (sqlite:./data/scimd.db, sqlite:///var/lib/scimd/scimd.db)";
+
+/** A URL's scheme, when the value is written as one: `scheme://…`, or `sqlite:` followed by a path. */
+const URL_FORM = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//;
+
+export type DbLocation = { engine: "sqlite"; path: string };
+
+/**
+ * What a `--db` value names. A file path is SQLite; `sqlite:PATH` and `sqlite://PATH` are the same
+ * path (so `sqlite:///var/x.db` is `/var/x.db`). Throws StoreOpenError for any other `scheme://`
+ * value, naming only its scheme.
+ */
+export function parseDbLocation(value: string): DbLocation {
+  const v = value.trim();
+  if (v === "") throw new StoreOpenError(`--db is empty; give ${DB_FORMS}`);
+  if (/^sqlite:/i.test(v)) {
+    const path = v.slice("sqlite:".length).replace(/^\/\//, "");
+    if (path === "") throw new StoreOpenError(`--db ${v} names no file; give ${DB_FORMS}`);
+    return { engine: "sqlite", path };
+  }
+  const url = URL_FORM.exec(v);
+  if (url) {
+    const scheme = url[1]!.toLowerCase();
+    const hint = scheme === "postgres" || scheme === "postgresql" ? " (this build of scimd has no PostgreSQL store)" : "";
+    throw new StoreOpenError(`--db names a '${scheme}:' database, which scimd does not serve${hint}; give ${DB_FORMS}`);
+  }
+  return { engine: "sqlite", path: value };
+}
+
+/** A `--db` value as it may be shown in a log line or an error: any password in a URL replaced by `***`. */
+export function redactDbLocation(value: string): string {
+  const start = URL_FORM.exec(value)?.[0].length;
+  const at = value.lastIndexOf("@");
+  if (start === undefined || at < start) return value;
+  // Everything up to the last '@' is taken as user information: a password holding '/' or '@' unescaped is still covered.
+  const colon = value.indexOf(":", start);
+  return colon >= 0 && colon < at ? `${value.slice(0, colon)}:***${value.slice(at)}` : value;
+}
+
+/** Opens the store a `--db` value names. Throws StoreOpenError (or StoreMissingError) with what to do. */
+export async function openStore(value: string, opts: OpenOptions = {}): Promise<Store> {
+  const where = parseDbLocation(value);
+  switch (where.engine) {
+    case "sqlite":
+      return new SqliteStore(where.path, { create: opts.create, synchronous: opts.synchronous, busyTimeoutMs: opts.busyTimeoutMs });
+  }
+}

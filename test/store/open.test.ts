@@ -1,0 +1,74 @@
+import { describe, expect, it } from "bun:test";
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { openStore, parseDbLocation, redactDbLocation } from "../../src/store/open";
+import { SqliteStore } from "../../src/store/sqlite/sqlite-store";
+import { StoreOpenError } from "../../src/store/store";
+import { tempDir } from "../helpers";
+
+describe("openStore chooses the engine from the --db value", () => {
+  it.each([
+    ["./data/scimd.db", "./data/scimd.db"],
+    ["/var/lib/scimd/scimd.db", "/var/lib/scimd/scimd.db"],
+    ["sqlite:./data/scimd.db", "./data/scimd.db"],
+    ["sqlite:/var/lib/scimd/scimd.db", "/var/lib/scimd/scimd.db"],
+    ["sqlite:///var/lib/scimd/scimd.db", "/var/lib/scimd/scimd.db"],
+    ["SQLITE:data.db", "data.db"],
+    ["odd:name.db", "odd:name.db"],
+  ])("reads %s as the SQLite file %s", (value, path) => {
+    expect(parseDbLocation(value)).toEqual({ engine: "sqlite", path });
+  });
+
+  it("opens a SQLite store at the path a sqlite: URL names", async () => {
+    const dir = tempDir();
+    const store = await openStore(`sqlite:${join(dir.dir, "x.db")}`);
+    expect(store).toBeInstanceOf(SqliteStore);
+    await store.close();
+    expect(existsSync(join(dir.dir, "x.db"))).toBe(true);
+    dir.cleanup();
+  });
+
+  it.each(["postgres://scimd:secret@db.example.com/scimd", "postgresql://scimd:secret@db/scimd", "mysql://scimd:secret@db/scimd", "http://scimd:secret@x/y"])(
+    "refuses %s, naming the supported forms, never echoing the password and creating nothing",
+    async (value) => {
+      const dir = tempDir();
+      const cwd = process.cwd();
+      process.chdir(dir.dir);
+      try {
+        let caught: unknown;
+        try {
+          await openStore(value);
+        } catch (e) {
+          caught = e;
+        }
+        expect(caught).toBeInstanceOf(StoreOpenError);
+        const message = (caught as Error).message;
+        expect(message).not.toContain("secret");
+        expect(message).toContain("sqlite:");
+        expect(message).toContain(value.slice(0, value.indexOf(":")).toLowerCase() + ":");
+        expect(readdirSync(dir.dir)).toEqual([]);
+      } finally {
+        process.chdir(cwd);
+        dir.cleanup();
+      }
+    },
+  );
+
+  it("refuses an empty value and a sqlite: URL without a path", () => {
+    expect(() => parseDbLocation("")).toThrow(StoreOpenError);
+    expect(() => parseDbLocation("sqlite:")).toThrow(StoreOpenError);
+    expect(() => parseDbLocation("sqlite://")).toThrow(StoreOpenError);
+  });
+});
+
+describe("redactDbLocation", () => {
+  it.each([
+    ["postgres://scimd:secret@db/scimd", "postgres://scimd:***@db/scimd"],
+    ["postgres://scimd:se/cr@et@db/scimd", "postgres://scimd:***@db/scimd"],
+    ["postgres://scimd@db/scimd", "postgres://scimd@db/scimd"],
+    ["./data/scimd.db", "./data/scimd.db"],
+    ["sqlite:./a@b.db", "sqlite:./a@b.db"],
+  ])("shows %s as %s", (value, shown) => {
+    expect(redactDbLocation(value)).toBe(shown);
+  });
+});
