@@ -271,3 +271,6 @@ export const GROUP_RESOURCE: ResourceTypeDef = {
 
 export const RESOURCE_TYPES: ResourceTypeDef[] = [USER_RESOURCE, GROUP_RESOURCE];
 export const SCHEMAS: SchemaDef[] = [USER_SCHEMA_DEF, ENTERPRISE_USER_SCHEMA_DEF, GROUP_SCHEMA_DEF];
+
+/** The resource type definition of a kind. */
+export const rtOf = (kind: ResourceKind): ResourceTypeDef => (kind === "User" ? USER_RESOURCE : GROUP_RESOURCE);

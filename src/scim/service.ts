@@ -8,7 +8,7 @@ import { resolveFilter, type ResolvedFilter, type Target } from "./filter";
 import { applyPatch } from "./patch";
 import { parseAttributeList, project, projectionFor, wants, type Projection } from "./projection";
 import { checkProductRules, finalizeResource, normalizeBody, type Resource } from "./resource";
-import { GROUP_RESOURCE, LIST_RESPONSE_SCHEMA, RESOURCE_TYPES, USER_RESOURCE, type ResourceKind, type ResourceTypeDef } from "./schema";
+import { LIST_RESPONSE_SCHEMA, RESOURCE_TYPES, rtOf, type ResourceKind, type ResourceTypeDef } from "./schema";
 import type { GroupRef, Member, ResourceStore, StoredResource } from "../store/store";
 
 export interface ServiceOptions {
@@ -65,7 +65,6 @@ function metaOf(kind: ResourceKind, s: StoredResource, baseUrl: string, etag: st
   return { resourceType: kind, created: s.created, lastModified: s.lastModified, location: `${baseUrl}${rtOf(kind).endpoint}/${s.id}`, version: etag };
 }
 
-export const rtOf = (kind: ResourceKind): ResourceTypeDef => (kind === "User" ? USER_RESOURCE : GROUP_RESOURCE);
 /**
  * The weak ETag (and meta.version) of a resource: its row version and, for a User in groups, a digest
  * of the group ids, so that joining or leaving a group changes the User's version too. It does not

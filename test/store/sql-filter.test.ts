@@ -10,7 +10,7 @@ import { resolveAttrPath } from "../../src/scim/attributes";
 import { ScimError } from "../../src/scim/errors";
 import { resolveFilter, type ResolvedFilter, type Target } from "../../src/scim/filter";
 import { matches } from "../../src/scim/match";
-import { ENTERPRISE_USER_SCHEMA, GROUP_RESOURCE, GROUP_SCHEMA, USER_RESOURCE, USER_SCHEMA, type ResourceTypeDef } from "../../src/scim/schema";
+import { ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, rtOf, USER_RESOURCE, USER_SCHEMA } from "../../src/scim/schema";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store";
 import type { StoredResource } from "../../src/store/store";
 import type { ResourceKind } from "../../src/scim/schema";
@@ -182,7 +182,6 @@ async function referenceIds(kind: ResourceKind, f: ResolvedFilter): Promise<stri
   return out;
 }
 
-const rtOf = (kind: ResourceKind): ResourceTypeDef => (kind === "User" ? USER_RESOURCE : GROUP_RESOURCE);
 
 /** Runs one case: SQL result equals the expected ids and the in-memory reference. */
 async function check(kind: ResourceKind, text: string, expected: string[]) {
