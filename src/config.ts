@@ -2,19 +2,41 @@
  * One configuration chain: defaults < SCIMD_* environment < command-line flags, validated once at
  * start. Errors name the flag and say what is accepted.
  */
+import { parseArgs } from "node:util";
+
 export class UsageError extends Error {}
 
-export interface FlagSpec {
+/** The kinds of value a flag takes, and what each converts to. */
+export type FlagKind = "string" | "int" | "bool";
+export type FlagValue<K extends FlagKind> = K extends "int" ? number : K extends "bool" ? boolean : string;
+
+interface KindSpec<K extends FlagKind> {
   name: string;
   env?: string;
-  kind: "string" | "int" | "bool";
-  default?: string | number | boolean;
+  kind: K;
+  default?: FlagValue<K>;
   help: string;
-  /** Validates and converts; throws UsageError. */
-  check?: (v: string | number | boolean) => void;
+  /** Refuses a value (from the environment, a flag or the default) with a UsageError. */
+  check?: (v: FlagValue<K>) => void;
 }
+/** One row of a command's flag table: its name, environment variable, default, check and help line. */
+export type FlagSpec = KindSpec<"string"> | KindSpec<"int"> | KindSpec<"bool">;
 
-export type Values = Record<string, string | number | boolean | undefined>;
+/**
+ * A flag spec with its name, kind and default kept as literal types, so that a table of them gives
+ * parseFlags' values their exact types; `check` receives the flag's converted value.
+ */
+export const flag = <const F extends FlagSpec>(spec: F): F => spec;
+
+type Simplify<T> = { [K in keyof T]: T[K] };
+/** The values parseFlags returns for a table: a flag with a default is always set, any other may be absent. */
+export type FlagValues<S extends readonly FlagSpec[]> = Simplify<
+  { [F in S[number] as F extends { default: {} } ? F["name"] : never]: FlagValue<F["kind"]> } & {
+    [F in S[number] as F extends { default: {} } ? never : F["name"]]?: FlagValue<F["kind"]>;
+  }
+>;
+
+export type Env = Record<string, string | undefined>;
 
 function convert(spec: FlagSpec, raw: string, from: string): string | number | boolean {
   if (spec.kind === "int") {
@@ -29,43 +51,56 @@ function convert(spec: FlagSpec, raw: string, from: string): string | number | b
   return raw;
 }
 
-/** Parses argv (after the command name) against the flag specs; returns values and positional args. */
-export function parseFlags(argv: string[], specs: FlagSpec[], env: Record<string, string | undefined> = process.env): { values: Values; args: string[] } {
-  const values: Values = {};
+/** How an option scimd does not know is named in the error: `--name` of `--name=value`, a short one as written. */
+function unknownOption(arg: string): string {
+  if (!arg.startsWith("--")) return arg;
+  const eq = arg.indexOf("=");
+  return eq < 0 ? arg : arg.slice(0, eq);
+}
+
+/**
+ * Parses argv (after the command name) against the flag table: defaults < environment < flags, each
+ * converted to its kind and checked; returns the values and the positional arguments.
+ *
+ * node:util parseArgs splits argv into tokens (`--flag=value`, `--flag value`, `--`, positionals);
+ * the table decides the rest, in scimd's words. parseArgs runs non-strict because its strict mode
+ * refuses what scimd accepts: `--strict=false` ("does not take an argument") and a value beginning
+ * with one dash, such as `--name -x` or `--port -1` ("argument is ambiguous"), which scimd takes as
+ * the value and then checks. Unknown options and missing values are therefore refused here, in the
+ * order they appear; in non-strict mode parseArgs itself throws no ERR_PARSE_ARGS_* error.
+ */
+export function parseFlags<const S extends readonly FlagSpec[]>(argv: readonly string[], specs: S, env: Env = process.env): { values: FlagValues<S>; args: string[] } {
+  const values: Record<string, string | number | boolean> = {};
   for (const s of specs) {
     if (s.default !== undefined) values[s.name] = s.default;
     const e = s.env ? env[s.env] : undefined;
     if (e !== undefined && e !== "") values[s.name] = convert(s, e, s.env!);
   }
+  const { tokens } = parseArgs({
+    args: argv,
+    options: Object.fromEntries(specs.map((s) => [s.name, { type: s.kind === "bool" ? "boolean" : "string" } as const])),
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
   const args: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === "--") {
-      args.push(...argv.slice(i + 1));
-      break;
-    }
-    if (!a.startsWith("--")) {
-      if (a.startsWith("-") && a !== "-") throw new UsageError(`unknown option '${a}'`);
-      args.push(a);
-      continue;
-    }
-    const eq = a.indexOf("=");
-    const name = eq < 0 ? a.slice(2) : a.slice(2, eq);
-    const spec = specs.find((s) => s.name === name);
-    if (!spec) throw new UsageError(`unknown option '--${name}'`);
-    let raw: string;
-    if (eq >= 0) raw = a.slice(eq + 1);
-    else if (spec.kind === "bool") raw = "true";
-    else {
-      const next = argv[i + 1];
-      if (next === undefined || next.startsWith("--")) throw new UsageError(`option '--${name}' needs a value`);
-      raw = next;
-      i++;
-    }
-    values[name] = convert(spec, raw, `--${name}`);
+  for (const t of tokens) {
+    if (t.kind === "positional") args.push(t.value);
+    if (t.kind !== "option") continue;
+    // No flag has a short form: `-x` (or a group such as `-abc`) is never one of the table's.
+    const spec = t.rawName.startsWith("--") ? specs.find((s) => s.name === t.name) : undefined;
+    if (!spec) throw new UsageError(`unknown option '${unknownOption(argv[t.index]!)}'`);
+    let raw = t.value;
+    if (spec.kind === "bool") raw ??= "true";
+    // parseArgs gives a string flag the next argument even when it is another option (`--host --strict`).
+    else if (raw === undefined || (!t.inlineValue && raw.startsWith("--"))) throw new UsageError(`option '${t.rawName}' needs a value`);
+    values[spec.name] = convert(spec, raw, t.rawName);
   }
-  for (const s of specs) if (values[s.name] !== undefined) s.check?.(values[s.name]!);
-  return { values, args };
+  for (const s of specs) {
+    const v = values[s.name];
+    if (v !== undefined) (s.check as ((v: string | number | boolean) => void) | undefined)?.(v);
+  }
+  return { values: values as FlagValues<S>, args };
 }
 
 /** Width of the flag column in help text; a longer flag puts its description on the next line. */
@@ -91,7 +126,7 @@ function wrap(text: string, width: number): string[] {
  * The options block of a help text: the flag, then at least two spaces, then what it does (wrapped
  * under itself). A flag too long for the column stands alone and its description starts below it.
  */
-export function flagHelp(specs: FlagSpec[]): string {
+export function flagHelp(specs: readonly FlagSpec[]): string {
   const indent = " ".repeat(FLAG_COLUMN);
   return specs
     .map((s) => {
