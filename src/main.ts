@@ -4,7 +4,6 @@ import { serve, SERVE_USAGE } from "./cli/serve";
 import { commandLine } from "./cli/invocation";
 import { GENERATE_USAGE, generateToken, tokens, TOKENS_USAGE } from "./cli/tokens";
 import { UsageError } from "./config";
-import { StoreOpenError } from "./store/store";
 import { VERSION } from "./version";
 
 const USAGE = `scimd ${VERSION}: a SCIM 2.0 service provider in one binary
@@ -60,10 +59,7 @@ export async function main(argv: string[]): Promise<number> {
       console.error(usage[cmd ?? ""] ?? USAGE);
       return 2;
     }
-    if (e instanceof StoreOpenError) {
-      console.error(`scimd: ${e.message}`);
-      return 1;
-    }
+    // Any other failure (a store that cannot be opened, a busy port, …) is one line and exit code 1.
     console.error(`scimd: ${e instanceof Error ? e.message : String(e)}`);
     return 1;
   }

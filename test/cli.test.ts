@@ -167,6 +167,20 @@ describe("main: exit codes", () => {
     }
   });
 
+  const unopenable: [string, string[]][] = [
+    ["tokens list", ["tokens", "list"]],
+    ["generate-token", ["generate-token", "--name", "okta"]],
+    ["serve", ["serve", "--port", "0"]],
+  ];
+  it.each(unopenable)("returns 1 for a --db it cannot open (%s): one line naming the supported forms, no usage, no password", async (_t, argv) => {
+    const r = await runMain([...argv, "--db", "postgres://scimd:secret@db.example.com/scimd"]);
+    expect(r.code).toBe(1);
+    expect(r.out).toBe("");
+    expect(r.err).toMatch(/^scimd: --db names a 'postgres:' database, which scimd does not serve .*give a file path/);
+    expect(r.err.split("\n")).toHaveLength(1);
+    expect(r.err).not.toContain("secret");
+  });
+
   it("returns 0 for --version and prints the version", async () => {
     const r = await runMain(["--version"]);
     expect(r.code).toBe(0);
