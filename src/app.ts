@@ -3,6 +3,7 @@
  * Layers: HTTP (this, src/http) → SCIM domain (src/scim) → store interface (src/store).
  */
 import { Elysia, NotFoundError } from "elysia";
+import { DEFAULTS } from "./config";
 import { authPlugin, FailureLimiter } from "./http/auth";
 import { discoveryController } from "./http/discovery";
 import { rawQuery, resourceController, searchParams } from "./http/resources";
@@ -28,8 +29,6 @@ export interface AppOptions {
   /** The client address of a request (the server's requestIP), for the failed-auth limiter. */
   addressOf?: (request: Request) => string;
 }
-
-export const DEFAULTS = { maxResults: 1000, maxBodyBytes: 1024 * 1024, authFailuresPerMinute: 20 };
 
 export function createApp(o: AppOptions) {
   const log = o.log ?? ((line: string) => console.error(line));

@@ -145,13 +145,13 @@ const DURATION_UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_00
 /** The longest duration parseDuration accepts (a year), so that every end time is a valid date. */
 export const MAX_DURATION_MS = 366 * DURATION_UNITS.d!;
 
-/** "30m", "24h", "7d", "90s" or "0" as milliseconds; throws UsageError naming `flag`. */
-export function parseDuration(raw: string, flag: string): number {
+/** "30m", "24h", "7d", "90s" or "0" as milliseconds; throws UsageError naming `option`. */
+export function parseDuration(raw: string, option: string): number {
   const m = /^(\d+)([smhd])?$/.exec(raw.trim());
   if (!m || (m[2] === undefined && m[1] !== "0") || !Number.isSafeInteger(Number(m[1])))
-    throw new UsageError(`${flag} must be a duration such as 30m, 24h or 7d (s, m, h, d), or 0; got '${raw}'`);
+    throw new UsageError(`${option} must be a duration such as 30m, 24h or 7d (s, m, h, d), or 0; got '${raw}'`);
   const ms = Number(m[1]) * (m[2] ? DURATION_UNITS[m[2]]! : 0);
-  if (ms > MAX_DURATION_MS) throw new UsageError(`${flag} must be at most 366d; got '${raw}'`);
+  if (ms > MAX_DURATION_MS) throw new UsageError(`${option} must be at most 366d; got '${raw}'`);
   return ms;
 }
 
@@ -165,4 +165,121 @@ export function formatDuration(ms: number): string {
   return `${s}s`;
 }
 
-export const DB_FLAG: FlagSpec = { name: "db", env: "SCIMD_DB", kind: "string", default: "./data/scimd.db", help: "the database: a file path or sqlite:PATH (SQLite); serve creates it and its folder" };
+/**
+ * serve's defaults, defined once: the flags below take them, and createApp falls back to them for an
+ * option its caller leaves out.
+ */
+export const DEFAULTS = {
+  port: 8080,
+  host: "0.0.0.0",
+  db: "./data/scimd.db",
+  strict: false,
+  sync: "full",
+  maxBodyBytes: 1024 * 1024,
+  maxResults: 1000,
+  authFailuresPerMinute: 20,
+} as const;
+
+export const HELP_FLAG = flag({ name: "help", kind: "bool", help: "show this help" });
+export const DB_FLAG = flag({ name: "db", env: "SCIMD_DB", kind: "string", default: DEFAULTS.db, help: "the database: a file path or sqlite:PATH (SQLite); serve creates it and its folder" });
+export const PORT_FLAG = flag({
+  name: "port",
+  env: "SCIMD_PORT",
+  kind: "int",
+  default: DEFAULTS.port,
+  help: "TCP port (0 picks a free one)",
+  check: (v) => {
+    if (v > 65535) throw new UsageError("--port must be 0..65535");
+  },
+});
+export const HOST_FLAG = flag({ name: "host", env: "SCIMD_HOST", kind: "string", default: DEFAULTS.host, help: "address to listen on" });
+export const BASE_URL_FLAG = flag({
+  name: "base-url",
+  env: "SCIMD_BASE_URL",
+  kind: "string",
+  help: "public URL of the SCIM API for meta.location and Location, e.g. https://scim.example.com/api/v1/scim (default: derived from each request)",
+  check: (v) => {
+    try {
+      const u = new URL(v);
+      if (!/^https?:$/.test(u.protocol)) throw new Error();
+    } catch {
+      throw new UsageError(`--base-url must be an absolute http(s) URL, got '${v}'`);
+    }
+  },
+});
+
+/** serve's flags, in the order its help lists them. */
+export const SERVE_FLAGS = [
+  PORT_FLAG,
+  HOST_FLAG,
+  DB_FLAG,
+  BASE_URL_FLAG,
+  flag({ name: "strict", env: "SCIMD_STRICT", kind: "bool", default: DEFAULTS.strict, help: "refuse unknown attributes and unquoted filter values with 400 instead of accepting them" }),
+  flag({
+    name: "sync",
+    env: "SCIMD_SYNC",
+    kind: "string",
+    default: DEFAULTS.sync,
+    help: "SQLite synchronous: full (survives power loss) or normal (survives a crash of scimd)",
+    check: (v) => {
+      if (!/^(full|normal)$/i.test(v)) throw new UsageError("--sync must be 'full' or 'normal'");
+    },
+  }),
+  flag({ name: "max-body-bytes", env: "SCIMD_MAX_BODY_BYTES", kind: "int", default: DEFAULTS.maxBodyBytes, help: "largest request body accepted (413 above)" }),
+  flag({
+    name: "max-results",
+    env: "SCIMD_MAX_RESULTS",
+    kind: "int",
+    default: DEFAULTS.maxResults,
+    help: "largest page a query returns",
+    check: (v) => {
+      if (v < 1) throw new UsageError("--max-results must be at least 1");
+    },
+  }),
+  flag({ name: "auth-failures-per-minute", env: "SCIMD_AUTH_FAILURES_PER_MINUTE", kind: "int", default: DEFAULTS.authFailuresPerMinute, help: "failed authentications per client address per minute before 429" }),
+  HELP_FLAG,
+] as const;
+
+/** What serve runs with: every value validated, from its default, a SCIMD_* variable or a flag. */
+export interface ServeConfig {
+  /** TCP port; 0 picks a free one. */
+  port: number;
+  host: string;
+  /** The --db value as given (a file path or sqlite:PATH): store/open.ts reads it. */
+  db: string;
+  /** The public base URL of the SCIM API as given; when absent it is derived from each request. */
+  baseUrl: string | undefined;
+  strict: boolean;
+  /** SQLite's synchronous pragma. */
+  sync: "FULL" | "NORMAL";
+  maxBodyBytes: number;
+  maxResults: number;
+  authFailuresPerMinute: number;
+}
+
+/** A command line that asks for the command's help, or the configuration the command runs with. */
+export type Parsed<C> = { help: true } | { help: false; config: C };
+
+/**
+ * serve's configuration from its arguments and the environment (defaults < SCIMD_* < flags), or
+ * `{ help: true }` for --help. Throws UsageError naming the flag or variable at fault.
+ */
+export function serveConfig(argv: readonly string[], env: Env = process.env): Parsed<ServeConfig> {
+  const { values, args } = parseFlags(argv, SERVE_FLAGS, env);
+  if (values.help) return { help: true };
+  if (args.length) throw new UsageError(`unexpected argument '${args[0]}'`);
+  return {
+    help: false,
+    config: {
+      port: values.port,
+      host: values.host,
+      db: values.db,
+      baseUrl: values["base-url"],
+      strict: values.strict,
+      sync: values.sync.toLowerCase() === "normal" ? "NORMAL" : "FULL",
+      maxBodyBytes: values["max-body-bytes"],
+      maxResults: values["max-results"],
+      authFailuresPerMinute: values["auth-failures-per-minute"],
+    },
+  };
+}

@@ -2,28 +2,39 @@ import { describe, expect, it } from "bun:test";
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { commandLine, shellQuote } from "../src/cli/invocation";
+import { parseArgs } from "node:util";
 import { apiUrl, baseUrlWarning } from "../src/cli/serve";
-import { tokenState } from "../src/cli/tokens";
-import { flagHelp, formatDuration, parseDuration, parseFlags, UsageError, type FlagSpec } from "../src/config";
+import { GENERATE_FLAGS, tokenState, TOKENS_FLAGS } from "../src/cli/tokens";
+import { DEFAULTS, flag, flagHelp, formatDuration, parseDuration, parseFlags, SERVE_FLAGS, serveConfig, UsageError, type Env, type ServeConfig } from "../src/config";
 import { main } from "../src/main";
 import { tempDir } from "./helpers";
 
-const SPECS: FlagSpec[] = [
-  { name: "port", env: "T_PORT", kind: "int", default: 8080, help: "port" },
-  { name: "host", env: "T_HOST", kind: "string", default: "0.0.0.0", help: "host" },
-  { name: "strict", env: "T_STRICT", kind: "bool", default: false, help: "strict" },
-  { name: "label", kind: "string", help: "no default, no env" },
-  {
+const SPECS = [
+  flag({ name: "port", env: "T_PORT", kind: "int", default: 8080, help: "port" }),
+  flag({ name: "host", env: "T_HOST", kind: "string", default: "0.0.0.0", help: "host" }),
+  flag({ name: "strict", env: "T_STRICT", kind: "bool", default: false, help: "strict" }),
+  flag({ name: "label", kind: "string", help: "no default, no env" }),
+  flag({
     name: "max",
     env: "T_MAX",
     kind: "int",
     default: 10,
     help: "checked",
     check: (v) => {
-      if ((v as number) < 1) throw new UsageError("--max must be at least 1");
+      if (v < 1) throw new UsageError("--max must be at least 1");
     },
-  },
-];
+  }),
+] as const;
+
+/** A table row [argv, env, message] as [the command line a shell would show, message, argv, env], for test titles. */
+const row =
+  (...command: string[]) =>
+  ([argv, env, message]: [string[], Env, string]): [string, string, string[], Env] => [
+    `'${[...Object.entries(env).map(([k, v]) => `${k}=${shellQuote(v ?? "")}`), ...command, ...argv.map(shellQuote)].join(" ")}'`,
+    message,
+    argv,
+    env,
+  ];
 
 function usageErrorOf(f: () => unknown): UsageError {
   let caught: unknown;
@@ -63,6 +74,11 @@ describe("parseFlags: syntax", () => {
     ["--flag=value containing '='", ["--label=a=b"], { label: "a=b" }],
     ["--flag= (empty value)", ["--label="], { label: "" }],
     ["--flag value starting with a single dash", ["--label", "-x"], { label: "-x" }],
+    ["--flag value that looks like a negative number", ["--label", "-1"], { label: "-1" }],
+    ["--flag=value starting with a dash", ["--label=-x"], { label: "-x" }],
+    ["--flag=value starting with two dashes", ["--label=--x"], { label: "--x" }],
+    ["--flag followed by an empty argument", ["--label", ""], { label: "" }],
+    ["--flag= followed by a positional", ["--label=", "x"], { label: "" }],
     ["a bare bool flag means true", ["--strict"], { strict: true }],
     ["--bool=true", ["--strict=true"], { strict: true }],
     ["--bool=1", ["--strict=1"], { strict: true }],
@@ -70,6 +86,10 @@ describe("parseFlags: syntax", () => {
     ["--bool=false", ["--strict=false"], { strict: false }],
     ["--bool=0", ["--strict=0"], { strict: false }],
     ["--bool=no", ["--strict=no"], { strict: false }],
+    ["--bool=off", ["--strict=off"], { strict: false }],
+    ["--bool=YES", ["--strict=YES"], { strict: true }],
+    ["the last of a repeated bool", ["--strict", "--strict=false"], { strict: false }],
+    ["the last of a repeated value flag, '=' or not", ["--host=a", "--host", "b"], { host: "b" }],
   ];
   it.each(forms)("accepts %s", (_t, argv, expected) => {
     expect(parseFlags(argv, SPECS, {}).values).toMatchObject(expected);
@@ -81,6 +101,50 @@ describe("parseFlags: syntax", () => {
 
   it("collects positional arguments, and everything after -- as positional", () => {
     expect(parseFlags(["revoke", "okta", "--port", "1", "--", "--not-a-flag", "-x"], SPECS, {}).args).toEqual(["revoke", "okta", "--not-a-flag", "-x"]);
+  });
+
+  it("a lone '-' and an empty argument are positional; a second '--' after the first is positional too", () => {
+    expect(parseFlags(["-", "", "--", "a", "--", "--port"], SPECS, {})).toEqual({ values: { port: 8080, host: "0.0.0.0", strict: false, max: 10 }, args: ["-", "", "a", "--", "--port"] });
+  });
+
+  it("flags and positional arguments may come in any order", () => {
+    expect(parseFlags(["rotate", "--port=1", "okta", "--strict", "x"], SPECS, {})).toMatchObject({ values: { port: 1, strict: true }, args: ["rotate", "okta", "x"] });
+  });
+
+  it("gives each value its flag's type, with no cast at the caller (tsc checks the annotations)", () => {
+    const { values } = parseFlags(["--port", "1", "--label=x"], SPECS, {});
+    const port: number = values.port;
+    const strict: boolean = values.strict;
+    const label: string | undefined = values.label;
+    // @ts-expect-error a flag without a default may be absent
+    const bare: string = values.label;
+    // @ts-expect-error no such flag in the table
+    void values.nope;
+    expect([port, strict, label, bare]).toEqual([1, false, "x", "x"]);
+    // @ts-expect-error a default must be of the flag's kind
+    flag({ name: "n", kind: "int", default: "8", help: "" });
+    // A check receives the converted value: a number for an int flag.
+    const even = flag({ name: "even", kind: "int", help: "", check: (v) => { if (v % 2) throw new UsageError("--even must be even"); } });
+    expect(usageErrorOf(() => parseFlags(["--even=3"], [even], {})).message).toBe("--even must be even");
+  });
+});
+
+describe("node:util parseArgs, which parseFlags runs on", () => {
+  // parseFlags runs it non-strict and checks the tokens itself: strict mode refuses forms scimd accepts.
+  const strictOnly = (args: string[]) => () =>
+    parseArgs({ args, options: { strict: { type: "boolean" }, name: { type: "string" } }, strict: true, allowPositionals: true });
+  it.each([
+    ["--strict=false", ["--strict=false"], "ERR_PARSE_ARGS_INVALID_OPTION_VALUE"],
+    ["--name -x", ["--name", "-x"], "ERR_PARSE_ARGS_INVALID_OPTION_VALUE"],
+  ])("in strict mode refuses %s, which scimd accepts (then checks the value)", (_t, args, code) => {
+    expect(strictOnly(args)).toThrow(expect.objectContaining({ code }));
+    expect(() => parseFlags(args, [flag({ name: "strict", kind: "bool", help: "" }), flag({ name: "name", kind: "string", help: "" })], {})).not.toThrow();
+  });
+
+  it("non-strict, it hands a value flag the next argument even when that is an option, so parseFlags refuses '--host --strict' itself", () => {
+    const { tokens } = parseArgs({ args: ["--host", "--strict"], options: { host: { type: "string" }, strict: { type: "boolean" } }, strict: false, allowPositionals: true, tokens: true });
+    expect(tokens).toEqual([{ kind: "option", name: "host", rawName: "--host", index: 0, value: "--strict", inlineValue: false }]);
+    expect(usageErrorOf(() => parseFlags(["--host", "--strict"], SPECS, {})).message).toBe("option '--host' needs a value");
   });
 });
 
@@ -103,6 +167,143 @@ describe("parseFlags: errors are UsageErrors that name the flag", () => {
   ];
   it.each(bad)("refuses %s", (_t, argv, env, message) => {
     expect(usageErrorOf(() => parseFlags(argv, SPECS, env)).message).toMatch(message);
+  });
+
+  // The words scimd has always used, to the character: the operator-facing contract of the parser.
+  const exact: [string[], Env, string][] = [
+    [["--port", "abc"], {}, "--port must be a whole number, got 'abc'"],
+    [["--port", "-1"], {}, "--port must be a whole number, got '-1'"],
+    [["--port=-1"], {}, "--port must be a whole number, got '-1'"],
+    [["--port", " 1.5"], {}, "--port must be a whole number, got ' 1.5'"],
+    [["--port="], {}, "--port must be a whole number, got ''"],
+    [["--strict=maybe"], {}, "--strict must be true or false, got 'maybe'"],
+    [["--strict="], {}, "--strict must be true or false, got ''"],
+    [["--prot", "1"], {}, "unknown option '--prot'"],
+    [["--nope=1"], {}, "unknown option '--nope'"],
+    [["-p"], {}, "unknown option '-p'"],
+    [["-abc"], {}, "unknown option '-abc'"],
+    [["-p=3"], {}, "unknown option '-p=3'"],
+    [["-1"], {}, "unknown option '-1'"],
+    [["--=x"], {}, "unknown option '--'"],
+    [["---x"], {}, "unknown option '---x'"],
+    [["--port"], {}, "option '--port' needs a value"],
+    [["--host", "--strict"], {}, "option '--host' needs a value"],
+    [["--host", "--"], {}, "option '--host' needs a value"],
+    [["--max", "0"], {}, "--max must be at least 1"],
+    [["--prot", "--port", "x"], {}, "unknown option '--prot'"],
+    [["--port", "x", "--prot"], {}, "--port must be a whole number, got 'x'"],
+    [[], { T_PORT: "eighty" }, "T_PORT must be a whole number, got 'eighty'"],
+    [["--port", "80"], { T_PORT: "eighty" }, "T_PORT must be a whole number, got 'eighty'"],
+    [[], { T_STRICT: "perhaps" }, "T_STRICT must be true or false, got 'perhaps'"],
+    [[], { T_MAX: "0" }, "--max must be at least 1"],
+    [["--max", "0"], { T_PORT: "x" }, "T_PORT must be a whole number, got 'x'"],
+  ];
+  it.each(exact.map(row()))("refuses %s with exactly: %s", (_line, message, argv, env) => {
+    expect(usageErrorOf(() => parseFlags(argv, SPECS, env)).message).toBe(message);
+  });
+});
+
+const SERVE_DEFAULTS: ServeConfig = {
+  port: 8080,
+  host: "0.0.0.0",
+  db: "./data/scimd.db",
+  baseUrl: undefined,
+  strict: false,
+  sync: "FULL",
+  maxBodyBytes: 1048576,
+  maxResults: 1000,
+  authFailuresPerMinute: 20,
+};
+
+/** serve's configuration for argv and env; fails the test when it is a help request. */
+function configOf(argv: string[], env: Env = {}): ServeConfig {
+  const parsed = serveConfig(argv, env);
+  if (parsed.help) throw new Error("asked for help");
+  return parsed.config;
+}
+
+describe("serveConfig: serve's configuration, built in one place", () => {
+  it("without environment or flags is the defaults, which are createApp's defaults too", () => {
+    expect(configOf([])).toEqual(SERVE_DEFAULTS);
+    expect({ maxBodyBytes: DEFAULTS.maxBodyBytes, maxResults: DEFAULTS.maxResults, authFailuresPerMinute: DEFAULTS.authFailuresPerMinute }).toEqual({
+      maxBodyBytes: 1048576,
+      maxResults: 1000,
+      authFailuresPerMinute: 20,
+    });
+  });
+
+  const ENV: Env = {
+    SCIMD_PORT: "9000",
+    SCIMD_HOST: "127.0.0.1",
+    SCIMD_DB: "/var/lib/scimd/env.db",
+    SCIMD_BASE_URL: "https://env.example.com/api/v1/scim",
+    SCIMD_STRICT: "yes",
+    SCIMD_SYNC: "normal",
+    SCIMD_MAX_BODY_BYTES: "2048",
+    SCIMD_MAX_RESULTS: "50",
+    SCIMD_AUTH_FAILURES_PER_MINUTE: "3",
+  };
+  const FROM_ENV: ServeConfig = {
+    port: 9000,
+    host: "127.0.0.1",
+    db: "/var/lib/scimd/env.db",
+    baseUrl: "https://env.example.com/api/v1/scim",
+    strict: true,
+    sync: "NORMAL",
+    maxBodyBytes: 2048,
+    maxResults: 50,
+    authFailuresPerMinute: 3,
+  };
+
+  it("every SCIMD_* variable overrides its default", () => {
+    expect(configOf([], ENV)).toEqual(FROM_ENV);
+  });
+
+  it("every flag overrides its variable, in either form", () => {
+    const argv = ["--port=7000", "--host", "::1", "--db", "sqlite:flag.db", "--base-url=https://flag.example.com/api/v1/scim", "--strict=false", "--sync", "FULL", "--max-body-bytes", "4096", "--max-results=7", "--auth-failures-per-minute", "0"];
+    expect(configOf(argv, ENV)).toEqual({ port: 7000, host: "::1", db: "sqlite:flag.db", baseUrl: "https://flag.example.com/api/v1/scim", strict: false, sync: "FULL", maxBodyBytes: 4096, maxResults: 7, authFailuresPerMinute: 0 });
+  });
+
+  it("an empty SCIMD_* variable counts as unset", () => {
+    expect(configOf([], Object.fromEntries(Object.keys(ENV).map((k) => [k, ""])))).toEqual(SERVE_DEFAULTS);
+  });
+
+  const syncs: [string, ServeConfig["sync"]][] = [
+    ["full", "FULL"],
+    ["Normal", "NORMAL"],
+    ["NORMAL", "NORMAL"],
+  ];
+  it.each(syncs)("--sync %p is SQLite's %p", (sync, pragma) => {
+    expect(configOf(["--sync", sync]).sync).toBe(pragma);
+  });
+
+  it("--help asks for help whatever else is on the line, but not after --", () => {
+    expect(serveConfig(["--help"], {})).toEqual({ help: true });
+    expect(serveConfig(["--port", "1", "--help", "extra"], {})).toEqual({ help: true });
+    expect(serveConfig(["--help=false"], {})).toEqual({ help: false, config: SERVE_DEFAULTS });
+    expect(usageErrorOf(() => serveConfig(["--", "--help"], {})).message).toBe("unexpected argument '--help'");
+  });
+
+  const refused: [string[], Env, string][] = [
+    [["extra"], {}, "unexpected argument 'extra'"],
+    [["-"], {}, "unexpected argument '-'"],
+    [["--port", "70000"], {}, "--port must be 0..65535"],
+    [[], { SCIMD_PORT: "99999" }, "--port must be 0..65535"],
+    [[], { SCIMD_PORT: "eighty" }, "SCIMD_PORT must be a whole number, got 'eighty'"],
+    [[], { SCIMD_STRICT: "perhaps" }, "SCIMD_STRICT must be true or false, got 'perhaps'"],
+    [[], { SCIMD_MAX_BODY_BYTES: "1k" }, "SCIMD_MAX_BODY_BYTES must be a whole number, got '1k'"],
+    [[], { SCIMD_AUTH_FAILURES_PER_MINUTE: "-1" }, "SCIMD_AUTH_FAILURES_PER_MINUTE must be a whole number, got '-1'"],
+    [["--max-results", "0"], {}, "--max-results must be at least 1"],
+    [[], { SCIMD_MAX_RESULTS: "0" }, "--max-results must be at least 1"],
+    [["--max-results=-3"], {}, "--max-results must be a whole number, got '-3'"],
+    [["--sync", "fast"], {}, "--sync must be 'full' or 'normal'"],
+    [[], { SCIMD_SYNC: "off" }, "--sync must be 'full' or 'normal'"],
+    [["--base-url", "ftp://x"], {}, "--base-url must be an absolute http(s) URL, got 'ftp://x'"],
+    [[], { SCIMD_BASE_URL: "nope" }, "--base-url must be an absolute http(s) URL, got 'nope'"],
+    [["--help"], { SCIMD_PORT: "eighty" }, "SCIMD_PORT must be a whole number, got 'eighty'"],
+  ];
+  it.each(refused.map(row("scimd", "serve")))("refuses %s with exactly: %s", (_line, message, argv, env) => {
+    expect(usageErrorOf(() => serveConfig(argv, env)).message).toBe(message);
   });
 });
 
@@ -181,6 +382,35 @@ describe("main: exit codes", () => {
     expect(r.err).not.toContain("secret");
   });
 
+  // Each command's refusals, to the character, followed by a blank line and that command's usage.
+  const refusals: [string[], string][] = [
+    [["serve", "--port", "-1"], "--port must be a whole number, got '-1'"],
+    [["serve", "--host", "--strict"], "option '--host' needs a value"],
+    [["serve", "-abc"], "unknown option '-abc'"],
+    [["serve", "--strict=maybe"], "--strict must be true or false, got 'maybe'"],
+    [["serve", "--", "--help"], "unexpected argument '--help'"],
+    [["generate-token", "--name="], "--name must be 1 to 100 characters"],
+    [["generate-token", "--name", "-x"], "--name must not begin with '-' (the tokens commands would read '-x' as an option)"],
+    [["generate-token", "--name"], "option '--name' needs a value"],
+    [["generate-token", "--create=perhaps"], "--create must be true or false, got 'perhaps'"],
+    [["generate-token", "extra"], "unexpected argument 'extra'"],
+    [["generate-token", "--grace", "1h"], "unknown option '--grace'"],
+    [["tokens", "--grace", "1y", "rotate", "x"], "--grace must be a duration such as 30m, 24h or 7d (s, m, h, d), or 0; got '1y'"],
+    [["tokens", "rotate", "x", "--grace=400d"], "--grace must be at most 366d; got '400d'"],
+    [["tokens", "list", "--grace", "1h"], "--grace applies to 'tokens rotate' only"],
+    [["tokens", "frob"], "unknown tokens command 'frob'"],
+    [["tokens", "rotate"], "'tokens rotate' takes one token name"],
+    [["tokens", "revoke", "a", "b"], "'tokens revoke' takes one token name or id"],
+    [["tokens", "list", "extra"], "unexpected argument 'extra'"],
+    [["tokens", "--port", "1", "list"], "unknown option '--port'"],
+    [["tokens", "rotate", "-x"], "unknown option '-x'"],
+  ];
+  it.each(refusals.map(([argv, message]) => [`scimd ${argv.join(" ")}`, message, argv] as const))("'%s' exits 2 with exactly 'scimd: %s' and the command's usage", async (_t, message, argv) => {
+    const r = await runMain([...argv]);
+    expect([r.code, r.out]).toEqual([2, ""]);
+    expect(r.err).toStartWith(`scimd: ${message}\n\nUsage: scimd ${argv[0]} `);
+  });
+
   it("returns 0 for --version and prints the version", async () => {
     const r = await runMain(["--version"]);
     expect(r.code).toBe(0);
@@ -200,6 +430,68 @@ describe("help text", () => {
     expect(run).toEqual([]);
     // Descriptions are wrapped at 100 columns, under the description column.
     for (const l of r.out.split("\n").filter((l) => /^ {2}--| {28}\S/.test(l))) expect(l.length).toBeLessThanOrEqual(100);
+  });
+
+  // The options blocks as scimd has printed them: the flag tables and the layout, to the character.
+  const blocks: [string, readonly Parameters<typeof flagHelp>[0][number][], string[]][] = [
+    [
+      "serve",
+      SERVE_FLAGS,
+      [
+        "  --port <n>                TCP port (0 picks a free one) (default 8080, env SCIMD_PORT)",
+        "  --host <value>            address to listen on (default 0.0.0.0, env SCIMD_HOST)",
+        "  --db <value>              the database: a file path or sqlite:PATH (SQLite); serve creates it and",
+        "                            its folder (default ./data/scimd.db, env SCIMD_DB)",
+        "  --base-url <value>        public URL of the SCIM API for meta.location and Location, e.g.",
+        "                            https://scim.example.com/api/v1/scim (default: derived from each",
+        "                            request) (env SCIMD_BASE_URL)",
+        "  --strict                  refuse unknown attributes and unquoted filter values with 400 instead of",
+        "                            accepting them (env SCIMD_STRICT)",
+        "  --sync <value>            SQLite synchronous: full (survives power loss) or normal (survives a",
+        "                            crash of scimd) (default full, env SCIMD_SYNC)",
+        "  --max-body-bytes <n>      largest request body accepted (413 above) (default 1048576, env",
+        "                            SCIMD_MAX_BODY_BYTES)",
+        "  --max-results <n>         largest page a query returns (default 1000, env SCIMD_MAX_RESULTS)",
+        "  --auth-failures-per-minute <n>",
+        "                            failed authentications per client address per minute before 429 (default",
+        "                            20, env SCIMD_AUTH_FAILURES_PER_MINUTE)",
+        "  --help                    show this help",
+      ],
+    ],
+    [
+      "generate-token",
+      GENERATE_FLAGS,
+      [
+        "  --name <value>            the token's name, unique, e.g. the IdP's name (default default)",
+        "  --db <value>              the database: a file path or sqlite:PATH (SQLite); serve creates it and",
+        "                            its folder (default ./data/scimd.db, env SCIMD_DB)",
+        "  --create                  create the database when it does not exist yet (by default only serve",
+        "                            creates it)",
+        "  --port <n>                the port serve listens on, for the URL printed for the IdP (default",
+        "                            8080, env SCIMD_PORT)",
+        "  --host <value>            the address serve listens on, for the URL printed for the IdP (default",
+        "                            0.0.0.0, env SCIMD_HOST)",
+        "  --base-url <value>        the public URL of the SCIM API (as given to serve), printed for the IdP",
+        "                            (env SCIMD_BASE_URL)",
+        "  --help                    show this help",
+      ],
+    ],
+    [
+      "tokens",
+      TOKENS_FLAGS,
+      [
+        "  --db <value>              the database: a file path or sqlite:PATH (SQLite); serve creates it and",
+        "                            its folder (default ./data/scimd.db, env SCIMD_DB)",
+        "  --grace <value>           rotate: how long the previous secret stays valid: 30m, 24h, 7d, or 0 to",
+        "                            refuse it at once (default 24h)",
+        "  --help                    show this help",
+      ],
+    ],
+  ];
+  it.each(blocks)("'scimd %s --help' lists its options exactly as before, under 'Options:'", async (command, table, lines) => {
+    expect(flagHelp(table)).toBe(lines.join("\n"));
+    const r = await runMain([command, "--help"]);
+    expect(r.out).toContain(`\nOptions:\n${lines.join("\n")}\n\nExamples:\n`);
   });
 
   it("flagHelp puts the description of a flag too long for the column on the next line, and wraps long descriptions under the column", () => {

@@ -1,25 +1,8 @@
 /** `scimd serve`: open the store, build the app, listen; stop cleanly on SIGTERM/SIGINT. */
-import { createApp, DEFAULTS, SCIM_BASE_PATH } from "../app";
-import { DB_FLAG, flagHelp, parseFlags, UsageError, type FlagSpec } from "../config";
+import { createApp, SCIM_BASE_PATH } from "../app";
+import { flagHelp, SERVE_FLAGS, serveConfig } from "../config";
 import { openStore, redactDbLocation } from "../store/open";
 import { commandLine, dbArg } from "./invocation";
-
-export const PORT_FLAG: FlagSpec = { name: "port", env: "SCIMD_PORT", kind: "int", default: 8080, help: "TCP port (0 picks a free one)", check: (v) => { if ((v as number) > 65535) throw new UsageError("--port must be 0..65535"); } };
-export const HOST_FLAG: FlagSpec = { name: "host", env: "SCIMD_HOST", kind: "string", default: "0.0.0.0", help: "address to listen on" };
-export const BASE_URL_FLAG: FlagSpec = {
-  name: "base-url",
-  env: "SCIMD_BASE_URL",
-  kind: "string",
-  help: "public URL of the SCIM API for meta.location and Location, e.g. https://scim.example.com/api/v1/scim (default: derived from each request)",
-  check: (v) => {
-    try {
-      const u = new URL(String(v));
-      if (!/^https?:$/.test(u.protocol)) throw new Error();
-    } catch {
-      throw new UsageError(`--base-url must be an absolute http(s) URL, got '${v}'`);
-    }
-  },
-};
 
 /**
  * A warning when the public base URL does not end in the path scimd serves the API under: Location
@@ -44,19 +27,6 @@ export function apiUrl(host: string, port: number, baseUrl: string | undefined, 
   const shown = host === "0.0.0.0" || host === "::" || host === "" ? wildcardName : host.includes(":") ? `[${host}]` : host;
   return `http://${shown}:${port}${SCIM_BASE_PATH}`;
 }
-
-export const SERVE_FLAGS: FlagSpec[] = [
-  PORT_FLAG,
-  HOST_FLAG,
-  DB_FLAG,
-  BASE_URL_FLAG,
-  { name: "strict", env: "SCIMD_STRICT", kind: "bool", default: false, help: "refuse unknown attributes and unquoted filter values with 400 instead of accepting them" },
-  { name: "sync", env: "SCIMD_SYNC", kind: "string", default: "full", help: "SQLite synchronous: full (survives power loss) or normal (survives a crash of scimd)", check: (v) => { if (!/^(full|normal)$/i.test(String(v))) throw new UsageError("--sync must be 'full' or 'normal'"); } },
-  { name: "max-body-bytes", env: "SCIMD_MAX_BODY_BYTES", kind: "int", default: DEFAULTS.maxBodyBytes, help: "largest request body accepted (413 above)" },
-  { name: "max-results", env: "SCIMD_MAX_RESULTS", kind: "int", default: DEFAULTS.maxResults, help: "largest page a query returns", check: (v) => { if ((v as number) < 1) throw new UsageError("--max-results must be at least 1"); } },
-  { name: "auth-failures-per-minute", env: "SCIMD_AUTH_FAILURES_PER_MINUTE", kind: "int", default: DEFAULTS.authFailuresPerMinute, help: "failed authentications per client address per minute before 429" },
-  { name: "help", kind: "bool", help: "show this help" },
-];
 
 export const SERVE_USAGE = `Usage: scimd serve [options]
 
@@ -83,37 +53,36 @@ function listenError(e: unknown, host: string, port: number): Error {
 const log = (line: string) => console.error(`${new Date().toISOString()} ${line}`);
 
 export async function serve(argv: string[]): Promise<number> {
-  const { values, args } = parseFlags(argv, SERVE_FLAGS);
-  if (values.help) {
+  const parsed = serveConfig(argv);
+  if (parsed.help) {
     console.log(SERVE_USAGE);
     return 0;
   }
-  if (args.length) throw new UsageError(`unexpected argument '${args[0]}'`);
-  const dbPath = String(values.db);
+  const { config } = parsed;
   // A busy port is refused before the database is opened (and perhaps created): nothing is left behind.
-  if (values.port !== 0) {
+  if (config.port !== 0) {
     try {
-      Bun.serve({ port: values.port as number, hostname: values.host as string, reusePort: false, fetch: () => new Response(null, { status: 503 }) }).stop(true);
+      Bun.serve({ port: config.port, hostname: config.host, reusePort: false, fetch: () => new Response(null, { status: 503 }) }).stop(true);
     } catch (e) {
-      throw listenError(e, String(values.host), values.port as number);
+      throw listenError(e, config.host, config.port);
     }
   }
-  const store = await openStore(dbPath, { synchronous: String(values.sync).toUpperCase() as "FULL" | "NORMAL" });
+  const store = await openStore(config.db, { synchronous: config.sync });
   let server: ReturnType<typeof Bun.serve> | undefined;
   const app = createApp({
     store,
-    baseUrl: values["base-url"] as string | undefined,
-    strict: values.strict as boolean,
-    maxResults: values["max-results"] as number,
-    maxBodyBytes: values["max-body-bytes"] as number,
-    authFailuresPerMinute: values["auth-failures-per-minute"] as number,
+    baseUrl: config.baseUrl,
+    strict: config.strict,
+    maxResults: config.maxResults,
+    maxBodyBytes: config.maxBodyBytes,
+    authFailuresPerMinute: config.authFailuresPerMinute,
     log,
     addressOf: (request) => server?.requestIP(request)?.address ?? "unknown",
   });
   try {
     app.listen({
-      port: values.port as number,
-      hostname: values.host as string,
+      port: config.port,
+      hostname: config.host,
       // Elysia turns reusePort on, with which a second server on a busy port silently shares its
       // traffic (possibly on another database). Off, the second one fails with EADDRINUSE.
       reusePort: false,
@@ -122,21 +91,20 @@ export async function serve(argv: string[]): Promise<number> {
       // the stack, the source lines around it and the server's working directory.
       development: false,
       // Bun's own cap, above ours, so that a body without Content-Length cannot grow without bound.
-      maxRequestBodySize: (values["max-body-bytes"] as number) * 2 + 65536,
+      maxRequestBodySize: config.maxBodyBytes * 2 + 65536,
     });
   } catch (e) {
     await store.close();
-    throw listenError(e, String(values.host), values.port as number);
+    throw listenError(e, config.host, config.port);
   }
   server = app.server ?? undefined;
   if (!server) throw new Error("the server did not start");
-  const baseUrl = values["base-url"] as string | undefined;
-  log(`scimd listening on ${values.host}:${server.port}; database ${redactDbLocation(dbPath)}`);
-  log(`SCIM API URL: ${apiUrl(String(values.host), server.port!, baseUrl)}`);
-  const warning = baseUrlWarning(baseUrl);
+  log(`scimd listening on ${config.host}:${server.port}; database ${redactDbLocation(config.db)}`);
+  log(`SCIM API URL: ${apiUrl(config.host, server.port!, config.baseUrl)}`);
+  const warning = baseUrlWarning(config.baseUrl);
   if (warning) log(warning);
   if ((await store.tokenCount()) === 0) {
-    const cmd = commandLine("generate-token", ["--name", "okta", ...dbArg(dbPath)]);
+    const cmd = commandLine("generate-token", ["--name", "okta", ...dbArg(config.db)]);
     log(`no API token exists yet: create one (while this server runs) with\n  ${cmd}`);
   }
 

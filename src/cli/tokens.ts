@@ -1,41 +1,45 @@
 /** `scimd generate-token` and `scimd tokens list|rotate|revoke`: manage API tokens in the database. */
 import { hostname } from "node:os";
 import { resolve } from "node:path";
-import { DB_FLAG, flagHelp, formatDuration, parseDuration, parseFlags, UsageError, type FlagSpec } from "../config";
+import { BASE_URL_FLAG, DB_FLAG, flag, flagHelp, formatDuration, HELP_FLAG, HOST_FLAG, parseDuration, parseFlags, PORT_FLAG, UsageError } from "../config";
 import { openStore, parseDbLocation } from "../store/open";
 import { StoreMissingError, type Store } from "../store/store";
 import { TokenNameTaken, type TokenRecord } from "../store/store";
 import { hashToken, newToken } from "../tokens";
 import { commandLine, dbArg } from "./invocation";
-import { apiUrl, BASE_URL_FLAG, baseUrlWarning, HOST_FLAG, PORT_FLAG } from "./serve";
+import { apiUrl, baseUrlWarning } from "./serve";
 
-const HELP: FlagSpec = { name: "help", kind: "bool", help: "show this help" };
 const DEFAULT_GRACE = "24h";
 
-export const GENERATE_FLAGS: FlagSpec[] = [
-  {
+export const GENERATE_FLAGS = [
+  flag({
     name: "name",
     kind: "string",
     default: "default",
     help: "the token's name, unique, e.g. the IdP's name",
     check: (v) => {
-      if (!String(v).trim() || String(v).length > 100) throw new UsageError("--name must be 1 to 100 characters");
+      if (!v.trim() || v.length > 100) throw new UsageError("--name must be 1 to 100 characters");
       // `tokens rotate -x` would read the name as an option: the commands scimd suggests must paste.
-      if (String(v).startsWith("-")) throw new UsageError(`--name must not begin with '-' (the tokens commands would read '${v}' as an option)`);
+      if (v.startsWith("-")) throw new UsageError(`--name must not begin with '-' (the tokens commands would read '${v}' as an option)`);
     },
-  },
+  }),
   DB_FLAG,
-  { name: "create", kind: "bool", default: false, help: "create the database when it does not exist yet (by default only serve creates it)" },
+  flag({ name: "create", kind: "bool", default: false, help: "create the database when it does not exist yet (by default only serve creates it)" }),
   { ...PORT_FLAG, help: "the port serve listens on, for the URL printed for the IdP" },
   { ...HOST_FLAG, help: "the address serve listens on, for the URL printed for the IdP" },
   { ...BASE_URL_FLAG, help: "the public URL of the SCIM API (as given to serve), printed for the IdP" },
-  HELP,
-];
-export const TOKENS_FLAGS: FlagSpec[] = [
+  HELP_FLAG,
+] as const;
+export const TOKENS_FLAGS = [
   DB_FLAG,
-  { name: "grace", kind: "string", help: `rotate: how long the previous secret stays valid: 30m, 24h, 7d, or 0 to refuse it at once (default ${DEFAULT_GRACE})`, check: (v) => void parseDuration(String(v), "--grace") },
-  HELP,
-];
+  flag({
+    name: "grace",
+    kind: "string",
+    help: `rotate: how long the previous secret stays valid: 30m, 24h, 7d, or 0 to refuse it at once (default ${DEFAULT_GRACE})`,
+    check: (v) => void parseDuration(v, "--grace"),
+  }),
+  HELP_FLAG,
+] as const;
 
 export const GENERATE_USAGE = `Usage: scimd generate-token [--name NAME] [--db PATH] [--create] [--port N] [--host HOST] [--base-url URL]
 
@@ -101,9 +105,8 @@ export async function generateToken(argv: string[]): Promise<number> {
     return 0;
   }
   if (args.length) throw new UsageError(`unexpected argument '${args[0]}'`);
-  const db = String(values.db);
-  const name = String(values.name);
-  const store = await openDatabase(db, values.create === true, "generate-token");
+  const { db, name } = values;
+  const store = await openDatabase(db, values.create, "generate-token");
   try {
     const token = newToken();
     let rec: TokenRecord;
@@ -123,13 +126,13 @@ export async function generateToken(argv: string[]): Promise<number> {
       return 1;
     }
     process.stdout.write(token + "\n");
-    const baseUrl = values["base-url"] as string | undefined;
+    const baseUrl = values["base-url"];
     const warning = baseUrlWarning(baseUrl);
     console.error(
       [
         `Created token '${rec.name}' (id ${rec.id}) in ${resolve(parseDbLocation(db).path)}.`,
         `In your identity provider, set:`,
-        `  SCIM base URL / Tenant URL: ${apiUrl(String(values.host), values.port as number, baseUrl, hostname())}`,
+        `  SCIM base URL / Tenant URL: ${apiUrl(values.host, values.port, baseUrl, hostname())}`,
         `  Authentication: HTTP header, Bearer token (the line printed on stdout)`,
         ...(baseUrl === undefined ? [`(Behind a TLS proxy, give the IdP the public https URL and start serve with --base-url set to it.)`] : []),
         ...(warning ? [warning] : []),
@@ -162,7 +165,7 @@ export async function tokens(argv: string[]): Promise<number> {
   if (values.grace !== undefined && sub !== "rotate") throw new UsageError("--grace applies to 'tokens rotate' only");
   if (sub === "list" && rest.length) throw new UsageError(`unexpected argument '${rest[0]}'`);
   if (sub !== "list" && rest.length !== 1) throw new UsageError(sub === "rotate" ? "'tokens rotate' takes one token name" : "'tokens revoke' takes one token name or id");
-  const db = String(values.db);
+  const { db } = values;
   const store = await openDatabase(db, false, "tokens");
   try {
     if (sub === "list") {
@@ -179,7 +182,7 @@ export async function tokens(argv: string[]): Promise<number> {
     }
     const target = rest[0]!;
     if (sub === "rotate") {
-      const graceMs = parseDuration(String(values.grace ?? DEFAULT_GRACE), "--grace");
+      const graceMs = parseDuration(values.grace ?? DEFAULT_GRACE, "--grace");
       const token = newToken();
       const r = await store.rotateToken(target, hashToken(token), graceMs);
       if (!r) {

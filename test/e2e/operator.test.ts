@@ -1,13 +1,15 @@
 /**
  * Operator mistakes fail loudly: a second server on a busy port, a token name used twice, a rotation,
- * a --db that does not exist, `kill` of `npm start`, a base URL without the API path, and the commands
- * scimd suggests. Every case runs real processes (scimd from source, and a slice from the compiled
+ * a --db that does not exist, `kill` of `npm start`, a base URL without the API path, the commands
+ * scimd suggests, and the binary's command line read as the source reads it. Every case runs real processes (scimd from source, and a slice from the compiled
  * binary) on 127.0.0.1 against SQLite files in a temp folder.
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
+import { GENERATE_FLAGS, TOKENS_FLAGS } from "../../src/cli/tokens";
+import { flagHelp, SERVE_FLAGS } from "../../src/config";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store";
 import { userBody } from "../helpers";
 import { BASE_PATH, buildBinaryInto, cleanEnv, freePort, REPO, SOURCE, startServe, stopAll, type Served } from "./harness";
@@ -472,5 +474,51 @@ describe("the binary's help", () => {
       expect(l).toMatch(new RegExp(`^ {2}(TOKEN=\\$\\()?${bin.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} (serve|generate-token|tokens)( |$)`));
       expect(l).not.toMatch(/<[a-z|-]+>/);
     }
+  });
+});
+
+describe("the binary's command line (node:util parseArgs under bun build --compile --minify)", () => {
+  const refused: [string[], Record<string, string>, string][] = [
+    [["serve", "--port", "-1"], {}, "--port must be a whole number, got '-1'"],
+    [["serve", "--port"], {}, "option '--port' needs a value"],
+    [["serve", "--host", "--strict"], {}, "option '--host' needs a value"],
+    [["serve", "--strict=maybe"], {}, "--strict must be true or false, got 'maybe'"],
+    [["serve", "--nope=1"], {}, "unknown option '--nope'"],
+    [["serve", "-abc"], {}, "unknown option '-abc'"],
+    [["serve", "--", "--help"], {}, "unexpected argument '--help'"],
+    [["serve"], { SCIMD_PORT: "eighty" }, "SCIMD_PORT must be a whole number, got 'eighty'"],
+    [["serve"], { SCIMD_MAX_RESULTS: "0" }, "--max-results must be at least 1"],
+    [["generate-token", "--name", "-x"], {}, "--name must not begin with '-' (the tokens commands would read '-x' as an option)"],
+    [["tokens", "rotate", "okta", "--grace=1y"], {}, "--grace must be a duration such as 30m, 24h or 7d (s, m, h, d), or 0; got '1y'"],
+  ];
+  it.each(refused.map(([argv, env, message]) => [[...Object.entries(env).map(([k, v]) => `${k}=${v}`), "scimd", ...argv].join(" "), message, argv, env] as const))(
+    "'%s' exits 2 with exactly 'scimd: %s' and the command's usage",
+    (_t, message, argv, env) => {
+      const r = cli([...argv], { ...env });
+      expect([r.code, r.out]).toEqual([2, ""]);
+      expect(r.err).toStartWith(`scimd: ${message}\n\nUsage: scimd ${argv[0]} `);
+    },
+  );
+
+  it("reads --flag=value, --flag value, --bool=false, a repeated flag (the last wins) and '--' as the source does", () => {
+    const db = newDb();
+    const r = cli(["generate-token", "--name=okta", "--db", db, "--create=false", "--port", "1", "--port=9126", "--host=127.0.0.1"]);
+    token(r);
+    expect(r.err).toContain(`SCIM base URL / Tenant URL: http://127.0.0.1:9126${BASE_PATH}\n`);
+    const list = cli(["tokens", `--db=${db}`, "--", "list"]);
+    expect(list.code).toBe(0);
+    expect(list.out).toMatch(/^okta +\S+ +active /m);
+    expect(cli(["serve", "--strict=false", "--strict", "--port=1", "--help"]).code).toBe(0);
+  });
+
+  const tables: [string, Parameters<typeof flagHelp>[0]][] = [
+    ["serve", SERVE_FLAGS],
+    ["generate-token", GENERATE_FLAGS],
+    ["tokens", TOKENS_FLAGS],
+  ];
+  it.each(tables)("'scimd %s --help' lists the options of the source's flag table", (command, table) => {
+    const r = cli([command, "--help"]);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain(`\nOptions:\n${flagHelp(table)}\n\nExamples:\n`);
   });
 });
