@@ -6,29 +6,44 @@
  *
  *   npm run bench                      quick mode: N=2,000 users, G=2,000 members
  *   npm run bench -- --scale           scale mode: N=100,000 users, G=100,000 members
- *   options: --users N --members G --concurrency C (default 8) --sync full|normal --json FILE
+ *   options: --users N --members G --concurrency C (default 8) --sync full|normal --json FILE (--help)
  */
 import { Database } from "bun:sqlite";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseFlags, type FlagSpec } from "../src/config";
+import { flag, flagHelp, HELP_FLAG, parseFlags, UsageError } from "../src/config";
 
-const FLAGS: FlagSpec[] = [
-  { name: "scale", kind: "bool", default: false, help: "N=100,000 users and G=100,000 members" },
-  { name: "users", kind: "int", help: "number of users N" },
-  { name: "members", kind: "int", help: "members G grown into one group" },
-  { name: "concurrency", kind: "int", default: 8, help: "parallel keep-alive connections" },
-  { name: "sync", kind: "string", default: "full", help: "scimd's --sync for the run" },
-  { name: "json", kind: "string", help: "also write the JSON summary to this file" },
-  { name: "binary", kind: "string", default: "dist/scimd", help: "the scimd binary (built if absent)" },
-];
-const { values } = parseFlags(process.argv.slice(2), FLAGS, {});
-const N = (values.users as number | undefined) ?? (values.scale ? 100_000 : 2_000);
-const G = Math.min((values.members as number | undefined) ?? (values.scale ? 100_000 : 2_000), N);
-const C = values.concurrency as number;
-const SYNC = String(values.sync).toLowerCase();
-const BINARY = String(values.binary);
+const FLAGS = [
+  flag({ name: "scale", kind: "bool", default: false, help: "N=100,000 users and G=100,000 members" }),
+  flag({ name: "users", kind: "int", help: "number of users N" }),
+  flag({ name: "members", kind: "int", help: "members G grown into one group" }),
+  flag({ name: "concurrency", kind: "int", default: 8, help: "parallel keep-alive connections" }),
+  flag({ name: "sync", kind: "string", default: "full", help: "scimd's --sync for the run" }),
+  flag({ name: "json", kind: "string", help: "also write the JSON summary to this file" }),
+  flag({ name: "binary", kind: "string", default: "dist/scimd", help: "the scimd binary (built if absent)" }),
+  HELP_FLAG,
+] as const;
+const USAGE = `Usage: npm run bench -- [options]\n\nOptions:\n${flagHelp(FLAGS)}`;
+/** The flags (no environment: a run is described by its command line alone); --help or a mistake ends here. */
+function benchFlags() {
+  try {
+    const { values } = parseFlags(process.argv.slice(2), FLAGS, {});
+    if (!values.help) return values;
+    console.log(USAGE);
+    process.exit(0);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    console.error(`bench: ${e.message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+}
+const values = benchFlags();
+const N = values.users ?? (values.scale ? 100_000 : 2_000);
+const G = Math.min(values.members ?? (values.scale ? 100_000 : 2_000), N);
+const C = values.concurrency;
+const SYNC = values.sync.toLowerCase();
+const BINARY = values.binary;
 const REPLACE_SIZE = Math.min(10_000, N);
 
 const ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -412,7 +427,7 @@ function report(httpCeiling: number, writeCeiling: number) {
   for (const [k, v] of Object.entries(extra)) console.log(`${k}: ${v}`);
   const summary = { users: N, members: G, concurrency: C, sync: SYNC, httpCeilingOpsPerSec: Math.round(httpCeiling), writeCeilingOpsPerSec: Math.round(writeCeiling), phases, ...extra };
   console.log("\n" + JSON.stringify(summary));
-  if (values.json) writeFileSync(String(values.json), JSON.stringify(summary, null, 2));
+  if (values.json) writeFileSync(values.json, JSON.stringify(summary, null, 2));
 }
 
 await main();

@@ -532,6 +532,17 @@ describe("help text", () => {
   });
 });
 
+describe("scripts/bench.ts", () => {
+  it("parses its flags with parseFlags: a mistake exits 2 with the flag named and its options listed, before anything runs", () => {
+    const p = Bun.spawnSync([process.execPath, "scripts/bench.ts", "--concurrency=eight"], { cwd: resolve(import.meta.dir, ".."), stdout: "pipe", stderr: "pipe" });
+    expect(p.exitCode).toBe(2);
+    const err = p.stderr.toString();
+    expect(err).toStartWith("bench: --concurrency must be a whole number, got 'eight'\n\nUsage: npm run bench -- [options]\n");
+    expect(err).toMatch(/^ {2}--concurrency <n> {2,}parallel keep-alive connections \(default 8\)$/m);
+    expect(err).toMatch(/^ {2}--help {2,}show this help$/m);
+  });
+});
+
 describe("invocation and formatting helpers", () => {
   it.each([
     ["okta", "okta"],
