@@ -1,6 +1,8 @@
 /**
  * One configuration chain: defaults < SCIMD_* environment < command-line flags, validated once at
- * start. Errors name the flag and say what is accepted.
+ * start. Errors name the flag (or the variable) and say what is accepted. The flag tables drive the
+ * parsing, the environment, the defaults, the checks and the help text; serveConfig builds the one
+ * configuration serve runs with, from DEFAULTS, which createApp falls back to as well.
  */
 import { parseArgs } from "node:util";
 
