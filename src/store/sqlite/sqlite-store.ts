@@ -13,7 +13,7 @@ import { toSearchDoc } from "../../scim/filter";
 import type { MemberChange } from "../../scim/patch";
 import type { Resource } from "../../scim/resource";
 import { GROUP_RESOURCE, USER_RESOURCE } from "../../scim/schema";
-import { compileFilter, compileMemberFilter, compileOrder } from "../sql-filter";
+import { compileFilter, compileMemberFilter, compileOrder } from "./sql-filter";
 import type {
   CreateInput,
   GroupRef,

@@ -5,10 +5,10 @@
  * stored search document (prepared keys: folded strings, canonical dateTimes), or an indexed column.
  * `not` treats an unknown (absent) value as false, so `not (title eq "x")` holds when title is absent.
  */
-import { fold } from "../scim/attributes";
-import { invalidFilter, invalidValue } from "../scim/errors";
-import type { CompareOp, CompareValue, ResolvedFilter, Target } from "../scim/filter";
-import type { ResourceKind } from "../scim/schema";
+import { fold } from "../../scim/attributes";
+import { invalidFilter, invalidValue } from "../../scim/errors";
+import type { CompareOp, CompareValue, ResolvedFilter, Target } from "../../scim/filter";
+import type { ResourceKind } from "../../scim/schema";
 
 export interface SqlFragment {
   sql: string;

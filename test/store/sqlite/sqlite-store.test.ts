@@ -1,15 +1,15 @@
-import { allMembers } from "../helpers";
+import { allMembers } from "../../helpers";
 import { Database } from "bun:sqlite";
 import { afterAll, describe, expect, it } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { ScimError } from "../../src/scim/errors";
-import { APPLICATION_ID, MIGRATIONS } from "../../src/store/sqlite/migrations";
-import { SqliteStore } from "../../src/store/sqlite/sqlite-store";
-import { StoreMissingError, StoreOpenError } from "../../src/store/store";
-import { TokenNameTaken, type Store } from "../../src/store/store";
-import { tempDir } from "../helpers";
-import { storeContract } from "./contract";
+import { ScimError } from "../../../src/scim/errors";
+import { APPLICATION_ID, MIGRATIONS } from "../../../src/store/sqlite/migrations";
+import { SqliteStore } from "../../../src/store/sqlite/sqlite-store";
+import { StoreMissingError, StoreOpenError } from "../../../src/store/store";
+import { TokenNameTaken, type Store } from "../../../src/store/store";
+import { tempDir } from "../../helpers";
+import { storeContract } from "../contract";
 
 const tmp = tempDir("scimd-sqlite-store-");
 afterAll(() => tmp.cleanup());

@@ -1,20 +1,20 @@
-import { allMembers } from "../helpers";
+import { allMembers } from "../../helpers";
 /**
- * Filters compiled to SQL (src/store/sql-filter.ts) and run by the real SqliteStore, checked two ways:
+ * Filters compiled to SQL (src/store/sqlite/sql-filter.ts) and run by the real SqliteStore, checked two ways:
  * against the ids a human expects, and against the in-memory reference evaluator (src/scim/match.ts)
  * over the same stored resources. Also sortBy (RFC 7644 §3.4.2.3) and paging (RFC 7644 §3.4.2.4).
  */
 import { afterAll, beforeAll, describe, expect, it, test } from "bun:test";
 import { join } from "node:path";
-import { resolveAttrPath } from "../../src/scim/attributes";
-import { ScimError } from "../../src/scim/errors";
-import { resolveFilter, type ResolvedFilter, type Target } from "../../src/scim/filter";
-import { matches } from "../../src/scim/match";
-import { ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, rtOf, USER_RESOURCE, USER_SCHEMA } from "../../src/scim/schema";
-import { SqliteStore } from "../../src/store/sqlite/sqlite-store";
-import type { StoredResource } from "../../src/store/store";
-import type { ResourceKind } from "../../src/scim/schema";
-import { tempDir } from "../helpers";
+import { resolveAttrPath } from "../../../src/scim/attributes";
+import { ScimError } from "../../../src/scim/errors";
+import { resolveFilter, type ResolvedFilter, type Target } from "../../../src/scim/filter";
+import { matches } from "../../../src/scim/match";
+import { ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, rtOf, USER_RESOURCE, USER_SCHEMA } from "../../../src/scim/schema";
+import { SqliteStore } from "../../../src/store/sqlite/sqlite-store";
+import type { StoredResource } from "../../../src/store/store";
+import type { ResourceKind } from "../../../src/scim/schema";
+import { tempDir } from "../../helpers";
 
 const ENT = ENTERPRISE_USER_SCHEMA;
 const ENT_ = `${ENT}:`;

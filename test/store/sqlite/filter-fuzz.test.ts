@@ -8,14 +8,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import fc from "fast-check";
 import { join } from "node:path";
-import { fold } from "../../src/scim/attributes";
-import { ScimError } from "../../src/scim/errors";
-import { resolveFilter, type ResolvedFilter } from "../../src/scim/filter";
-import { matches } from "../../src/scim/match";
-import { ENTERPRISE_USER_SCHEMA, GROUP_RESOURCE, GROUP_SCHEMA, USER_RESOURCE, USER_SCHEMA } from "../../src/scim/schema";
-import { SqliteStore } from "../../src/store/sqlite/sqlite-store";
-import type { StoredResource } from "../../src/store/store";
-import { tempDir } from "../helpers";
+import { fold } from "../../../src/scim/attributes";
+import { ScimError } from "../../../src/scim/errors";
+import { resolveFilter, type ResolvedFilter } from "../../../src/scim/filter";
+import { matches } from "../../../src/scim/match";
+import { ENTERPRISE_USER_SCHEMA, GROUP_RESOURCE, GROUP_SCHEMA, USER_RESOURCE, USER_SCHEMA } from "../../../src/scim/schema";
+import { SqliteStore } from "../../../src/store/sqlite/sqlite-store";
+import type { StoredResource } from "../../../src/store/store";
+import { tempDir } from "../../helpers";
 
 const ENT = ENTERPRISE_USER_SCHEMA;
 type Data = Record<string, unknown>;
