@@ -39,7 +39,8 @@ function columnFor(kind: ResourceKind, t: Target): string {
         case "lastModified":
           return "r.last_modified";
         case "resourceType":
-          return kind === "User" ? "'User'" : "'Group'";
+          // One constant per table: the resource type's name ("User" or "Group", never client text).
+          return `'${kind}'`;
         default:
           throw invalidFilter(`'meta${t.sub ? "." + t.sub.name : ""}' cannot be used in a filter; use meta.created, meta.lastModified or meta.resourceType`);
       }
