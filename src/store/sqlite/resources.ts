@@ -18,6 +18,9 @@ type Row = { seq: number; id: string; created: string; last_modified: string; ve
 /** A row as a write reads it before changing it: `key` is its stored uniqueness key. */
 type CurrentRow = { seq: number; version: number; created: string; last_modified: string; data: string; key: string };
 
+/** What a write checks against the row it finds: UpdateInput and DeleteOptions both carry them. */
+type Conditions = Pick<UpdateInput, "expectedVersion" | "precondition">;
+
 const COLUMNS = "r.seq, r.id, r.created, r.last_modified, r.version, r.data";
 
 /** What differs between the users and the groups table; each statement text is fixed, so it is prepared once. */
@@ -31,7 +34,9 @@ interface Table {
   sql: { get: string; keyTaken: string; insert: string; current: string; update: string; delete: string; count: string };
 }
 
-function table(kind: ResourceKind, name: Table["name"], keyColumn: string, nameAttr: Table["nameAttr"], key: Table["key"], getColumns: string): Table {
+type TableSpec = Pick<Table, "kind" | "name" | "nameAttr" | "key"> & { keyColumn: string; /** What `get` reads. */ getColumns: string };
+
+function table({ kind, name, nameAttr, key, keyColumn, getColumns }: TableSpec): Table {
   return {
     kind,
     name,
@@ -52,8 +57,8 @@ function table(kind: ResourceKind, name: Table["name"], keyColumn: string, nameA
 
 const TABLES: Record<ResourceKind, Table> = {
   // A User is read with its groups (GROUPS_COLUMN): one read, not two.
-  User: table("User", "users", "user_name_key", "userName", (d) => userNameKey(String(d.userName)), `${COLUMNS}, ${GROUPS_COLUMN}`),
-  Group: table("Group", "groups", "display_name_key", "displayName", (d) => fold(String(d.displayName)), COLUMNS),
+  User: table({ kind: "User", name: "users", nameAttr: "userName", key: (d) => userNameKey(String(d.userName)), keyColumn: "user_name_key", getColumns: `${COLUMNS}, ${GROUPS_COLUMN}` }),
+  Group: table({ kind: "Group", name: "groups", nameAttr: "displayName", key: (d) => fold(String(d.displayName)), keyColumn: "display_name_key", getColumns: COLUMNS }),
 };
 
 const uniquenessOf = (t: Table, data: Resource): ScimError =>
@@ -167,7 +172,7 @@ export class SqliteResources implements Omit<ResourceStore, "memberPage" | "grou
    * `expectedVersion` is stale, and whatever the `precondition` throws, checked against the resource
    * as it is at that moment (a User with its groups).
    */
-  private current(t: Table, id: string, conditions: DeleteOptions): CurrentRow {
+  private current(t: Table, id: string, conditions: Conditions): CurrentRow {
     const cur = this.d.q(t.sql.current).get(id) as CurrentRow | null;
     if (!cur) throw notFound(`${t.kind} ${id} not found`);
     if (conditions.expectedVersion !== undefined && cur.version !== conditions.expectedVersion)
