@@ -1046,7 +1046,10 @@ export function storeContract(name: string, open: OpenFresh): void {
         expect(await serving.findToken("hash-from-cli")).toBeUndefined();
       });
     });
+  });
 
+  // The filter suites seed one database each, so they sit beside the describe above, whose every test opens its own.
+  describe(`Store contract: ${name}`, () => {
     filterContract(open);
     filterFuzzContract(open);
   });
