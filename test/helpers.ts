@@ -1,6 +1,6 @@
 /**
- * Test harness: a real SQLite file in a temp folder and a real server on an ephemeral port on
- * 127.0.0.1. No mocks of the store.
+ * Test harness: a real SQLite file in a temp folder, opened through openStore as `serve` opens it,
+ * and a real server on an ephemeral port on 127.0.0.1. No mocks of the store.
  */
 import { expect } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { createApp, SCIM_BASE_PATH, type AppOptions } from "../src/app";
 import { ERROR_SCHEMA as ERROR, ScimError } from "../src/scim/errors";
 import { GROUP_SCHEMA as GROUP, PATCH_OP_SCHEMA as PATCH_OP, USER_SCHEMA as USER } from "../src/scim/schema";
+import { openStore } from "../src/store/open";
 import { SqliteStore } from "../src/store/sqlite/sqlite-store";
 import type { Member, ResourceStore } from "../src/store/store";
 import { hashToken, newToken } from "../src/tokens";
@@ -33,6 +34,7 @@ export interface TestServer {
   /** `${url}/api/v1/scim` */
   base: string;
   token: string;
+  /** The SQLite store, so that a test can also look into its tables. */
   store: SqliteStore;
   dbPath: string;
   /** fetch relative to the SCIM base with the bearer token and a JSON body. */
@@ -63,7 +65,7 @@ export async function readResponse(res: Response): Promise<TestResponse> {
 export async function startServer(opts: Partial<Omit<AppOptions, "store">> = {}): Promise<TestServer> {
   const { dir, cleanup } = tempDir();
   const dbPath = join(dir, "scimd.db");
-  const store = new SqliteStore(dbPath);
+  const store = await openSqliteStore(dbPath);
   const token = newToken();
   await store.createToken("test", hashToken(token));
   const logs: string[] = [];
@@ -91,10 +93,17 @@ export async function startServer(opts: Partial<Omit<AppOptions, "store">> = {})
     req,
     close: async () => {
       await server!.stop(true);
-      store.close();
+      await store.close();
       cleanup();
     },
   };
+}
+
+/** Opens the SQLite database at `path` through openStore (as `serve` does), keeping its engine's type for tests that read its tables. */
+export async function openSqliteStore(path: string): Promise<SqliteStore> {
+  const store = await openStore(path);
+  if (!(store instanceof SqliteStore)) throw new Error(`openStore(${path}) did not open a SQLite store`);
+  return store;
 }
 
 /** A valid User body with the product's required attributes. */

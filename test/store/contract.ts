@@ -1,16 +1,33 @@
-import { allMembers } from "../helpers";
 /**
- * The storage contract suite: every Store implementation (SQLite now, others later) must pass it.
- * Call `storeContract(name, open, close)` from a test file; each test gets a fresh, empty store.
+ * The storage contract suite: every Store implementation (SQLite now, PostgreSQL next) must pass it,
+ * and passing it is what proves one. It covers the whole interface (ResourceStore, TokenStore,
+ * close): writes with their conditions checked inside the write, uniqueness, search (with the filter,
+ * sort and paging suites of contract-filters.ts and contract-filter-fuzz.ts), membership with its
+ * page cursors and removal by filter, tokens, and what close and a second store on the database see.
+ *
+ * Call `storeContract(name, open)` from one test file per engine; `open` makes a new, empty database.
+ * Each test of this file gets its own; the filter suites share one, seeded once.
  */
 import { afterEach, beforeEach, describe, expect, it } from "bun:test";
-import { ScimError } from "../../src/scim/errors";
-import { resolveFilter } from "../../src/scim/filter";
+import { resolveAttrPath } from "../../src/scim/attributes";
+import { preconditionFailed, ScimError } from "../../src/scim/errors";
+import { resolveFilter, type ResolvedFilter, type Target } from "../../src/scim/filter";
 import type { MemberChange } from "../../src/scim/patch";
 import type { Resource } from "../../src/scim/resource";
-import { GROUP_RESOURCE, USER_RESOURCE } from "../../src/scim/schema";
-import { TokenNameTaken, type Member, type Store } from "../../src/store/store";
-import type { ResourceKind } from "../../src/scim/schema";
+import { GROUP_RESOURCE, rtOf, USER_RESOURCE, type ResourceKind } from "../../src/scim/schema";
+import { TokenNameTaken, type Member, type Store, type StoredResource } from "../../src/store/store";
+import { allMembers } from "../helpers";
+import { filterFuzzContract } from "./contract-filter-fuzz";
+import { filterContract } from "./contract-filters";
+
+/** A new, empty database: a store opened on it, and a way to open another store on the same database. */
+export interface FreshDatabase {
+  store: Store;
+  /** Another store on this database (while the first is open, as a token command beside `serve`, or after it closed). */
+  reopen: () => Promise<Store>;
+}
+
+export type OpenFresh = () => Promise<FreshDatabase>;
 
 const USER = "urn:ietf:params:scim:schemas:core:2.0:User";
 const GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -38,18 +55,36 @@ async function scimErrorOf(f: () => Promise<unknown>): Promise<ScimError> {
 
 const tick = () => new Promise((r) => setTimeout(r, 5));
 
-export function storeContract(name: string, open: () => Promise<Store> | Store, close: (s: Store) => Promise<void> | void): void {
+export function storeContract(name: string, open: OpenFresh): void {
   describe(`Store contract: ${name}`, () => {
     let store: Store;
+    let reopenDb: () => Promise<Store>;
+    /** Every store a test opened and has not closed itself: closed after the test. */
+    const opened = new Set<Store>();
     let n = 0;
     const id = (p: string) => `${p}-${++n}-${crypto.randomUUID()}`;
 
     beforeEach(async () => {
-      store = await open();
+      const db = await open();
+      store = db.store;
+      reopenDb = db.reopen;
+      opened.add(store);
     });
     afterEach(async () => {
-      await close(store);
+      for (const s of opened) await s.close();
+      opened.clear();
     });
+
+    /** Another store on the test's database, closed after the test. */
+    const reopen = async () => {
+      const s = await reopenDb();
+      opened.add(s);
+      return s;
+    };
+    const closeStore = async (s: Store) => {
+      opened.delete(s);
+      await s.close();
+    };
 
     const mkUser = async (userName: string, extra: Resource = {}) => store.create("User", { id: id("u"), data: user(userName, extra) });
     const mkGroup = async (displayName: string, members: string[] = []) => store.create("Group", { id: id("g"), data: group(displayName), members });
@@ -243,7 +278,7 @@ export function storeContract(name: string, open: () => Promise<Store> | Store, 
     });
 
     describe("group membership", () => {
-      it("members are returned Users first, each kind in creation order, whatever the order they were added in (Store.members)", async () => {
+      it("members are returned Users first, each kind in creation order, whatever the order they were added in (memberPage)", async () => {
         const a = await mkUser("a@example.com");
         const b = await mkUser("b@example.com");
         const c = await mkUser("c@example.com");
@@ -252,7 +287,7 @@ export function storeContract(name: string, open: () => Promise<Store> | Store, 
         expect(await memberIds(g.id)).toEqual([a.id, b.id, c.id]);
       });
 
-      it("create with members stores each with its type and display; memberCount and groupsOf agree", async () => {
+      it("create with members stores each with its type and display; memberPage and groupsOf agree", async () => {
         const a = await mkUser("a@example.com");
         const b = await mkUser("b@example.com");
         const inner = await mkGroup("Inner");
@@ -567,5 +602,455 @@ export function storeContract(name: string, open: () => Promise<Store> | Store, 
         expect((await store.createToken("okta", "h5")).name).toBe("okta");
       });
     });
+
+    describe("conditions checked inside the write (RFC 7644 §3.14)", () => {
+      const kinds: [ResourceKind, (s: string, extra?: Resource) => Resource][] = [
+        ["User", (s, extra) => user(s, extra)],
+        ["Group", (s, extra) => group(s, extra)],
+      ];
+
+      it("a precondition is checked inside the write, against the current row and a User's groups", async () => {
+        await store.create("User", { id: "pu", data: { userName: "pu@example.com" } });
+        await store.create("Group", { id: "pg", data: { displayName: "PG" }, members: ["pu"] });
+        let seen: unknown;
+        const refused = await store
+          .update("User", "pu", { data: { userName: "pu2@example.com" }, precondition: (cur) => { seen = cur.groups; throw new Error("refused"); } })
+          .catch((x: unknown) => x);
+        expect((refused as Error).message).toBe("refused");
+        expect(seen).toEqual([{ value: "pg", display: "PG" }]);
+        expect((await store.get("User", "pu"))!.data.userName).toBe("pu@example.com");
+        const e = await store.delete("User", "pu", { precondition: () => { throw new Error("no"); } }).catch((x: unknown) => x);
+        expect((e as Error).message).toBe("no");
+        expect(await store.get("User", "pu")).toBeDefined();
+      });
+
+      it.each(kinds)("a %s update's precondition sees the resource as the write finds it, after a write queued just before it", async (kind, body) => {
+        const rid = id(kind);
+        await store.create(kind, { id: rid, data: body(`Queued-${kind}`) });
+        let seen: StoredResource | undefined;
+        const first = store.update(kind, rid, { data: body(`Queued-${kind}`, { externalId: "first" }) });
+        const second = store.update(kind, rid, { data: body(`Queued-${kind}`, { externalId: "second" }), precondition: (cur) => void (seen = cur) });
+        await Promise.all([first, second]);
+        expect(seen?.version).toBe(2);
+        expect(seen?.data.externalId).toBe("first");
+        const stored = await store.get(kind, rid);
+        expect(stored?.version).toBe(3);
+        expect(stored?.data.externalId).toBe("second");
+      });
+
+      it.each(kinds)("a %s update refused by its precondition stores nothing (data, version, name, members) and the error comes out as thrown", async (kind, body) => {
+        const a = await mkUser("member-a@example.com");
+        const rid = id(kind);
+        await store.create(kind, { id: rid, data: body(`Refused-${kind}`) });
+        const before = await store.get(kind, rid);
+        const thrown = preconditionFailed("the resource has changed");
+        const caught = await store
+          .update(kind, rid, {
+            data: body(`Renamed-${kind}`, { externalId: "never" }),
+            ...(kind === "Group" ? { memberChanges: [{ kind: "add", ids: [a.id] }] as MemberChange[] } : {}),
+            precondition: () => {
+              throw thrown;
+            },
+          })
+          .catch((x: unknown) => x);
+        expect(caught).toBe(thrown);
+        expect(await store.get(kind, rid)).toEqual(before);
+        expect(await store.groupsOf(a.id)).toEqual([]);
+        // The name the refused write asked for was not taken.
+        await store.create(kind, { id: id(kind), data: body(`Renamed-${kind}`) });
+      });
+
+      it.each(kinds)("a %s delete refused by its precondition keeps it, its place in its groups and those groups' versions", async (kind, body) => {
+        const rid = id(kind);
+        const created = await store.create(kind, { id: rid, data: body(`Kept-${kind}`) });
+        const parent = await mkGroup(`Parent-${kind}`, [rid]);
+        let seen: StoredResource | undefined;
+        const caught = await store
+          .delete(kind, rid, {
+            precondition: (cur) => {
+              seen = cur;
+              throw preconditionFailed("no");
+            },
+          })
+          .catch((x: unknown) => x);
+        expect((caught as ScimError).status).toBe(412);
+        expect(seen?.version).toBe(created.version);
+        expect(seen?.data).toEqual(created.data);
+        if (kind === "User") expect(seen?.groups).toEqual([{ value: parent.id, display: `Parent-${kind}` }]);
+        expect(await store.get(kind, rid)).toBeDefined();
+        expect(await memberIds(parent.id)).toEqual([rid]);
+        expect((await store.get("Group", parent.id))!.version).toBe(parent.version);
+      });
+
+      it.each(kinds)("a %s precondition that passes lets the update and then the delete happen", async (kind, body) => {
+        const rid = id(kind);
+        await store.create(kind, { id: rid, data: body(`Passes-${kind}`) });
+        const versions: number[] = [];
+        const updated = await store.update(kind, rid, { data: body(`Passes-${kind}`, { externalId: "x" }), precondition: (cur) => void versions.push(cur.version) });
+        expect(updated.version).toBe(2);
+        await store.delete(kind, rid, { precondition: (cur) => void versions.push(cur.version) });
+        expect(versions).toEqual([1, 2]);
+        expect(await store.get(kind, rid)).toBeUndefined();
+      });
+
+      it.each(kinds)("of two %s updates sent together with the same expectedVersion, one is stored and the other gets 412", async (kind, body) => {
+        const rid = id(kind);
+        await store.create(kind, { id: rid, data: body(`Race-${kind}`) });
+        const results = await Promise.allSettled(
+          ["one", "two"].map((x) => store.update(kind, rid, { data: body(`Race-${kind}`, { externalId: x }), expectedVersion: 1 })),
+        );
+        const won = results.filter((r): r is PromiseFulfilledResult<StoredResource> => r.status === "fulfilled");
+        const lost = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
+        expect(won).toHaveLength(1);
+        expect(lost).toHaveLength(1);
+        expect((lost[0]!.reason as ScimError).status).toBe(412);
+        expect(await store.get(kind, rid)).toEqual(won[0]!.value);
+        expect(won[0]!.value.version).toBe(2);
+      });
+
+      it("a Group update with a stale expectedVersion changes none of its members", async () => {
+        const a = await mkUser("a@example.com");
+        const g = await mkGroup("Stale members");
+        await store.update("Group", g.id, { data: group("Stale members", { externalId: "v2" }) });
+        const e = await scimErrorOf(() => store.update("Group", g.id, { data: group("Stale members"), memberChanges: [{ kind: "add", ids: [a.id] }], expectedVersion: 1 }));
+        expect(e.status).toBe(412);
+        expect(await memberIds(g.id)).toEqual([]);
+        const e2 = await scimErrorOf(() => store.delete("Group", g.id, { expectedVersion: 1 }));
+        expect(e2.status).toBe(412);
+        expect(await store.get("Group", g.id)).toBeDefined();
+      });
+    });
+
+    describe("uniqueness (RFC 7644 §3.3, §3.5.1)", () => {
+      const kinds: [ResourceKind, (s: string) => Resource][] = [
+        ["User", (s) => user(s)],
+        ["Group", (s) => group(s)],
+      ];
+
+      it.each(kinds)("of two creates of one %s name sent together, one is stored and the other gets 409 uniqueness", async (kind, body) => {
+        const results = await Promise.allSettled([store.create(kind, { id: id(kind), data: body("Twin") }), store.create(kind, { id: id(kind), data: body("TWIN") })]);
+        expect(results.map((r) => r.status).sort()).toEqual(["fulfilled", "rejected"]);
+        const lost = results.find((r): r is PromiseRejectedResult => r.status === "rejected")!;
+        expect((lost.reason as ScimError).status).toBe(409);
+        expect((lost.reason as ScimError).scimType).toBe("uniqueness");
+        expect((await store.search(kind, { offset: 0, limit: 10 })).total).toBe(1);
+      });
+
+      it("a Group rename refused with 409 adds none of the members the same update asked for", async () => {
+        const a = await mkUser("a@example.com");
+        await mkGroup("Taken");
+        const g = await mkGroup("Mine");
+        const e = await scimErrorOf(() => store.update("Group", g.id, { data: group("taken"), memberChanges: [{ kind: "add", ids: [a.id] }] }));
+        expect(e.status).toBe(409);
+        expect(await memberIds(g.id)).toEqual([]);
+        expect(await store.get("Group", g.id)).toEqual(g);
+      });
+
+      it("a create refused with 409 among writes sent together leaves the others stored", async () => {
+        await mkUser("taken@example.com");
+        const results = await Promise.allSettled([
+          store.create("User", { id: id("u"), data: user("first@example.com") }),
+          store.create("User", { id: id("u"), data: user("TAKEN@example.com") }),
+          store.create("Group", { id: id("g"), data: group("Together") }),
+        ]);
+        expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+        expect((await store.search("User", { offset: 0, limit: 10 })).total).toBe(2);
+        expect((await store.search("Group", { offset: 0, limit: 10 })).total).toBe(1);
+      });
+    });
+
+    describe("search: sortBy and pages", () => {
+      const sortBy = (kind: ResourceKind, path: string): Target => {
+        const r = resolveAttrPath(rtOf(kind), path);
+        if (!r) throw new Error(`bad sort path ${path}`);
+        return { extension: r.extension, attr: r.attr, sub: r.sub };
+      };
+
+      it("sorts ascending case-insensitively with ties in creation order and unassigned values last; descending is the exact reverse (RFC 7644 §3.4.2.3)", async () => {
+        const zed = await mkUser("zed@example.com", { title: "analyst" });
+        const amy = await mkUser("amy@example.com");
+        const kim = await mkUser("kim@example.com", { title: "Director" });
+        const lee = await mkUser("lee@example.com", { title: "ANALYST" });
+        const asc = await store.search("User", { sortBy: sortBy("User", "title"), offset: 0, limit: 10 });
+        expect(asc.resources.map((r) => r.id)).toEqual([zed.id, lee.id, kim.id, amy.id]);
+        const desc = await store.search("User", { sortBy: sortBy("User", "title"), descending: true, offset: 0, limit: 10 });
+        expect(desc.resources.map((r) => r.id)).toEqual([amy.id, kim.id, lee.id, zed.id]);
+        const byName = await store.search("User", { sortBy: sortBy("User", "userName"), offset: 0, limit: 10 });
+        expect(byName.resources.map((r) => r.id)).toEqual([amy.id, kim.id, lee.id, zed.id]);
+      });
+
+      it("sorts Groups by displayName case-insensitively, and pages the sorted order with the full total", async () => {
+        const names = ["delta", "Alpha", "charlie", "Bravo", "echo"];
+        const byName = new Map<string, string>();
+        for (const nm of names) byName.set(nm, (await mkGroup(nm)).id);
+        const order = ["Alpha", "Bravo", "charlie", "delta", "echo"].map((nm) => byName.get(nm)!);
+        const all = await store.search("Group", { sortBy: sortBy("Group", "displayName"), offset: 0, limit: 10 });
+        expect(all.resources.map((r) => r.id)).toEqual(order);
+        for (const [offset, limit] of [[0, 2], [2, 2], [4, 2], [1, 3], [5, 2]] as const) {
+          const page = await store.search("Group", { sortBy: sortBy("Group", "displayName"), offset, limit });
+          expect({ offset, limit, total: page.total, ids: page.resources.map((r) => r.id) }).toEqual({ offset, limit, total: 5, ids: order.slice(offset, offset + limit) });
+        }
+        const desc = await store.search("Group", { sortBy: sortBy("Group", "displayName"), descending: true, offset: 1, limit: 2 });
+        expect(desc.resources.map((r) => r.id)).toEqual([order[3]!, order[2]!]);
+        expect(desc.total).toBe(5);
+      });
+
+      it("a filtered page past the first counts every match in total, and a page past the last match is empty with the same total (RFC 7644 §3.4.2.4)", async () => {
+        const users = [];
+        for (const nm of ["p1", "p2", "p3", "p4"]) users.push(await mkUser(`${nm}@example.com`, { title: nm === "p4" ? "Other" : "Pager" }));
+        const f = resolveFilter(USER_RESOURCE, 'title eq "pager"');
+        expect(await store.search("User", { filter: f, offset: 1, limit: 1 })).toMatchObject({ total: 3, resources: [{ id: users[1]!.id }] });
+        expect(await store.search("User", { filter: f, offset: 2, limit: 5 })).toMatchObject({ total: 3, resources: [{ id: users[2]!.id }] });
+        expect(await store.search("User", { filter: f, offset: 3, limit: 5 })).toEqual({ total: 3, resources: [] });
+      });
+
+      it("a User found by search carries its groups; a Group carries none", async () => {
+        const a = await mkUser("a@example.com");
+        const g = await mkGroup("Carried", [a.id]);
+        const users = await store.search("User", { offset: 0, limit: 10 });
+        expect(users.resources[0]!.groups).toEqual([{ value: g.id, display: "Carried" }]);
+        const groups = await store.search("Group", { offset: 0, limit: 10 });
+        expect(groups.resources[0]!.groups).toBeUndefined();
+      });
+    });
+
+    describe("member pages: keyset cursors", () => {
+      /** Four Users and three Groups, all members of one group, added out of order: the expected order is Users, then Groups, each in creation order. */
+      const seedMembers = async () => {
+        const users = [];
+        for (const nm of ["m1", "m2", "m3", "m4"]) users.push(await mkUser(`${nm}@example.com`));
+        const groups = [await mkGroup("Sub 1"), await mkGroup("Sub 2"), await mkGroup("Sub 3")];
+        const [u1, u2, u3, u4] = users.map((u) => u.id);
+        const [g1, g2, g3] = groups.map((g) => g.id);
+        const g = await mkGroup("Paged", [g2!, u3!, u1!, g3!]);
+        await store.update("Group", g.id, { data: group("Paged"), memberChanges: [{ kind: "add", ids: [u4!, g1!, u2!] }] });
+        return { gid: g.id, users: users.map((u) => u.id), groups: groups.map((x) => x.id), order: [u1!, u2!, u3!, u4!, g1!, g2!, g3!] };
+      };
+
+      /** Reads every page of `size` after `cursor`; fails if the cursors do not end. */
+      const readPages = async (gid: string, size: number, cursor?: string) => {
+        const pages: { members: Member[]; next?: string }[] = [];
+        do {
+          const page = await store.memberPage(gid, cursor, size);
+          pages.push(page);
+          cursor = page.next;
+          if (pages.length > 50) throw new Error("the cursors never end");
+        } while (cursor);
+        return pages;
+      };
+
+      it.each([1, 2, 3, 6, 7, 8, 100])("pages of %d, each read after the previous page's cursor, give every member once in order, and only the last page lacks next", async (size) => {
+        const { gid, order } = await seedMembers();
+        const pages = await readPages(gid, size);
+        expect(pages.flatMap((p) => p.members.map((m) => m.value))).toEqual(order);
+        for (const p of pages.slice(0, -1)) {
+          expect(p.members).toHaveLength(size);
+          expect(typeof p.next).toBe("string");
+        }
+        expect(pages.at(-1)!.next).toBeUndefined();
+        expect(pages.at(-1)!.members.length).toBeLessThanOrEqual(size);
+      });
+
+      it("a cursor after the last member gives no members and no next", async () => {
+        const { gid, order } = await seedMembers();
+        const first = await store.memberPage(gid, undefined, order.length);
+        expect(first.members.map((m) => m.value)).toEqual(order);
+        // A store may or may not know that a full page was the last; when it gives a cursor, reading after it ends the group.
+        if (first.next !== undefined) expect(await store.memberPage(gid, first.next, order.length)).toEqual({ members: [] });
+      });
+
+      it("members removed between pages, the one the cursor names included, are not repeated and the rest still follow", async () => {
+        const { gid, order } = await seedMembers();
+        const [u1, u2, u3, u4, g1, g2, g3] = order;
+        const first = await store.memberPage(gid, undefined, 3);
+        expect(first.members.map((m) => m.value)).toEqual([u1!, u2!, u3!]);
+        // u3 is the member the cursor names; u1 was read already; u4 and g2 are still to come; and u2 is deleted altogether.
+        await store.update("Group", gid, { data: group("Paged"), memberChanges: [{ kind: "remove", ids: [u3!, u1!, u4!, g2!] }] });
+        await store.delete("User", u2!);
+        const rest = await readPages(gid, 3, first.next);
+        expect(rest.flatMap((p) => p.members.map((m) => m.value))).toEqual([g1!, g3!]);
+      });
+
+      it("a member added between pages after the cursor's place appears on a later page", async () => {
+        const { gid, order } = await seedMembers();
+        const first = await store.memberPage(gid, undefined, 2);
+        const late = await mkUser("late@example.com");
+        await store.update("Group", gid, { data: group("Paged"), memberChanges: [{ kind: "add", ids: [late.id] }] });
+        const rest = await readPages(gid, 2, first.next);
+        expect(rest.flatMap((p) => p.members.map((m) => m.value))).toEqual([...order.slice(2, 4), late.id, ...order.slice(4)]);
+      });
+
+      it("an unknown group, and a group without members, have one page with no members and no next", async () => {
+        const empty = await mkGroup("Nobody here");
+        expect(await store.memberPage("no-such-group", undefined, 10)).toEqual({ members: [] });
+        expect(await store.memberPage(empty.id, undefined, 10)).toEqual({ members: [] });
+      });
+
+      it("a member's display is its displayName, else a User's name.formatted, else absent", async () => {
+        const named = await store.create("User", { id: id("u"), data: { userName: "named@example.com", displayName: "Named" } });
+        const formatted = await store.create("User", { id: id("u"), data: { userName: "formatted@example.com", name: { formatted: "Ms. Formatted" } } });
+        const bare = await store.create("User", { id: id("u"), data: { userName: "bare@example.com" } });
+        const sub = await mkGroup("Sub");
+        const g = await mkGroup("Displays", [bare.id, sub.id, formatted.id, named.id]);
+        expect((await store.memberPage(g.id, undefined, 10)).members).toEqual([
+          { value: named.id, type: "User", display: "Named" },
+          { value: formatted.id, type: "User", display: "Ms. Formatted" },
+          { value: bare.id, type: "User" },
+          { value: sub.id, type: "Group", display: "Sub" },
+        ]);
+      });
+    });
+
+    describe("member removal by filter (PATCH remove members[filter], RFC 7644 §3.5.2.2)", () => {
+      /** The element filter PATCH passes as `removeWhere` for `members[<text>]` (patch.ts parsePatchPath). */
+      const memberFilter = (text: string): ResolvedFilter => {
+        const f = resolveFilter(GROUP_RESOURCE, `members[${text}]`);
+        if (f.kind !== "any") throw new Error(`members[${text}] is not a value filter`);
+        return f.filter;
+      };
+      const seed = async () => {
+        const ann = await mkUser("ann@example.com", { displayName: "Ann Smith" });
+        const bob = await mkUser("bob@example.com", { displayName: "Bob Jones" });
+        const cid = await store.create("User", { id: id("u"), data: { userName: "cid@example.com", name: { formatted: "Cid Formatted" } } });
+        const inner = await mkGroup("Inner");
+        const g = await mkGroup("Filtered", [ann.id, bob.id, cid.id, inner.id]);
+        return { gid: g.id, ann: ann.id, bob: bob.id, cid: cid.id, inner: inner.id };
+      };
+      type Ids = Awaited<ReturnType<typeof seed>>;
+      const cases: [string, (x: Ids) => string, (x: Ids) => string[]][] = [
+        ["by type", () => 'type eq "Group"', (x) => [x.ann, x.bob, x.cid]],
+        ["by type, case-insensitively", () => 'type eq "user"', (x) => [x.inner]],
+        ["by display, case-insensitively", () => 'display eq "ann smith"', (x) => [x.bob, x.cid, x.inner]],
+        ["by display prefix", () => 'display sw "b"', (x) => [x.ann, x.cid, x.inner]],
+        ["by the display a User without displayName shows (name.formatted)", () => 'display eq "cid formatted"', (x) => [x.ann, x.bob, x.inner]],
+        ["by value ne: every other member", (x) => `value ne "${x.ann}"`, (x) => [x.ann]],
+        ["by value or type", (x) => `value eq "${x.bob}" or type eq "Group"`, (x) => [x.ann, x.cid]],
+        ["by type and display", () => 'type eq "User" and display co "o"', (x) => [x.ann, x.inner]],
+        ["by not", () => 'not (type eq "User")', (x) => [x.ann, x.bob, x.cid]],
+      ];
+
+      it.each(cases)("removes exactly the members matching the filter: %s, and the group gets a new version", async (_what, filter, remaining) => {
+        const x = await seed();
+        const r = await store.update("Group", x.gid, { data: group("Filtered"), memberChanges: [{ kind: "removeWhere", filter: memberFilter(filter(x)) }] });
+        expect(r.version).toBe(2);
+        expect((await memberIds(x.gid)).sort()).toEqual(remaining(x).sort());
+        const removed = [x.ann, x.bob, x.cid, x.inner].filter((m) => !remaining(x).includes(m));
+        for (const m of removed) expect(await store.groupsOf(m)).toEqual([]);
+      });
+
+      it("a filter no member matches changes nothing: same members, same version", async () => {
+        const x = await seed();
+        const before = await store.get("Group", x.gid);
+        const r = await store.update("Group", x.gid, { data: before!.data, memberChanges: [{ kind: "removeWhere", filter: memberFilter('display eq "nobody"') }] });
+        expect(r.version).toBe(1);
+        expect(await store.get("Group", x.gid)).toEqual(before);
+        expect(await memberIds(x.gid)).toHaveLength(4);
+      });
+
+      it("removal by filter takes its turn among the changes of one PATCH: add after it stays, remove before it counts", async () => {
+        const x = await seed();
+        const dan = await mkUser("dan@example.com", { displayName: "Dan" });
+        const changes: MemberChange[] = [
+          { kind: "add", ids: [dan.id] },
+          { kind: "removeWhere", filter: memberFilter('type eq "User"') },
+          { kind: "add", ids: [x.bob] },
+        ];
+        await store.update("Group", x.gid, { data: group("Filtered"), memberChanges: changes });
+        expect((await memberIds(x.gid)).sort()).toEqual([x.bob, x.inner].sort());
+      });
+    });
+
+    describe("removeAll, and an update that changes nothing", () => {
+      it("removeAll empties the group in one new version and its former members no longer list it; on an empty group it changes nothing", async () => {
+        const a = await mkUser("a@example.com");
+        const inner = await mkGroup("Inner");
+        const g = await mkGroup("Everyone", [a.id, inner.id]);
+        const r = await store.update("Group", g.id, { data: group("Everyone"), memberChanges: [{ kind: "removeAll" }] });
+        expect(r.version).toBe(2);
+        expect(await store.memberPage(g.id, undefined, 10)).toEqual({ members: [] });
+        expect(await store.groupsOf(a.id)).toEqual([]);
+        expect(await store.groupsOf(inner.id)).toEqual([]);
+        const again = await store.update("Group", g.id, { data: group("Everyone"), memberChanges: [{ kind: "removeAll" }] });
+        expect(again.version).toBe(2);
+        expect(again.lastModified).toBe(r.lastModified);
+      });
+
+      it("an update with the same data and the same members (an IdP re-sending what is stored) keeps the version and lastModified", async () => {
+        const a = await mkUser("a@example.com");
+        const b = await mkUser("b@example.com");
+        const g = await mkGroup("Same", [a.id, b.id]);
+        await tick();
+        const r = await store.update("Group", g.id, { data: group("Same"), members: [b.id, a.id] });
+        expect(r).toEqual(g);
+        const u = await store.update("User", a.id, { data: user("a@example.com"), expectedVersion: 1 });
+        expect(u).toEqual({ ...a, groups: [{ value: g.id, display: "Same" }] });
+        expect(await store.get("User", a.id)).toEqual(u);
+      });
+
+      it("an update of a User returns it with its groups, as get does", async () => {
+        const a = await mkUser("a@example.com");
+        const g = await mkGroup("Returned", [a.id]);
+        const r = await store.update("User", a.id, { data: user("a@example.com", { title: "New" }) });
+        expect(r.groups).toEqual([{ value: g.id, display: "Returned" }]);
+        expect(await store.get("User", a.id)).toEqual(r);
+      });
+    });
+
+    describe("tokens: last use", () => {
+      it("findToken records a use at most once a minute: a second find right after leaves lastUsed as it was", async () => {
+        await store.createToken("okta", "h-okta");
+        await store.findToken("h-okta");
+        const [first] = await store.listTokens();
+        expect(first!.lastUsed).not.toBeNull();
+        await tick();
+        await store.findToken("h-okta");
+        const [second] = await store.listTokens();
+        expect(second!.lastUsed).toBe(first!.lastUsed);
+      });
+    });
+
+    describe("close, and a second store on the same database", () => {
+      it("close finishes the writes still queued: a create sent just before close is stored and found after reopening", async () => {
+        const pending = store.create("User", { id: "queued", data: user("queued@example.com") });
+        await closeStore(store);
+        expect((await pending).id).toBe("queued");
+        const again = await reopen();
+        expect((await again.get("User", "queued"))?.data.userName).toBe("queued@example.com");
+      });
+
+      it("resources, memberships, versions and tokens written before close are all there after reopening", async () => {
+        const a = await mkUser("kept@example.com");
+        const g = await mkGroup("Kept", [a.id]);
+        const renamed = await store.update("Group", g.id, { data: group("Kept 2") });
+        const token = await store.createToken("okta", "hash-kept");
+        await closeStore(store);
+        const again = await reopen();
+        expect(await again.get("User", a.id)).toEqual({ ...a, groups: [{ value: g.id, display: "Kept 2" }] });
+        expect(await again.get("Group", g.id)).toEqual(renamed);
+        expect((await allMembers(again, g.id)).map((m) => m.value)).toEqual([a.id]);
+        expect((await again.findToken("hash-kept"))?.id).toBe(token.id);
+        expect(await again.tokenCount()).toBe(1);
+      });
+
+      it("a second store on the same database (generate-token while serve runs) writes a token the first sees at once", async () => {
+        const serving = store;
+        const other = await reopen();
+        expect(await serving.tokenCount()).toBe(0);
+        await other.createToken("okta", "hash-from-cli");
+        expect((await serving.findToken("hash-from-cli"))?.name).toBe("okta");
+        expect(await serving.tokenCount()).toBe(1);
+        // And the other way round for resources, then revocation.
+        await serving.create("User", { id: "u1", data: { userName: "both@example.com" } });
+        expect((await other.get("User", "u1"))?.data.userName).toBe("both@example.com");
+        expect(await other.revokeToken("okta")).toBe(1);
+        expect(await serving.findToken("hash-from-cli")).toBeUndefined();
+      });
+    });
+  });
+
+  // The filter suites seed one database each, so they sit beside the describe above, whose every test opens its own.
+  describe(`Store contract: ${name}`, () => {
+    filterContract(open);
+    filterFuzzContract(open);
   });
 }

@@ -5,10 +5,10 @@
  * stored search document (prepared keys: folded strings, canonical dateTimes), or an indexed column.
  * `not` treats an unknown (absent) value as false, so `not (title eq "x")` holds when title is absent.
  */
-import { fold } from "../scim/attributes";
-import { invalidFilter, invalidValue } from "../scim/errors";
-import type { CompareOp, CompareValue, ResolvedFilter, Target } from "../scim/filter";
-import type { ResourceKind } from "../scim/schema";
+import { fold } from "../../scim/attributes";
+import { invalidFilter, invalidValue } from "../../scim/errors";
+import type { CompareOp, CompareValue, ResolvedFilter, Target } from "../../scim/filter";
+import type { ResourceKind } from "../../scim/schema";
 
 export interface SqlFragment {
   sql: string;
@@ -39,7 +39,8 @@ function columnFor(kind: ResourceKind, t: Target): string {
         case "lastModified":
           return "r.last_modified";
         case "resourceType":
-          return kind === "User" ? "'User'" : "'Group'";
+          // One constant per table: the resource type's name ("User" or "Group", never client text).
+          return `'${kind}'`;
         default:
           throw invalidFilter(`'meta${t.sub ? "." + t.sub.name : ""}' cannot be used in a filter; use meta.created, meta.lastModified or meta.resourceType`);
       }

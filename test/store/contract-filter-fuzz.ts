@@ -1,21 +1,20 @@
 /**
- * Property-based tests of filters (RFC 7644 §3.4.2.2) with fast-check, fixed seeds:
- * - random filter trees over User attributes, rendered to text, resolved and run by the real
- *   SqliteStore, give exactly the ids the in-memory reference (src/scim/match.ts) gives;
+ * Part of the store contract (run by storeContract in contract.ts): property-based tests of filters
+ * (RFC 7644 §3.4.2.2) with fast-check, fixed seeds:
+ * - random filter trees over User attributes, rendered to text, resolved and run by the store under
+ *   test, give exactly the ids the in-memory reference (src/scim/match.ts) gives;
  * - arbitrary junk text either resolves or fails with a ScimError 400 invalidFilter, never anything else;
  * - any string written as a JSON string literal resolves to that string.
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import fc from "fast-check";
-import { join } from "node:path";
 import { fold } from "../../src/scim/attributes";
 import { ScimError } from "../../src/scim/errors";
 import { resolveFilter, type ResolvedFilter } from "../../src/scim/filter";
 import { matches } from "../../src/scim/match";
 import { ENTERPRISE_USER_SCHEMA, GROUP_RESOURCE, GROUP_SCHEMA, USER_RESOURCE, USER_SCHEMA } from "../../src/scim/schema";
-import { SqliteStore } from "../../src/store/sqlite/sqlite-store";
-import type { StoredResource } from "../../src/store/store";
-import { tempDir } from "../helpers";
+import type { Store, StoredResource } from "../../src/store/store";
+import type { OpenFresh } from "./contract";
 
 const ENT = ENTERPRISE_USER_SCHEMA;
 type Data = Record<string, unknown>;
@@ -42,42 +41,6 @@ const USERS: [string, Data][] = [
   ["f11", { userName: "straße", displayName: "Straße", title: "😀 Emoji Officer", active: true, name: { givenName: "ß" }, emails: [email("strasse@example.de", "home", true)], [ENT]: { department: "" } }],
   ["f12", { userName: "x_y%z", displayName: "x_y%z", title: "a'b\"c", emails: [email("x_y%z@example.com", "work"), email("x_y%z@example.com", "home")], [ENT]: { department: "Tour Operations" } }],
 ];
-
-let store: SqliteStore;
-let cleanup: () => void;
-/** Each User's stored form and its in-memory scope, in creation order. */
-let stored: { s: StoredResource; scope: Data }[] = [];
-
-beforeAll(async () => {
-  const t = tempDir();
-  cleanup = t.cleanup;
-  store = new SqliteStore(join(t.dir, "db"));
-  for (const [id, data] of USERS) await store.create("User", { id, data: { schemas: [USER_SCHEMA, ...(data[ENT] ? [ENT] : [])], ...data } });
-  await store.create("Group", { id: "g1", data: { schemas: [GROUP_SCHEMA], displayName: "Admins" }, members: ["f01", "f02"] });
-  // Spread lastModified over time so that dateTime comparisons see distinct values.
-  for (const id of ["f04", "f09", "f02"]) {
-    await Bun.sleep(4);
-    const cur = (await store.get("User", id))!;
-    await store.update("User", id, { data: cur.data });
-  }
-  stored = [];
-  for (const s of (await store.search("User", { offset: 0, limit: 1000 })).resources) {
-    const groups = await store.groupsOf(s.id);
-    const scope: Data = { ...s.data, id: s.id, meta: { resourceType: "User", created: s.created, lastModified: s.lastModified } };
-    if (groups.length) scope.groups = groups.map((g) => ({ value: g.value, display: g.display, type: "direct" }));
-    stored.push({ s, scope });
-  }
-});
-
-afterAll(() => {
-  store.close();
-  cleanup();
-});
-
-async function sqlIds(f: ResolvedFilter): Promise<string[]> {
-  return (await store.search("User", { filter: f, offset: 0, limit: 1000 })).resources.map((r) => r.id);
-}
-const referenceIds = (f: ResolvedFilter): string[] => stored.filter((x) => matches(f, x.scope)).map((x) => x.s.id);
 
 // ---------------------------------------------------------------------------------------------
 // Filter generator
@@ -217,114 +180,151 @@ function expectScim400(e: unknown, input: string) {
 
 // ---------------------------------------------------------------------------------------------
 
-describe("random filters: SQL equals the in-memory reference (RFC 7644 §3.4.2.2)", () => {
-  it("gives the same Users from SQLite as from evaluating the resolved filter in memory, for 1000 random filters", async () => {
-    const times = [...new Set(stored.flatMap((x) => [Date.parse(x.s.created), Date.parse(x.s.lastModified)]))];
-    let nonEmpty = 0;
-    let notAll = 0;
-    await fc.assert(
-      fc.asyncProperty(filterText(times), async (text) => {
-        const f = resolveFilter(USER_RESOURCE, text);
-        const got = await sqlIds(f);
-        expect({ filter: text, ids: got }).toEqual({ filter: text, ids: referenceIds(f) });
-        if (got.length) nonEmpty++;
-        if (got.length < USERS.length) notAll++;
-      }),
-      { seed: 7644, numRuns: 1000 },
-    );
-    // The generator is worth something only if it produces both selective and matching filters.
-    expect(nonEmpty).toBeGreaterThan(200);
-    expect(notAll).toBeGreaterThan(200);
-  });
+/** The property tests, over one seeded database opened by `open`. */
+export function filterFuzzContract(open: OpenFresh): void {
+  describe("search: random and junk filters against the in-memory reference", () => {
+    let store: Store;
+    /** Each User's stored form and its in-memory scope, in creation order. */
+    let stored: { s: StoredResource; scope: Data }[] = [];
 
-  it("orders string comparisons (gt/ge/lt/le) the same way in SQL and in memory, beyond the Basic Multilingual Plane", async () => {
-    for (const text of ['title gt "😀"', 'title lt "😀"', 'title ge "\uFFFF"', 'displayName gt "eve \uFFFF"']) {
-      const f = resolveFilter(USER_RESOURCE, text);
-      expect({ filter: text, ids: await sqlIds(f) }).toEqual({ filter: text, ids: referenceIds(f) });
+    beforeAll(async () => {
+      store = (await open()).store;
+      for (const [id, data] of USERS) await store.create("User", { id, data: { schemas: [USER_SCHEMA, ...(data[ENT] ? [ENT] : [])], ...data } });
+      await store.create("Group", { id: "g1", data: { schemas: [GROUP_SCHEMA], displayName: "Admins" }, members: ["f01", "f02"] });
+      // Spread lastModified over time so that dateTime comparisons see distinct values.
+      for (const id of ["f04", "f09", "f02"]) {
+        await Bun.sleep(4);
+        const cur = (await store.get("User", id))!;
+        await store.update("User", id, { data: cur.data });
+      }
+      stored = [];
+      for (const s of (await store.search("User", { offset: 0, limit: 1000 })).resources) {
+        const groups = await store.groupsOf(s.id);
+        const scope: Data = { ...s.data, id: s.id, meta: { resourceType: "User", created: s.created, lastModified: s.lastModified } };
+        if (groups.length) scope.groups = groups.map((g) => ({ value: g.value, display: g.display, type: "direct" }));
+        stored.push({ s, scope });
+      }
+    });
+
+    afterAll(async () => {
+      await store.close();
+    });
+
+    async function storeIds(f: ResolvedFilter): Promise<string[]> {
+      return (await store.search("User", { filter: f, offset: 0, limit: 1000 })).resources.map((r) => r.id);
     }
-  });
-});
+    const referenceIds = (f: ResolvedFilter): string[] => stored.filter((x) => matches(f, x.scope)).map((x) => x.s.id);
 
-const JUNK_TOKENS = [
-  "userName", "title", "emails", "emails.value", "name.givenName", "active", "meta.lastModified", "department",
-  "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "urn:ietf:params:scim:schemas:core:2.0:User:",
-  "value", "type", "primary", "password", "name", "nosuch",
-  "eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le", "pr", "and", "or", "not", "AND", "Or", "NOT",
-  "(", ")", "[", "]", "].", ".", '"', "'", "\\", '\\"', '"x"', '"Åsa"', '"engineer"', '"2024-01-01T00:00:00Z"', '""',
-  "true", "false", "null", "1", "-1.5e3", " ", " ", " ", "\t", "\n", ":", "%", "_",
-];
-
-describe("junk filter text never escapes as anything but 400 invalidFilter (RFC 7644 §3.12)", () => {
-  const junk = fc.oneof(
-    fc.string({ unit: "binary", maxLength: 40 }),
-    fc.string({ unit: "grapheme", maxLength: 40 }),
-    fc.string({ unit: fc.constantFrom('"', "[", "]", "(", ")", " ", "\\", ".", "a", "e", "q"), maxLength: 40 }),
-    fc.array(fc.constantFrom(...JUNK_TOKENS), { maxLength: 14 }).map((xs) => xs.join(" ")),
-    fc.array(fc.constantFrom(...JUNK_TOKENS), { maxLength: 14 }).map((xs) => xs.join("")),
-  );
-
-  it("either resolves or throws ScimError 400 invalidFilter for 2000 junk strings, and whatever resolves runs in SQL like in memory", async () => {
-    const times = [...new Set(stored.map((x) => Date.parse(x.s.lastModified)))];
-    // Valid filters with one token or character inserted, deleted or replaced: mostly near misses.
-    const mutated = fc
-      .tuple(filterText(times), fc.nat(), fc.nat({ max: 3 }), fc.constantFrom(...JUNK_TOKENS))
-      .map(([f, at, how, tok]) => {
-        const i = at % (f.length + 1);
-        if (how === 0) return f.slice(0, i) + tok + f.slice(i);
-        if (how === 1) return f.slice(0, i) + f.slice(i + 1);
-        if (how === 2) return f.slice(0, i) + tok + f.slice(i + tok.length);
-        return f;
+    describe("random filters: the store equals the in-memory reference (RFC 7644 §3.4.2.2)", () => {
+      it("gives the same Users from the store as from evaluating the resolved filter in memory, for 1000 random filters", async () => {
+        const times = [...new Set(stored.flatMap((x) => [Date.parse(x.s.created), Date.parse(x.s.lastModified)]))];
+        let nonEmpty = 0;
+        let notAll = 0;
+        await fc.assert(
+          fc.asyncProperty(filterText(times), async (text) => {
+            const f = resolveFilter(USER_RESOURCE, text);
+            const got = await storeIds(f);
+            expect({ filter: text, ids: got }).toEqual({ filter: text, ids: referenceIds(f) });
+            if (got.length) nonEmpty++;
+            if (got.length < USERS.length) notAll++;
+          }),
+          { seed: 7644, numRuns: 1000 },
+        );
+        // The generator is worth something only if it produces both selective and matching filters.
+        expect(nonEmpty).toBeGreaterThan(200);
+        expect(notAll).toBeGreaterThan(200);
       });
-    let resolved = 0;
-    await fc.assert(
-      fc.asyncProperty(fc.oneof(junk, mutated), async (text) => {
-        for (const rt of [USER_RESOURCE, GROUP_RESOURCE]) {
-          let f: ResolvedFilter | undefined;
-          try {
-            f = resolveFilter(rt, text);
-          } catch (e) {
-            expectScim400(e, text);
-            continue;
-          }
-          if (rt !== USER_RESOURCE) continue;
-          resolved++;
-          let got: string[];
-          try {
-            got = await sqlIds(f);
-          } catch (e) {
-            if (!(e instanceof ScimError)) throw new Error(`filter ${JSON.stringify(text)} failed in SQL with ${String(e)}`);
-            expect(e.status).toBe(400);
-            continue;
-          }
-          expect({ filter: text, ids: got }).toEqual({ filter: text, ids: referenceIds(f) });
+
+      it("orders string comparisons (gt/ge/lt/le) the same way in the store and in memory, beyond the Basic Multilingual Plane", async () => {
+        for (const text of ['title gt "😀"', 'title lt "😀"', 'title ge "\uFFFF"', 'displayName gt "eve \uFFFF"']) {
+          const f = resolveFilter(USER_RESOURCE, text);
+          expect({ filter: text, ids: await storeIds(f) }).toEqual({ filter: text, ids: referenceIds(f) });
         }
-      }),
-      { seed: 3422, numRuns: 2000 },
-    );
-    expect(resolved).toBeGreaterThan(100);
-  });
-});
+      });
+    });
 
-describe("string literals are JSON strings (RFC 7644 §3.4.2.2, RFC 7159 §7)", () => {
-  it("resolves any string written with JSON.stringify to exactly that string", () => {
-    const s = fc.oneof(
-      fc.string({ unit: "grapheme", maxLength: 12 }),
-      fc.string({ unit: fc.constantFrom("\\", '"', "/", "a", "Å", "\n", "\t", "\u0001", "😀"), maxLength: 8 }),
-    );
-    fc.assert(
-      fc.property(s, (value) => {
-        const text = `title eq ${JSON.stringify(value)}`;
-        const f = resolveFilter(USER_RESOURCE, text);
-        expect(f).toMatchObject({ kind: "compare", op: "eq", raw: value, value: fold(value) });
-      }),
-      { seed: 7159, numRuns: 500 },
-    );
-  });
+    const JUNK_TOKENS = [
+      "userName", "title", "emails", "emails.value", "name.givenName", "active", "meta.lastModified", "department",
+      "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "urn:ietf:params:scim:schemas:core:2.0:User:",
+      "value", "type", "primary", "password", "name", "nosuch",
+      "eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le", "pr", "and", "or", "not", "AND", "Or", "NOT",
+      "(", ")", "[", "]", "].", ".", '"', "'", "\\", '\\"', '"x"', '"Åsa"', '"engineer"', '"2024-01-01T00:00:00Z"', '""',
+      "true", "false", "null", "1", "-1.5e3", " ", " ", " ", "\t", "\n", ":", "%", "_",
+    ];
 
-  it("finds every stored User by its exact userName written as a JSON string literal", async () => {
-    for (const { s } of stored) {
-      const text = `userName eq ${JSON.stringify(s.data.userName)}`;
-      expect({ text, ids: await sqlIds(resolveFilter(USER_RESOURCE, text)) }).toEqual({ text, ids: [s.id] });
-    }
+    describe("junk filter text never escapes as anything but 400 invalidFilter (RFC 7644 §3.12)", () => {
+      const junk = fc.oneof(
+        fc.string({ unit: "binary", maxLength: 40 }),
+        fc.string({ unit: "grapheme", maxLength: 40 }),
+        fc.string({ unit: fc.constantFrom('"', "[", "]", "(", ")", " ", "\\", ".", "a", "e", "q"), maxLength: 40 }),
+        fc.array(fc.constantFrom(...JUNK_TOKENS), { maxLength: 14 }).map((xs) => xs.join(" ")),
+        fc.array(fc.constantFrom(...JUNK_TOKENS), { maxLength: 14 }).map((xs) => xs.join("")),
+      );
+
+      it("either resolves or throws ScimError 400 invalidFilter for 2000 junk strings, and whatever resolves runs in the store like in memory", async () => {
+        const times = [...new Set(stored.map((x) => Date.parse(x.s.lastModified)))];
+        // Valid filters with one token or character inserted, deleted or replaced: mostly near misses.
+        const mutated = fc
+          .tuple(filterText(times), fc.nat(), fc.nat({ max: 3 }), fc.constantFrom(...JUNK_TOKENS))
+          .map(([f, at, how, tok]) => {
+            const i = at % (f.length + 1);
+            if (how === 0) return f.slice(0, i) + tok + f.slice(i);
+            if (how === 1) return f.slice(0, i) + f.slice(i + 1);
+            if (how === 2) return f.slice(0, i) + tok + f.slice(i + tok.length);
+            return f;
+          });
+        let resolved = 0;
+        await fc.assert(
+          fc.asyncProperty(fc.oneof(junk, mutated), async (text) => {
+            for (const rt of [USER_RESOURCE, GROUP_RESOURCE]) {
+              let f: ResolvedFilter | undefined;
+              try {
+                f = resolveFilter(rt, text);
+              } catch (e) {
+                expectScim400(e, text);
+                continue;
+              }
+              if (rt !== USER_RESOURCE) continue;
+              resolved++;
+              let got: string[];
+              try {
+                got = await storeIds(f);
+              } catch (e) {
+                if (!(e instanceof ScimError)) throw new Error(`filter ${JSON.stringify(text)} failed in the store with ${String(e)}`);
+                expect(e.status).toBe(400);
+                continue;
+              }
+              expect({ filter: text, ids: got }).toEqual({ filter: text, ids: referenceIds(f) });
+            }
+          }),
+          { seed: 3422, numRuns: 2000 },
+        );
+        expect(resolved).toBeGreaterThan(100);
+      });
+    });
+
+    describe("string literals are JSON strings (RFC 7644 §3.4.2.2, RFC 7159 §7)", () => {
+      it("resolves any string written with JSON.stringify to exactly that string", () => {
+        const s = fc.oneof(
+          fc.string({ unit: "grapheme", maxLength: 12 }),
+          fc.string({ unit: fc.constantFrom("\\", '"', "/", "a", "Å", "\n", "\t", "\u0001", "😀"), maxLength: 8 }),
+        );
+        fc.assert(
+          fc.property(s, (value) => {
+            const text = `title eq ${JSON.stringify(value)}`;
+            const f = resolveFilter(USER_RESOURCE, text);
+            expect(f).toMatchObject({ kind: "compare", op: "eq", raw: value, value: fold(value) });
+          }),
+          { seed: 7159, numRuns: 500 },
+        );
+      });
+
+      it("finds every stored User by its exact userName written as a JSON string literal", async () => {
+        for (const { s } of stored) {
+          const text = `userName eq ${JSON.stringify(s.data.userName)}`;
+          expect({ text, ids: await storeIds(resolveFilter(USER_RESOURCE, text)) }).toEqual({ text, ids: [s.id] });
+        }
+      });
+    });
   });
-});
+}

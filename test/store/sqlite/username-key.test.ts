@@ -6,12 +6,12 @@ import { Database } from "bun:sqlite";
 import { afterAll, describe, expect, it } from "bun:test";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { fold } from "../../src/scim/attributes";
-import { resolveFilter, toSearchDoc } from "../../src/scim/filter";
-import { USER_RESOURCE } from "../../src/scim/schema";
-import { APPLICATION_ID, MIGRATIONS } from "../../src/store/sqlite/migrations";
-import { SqliteStore } from "../../src/store/sqlite/sqlite-store";
-import { tempDir } from "../helpers";
+import { fold } from "../../../src/scim/attributes";
+import { resolveFilter, toSearchDoc } from "../../../src/scim/filter";
+import { USER_RESOURCE } from "../../../src/scim/schema";
+import { APPLICATION_ID, MIGRATIONS } from "../../../src/store/sqlite/migrations";
+import { SqliteStore } from "../../../src/store/sqlite/sqlite-store";
+import { tempDir } from "../../helpers";
 
 const tmp = tempDir("scimd-username-key-");
 afterAll(() => tmp.cleanup());

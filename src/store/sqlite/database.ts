@@ -1,0 +1,209 @@
+/**
+ * One scimd SQLite file (bun:sqlite) as the rest of the SQLite store uses it: opened in WAL mode with a
+ * busy timeout, checked to be scimd's, migrated by `PRAGMA user_version`; statements prepared once and
+ * reused; and every write of a request queued into a group commit.
+ */
+import { Database, type Statement } from "bun:sqlite";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from "node:fs";
+import { dirname } from "node:path";
+import { ScimError } from "../../scim/errors";
+import { StoreMissingError, StoreOpenError } from "../store";
+import { APPLICATION_ID, MIGRATIONS } from "./migrations";
+
+type Synchronous = "FULL" | "NORMAL";
+
+export interface SqliteStoreOptions {
+  /** SQLite `synchronous` in WAL mode. FULL (default): a commit survives power loss. */
+  synchronous?: Synchronous;
+  busyTimeoutMs?: number;
+  /**
+   * Create the file (and its folder) when it does not exist: the default, for `serve`. With false a
+   * missing or empty file is refused with StoreMissingError and nothing is created.
+   */
+  create?: boolean;
+}
+
+/** Times the store writes: ISO 8601 UTC strings of one fixed format, so text comparison in SQL orders them. */
+export const nowIso = () => new Date().toISOString();
+
+/** How many statements whose text depends on a request (a filter's shape, a page size) stay prepared. */
+export const DYNAMIC_STATEMENTS = 256;
+
+/**
+ * A LIMIT clause with the row count written into the statement text. A LIMIT given as a bound
+ * parameter costs SQLite a re-preparation on every run (measured with bun:sqlite: a one-row lookup by
+ * userName took 11–13 µs with `LIMIT ?`, 5.5 µs with `LIMIT 1000`). One statement per page size: an
+ * IdP uses one or two, and a client that cycles through many only churns the bounded statement cache
+ * (re-preparation, no growth). OFFSET stays a parameter (no such cost).
+ */
+export function limitSql(limit: number): string {
+  if (!Number.isSafeInteger(limit)) throw new RangeError(`LIMIT must be an integer, got ${limit}`);
+  return `LIMIT ${limit}`;
+}
+
+type Unit = { run: () => void; resolve: () => void; reject: (e: unknown) => void };
+
+export class SqliteDatabase {
+  readonly db: Database;
+  private readonly stmts = new Map<string, Statement>();
+  private readonly dynamicStmts = new Map<string, Statement>();
+  private readonly pending: Unit[] = [];
+
+  constructor(
+    readonly path: string,
+    opts: SqliteStoreOptions = {},
+  ) {
+    const fresh = path === ":memory:" || !existsSync(path) || statSync(path).size === 0;
+    const create = opts.create ?? true;
+    if (!create && fresh && path !== ":memory:") throw new StoreMissingError(path);
+    if (create && path !== ":memory:") {
+      mkdirSync(dirname(path), { recursive: true });
+      if (!existsSync(path)) closeSync(openSync(path, "a", 0o600));
+    }
+    // Without `create` the file is opened read-write only: if it vanished since the check, the open fails.
+    try {
+      this.db = new Database(path, create ? { create: true, strict: true } : { readwrite: true, create: false, strict: true });
+    } catch (e) {
+      // A folder, an unreadable file, a path under a file: say which path could not be opened.
+      throw new StoreOpenError(`cannot open ${path} as a scimd database: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    try {
+      this.db.exec(`PRAGMA busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
+      this.checkIdentity(fresh);
+      this.db.exec("PRAGMA journal_mode = WAL");
+      this.db.exec(`PRAGMA synchronous = ${opts.synchronous ?? "FULL"}`);
+      this.db.exec("PRAGMA foreign_keys = ON");
+      // 16 MiB of page cache (the default is 2 MiB): the lookup indexes of 100,000 users stay in memory.
+      // Measured on 100,000 users: random lookups by userName and id cost the same as with 32 MiB
+      // (15.8 / 12.7 µs against 15.7 / 12.6 µs in-process), and reading a 100,000-member group (which
+      // touches every user row) peaks ~19 MB lower in resident memory.
+      this.db.exec("PRAGMA cache_size = -16384");
+      this.migrate();
+    } catch (e) {
+      this.db.close();
+      if (e instanceof StoreOpenError) throw e;
+      const msg = e instanceof Error ? e.message : String(e);
+      throw new StoreOpenError(`cannot open ${path} as a scimd database: ${msg}`);
+    }
+    if (path !== ":memory:") {
+      for (const f of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
+    }
+  }
+
+  private checkIdentity(fresh: boolean): void {
+    const appId = (this.db.query("PRAGMA application_id").get() as { application_id: number }).application_id;
+    const version = (this.db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
+    const tables = (this.db.query("SELECT count(*) AS n FROM sqlite_master").get() as { n: number }).n;
+    if (appId !== APPLICATION_ID && !(fresh || (appId === 0 && tables === 0)))
+      throw new StoreOpenError(`${this.path} is an SQLite database that scimd did not create; refusing to touch it (choose another --db path)`);
+    if (version > MIGRATIONS.length)
+      throw new StoreOpenError(`${this.path} has schema version ${version}, newer than this scimd understands (${MIGRATIONS.length}); run a newer scimd`);
+  }
+
+  private migrate(): void {
+    const current = (this.db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
+    for (let v = current; v < MIGRATIONS.length; v++) {
+      this.db.transaction(() => {
+        const m = MIGRATIONS[v]!;
+        if (typeof m === "string") this.db.exec(m);
+        else m(this.db);
+        this.db.exec(`PRAGMA application_id = ${APPLICATION_ID}`);
+        this.db.exec(`PRAGMA user_version = ${v + 1}`);
+      }).immediate();
+    }
+  }
+
+  /** A statement of fixed text, prepared on first use and kept for the life of the connection. */
+  q(sql: string): Statement {
+    let s = this.stmts.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.stmts.set(sql, s);
+    }
+    return s;
+  }
+
+  /**
+   * Statements whose text depends on a filter's shape: kept in a bounded LRU cache, so that repeated
+   * shapes (an IdP's `userName eq …`) are prepared once and arbitrary shapes cannot grow memory.
+   */
+  dynamic(sql: string): Statement {
+    let s = this.dynamicStmts.get(sql);
+    if (s) {
+      this.dynamicStmts.delete(sql);
+      this.dynamicStmts.set(sql, s);
+      return s;
+    }
+    s = this.db.prepare(sql);
+    this.dynamicStmts.set(sql, s);
+    if (this.dynamicStmts.size > DYNAMIC_STATEMENTS) {
+      const [oldest, stmt] = this.dynamicStmts.entries().next().value!;
+      this.dynamicStmts.delete(oldest);
+      stmt.finalize();
+    }
+    return s;
+  }
+
+  /**
+   * Group commit: every write of a request is queued as one unit and the units queued in the same
+   * turn of the event loop are committed in one transaction, one fsync. Each unit runs inside its
+   * own SAVEPOINT, so a unit that fails (uniqueness, a stale version, an unknown member) is rolled
+   * back alone and the others commit. A promise resolves only after COMMIT returned: a response
+   * never leaves before its write is durable.
+   */
+  write(run: () => void): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ run, resolve, reject });
+      if (this.pending.length === 1) setImmediate(() => this.flush());
+    });
+  }
+
+  private flush(): void {
+    const batch = this.pending.splice(0);
+    if (batch.length === 0) return;
+    const failures = new Map<number, unknown>();
+    if (this.db.inTransaction) {
+      // Someone holds a transaction on this connection: do not join it, and do not end it.
+      for (const unit of batch) unit.reject(new Error("the store's connection is inside a transaction it did not open"));
+      return;
+    }
+    let began = false;
+    try {
+      this.q("BEGIN IMMEDIATE").run();
+      began = true;
+      batch.forEach((unit, i) => {
+        this.q("SAVEPOINT unit").run();
+        try {
+          unit.run();
+          this.q("RELEASE unit").run();
+        } catch (e) {
+          this.q("ROLLBACK TO unit").run();
+          this.q("RELEASE unit").run();
+          failures.set(i, e);
+        }
+      });
+      this.q("COMMIT").run();
+    } catch (e) {
+      // BEGIN or COMMIT failed (busy beyond the timeout, disk full, I/O error): nothing of the batch is stored.
+      try {
+        if (began && this.db.inTransaction) this.q("ROLLBACK").run();
+      } catch {
+        // the connection already rolled back
+      }
+      const busy = e instanceof Error && /SQLITE_BUSY|database is locked/i.test(`${(e as { code?: string }).code ?? ""} ${e.message}`);
+      const err = busy ? new ScimError(503, "the database is busy (another process holds its write lock); nothing was changed, retry shortly", undefined, { "Retry-After": "1" }) : e;
+      for (const unit of batch) unit.reject(err);
+      return;
+    }
+    batch.forEach((unit, i) => (failures.has(i) ? unit.reject(failures.get(i)) : unit.resolve()));
+  }
+
+  /** Commits (or refuses) the writes still queued, then releases every statement and the connection. */
+  close(): void {
+    this.flush();
+    for (const s of [...this.stmts.values(), ...this.dynamicStmts.values()]) s.finalize();
+    this.stmts.clear();
+    this.dynamicStmts.clear();
+    this.db.close();
+  }
+}

@@ -1,0 +1,259 @@
+/**
+ * Users and Groups in the SQLite store: one table each, a row holding the canonical JSON (`data`), the
+ * search document filters read (`search`), and indexed keys (the case-insensitive name, externalId).
+ * Reads return the stored JSON text beside the lazily parsed data; writes go through the group commit.
+ */
+import { fold } from "../../scim/attributes";
+import { notFound, preconditionFailed, uniqueness, type ScimError } from "../../scim/errors";
+import { toSearchDoc } from "../../scim/filter";
+import type { Resource } from "../../scim/resource";
+import { rtOf, type ResourceKind, type ResourceTypeDef } from "../../scim/schema";
+import { userNameKey } from "../../scim/username";
+import type { CreateInput, DeleteOptions, GroupRef, ResourceStore, SearchPage, SearchQuery, StoredResource, UpdateInput } from "../store";
+import { DYNAMIC_STATEMENTS, limitSql, nowIso, type SqliteDatabase } from "./database";
+import { GROUPS_COLUMN, type SqliteMembership } from "./membership";
+import { compileFilter, compileOrder } from "./sql-filter";
+
+type Row = { seq: number; id: string; created: string; last_modified: string; version: number; data: string; groups?: string };
+/** A row as a write reads it before changing it: `key` is its stored uniqueness key. */
+type CurrentRow = { seq: number; version: number; created: string; last_modified: string; data: string; key: string };
+
+/** What a write checks against the row it finds: UpdateInput and DeleteOptions both carry them. */
+type Conditions = Pick<UpdateInput, "expectedVersion" | "precondition">;
+
+const COLUMNS = "r.seq, r.id, r.created, r.last_modified, r.version, r.data";
+
+/** What differs between the users and the groups table; each statement text is fixed, so it is prepared once. */
+interface Table {
+  kind: ResourceKind;
+  name: "users" | "groups";
+  rt: ResourceTypeDef;
+  /** The attribute unique among the type's resources, compared through `key`. */
+  nameAttr: "userName" | "displayName";
+  key: (data: Resource) => string;
+  sql: { get: string; keyTaken: string; insert: string; current: string; update: string; delete: string; count: string };
+}
+
+type TableSpec = Pick<Table, "kind" | "name" | "nameAttr" | "key"> & { keyColumn: string; /** What `get` reads. */ getColumns: string };
+
+function table({ kind, name, nameAttr, key, keyColumn, getColumns }: TableSpec): Table {
+  return {
+    kind,
+    name,
+    rt: rtOf(kind),
+    nameAttr,
+    key,
+    sql: {
+      get: `SELECT ${getColumns} FROM ${name} r WHERE r.id = ?`,
+      keyTaken: `SELECT 1 FROM ${name} WHERE ${keyColumn} = ?`,
+      insert: `INSERT INTO ${name} (id, ${keyColumn}, external_id, created, last_modified, version, data, search) VALUES (?, ?, ?, ?, ?, 1, ?, ?) RETURNING seq`,
+      current: `SELECT seq, version, created, last_modified, data, ${keyColumn} AS key FROM ${name} WHERE id = ?`,
+      update: `UPDATE ${name} SET ${keyColumn} = ?, external_id = ?, last_modified = ?, version = version + 1, data = ?, search = ? WHERE seq = ?`,
+      delete: `DELETE FROM ${name} WHERE seq = ?`,
+      count: `SELECT count(*) AS n FROM ${name}`,
+    },
+  };
+}
+
+const TABLES: Record<ResourceKind, Table> = {
+  // A User is read with its groups (GROUPS_COLUMN): one read, not two.
+  User: table({ kind: "User", name: "users", nameAttr: "userName", key: (d) => userNameKey(String(d.userName)), keyColumn: "user_name_key", getColumns: `${COLUMNS}, ${GROUPS_COLUMN}` }),
+  Group: table({ kind: "Group", name: "groups", nameAttr: "displayName", key: (d) => fold(String(d.displayName)), keyColumn: "display_name_key", getColumns: COLUMNS }),
+};
+
+const uniquenessOf = (t: Table, data: Resource): ScimError =>
+  uniqueness(`a ${t.kind} with ${t.nameAttr} "${String(data[t.nameAttr])}" already exists (${t.nameAttr} is compared case-insensitively)`);
+
+const isUniqueViolation = (e: unknown): boolean => e instanceof Error && /UNIQUE constraint failed/.test(e.message);
+
+/** externalId is caseExact: its key is the NFC form, as filters normalise their literal. */
+const externalIdKey = (data: Resource) => (typeof data.externalId === "string" ? data.externalId.normalize("NFC") : null);
+
+function emailKeys(data: Resource): string[] {
+  const emails = data.emails;
+  if (!Array.isArray(emails)) return [];
+  const keys = new Set<string>();
+  for (const e of emails) if (e && typeof e === "object" && typeof (e as Resource).value === "string") keys.add(fold((e as Resource).value as string));
+  return [...keys];
+}
+
+/** A stored row as a StoredResource whose `data` is parsed only when read; `json` keeps the text. */
+function toStored(row: Row): StoredResource {
+  const text = row.data;
+  let parsed: Resource | undefined;
+  const s = { id: row.id, version: row.version, created: row.created, lastModified: row.last_modified } as StoredResource;
+  Object.defineProperty(s, "data", {
+    enumerable: true,
+    configurable: true,
+    get: () => (parsed ??= JSON.parse(text) as Resource),
+    set: (v: Resource) => (parsed = v),
+  });
+  Object.defineProperty(s, "json", { value: text, enumerable: false });
+  if (row.groups !== undefined) s.groups = (JSON.parse(row.groups) as [string, string][]).map(([value, display]) => ({ value, display }));
+  return s;
+}
+
+export class SqliteResources implements Omit<ResourceStore, "memberPage" | "groupsOf"> {
+  private readonly sortPlans = new Map<string, boolean>();
+
+  constructor(
+    private readonly d: SqliteDatabase,
+    private readonly members: SqliteMembership,
+  ) {}
+
+  async get(kind: ResourceKind, id: string): Promise<StoredResource | undefined> {
+    const row = this.d.q(TABLES[kind].sql.get).get(id) as Row | null;
+    return row ? toStored(row) : undefined;
+  }
+
+  async create(kind: ResourceKind, input: CreateInput): Promise<StoredResource> {
+    const t = TABLES[kind];
+    const now = nowIso();
+    const data = JSON.stringify(input.data);
+    const search = JSON.stringify(toSearchDoc(t.rt, input.data));
+    const run = () => {
+      const key = this.claimKey(t, input.data);
+      const row = this.d.q(t.sql.insert).get(input.id, key, externalIdKey(input.data), now, now, data, search) as { seq: number };
+      if (kind === "User") this.writeEmails(row.seq, input.data, false);
+      if (kind === "Group" && input.members?.length) this.members.addTo(row.seq, input.members);
+    };
+    try {
+      await this.d.write(run);
+    } catch (e) {
+      // claimKey checked the name in the same transaction, so what is left to clash is the id the caller chose: a 409 too, never SQLite's text.
+      throw isUniqueViolation(e) ? uniquenessOf(t, input.data) : e;
+    }
+    const created: StoredResource = { id: input.id, data: input.data, version: 1, created: now, lastModified: now };
+    if (kind === "User") created.groups = [];
+    return created;
+  }
+
+  async update(kind: ResourceKind, id: string, input: UpdateInput): Promise<StoredResource> {
+    const t = TABLES[kind];
+    const now = nowIso();
+    const data = JSON.stringify(input.data);
+    let result: StoredResource | undefined;
+    await this.d.write(() => {
+      const cur = this.current(t, id, input);
+      // The key claimKey returns is free (or the row's own) in this transaction, so the UPDATE below cannot violate its UNIQUE index.
+      const key = this.claimKey(t, input.data, cur);
+      let memberRows = 0;
+      if (kind === "Group") {
+        if (input.members) memberRows += this.members.apply(cur.seq, { kind: "replace", ids: input.members });
+        for (const c of input.memberChanges ?? []) memberRows += this.members.apply(cur.seq, c);
+      }
+      if (data === cur.data && memberRows === 0) {
+        // Nothing changed (an IdP re-sending what is stored): the version stays, so If-Match stays valid.
+        result = { id, data: input.data, version: cur.version, created: cur.created, lastModified: cur.last_modified };
+        if (kind === "User") result.groups = this.members.groupsOf(id);
+        return;
+      }
+      this.d.q(t.sql.update).run(key, externalIdKey(input.data), now, data, JSON.stringify(toSearchDoc(t.rt, input.data)), cur.seq);
+      if (kind === "User") this.writeEmails(cur.seq, input.data, true);
+      result = { id, data: input.data, version: cur.version + 1, created: cur.created, lastModified: now };
+      if (kind === "User") result.groups = this.members.groupsOf(id);
+    });
+    return result!;
+  }
+
+  async delete(kind: ResourceKind, id: string, opts: DeleteOptions = {}): Promise<void> {
+    const t = TABLES[kind];
+    const now = nowIso();
+    await this.d.write(() => {
+      const cur = this.current(t, id, opts);
+      this.members.forget(kind, cur.seq, now);
+      if (kind === "User") this.d.q("DELETE FROM user_emails WHERE user_seq = ?").run(cur.seq);
+      this.d.q(t.sql.delete).run(cur.seq);
+    });
+  }
+
+  /**
+   * The row a write is about to change, read inside the write: 404 when absent, 412 when
+   * `expectedVersion` is stale, and whatever the `precondition` throws, checked against the resource
+   * as it is at that moment (a User with its groups).
+   */
+  private current(t: Table, id: string, conditions: Conditions): CurrentRow {
+    const cur = this.d.q(t.sql.current).get(id) as CurrentRow | null;
+    if (!cur) throw notFound(`${t.kind} ${id} not found`);
+    if (conditions.expectedVersion !== undefined && cur.version !== conditions.expectedVersion)
+      throw preconditionFailed(`${t.kind} ${id} has changed (version W/"${cur.version}", expected W/"${conditions.expectedVersion}"); read it again and retry`);
+    if (conditions.precondition) {
+      const s: StoredResource = { id, data: JSON.parse(cur.data), version: cur.version, created: cur.created, lastModified: cur.last_modified };
+      if (t.kind === "User") s.groups = this.members.groupsOf(id);
+      conditions.precondition(s);
+    }
+    return cur;
+  }
+
+  /**
+   * The uniqueness key to store for `data` (inside the write): throws 409 uniqueness when another
+   * resource of the type holds it. For an update (`cur`), the row's own key is no clash, and a
+   * User that migration 2 could not re-key (another user holds its new key) keeps its old key while its
+   * userName stays as stored.
+   */
+  private claimKey(t: Table, data: Resource, cur?: CurrentRow): string {
+    const key = t.key(data);
+    if (key === cur?.key) return key;
+    if (!this.d.q(t.sql.keyTaken).get(key)) return key;
+    if (cur && (JSON.parse(cur.data) as Resource)[t.nameAttr] === data[t.nameAttr]) return cur.key;
+    throw uniquenessOf(t, data);
+  }
+
+  private writeEmails(seq: number, data: Resource, replace: boolean): void {
+    if (replace) this.d.q("DELETE FROM user_emails WHERE user_seq = ?").run(seq);
+    for (const k of emailKeys(data)) this.d.q("INSERT OR IGNORE INTO user_emails (user_seq, value_key) VALUES (?, ?)").run(seq, k);
+  }
+
+  async search(kind: ResourceKind, query: SearchQuery): Promise<SearchPage> {
+    const t = TABLES[kind];
+    const where = query.filter ? compileFilter(kind, query.filter) : undefined;
+    const count = () =>
+      where
+        ? (this.d.dynamic(`SELECT count(*) AS n FROM ${t.name} r WHERE ${where.sql}`).get(...where.params) as { n: number }).n
+        : (this.d.q(t.sql.count).get() as { n: number }).n;
+    if (query.limit <= 0) return { total: count(), resources: [] };
+    const [tail, params] =
+      !where && !query.sortBy
+        ? // Unfiltered pages in creation order skip through the narrow seq index, not the wide rows.
+          [`FROM ${t.name} r WHERE r.seq >= (SELECT seq FROM ${t.name} ORDER BY seq LIMIT 1 OFFSET ?) ORDER BY r.seq ${limitSql(query.limit)}`, [query.offset]]
+        : [
+            `FROM ${t.name} r WHERE ${where?.sql ?? "1"} ORDER BY ${compileOrder(kind, query.sortBy, query.descending ?? false)} ${limitSql(query.limit)} OFFSET ?`,
+            [...(where?.params ?? []), query.offset],
+          ];
+    // A User's groups: as a column of the page query when SQLite reads the rows in the page's order
+    // (creation order, a lookup by a unique key), since the column is then computed for the page's
+    // rows only; when the query must sort every match first, the column would be computed for every
+    // match, so the page's groups come from a second statement instead.
+    const folded = kind === "User" && !this.sortsEveryMatch(tail);
+    const rows = this.d.dynamic(`SELECT ${COLUMNS}${folded ? `, ${GROUPS_COLUMN}` : ""} ${tail}`).all(...params) as Row[];
+    // A first page that is not full holds every match: no count query needed (an IdP's lookup by userName).
+    const total = query.offset === 0 && rows.length < query.limit ? rows.length : count();
+    const resources = rows.map(toStored);
+    if (kind === "User" && !folded && resources.length) {
+      const bySeq: Map<number, GroupRef[]> = this.members.groupsOfUsers(rows.map((r) => r.seq));
+      rows.forEach((row, i) => (resources[i]!.groups = bySeq.get(row.seq)!));
+    }
+    return { total, resources };
+  }
+
+  /**
+   * Whether SQLite's plan for the page query `SELECT … <tail>` sorts every match before taking the
+   * page (asked once per distinct tail).
+   */
+  private sortsEveryMatch(tail: string): boolean {
+    let sorts = this.sortPlans.get(tail);
+    if (sorts === undefined) {
+      const explain = this.d.db.prepare(`EXPLAIN QUERY PLAN SELECT ${COLUMNS} ${tail}`);
+      let plan: { detail: string }[];
+      try {
+        plan = explain.all() as { detail: string }[];
+      } finally {
+        explain.finalize();
+      }
+      sorts = plan.some((p) => /\bTEMP B-TREE\b/.test(p.detail));
+      if (this.sortPlans.size >= DYNAMIC_STATEMENTS) this.sortPlans.clear();
+      this.sortPlans.set(tail, sorts);
+    }
+    return sorts;
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * API tokens in the SQLite store: one row per secret (only its hash), a name with one current secret
+ * and the rotated-out ones, each accepted until its `expires`.
+ */
+import { TokenNameTaken, type RotatedToken, type TokenRecord, type TokenStore } from "../store";
+import { nowIso, type SqliteDatabase } from "./database";
+
+type TokenRow = { id: string; name: string; created: string; last_used: string | null; expires: string | null };
+const TOKEN_COLUMNS = "id, name, created, last_used, expires";
+const tokenRecord = (r: TokenRow): TokenRecord => ({ id: r.id, name: r.name, created: r.created, lastUsed: r.last_used, expires: r.expires });
+
+export class SqliteTokens implements TokenStore {
+  /** When this process last recorded each token's use. */
+  private readonly touched = new Map<string, number>();
+
+  constructor(private readonly d: SqliteDatabase) {}
+
+  async createToken(name: string, hash: string): Promise<TokenRecord> {
+    const rec: TokenRecord = { id: crypto.randomUUID(), name, created: nowIso(), lastUsed: null, expires: null };
+    // One statement: the name check and the insert cannot be split by another process's insert.
+    const inserted = this.d.q("INSERT INTO tokens (id, name, hash, created) SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS (SELECT 1 FROM tokens WHERE name = ?2)").run(
+      rec.id,
+      name,
+      hash,
+      rec.created,
+    ).changes;
+    if (inserted === 0) throw new TokenNameTaken(name);
+    return rec;
+  }
+
+  async rotateToken(name: string, hash: string, graceMs: number): Promise<RotatedToken | undefined> {
+    const now = Date.now();
+    const created = new Date(now).toISOString();
+    const until = new Date(now + graceMs).toISOString();
+    return this.d.db
+      .transaction((): RotatedToken | undefined => {
+        if (!this.d.q("SELECT 1 FROM tokens WHERE name = ?").get(name)) return undefined;
+        // Every older secret of the name stops at `until` at the latest (one rotated before keeps its earlier end).
+        this.d.q("UPDATE tokens SET expires = ?2 WHERE name = ?1 AND (expires IS NULL OR expires > ?2)").run(name, until);
+        const token: TokenRecord = { id: crypto.randomUUID(), name, created, lastUsed: null, expires: null };
+        this.d.q("INSERT INTO tokens (id, name, hash, created) VALUES (?, ?, ?, ?)").run(token.id, name, hash, created);
+        const retiring = (this.d.q(`SELECT ${TOKEN_COLUMNS} FROM tokens WHERE name = ?1 AND expires > ?2 ORDER BY created, rowid`).all(name, created) as TokenRow[]).map(tokenRecord);
+        return { token, retiring };
+      })
+      .immediate();
+  }
+
+  async findToken(hash: string): Promise<TokenRecord | undefined> {
+    // An expired secret is not found: the check is part of the lookup, so a running server refuses
+    // a rotated-out secret on the first request after its grace period, with no restart or cache.
+    const row = this.d.q(`SELECT ${TOKEN_COLUMNS} FROM tokens WHERE hash = ? AND (expires IS NULL OR expires > ?)`).get(hash, nowIso()) as TokenRow | null;
+    if (!row) return undefined;
+    const now = Date.now();
+    if ((this.touched.get(row.id) ?? 0) < now - 60_000) {
+      this.touched.set(row.id, now);
+      try {
+        this.d.q("UPDATE tokens SET last_used = ? WHERE id = ?").run(new Date(now).toISOString(), row.id);
+      } catch {
+        // Recording last use is best effort: a busy database must not fail the request.
+      }
+    }
+    return tokenRecord(row);
+  }
+
+  async listTokens(): Promise<TokenRecord[]> {
+    return (this.d.q(`SELECT ${TOKEN_COLUMNS} FROM tokens ORDER BY created, rowid`).all() as TokenRow[]).map(tokenRecord);
+  }
+
+  async revokeToken(idOrName: string): Promise<number> {
+    return this.d.q("DELETE FROM tokens WHERE id = ? OR name = ?").run(idOrName, idOrName).changes;
+  }
+
+  async tokenCount(): Promise<number> {
+    return (this.d.q("SELECT count(*) AS n FROM tokens WHERE expires IS NULL OR expires > ?").get(nowIso()) as { n: number }).n;
+  }
+}

@@ -1,0 +1,18 @@
+/**
+ * The store contract (test/store/contract.ts) run against the SQLite store: each database a real file
+ * in a temp folder, opened the way `serve` opens it, through openStore.
+ */
+import { afterAll } from "bun:test";
+import { join } from "node:path";
+import { openStore } from "../../../src/store/open";
+import { tempDir } from "../../helpers";
+import { storeContract } from "../contract";
+
+const tmp = tempDir("scimd-sqlite-contract-");
+afterAll(() => tmp.cleanup());
+let seq = 0;
+
+storeContract("SQLite", async () => {
+  const path = join(tmp.dir, `db-${++seq}`, "scimd.db");
+  return { store: await openStore(path), reopen: () => openStore(path) };
+});
