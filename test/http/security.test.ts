@@ -162,6 +162,10 @@ describe("every SCIM route requires a bearer token (RFC 7644 §2, RFC 6750 §3)"
     ["an empty token", () => "Bearer "],
     ["a 100,000-character token", () => `Bearer ${"a".repeat(100_000)}`],
     ["the token twice, comma-separated", (t: string) => `Bearer ${t}, Bearer ${t}`],
+    // The plugin cuts the token one character after the scheme, whatever that character is.
+    ["the token after 'Bearer:' (no space after the scheme)", (t: string) => `Bearer:${t}`],
+    ["the token after 'bearer_' (another scheme that begins like Bearer)", (t: string) => `bearer_${t}`],
+    ["the token right after the scheme name", (t: string) => `Bearer${t}`],
   ])("refuses %s with 401", async (_c, make) => {
     const r = await handle(app, "GET", `${SCIM_BASE_PATH}/Users?count=0`, { Authorization: make(token) });
     expectUnauthorized(r, _c);
