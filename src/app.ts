@@ -5,12 +5,12 @@
 import { Elysia, NotFoundError } from "elysia";
 import { authPlugin, FailureLimiter } from "./http/auth";
 import { discoveryController } from "./http/discovery";
-import { rawQuery, resourceController, searchParams } from "./http/resources";
+import { resourceController, rootSearchController } from "./http/resources";
 import { caseInsensitiveRoutes, originOf, pathOf, withPath } from "./http/routing";
-import { readJsonBody, scimPlugin, scimResponse, type RouteShape } from "./http/scim-plugin";
+import { scimPlugin, type RouteShape } from "./http/scim-plugin";
 import { ScimError } from "./scim/errors";
+import { ScimOperations } from "./scim/operations";
 import { MAX_OPERATIONS } from "./scim/patch";
-import { ScimService } from "./scim/service";
 import type { Store } from "./store/store";
 
 export const SCIM_BASE_PATH = "/api/v1/scim";
@@ -35,12 +35,13 @@ export function createApp(o: AppOptions) {
   const log = o.log ?? ((line: string) => console.error(line));
   const maxResults = o.maxResults ?? DEFAULTS.maxResults;
   const maxBodyBytes = o.maxBodyBytes ?? DEFAULTS.maxBodyBytes;
-  const service = new ScimService(o.store, { strict: o.strict ?? false, maxResults, log });
+  const operations = new ScimOperations(o.store, { strict: o.strict ?? false, maxResults, log });
   const configured = o.baseUrl?.replace(/\/+$/, "");
   const baseUrl = (request: Request) => configured ?? `${originOf(request.url)}${SCIM_BASE_PATH}`;
   const limiter = new FailureLimiter({ maxFailures: o.authFailuresPerMinute ?? DEFAULTS.authFailuresPerMinute, windowMs: 60_000 });
   const addressOf = o.addressOf ?? (() => "local");
-  const deps = { service, baseUrl, maxBodyBytes };
+  const auth = authPlugin(o.store, limiter, addressOf);
+  const deps = { operations, auth, baseUrl, maxBodyBytes };
 
   let routes: RouteShape[] = [];
   // Both set once the app exists (below): the catch-all route dispatches a request again through it.
@@ -56,17 +57,11 @@ export function createApp(o: AppOptions) {
     return dispatch(copy);
   };
   const scim = new Elysia({ prefix: SCIM_BASE_PATH })
-    .use(authPlugin(o.store, limiter, addressOf))
+    .use(auth)
     .use(discoveryController({ maxResults, maxPayloadBytes: maxBodyBytes, maxOperations: MAX_OPERATIONS }, baseUrl))
     .use(resourceController("User", deps))
     .use(resourceController("Group", deps))
-    // A query on the service root (RFC 7644 §3.4.2.1) covers every resource type, like POST /.search.
-    .get("", async ({ request }) => scimResponse(200, await service.list(undefined, rawQuery(request), baseUrl(request))))
-    .post(
-      "/.search",
-      async ({ request }) => scimResponse(200, await service.list(undefined, searchParams(await readJsonBody(request, maxBodyBytes)), baseUrl(request))),
-      { parse: "none" },
-    )
+    .use(rootSearchController(deps))
     .post("/Bulk", () => {
       throw new ScimError(501, "bulk operations are not supported (see /ServiceProviderConfig)");
     })

@@ -79,7 +79,8 @@ export class FailureLimiter {
 /**
  * The authentication plugin: every route of an instance that uses it (and of the instance that uses
  * that one) answers 401/429 unless the request carries a valid token, and has `caller`, the token's
- * record, in its context.
+ * record, in its context. Controllers use the same instance for the type of `caller`; Elysia
+ * registers a named plugin once per app, so the hooks run once per request.
  */
 export function authPlugin(tokens: TokenStore, limiter: FailureLimiter, addressOf: (request: Request) => string) {
   // The transform must come before the plugin's derive, which reads ctx.headers when it runs.
