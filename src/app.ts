@@ -6,8 +6,8 @@ import { Elysia, NotFoundError } from "elysia";
 import { authPlugin, FailureLimiter } from "./http/auth";
 import { discoveryController } from "./http/discovery";
 import { resourceController, rootSearchController } from "./http/resources";
-import { caseInsensitiveRoutes, originOf, pathOf, withPath } from "./http/routing";
-import { scimPlugin, type RouteShape } from "./http/scim-plugin";
+import { caseInsensitiveRoutes, originOf, pathOf, routedMethods, withPath } from "./http/routing";
+import { scimPlugin } from "./http/scim-plugin";
 import { ScimError } from "./scim/errors";
 import { ScimOperations } from "./scim/operations";
 import { MAX_OPERATIONS } from "./scim/patch";
@@ -43,7 +43,8 @@ export function createApp(o: AppOptions) {
   const auth = authPlugin(o.store, limiter, addressOf);
   const deps = { operations, auth, baseUrl, maxBodyBytes };
 
-  let routes: RouteShape[] = [];
+  // The methods the router serves a path with (for 405), set once the app exists (below).
+  let allowedMethods: (path: string) => string[] = () => [];
   // Both set once the app exists (below): the catch-all route dispatches a request again through it.
   let canonicalPath: ((path: string) => string | undefined) | undefined;
   let dispatch: ((request: Request) => Promise<Response>) | undefined;
@@ -72,21 +73,15 @@ export function createApp(o: AppOptions) {
     .all("/*", noRoute, { parse: "none" });
 
   const app = new Elysia()
-    .use(
-      scimPlugin({
-        routes: () => routes,
-        log,
-      }),
-    )
+    .use(scimPlugin({ allowedMethods: (path) => allowedMethods(path), log }))
     .get("/healthz", () => new Response(JSON.stringify({ status: "ok" }), { headers: { "Content-Type": "application/json" } }))
     .use(scim);
 
   const real = app.routes.filter((r) => r.handler !== noRoute);
   canonicalPath = caseInsensitiveRoutes(SCIM_BASE_PATH, real.map((r) => r.path));
   dispatch = (request) => app.handle(request);
-  routes = real.map((r) => ({
-    method: r.method,
-    pattern: new RegExp("^" + r.path.replace(/(.)\/$/, "$1").replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replace(/:[A-Za-z]+/g, "[^/]+") + "/?$"),
-  }));
+  // An ALL route serves every method, so it never leaves one to refuse: the methods a 405 can name are the others.
+  const methods = [...new Set(real.map((r) => r.method))].filter((m) => m !== "ALL");
+  allowedMethods = (path) => routedMethods(app.router, methods, path);
   return app;
 }

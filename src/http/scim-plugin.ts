@@ -182,30 +182,26 @@ export async function readJsonBody(request: Request, maxBytes: number): Promise<
   }
 }
 
-export interface RouteShape {
-  method: string;
-  pattern: RegExp;
-}
-
 /**
- * The SCIM plugin: the error renderer for every route of the app. `routes` lets an unknown method on a
- * known path answer 405 instead of 404; under the SCIM base path that answer comes only after
- * authentication (app.ts routes unknown paths there through the auth plugin). Bodies are read by the
- * handlers with `readJsonBody`, after authentication, never by Elysia's parsers (routes declare
- * `parse: "none"`).
+ * The SCIM plugin: the error renderer for every route of the app. `allowedMethods` (the methods the
+ * app's router serves a path with) lets an unknown method on a known path answer 405 instead of 404;
+ * under the SCIM base path that answer comes only after authentication (app.ts routes unknown paths
+ * there through the auth plugin). Bodies are read by the handlers with `readJsonBody`, after
+ * authentication, never by Elysia's parsers (routes declare `parse: "none"`).
  */
 export function scimPlugin(opts: {
-  routes: () => RouteShape[];
+  allowedMethods: (path: string) => string[];
   log: (line: string) => void;
 }) {
-  return new Elysia({ name: "scim" }).onError({ as: "global" }, ({ code, error, request }) => {
+  return new Elysia({ name: "scim" }).onError({ as: "global" }, ({ code, error, request, path: routed }) => {
     if (error instanceof ScimError) return errorResponse(error);
     const path = pathOf(request.url);
     switch (code) {
       case "NOT_FOUND": {
-        const sameRoute = opts.routes().filter((r) => r.pattern.test(path));
-        if (sameRoute.length)
-          return errorResponse(methodNotAllowed(`${request.method} is not allowed on ${path}; allowed: ${[...new Set(sameRoute.map((r) => r.method))].join(", ")}`));
+        // Asked of the router with the path it routed by (the context's `path`), so the answer cannot
+        // contradict it; the request's own path only if a context should come without one.
+        const allowed = opts.allowedMethods(routed ?? path);
+        if (allowed.length) return errorResponse(methodNotAllowed(`${request.method} is not allowed on ${path}; allowed: ${allowed.join(", ")}`));
         return errorResponse(notFound(`no SCIM endpoint at ${request.method} ${path}`));
       }
       case "VALIDATION":

@@ -167,7 +167,7 @@ describe("the binary's authentication on every route of the app (RFC 7644 §2, R
   );
 });
 
-describe("the binary reads the Authorization header like the source", () => {
+describe("the binary reads the Authorization header and routes like the source", () => {
   test.each([
     ["two spaces after the scheme", (t: string) => `Bearer  ${t}`],
     ["a tab after the lower-case scheme", (t: string) => `bearer\t${t}`],
@@ -184,6 +184,27 @@ describe("the binary reads the Authorization header like the source", () => {
       if (b.status === 401 || b.status === 429 || b.status !== s.status || b.body?.scimType !== s.body?.scimType) wrong.push(`${route.method} ${route.path}: the binary answered ${b.status}, the source ${s.status}`);
     }
     expect(wrong).toEqual([]);
+  });
+
+  test.each([
+    ["DELETE", "/Users"],
+    ["PUT", "/Groups"],
+    ["POST", "/ServiceProviderConfig"],
+    ["DELETE", "/users"],
+    ["POST", "/Users/no-such-id"],
+  ])("answers %s <base>%s with the 405 the source gives, naming the methods its route table serves", async (method, path) => {
+    const sent: Sent = { method, path: `${SCIM_BASE_PATH}${path}`, headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/scim+json" }, body: method === "DELETE" ? undefined : "{}" };
+    const [b, s] = [await toBinary(sent), await toSource(sent)];
+    expectScimErrorBody(b, 405, `${method} ${path}`);
+    expect(b.body.detail).toBe(s.body.detail);
+  });
+
+  it("answers a stranger's request without a Host header on a known path with 404 or 401, never a 405 naming methods", async () => {
+    const port = Number(new URL(server.url).port);
+    for (const [method, path] of [["PUT", "/Users"], ["DELETE", "/Groups"], ["POST", "/Users/x"], ["GET", "/Users"]]) {
+      const r = await rawRequest(port, `${method} ${SCIM_BASE_PATH}${path} HTTP/1.0\r\n`);
+      expect({ method, path, status: [401, 404].includes(r.status), allowed: r.body.includes("allowed") }).toEqual({ method, path, status: true, allowed: false });
+    }
   });
 });
 

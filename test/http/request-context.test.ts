@@ -68,7 +68,7 @@ beforeAll(async () => {
   const auth = authPlugin(store, new FailureLimiter({ maxFailures: 1000, windowMs: 60_000 }), () => "test");
   const deps = { operations: ops, auth, baseUrl: () => BASE, maxBodyBytes: 1 << 20 };
   app = new Elysia()
-    .use(scimPlugin({ routes: () => [], log: () => {} }))
+    .use(scimPlugin({ allowedMethods: () => [], log: () => {} }))
     .use(new Elysia({ prefix: SCIM_BASE_PATH }).use(auth).use(resourceController("User", deps)).use(resourceController("Group", deps)).use(rootSearchController(deps)));
 });
 afterAll(async () => {

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { createApp, SCIM_BASE_PATH } from "../../src/app";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store";
 import { hashToken, newToken } from "../../src/tokens";
-import { expectScimError, groupBody, patchBody, startServer, tempDir, userBody, type TestResponse, type TestServer } from "../helpers";
+import { expectScimError, groupBody, patchBody, rawRequest, startServer, tempDir, userBody, type TestResponse, type TestServer } from "../helpers";
 
 const HOST = "http://scimd.test";
 
@@ -131,6 +131,24 @@ describe("every SCIM route requires a bearer token (RFC 7644 §2, RFC 6750 §3)"
   ])("answers 401 (not 404 or 405) to %s <base>%s without a token: routes cannot be probed", async (method, path) => {
     const r = await handle(app, method, `${SCIM_BASE_PATH}${path}`, {}, bodyFor(method));
     expectUnauthorized(r, `${method} ${path}`);
+  });
+
+  test.each([
+    ["no Host header (HTTP/1.0)", "HTTP/1.0\r\n"],
+    ["a Host shorter than four characters", "HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"],
+  ])("answers a stranger whose request has %s with 401 or 404 on every route and method, never a 405 naming methods", async (_what, rest) => {
+    // Elysia reads the path of such a URL from its 12th character on, so the request may reach no
+    // authenticated route at all: the answer must then say no more than any unknown path does.
+    const server = createApp({ store, authFailuresPerMinute: 1_000_000, log: () => {} }).listen({ port: 0, hostname: "127.0.0.1" });
+    try {
+      for (const route of routes)
+        for (const method of ["GET", "POST", "PUT", "PATCH", "DELETE"]) {
+          const r = await rawRequest(server.server!.port!, `${method} ${concrete(route.path)} ${rest}`);
+          expect({ route: route.path, method, status: [401, 404].includes(r.status), allowed: r.body.includes("allowed") }).toEqual({ route: route.path, method, status: true, allowed: false });
+        }
+    } finally {
+      await server.stop(true);
+    }
   });
 
   test.each(["/Users", "/Users/x", "/NoSuchThing"])("answers HEAD <base>%s without a token with 401 and WWW-Authenticate: Bearer (a HEAD has no body)", async (path) => {
