@@ -6,12 +6,12 @@ import { Elysia, NotFoundError } from "elysia";
 import { DEFAULTS } from "./config";
 import { authPlugin, FailureLimiter } from "./http/auth";
 import { discoveryController } from "./http/discovery";
-import { rawQuery, resourceController, searchParams } from "./http/resources";
-import { caseInsensitiveRoutes, originOf, pathOf, withPath } from "./http/routing";
-import { readJsonBody, scimPlugin, scimResponse, type RouteShape } from "./http/scim-plugin";
+import { resourceController, rootSearchController } from "./http/resources";
+import { caseInsensitiveRoutes, originOf, pathOf, routedMethods, withPath } from "./http/routing";
+import { scimPlugin } from "./http/scim-plugin";
 import { ScimError } from "./scim/errors";
+import { ScimOperations } from "./scim/operations";
 import { MAX_OPERATIONS } from "./scim/patch";
-import { ScimService } from "./scim/service";
 import type { Store } from "./store/store";
 
 export const SCIM_BASE_PATH = "/api/v1/scim";
@@ -34,14 +34,16 @@ export function createApp(o: AppOptions) {
   const log = o.log ?? ((line: string) => console.error(line));
   const maxResults = o.maxResults ?? DEFAULTS.maxResults;
   const maxBodyBytes = o.maxBodyBytes ?? DEFAULTS.maxBodyBytes;
-  const service = new ScimService(o.store, { strict: o.strict ?? false, maxResults, log });
+  const operations = new ScimOperations(o.store, { strict: o.strict ?? false, maxResults, log });
   const configured = o.baseUrl?.replace(/\/+$/, "");
   const baseUrl = (request: Request) => configured ?? `${originOf(request.url)}${SCIM_BASE_PATH}`;
   const limiter = new FailureLimiter({ maxFailures: o.authFailuresPerMinute ?? DEFAULTS.authFailuresPerMinute, windowMs: 60_000 });
   const addressOf = o.addressOf ?? (() => "local");
-  const deps = { service, baseUrl, maxBodyBytes };
+  const auth = authPlugin(o.store, limiter, addressOf);
+  const deps = { operations, auth, baseUrl, maxBodyBytes };
 
-  let routes: RouteShape[] = [];
+  // The methods the router serves a path with (for 405), set once the app exists (below).
+  let allowedMethods: (path: string) => string[] = () => [];
   // Both set once the app exists (below): the catch-all route dispatches a request again through it.
   let canonicalPath: ((path: string) => string | undefined) | undefined;
   let dispatch: ((request: Request) => Promise<Response>) | undefined;
@@ -55,17 +57,11 @@ export function createApp(o: AppOptions) {
     return dispatch(copy);
   };
   const scim = new Elysia({ prefix: SCIM_BASE_PATH })
-    .use(authPlugin(o.store, limiter, addressOf))
+    .use(auth)
     .use(discoveryController({ maxResults, maxPayloadBytes: maxBodyBytes, maxOperations: MAX_OPERATIONS }, baseUrl))
     .use(resourceController("User", deps))
     .use(resourceController("Group", deps))
-    // A query on the service root (RFC 7644 §3.4.2.1) covers every resource type, like POST /.search.
-    .get("", async ({ request }) => scimResponse(200, await service.list(undefined, rawQuery(request), baseUrl(request))))
-    .post(
-      "/.search",
-      async ({ request }) => scimResponse(200, await service.list(undefined, searchParams(await readJsonBody(request, maxBodyBytes)), baseUrl(request))),
-      { parse: "none" },
-    )
+    .use(rootSearchController(deps))
     .post("/Bulk", () => {
       throw new ScimError(501, "bulk operations are not supported (see /ServiceProviderConfig)");
     })
@@ -76,21 +72,15 @@ export function createApp(o: AppOptions) {
     .all("/*", noRoute, { parse: "none" });
 
   const app = new Elysia()
-    .use(
-      scimPlugin({
-        routes: () => routes,
-        log,
-      }),
-    )
+    .use(scimPlugin({ allowedMethods: (path) => allowedMethods(path), log }))
     .get("/healthz", () => new Response(JSON.stringify({ status: "ok" }), { headers: { "Content-Type": "application/json" } }))
     .use(scim);
 
   const real = app.routes.filter((r) => r.handler !== noRoute);
   canonicalPath = caseInsensitiveRoutes(SCIM_BASE_PATH, real.map((r) => r.path));
   dispatch = (request) => app.handle(request);
-  routes = real.map((r) => ({
-    method: r.method,
-    pattern: new RegExp("^" + r.path.replace(/(.)\/$/, "$1").replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replace(/:[A-Za-z]+/g, "[^/]+") + "/?$"),
-  }));
+  // An ALL route serves every method, so it never leaves one to refuse: the methods a 405 can name are the others.
+  const methods = [...new Set(real.map((r) => r.method))].filter((m) => m !== "ALL");
+  allowedMethods = (path) => routedMethods(app.router, methods, path);
   return app;
 }

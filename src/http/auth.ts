@@ -1,10 +1,14 @@
 /**
- * Bearer-token authentication for every SCIM route. @elysiajs/bearer reads the token from the
- * Authorization header; only the token's SHA-256 hash is looked up. Repeated failures from one address
- * are slowed down with 429, which never applies to a request that carries a valid token.
+ * Bearer-token authentication for every SCIM route, resolving the caller: the token record becomes
+ * `caller` in the request context (an Elysia derive), for the operations to carry. @elysiajs/bearer
+ * reads the token from the Authorization header; only the token's SHA-256 hash is looked up. Repeated
+ * failures from one address are slowed down with 429, which never applies to a request that carries a
+ * valid token. Derives run in Elysia's transform phase: before validation and before any handler
+ * reads a body, so a stranger learns nothing about a route, known or not.
  *
- * How the plugin is used, and why. Its derive returns what follows `extract.header` when the header
- * starts with it, and otherwise reads `?access_token=` from ctx.query. Neither half can be left as it is:
+ * How the plugin is used, and why. Its derive returns what follows `extract.header` (plus one
+ * separator character) when the header starts with it, and otherwise reads `?access_token=` from
+ * ctx.query. Two things in that cannot be configured away:
  * - The scheme test is `startsWith(extract.header)`: one string, compared case-sensitively, so no option
  *   makes it accept `bearer` or `BEARER`, while RFC 9110 §11.1 makes the scheme name case-insensitive.
  * - The query fallback puts tokens in URLs (and so in access logs), and it dereferences ctx.query, which
@@ -13,28 +17,30 @@
  *   minification turns that into `{query:o,headers:{authorization:i}}`, which sucrose does not read:
  *   in dist/scimd every route without a query schema had no ctx.query, and the fallback threw a
  *   TypeError (500 instead of 401, only in the binary).
- * So the one normalisation below runs just before the plugin's derive: the plugin is handed the
- * Authorization header in its own spelling, `Bearer <credentials>` for the Bearer scheme in any case and
- * `Bearer ` (no credentials) for anything else. It then always answers from the header and never
- * reaches its query fallback, whether or not the route parses its query.
+ * So one transform, registered just before the plugin's derive, touches the header and only its scheme
+ * name: a Bearer scheme in any case (followed by whitespace or nothing, RFC 9110 §11.4) is spelled
+ * `Bearer`, as the plugin compares it; any other value (another scheme, a bare token, none) becomes
+ * `Bearer` with no credentials. The plugin then always answers from the header, so its query fallback
+ * is never reached on any route, in the source and in the binary alike, and the credentials are still
+ * cut out by the plugin, not by a second parser here. The only step after it: the plugin skips exactly
+ * one character after the scheme, so further spaces or tabs before the token (`Bearer  <token>`) are
+ * trimmed from what it returns.
  */
 import { bearer } from "@elysiajs/bearer";
 import { Elysia } from "elysia";
 import { tooManyRequests, unauthorized } from "../scim/errors";
-import type { Store } from "../store/store";
+import type { TokenRecord, TokenStore } from "../store/store";
 import { hashToken } from "../tokens";
 
 /** The scheme as the plugin spells it (its `extract.header`). */
 const SCHEME = "Bearer";
+/** The Bearer scheme in any case, followed by whitespace or the end of the value. */
+const BEARER_SCHEME = /^bearer(?![^ \t])/i;
 
-/**
- * The Authorization header as the plugin is given it: `Bearer ` and the credentials when the scheme is
- * Bearer in any case (RFC 9110 §11.1), followed by spaces or tabs (RFC 9110 §11.4), else `Bearer ` alone.
- */
+/** The Authorization header as the plugin is given it: the scheme in the plugin's spelling, or `Bearer` alone. */
 function inPluginSpelling(authorization: string | undefined): string {
-  if (authorization === undefined || authorization.slice(0, SCHEME.length).toLowerCase() !== "bearer") return `${SCHEME} `;
-  const rest = authorization.slice(SCHEME.length);
-  return rest === "" || rest[0] === " " || rest[0] === "\t" ? `${SCHEME} ${rest.trimStart()}` : `${SCHEME} `;
+  if (authorization === undefined || !BEARER_SCHEME.test(authorization)) return SCHEME;
+  return authorization.startsWith(SCHEME) ? authorization : SCHEME + authorization.slice(SCHEME.length);
 }
 
 export interface FailureLimiterOptions {
@@ -70,25 +76,32 @@ export class FailureLimiter {
   }
 }
 
-export function authPlugin(store: Store, limiter: FailureLimiter, addressOf: (request: Request) => string) {
-  // Transform runs before Elysia validates params and query, so nothing is checked for a stranger. The
-  // first transform must come before the plugin's derive, which reads ctx.headers when it runs.
+/**
+ * The authentication plugin: every route of an instance that uses it (and of the instance that uses
+ * that one) answers 401/429 unless the request carries a valid token, and has `caller`, the token's
+ * record, in its context. Controllers use the same instance for the type of `caller`; Elysia
+ * registers a named plugin once per app, so the hooks run once per request.
+ */
+export function authPlugin(tokens: TokenStore, limiter: FailureLimiter, addressOf: (request: Request) => string) {
+  // The transform must come before the plugin's derive, which reads ctx.headers when it runs.
   return new Elysia({ name: "scim-auth" })
     .onTransform({ as: "scoped" }, ({ headers }) => {
       headers.authorization = inPluginSpelling(headers.authorization);
     })
     .use(bearer({ extract: { header: SCHEME } }))
-    .onTransform({ as: "scoped" }, async ({ bearer: token, request }) => {
-      await authenticate(store, limiter, () => addressOf(request), token || undefined);
-    });
+    .derive({ as: "scoped" }, async ({ bearer: credentials, request }) => ({
+      caller: await authenticate(tokens, limiter, () => addressOf(request), credentials?.trimStart() || undefined),
+    }));
 }
 
 /**
- * Throws 401 (or 429 after repeated failures) unless `token` (the Bearer credentials of the request,
- * undefined when it has none) is valid. The client address is only looked up for a failure.
+ * The record of `token` (the Bearer credentials of the request, undefined when it has none); throws
+ * 401 (or 429 after repeated failures) unless it is valid. The client address is only looked up for a
+ * failure.
  */
-async function authenticate(store: Store, limiter: FailureLimiter, addressOf: () => string, token: string | undefined): Promise<void> {
-  if (token !== undefined && (await store.findToken(hashToken(token)))) return;
+async function authenticate(tokens: TokenStore, limiter: FailureLimiter, addressOf: () => string, token: string | undefined): Promise<TokenRecord> {
+  const found = token === undefined ? undefined : await tokens.findToken(hashToken(token));
+  if (found) return found;
   const address = addressOf();
   const wait = limiter.retryAfter(address);
   if (wait > 0) throw tooManyRequests(`too many failed authentications from this address; retry after ${wait} s`, wait);

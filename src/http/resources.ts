@@ -1,36 +1,29 @@
 /**
- * One controller for a SCIM resource endpoint (/Users or /Groups): handlers destructure the request,
- * call the service and render. `filter` is read from the raw query string, because Elysia's query
- * decoder turns `%2B` into a space.
+ * The controllers of the SCIM operations: one for a resource endpoint (/Users or /Groups), one for
+ * queries on the service root. A handler reads the request into what the operation acts on and a
+ * RequestContext, calls the operation and answers its result (`respond`). Query parameters are read
+ * from the raw query string (`rawQuery`), because Elysia's query decoder turns `%2B` into a space;
+ * no route declares a query schema.
  */
 import { Elysia, t } from "elysia";
 import { invalidValue } from "../scim/errors";
-import { asksForAttributes } from "../scim/projection";
-import { etagOf, type Conditions, type ListParams, type ReadOptions, type ScimService } from "../scim/service";
-import type { ResourceKind } from "../scim/schema";
-import { NO_STORE, readJsonBody, SCIM_CONTENT_TYPE, scimResponse } from "./scim-plugin";
+import type { ScimOperations, SearchParams } from "../scim/operations";
+import type { ReadOptions, RequestContext } from "../scim/result";
+import { rtOf, type ResourceKind } from "../scim/schema";
+import type { TokenRecord } from "../store/store";
+import type { authPlugin } from "./auth";
+import { readJsonBody, respond } from "./scim-plugin";
 
-/** Query parameters SCIM defines; others are ignored. All strings on the wire. */
-export const ReadQuery = t.Object(
-  { attributes: t.Optional(t.String()), excludedAttributes: t.Optional(t.String()) },
-  { additionalProperties: true },
-);
-export const ListQuery = t.Object(
-  {
-    filter: t.Optional(t.String()),
-    sortBy: t.Optional(t.String()),
-    sortOrder: t.Optional(t.String()),
-    startIndex: t.Optional(t.String()),
-    count: t.Optional(t.String()),
-    attributes: t.Optional(t.String()),
-    excludedAttributes: t.Optional(t.String()),
-  },
-  { additionalProperties: true },
-);
+/**
+ * The id in a resource path. Not a formality: the router gives a segment whose percent-encoding is
+ * malformed (`/Users/%E0`) as null, and this makes that a 400 instead of an id of null.
+ */
 export const IdParams = t.Object({ id: t.String() });
 
 /** The query parameters SCIM defines (RFC 7644 §3.4.2, §3.9), by lower-cased name; others are ignored. */
 const QUERY_NAMES = new Map(["filter", "sortBy", "sortOrder", "startIndex", "count", "cursor", "attributes", "excludedAttributes"].map((n) => [n.toLowerCase(), n]));
+/** The members of a SearchRequest (RFC 7644 §3.4.3) that scimd reads, by lower-cased name. */
+const SEARCH_REQUEST_NAMES = new Map(["filter", "sortBy", "sortOrder", "startIndex", "count", "attributes", "excludedAttributes"].map((n) => [n.toLowerCase(), n]));
 const isAttributeList = (name: string) => name === "attributes" || name === "excludedAttributes";
 
 /**
@@ -55,145 +48,111 @@ export function rawQuery(request: Request): Record<string, string> {
   return out;
 }
 
-/** If-Match / If-None-Match (RFC 9110 §13.1) as sent. */
-function conditionsOf(request: Request): Conditions {
-  return { ifMatch: request.headers.get("if-match"), ifNoneMatch: request.headers.get("if-none-match") };
-}
-
-function readOptions(q: Record<string, string>): ReadOptions {
-  return { attributes: q.attributes, excludedAttributes: q.excludedAttributes };
-}
-
-/** The SearchRequest body of POST …/.search (RFC 7644 §3.4.3), keys matched case-insensitively. */
-export function searchParams(body: unknown): ListParams {
-  const b = body && typeof body === "object" && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
+/**
+ * The SearchRequest body of POST …/.search (RFC 7644 §3.4.3): its query parameters and the projection
+ * it asks for. Member names are matched case-insensitively; a name given twice (in two spellings) is
+ * 400 invalidValue. `attributes` and `excludedAttributes` are arrays of names (a string is taken as a
+ * comma-separated list). A body that is not an object names nothing: the default query.
+ */
+export function searchRequest(body: unknown): { params: SearchParams; read: ReadOptions } {
+  const found: Record<string, { value: unknown; keys: string[] }> = {};
+  if (typeof body === "object" && body !== null) {
+    // An array's keys are indices, which name no member.
+    for (const [key, value] of Object.entries(body)) {
+      const name = SEARCH_REQUEST_NAMES.get(key.toLowerCase());
+      if (name === undefined) continue;
+      const seen = found[name];
+      if (seen) seen.keys.push(key);
+      else found[name] = { value, keys: [key] };
+    }
+  }
   const get = (name: string) => {
-    const keys = Object.keys(b).filter((x) => x.toLowerCase() === name.toLowerCase());
-    if (keys.length > 1) throw invalidValue(`the SearchRequest names '${name}' more than once (${keys.map((k) => `'${k}'`).join(", ")}); send it once`);
-    return keys.length ? b[keys[0]!] : undefined;
+    const f = found[name];
+    if (f && f.keys.length > 1) throw invalidValue(`the SearchRequest names '${name}' more than once (${f.keys.map((k) => `'${k}'`).join(", ")}); send it once`);
+    return f?.value;
   };
-  const list = (v: unknown, name: string): string | undefined => {
+  const list = (name: string): string | undefined => {
+    const v = get(name);
     if (v === undefined || v === null) return undefined;
     if (typeof v === "string") return v;
     if (Array.isArray(v) && v.every((x) => typeof x === "string")) return v.join(",");
     throw invalidValue(`'${name}' must be an array of attribute names`);
   };
   return {
-    filter: get("filter") as string | undefined,
-    sortBy: get("sortBy") as string | undefined,
-    sortOrder: get("sortOrder") as string | undefined,
-    startIndex: get("startIndex"),
-    count: get("count"),
-    attributes: list(get("attributes"), "attributes"),
-    excludedAttributes: list(get("excludedAttributes"), "excludedAttributes"),
+    params: { filter: get("filter"), sortBy: get("sortBy"), sortOrder: get("sortOrder"), startIndex: get("startIndex"), count: get("count") },
+    read: { attributes: list("attributes"), excludedAttributes: list("excludedAttributes") },
   };
 }
 
-/**
- * A 200 SCIM response for a Group whose `members` come in batches after the rest of it (`headText`,
- * a JSON object). A Group whose members fit in one batch is answered as one body; a larger one is
- * streamed batch by batch, so its body is never built as one string. No members: no `members` key.
- */
-export async function respondWithMembers(headText: string, members: AsyncIterable<Record<string, unknown>[]>, headers: Record<string, string>): Promise<Response> {
-  const it = members[Symbol.asyncIterator]();
-  const open = headText.slice(0, -1) + ',"members":[';
-  const batch = (b: Record<string, unknown>[]) => b.map((m) => JSON.stringify(m)).join(",");
-  const first = await it.next();
-  if (first.done) return scimResponse(200, headText, headers);
-  const second = await it.next();
-  if (second.done) return scimResponse(200, `${open}${batch(first.value)}]}`, headers);
-  const encoder = new TextEncoder();
-  let pending: Record<string, unknown>[] | undefined = second.value;
-  let done = false;
-  const stream = new ReadableStream<Uint8Array>({
-    start(controller) {
-      controller.enqueue(encoder.encode(open + batch(first.value)));
-    },
-    async pull(controller) {
-      if (done) return controller.close();
-      const next = pending ? { done: false as const, value: pending } : await it.next();
-      pending = undefined;
-      if (next.done) {
-        controller.enqueue(encoder.encode("]}"));
-        done = true;
-        return controller.close();
-      }
-      controller.enqueue(encoder.encode("," + batch(next.value)));
-    },
-    async cancel() {
-      await it.return?.();
-    },
-  });
-  return new Response(stream, { status: 200, headers: { "Content-Type": SCIM_CONTENT_TYPE, ...NO_STORE, ...headers } });
-}
-
 export interface ControllerDeps {
-  service: ScimService;
+  operations: ScimOperations;
+  /** The authentication plugin of the app (one instance): it puts `caller` in each handler's context. */
+  auth: ReturnType<typeof authPlugin>;
   baseUrl: (request: Request) => string;
   maxBodyBytes: number;
 }
 
+/** Builds the RequestContext of a request: base URL, caller, projection, and If-Match / If-None-Match (RFC 9110 §13.1) as sent. */
+function contextBuilder(baseUrl: (request: Request) => string) {
+  return (request: Request, caller: TokenRecord, query: Record<string, string> | ReadOptions = rawQuery(request)): RequestContext => ({
+    baseUrl: baseUrl(request),
+    caller,
+    read: { attributes: query.attributes, excludedAttributes: query.excludedAttributes },
+    conditions: { ifMatch: request.headers.get("if-match"), ifNoneMatch: request.headers.get("if-none-match") },
+  });
+}
+
+const NO_PROJECTION: ReadOptions = Object.freeze({});
+
+// Bodies are read by the handlers (`readJsonBody`), after authentication, never by Elysia's parsers.
+// A handler reads the body before the query string, so a request with both wrong is told about the body.
+const OWN_BODY = { parse: "none" } as const;
+const BY_ID = { params: IdParams };
+const BY_ID_OWN_BODY = { params: IdParams, parse: "none" } as const;
+
 export function resourceController(kind: ResourceKind, deps: ControllerDeps) {
-  const { service, baseUrl } = deps;
+  const { operations: op } = deps;
+  const at = contextBuilder(deps.baseUrl);
   const bodyOf = (request: Request) => readJsonBody(request, deps.maxBodyBytes);
-  const endpoint = kind === "User" ? "/Users" : "/Groups";
+  const { endpoint } = rtOf(kind);
   return new Elysia({ name: `scim-${endpoint}` })
-    .get(
-      endpoint,
-      async ({ request }) => {
-        const q = rawQuery(request);
-        return scimResponse(200, await service.list(kind, q, baseUrl(request)));
-      },
-      { query: ListQuery },
-    )
-    .post(`${endpoint}/.search`, async ({ request }) => scimResponse(200, await service.list(kind, searchParams(await bodyOf(request)), baseUrl(request))), {
-      parse: "none",
+    .use(deps.auth)
+    .get(endpoint, async ({ request, caller }) => {
+      const q = rawQuery(request);
+      return respond(await op.search(kind, q, at(request, caller, q)));
     })
     .post(
-      endpoint,
-      async ({ request }) => {
-        const r = await service.create(kind, await bodyOf(request), baseUrl(request), readOptions(rawQuery(request)));
-        const location = `${baseUrl(request)}${endpoint}/${r.body.id}`;
-        return scimResponse(201, r.body, { Location: location, ETag: r.etag });
+      `${endpoint}/.search`,
+      async ({ request, caller }) => {
+        const s = searchRequest(await bodyOf(request));
+        return respond(await op.search(kind, s.params, at(request, caller, s.read)));
       },
-      { parse: "none", query: ReadQuery },
+      OWN_BODY,
     )
-    .get(
-      `${endpoint}/:id`,
-      async ({ request, params: { id } }) => {
-        const r = await service.get(kind, id, baseUrl(request), readOptions(rawQuery(request)), conditionsOf(request));
-        if (r.notModified) return scimResponse(304, undefined, { ETag: r.etag });
-        if (r.members) return respondWithMembers(r.json ?? JSON.stringify(r.body), r.members, { ETag: r.etag });
-        return scimResponse(200, r.json ?? r.body, { ETag: r.etag });
+    .post(endpoint, async ({ request, caller }) => respond(await op.create(kind, await bodyOf(request), at(request, caller))), OWN_BODY)
+    .get(`${endpoint}/:id`, async ({ request, caller, params: { id } }) => respond(await op.get(kind, id, at(request, caller))), BY_ID)
+    .put(`${endpoint}/:id`, async ({ request, caller, params: { id } }) => respond(await op.replace(kind, id, await bodyOf(request), at(request, caller))), BY_ID_OWN_BODY)
+    .patch(`${endpoint}/:id`, async ({ request, caller, params: { id } }) => respond(await op.patch(kind, id, await bodyOf(request), at(request, caller))), BY_ID_OWN_BODY)
+    // A DELETE returns no representation: its query string is not read.
+    .delete(`${endpoint}/:id`, async ({ request, caller, params: { id } }) => respond(await op.delete(kind, id, at(request, caller, NO_PROJECTION))), BY_ID);
+}
+
+/** A query on the service root (RFC 7644 §3.4.2.1, §3.4.3) covers every resource type. */
+export function rootSearchController(deps: ControllerDeps) {
+  const { operations: op } = deps;
+  const at = contextBuilder(deps.baseUrl);
+  return new Elysia({ name: "scim-root-search" })
+    .use(deps.auth)
+    .get("", async ({ request, caller }) => {
+      const q = rawQuery(request);
+      return respond(await op.search(undefined, q, at(request, caller, q)));
+    })
+    .post(
+      "/.search",
+      async ({ request, caller }) => {
+        const s = searchRequest(await readJsonBody(request, deps.maxBodyBytes));
+        return respond(await op.search(undefined, s.params, at(request, caller, s.read)));
       },
-      { params: IdParams, query: ReadQuery },
-    )
-    .put(
-      `${endpoint}/:id`,
-      async ({ request, params: { id } }) => {
-        const r = await service.replace(kind, id, await bodyOf(request), baseUrl(request), readOptions(rawQuery(request)), conditionsOf(request));
-        return scimResponse(200, r.body, { ETag: r.etag });
-      },
-      { params: IdParams, parse: "none", query: ReadQuery },
-    )
-    .patch(
-      `${endpoint}/:id`,
-      async ({ request, params: { id } }) => {
-        const { stored, projection } = await service.patch(kind, id, await bodyOf(request), readOptions(rawQuery(request)), conditionsOf(request));
-        // Groups answer 204 unless attributes are asked for (large member lists are not sent back);
-        // Users answer 200 with the resource.
-        if (kind === "Group" && !asksForAttributes(projection)) return scimResponse(204, undefined, { ETag: etagOf(stored.version) });
-        const r = await service.render(kind, stored, baseUrl(request), projection);
-        return scimResponse(200, r.body, { ETag: r.etag });
-      },
-      { params: IdParams, parse: "none", query: ReadQuery },
-    )
-    .delete(
-      `${endpoint}/:id`,
-      async ({ request, params: { id } }) => {
-        await service.delete(kind, id, conditionsOf(request));
-        return scimResponse(204, undefined);
-      },
-      { params: IdParams },
+      OWN_BODY,
     );
 }

@@ -6,6 +6,9 @@
  * its own ignoring case and dispatches it again. A request in the canonical case never pays for this.
  * The base path itself (`/api/v1/scim`) and the dynamic segments (resource ids) stay case-exact.
  *
+ * `routedMethods` answers which methods the router serves a path with, for a 405: it asks Elysia's own
+ * route table, so it can never name a method the router would not have served, or miss one it would.
+ *
  * The URL helpers below cut the URL string as Bun gives it (already normalised) instead of building a
  * URL object per request. A request without a usable Host header (HTTP/1.0 without one, `Host: a b`)
  * has a path-only URL such as `/nothing`, which `new URL` refuses with a TypeError: none of them fails
@@ -77,4 +80,22 @@ export function withPath(request: Request, path: string): Request | undefined {
   if (end < 0) return undefined;
   const q = url.indexOf("?", end);
   return new Request(url.slice(0, end) + path + (q < 0 ? "" : url.slice(q)), request);
+}
+
+/** What `routedMethods` reads of Elysia's route table (`app.router`): static paths by method, and the router for the others. */
+export interface RouteTable {
+  static: Readonly<Record<string, Readonly<Record<string, number>>>>;
+  http: { find(method: string, path: string): unknown };
+}
+
+/**
+ * The methods among `methods` that Elysia's router serves `path` with, in that order: the "allowed"
+ * of a 405. `path` is the path as Elysia routed the request (its context's `path`), and the question
+ * goes to the same table it routed by, so a 405 never names a method the router would have served.
+ * A static route also answers its path with or without a trailing slash, as Elysia's router does.
+ */
+export function routedMethods(table: RouteTable, methods: readonly string[], path: string): string[] {
+  const loose = path.endsWith("/") ? path.slice(0, -1) : `${path}/`;
+  const statics = [table.static[path], table.static[loose]];
+  return methods.filter((m) => statics.some((s) => s?.[m] !== undefined) || table.http.find(m, path) !== null);
 }

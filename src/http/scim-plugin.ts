@@ -1,7 +1,8 @@
 /**
  * The HTTP edge of SCIM: body reading for application/scim+json and application/json with a size
- * and depth cap, `application/scim+json` responses, and one error renderer that turns every failure — ours,
- * Elysia's validation/parse/not-found, or an unexpected exception — into a SCIM Error body.
+ * and depth cap, `application/scim+json` responses (`respond` turns an operation's result into one),
+ * and one error renderer that turns every failure — ours, Elysia's validation/parse/not-found, or an
+ * unexpected exception — into a SCIM Error body.
  */
 import { Elysia } from "elysia";
 import {
@@ -13,6 +14,7 @@ import {
   toErrorBody,
   unsupportedMediaType,
 } from "../scim/errors";
+import type { ScimResult } from "../scim/result";
 import { pathOf } from "./routing";
 
 export const SCIM_CONTENT_TYPE = "application/scim+json; charset=utf-8";
@@ -26,7 +28,7 @@ export const MAX_JSON_DEPTH = 64;
 export const NO_STORE = { "Cache-Control": "no-store" } as const;
 
 /** A SCIM response; a string body is JSON text already; `undefined` sends no body (204, 304). */
-export function scimResponse(status: number, body: unknown, headers: Record<string, string> = {}): Response {
+export function scimResponse(status: number, body: unknown, headers: Readonly<Record<string, string>> = {}): Response {
   return new Response(body === undefined ? null : typeof body === "string" ? body : JSON.stringify(body), {
     status,
     headers: body === undefined ? { ...NO_STORE, ...headers } : { "Content-Type": SCIM_CONTENT_TYPE, ...NO_STORE, ...headers },
@@ -35,6 +37,64 @@ export function scimResponse(status: number, body: unknown, headers: Record<stri
 
 export function errorResponse(e: ScimError): Response {
   return scimResponse(e.status, toErrorBody(e), e.headers ?? {});
+}
+
+/** The Response for the result of a SCIM operation: the one place a result becomes HTTP. */
+export function respond(r: ScimResult): Response | Promise<Response> {
+  const b = r.body;
+  if (b === undefined) return scimResponse(r.status, undefined, r.headers);
+  switch (b.type) {
+    case "object":
+      return scimResponse(r.status, b.value, r.headers);
+    case "json":
+      return scimResponse(r.status, b.text, r.headers);
+    case "members":
+      return respondWithMembers(b.head, b.batches, r.headers, r.status);
+  }
+}
+
+/**
+ * A SCIM response (200 unless told) for a Group whose `members` come in batches after the rest of it
+ * (`headText`, a JSON object). A Group whose members fit in one batch is answered as one body; a
+ * larger one is streamed batch by batch, so its body is never built as one string. No members: no
+ * `members` key.
+ */
+export async function respondWithMembers(
+  headText: string,
+  members: AsyncIterable<Record<string, unknown>[]>,
+  headers: Readonly<Record<string, string>>,
+  status = 200,
+): Promise<Response> {
+  const it = members[Symbol.asyncIterator]();
+  const open = headText.slice(0, -1) + ',"members":[';
+  const batch = (b: Record<string, unknown>[]) => b.map((m) => JSON.stringify(m)).join(",");
+  const first = await it.next();
+  if (first.done) return scimResponse(status, headText, headers);
+  const second = await it.next();
+  if (second.done) return scimResponse(status, `${open}${batch(first.value)}]}`, headers);
+  const encoder = new TextEncoder();
+  let pending: Record<string, unknown>[] | undefined = second.value;
+  let done = false;
+  const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(encoder.encode(open + batch(first.value)));
+    },
+    async pull(controller) {
+      if (done) return controller.close();
+      const next = pending ? { done: false as const, value: pending } : await it.next();
+      pending = undefined;
+      if (next.done) {
+        controller.enqueue(encoder.encode("]}"));
+        done = true;
+        return controller.close();
+      }
+      controller.enqueue(encoder.encode("," + batch(next.value)));
+    },
+    async cancel() {
+      await it.return?.();
+    },
+  });
+  return new Response(stream, { status, headers: { "Content-Type": SCIM_CONTENT_TYPE, ...NO_STORE, ...headers } });
 }
 
 /** Throws when JSON nests deeper than the limit (checked on the text, before parsing). */
@@ -122,30 +182,26 @@ export async function readJsonBody(request: Request, maxBytes: number): Promise<
   }
 }
 
-export interface RouteShape {
-  method: string;
-  pattern: RegExp;
-}
-
 /**
- * The SCIM plugin: the error renderer for every route of the app. `routes` lets an unknown method on a
- * known path answer 405 instead of 404; under the SCIM base path that answer comes only after
- * authentication (app.ts routes unknown paths there through the auth plugin). Bodies are read by the
- * handlers with `readJsonBody`, after authentication, never by Elysia's parsers (routes declare
- * `parse: "none"`).
+ * The SCIM plugin: the error renderer for every route of the app. `allowedMethods` (the methods the
+ * app's router serves a path with) lets an unknown method on a known path answer 405 instead of 404;
+ * under the SCIM base path that answer comes only after authentication (app.ts routes unknown paths
+ * there through the auth plugin). Bodies are read by the handlers with `readJsonBody`, after
+ * authentication, never by Elysia's parsers (routes declare `parse: "none"`).
  */
 export function scimPlugin(opts: {
-  routes: () => RouteShape[];
+  allowedMethods: (path: string) => string[];
   log: (line: string) => void;
 }) {
-  return new Elysia({ name: "scim" }).onError({ as: "global" }, ({ code, error, request }) => {
+  return new Elysia({ name: "scim" }).onError({ as: "global" }, ({ code, error, request, path: routed }) => {
     if (error instanceof ScimError) return errorResponse(error);
     const path = pathOf(request.url);
     switch (code) {
       case "NOT_FOUND": {
-        const sameRoute = opts.routes().filter((r) => r.pattern.test(path));
-        if (sameRoute.length)
-          return errorResponse(methodNotAllowed(`${request.method} is not allowed on ${path}; allowed: ${[...new Set(sameRoute.map((r) => r.method))].join(", ")}`));
+        // Asked of the router with the path it routed by (the context's `path`), so the answer cannot
+        // contradict it; the request's own path only if a context should come without one.
+        const allowed = opts.allowedMethods(routed ?? path);
+        if (allowed.length) return errorResponse(methodNotAllowed(`${request.method} is not allowed on ${path}; allowed: ${allowed.join(", ")}`));
         return errorResponse(notFound(`no SCIM endpoint at ${request.method} ${path}`));
       }
       case "VALIDATION":

@@ -47,7 +47,6 @@ export function toErrorBody(e: ScimError): ScimErrorBody {
 }
 
 export const invalidFilter = (detail: string) => new ScimError(400, detail, "invalidFilter");
-export const tooMany = (detail: string) => new ScimError(400, detail, "tooMany");
 export const uniqueness = (detail: string) => new ScimError(409, detail, "uniqueness");
 export const mutability = (detail: string) => new ScimError(400, detail, "mutability");
 export const invalidSyntax = (detail: string) => new ScimError(400, detail, "invalidSyntax");

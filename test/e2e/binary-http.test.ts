@@ -128,6 +128,7 @@ describe("the binary's authentication on every route of the app (RFC 7644 §2, R
     ["a wrong bearer token", () => ({ headers: { Authorization: `Bearer ${newToken()}` } })],
     ["the valid token under the Basic scheme", () => ({ headers: { Authorization: `Basic ${Buffer.from(`scim:${token}`).toString("base64")}` } })],
     ["the valid token only in ?access_token= (RFC 6750 §2.3 is not supported)", () => ({ query: `access_token=${encodeURIComponent(token)}`, headers: {} })],
+    ["the valid token after 'Bearer:' (no space after the scheme)", () => ({ headers: { Authorization: `Bearer:${token}` } })],
   ];
   test.each(refused)("answers 401 with a SCIM error and WWW-Authenticate: Bearer on every route for %s, never 500", async (_what, make) => {
     const wrong: string[] = [];
@@ -164,6 +165,47 @@ describe("the binary's authentication on every route of the app (RFC 7644 §2, R
       expect(wrong).toEqual([]);
     },
   );
+});
+
+describe("the binary reads the Authorization header and routes like the source", () => {
+  test.each([
+    ["two spaces after the scheme", (t: string) => `Bearer  ${t}`],
+    ["a tab after the lower-case scheme", (t: string) => `bearer\t${t}`],
+  ])("accepts the valid token with %s on every route, as the source does (RFC 9110 §11.4)", async (_what, make) => {
+    const wrong: string[] = [];
+    for (const route of ROUTES) {
+      const sent: Sent = {
+        method: route.method,
+        path: concrete(route.path),
+        headers: { Authorization: make(token), ...(takesBody(route.method) ? { "Content-Type": "application/scim+json" } : {}) },
+        body: takesBody(route.method) ? "{}" : undefined,
+      };
+      const [b, s] = [await toBinary(sent), await toSource(sent)];
+      if (b.status === 401 || b.status === 429 || b.status !== s.status || b.body?.scimType !== s.body?.scimType) wrong.push(`${route.method} ${route.path}: the binary answered ${b.status}, the source ${s.status}`);
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  test.each([
+    ["DELETE", "/Users"],
+    ["PUT", "/Groups"],
+    ["POST", "/ServiceProviderConfig"],
+    ["DELETE", "/users"],
+    ["POST", "/Users/no-such-id"],
+  ])("answers %s <base>%s with the 405 the source gives, naming the methods its route table serves", async (method, path) => {
+    const sent: Sent = { method, path: `${SCIM_BASE_PATH}${path}`, headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/scim+json" }, body: method === "DELETE" ? undefined : "{}" };
+    const [b, s] = [await toBinary(sent), await toSource(sent)];
+    expectScimErrorBody(b, 405, `${method} ${path}`);
+    expect(b.body.detail).toBe(s.body.detail);
+  });
+
+  it("answers a stranger's request without a Host header on a known path with 404 or 401, never a 405 naming methods", async () => {
+    const port = Number(new URL(server.url).port);
+    for (const [method, path] of [["PUT", "/Users"], ["DELETE", "/Groups"], ["POST", "/Users/x"], ["GET", "/Users"]]) {
+      const r = await rawRequest(port, `${method} ${SCIM_BASE_PATH}${path} HTTP/1.0\r\n`);
+      expect({ method, path, status: [401, 404].includes(r.status), allowed: r.body.includes("allowed") }).toEqual({ method, path, status: true, allowed: false });
+    }
+  });
 });
 
 describe("the binary provisions Users and Groups like the HTTP suite says (RFC 7644 §3)", () => {

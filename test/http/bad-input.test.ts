@@ -6,7 +6,10 @@ import { allMembers } from "../helpers";
  * parameters (RFC 7644 §3.4.2.4); plus a large but legal member PATCH that must succeed.
  */
 import { afterAll, beforeAll, describe, expect, it, test } from "bun:test";
-import { ENTERPRISE, expectScimError, GROUP, groupBody, LIST, PATCH_OP, patchBody, startServer, USER, userBody, type TestServer } from "../helpers";
+import { createApp } from "../../src/app";
+import { SqliteStore } from "../../src/store/sqlite/sqlite-store";
+import { hashToken, newToken } from "../../src/tokens";
+import { ENTERPRISE, expectScimError, GROUP, groupBody, LIST, PATCH_OP, patchBody, readResponse, startServer, USER, userBody, type TestServer } from "../helpers";
 
 let s: TestServer;
 let small: TestServer;
@@ -64,6 +67,33 @@ describe("malformed JSON is 400 invalidSyntax (RFC 7644 §3.12)", () => {
     await expectRefused("POST", "/Users", text, 400, "invalidSyntax");
     await expectRefused("PUT", `/Users/${userId}`, text, 400, "invalidSyntax");
     await expectRefused("PATCH", `/Users/${userId}`, text, 400, "invalidSyntax");
+  });
+});
+
+describe("an id whose percent-encoding is malformed is a 4xx, never 500 or an id of null (RFC 3986 §2.1)", () => {
+  // Served, Bun's router decodes such a segment to U+FFFD (an id that matches nothing: 404); through
+  // app.handle, Elysia's router gives it as null, which the routes' params schema refuses with 400.
+  const store = new SqliteStore(":memory:");
+  const token = newToken();
+  const app = createApp({ store, log: () => {} });
+  beforeAll(async () => void (await store.createToken("pct", hashToken(token))));
+  afterAll(() => store.close());
+
+  test.each(["/Users/%E0", "/Groups/%", "/Schemas/%E0%A4", "/ResourceTypes/%ZZ"])("answers every method on %s served and through app.handle with a 4xx", async (path) => {
+    const users = count(s);
+    for (const method of ["GET", "PUT", "PATCH", "DELETE"]) {
+      const body = method === "PUT" || method === "PATCH" ? {} : undefined;
+      const served = await s.req(method, path, body);
+      const handled = await readResponse(
+        await app.handle(new Request(`http://scimd.test/api/v1/scim${path}`, { method, headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/scim+json" }, body: body && "{}" })),
+      );
+      for (const [how, r] of [["served", served], ["app.handle", handled]] as const) {
+        expect({ how, method, path, status: r.status >= 400 && r.status < 500 }).toEqual({ how, method, path, status: true });
+        expectScimError(r, r.status);
+        expect(r.body.detail).not.toMatch(/ null not found/);
+      }
+    }
+    expect(count(s)).toBe(users);
   });
 });
 

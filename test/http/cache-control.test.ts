@@ -3,7 +3,7 @@
  * resources, lists, discovery documents, 201/204/304, and errors. A real server on a real store.
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { respondWithMembers } from "../../src/http/resources";
+import { respondWithMembers } from "../../src/http/scim-plugin";
 import { groupBody, patchBody, readResponse, startServer, userBody, type TestResponse, type TestServer } from "../helpers";
 
 let s: TestServer;

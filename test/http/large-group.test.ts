@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { MEMBER_PAGE } from "../../src/scim/service";
+import { MEMBER_PAGE } from "../../src/scim/representation";
 import { groupBody, patchBody, startServer, USER, type TestServer } from "../helpers";
 
 let s: TestServer;

@@ -4,9 +4,12 @@
  * 404 and 405 behave as for the canonical path.
  */
 import { afterAll, beforeAll, describe, expect, it, test } from "bun:test";
+import { Elysia } from "elysia";
 import { join } from "node:path";
 import { createApp, SCIM_BASE_PATH } from "../../src/app";
+import { routedMethods } from "../../src/http/routing";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store";
+import { hashToken, newToken } from "../../src/tokens";
 import { expectScimError, groupBody, LIST, patchBody, rawRequest, readResponse, startServer, tempDir, userBody, type TestServer } from "../helpers";
 
 const SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
@@ -153,5 +156,82 @@ describe("a request without a usable Host header (HTTP/1.0 without one, or an in
     // The canonical endpoint still answers, to a stranger with 401.
     expect((await rawRequest(port(), request(`GET ${SCIM_BASE_PATH}/Users?count=0`, auth))).status).toBe(200);
     expect((await rawRequest(port(), request(`GET ${SCIM_BASE_PATH}/Users`, ""))).status).toBe(401);
+  });
+});
+
+describe("405 comes from the route table the request was routed by (RFC 9110 §15.5.6)", () => {
+  const { dir, cleanup } = tempDir();
+  const store = new SqliteStore(join(dir, "405.db"));
+  const token = newToken();
+  const app = createApp({ store, log: () => {} });
+  const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+  const send = async (method: string, path: string, host = "http://scimd.test") =>
+    readResponse(await app.handle(new Request(`${host}${path}`, { method, headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/scim+json" }, body: method === "GET" || method === "DELETE" ? undefined : "{}" })));
+
+  beforeAll(async () => {
+    await store.createToken("405", hashToken(token));
+  });
+  afterAll(async () => {
+    await store.close();
+    cleanup();
+  });
+
+  it("names as allowed exactly methods the router then serves, and never the method it refuses", async () => {
+    const paths = [...new Set(app.routes.filter((r) => r.method !== "ALL" && r.path.startsWith(SCIM_BASE_PATH)).map((r) => r.path.replace(/:[A-Za-z]+/g, "no-such-id")))];
+    let refusals = 0;
+    for (const path of paths)
+      for (const method of METHODS) {
+        const r = await send(method, path);
+        if (r.status !== 405) continue;
+        refusals++;
+        const allowed = /; allowed: (.*)$/.exec(r.body.detail)?.[1]?.split(", ") ?? [];
+        expect({ path, method, allowed: allowed.length > 0, refusedIsAllowed: allowed.includes(method) }).toEqual({ path, method, allowed: true, refusedIsAllowed: false });
+        for (const other of allowed) {
+          // Served: any answer but 405 or the router's own 404 (an unknown id is a resource's 404).
+          const o = await send(other, path);
+          expect({ path, other, routed: o.status !== 405 && !(o.status === 404 && o.body.detail.startsWith("no SCIM endpoint")) }).toEqual({ path, other, routed: true });
+        }
+      }
+    // /Users, /Groups, their /{id}, .search and the discovery endpoints each refuse some method.
+    expect(refusals).toBeGreaterThan(20);
+  });
+
+  it("answers a request the router read another path from (a host shorter than four characters) with 404, not a 405 for the method it serves", async () => {
+    // Elysia reads the path from the URL's 12th character on: for http://x/… it sees /v1/scim/Users.
+    for (const method of ["GET", "PUT"]) {
+      const r = await send(method, `${SCIM_BASE_PATH}/Users`, "http://x");
+      expectScimError(r, 404);
+      expect(r.body.detail).not.toContain("allowed");
+    }
+    expect((await send("GET", `${SCIM_BASE_PATH}/Users`)).status).toBe(200);
+    expect((await send("PUT", `${SCIM_BASE_PATH}/Users`)).status).toBe(405);
+  });
+});
+
+describe("routedMethods asks Elysia's own router", () => {
+  const app = new Elysia()
+    .get("/a", () => "")
+    .post("/a", () => "")
+    .get("/a/:id", () => "")
+    .delete("/a/:id", () => "")
+    .post("/a/.search", () => "")
+    .all("/any", () => "");
+  const methods = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+  // The router is built on the first request.
+  beforeAll(async () => void (await app.handle(new Request("http://host.test/a"))));
+
+  test.each([
+    ["/a", ["GET", "POST"]],
+    ["/a/", ["GET", "POST"]],
+    ["/a/x", ["GET", "DELETE"]],
+    ["/a/x/", ["GET", "DELETE"]],
+    // A literal segment and a parameter both match: the router serves both methods there.
+    ["/a/.search", ["GET", "POST", "DELETE"]],
+    ["/a/x/y", []],
+    ["/b", []],
+    // An ALL route serves every method: none is left to name.
+    ["/any", []],
+  ])("serves %s with %p", (path, expected) => {
+    expect(routedMethods(app.router, methods, path)).toEqual(expected);
   });
 });

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { createApp, SCIM_BASE_PATH } from "../../src/app";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store";
 import { hashToken, newToken } from "../../src/tokens";
-import { expectScimError, groupBody, patchBody, startServer, tempDir, userBody, type TestResponse, type TestServer } from "../helpers";
+import { expectScimError, groupBody, patchBody, rawRequest, startServer, tempDir, userBody, type TestResponse, type TestServer } from "../helpers";
 
 const HOST = "http://scimd.test";
 
@@ -133,6 +133,24 @@ describe("every SCIM route requires a bearer token (RFC 7644 §2, RFC 6750 §3)"
     expectUnauthorized(r, `${method} ${path}`);
   });
 
+  test.each([
+    ["no Host header (HTTP/1.0)", "HTTP/1.0\r\n"],
+    ["a Host shorter than four characters", "HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"],
+  ])("answers a stranger whose request has %s with 401 or 404 on every route and method, never a 405 naming methods", async (_what, rest) => {
+    // Elysia reads the path of such a URL from its 12th character on, so the request may reach no
+    // authenticated route at all: the answer must then say no more than any unknown path does.
+    const server = createApp({ store, authFailuresPerMinute: 1_000_000, log: () => {} }).listen({ port: 0, hostname: "127.0.0.1" });
+    try {
+      for (const route of routes)
+        for (const method of ["GET", "POST", "PUT", "PATCH", "DELETE"]) {
+          const r = await rawRequest(server.server!.port!, `${method} ${concrete(route.path)} ${rest}`);
+          expect({ route: route.path, method, status: [401, 404].includes(r.status), allowed: r.body.includes("allowed") }).toEqual({ route: route.path, method, status: true, allowed: false });
+        }
+    } finally {
+      await server.stop(true);
+    }
+  });
+
   test.each(["/Users", "/Users/x", "/NoSuchThing"])("answers HEAD <base>%s without a token with 401 and WWW-Authenticate: Bearer (a HEAD has no body)", async (path) => {
     const r = await handle(app, "HEAD", `${SCIM_BASE_PATH}${path}`);
     expect(r.status).toBe(401);
@@ -162,6 +180,10 @@ describe("every SCIM route requires a bearer token (RFC 7644 §2, RFC 6750 §3)"
     ["an empty token", () => "Bearer "],
     ["a 100,000-character token", () => `Bearer ${"a".repeat(100_000)}`],
     ["the token twice, comma-separated", (t: string) => `Bearer ${t}, Bearer ${t}`],
+    // The plugin cuts the token one character after the scheme, whatever that character is.
+    ["the token after 'Bearer:' (no space after the scheme)", (t: string) => `Bearer:${t}`],
+    ["the token after 'bearer_' (another scheme that begins like Bearer)", (t: string) => `bearer_${t}`],
+    ["the token right after the scheme name", (t: string) => `Bearer${t}`],
   ])("refuses %s with 401", async (_c, make) => {
     const r = await handle(app, "GET", `${SCIM_BASE_PATH}/Users?count=0`, { Authorization: make(token) });
     expectUnauthorized(r, _c);

@@ -1,0 +1,274 @@
+/**
+ * The SCIM operations (RFC 7644 §3.3–3.6): what each one means, composed from the pure domain
+ * functions and the resource store. Each takes what it acts on and a RequestContext, and returns one
+ * ScimResult (status, headers, body) or throws a ScimError; none knows of HTTP.
+ */
+import { resolveAttrPath } from "./attributes";
+import { checkConditions, etagMatches, etagOf, parseConditions, preconditionOf, type ParsedConditions } from "./conditions";
+import { invalidValue, notFound, ScimError } from "./errors";
+import { resolveFilter, type ResolvedFilter, type Target } from "./filter";
+import { applyPatch } from "./patch";
+import { asksForAttributes, parseAttributeList, projectionFor, wants, type Projection } from "./projection";
+import { listResponseJson, Renderer, splicedJson, splices } from "./representation";
+import { checkProductRules, finalizeResource, normalizeBody } from "./resource";
+import type { ReadOptions, RequestContext, ScimResult } from "./result";
+import { rtOf, type ResourceKind, type ResourceTypeDef } from "./schema";
+import type { ResourceStore, StoredResource } from "../store/store";
+
+export interface OperationsOptions {
+  /** Refuse unknown attributes with 400 instead of ignoring them. */
+  strict: boolean;
+  /** The most resources one page returns (advertised as filter.maxResults). */
+  maxResults: number;
+  /** Log a line (no secrets). */
+  log?: (line: string) => void;
+}
+
+/** The parameters of a query (RFC 7644 §3.4.2), as sent in a query string or a SearchRequest body; the projection comes from the context. */
+export interface SearchParams {
+  filter?: unknown;
+  sortBy?: unknown;
+  sortOrder?: unknown;
+  startIndex?: unknown;
+  count?: unknown;
+}
+
+type Writer = (current: StoredResource, precondition?: (current: StoredResource) => void) => Promise<StoredResource>;
+
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+
+function parseInteger(v: unknown, name: string): number | undefined {
+  if (v === undefined || v === null || v === "") return undefined;
+  const n = typeof v === "number" ? v : Number(String(v).trim());
+  if (!Number.isFinite(n) || !Number.isInteger(n)) throw invalidValue(`'${name}' must be an integer, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+function parseSortOrder(v: unknown): boolean {
+  if (v === undefined || v === null || v === "") return false;
+  if (typeof v === "string" && /^ascending$/i.test(v)) return false;
+  if (typeof v === "string" && /^descending$/i.test(v)) return true;
+  throw invalidValue(`'sortOrder' must be "ascending" or "descending", got ${JSON.stringify(v)}`);
+}
+
+export class ScimOperations {
+  /** The write in progress (and those queued behind it) per resource, keyed `${kind}/${id}`. */
+  private readonly writing = new Map<string, Promise<void>>();
+  private readonly view: Renderer;
+  // The options the domain functions take, built once from OperationsOptions: the one place to adapt
+  // when their option objects change.
+  private readonly bodyOptions: { strict: boolean };
+  private readonly filterOptions: { unquotedValues: boolean };
+
+  constructor(
+    readonly store: ResourceStore,
+    readonly opts: OperationsOptions,
+  ) {
+    this.view = new Renderer(store);
+    this.bodyOptions = { strict: opts.strict };
+    this.filterOptions = { unquotedValues: !opts.strict };
+  }
+
+  /** The projection per resource type that `read` asks for (400 for an attribute no type has). */
+  private projections(types: ResourceTypeDef[], read: ReadOptions): (rt: ResourceTypeDef) => Projection {
+    const include = parseAttributeList(types, read.attributes, "attributes", this.filterOptions);
+    const exclude = parseAttributeList(types, read.excludedAttributes, "excludedAttributes", this.filterOptions);
+    return (rt) => projectionFor(rt, include, exclude);
+  }
+
+  private projection(rt: ResourceTypeDef, read: ReadOptions): Projection {
+    return this.projections([rt], read)(rt);
+  }
+
+  /**
+   * GET /{Users|Groups}/{id} (RFC 7644 §3.4.1): 200 with the resource and its ETag, 304 when
+   * If-None-Match names the current version, 412 when If-Match does not. The default projection is
+   * spliced from the stored text; a Group whose members are asked for comes as its head and the
+   * members in batches.
+   */
+  async get(kind: ResourceKind, id: string, ctx: RequestContext): Promise<ScimResult> {
+    const rt = rtOf(kind);
+    const projection = this.projection(rt, ctx.read);
+    const s = await this.store.get(kind, id);
+    if (!s) throw notFound(`${kind} ${id} not found`);
+    const c = parseConditions(ctx.conditions);
+    if (c) {
+      const etag = await this.view.etag(kind, s);
+      if (c.ifMatch) checkConditions(`${kind} ${id}`, { ifMatch: c.ifMatch }, etag);
+      if (c.ifNoneMatch && etagMatches(c.ifNoneMatch, etag)) return { status: 304, headers: { ETag: etag } };
+    }
+    const withMembers = kind === "Group" && wants(projection, null, "members");
+    const fast = splices(kind, projection) ? splicedJson(kind, s, ctx.baseUrl) : undefined;
+    if (!withMembers) {
+      if (fast) return { status: 200, headers: { ETag: fast.etag }, body: { type: "json", text: fast.json } };
+      const r = await this.view.head(kind, s, ctx.baseUrl, projection);
+      return { status: 200, headers: { ETag: r.etag }, body: { type: "object", value: r.body } };
+    }
+    const head = fast ?? (await this.view.head(kind, s, ctx.baseUrl, projection));
+    const text = "json" in head ? head.json : JSON.stringify(head.body);
+    return { status: 200, headers: { ETag: head.etag }, body: { type: "members", head: text, batches: this.view.memberBatches(id, ctx.baseUrl, projection) } };
+  }
+
+  /** POST /{Users|Groups} (RFC 7644 §3.3): 201 with the resource, its Location and ETag. */
+  async create(kind: ResourceKind, body: unknown, ctx: RequestContext): Promise<ScimResult> {
+    const rt = rtOf(kind);
+    const projection = this.projection(rt, ctx.read);
+    const n = normalizeBody(rt, body, this.bodyOptions);
+    const data = finalizeResource(rt, n.resource);
+    const hash = await this.hashPassword(n.password);
+    if (hash) data.password = hash;
+    const s = await this.store.create(kind, { id: crypto.randomUUID(), data, members: n.members });
+    const r = await this.view.resource(kind, s, ctx.baseUrl, projection);
+    return { status: 201, headers: { Location: `${ctx.baseUrl}${rt.endpoint}/${s.id}`, ETag: r.etag }, body: { type: "object", value: r.body } };
+  }
+
+  /** PUT /{Users|Groups}/{id} (RFC 7644 §3.5.1): 200 with the replaced resource and its ETag. */
+  async replace(kind: ResourceKind, id: string, body: unknown, ctx: RequestContext): Promise<ScimResult> {
+    const rt = rtOf(kind);
+    const projection = this.projection(rt, ctx.read);
+    const n = normalizeBody(rt, body, this.bodyOptions);
+    // A body that breaks the product's rules is 400 whether or not the resource exists.
+    checkProductRules(rt, n.resource);
+    const hash = await this.hashPassword(n.password);
+    const s = await this.withVersion(kind, id, ctx, async (current, precondition) => {
+      // A PUT that leaves `active` out keeps the stored value (a disabled account stays disabled), and
+      // one that leaves the password out keeps the one set before.
+      const data = finalizeResource(rt, n.resource, current.data);
+      if (hash) data.password = hash;
+      else if (current.data.password !== undefined) data.password = current.data.password;
+      return this.store.update(kind, id, { data, expectedVersion: current.version, members: n.members, precondition });
+    });
+    const r = await this.view.resource(kind, s, ctx.baseUrl, projection);
+    return { status: 200, headers: { ETag: r.etag }, body: { type: "object", value: r.body } };
+  }
+
+  /**
+   * PATCH /{Users|Groups}/{id} (RFC 7644 §3.5.2): 200 with the patched resource, or for a Group 204
+   * unless attributes are asked for (its member list can be large); the ETag either way.
+   */
+  async patch(kind: ResourceKind, id: string, body: unknown, ctx: RequestContext): Promise<ScimResult> {
+    const rt = rtOf(kind);
+    const projection = this.projection(rt, ctx.read);
+    const s = await this.withVersion(kind, id, ctx, async (current, precondition) => {
+      const result = applyPatch({ rt, opts: this.bodyOptions, id }, current.data, body);
+      if (!result.changed) return current;
+      const data = finalizeResource(rt, result.resource, current.data);
+      const hash = await this.hashPassword(result.password);
+      if (hash) data.password = hash;
+      if (result.memberChanges.some((c) => c.kind === "removeAll")) this.opts.log?.(`PATCH removed every member of Group ${id}`);
+      return this.store.update(kind, id, { data, expectedVersion: current.version, memberChanges: result.memberChanges, precondition });
+    });
+    if (kind === "Group" && !asksForAttributes(projection)) return { status: 204, headers: { ETag: etagOf(s.version) } };
+    const r = await this.view.resource(kind, s, ctx.baseUrl, projection);
+    return { status: 200, headers: { ETag: r.etag }, body: { type: "object", value: r.body } };
+  }
+
+  /** DELETE /{Users|Groups}/{id} (RFC 7644 §3.6): 204; the conditions are checked inside the write, against the resource as it is then. */
+  async delete(kind: ResourceKind, id: string, ctx: RequestContext): Promise<ScimResult> {
+    const precondition = preconditionOf(`${kind} ${id}`, parseConditions(ctx.conditions));
+    await this.store.delete(kind, id, { precondition });
+    return { status: 204, headers: NO_HEADERS };
+  }
+
+  /**
+   * GET /Users, /Groups, POST …/.search (RFC 7644 §3.4.2, §3.4.3); `kind` undefined searches both
+   * (the service root, POST /.search). 200 with the ListResponse as JSON text.
+   */
+  async search(kind: ResourceKind | undefined, params: SearchParams, ctx: RequestContext): Promise<ScimResult> {
+    const types = kind ? [rtOf(kind)] : [rtOf("User"), rtOf("Group")];
+    const projectionOf = this.projections(types, ctx.read);
+    // Below 1 means 1 (RFC 7644 §3.4.2.4); far past any page (beyond 2^53) means an empty page.
+    const startIndex = Math.min(Math.max(1, parseInteger(params.startIndex, "startIndex") ?? 1), Number.MAX_SAFE_INTEGER);
+    const requested = parseInteger(params.count, "count");
+    const count = Math.min(Math.max(0, requested ?? this.opts.maxResults), this.opts.maxResults);
+    const descending = parseSortOrder(params.sortOrder);
+
+    const hasFilter = params.filter !== undefined && params.filter !== null && String(params.filter).trim() !== "";
+    if (hasFilter && typeof params.filter !== "string") throw invalidValue("'filter' must be a string");
+    const hasSort = params.sortBy !== undefined && params.sortBy !== null && params.sortBy !== "";
+    if (hasSort && typeof params.sortBy !== "string") throw invalidValue("'sortBy' must be a string");
+    let filterError: ScimError | undefined;
+    const plans: { rt: ResourceTypeDef; filter?: ResolvedFilter; sortBy?: Target }[] = [];
+    for (const rt of types) {
+      let filter: ResolvedFilter | undefined;
+      if (hasFilter) {
+        try {
+          filter = resolveFilter(rt, params.filter as string, this.filterOptions);
+        } catch (e) {
+          // At the root (/.search) a filter naming an attribute one type lacks matches nothing of that type.
+          if (!(e instanceof ScimError) || types.length === 1) throw e;
+          filterError = e;
+          continue;
+        }
+      }
+      const r = hasSort ? resolveAttrPath(rt, params.sortBy as string) : undefined;
+      plans.push({ rt, filter, sortBy: r ? { extension: r.extension, attr: r.attr, sub: r.sub } : undefined });
+    }
+    if (plans.length === 0 && filterError) throw filterError;
+    if (hasSort && !plans.some((p) => p.sortBy)) throw invalidValue(`'sortBy' names an unknown attribute '${params.sortBy}'`);
+
+    let offset = startIndex - 1;
+    let remaining = count;
+    let total = 0;
+    const resources: string[] = [];
+    for (const plan of plans) {
+      const k = plan.rt.name;
+      const page = await this.store.search(k, { filter: plan.filter, sortBy: plan.sortBy, descending, offset, limit: remaining });
+      total += page.total;
+      const projection = projectionOf(plan.rt);
+      // Users under the default projection are spliced from their stored text; a Group in a list
+      // carries its members inline, which its stored text does not hold.
+      const splice = k === "User" && splices(k, projection);
+      for (const s of page.resources) {
+        const fast = splice ? splicedJson(k, s, ctx.baseUrl) : undefined;
+        resources.push(fast ? fast.json : JSON.stringify((await this.view.resource(k, s, ctx.baseUrl, projection)).body));
+      }
+      remaining -= page.resources.length;
+      offset = Math.max(0, offset - page.total);
+    }
+    return { status: 200, headers: NO_HEADERS, body: { type: "json", text: listResponseJson(total, startIndex, count > 0 ? resources.length : 0, resources) } };
+  }
+
+  private async hashPassword(password: string | undefined): Promise<string | undefined> {
+    return password === undefined ? undefined : Bun.password.hash(password);
+  }
+
+  /**
+   * Read, change, write with an optimistic version check. With If-Match a stale version is 412;
+   * without it a concurrent writer only makes us read again and re-apply (no lost update).
+   */
+  private async withVersion(kind: ResourceKind, id: string, ctx: RequestContext, write: Writer): Promise<StoredResource> {
+    // Writes to one resource take turns in this process, so concurrent PATCHes of one group do not
+    // race each other into version conflicts; the version check stays as the guard across processes.
+    const key = `${kind}/${id}`;
+    const previous = this.writing.get(key) ?? Promise.resolve();
+    let done!: () => void;
+    const mine = new Promise<void>((r) => (done = r));
+    const chain = previous.then(() => mine);
+    this.writing.set(key, chain);
+    await previous;
+    try {
+      return await this.readChangeWrite(kind, id, parseConditions(ctx.conditions), write);
+    } finally {
+      done();
+      if (this.writing.get(key) === chain) this.writing.delete(key);
+    }
+  }
+
+  private async readChangeWrite(kind: ResourceKind, id: string, c: ParsedConditions | undefined, write: Writer): Promise<StoredResource> {
+    const what = `${kind} ${id}`;
+    // Checked once before the work (a clear early 412) and again inside the write, atomically.
+    const precondition = preconditionOf(what, c);
+    for (let attempt = 0; ; attempt++) {
+      const current = await this.store.get(kind, id);
+      if (!current) throw notFound(`${kind} ${id} not found`);
+      if (c) checkConditions(what, c, await this.view.etag(kind, current));
+      try {
+        return await write(current, precondition);
+      } catch (e) {
+        if (e instanceof ScimError && e.status === 412 && !c && attempt < 10) continue;
+        throw e;
+      }
+    }
+  }
+}
