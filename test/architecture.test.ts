@@ -58,9 +58,9 @@ const STORE_SEAM = new Set(["src/store/store", "src/store/open"]);
 const under = (dir: string) => (file: string) => file.startsWith(`${dir}/`);
 const isFramework = (t: string) => t === "elysia" || t.startsWith("elysia/") || t.startsWith("@elysiajs/");
 const isHttp = (t: string) => t === "src/http" || under("src/http")(t) || t === "src/app";
-/** The engine folder a module lies in (`src/store/sqlite/…` → "sqlite"), if any. */
+/** The engine folder a module lies in (`src/store/sqlite/…` → "sqlite"), or that it is (`src/store/sqlite`, its index), if any. */
 const engineFolderOf = (t: string): string | undefined => {
-  const m = /^src\/store\/([^/]+)\//.exec(t);
+  const m = /^src\/store\/([^/]+)(?:\/|$)/.exec(t);
   return m && (ENGINES.includes(m[1]!) || Object.values(DRIVERS).includes(m[1]!)) ? m[1] : undefined;
 };
 /** The engine a module belongs to: one of its files, or its driver. */
@@ -197,12 +197,14 @@ describe("architecture: layers import only downwards, engines only through store
         { file: "src/store/open.ts", imports: ["./sqlite/sqlite-store", "./postgres/postgres-store"] },
         { file: "src/store/store.ts", imports: ["./sqlite/sql-filter"] },
         { file: "src/store/sqlite/resources.ts", imports: ["./sql-filter", "../postgres/sql"] },
-        { file: "src/tokens.ts", imports: ["./store/sqlite/database"] },
+        { file: "src/tokens.ts", imports: ["./store/sqlite/database", "./store/sqlite", "./store/sqlite/", "./store/store", "./store/open"] },
       ],
       [
         "src/store/store.ts imports './sqlite/sql-filter' (a module of the sqlite engine from outside src/store/sqlite/)",
         "src/store/sqlite/resources.ts imports '../postgres/sql' (a module of the postgres engine from outside src/store/postgres/)",
         "src/tokens.ts imports './store/sqlite/database' (a module of the sqlite engine from outside src/store/sqlite/)",
+        "src/tokens.ts imports './store/sqlite' (a module of the sqlite engine from outside src/store/sqlite/)",
+        "src/tokens.ts imports './store/sqlite/' (a module of the sqlite engine from outside src/store/sqlite/)",
       ],
     ],
     [
