@@ -1,7 +1,7 @@
 import { describe, expect, it } from "bun:test";
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { commandLine, shellQuote } from "../src/cli/invocation";
+import { commandLine, dbArg, shellQuote } from "../src/cli/invocation";
 import { parseArgs } from "node:util";
 import { apiUrl, baseUrlWarning } from "../src/cli/serve";
 import { GENERATE_FLAGS, tokenState, TOKENS_FLAGS } from "../src/cli/tokens";
@@ -411,6 +411,28 @@ describe("main: exit codes", () => {
     expect(r.err).toStartWith(`scimd: ${message}\n\nUsage: scimd ${argv[0]} `);
   });
 
+  it("the commands it suggests for a sqlite: --db name the file that value names, not a file called 'sqlite:…'", async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const file = join(dir, "data", "scimd.db");
+      const missing = await runMain(["generate-token", "--name", "okta", "--db", `sqlite:${file}`]);
+      expect(missing.code).toBe(1);
+      expect(missing.err).toContain(`there is no scimd database at sqlite:${file} (${file}).`);
+      const suggested = missing.err.split("\n").filter((l) => l.startsWith("  "));
+      expect(suggested).toHaveLength(2);
+      for (const line of suggested) expect(line).toContain(`--db ${file}`);
+      expect(missing.err).not.toContain("/sqlite:");
+      expect((await runMain(["generate-token", "--name", "okta", "--db", `sqlite://${file}`, "--create"])).code).toBe(0);
+      const taken = await runMain(["generate-token", "--name", "okta", "--db", `sqlite://${file}`]);
+      expect(taken.code).toBe(1);
+      const commands = taken.err.split("\n").filter((l) => l.startsWith("  "));
+      expect(commands).toHaveLength(2);
+      for (const line of commands) expect(line).toContain(`--db ${file}`);
+    } finally {
+      cleanup();
+    }
+  });
+
   it("returns 0 for --version and prints the version", async () => {
     const r = await runMain(["--version"]);
     expect(r.code).toBe(0);
@@ -555,6 +577,15 @@ describe("invocation and formatting helpers", () => {
     expect(shellQuote(word)).toBe(quoted);
     const echoed = Bun.spawnSync(["sh", "-c", `printf %s ${quoted}`]).stdout.toString();
     expect(echoed).toBe(word);
+  });
+
+  it.each([
+    ["./data/scimd.db", resolve("./data/scimd.db")],
+    ["/var/lib/scimd/scimd.db", "/var/lib/scimd/scimd.db"],
+    ["sqlite:./data/scimd.db", resolve("./data/scimd.db")],
+    ["sqlite:///var/lib/scimd/scimd.db", "/var/lib/scimd/scimd.db"],
+  ])("dbArg(%p) is --db with the absolute path of the file the value names: %p", (db, path) => {
+    expect(dbArg(db)).toEqual(["--db", path]);
   });
 
   it("commandLine from source is the npm script of this checkout, with the arguments quoted", () => {

@@ -4,6 +4,7 @@
  * path when compiled), concrete values instead of placeholders, and every argument shell-quoted.
  */
 import { basename, resolve } from "node:path";
+import { parseDbLocation } from "../store/open";
 
 /** True when running from source under Bun (npm start / bun run), false for the compiled binary. */
 export const fromSource = /^bun(\.exe)?$/.test(basename(process.execPath));
@@ -32,5 +33,8 @@ export function commandLine(command: Command, args: string[] = []): string {
   return [...script, ...(quoted.length ? ["--", ...quoted] : [])].join(" ");
 }
 
-/** A --db value for a suggested command: absolute, so the line works whatever the current folder. */
-export const dbArg = (db: string): string[] => ["--db", resolve(db)];
+/**
+ * A --db value for a suggested command: the absolute path of the file it names (a `sqlite:` URL's
+ * path, not a file called `sqlite:…`), so the line works whatever the current folder.
+ */
+export const dbArg = (db: string): string[] => ["--db", resolve(parseDbLocation(db).path)];

@@ -21,38 +21,42 @@ export interface OpenOptions {
 /** The `--db` forms this build serves, for help texts and errors. */
 export const DB_FORMS = "a file path (./data/scimd.db) or a sqlite: URL (sqlite:./data/scimd.db, sqlite:///var/lib/scimd/scimd.db)";
 
-/** A URL's scheme, when the value is written as one: `scheme://…`, or `sqlite:` followed by a path. */
-const URL_FORM = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//;
-
 export type DbLocation = { engine: "sqlite"; path: string };
 
 /**
  * What a `--db` value names. A file path is SQLite; `sqlite:PATH` and `sqlite://PATH` are the same
- * path (so `sqlite:///var/x.db` is `/var/x.db`). Throws StoreOpenError for any other `scheme://`
- * value, naming only its scheme.
+ * path (so `sqlite:///var/x.db` is `/var/x.db`). Throws StoreOpenError for any other value that
+ * holds `://` (`postgres://…`, `jdbc:postgresql://…`), naming only its scheme.
  */
 export function parseDbLocation(value: string): DbLocation {
   const v = value.trim();
   if (v === "") throw new StoreOpenError(`--db is empty; give ${DB_FORMS}`);
-  if (/^sqlite:/i.test(v)) {
-    const path = v.slice("sqlite:".length).replace(/^\/\//, "");
-    if (path === "") throw new StoreOpenError(`--db ${v} names no file; give ${DB_FORMS}`);
-    return { engine: "sqlite", path };
+  const sqlite = /^sqlite:/i.test(v);
+  const path = sqlite ? v.slice("sqlite:".length).replace(/^\/\//, "") : value;
+  if (sqlite && path === "") throw new StoreOpenError(`--db ${v} names no file; give ${DB_FORMS}`);
+  // Whatever precedes `://` (jdbc:postgresql, my_db, …), the value is a URL, never a file name.
+  const sep = path.indexOf("://");
+  if (sep >= 0) {
+    const head = path.slice(0, sep).trim();
+    // Only a scheme is named (the text before `://` holds no password); anything else is not repeated.
+    const scheme = /^[A-Za-z][A-Za-z0-9+.:_-]*$/.test(head) ? head.toLowerCase() : undefined;
+    const hint = scheme && /(^|:)postgres(ql)?$/.test(scheme) ? " (this build of scimd has no PostgreSQL store)" : "";
+    throw new StoreOpenError(
+      scheme
+        ? `--db names a '${scheme}:' database, which scimd does not serve${hint}; give ${DB_FORMS}`
+        : `--db holds '://', so it is a URL, not a file path, and not one scimd serves; give ${DB_FORMS}`,
+    );
   }
-  const url = URL_FORM.exec(v);
-  if (url) {
-    const scheme = url[1]!.toLowerCase();
-    const hint = scheme === "postgres" || scheme === "postgresql" ? " (this build of scimd has no PostgreSQL store)" : "";
-    throw new StoreOpenError(`--db names a '${scheme}:' database, which scimd does not serve${hint}; give ${DB_FORMS}`);
-  }
-  return { engine: "sqlite", path: value };
+  return { engine: "sqlite", path };
 }
 
 /** A `--db` value as it may be shown in a log line or an error: any password in a URL replaced by `***`. */
 export function redactDbLocation(value: string): string {
-  const start = URL_FORM.exec(value)?.[0].length;
+  // As parseDbLocation reads it: whatever holds `://` is a URL, its user information after the `://`.
+  const sep = value.indexOf("://");
+  const start = sep + 3;
   const at = value.lastIndexOf("@");
-  if (start === undefined || at < start) return value;
+  if (sep < 0 || at < start) return value;
   // Everything up to the last '@' is taken as user information: a password holding '/' or '@' unescaped is still covered.
   const colon = value.indexOf(":", start);
   return colon >= 0 && colon < at ? `${value.slice(0, colon)}:***${value.slice(at)}` : value;

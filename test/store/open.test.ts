@@ -54,6 +54,34 @@ describe("openStore chooses the engine from the --db value", () => {
     },
   );
 
+  it.each([
+    ["a JDBC URL", "jdbc:postgresql://scimd:secret@db.example.com/scimd", "jdbc:postgresql:"],
+    ["a scheme with a character RFC 3986 does not allow", "my_db://scimd:secret@db/scimd", "my_db:"],
+    ["a sqlite: URL whose path is another URL", "sqlite:postgres://scimd:secret@db/scimd", "postgres:"],
+    ["a path holding ://", "./data/x://scimd:secret@db/scimd", "://"],
+  ])("a value holding :// is never a file name: refuses %s (%s) without the password, creating nothing", async (_what, value, named) => {
+    const dir = tempDir();
+    const cwd = process.cwd();
+    process.chdir(dir.dir);
+    try {
+      let caught: unknown;
+      try {
+        await openStore(value, { create: true });
+      } catch (e) {
+        caught = e;
+      }
+      expect(caught).toBeInstanceOf(StoreOpenError);
+      const message = (caught as Error).message;
+      expect(message).not.toContain("secret");
+      expect(message).toContain(named);
+      expect(message).toContain("sqlite:");
+      expect(readdirSync(dir.dir)).toEqual([]);
+    } finally {
+      process.chdir(cwd);
+      dir.cleanup();
+    }
+  });
+
   it("refuses an empty value and a sqlite: URL without a path", () => {
     expect(() => parseDbLocation("")).toThrow(StoreOpenError);
     expect(() => parseDbLocation("sqlite:")).toThrow(StoreOpenError);
@@ -66,6 +94,7 @@ describe("redactDbLocation", () => {
     ["postgres://scimd:secret@db/scimd", "postgres://scimd:***@db/scimd"],
     ["postgres://scimd:se/cr@et@db/scimd", "postgres://scimd:***@db/scimd"],
     ["postgres://scimd@db/scimd", "postgres://scimd@db/scimd"],
+    ["jdbc:postgresql://scimd:secret@db/scimd", "jdbc:postgresql://scimd:***@db/scimd"],
     ["./data/scimd.db", "./data/scimd.db"],
     ["sqlite:./a@b.db", "sqlite:./a@b.db"],
   ])("shows %s as %s", (value, shown) => {
