@@ -35,7 +35,9 @@ export function createApp(o: AppOptions) {
   const maxResults = o.maxResults ?? DEFAULTS.maxResults;
   const maxBodyBytes = o.maxBodyBytes ?? DEFAULTS.maxBodyBytes;
   const operations = new ScimOperations(o.store, { strict: o.strict ?? false, maxResults, log });
-  const configured = o.baseUrl?.replace(/\/+$/, "");
+  // A Location header holds ASCII only: a base URL with other characters (an internationalised host
+  // name, a path in another script) is taken in its ASCII form (punycode, percent-encoding).
+  const configured = (o.baseUrl !== undefined && /[^\x20-\x7e]/.test(o.baseUrl) ? new URL(o.baseUrl).href : o.baseUrl)?.replace(/\/+$/, "");
   const baseUrl = (request: Request) => configured ?? `${originOf(request.url)}${SCIM_BASE_PATH}`;
   const limiter = new FailureLimiter({ maxFailures: o.authFailuresPerMinute ?? DEFAULTS.authFailuresPerMinute, windowMs: 60_000 });
   const addressOf = o.addressOf ?? (() => "local");

@@ -166,7 +166,14 @@ const JSON_TYPES = /^application\/(scim\+)?json\s*(;|$)/i;
 export async function readJsonBody(request: Request, maxBytes: number): Promise<unknown> {
   const length = Number(request.headers.get("content-length") ?? "NaN");
   if (Number.isFinite(length) && length > maxBytes) throw payloadTooLarge(`the request body is ${length} bytes; the limit is ${maxBytes} bytes (--max-body-bytes)`);
-  const buf = await request.arrayBuffer();
+  let buf: ArrayBuffer;
+  try {
+    buf = await request.arrayBuffer();
+  } catch {
+    // The body stopped before its end (the client closed the connection mid-body, or its chunked
+    // framing broke): an incomplete message (RFC 9112 §6.3), the client's fault, not a server failure.
+    throw invalidSyntax("the request body ended before it was complete; send the whole body");
+  }
   if (buf.byteLength > maxBytes) throw payloadTooLarge(`the request body is larger than the limit of ${maxBytes} bytes (--max-body-bytes)`);
   if (buf.byteLength === 0) return undefined;
   const type = request.headers.get("content-type") ?? "";

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it, test } from "bun:test";
 import { createApp } from "../../src/app";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store";
 import { hashToken, newToken } from "../../src/tokens";
-import { ENTERPRISE, expectScimError, GROUP, groupBody, LIST, PATCH_OP, patchBody, readResponse, startServer, USER, userBody, type TestServer } from "../helpers";
+import { ENTERPRISE, expectScimError, GROUP, groupBody, LIST, PATCH_OP, patchBody, rawRequest, readResponse, startServer, USER, userBody, type TestServer } from "../helpers";
 
 let s: TestServer;
 let small: TestServer;
@@ -67,6 +67,55 @@ describe("malformed JSON is 400 invalidSyntax (RFC 7644 §3.12)", () => {
     await expectRefused("POST", "/Users", text, 400, "invalidSyntax");
     await expectRefused("PUT", `/Users/${userId}`, text, 400, "invalidSyntax");
     await expectRefused("PATCH", `/Users/${userId}`, text, 400, "invalidSyntax");
+  });
+});
+
+describe("a body that ends before it is complete is 400, not a server failure (RFC 9112 §6.3)", () => {
+  // A client that closes the connection (or whose stream breaks) before all of its body arrived sent
+  // an incomplete message: its fault, so no 500 and no "error:" line for the operator to chase.
+  const store = new SqliteStore(":memory:");
+  const token = newToken();
+  const logs: string[] = [];
+  const app = createApp({ store, log: (l) => logs.push(l) });
+  beforeAll(async () => void (await store.createToken("cut", hashToken(token))));
+  afterAll(() => store.close());
+  const routes: [string, string][] = [
+    ["POST", "/Users"],
+    ["PUT", "/Users/x"],
+    ["PATCH", "/Groups/x"],
+    ["POST", "/.search"],
+  ];
+
+  test.each(routes)("answers %s %s whose body stream fails mid-way with 400 invalidSyntax, logs nothing and stores nothing", async (method, path) => {
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(new TextEncoder().encode('{"schemas":'));
+        c.error(new DOMException("The connection was closed.", "AbortError"));
+      },
+    });
+    const before = logs.length;
+    const r = await readResponse(
+      await app.handle(new Request(`http://scimd.test/api/v1/scim${path}`, { method, headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/scim+json" }, body })),
+    );
+    expectScimError(r, 400, "invalidSyntax");
+    expect(r.body.detail).toContain("body");
+    expect(logs.slice(before)).toEqual([]);
+    expect((await store.search("User", { offset: 0, limit: 0 })).total).toBe(0);
+  });
+
+  it("leaves no 'error:' line in the log when a client closes the connection mid-body, served", async () => {
+    const server = createApp({ store, log: (l) => logs.push(l) }).listen({ port: 0, hostname: "127.0.0.1" });
+    try {
+      const before = logs.length;
+      for (const [method, path] of routes)
+        await rawRequest(
+          server.server!.port!,
+          `${method} /api/v1/scim${path} HTTP/1.1\r\nHost: scimd.test\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/scim+json\r\nContent-Length: 500\r\n\r\n{"schemas":`,
+        );
+      expect(logs.slice(before)).toEqual([]);
+    } finally {
+      await server.stop(true);
+    }
   });
 });
 

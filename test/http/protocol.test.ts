@@ -391,6 +391,24 @@ describe("request-derived values", () => {
     // Bun gives a path-only URL when the Host header is missing or unusable: links become relative.
     expect(originOf("/api/v1/scim/Users")).toBe("");
   });
+  it("a configured base URL with an internationalised name gives Location and meta.location in ASCII, and a create answers 201, not a 500 after the write (RFC 7644 §3.3, RFC 3986 §3.2.2)", async () => {
+    // `--base-url https://例え.jp/…` passes serve's URL check, but a Location header cannot carry
+    // those characters: the response failed after the resource was stored, and a retry got 409.
+    const intl = await startServer({ baseUrl: "https://例え.jp/ぱす/api/v1/scim/" });
+    try {
+      const base = "https://xn--r8jz45g.jp/%E3%81%B1%E3%81%99/api/v1/scim";
+      const r = await intl.req("POST", "/Users", userBody(uname("intl")));
+      expect(r.status).toBe(201);
+      expect(r.headers.get("location")).toBe(`${base}/Users/${r.body.id}`);
+      expect(r.body.meta.location).toBe(r.headers.get("location"));
+      const g = await intl.req("POST", "/Groups", groupBody("Intl", [r.body.id]));
+      expect(g.status).toBe(201);
+      expect(g.body.members[0].$ref).toBe(`${base}/Users/${r.body.id}`);
+      expect((await intl.req("GET", "/Users?count=0")).body.totalResults).toBe(1);
+    } finally {
+      await intl.close();
+    }
+  });
   it("a request without a Host header (HTTP/1.0) gets relative links, not a doubled path or a 500", async () => {
     const port = new URL(s.base).port;
     const body = JSON.stringify(userBody(uname("nohost")));
