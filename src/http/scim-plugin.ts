@@ -217,7 +217,7 @@ export function scimPlugin(opts: {
         return errorResponse(invalidSyntax("the request body could not be parsed"));
       default: {
         // An unexpected failure: log it for the operator, tell the client nothing internal.
-        opts.log(`error: ${request.method} ${path}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+        opts.log(`error: ${request.method} ${path}: ${error instanceof Error ? (error.stack || error.message || error.name) : String(error)}`);
         return errorResponse(new ScimError(500, "the server could not complete the request; nothing was changed. The operator's log has the details."));
       }
     }

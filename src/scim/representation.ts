@@ -85,14 +85,18 @@ export function listResponseJson(totalResults: number, startIndex: number, items
 export class Renderer {
   constructor(private readonly store: Pick<ResourceStore, "groupsOf" | "memberPage">) {}
 
-  /** The groups of a User (read with it, or now); undefined for a Group. */
-  private async groupsOf(kind: ResourceKind, s: StoredResource): Promise<GroupRef[] | undefined> {
-    return kind === "User" ? (s.groups ?? (await this.store.groupsOf(s.id))) : undefined;
+  /**
+   * The groups of a User: those read with it, or a read now (a promise only then, so a row that
+   * carries them costs no await); undefined for a Group.
+   */
+  private groupsOf(kind: ResourceKind, s: StoredResource): GroupRef[] | undefined | Promise<GroupRef[]> {
+    return kind === "User" ? (s.groups ?? this.store.groupsOf(s.id)) : undefined;
   }
 
   /** The current ETag of a stored resource (reads a User's groups when the row came without them). */
   async etag(kind: ResourceKind, s: StoredResource): Promise<string> {
-    return etagOf(s.version, await this.groupsOf(kind, s));
+    const groups = this.groupsOf(kind, s);
+    return etagOf(s.version, groups instanceof Promise ? await groups : groups);
   }
 
   /** The representation under a projection, with `groups` (Users) and `members` (Groups) unless it leaves them out. */
@@ -112,7 +116,8 @@ export class Renderer {
     if (externalId !== undefined) body.externalId = externalId;
     Object.assign(body, attrs);
     // A User's groups are read whether or not they are returned: the ETag covers them.
-    const groups = await this.groupsOf(kind, s);
+    const read = this.groupsOf(kind, s);
+    const groups = read instanceof Promise ? await read : read;
     if (groups?.length && wants(p, null, "groups")) body.groups = groups.map((g) => groupJson(g, baseUrl));
     if (kind === "Group" && loadMembers && wants(p, null, "members")) {
       const members: Resource[] = [];
