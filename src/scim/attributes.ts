@@ -8,6 +8,7 @@ import {
   type ResourceTypeDef,
   type SchemaDef,
 } from "./schema";
+import { isObject } from "./json";
 
 /** A resolved attribute: which schema holds it (`extension` is the URN key for extension attributes). */
 export interface ResolvedAttr {
@@ -102,7 +103,7 @@ export function resolveAttrPath(rt: ResourceTypeDef, attrPath: string): Resolved
 export function containerOf(resource: Record<string, unknown>, extension: string | null, create: boolean): Record<string, unknown> | undefined {
   if (!extension) return resource;
   const existing = resource[extension];
-  if (existing && typeof existing === "object" && !Array.isArray(existing)) return existing as Record<string, unknown>;
+  if (isObject(existing)) return existing;
   if (!create) return undefined;
   const obj: Record<string, unknown> = {};
   resource[extension] = obj;

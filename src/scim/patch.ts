@@ -3,9 +3,10 @@
  * resource plus, for Groups, the ordered membership changes the store applies as row inserts and
  * deletes. It works on a copy, so a failing operation leaves nothing changed.
  */
-import { findSchema, resolveAttrPath, type ResolvedAttr } from "./attributes";
+import { containerOf, findAttr, findSchema, resolveAttrPath, type ResolvedAttr } from "./attributes";
 import { invalidPath, invalidSyntax, invalidValue, mutability, noTarget, ScimError } from "./errors";
 import { resolveElementFilterText, type ResolvedFilter } from "./filter";
+import { isObject, memberValue } from "./json";
 import { matches } from "./match";
 import { emptyStringMeansNull, isManager, isOwnIdEcho, normalizeManagerValue, normalizeOpName, upsertSeed } from "./quirks";
 import {
@@ -65,7 +66,6 @@ type PatchPath =
 const ATTR_PATH = /^(urn:[A-Za-z0-9.:_-]+:)?[A-Za-z$][\w$-]*(\.[A-Za-z$][\w$-]*)?$/;
 
 const nonEmpty = (e: Resource) => Object.keys(e).length > 0;
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** `strict`: a bare (unquoted) value in a value filter is refused, as in `filter` (see filter-syntax.ts). */
 export function parsePatchPath(rt: ResourceTypeDef, path: string, strict = false): PatchPath {
@@ -93,7 +93,7 @@ export function parsePatchPath(rt: ResourceTypeDef, path: string, strict = false
   let sub: AttributeDef | undefined;
   if (after !== "") {
     if (!after.startsWith(".")) throw invalidPath(`unexpected '${after}' after ']' in '${path}'`);
-    sub = r.attr.subAttributes?.find((s) => s.name.toLowerCase() === after.slice(1).toLowerCase());
+    sub = findAttr(r.attr.subAttributes, after.slice(1));
     if (!sub) throw invalidPath(`'${r.attr.name}' has no sub-attribute '${after.slice(1)}'`);
   }
   const text = trimmed.slice(open + 1, close);
@@ -117,12 +117,10 @@ export interface PatchContext {
 /** Applies a PatchOp request body to a copy of `current`. Throws ScimError; never mutates `current`. */
 export function applyPatch(ctx: PatchContext, current: Resource, body: unknown): PatchResult {
   if (!isObject(body)) throw invalidSyntax("the PATCH body must be a JSON object with 'schemas' and 'Operations'");
-  const schemasKey = Object.keys(body).find((k) => k.toLowerCase() === "schemas");
-  const schemas = schemasKey ? body[schemasKey] : undefined;
+  const schemas = memberValue(body, "schemas");
   if (!Array.isArray(schemas) || !schemas.some((s) => typeof s === "string" && s.toLowerCase() === PATCH_OP_SCHEMA.toLowerCase()))
     throw invalidSyntax(`a PATCH body's 'schemas' must be ["${PATCH_OP_SCHEMA}"]`);
-  const opsKey = Object.keys(body).find((k) => k.toLowerCase() === "operations");
-  const ops = opsKey ? body[opsKey] : undefined;
+  const ops = memberValue(body, "operations");
   if (!Array.isArray(ops) || ops.length === 0) throw invalidValue("'Operations' must be a non-empty array of {op, path, value}");
   if (ops.length > MAX_OPERATIONS) throw invalidValue(`'Operations' has more than ${MAX_OPERATIONS} operations`);
 
@@ -266,8 +264,7 @@ function setAttribute(ctx: PatchContext, res: PatchResult, op: Op, r: ResolvedAt
     res.password = value;
     return;
   }
-  const container = r.extension ? (res.resource[r.extension] as Resource | undefined) : res.resource;
-  const existing = container?.[r.attr.name];
+  const existing = containerOf(res.resource, r.extension, false)?.[r.attr.name];
   const coerced = r.sub || r.attr.type !== "complex" ? coerceResolved(r, value, ctx.opts) : coerceAttribute(r.attr, value, r.path, ctx.opts);
   if (coerced === undefined) {
     // Clearing a required attribute is refused once all operations are applied (refuseClearing).
@@ -307,8 +304,7 @@ function removeAttribute(ctx: PatchContext, res: PatchResult, r: ResolvedAttr, v
   refuseReadOnly(r);
   if (r.attr.multiValued && !r.sub && value !== undefined && value !== null) {
     // Remove exactly the listed values (matched on their `value` sub-attribute when they have one).
-    const container = r.extension ? (res.resource[r.extension] as Resource | undefined) : res.resource;
-    const existing = container?.[r.attr.name];
+    const existing = containerOf(res.resource, r.extension, false)?.[r.attr.name];
     if (!Array.isArray(existing)) return;
     const targets = coerceAttribute(r.attr, value, r.path, ctx.opts, true) as Resource[] | undefined;
     if (!targets) return;
@@ -338,8 +334,8 @@ function applyFiltered(ctx: PatchContext, res: Work, op: Op, p: Extract<PatchPat
     return;
   }
   refuseReadOnly(sub ? { ...r, sub } : r);
-  const container = r.extension ? (res.resource[r.extension] as Resource | undefined) : res.resource;
-  const list = Array.isArray(container?.[r.attr.name]) ? [...(container![r.attr.name] as Resource[])] : [];
+  const stored = containerOf(res.resource, r.extension, false)?.[r.attr.name];
+  const list = Array.isArray(stored) ? [...(stored as Resource[])] : [];
   const hits = list.filter((e) => matches(filter, e));
 
   if (op === "remove") {

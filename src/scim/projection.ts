@@ -8,9 +8,10 @@
  * names only here; scimd reads the filter as in a PATCH path (RFC 7644 §3.5.2). In
  * `excludedAttributes` the same item leaves out the matching elements (or their sub-attribute).
  */
-import { findAttr, resolveAttrPath, type ResolvedAttr } from "./attributes";
+import { containerOf, findAttr, resolveAttrPath, type ResolvedAttr } from "./attributes";
 import { invalidFilter, invalidValue, ScimError } from "./errors";
 import { resolveElementFilterText, type FilterOptions, type ResolvedFilter } from "./filter";
+import { isObject } from "./json";
 import { matches } from "./match";
 import type { Resource } from "./resource";
 import type { ResourceTypeDef } from "./schema";
@@ -118,8 +119,6 @@ export function asksForAttributes(p: Projection): boolean {
   return p.include !== undefined || !!p.exclude?.length;
 }
 
-const isObject = (v: unknown): v is Resource => typeof v === "object" && v !== null && !Array.isArray(v);
-
 /** What an include list asks of one attribute: all of it, or per element some sub-attributes. */
 interface Wanted {
   extension: string | null;
@@ -170,8 +169,8 @@ export function project(full: Resource, p: Projection): Resource {
       else w.parts.push({ filter: r.filter, sub: r.sub?.name });
     }
     for (const w of wanted.values()) {
-      const src = w.extension ? (full[w.extension] as Resource | undefined) : full;
-      if (!isObject(src)) continue;
+      const src = containerOf(full, w.extension, false);
+      if (!src) continue;
       let v = selectValue(src[w.name], w);
       // Elements of multi-valued attributes that hold nothing asked for go, and so does an empty list.
       if (Array.isArray(v)) v = v.filter((e) => !isObject(e) || Object.keys(e).length > 0);
@@ -184,7 +183,7 @@ export function project(full: Resource, p: Projection): Resource {
   const out: Resource = structuredClone(full);
   for (const r of p.exclude ?? []) {
     if (r.attr.returned === "always" || r.sub?.returned === "always") continue;
-    const container = r.extension ? (out[r.extension] as Resource | undefined) : out;
+    const container = containerOf(out, r.extension, false);
     if (!container) continue;
     if (r.filter) {
       // Leave out the matching elements, or their sub-attribute.

@@ -5,6 +5,7 @@
 import type { ResolvedFilter } from "./filter";
 import type { AttributeDef } from "./schema";
 import { ENTERPRISE_USER_SCHEMA } from "./schema";
+import { memberValue } from "./json";
 
 /** `"op": "Replace"`, `"ADD"` (Entra ID, OneLogin): operation names in any case. */
 export function normalizeOpName(op: unknown): "add" | "replace" | "remove" | undefined {
@@ -26,9 +27,8 @@ export function normalizeManagerValue(v: unknown): unknown {
   if (v === null || v === undefined) return null;
   if (typeof v === "string") return v.trim() === "" ? null : { value: v };
   if (typeof v === "object") {
-    const entries = Object.entries(v as Record<string, unknown>);
-    const valueKey = entries.find(([k]) => k.toLowerCase() === "value");
-    if (valueKey && (valueKey[1] === "" || valueKey[1] === null)) return null;
+    const value = memberValue(v as Record<string, unknown>, "value");
+    if (value === "" || value === null) return null;
     return v;
   }
   return v;

@@ -6,6 +6,7 @@
  */
 import { containerOf, findAttr, findSchema, resolveAttrPath, type ResolvedAttr } from "./attributes";
 import { invalidSyntax, invalidValue } from "./errors";
+import { isObject, memberValue, typeName } from "./json";
 import { canonicalDateTime } from "./filter";
 import { isManager, normalizeManagerValue } from "./quirks";
 import type { AttributeDef, ResourceTypeDef } from "./schema";
@@ -27,15 +28,6 @@ const LEGACY_CORE_SCHEMAS: Record<string, string[]> = {
   User: ["urn:scim:schemas:core:1.0"],
   Group: ["urn:scim:schemas:core:1.0"],
 };
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
-
-function typeName(v: unknown): string {
-  if (v === null) return "null";
-  if (Array.isArray(v)) return "an array";
-  if (typeof v === "object") return "an object";
-  return `a ${typeof v}`;
-}
 
 /** Coerces one simple value to `a`'s type, or throws 400 invalidValue naming the attribute. */
 function coerceSimple(a: AttributeDef, v: unknown, path: string): unknown {
@@ -216,8 +208,7 @@ export interface NormalizedBody {
 
 /** Checks `schemas` (RFC 7643 §3): present, an array of strings, naming the resource's core schema. */
 function checkSchemas(rt: ResourceTypeDef, body: Resource): string[] {
-  const key = Object.keys(body).find((k) => k.toLowerCase() === "schemas");
-  const schemas = key ? body[key] : undefined;
+  const schemas = memberValue(body, "schemas");
   if (!Array.isArray(schemas) || schemas.length === 0 || !schemas.every((s) => typeof s === "string"))
     throw invalidSyntax(`'schemas' must be a non-empty array of schema URNs including "${rt.schema.id}"`);
   const lower = schemas.map((s: string) => s.toLowerCase());
@@ -271,8 +262,7 @@ export function memberIds(value: unknown, opts: NormalizeOptions): string[] {
   for (const [i, el] of list.entries()) {
     if (el === null) continue;
     if (!isObject(el)) throw invalidValue(`'members[${i}]' must be an object like {"value": "<id>"}, got ${typeName(el)}`);
-    const key = Object.keys(el).find((k) => k.toLowerCase() === "value");
-    const id = key ? el[key] : undefined;
+    const id = memberValue(el, "value");
     if (typeof id !== "string" || id === "") throw invalidValue(`'members[${i}].value' must be the id of a User or Group`);
     if (opts.strict) for (const k of Object.keys(el)) if (!["value", "$ref", "type", "display"].includes(k.toLowerCase())) throw invalidSyntax(`'members[${i}]' has no sub-attribute '${k}'`);
     if (!seen.has(id)) {
