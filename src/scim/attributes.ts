@@ -109,8 +109,3 @@ export function containerOf(resource: Record<string, unknown>, extension: string
   resource[extension] = obj;
   return obj;
 }
-
-/** Unicode normalisation used for every case-insensitive comparison: NFC, then lower case. */
-export function fold(s: string): string {
-  return s.normalize("NFC").toLowerCase();
-}

@@ -4,7 +4,8 @@
  * Absent values never match a comparison, except `ne`, which holds when the value is absent.
  */
 import { containerOf } from "./attributes";
-import { compareKey, leafOf, type CompareOp, type CompareValue, type ResolvedFilter, type Target } from "./filter";
+import { compareKey } from "./compare-keys";
+import { leafOf, type CompareOp, type CompareValue, type ResolvedFilter, type Target } from "./filter";
 
 type Obj = Record<string, unknown>;
 

@@ -10,7 +10,8 @@
  */
 import { containerOf, findAttr, resolveAttrPath, type ResolvedAttr } from "./attributes";
 import { invalidFilter, invalidValue, ScimError } from "./errors";
-import { resolveElementFilterText, type FilterOptions, type ResolvedFilter } from "./filter";
+import { resolveElementFilterText, type ResolvedFilter } from "./filter";
+import type { FilterOptions } from "./filter-syntax";
 import { isObject } from "./json";
 import { matches } from "./match";
 import type { Resource } from "./resource";

@@ -7,7 +7,7 @@
 import { containerOf, findAttr, findSchema, resolveAttrPath, type ResolvedAttr } from "./attributes";
 import { invalidSyntax, invalidValue } from "./errors";
 import { isObject, memberValue, typeName } from "./json";
-import { canonicalDateTime } from "./filter";
+import { canonicalDateTime } from "./compare-keys";
 import { isManager, normalizeManagerValue } from "./quirks";
 import type { AttributeDef, ResourceTypeDef } from "./schema";
 import { enforceIdentifiers } from "./username";

@@ -5,7 +5,9 @@
 import { describe, expect, it, test } from "bun:test";
 import fc from "fast-check";
 import { ScimError } from "../../src/scim/errors";
-import { MAX_FILTER_DEPTH, MAX_FILTER_LENGTH, parseFilterText, resolveFilter, type ResolvedFilter, type Target } from "../../src/scim/filter";
+import { resolveFilter, type ResolvedFilter, type Target } from "../../src/scim/filter";
+import { MAX_FILTER_LENGTH, parseFilterText } from "../../src/scim/filter-parser";
+import { MAX_FILTER_DEPTH } from "../../src/scim/filter-syntax";
 import { ENTERPRISE_USER_SCHEMA, GROUP_RESOURCE, USER_RESOURCE, type ResourceTypeDef } from "../../src/scim/schema";
 
 const ENT = ENTERPRISE_USER_SCHEMA;
