@@ -9,6 +9,7 @@ import {
   type SchemaDef,
 } from "./schema";
 import { isObject } from "./json";
+import type { Quirks } from "./quirks";
 
 /** A resolved attribute: which schema holds it (`extension` is the URN key for extension attributes). */
 export interface ResolvedAttr {
@@ -63,9 +64,10 @@ function splitUrn(rt: ResourceTypeDef, path: string): { extension: string | null
 
 /**
  * Resolves `attrPath` (RFC 7644 §3.10 ATTRNAME *1subAttr, optionally URN-prefixed) against a resource
- * type. Returns undefined for names the schema does not know.
+ * type. Returns undefined for names the schema does not know. `quirks` (all of them when left out)
+ * may hold `unqualifiedExtensionNames` (quirks.ts).
  */
-export function resolveAttrPath(rt: ResourceTypeDef, attrPath: string): ResolvedAttr | undefined {
+export function resolveAttrPath(rt: ResourceTypeDef, attrPath: string, quirks?: Quirks): ResolvedAttr | undefined {
   let extension: string | null = null;
   let schemaAttrs: readonly AttributeDef[] = coreAttributes(rt.schema);
   let rest = attrPath;
@@ -80,8 +82,7 @@ export function resolveAttrPath(rt: ResourceTypeDef, attrPath: string): Resolved
   const head = dot < 0 ? rest : rest.slice(0, dot);
   const tail = dot < 0 ? undefined : rest.slice(dot + 1);
   let attr = findAttr(schemaAttrs, head);
-  if (!attr && extension === null && !/^urn:/i.test(attrPath)) {
-    // An unqualified name the core schema lacks may name an extension attribute (Entra's `manager eq …`).
+  if (!attr && extension === null && !/^urn:/i.test(attrPath) && (quirks === undefined || quirks.has("unqualifiedExtensionNames"))) {
     for (const e of rt.extensions) {
       attr = findAttr(e.schema.attributes, head);
       if (attr) {
@@ -97,6 +98,42 @@ export function resolveAttrPath(rt: ResourceTypeDef, attrPath: string): Resolved
   const sub = findAttr(attr.subAttributes, tail);
   if (!sub) return undefined;
   return { extension, attr, sub, path: `${prefix}${attr.name}.${sub.name}` };
+}
+
+/** What one key of a resource body or of a path-less PATCH value names (RFC 7643 §3, names in any case). */
+export type BodyKey =
+  | { kind: "schemas" }
+  /** An extension's URN: its value is an object holding the extension's attributes. */
+  | { kind: "extension"; urn: string; schema: SchemaDef }
+  /** The core schema's URN: its value is an object holding core attributes. */
+  | { kind: "core" }
+  /** A plain, dotted (`name.givenName`) or URN-qualified attribute name. */
+  | { kind: "attribute"; r: ResolvedAttr }
+  | { kind: "unknown" };
+
+const SCHEMAS_KEY: BodyKey = { kind: "schemas" };
+const CORE_KEY: BodyKey = { kind: "core" };
+const UNKNOWN_KEY: BodyKey = { kind: "unknown" };
+
+export function classifyKey(rt: ResourceTypeDef, key: string, quirks?: Quirks): BodyKey {
+  if (key.toLowerCase() === "schemas") return SCHEMAS_KEY;
+  const schema = /^urn:/i.test(key) ? findSchema(rt, key) : undefined;
+  if (schema) return schema.extension ? { kind: "extension", urn: schema.extension, schema: schema.schema } : CORE_KEY;
+  const r = resolveAttrPath(rt, key, quirks);
+  return r ? { kind: "attribute", r } : UNKNOWN_KEY;
+}
+
+/**
+ * A PATCH path cut at its value filter (RFC 7644 §3.5.2: `attrPath` or `attrPath "[" valFilter "]"
+ * ["." subAttr]`): the attribute path, the filter's text and what follows ']'. Undefined when a '['
+ * has no ']' after it. Nothing is resolved or checked here.
+ */
+export function splitValuePath(path: string): { attr: string; filter?: string; after?: string } | undefined {
+  const open = path.indexOf("[");
+  if (open < 0) return { attr: path };
+  const close = path.lastIndexOf("]");
+  if (close < open) return undefined;
+  return { attr: path.slice(0, open), filter: path.slice(open + 1, close), after: path.slice(close + 1) };
 }
 
 /** Reads the container object (the resource itself, or its extension object) of a resolved attribute. */

@@ -15,8 +15,14 @@ export function typeName(v: unknown): string {
   return `a ${typeof v}`;
 }
 
-/** The value of `obj`'s member `name` (lower case), whatever case the client wrote it in; the first such member wins. */
-export function memberValue(obj: Record<string, unknown>, name: string): unknown {
-  for (const k of Object.keys(obj)) if (k.toLowerCase() === name) return obj[k];
+/** The key under which `obj` holds the member `name` (lower case), whatever case the client wrote it in; the first such key. */
+export function memberKey(obj: Record<string, unknown>, name: string): string | undefined {
+  for (const k of Object.keys(obj)) if (k.toLowerCase() === name) return k;
   return undefined;
+}
+
+/** The value of `obj`'s member `name` (lower case), whatever case the client wrote it in (see `memberKey`). */
+export function memberValue(obj: Record<string, unknown>, name: string): unknown {
+  const k = memberKey(obj, name);
+  return k === undefined ? undefined : obj[k];
 }

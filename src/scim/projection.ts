@@ -58,7 +58,7 @@ function resolveFiltered(t: ResourceTypeDef, item: string, param: string, opts: 
   const open = item.indexOf("[");
   const close = item.lastIndexOf("]");
   if (close < open) throw invalidFilter(`the value filter in '${param}' item '${item}' is invalid: unclosed '[' at position ${open + 1}: add ']'`);
-  const r = resolveAttrPath(t, item.slice(0, open).trim());
+  const r = resolveAttrPath(t, item.slice(0, open).trim(), opts.quirks);
   if (!r) return undefined;
   if (r.sub || r.attr.type !== "complex" || !r.attr.multiValued) throw invalidValue(`'${param}' item '${item}': a value filter '[…]' needs a multi-valued complex attribute such as emails, not '${r.path}'`);
   const tail = item.slice(close + 1).trim();
@@ -92,7 +92,7 @@ export function parseAttributeList(types: ResourceTypeDef[], text: string | unde
     if (!name || name.toLowerCase() === "schemas") continue;
     let known = false;
     for (const t of types) {
-      const r = name.includes("[") ? resolveFiltered(t, name, param, opts) : resolveAttrPath(t, name);
+      const r = name.includes("[") ? resolveFiltered(t, name, param, opts) : resolveAttrPath(t, name, opts.quirks);
       if (r) {
         out.get(t)!.push(r);
         known = true;

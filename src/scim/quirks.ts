@@ -1,72 +1,540 @@
 /**
- * IdP quirks, each a named normaliser applied at the edge of the PATCH engine so the RFC logic stays
- * clean. Every function names the wire shape it accepts.
+ * IdP quirks: every leniency scimd has for what identity providers and test collections send that
+ * RFC 7643/7644 do not allow, in one list (QUIRKS below). Each entry says who sends it, and its doc
+ * comment shows the wire JSON it accepts and the RFC shape that becomes.
+ *
+ * Most entries are rewrites run at the edge, so that the RFC code only ever sees RFC-shaped input:
+ *   - "operation" quirks rewrite one PATCH operation into the operations it means
+ *     (`rewritePatchOperations`, run by `applyPatch` before the engine applies anything);
+ *   - "body" quirks rewrite a POST or PUT body (`rewriteBody`, run by `normalizeBody` before it reads
+ *     the body);
+ *   - "value" quirks rewrite the value a body or an operation writes at one attribute.
+ * Each has `applies`, a cheap test asked of every operation, body or attribute, and `rewrite`, which
+ * returns what it was given when on a closer look there is nothing to change; with nothing to rewrite
+ * the pass costs a few comparisons per operation or attribute, and never walks a member list.
+ *
+ * The "consulted" entries cannot be a rewrite of the request: the upsert depends on the stored
+ * resource, unquoted filter values live inside the filter scanner, attribute names are resolved
+ * where they are read. The code that needs one asks `quirks.has(name)`; the entry says where.
+ *
+ * A server runs with ALL_QUIRKS. `--strict` is NO_QUIRKS: every request below is then answered as the
+ * RFCs say, mostly 400 with a detail naming what to send instead.
  */
+import { classifyKey, findAttr, findSchema, resolveAttrPath, splitValuePath, type ResolvedAttr } from "./attributes";
 import type { ResolvedFilter } from "./filter";
-import type { AttributeDef } from "./schema";
-import { ENTERPRISE_USER_SCHEMA } from "./schema";
-import { memberValue } from "./json";
+import { isObject, memberKey, memberValue } from "./json";
+import type { PatchOperation } from "./patch";
+import type { Resource } from "./resource";
+import { ENTERPRISE_USER_SCHEMA, type AttributeDef, type ResourceTypeDef } from "./schema";
 
-/** `"op": "Replace"`, `"ADD"` (Entra ID, OneLogin): operation names in any case. */
-export function normalizeOpName(op: unknown): "add" | "replace" | "remove" | undefined {
-  if (typeof op !== "string") return undefined;
-  const lower = op.trim().toLowerCase();
-  return lower === "add" || lower === "replace" || lower === "remove" ? lower : undefined;
+export type QuirkName =
+  | "opNameCase"
+  | "filteredPathKeys"
+  | "ownIdEcho"
+  | "metaEcho"
+  | "singleValueAsList"
+  | "managerShapes"
+  | "emptyStringIsNull"
+  | "stringBooleans"
+  | "legacyCoreSchema"
+  | "ignoreUnknownAttributes"
+  | "unqualifiedExtensionNames"
+  | "complexFilterOnValue"
+  | "qualifiedNamesInValueFilter"
+  | "unquotedFilterValues"
+  | "upsertThroughValueFilter";
+
+/** The quirks in force for a request. */
+export type Quirks = ReadonlySet<QuirkName>;
+
+/** What a PATCH rewrite knows of the request besides the operation. */
+export interface QuirkContext {
+  rt: ResourceTypeDef;
+  quirks: Quirks;
+  /** The id of the resource being patched. */
+  id?: string;
 }
 
 /**
- * Entra ID sends the enterprise `manager` as a bare id string, as `{"value": id}` or as
- * `[{"$ref": …, "value": id}]`, and removes it with `""`, `{"value": ""}` or `null`.
- * Returns the canonical `{value: id}` object, or null for "remove the manager".
+ * Where a value is written: an attribute (`sub` for one sub-attribute of it), or with `element` one
+ * element of the multi-valued `attr` that a value filter selects (`emails[type eq "work"]`, or its
+ * `sub`: `emails[type eq "work"].value`).
  */
-export function normalizeManagerValue(v: unknown): unknown {
-  if (Array.isArray(v)) {
-    if (v.length > 1) return v; // several managers: not a quirk, refused as an array for a single value
-    v = v.length ? v[0] : null;
+export interface ValueTarget {
+  extension: string | null;
+  attr: AttributeDef;
+  sub?: AttributeDef;
+  element?: boolean;
+}
+
+export type Stage = "body" | "patch";
+
+interface About {
+  /** Who is known to send it. */
+  from: string;
+}
+
+export interface OperationQuirk extends About {
+  kind: "operation";
+  applies(o: PatchOperation, ctx: QuirkContext): boolean;
+  /** The operations that replace `o`, in order (`[o]` when nothing changes). */
+  rewrite(o: PatchOperation, ctx: QuirkContext): PatchOperation[];
+}
+
+export interface ValueQuirk extends About {
+  kind: "value";
+  applies(t: ValueTarget, v: unknown, stage: Stage): boolean;
+  rewrite(t: ValueTarget, v: unknown): unknown;
+  /** Where else the quirk is consulted by name, if anywhere. */
+  consultedBy?: string;
+}
+
+export interface BodyQuirk extends About {
+  kind: "body";
+  applies(body: Resource, rt: ResourceTypeDef): boolean;
+  rewrite(body: Resource, rt: ResourceTypeDef): Resource;
+}
+
+export interface ConsultedQuirk extends About {
+  kind: "consulted";
+  /** The code that asks for it by name. */
+  consultedBy: string;
+}
+
+export type Quirk = OperationQuirk | ValueQuirk | BodyQuirk | ConsultedQuirk;
+
+const OP_NAMES = new Set(["add", "replace", "remove"]);
+const LEGACY_CORE_SCHEMA = "urn:scim:schemas:core:1.0";
+const BOOLEAN_TEXT = /^\s*(true|false)\s*$/i;
+
+/** Path-less as the engine reads it: no path, null, or a blank one. */
+const isPathless = (path: unknown) => path === undefined || path === null || (typeof path === "string" && path.trim() === "");
+const isPathlessWrite = (o: PatchOperation) => (o.op === "add" || o.op === "replace") && isPathless(o.path) && isObject(o.value);
+const leaf = (t: ValueTarget) => t.sub ?? t.attr;
+const isEnterpriseManager = (t: ValueTarget) => t.extension === ENTERPRISE_USER_SCHEMA && t.attr.name === "manager" && !t.sub;
+
+/** A value marked for dropping by an `eachAttribute` mapper. */
+const DROP = Symbol("drop");
+
+/** Every quirk, in the order the rewrites run. */
+export const QUIRKS: Readonly<Record<QuirkName, Quirk>> = {
+  /**
+   * PATCH `op` names in any case, with blanks around them (RFC 7644 §3.5.2 names them in lower case):
+   *
+   *   {"op": "Replace", "path": "active", "value": false}   (Entra ID: "Add", "Replace", "Remove")
+   *   {"op": "ADD", "path": "title", "value": "Chemist"}    (OneLogin)
+   *     →  {"op": "replace", …}, {"op": "add", …}
+   */
+  opNameCase: {
+    kind: "operation",
+    from: "Entra ID, OneLogin",
+    applies: (o) => typeof o.op === "string" && !OP_NAMES.has(o.op) && OP_NAMES.has(o.op.trim().toLowerCase()),
+    rewrite: (o) => [{ ...o, op: (o.op as string).trim().toLowerCase() }],
+  },
+
+  /**
+   * A path-less add or replace whose value has value-filter paths as keys: each such key is an
+   * operation of its own, applied before the plain keys, as Entra ID means it:
+   *
+   *   {"op": "replace", "value": {"emails[type eq \"work\"].value": "a@x", "name.familyName": "Ortiz"}}
+   *     →  {"op": "replace", "path": "emails[type eq \"work\"].value", "value": "a@x"},
+   *        {"op": "replace", "value": {"name.familyName": "Ortiz"}}
+   */
+  filteredPathKeys: {
+    kind: "operation",
+    from: "Entra ID",
+    applies: (o) => isPathlessWrite(o) && Object.keys(o.value as Resource).some((k) => k.includes("[")),
+    rewrite: (o) => {
+      const out: PatchOperation[] = [];
+      const rest: Resource = {};
+      for (const [k, v] of Object.entries(o.value as Resource)) {
+        if (k.includes("[")) out.push({ ...o, path: k, value: v, hasValue: true });
+        else rest[k] = v;
+      }
+      if (Object.keys(rest).length) out.push({ ...o, value: rest });
+      return out;
+    },
+  },
+
+  /**
+   * Okta renames a group with a path-less replace that echoes the group's own (read-only) id; an `id`
+   * equal to the resource's own is dropped (any other id is still 400 mutability):
+   *
+   *   {"op": "replace", "value": {"id": "<this group's id>", "displayName": "Field Engineers EMEA"}}
+   *     →  {"op": "replace", "value": {"displayName": "Field Engineers EMEA"}}
+   */
+  ownIdEcho: {
+    kind: "operation",
+    from: "Okta",
+    applies: (o, ctx) => ctx.id !== undefined && isPathlessWrite(o),
+    rewrite: (o, ctx) => [withValue(o, eachAttribute(ctx, o.value as Resource, (_t, v, key) => (key.toLowerCase() === "id" && v === ctx.id ? DROP : v)))],
+  },
+
+  /**
+   * A path-less add or replace carrying the resource's (read-only) `meta`, as a client sends back a
+   * resource it read; `meta` and its sub-attributes are dropped:
+   *
+   *   {"op": "replace", "value": {"displayName": "Ada", "meta": {"resourceType": "User", …}}}
+   *     →  {"op": "replace", "value": {"displayName": "Ada"}}
+   */
+  metaEcho: {
+    kind: "operation",
+    from: "clients that send back a resource they read",
+    applies: isPathlessWrite,
+    rewrite: (o, ctx) => [withValue(o, eachAttribute(ctx, o.value as Resource, (t, v) => (t.extension === null && t.attr.name === "meta" ? DROP : v)))],
+  },
+
+  /**
+   * A one-element list (or an empty one) where one complex value belongs: a single-valued complex
+   * attribute, or the element a value filter selects. In bodies and PATCH values:
+   *
+   *   "urn:…:enterprise:2.0:User": {"manager": [{"$ref": null, "value": "m1"}]}   (Entra ID)
+   *     →  {"manager": {"$ref": null, "value": "m1"}}
+   *   {"op": "replace", "path": "emails[type eq \"work\"]", "value": [{"value": "a@x"}]}
+   *     →  {"op": "replace", "path": "emails[type eq \"work\"]", "value": {"value": "a@x"}}
+   *   "name": []  →  "name": null
+   */
+  singleValueAsList: {
+    kind: "value",
+    from: "Entra ID",
+    applies: (t, v) => Array.isArray(v) && v.length <= 1 && !t.sub && t.attr.type === "complex" && (!t.attr.multiValued || t.element === true),
+    rewrite: (_t, v) => {
+      while (Array.isArray(v) && v.length <= 1) v = v.length ? v[0] : null;
+      return v;
+    },
+  },
+
+  /**
+   * The enterprise `manager` (RFC 7643 §4.3, a complex value with `value`) as a bare id, and as
+   * removed by an empty one. In bodies and PATCH values:
+   *
+   *   {"op": "Add", "path": "urn:…:enterprise:2.0:User:manager", "value": "m1"}      (Entra ID)
+   *     →  "value": {"value": "m1"}
+   *   "value": "", "value": {"value": ""}, "manager": {"value": "", "displayName": " "}
+   *     (Entra ID, OneLogin)  →  null: the manager is removed
+   */
+  managerShapes: {
+    kind: "value",
+    from: "Entra ID, OneLogin",
+    applies: (t, v) => isEnterpriseManager(t) && (typeof v === "string" || (isObject(v) && (memberValue(v, "value") === "" || memberValue(v, "value") === null))),
+    rewrite: (_t, v) => (typeof v === "string" && v.trim() !== "" ? { value: v } : null),
+  },
+
+  /**
+   * Entra ID's "null update": in a PATCH add or replace, `""` for a single-valued simple attribute or
+   * sub-attribute means null (unassign it). In a POST or PUT body only a `password` of `""` is read
+   * so (no password); other attributes keep the "" they are sent.
+   *
+   *   {"op": "Replace", "path": "title", "value": ""}  →  "value": null
+   *   {"op": "replace", "path": "emails[type eq \"work\"].value", "value": ""}  →  "value": null
+   *     (the work email then goes: an email without an address means nothing)
+   *   POST {…, "password": ""}  →  {…, "password": null}
+   */
+  emptyStringIsNull: {
+    kind: "value",
+    from: "Entra ID",
+    applies: (t, v, stage) => v === "" && (stage === "patch" ? leaf(t).type !== "complex" && !leaf(t).multiValued : t.attr.mutability === "writeOnly"),
+    rewrite: () => null,
+  },
+
+  /**
+   * Booleans sent as the strings "True", "False", "true", "false" (any case, blanks around), in
+   * bodies and PATCH values, top-level or inside complex values:
+   *
+   *   {"op": "Replace", "path": "active", "value": "False"}          (Entra ID)  →  "value": false
+   *   PUT {"active": "False", "emails": [{"primary": "True", …}]}    (Okta)      →  false, true
+   *   POST {"active": "true"}                                        (OneLogin)  →  true
+   *
+   * and in filters, where filter.ts consults it by name: `roles[primary eq "True"]` (Entra ID)
+   * compares with the boolean true.
+   */
+  stringBooleans: {
+    kind: "value",
+    from: "Entra ID, Okta, OneLogin",
+    consultedBy: "filter.ts (comparison literals)",
+    applies: (t, v) => (leaf(t).type === "boolean" ? typeof v === "string" || Array.isArray(v) : typeof v === "object" && v !== null && booleanSubs(leaf(t)).length > 0),
+    rewrite: (t, v) => {
+      const one = leaf(t).type === "boolean" ? booleanOf : (e: unknown) => elementBooleans(leaf(t), e);
+      return Array.isArray(v) ? mapSame(v, one) : one(v);
+    },
+  },
+
+  /**
+   * The SCIM 1.0 core schema URN in `schemas`, for a User or a Group:
+   *
+   *   POST /Users {"schemas": ["urn:scim:schemas:core:1.0"], "userName": …}      (OneLogin)
+   *     →  {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], …}
+   */
+  legacyCoreSchema: {
+    kind: "body",
+    from: "OneLogin",
+    applies: (body) => {
+      const schemas = memberValue(body, "schemas");
+      return Array.isArray(schemas) && schemas.some(isLegacyCore);
+    },
+    rewrite: (body, rt) => {
+      const key = memberKey(body, "schemas")!;
+      return { ...body, [key]: (body[key] as unknown[]).map((s) => (isLegacyCore(s) ? rt.schema.id : s)) };
+    },
+  },
+
+  /**
+   * Attribute and sub-attribute names the schema does not define are ignored (an IdP's attribute
+   * mapping often holds one the server lacks), in bodies, PATCH paths and values, and member values:
+   *
+   *   POST {…, "prefferedLanguage": "de-DE", "addresses": [{"type": "work", "city": "Raccoon City"}]}
+   *     (OneLogin)  →  {…, "addresses": [{"type": "work"}]}
+   *   {"op": "replace", "path": "nosuch", "value": "x"}  →  nothing
+   *
+   * Without it: 400 invalidSyntax (bodies, values) or invalidPath (paths) naming the attribute.
+   */
+  ignoreUnknownAttributes: {
+    kind: "consulted",
+    from: "OneLogin, and any IdP mapping an attribute scimd does not have",
+    consultedBy: "resource.ts (walkAttributes, coercion, member values) and patch.ts (paths)",
+  },
+
+  /**
+   * An attribute name without its schema URN that only an extension has, in filters, paths, bodies,
+   * `attributes` and `sortBy`:
+   *
+   *   GET /Users?filter=manager eq "m1"  (Entra ID)
+   *     →  filter=urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager eq "m1"
+   */
+  unqualifiedExtensionNames: {
+    kind: "consulted",
+    from: "Entra ID",
+    consultedBy: "attributes.ts (resolveAttrPath)",
+  },
+
+  /**
+   * A filter comparing a single-valued complex attribute that has a `value` sub-attribute compares
+   * that value (RFC 7644 §3.4.2.2 defines this only for multi-valued attributes):
+   *
+   *   filter=manager eq "m1"  (Entra ID)  →  filter=manager.value eq "m1"
+   *
+   * Without it: 400 invalidFilter ("'manager' is complex: compare one of its sub-attributes").
+   */
+  complexFilterOnValue: {
+    kind: "consulted",
+    from: "Entra ID",
+    consultedBy: "filter.ts (resolveFilter)",
+  },
+
+  /**
+   * Inside a value filter, names are the sub-attributes of the attribute before '['; one written
+   * qualified with that attribute's name is read as the sub-attribute:
+   *
+   *   emails[emails.type eq "work"]  →  emails[type eq "work"]
+   */
+  qualifiedNamesInValueFilter: {
+    kind: "consulted",
+    from: "hand-written clients",
+    consultedBy: "filter.ts (resolveElementFilter)",
+  },
+
+  /**
+   * Comparison values without quotes (RFC 7644 §3.4.2.2 values are JSON): a bare value that is not
+   * `true`, `false`, `null`, a number or a keyword is read as the string it spells, and as a dateTime
+   * where the attribute is one; in filters, PATCH value-filter paths and `attributes` value filters:
+   *
+   *   filter=userName sw O  (Microsoft's SCIM validator collection)  →  filter=userName sw "O"
+   *   meta.created gt 2015-10-10T14:38:21.8617979-07:00  →  … gt "2015-10-10T14:38:21.8617979-07:00"
+   *
+   * Without it: 400 invalidFilter ("expected a quoted value after 'sw' at position 13"), or
+   * invalidPath in a PATCH path.
+   */
+  unquotedFilterValues: {
+    kind: "consulted",
+    from: "Microsoft's SCIM validator collection",
+    consultedBy: "filter-syntax.ts (scanFilter)",
+  },
+
+  /**
+   * Entra ID's and Okta's upsert through a value filter: add or replace of a filtered path on a
+   * resource with no matching element creates the element the filter describes, where RFC 7644
+   * §3.5.2.3 and §3.12 answer 400 noTarget:
+   *
+   *   {"op": "Add", "path": "emails[type eq \"work\"].value", "value": "ada@example.com"}
+   *     on {"emails": [{"type": "home", …}]}  →  appends {"type": "work", "value": "ada@example.com"}
+   *   {"op": "Add", "path": "roles[primary eq \"True\"].value", "value": "approver"}
+   *     on a user without roles  →  "roles": [{"primary": true, "value": "approver"}]
+   *
+   * It depends on the stored resource, so the PATCH engine consults it where a filter matches
+   * nothing, and only where a retry stays harmless (see `upsertSeed`).
+   */
+  upsertThroughValueFilter: {
+    kind: "consulted",
+    from: "Entra ID, Okta",
+    consultedBy: "patch.ts (a value filter that matches nothing)",
+  },
+};
+
+export const ALL_QUIRKS: Quirks = new Set(Object.keys(QUIRKS) as QuirkName[]);
+export const NO_QUIRKS: Quirks = new Set();
+
+/** The quirks a server runs with: all of them, none under `--strict`. */
+export function quirksFor(strict: boolean): Quirks {
+  return strict ? NO_QUIRKS : ALL_QUIRKS;
+}
+
+type Named<K extends Quirk["kind"]> = [QuirkName, Extract<Quirk, { kind: K }>];
+const ENTRIES = Object.entries(QUIRKS) as [QuirkName, Quirk][];
+const OPERATION_QUIRKS = ENTRIES.filter((e): e is Named<"operation"> => e[1].kind === "operation");
+const VALUE_QUIRKS = ENTRIES.filter((e): e is Named<"value"> => e[1].kind === "value");
+const BODY_QUIRKS = ENTRIES.filter((e): e is Named<"body"> => e[1].kind === "body");
+
+/**
+ * The PATCH operations rewritten by the quirks in force, in order: each operation quirk, then the
+ * value quirks on what each operation writes. The engine (patch.ts) applies the result.
+ */
+export function rewritePatchOperations(ctx: QuirkContext, ops: PatchOperation[]): PatchOperation[] {
+  const opQuirks = OPERATION_QUIRKS.filter(([name]) => ctx.quirks.has(name)).map(([, q]) => q);
+  const valueQuirks = VALUE_QUIRKS.filter(([name]) => ctx.quirks.has(name)).map(([, q]) => q);
+  if (opQuirks.length === 0 && valueQuirks.length === 0) return ops;
+  const out: PatchOperation[] = [];
+  for (const o of ops) {
+    let list = [o];
+    for (const q of opQuirks) if (list.some((x) => q.applies(x, ctx))) list = list.flatMap((x) => (q.applies(x, ctx) ? q.rewrite(x, ctx) : [x]));
+    for (const x of list) out.push(valueQuirks.length ? withValue(x, operationValue(ctx, valueQuirks, x)) : x);
   }
-  if (v === null || v === undefined) return null;
-  if (typeof v === "string") return v.trim() === "" ? null : { value: v };
-  if (typeof v === "object") {
-    const value = memberValue(v as Record<string, unknown>, "value");
-    if (value === "" || value === null) return null;
-    return v;
-  }
+  return out;
+}
+
+/** A POST or PUT body rewritten by the quirks in force; the body itself when none applies. */
+export function rewriteBody(rt: ResourceTypeDef, body: Resource, quirks: Quirks): Resource {
+  let b = body;
+  for (const [name, q] of BODY_QUIRKS) if (quirks.has(name) && q.applies(b, rt)) b = q.rewrite(b, rt);
+  const valueQuirks = VALUE_QUIRKS.filter(([name]) => quirks.has(name)).map(([, q]) => q);
+  if (valueQuirks.length === 0) return b;
+  return eachAttribute({ rt, quirks }, b, (t, v) => rewriteValue(valueQuirks, t, v, "body"));
+}
+
+function rewriteValue(quirks: ValueQuirk[], t: ValueTarget, v: unknown, stage: Stage): unknown {
+  for (const q of quirks) if (q.applies(t, v, stage)) v = q.rewrite(t, v);
   return v;
 }
 
-export function isManager(extension: string | null, a: AttributeDef): boolean {
-  return extension === ENTERPRISE_USER_SCHEMA && a.name === "manager";
+function withValue(o: PatchOperation, value: unknown): PatchOperation {
+  return value === o.value ? o : { ...o, value };
+}
+
+/** The value of one operation with the value quirks applied where it writes. */
+function operationValue(ctx: QuirkContext, quirks: ValueQuirk[], o: PatchOperation): unknown {
+  if (!o.hasValue) return o.value;
+  if (isPathless(o.path)) return isObject(o.value) ? eachAttribute(ctx, o.value, (t, v) => rewriteValue(quirks, t, v, "patch")) : o.value;
+  if (typeof o.path !== "string") return o.value;
+  const t = pathTarget(ctx, o.path.trim());
+  if (t === undefined) return o.value;
+  if (typeof t === "string") return isObject(o.value) ? eachExtensionAttribute(ctx, t, o.value, (t, v) => rewriteValue(quirks, t, v, "patch")) : o.value;
+  return rewriteValue(quirks, t, o.value, "patch");
 }
 
 /**
- * Entra ID's "null update": `replace` with `""` clears a simple string attribute, the same as `null`.
+ * What a PATCH path writes, read as the engine reads it (parsePatchPath) but without parsing the
+ * filter: an extension's URN (its value holds the extension's attributes), a target, or undefined
+ * for a path the engine refuses or ignores.
  */
-export function emptyStringMeansNull(a: AttributeDef, v: unknown): unknown {
-  return v === "" && a.type !== "complex" && !a.multiValued ? null : v;
+function pathTarget(ctx: QuirkContext, path: string): ValueTarget | string | undefined {
+  const parts = splitValuePath(path);
+  if (!parts) return undefined;
+  if (parts.filter === undefined) {
+    const ext = findSchema(ctx.rt, path);
+    if (ext?.extension) return ext.extension;
+    const r = resolveAttrPath(ctx.rt, path, ctx.quirks);
+    return r && targetOf(r);
+  }
+  const r = resolveAttrPath(ctx.rt, parts.attr, ctx.quirks);
+  if (!r || r.sub || r.attr.type !== "complex" || !r.attr.multiValued) return undefined;
+  if (!parts.after) return { extension: r.extension, attr: r.attr, element: true };
+  const sub = parts.after.startsWith(".") ? findAttr(r.attr.subAttributes, parts.after.slice(1)) : undefined;
+  return sub && { extension: r.extension, attr: r.attr, sub, element: true };
 }
 
+const targetOf = (r: ResolvedAttr): ValueTarget => ({ extension: r.extension, attr: r.attr, ...(r.sub ? { sub: r.sub } : {}) });
+
+type Mapper = (t: ValueTarget, v: unknown, key: string) => unknown;
+
 /**
- * Okta renames a group with a path-less replace of `{"id": "<same id>", "displayName": "…"}`:
- * an `id` equal to the resource's own id is no change at all.
+ * `obj` (a body or a path-less PATCH value) with `fn` applied to the value of each attribute it
+ * names, its keys read as the normaliser reads them (classifyKey): plain, dotted and URN-qualified
+ * names, extension objects, the core schema's object. A new object only where something changed.
  */
-export function isOwnIdEcho(key: string, value: unknown, ownId: string | undefined): boolean {
-  return key.toLowerCase() === "id" && ownId !== undefined && value === ownId;
+function eachAttribute(ctx: Pick<QuirkContext, "rt" | "quirks">, obj: Resource, fn: Mapper): Resource {
+  let out: Resource | undefined;
+  for (const [key, value] of Object.entries(obj)) {
+    const k = classifyKey(ctx.rt, key, ctx.quirks);
+    let next = value;
+    if (k.kind === "attribute") next = fn(targetOf(k.r), value, key);
+    else if (k.kind === "extension" && isObject(value)) next = eachExtensionAttribute(ctx, k.urn, value, fn);
+    else if (k.kind === "core" && isObject(value)) next = eachAttribute(ctx, value, fn);
+    if (next === value) continue;
+    out ??= { ...obj };
+    if (next === DROP) delete out[key];
+    else out[key] = next;
+  }
+  return out ?? obj;
+}
+
+/** `obj`, the object of extension `urn`, with `fn` applied to each attribute of that extension it holds. */
+function eachExtensionAttribute(ctx: Pick<QuirkContext, "rt" | "quirks">, urn: string, obj: Resource, fn: Mapper): Resource {
+  let out: Resource | undefined;
+  for (const [key, value] of Object.entries(obj)) {
+    const r = resolveAttrPath(ctx.rt, `${urn}:${key}`, ctx.quirks);
+    if (!r) continue;
+    const next = fn(targetOf(r), value, `${urn}:${key}`);
+    if (next === value) continue;
+    out ??= { ...obj };
+    if (next === DROP) delete out[key];
+    else out[key] = next;
+  }
+  return out ?? obj;
+}
+
+function isLegacyCore(s: unknown): boolean {
+  return typeof s === "string" && s.toLowerCase() === LEGACY_CORE_SCHEMA;
+}
+
+function booleanOf(v: unknown): unknown {
+  return typeof v === "string" && BOOLEAN_TEXT.test(v) ? v.trim().toLowerCase() === "true" : v;
+}
+
+/** The boolean sub-attributes of a complex attribute (emails' `primary`, …), found once per attribute. */
+const booleanSubsOf = new WeakMap<AttributeDef, AttributeDef[]>();
+function booleanSubs(a: AttributeDef): AttributeDef[] {
+  let subs = booleanSubsOf.get(a);
+  if (!subs) booleanSubsOf.set(a, (subs = (a.subAttributes ?? []).filter((s) => s.type === "boolean")));
+  return subs;
+}
+
+/** One complex value with its boolean sub-attributes sent as strings made booleans. */
+function elementBooleans(a: AttributeDef, e: unknown): unknown {
+  if (!isObject(e)) return e;
+  let out: Resource | undefined;
+  for (const [k, v] of Object.entries(e)) {
+    if (findAttr(a.subAttributes, k)?.type !== "boolean") continue;
+    const b = booleanOf(v);
+    if (b !== v) (out ??= { ...e })[k] = b;
+  }
+  return out ?? e;
+}
+
+/** `list` mapped by `fn`, or `list` itself when `fn` changed nothing. */
+function mapSame(list: unknown[], fn: (e: unknown) => unknown): unknown[] {
+  let out: unknown[] | undefined;
+  for (const [i, e] of list.entries()) {
+    const next = fn(e);
+    if (next !== e) (out ??= [...list])[i] = next;
+  }
+  return out ?? list;
 }
 
 /**
- * Entra ID's and Okta's upsert through a value filter: `add` or `replace` of
- * `emails[type eq "work"].value` on a user with no work email, or of `roles[primary eq "True"].value`
- * on a user with no role, creates the element the filter describes:
- *
- *   {"op": "Add", "path": "emails[type eq \"work\"].value", "value": "ada@example.com"}
- *     on {"emails": [{"type": "home", …}]}  →  appends {"type": "work", "value": "ada@example.com"}
- *
- * RFC 7644 §3.5.2.3 (and §3.12 noTarget) make a filter that matches nothing a 400; this leniency
- * applies only where the request stays idempotent: the filter is one equality, or equalities joined
- * by `and`, on sub-attributes other than the one being written, so the created element matches the
- * filter and a retried request finds and updates it instead of appending another copy. Returns the
- * seed element (the filter's literals, booleans sent as "True"/"False" made booleans), or a reason
- * the filter does not qualify.
+ * The element `upsertThroughValueFilter` creates when a value filter matches nothing, or why the
+ * filter does not qualify. It qualifies only where the request stays idempotent: the filter is one
+ * equality, or equalities joined by `and`, on sub-attributes other than the one being written, so the
+ * created element matches the filter and a retried request finds and updates it instead of appending
+ * another copy. The seed holds the filter's literals (booleans as the filter resolved them).
  */
 export function upsertSeed(f: ResolvedFilter, written: AttributeDef | undefined): { seed: Record<string, unknown> } | { refused: string } {
   const seed: Record<string, unknown> = {};
@@ -83,7 +551,7 @@ export function upsertSeed(f: ResolvedFilter, written: AttributeDef | undefined)
     const a = x.target.attr;
     if (written && a.name === written.name) return `the filter compares '${a.name}', the sub-attribute being written, so the new value would not match it`;
     if (a.name in seed) return `the filter compares '${a.name}' more than once`;
-    seed[a.name] = a.type === "boolean" && typeof x.raw === "string" ? x.raw.toLowerCase() === "true" : x.raw;
+    seed[a.name] = a.type === "boolean" ? x.value : x.raw;
     return undefined;
   };
   const why = walk(f);

@@ -6,13 +6,14 @@ import { resolveAttrPath } from "./attributes";
 import { invalidValue, notFound, preconditionFailed, ScimError } from "./errors";
 import { resolveFilter, type ResolvedFilter, type Target } from "./filter";
 import { applyPatch } from "./patch";
+import { quirksFor } from "./quirks";
 import { parseAttributeList, project, projectionFor, wants, type Projection } from "./projection";
 import { checkProductRules, finalizeResource, normalizeBody, type Resource } from "./resource";
 import { LIST_RESPONSE_SCHEMA, RESOURCE_TYPES, rtOf, type ResourceKind, type ResourceTypeDef } from "./schema";
 import type { GroupRef, Member, ResourceStore, StoredResource } from "../store/store";
 
 export interface ServiceOptions {
-  /** Refuse unknown attributes with 400 instead of ignoring them. */
+  /** No IdP quirks (quirks.ts): answer every request as RFC 7643/7644 say. */
   strict: boolean;
   /** The most resources one page returns (advertised as filter.maxResults). */
   maxResults: number;
@@ -120,7 +121,7 @@ export class ScimService {
   ) {}
 
   private readProjection(types: ResourceTypeDef[], r: ReadOptions): (rt: ResourceTypeDef) => Projection {
-    const filters = { unquotedValues: !this.opts.strict };
+    const filters = { quirks: quirksFor(this.opts.strict) };
     const include = parseAttributeList(types, r.attributes, "attributes", filters);
     const exclude = parseAttributeList(types, r.excludedAttributes, "excludedAttributes", filters);
     return (rt) => projectionFor(rt, include, exclude);
@@ -234,7 +235,7 @@ export class ScimService {
   async create(kind: ResourceKind, body: unknown, baseUrl: string, read: ReadOptions): Promise<Rendered> {
     const rt = rtOf(kind);
     const projection = this.readProjection([rt], read)(rt);
-    const n = normalizeBody(rt, body, { strict: this.opts.strict });
+    const n = normalizeBody(rt, body, { quirks: quirksFor(this.opts.strict) });
     const data = finalizeResource(rt, n.resource);
     const hash = await this.hashPassword(n.password);
     if (hash) data.password = hash;
@@ -245,7 +246,7 @@ export class ScimService {
   async replace(kind: ResourceKind, id: string, body: unknown, baseUrl: string, read: ReadOptions, conditions: Conditions = {}): Promise<Rendered> {
     const rt = rtOf(kind);
     const projection = this.readProjection([rt], read)(rt);
-    const n = normalizeBody(rt, body, { strict: this.opts.strict });
+    const n = normalizeBody(rt, body, { quirks: quirksFor(this.opts.strict) });
     // A body that breaks the product's rules is 400 whether or not the resource exists.
     checkProductRules(rt, n.resource);
     const hash = await this.hashPassword(n.password);
@@ -265,7 +266,7 @@ export class ScimService {
     const rt = rtOf(kind);
     const projection = this.readProjection([rt], read)(rt);
     const stored = await this.withVersion(kind, id, conditions, async (current, precondition) => {
-      const result = applyPatch({ rt, opts: { strict: this.opts.strict }, id }, current.data, body);
+      const result = applyPatch({ rt, quirks: quirksFor(this.opts.strict), id }, current.data, body);
       if (!result.changed) return current;
       const data = finalizeResource(rt, result.resource, current.data);
       const hash = await this.hashPassword(result.password);
@@ -344,7 +345,7 @@ export class ScimService {
       let filter: ResolvedFilter | undefined;
       if (hasFilter) {
         try {
-          filter = resolveFilter(rt, params.filter as string, { unquotedValues: !this.opts.strict });
+          filter = resolveFilter(rt, params.filter as string, { quirks: quirksFor(this.opts.strict) });
         } catch (e) {
           // At the root (/.search) a filter naming an attribute one type lacks matches nothing of that type.
           if (!(e instanceof ScimError) || types.length === 1) throw e;
@@ -352,7 +353,7 @@ export class ScimService {
           continue;
         }
       }
-      const r = hasSort ? resolveAttrPath(rt, params.sortBy as string) : undefined;
+      const r = hasSort ? resolveAttrPath(rt, params.sortBy as string, quirksFor(this.opts.strict)) : undefined;
       plans.push({ rt, filter, sortBy: r ? { extension: r.extension, attr: r.attr, sub: r.sub } : undefined });
     }
     if (plans.length === 0 && filterError) throw filterError;
