@@ -50,7 +50,7 @@ export const SERVE_FLAGS: FlagSpec[] = [
   HOST_FLAG,
   DB_FLAG,
   BASE_URL_FLAG,
-  { name: "strict", env: "SCIMD_STRICT", kind: "bool", default: false, help: "refuse unknown attributes and unquoted filter values with 400 instead of accepting them" },
+  { name: "strict", env: "SCIMD_STRICT", kind: "bool", default: false, help: "no IdP quirks: refuse every request RFC 7643/7644 do not allow (unknown attributes, unquoted filter values, string booleans, …) with 400" },
   { name: "sync", env: "SCIMD_SYNC", kind: "string", default: "full", help: "SQLite synchronous: full (survives power loss) or normal (survives a crash of scimd)", check: (v) => { if (!/^(full|normal)$/i.test(String(v))) throw new UsageError("--sync must be 'full' or 'normal'"); } },
   { name: "max-body-bytes", env: "SCIMD_MAX_BODY_BYTES", kind: "int", default: DEFAULTS.maxBodyBytes, help: "largest request body accepted (413 above)" },
   { name: "max-results", env: "SCIMD_MAX_RESULTS", kind: "int", default: DEFAULTS.maxResults, help: "largest page a query returns", check: (v) => { if ((v as number) < 1) throw new UsageError("--max-results must be at least 1"); } },
