@@ -62,7 +62,7 @@ export interface PatchOperation {
 /**
  * The result while operations are applied. `cleared` holds the elements of a stored multi-valued
  * attribute whose required sub-attribute an operation removed or cleared (`remove` of
- * `emails[type eq "work"].value`, Entra's `replace` of it with `""`): only those are dropped whole
+ * `emails[type eq "work"].value`, a `replace` of it with null): only those are dropped whole
  * afterwards (dropClearedElements), never an element the client sent or one stored as it is.
  */
 interface Work extends PatchResult {
@@ -194,7 +194,7 @@ function refuseClearing(rt: ResourceTypeDef, before: Resource, after: Resource):
 
 /**
  * A stored element whose required sub-attribute this PATCH removed or cleared (`remove` of
- * `emails[type eq "work"].value`, or Entra's `replace` of it with `""`) is removed whole: an email
+ * `emails[type eq "work"].value`, or a `replace` of it with null) is removed whole: an email
  * without an address means nothing, and the client asked for the address to go. If that leaves the
  * attribute without values, refuseClearing refuses the request (emails is required). An element the
  * PATCH itself sends or creates without the sub-attribute is not dropped (it is refused as missing
@@ -336,9 +336,9 @@ function applyFiltered(ctx: PatchContext, res: Work, op: Op, p: Extract<PatchPat
       res.memberChanges.push(ids ? { kind: "remove", ids } : { kind: "removeWhere", filter });
       return;
     }
-    // add/replace on members[filter]: the matching members are replaced by the given ones.
+    // add/replace on members[filter]: the matching members are replaced by the given one, or ones.
     res.memberChanges.push(ids ? { kind: "remove", ids } : { kind: "removeWhere", filter });
-    res.memberChanges.push({ kind: "add", ids: memberIds(value, ctx) });
+    res.memberChanges.push({ kind: "add", ids: memberIds(value === null || value === undefined || Array.isArray(value) ? value : [value], ctx) });
     return;
   }
   refuseReadOnly(sub ? { ...r, sub } : r);
@@ -400,7 +400,7 @@ function applyFiltered(ctx: PatchContext, res: Work, op: Op, p: Extract<PatchPat
   const mapped = list.map((e) => {
     if (!hits.includes(e)) return e;
     const merged = apply(e);
-    // Clearing a required sub-attribute of a stored element (Entra's "" for emails[…].value) marks it for dropClearedElements.
+    // Clearing a required sub-attribute of a stored element (null for emails[…].value) marks it for dropClearedElements.
     if (res.cleared.has(e) || Object.entries(patchValue!).some(([k, v]) => v === undefined && r.attr.subAttributes?.some((s) => s.name === k && s.required))) res.cleared.add(merged);
     return merged;
   });

@@ -2,11 +2,12 @@
  * `attributes` / `excludedAttributes` (RFC 7644 §3.4.2.5, §3.9): which attributes a response holds.
  * `id` and `schemas` (returned "always") are always there; `password` (returned "never") never is.
  *
- * An item may carry a value filter on a multi-valued complex attribute, as Microsoft's SCIM test
- * collection sends: `attributes=emails[type eq "work"]` returns `emails` with only the elements the
- * filter matches, `emails[type eq "work"].value` only their `value`. RFC 7644 defines attribute
- * names only here; scimd reads the filter as in a PATCH path (RFC 7644 §3.5.2). In
- * `excludedAttributes` the same item leaves out the matching elements (or their sub-attribute).
+ * With the quirk valueFiltersInAttributes (quirks.ts), an item may carry a value filter on a
+ * multi-valued complex attribute, as Microsoft's SCIM test collection sends:
+ * `attributes=emails[type eq "work"]` returns `emails` with only the elements the filter matches,
+ * `emails[type eq "work"].value` only their `value`. RFC 7644 defines attribute names only here;
+ * scimd reads the filter as in a PATCH path (RFC 7644 §3.5.2). In `excludedAttributes` the same item
+ * leaves out the matching elements (or their sub-attribute).
  */
 import { containerOf, findAttr, resolveAttrPath, type ResolvedAttr } from "./attributes";
 import { invalidFilter, invalidValue, ScimError } from "./errors";
@@ -90,6 +91,8 @@ export function parseAttributeList(types: ResourceTypeDef[], text: string | unde
     const name = raw.trim();
     // `schemas` is on every resource and always returned (RFC 7643 §3): naming it changes nothing.
     if (!name || name.toLowerCase() === "schemas") continue;
+    if (name.includes("[") && opts.quirks !== undefined && !opts.quirks.has("valueFiltersInAttributes"))
+      throw invalidValue(`'${param}' item '${name}' is not an attribute name (RFC 7644 §3.4.2.5): name the attribute, '${name.slice(0, name.indexOf("["))}'`);
     let known = false;
     for (const t of types) {
       const r = name.includes("[") ? resolveFiltered(t, name, param, opts) : resolveAttrPath(t, name, opts.quirks);

@@ -4,14 +4,16 @@
  * comment shows the wire JSON it accepts and the RFC shape that becomes.
  *
  * Most entries are rewrites run at the edge, so that the RFC code only ever sees RFC-shaped input:
- *   - "operation" quirks rewrite one PATCH operation into the operations it means
- *     (`rewritePatchOperations`, run by `applyPatch` before the engine applies anything);
- *   - "body" quirks rewrite a POST or PUT body (`rewriteBody`, run by `normalizeBody` before it reads
- *     the body);
+ *   - "operation" quirks rewrite one PATCH operation into the operations it means;
+ *   - "body" quirks rewrite a resource body: a POST or PUT body, or the value of a path-less PATCH
+ *     add or replace;
  *   - "value" quirks rewrite the value a body or an operation writes at one attribute.
- * Each has `applies`, a cheap test asked of every operation, body or attribute, and `rewrite`, which
- * returns what it was given when on a closer look there is nothing to change; with nothing to rewrite
- * the pass costs a few comparisons per operation or attribute, and never walks a member list.
+ * `rewritePatchOperations` (run by `applyPatch` before the engine applies anything) and `rewriteBody`
+ * (run by `normalizeBody` before it reads the body) run them by kind, in that order, and within a
+ * kind in the order of the list. Each has `applies`, a cheap test asked of every operation, body or
+ * attribute, and `rewrite`, which returns what it was given when on a closer look there is nothing
+ * to change; with nothing to rewrite the pass costs a few comparisons per operation or attribute,
+ * and never walks a member list.
  *
  * The "consulted" entries cannot be a rewrite of the request: the upsert depends on the stored
  * resource, unquoted filter values live inside the filter scanner, attribute names are resolved
@@ -19,6 +21,13 @@
  *
  * A server runs with ALL_QUIRKS. `--strict` is NO_QUIRKS: every request below is then answered as the
  * RFCs say, mostly 400 with a detail naming what to send instead.
+ *
+ * Not in the list, because they are what the RFCs say (and so hold under --strict too): attribute
+ * and message member names in any case (RFC 7643 §2.1), read-only attributes in a POST or PUT body
+ * ignored (RFC 7644 §3.5.1), null as unassigned (RFC 7643 §2.5), a dateTime without a zone read as
+ * UTC. Outside src/scim, and so outside this list: endpoint and query parameter names in any case
+ * (src/http), and the removal of a member that is not in the group succeeding (the store applies
+ * member removals as row deletes without reading the group).
  */
 import { classifyKey, findAttr, findSchema, resolveAttrPath, splitValuePath, type ResolvedAttr } from "./attributes";
 import type { ResolvedFilter } from "./filter";
@@ -32,15 +41,19 @@ export type QuirkName =
   | "filteredPathKeys"
   | "ownIdEcho"
   | "metaEcho"
-  | "singleValueAsList"
+  | "listForSingleValue"
+  | "singleValueForList"
   | "managerShapes"
   | "emptyStringIsNull"
   | "stringBooleans"
   | "legacyCoreSchema"
+  | "unknownSchemaUrns"
+  | "coreSchemaObject"
   | "ignoreUnknownAttributes"
   | "unqualifiedExtensionNames"
   | "complexFilterOnValue"
   | "qualifiedNamesInValueFilter"
+  | "valueFiltersInAttributes"
   | "unquotedFilterValues"
   | "upsertThroughValueFilter";
 
@@ -89,9 +102,10 @@ export interface ValueQuirk extends About {
   consultedBy?: string;
 }
 
+/** `stage` "body" is a POST or PUT body, "patch" the value of a path-less PATCH add or replace. */
 export interface BodyQuirk extends About {
   kind: "body";
-  applies(body: Resource, rt: ResourceTypeDef): boolean;
+  applies(body: Resource, rt: ResourceTypeDef, stage: Stage): boolean;
   rewrite(body: Resource, rt: ResourceTypeDef): Resource;
 }
 
@@ -194,7 +208,7 @@ export const QUIRKS: Readonly<Record<QuirkName, Quirk>> = {
    *     →  {"op": "replace", "path": "emails[type eq \"work\"]", "value": {"value": "a@x"}}
    *   "name": []  →  "name": null
    */
-  singleValueAsList: {
+  listForSingleValue: {
     kind: "value",
     from: "Entra ID",
     applies: (t, v) => Array.isArray(v) && v.length <= 1 && !t.sub && t.attr.type === "complex" && (!t.attr.multiValued || t.element === true),
@@ -202,6 +216,21 @@ export const QUIRKS: Readonly<Record<QuirkName, Quirk>> = {
       while (Array.isArray(v) && v.length <= 1) v = v.length ? v[0] : null;
       return v;
     },
+  },
+
+  /**
+   * One value, not in a list, where a multi-valued attribute's array belongs (RFC 7643 §2.4), in
+   * bodies and PATCH values:
+   *
+   *   {"op": "add", "path": "members", "value": {"value": "<id>"}}
+   *     →  {"op": "add", "path": "members", "value": [{"value": "<id>"}]}
+   *   POST {…, "emails": {"value": "ada@example.com"}}  →  {…, "emails": [{"value": "ada@example.com"}]}
+   */
+  singleValueForList: {
+    kind: "value",
+    from: "hand-written clients",
+    applies: (t, v) => t.attr.multiValued && !t.sub && !t.element && v !== null && v !== undefined && !Array.isArray(v),
+    rewrite: (_t, v) => [v],
   },
 
   /**
@@ -268,14 +297,52 @@ export const QUIRKS: Readonly<Record<QuirkName, Quirk>> = {
   legacyCoreSchema: {
     kind: "body",
     from: "OneLogin",
-    applies: (body) => {
-      const schemas = memberValue(body, "schemas");
+    applies: (body, _rt, stage) => {
+      const schemas = stage === "body" ? memberValue(body, "schemas") : undefined;
       return Array.isArray(schemas) && schemas.some(isLegacyCore);
     },
     rewrite: (body, rt) => {
       const key = memberKey(body, "schemas")!;
       return { ...body, [key]: (body[key] as unknown[]).map((s) => (isLegacyCore(s) ? rt.schema.id : s)) };
     },
+  },
+
+  /**
+   * URNs in `schemas` that are no schema of the resource type, beside its core schema, are dropped
+   * (RFC 7643 §3: `schemas` lists the schemas the representation uses):
+   *
+   *   POST /Groups {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group",
+   *                 "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"], …}  (Entra ID)
+   *     →  {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], …}
+   *
+   * Without it: 400 invalidValue naming the URN. `schemas` without the core URN is 400 either way.
+   */
+  unknownSchemaUrns: {
+    kind: "body",
+    from: "Entra ID",
+    applies: (body, rt, stage) => {
+      const schemas = stage === "body" ? memberValue(body, "schemas") : undefined;
+      return Array.isArray(schemas) && schemas.some((s) => isSchemaOf(rt, s) === "core") && schemas.some((s) => typeof s === "string" && !isSchemaOf(rt, s));
+    },
+    rewrite: (body, rt) => {
+      const key = memberKey(body, "schemas")!;
+      return { ...body, [key]: (body[key] as unknown[]).filter((s) => typeof s !== "string" || isSchemaOf(rt, s)) };
+    },
+  },
+
+  /**
+   * Core attributes nested under the core schema's URN, as an extension's are under its own, in a
+   * body or a path-less PATCH value: they are read as if sent at the top level (a non-object there
+   * holds no attribute and is dropped):
+   *
+   *   {"op": "replace", "value": {"urn:ietf:params:scim:schemas:core:2.0:User": {"active": false}}}
+   *     →  {"op": "replace", "value": {"active": false}}
+   */
+  coreSchemaObject: {
+    kind: "body",
+    from: "clients that treat the core schema like an extension",
+    applies: (body, rt) => Object.keys(body).some((k) => isCoreKey(rt, k)),
+    rewrite: (body, rt) => flattenCore(rt, body),
   },
 
   /**
@@ -334,6 +401,21 @@ export const QUIRKS: Readonly<Record<QuirkName, Quirk>> = {
   },
 
   /**
+   * `attributes` and `excludedAttributes` items with a value filter (RFC 7644 §3.4.2.5 lists attribute
+   * names only), read as in a PATCH path: the attribute narrowed to the elements the filter matches:
+   *
+   *   GET /Users?attributes=emails[type eq "work"].value  (Microsoft's SCIM validator collection)
+   *     →  each User's emails, only the work ones, only their value
+   *
+   * Without it: 400 invalidValue ("is not an attribute name").
+   */
+  valueFiltersInAttributes: {
+    kind: "consulted",
+    from: "Microsoft's SCIM validator collection",
+    consultedBy: "projection.ts (parseAttributeList)",
+  },
+
+  /**
    * Comparison values without quotes (RFC 7644 §3.4.2.2 values are JSON): a bare value that is not
    * `true`, `false`, `null`, a number or a keyword is read as the string it spells, and as a dateTime
    * where the attribute is one; in filters, PATCH value-filter paths and `attributes` value filters:
@@ -389,25 +471,39 @@ const BODY_QUIRKS = ENTRIES.filter((e): e is Named<"body"> => e[1].kind === "bod
  * value quirks on what each operation writes. The engine (patch.ts) applies the result.
  */
 export function rewritePatchOperations(ctx: QuirkContext, ops: PatchOperation[]): PatchOperation[] {
-  const opQuirks = OPERATION_QUIRKS.filter(([name]) => ctx.quirks.has(name)).map(([, q]) => q);
-  const valueQuirks = VALUE_QUIRKS.filter(([name]) => ctx.quirks.has(name)).map(([, q]) => q);
-  if (opQuirks.length === 0 && valueQuirks.length === 0) return ops;
+  const opQuirks = inForce(OPERATION_QUIRKS, ctx.quirks);
+  const bodyQuirks = inForce(BODY_QUIRKS, ctx.quirks);
+  const valueQuirks = inForce(VALUE_QUIRKS, ctx.quirks);
+  if (opQuirks.length === 0 && bodyQuirks.length === 0 && valueQuirks.length === 0) return ops;
   const out: PatchOperation[] = [];
   for (const o of ops) {
     let list = [o];
     for (const q of opQuirks) if (list.some((x) => q.applies(x, ctx))) list = list.flatMap((x) => (q.applies(x, ctx) ? q.rewrite(x, ctx) : [x]));
-    for (const x of list) out.push(valueQuirks.length ? withValue(x, operationValue(ctx, valueQuirks, x)) : x);
+    for (let x of list) {
+      if (bodyQuirks.length && isPathlessWrite(x)) x = withValue(x, rewriteObject(bodyQuirks, ctx.rt, x.value as Resource, "patch"));
+      out.push(valueQuirks.length ? withValue(x, operationValue(ctx, valueQuirks, x)) : x);
+    }
   }
   return out;
 }
 
 /** A POST or PUT body rewritten by the quirks in force; the body itself when none applies. */
 export function rewriteBody(rt: ResourceTypeDef, body: Resource, quirks: Quirks): Resource {
-  let b = body;
-  for (const [name, q] of BODY_QUIRKS) if (quirks.has(name) && q.applies(b, rt)) b = q.rewrite(b, rt);
-  const valueQuirks = VALUE_QUIRKS.filter(([name]) => quirks.has(name)).map(([, q]) => q);
+  const b = rewriteObject(inForce(BODY_QUIRKS, quirks), rt, body, "body");
+  const valueQuirks = inForce(VALUE_QUIRKS, quirks);
   if (valueQuirks.length === 0) return b;
   return eachAttribute({ rt, quirks }, b, (t, v) => rewriteValue(valueQuirks, t, v, "body"));
+}
+
+function inForce<Q>(entries: [QuirkName, Q][], quirks: Quirks): Q[] {
+  const out: Q[] = [];
+  for (const [name, q] of entries) if (quirks.has(name)) out.push(q);
+  return out;
+}
+
+function rewriteObject(quirks: BodyQuirk[], rt: ResourceTypeDef, body: Resource, stage: Stage): Resource {
+  for (const q of quirks) if (q.applies(body, rt, stage)) body = q.rewrite(body, rt);
+  return body;
 }
 
 function rewriteValue(quirks: ValueQuirk[], t: ValueTarget, v: unknown, stage: Stage): unknown {
@@ -493,6 +589,25 @@ function eachExtensionAttribute(ctx: Pick<QuirkContext, "rt" | "quirks">, urn: s
 
 function isLegacyCore(s: unknown): boolean {
   return typeof s === "string" && s.toLowerCase() === LEGACY_CORE_SCHEMA;
+}
+
+/** "core" or "extension" when `s` is the URN of one of `rt`'s schemas (any case), else undefined. */
+function isSchemaOf(rt: ResourceTypeDef, s: unknown): "core" | "extension" | undefined {
+  if (typeof s !== "string") return undefined;
+  const found = findSchema(rt, s);
+  return found ? (found.extension ? "extension" : "core") : undefined;
+}
+
+const isCoreKey = (rt: ResourceTypeDef, key: string) => /^urn:/i.test(key) && isSchemaOf(rt, key) === "core";
+
+/** `body` with each core-schema object replaced by its attributes, in place and in order (a later key wins, as when read). */
+function flattenCore(rt: ResourceTypeDef, body: Resource): Resource {
+  const out: Resource = {};
+  for (const [k, v] of Object.entries(body)) {
+    if (!isCoreKey(rt, k)) out[k] = v;
+    else if (isObject(v)) Object.assign(out, flattenCore(rt, v));
+  }
+  return out;
 }
 
 function booleanOf(v: unknown): unknown {

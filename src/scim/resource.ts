@@ -7,7 +7,7 @@
  * the rest reads RFC-shaped JSON, and consults one quirk by name: ignoreUnknownAttributes (and the
  * name quirks attributes are resolved with).
  */
-import { classifyKey, containerOf, findAttr, resolveAttrPath, type ResolvedAttr } from "./attributes";
+import { classifyKey, containerOf, findAttr, findSchema, resolveAttrPath, type ResolvedAttr } from "./attributes";
 import { canonicalDateTime } from "./compare-keys";
 import { invalidSyntax, invalidValue } from "./errors";
 import { isObject, memberValue, typeName } from "./json";
@@ -80,14 +80,12 @@ function coerceComplex(a: AttributeDef, v: unknown, path: string, opts: Normaliz
   return Object.keys(out).length ? out : undefined;
 }
 
-/**
- * Coerces a value for attribute `a` (whole attribute, not a sub-attribute). Returns undefined for
- * "unassigned". Multi-valued attributes given one object are taken as a one-element list.
- */
+/** Coerces a value for attribute `a` (whole attribute, not a sub-attribute). Returns undefined for "unassigned". */
 export function coerceAttribute(a: AttributeDef, v: unknown, path: string, opts: NormalizeOptions, keepReadOnly = false): unknown {
   if (v === null || v === undefined) return undefined;
   if (a.multiValued) {
-    const list = Array.isArray(v) ? v : [v];
+    if (!Array.isArray(v)) throw invalidValue(`'${path}' is multi-valued: send an array of values, got ${typeName(v)}`);
+    const list = v;
     if (list.length > MAX_MULTI_VALUES && a.name !== "members") throw invalidValue(`'${path}' has more than ${MAX_MULTI_VALUES} values`);
     const out: unknown[] = [];
     for (const [i, el] of list.entries()) {
@@ -175,9 +173,7 @@ export function walkAttributes(rt: ResourceTypeDef, body: Resource, opts: Normal
         continue;
       }
       case "core":
-        // The core schema URN used as an object key: its contents are core attributes.
-        if (isObject(value)) walkAttributes(rt, value, opts, visit);
-        continue;
+        throw invalidSyntax(`'${key}' is the core schema's URN, not an attribute: send core attributes at the top level, or qualified as '${key}:userName'`);
       case "attribute":
         visit(k.r, value);
         continue;
@@ -202,9 +198,11 @@ function checkSchemas(rt: ResourceTypeDef, body: Resource): string[] {
   const schemas = memberValue(body, "schemas");
   if (!Array.isArray(schemas) || schemas.length === 0 || !schemas.every((s) => typeof s === "string"))
     throw invalidSyntax(`'schemas' must be a non-empty array of schema URNs including "${rt.schema.id}"`);
-  const core = rt.schema.id.toLowerCase();
-  if (!schemas.some((s: string) => s.toLowerCase() === core))
+  if (!schemas.some((s: string) => findSchema(rt, s)?.extension === null))
     throw invalidValue(`'schemas' must include "${rt.schema.id}" for a ${rt.name}; got ${JSON.stringify(schemas)}`);
+  const other = schemas.find((s: string) => !findSchema(rt, s));
+  if (other !== undefined)
+    throw invalidValue(`'schemas' lists "${other}", which is not a schema of a ${rt.name} (RFC 7643 §3): list only ${[rt.schema.id, ...rt.extensions.map((e) => e.schema.id)].map((s) => `"${s}"`).join(" and ")}`);
   return schemas;
 }
 
@@ -244,10 +242,11 @@ export function schemasOf(rt: ResourceTypeDef, resource: Resource): string[] {
   return schemas;
 }
 
-/** The member ids of a `members` value (objects with `value`), deduplicated, in order. */
+/** The member ids of a `members` value (an array of objects with `value`), deduplicated, in order. */
 export function memberIds(value: unknown, opts: NormalizeOptions): string[] {
   if (value === null || value === undefined) return [];
-  const list = Array.isArray(value) ? value : [value];
+  if (!Array.isArray(value)) throw invalidValue(`'members' is multi-valued: send an array like [{"value": "<id>"}], got ${typeName(value)}`);
+  const list = value;
   const seen = new Set<string>();
   const ids: string[] = [];
   for (const [i, el] of list.entries()) {

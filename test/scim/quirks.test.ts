@@ -64,6 +64,8 @@ const patchGroup = (...ops: Op[]) => (quirks: Quirks) => applyPatch(groupCtx(qui
 const postUser = (extra: Resource) => (quirks: Quirks) =>
   normalizeBody(USER_RESOURCE, { schemas: [USER], userName: "ada", displayName: "Ada", emails: [{ value: "ada@x.example" }], ...extra }, { quirks });
 /** A resolved filter without the literals as written (`raw`): what it compares, not how it was spelt. */
+const groupMembers = (...ops: Op[]) => (quirks: Quirks) => applyPatch(groupCtx(quirks), group(), patchBody(...ops)).memberChanges;
+const attributeList = (text: string) => (quirks: Quirks) => parseAttributeList([USER_RESOURCE], text, "attributes", { quirks })?.get(USER_RESOURCE)?.map((r) => r.path);
 const filterUsers = (text: string) => (quirks: Quirks) => JSON.parse(JSON.stringify(resolveFilter(USER_RESOURCE, text, { quirks }), (k, v) => (k === "raw" ? undefined : v)));
 
 interface Case {
@@ -121,7 +123,7 @@ const CASES: Case[] = [
     detail: /'meta' is read-only/,
   },
   {
-    quirk: "singleValueAsList",
+    quirk: "listForSingleValue",
     shape: 'manager as [{"$ref": null, "value": id}] (Entra ID)',
     run: patchUser({ op: "replace", path: `${ENT}:manager`, value: [{ $ref: null, value: "m2" }] }),
     rfc: patchUser({ op: "replace", path: `${ENT}:manager`, value: { value: "m2" } }),
@@ -129,7 +131,7 @@ const CASES: Case[] = [
     detail: /manager' is single-valued: send one value, not an array/,
   },
   {
-    quirk: "singleValueAsList",
+    quirk: "listForSingleValue",
     shape: "a one-element list for a value-filtered element",
     run: patchUser({ op: "replace", path: 'emails[type eq "home"]', value: [{ value: "lovelace@home.example" }] }),
     rfc: patchUser({ op: "replace", path: 'emails[type eq "home"]', value: { value: "lovelace@home.example" } }),
@@ -137,12 +139,36 @@ const CASES: Case[] = [
     detail: /'emails\[type eq "home"\]' is single-valued: send one value, not an array/,
   },
   {
-    quirk: "singleValueAsList",
+    quirk: "listForSingleValue",
     shape: 'a POST with "name": [{…}]',
     run: postUser({ name: [{ givenName: "Ada" }] }),
     rfc: postUser({ name: { givenName: "Ada" } }),
     strict: "invalidValue",
     detail: /'name' is single-valued/,
+  },
+  {
+    quirk: "singleValueForList",
+    shape: "one phone number object, not in a list",
+    run: patchUser({ op: "add", path: "phoneNumbers", value: { value: "+1 555", type: "work" } }),
+    rfc: patchUser({ op: "add", path: "phoneNumbers", value: [{ value: "+1 555", type: "work" }] }),
+    strict: "invalidValue",
+    detail: /'phoneNumbers' is multi-valued: send an array of values, got an object/,
+  },
+  {
+    quirk: "singleValueForList",
+    shape: "one member object, not in a list",
+    run: groupMembers({ op: "add", path: "members", value: { value: "u1" } }),
+    rfc: groupMembers({ op: "add", path: "members", value: [{ value: "u1" }] }),
+    strict: "invalidValue",
+    detail: /'members' is multi-valued: send an array like \[\{"value": "<id>"\}\], got an object/,
+  },
+  {
+    quirk: "singleValueForList",
+    shape: "a POST with one email object",
+    run: postUser({ emails: { value: "ada@x.example" } }),
+    rfc: postUser({ emails: [{ value: "ada@x.example" }] }),
+    strict: "invalidValue",
+    detail: /'emails' is multi-valued/,
   },
   {
     quirk: "managerShapes",
@@ -225,6 +251,30 @@ const CASES: Case[] = [
     detail: /'schemas' must include "urn:ietf:params:scim:schemas:core:2\.0:User" for a User/,
   },
   {
+    quirk: "unknownSchemaUrns",
+    shape: "a Group with Entra ID's ADSCIM URN in schemas",
+    run: (q) => normalizeBody(GROUP_RESOURCE, { schemas: [GROUP, "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"], displayName: "Treasury" }, { quirks: q }),
+    rfc: (q) => normalizeBody(GROUP_RESOURCE, { schemas: [GROUP], displayName: "Treasury" }, { quirks: q }),
+    strict: "invalidValue",
+    detail: /'schemas' lists "http:\/\/schemas\.microsoft\.com\/2006\/11\/ResourceManagement\/ADSCIM\/2\.0\/Group", which is not a schema of a Group/,
+  },
+  {
+    quirk: "coreSchemaObject",
+    shape: "a path-less replace inside the core schema's object",
+    run: patchUser({ op: "replace", value: { [USER]: { active: false, title: "Countess" } } }),
+    rfc: patchUser({ op: "replace", value: { active: false, title: "Countess" } }),
+    strict: "invalidSyntax",
+    detail: /'urn:ietf:params:scim:schemas:core:2\.0:User' is the core schema's URN, not an attribute/,
+  },
+  {
+    quirk: "coreSchemaObject",
+    shape: "a POST with core attributes under the core schema's URN",
+    run: postUser({ [USER]: { title: "Countess" } }),
+    rfc: postUser({ title: "Countess" }),
+    strict: "invalidSyntax",
+    detail: /is the core schema's URN/,
+  },
+  {
     quirk: "ignoreUnknownAttributes",
     shape: 'a POST with a misspelt "prefferedLanguage" and addresses[].city (OneLogin)',
     run: postUser({ prefferedLanguage: "de-DE", addresses: [{ type: "work", city: "Raccoon City" }] }),
@@ -251,8 +301,8 @@ const CASES: Case[] = [
   {
     quirk: "unqualifiedExtensionNames",
     shape: "attributes=department",
-    run: (q) => parseAttributeList([USER_RESOURCE], "department", "attributes", { quirks: q })?.get(USER_RESOURCE)?.map((r) => r.path),
-    rfc: (q) => parseAttributeList([USER_RESOURCE], `${ENT}:department`, "attributes", { quirks: q })?.get(USER_RESOURCE)?.map((r) => r.path),
+    run: attributeList("department"),
+    rfc: attributeList(`${ENT}:department`),
     strict: "invalidValue",
     detail: /'attributes' names an unknown attribute 'department'/,
   },
@@ -271,6 +321,14 @@ const CASES: Case[] = [
     rfc: filterUsers('emails[type eq "work"]'),
     strict: "invalidFilter",
     detail: /'emails' has no sub-attribute 'emails\.type'/,
+  },
+  {
+    quirk: "valueFiltersInAttributes",
+    shape: 'attributes=emails[type eq "work"].value (Microsoft\'s SCIM validator collection)',
+    run: (q) => parseAttributeList([USER_RESOURCE], 'emails[type eq "work"].value', "attributes", { quirks: q })?.get(USER_RESOURCE)?.map((r) => [r.path, !!r.filter]),
+    rfc: () => [['emails[type eq "work"].value', true]],
+    strict: "invalidValue",
+    detail: /'attributes' item 'emails\[type eq "work"\]\.value' is not an attribute name \(RFC 7644 §3\.4\.2\.5\): name the attribute, 'emails'/,
   },
   {
     quirk: "unquotedFilterValues",
@@ -349,7 +407,7 @@ describe("the rewrites turn the wire shapes into RFC-shaped input, which the eng
     ["meta, and an id equal to the resource's own, dropped from a path-less value (metaEcho, ownIdEcho)", [{ op: "replace", value: { id: "u1", meta: { version: "W/\"1\"" }, "meta.created": "x", title: "T" } }], [
       { op: "replace", path: undefined, value: { title: "T" }, hasValue: true },
     ]],
-    ["manager shapes and a one-element list (managerShapes, singleValueAsList)", [
+    ["manager shapes and a one-element list (managerShapes, listForSingleValue)", [
       { op: "add", path: `${ENT}:manager`, value: "m2" },
       { op: "replace", path: `${ENT}:manager`, value: [{ $ref: null, value: "m3" }] },
       { op: "replace", path: `${ENT}:manager`, value: { value: "" } },
@@ -385,7 +443,10 @@ describe("the rewrites turn the wire shapes into RFC-shaped input, which the eng
     ["Schemas written in another case, with the 1.0 URN beside the 2.0 one", { Schemas: ["urn:scim:schemas:core:1.0", USER], userName: "kai" }, { Schemas: [USER, USER], userName: "kai" }],
     ['string booleans, a one-element manager list and a "" password', { schemas: [USER], active: "true", password: "", [ENT]: { manager: [{ value: "m1" }] } }, { schemas: [USER], active: true, password: null, [ENT]: { manager: { value: "m1" } } }],
     ["an empty manager inside the extension object (OneLogin)", { schemas: [USER], [ENT]: { department: "R&D", manager: { value: "", displayName: " " } } }, { schemas: [USER], [ENT]: { department: "R&D", manager: null } }],
-    ["core attributes under the core schema's URN", { schemas: [USER], [USER]: { active: "False" } }, { schemas: [USER], [USER]: { active: false } }],
+    ["core attributes under the core schema's URN (coreSchemaObject)", { schemas: [USER], title: "T", [USER]: { active: "False", title: "U" } }, { schemas: [USER], title: "U", active: false }],
+    ["Entra ID's ADSCIM URN beside the core one (unknownSchemaUrns)", { schemas: [USER, "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/User", ENT], userName: "a" }, { schemas: [USER, ENT], userName: "a" }],
+    ["an unknown URN without the core one (left for the normaliser to refuse)", { schemas: ["urn:example:other"], userName: "a" }, { schemas: ["urn:example:other"], userName: "a" }],
+    ["one email object, not in a list (singleValueForList)", { schemas: [USER], emails: { value: "a@x" } }, { schemas: [USER], emails: [{ value: "a@x" }] }],
   ])("a body with %s", (_label, sent, expected) => {
     expect(rewriteBody(USER_RESOURCE, sent, ALL_QUIRKS)).toEqual(expected);
   });
@@ -473,9 +534,9 @@ describe("the value quirks, one attribute at a time", () => {
     ['"" for a sub-attribute', core(name, givenName), "", null],
     ['"" for a boolean', core(active), "", null],
     ['"" for a complex attribute (left for coercion)', core(name), "", ""],
-    ['"" for a multi-valued attribute (left for coercion)', core(emails), "", ""],
+    ['"" for a multi-valued attribute (made a list, for coercion to refuse)', core(emails), "", [""]],
     ['"" for the value of the element a filter selects', { extension: null, attr: emails, sub: emails.subAttributes![0]!, element: true }, "", null],
-    ['"" for members (left alone)', core(members), "", ""],
+    ['"" for members (made a list, for the member reader to refuse)', core(members), "", [""]],
     ['" " (not empty)', core(displayName), " ", " "],
     ["a non-empty string", core(displayName), "Ada", "Ada"],
     ["null", core(displayName), null, null],
@@ -501,7 +562,7 @@ describe("the value quirks, one attribute at a time", () => {
     ["a boolean", core(active), true, true],
     ['"true" for a string attribute (a string)', core(displayName), "true", "true"],
     ["primary inside a list of emails, in any case of the key", core(emails), [{ value: "a", PRIMARY: "True" }, { value: "b" }], [{ value: "a", PRIMARY: true }, { value: "b" }]],
-    ["primary inside one email object", core(emails), { value: "a", primary: "false" }, { value: "a", primary: false }],
+    ["primary inside one email object (which singleValueForList puts in a list)", core(emails), { value: "a", primary: "false" }, [{ value: "a", primary: false }]],
     ["members (no boolean sub-attribute)", core(members), [{ value: "True" }], [{ value: "True" }]],
   ])("stringBooleans: %s → %p", (_label, t, sent, expected) => {
     expect(rewrite(t, sent)).toEqual(expected);
@@ -645,6 +706,8 @@ describe("a server accepts the quirks' wire shapes; a --strict server (no quirks
     ["GET filter=userName sw O (unquotedFilterValues)", () => ["GET", `/Users?filter=${encodeURIComponent("userName sw O")}`], 200, "invalidFilter"],
     ['GET filter=manager eq "m1" (unqualifiedExtensionNames, complexFilterOnValue)', () => ["GET", `/Users?filter=${encodeURIComponent('manager eq "m1"')}`], 200, "invalidFilter"],
     ["GET sortBy=department (unqualifiedExtensionNames)", () => ["GET", "/Users?sortBy=department"], 200, "invalidValue"],
+    ['GET attributes=emails[type eq "work"] (valueFiltersInAttributes)', () => ["GET", `/Users?attributes=${encodeURIComponent('emails[type eq "work"]')}`], 200, "invalidValue"],
+    ["POST a Group with the ADSCIM URN (unknownSchemaUrns)", () => ["POST", "/Groups", { schemas: [GROUP, "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"], displayName: "Treasury" }], 201, "invalidValue"],
   ])("%s", async (_label, request, status, scimType) => {
     const [method, path, body] = request(ids.get(lenient)!);
     expect((await lenient.req(method, path, body)).status).toBe(status);
