@@ -46,9 +46,16 @@ function coreAttributes(schema: SchemaDef): readonly AttributeDef[] {
 /** The schema (core or extension) whose URN is `urn`, compared case-insensitively. */
 export function findSchema(rt: ResourceTypeDef, urn: string): { schema: SchemaDef; extension: string | null } | undefined {
   const lower = urn.toLowerCase();
-  if (rt.schema.id.toLowerCase() === lower) return { schema: rt.schema, extension: null };
-  for (const e of rt.extensions) if (e.schema.id.toLowerCase() === lower) return { schema: e.schema, extension: e.schema.id };
+  if (lowerId(rt.schema) === lower) return { schema: rt.schema, extension: null };
+  for (const e of rt.extensions) if (lowerId(e.schema) === lower) return { schema: e.schema, extension: e.schema.id };
   return undefined;
+}
+
+const lowerIds = new WeakMap<SchemaDef, string>();
+function lowerId(s: SchemaDef): string {
+  let id = lowerIds.get(s);
+  if (id === undefined) lowerIds.set(s, (id = s.id.toLowerCase()));
+  return id;
 }
 
 /** Splits `urn:…:User:name.givenName` into the schema URN and the rest, when a known URN prefixes it. */
@@ -68,6 +75,29 @@ function splitUrn(rt: ResourceTypeDef, path: string): { extension: string | null
  * may hold `unqualifiedExtensionNames` (quirks.ts).
  */
 export function resolveAttrPath(rt: ResourceTypeDef, attrPath: string, quirks?: Quirks): ResolvedAttr | undefined {
+  const unqualified = quirks === undefined || quirks.has("unqualifiedExtensionNames");
+  if (attrPath.length > MAX_CACHED_NAME) return resolveUncached(rt, attrPath, unqualified);
+  let caches = resolvedNames.get(rt);
+  if (!caches) resolvedNames.set(rt, (caches = [new Map(), new Map()]));
+  const cache = caches[unqualified ? 1 : 0];
+  const hit = cache.get(attrPath);
+  if (hit !== undefined) return hit ?? undefined;
+  const r = resolveUncached(rt, attrPath, unqualified);
+  if (cache.size >= MAX_CACHED_NAMES) cache.clear();
+  cache.set(attrPath, r ?? null);
+  return r;
+}
+
+/**
+ * Resolutions already made, per resource type, without and with unqualified extension names: a
+ * request names the same attributes again and again (each PATCH operation, each key, each filter).
+ * Bounded, since names come from clients; the results are never changed by their readers.
+ */
+const resolvedNames = new WeakMap<ResourceTypeDef, [Map<string, ResolvedAttr | null>, Map<string, ResolvedAttr | null>]>();
+const MAX_CACHED_NAMES = 1024;
+const MAX_CACHED_NAME = 200;
+
+function resolveUncached(rt: ResourceTypeDef, attrPath: string, unqualified: boolean): ResolvedAttr | undefined {
   let extension: string | null = null;
   let schemaAttrs: readonly AttributeDef[] = coreAttributes(rt.schema);
   let rest = attrPath;
@@ -82,7 +112,7 @@ export function resolveAttrPath(rt: ResourceTypeDef, attrPath: string, quirks?: 
   const head = dot < 0 ? rest : rest.slice(0, dot);
   const tail = dot < 0 ? undefined : rest.slice(dot + 1);
   let attr = findAttr(schemaAttrs, head);
-  if (!attr && extension === null && !/^urn:/i.test(attrPath) && (quirks === undefined || quirks.has("unqualifiedExtensionNames"))) {
+  if (!attr && extension === null && unqualified && !/^urn:/i.test(attrPath)) {
     for (const e of rt.extensions) {
       attr = findAttr(e.schema.attributes, head);
       if (attr) {

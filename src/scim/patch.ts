@@ -140,9 +140,17 @@ export function readOperations(body: unknown): PatchOperation[] {
   if (ops.length > MAX_OPERATIONS) throw invalidValue(`'Operations' has more than ${MAX_OPERATIONS} operations`);
   return ops.map((raw, index) => {
     if (!isObject(raw)) throw invalidSyntax(`Operations[${index}] must be an object with 'op', 'path' and 'value'`);
-    const fields: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(raw)) fields[k.toLowerCase()] = v;
-    return { index, op: fields.op, path: fields.path, value: fields.value, hasValue: "value" in fields };
+    const o: PatchOperation = { index, op: undefined, path: undefined, value: undefined, hasValue: false };
+    for (const k of Object.keys(raw)) {
+      const name = k.toLowerCase();
+      if (name === "op") o.op = raw[k];
+      else if (name === "path") o.path = raw[k];
+      else if (name === "value") {
+        o.value = raw[k];
+        o.hasValue = true;
+      }
+    }
+    return o;
   });
 }
 

@@ -11,9 +11,9 @@
  * `rewritePatchOperations` (run by `applyPatch` before the engine applies anything) and `rewriteBody`
  * (run by `normalizeBody` before it reads the body) run them by kind, in that order, and within a
  * kind in the order of the list. Each has `applies`, a cheap test asked of every operation, body or
- * attribute, and `rewrite`, which returns what it was given when on a closer look there is nothing
- * to change; with nothing to rewrite the pass costs a few comparisons per operation or attribute,
- * and never walks a member list.
+ * value (a value quirk also has `at`, asked once per attribute and request), and `rewrite`, which
+ * returns what it was given when on a closer look there is nothing to change; with nothing to
+ * rewrite the pass costs a few comparisons per operation or attribute, and never walks a member list.
  *
  * The "consulted" entries cannot be a rewrite of the request: the upsert depends on the stored
  * resource, unquoted filter values live inside the filter scanner, attribute names are resolved
@@ -29,7 +29,7 @@
  * (src/http), and the removal of a member that is not in the group succeeding (the store applies
  * member removals as row deletes without reading the group).
  */
-import { classifyKey, findAttr, findSchema, resolveAttrPath, splitValuePath, type ResolvedAttr } from "./attributes";
+import { classifyKey, findAttr, findSchema, resolveAttrPath, splitValuePath } from "./attributes";
 import type { ResolvedFilter } from "./filter";
 import { isObject, memberKey, memberValue } from "./json";
 import type { PatchOperation } from "./patch";
@@ -96,7 +96,10 @@ export interface OperationQuirk extends About {
 
 export interface ValueQuirk extends About {
   kind: "value";
-  applies(t: ValueTarget, v: unknown, stage: Stage): boolean;
+  /** Whether it can apply to values written at `t` at all. */
+  at(t: ValueTarget, stage: Stage): boolean;
+  /** Whether it applies to `v`, written at a target `at` accepts. */
+  applies(t: ValueTarget, v: unknown): boolean;
   rewrite(t: ValueTarget, v: unknown): unknown;
   /** Where else the quirk is consulted by name, if anywhere. */
   consultedBy?: string;
@@ -121,8 +124,8 @@ const OP_NAMES = new Set(["add", "replace", "remove"]);
 const LEGACY_CORE_SCHEMA = "urn:scim:schemas:core:1.0";
 const BOOLEAN_TEXT = /^\s*(true|false)\s*$/i;
 
-/** Path-less as the engine reads it: no path, null, or a blank one. */
-const isPathless = (path: unknown) => path === undefined || path === null || (typeof path === "string" && path.trim() === "");
+/** Path-less as the engine reads it: no path, null, or a blank one (checked without copying a path that starts with a letter). */
+const isPathless = (path: unknown) => (typeof path === "string" ? path === "" || (path.charCodeAt(0) <= 32 && path.trim() === "") : path === undefined || path === null);
 const isPathlessWrite = (o: PatchOperation) => (o.op === "add" || o.op === "replace") && isPathless(o.path) && isObject(o.value);
 const leaf = (t: ValueTarget) => t.sub ?? t.attr;
 const isEnterpriseManager = (t: ValueTarget) => t.extension === ENTERPRISE_USER_SCHEMA && t.attr.name === "manager" && !t.sub;
@@ -180,7 +183,7 @@ export const QUIRKS: Readonly<Record<QuirkName, Quirk>> = {
   ownIdEcho: {
     kind: "operation",
     from: "Okta",
-    applies: (o, ctx) => ctx.id !== undefined && isPathlessWrite(o),
+    applies: (o, ctx) => ctx.id !== undefined && isPathlessWrite(o) && someKey(ctx.rt, o.value as Resource, (k) => k.toLowerCase() === "id"),
     rewrite: (o, ctx) => [withValue(o, eachAttribute(ctx, o.value as Resource, (_t, v, key) => (key.toLowerCase() === "id" && v === ctx.id ? DROP : v)))],
   },
 
@@ -194,7 +197,7 @@ export const QUIRKS: Readonly<Record<QuirkName, Quirk>> = {
   metaEcho: {
     kind: "operation",
     from: "clients that send back a resource they read",
-    applies: isPathlessWrite,
+    applies: (o, ctx) => isPathlessWrite(o) && someKey(ctx.rt, o.value as Resource, (k) => /meta/i.test(k)),
     rewrite: (o, ctx) => [withValue(o, eachAttribute(ctx, o.value as Resource, (t, v) => (t.extension === null && t.attr.name === "meta" ? DROP : v)))],
   },
 
@@ -211,7 +214,8 @@ export const QUIRKS: Readonly<Record<QuirkName, Quirk>> = {
   listForSingleValue: {
     kind: "value",
     from: "Entra ID",
-    applies: (t, v) => Array.isArray(v) && v.length <= 1 && !t.sub && t.attr.type === "complex" && (!t.attr.multiValued || t.element === true),
+    at: (t) => !t.sub && t.attr.type === "complex" && (!t.attr.multiValued || t.element === true),
+    applies: (_t, v) => Array.isArray(v) && v.length <= 1,
     rewrite: (_t, v) => {
       while (Array.isArray(v) && v.length <= 1) v = v.length ? v[0] : null;
       return v;
@@ -229,7 +233,8 @@ export const QUIRKS: Readonly<Record<QuirkName, Quirk>> = {
   singleValueForList: {
     kind: "value",
     from: "hand-written clients",
-    applies: (t, v) => t.attr.multiValued && !t.sub && !t.element && v !== null && v !== undefined && !Array.isArray(v),
+    at: (t) => t.attr.multiValued && !t.sub && !t.element,
+    applies: (_t, v) => v !== null && v !== undefined && !Array.isArray(v),
     rewrite: (_t, v) => [v],
   },
 
@@ -245,7 +250,8 @@ export const QUIRKS: Readonly<Record<QuirkName, Quirk>> = {
   managerShapes: {
     kind: "value",
     from: "Entra ID, OneLogin",
-    applies: (t, v) => isEnterpriseManager(t) && (typeof v === "string" || (isObject(v) && (memberValue(v, "value") === "" || memberValue(v, "value") === null))),
+    at: isEnterpriseManager,
+    applies: (_t, v) => typeof v === "string" || (isObject(v) && (memberValue(v, "value") === "" || memberValue(v, "value") === null)),
     rewrite: (_t, v) => (typeof v === "string" && v.trim() !== "" ? { value: v } : null),
   },
 
@@ -262,7 +268,8 @@ export const QUIRKS: Readonly<Record<QuirkName, Quirk>> = {
   emptyStringIsNull: {
     kind: "value",
     from: "Entra ID",
-    applies: (t, v, stage) => v === "" && (stage === "patch" ? leaf(t).type !== "complex" && !leaf(t).multiValued : t.attr.mutability === "writeOnly"),
+    at: (t, stage) => (stage === "patch" ? leaf(t).type !== "complex" && !leaf(t).multiValued : t.attr.mutability === "writeOnly"),
+    applies: (_t, v) => v === "",
     rewrite: () => null,
   },
 
@@ -281,7 +288,8 @@ export const QUIRKS: Readonly<Record<QuirkName, Quirk>> = {
     kind: "value",
     from: "Entra ID, Okta, OneLogin",
     consultedBy: "filter.ts (comparison literals)",
-    applies: (t, v) => (leaf(t).type === "boolean" ? typeof v === "string" || Array.isArray(v) : typeof v === "object" && v !== null && booleanSubs(leaf(t)).length > 0),
+    at: (t) => leaf(t).type === "boolean" || (leaf(t).type === "complex" && booleanSubs(leaf(t)).length > 0),
+    applies: (t, v) => (leaf(t).type === "boolean" ? typeof v === "string" || Array.isArray(v) : typeof v === "object" && v !== null),
     rewrite: (t, v) => {
       const one = leaf(t).type === "boolean" ? booleanOf : (e: unknown) => elementBooleans(leaf(t), e);
       return Array.isArray(v) ? mapSame(v, one) : one(v);
@@ -471,28 +479,113 @@ const BODY_QUIRKS = ENTRIES.filter((e): e is Named<"body"> => e[1].kind === "bod
  * value quirks on what each operation writes. The engine (patch.ts) applies the result.
  */
 export function rewritePatchOperations(ctx: QuirkContext, ops: PatchOperation[]): PatchOperation[] {
-  const opQuirks = inForce(OPERATION_QUIRKS, ctx.quirks);
-  const bodyQuirks = inForce(BODY_QUIRKS, ctx.quirks);
-  const valueQuirks = inForce(VALUE_QUIRKS, ctx.quirks);
+  const plan = planOf(ctx.quirks);
+  const { opQuirks, bodyQuirks, valueQuirks } = plan;
   if (opQuirks.length === 0 && bodyQuirks.length === 0 && valueQuirks.length === 0) return ops;
+  const values = valueQuirks.length ? new ValueRewriter(ctx, plan, "patch") : undefined;
   const out: PatchOperation[] = [];
   for (const o of ops) {
-    let list = [o];
-    for (const q of opQuirks) if (list.some((x) => q.applies(x, ctx))) list = list.flatMap((x) => (q.applies(x, ctx) ? q.rewrite(x, ctx) : [x]));
-    for (let x of list) {
-      if (bodyQuirks.length && isPathlessWrite(x)) x = withValue(x, rewriteObject(bodyQuirks, ctx.rt, x.value as Resource, "patch"));
-      out.push(valueQuirks.length ? withValue(x, operationValue(ctx, valueQuirks, x)) : x);
+    let list: PatchOperation[] | undefined; // undefined while `o` is all there is
+    for (const q of opQuirks) {
+      if (list === undefined) {
+        if (q.applies(o, ctx)) list = q.rewrite(o, ctx);
+        continue;
+      }
+      const next: PatchOperation[] = [];
+      for (const x of list) next.push(...(q.applies(x, ctx) ? q.rewrite(x, ctx) : [x]));
+      list = next;
     }
+    if (list === undefined) out.push(finish(o));
+    else for (const x of list) out.push(finish(x));
   }
   return out;
+
+  /** The body quirks on a path-less value, then the value quirks on what the operation writes. */
+  function finish(x: PatchOperation): PatchOperation {
+    if (bodyQuirks.length && isPathlessWrite(x)) x = withValue(x, rewriteObject(bodyQuirks, ctx.rt, x.value as Resource, "patch"));
+    return values ? withValue(x, operationValue(ctx, values, x)) : x;
+  }
 }
 
 /** A POST or PUT body rewritten by the quirks in force; the body itself when none applies. */
 export function rewriteBody(rt: ResourceTypeDef, body: Resource, quirks: Quirks): Resource {
-  const b = rewriteObject(inForce(BODY_QUIRKS, quirks), rt, body, "body");
-  const valueQuirks = inForce(VALUE_QUIRKS, quirks);
-  if (valueQuirks.length === 0) return b;
-  return eachAttribute({ rt, quirks }, b, (t, v) => rewriteValue(valueQuirks, t, v, "body"));
+  const plan = planOf(quirks);
+  const b = rewriteObject(plan.bodyQuirks, rt, body, "body");
+  return plan.valueQuirks.length === 0 ? b : eachAttribute({ rt, quirks }, b, new ValueRewriter({ rt, quirks }, plan, "body").rewrite);
+}
+
+/**
+ * The quirks of a set by kind, in the list's order, and the value quirks that can apply at each
+ * attribute (per stage), found once per set: a server uses two sets.
+ */
+interface Plan {
+  opQuirks: OperationQuirk[];
+  bodyQuirks: BodyQuirk[];
+  valueQuirks: ValueQuirk[];
+  valueAt: WeakMap<AttributeDef, { body?: ValueQuirk[]; patch?: ValueQuirk[] }>;
+}
+const plans = new WeakMap<Quirks, Plan>();
+function planOf(quirks: Quirks): Plan {
+  let plan = plans.get(quirks);
+  if (!plan)
+    plans.set(quirks, (plan = { opQuirks: inForce(OPERATION_QUIRKS, quirks), bodyQuirks: inForce(BODY_QUIRKS, quirks), valueQuirks: inForce(VALUE_QUIRKS, quirks), valueAt: new WeakMap() }));
+  return plan;
+}
+
+/**
+ * The value quirks in force for one request and stage. What a PATCH path writes, and the quirks that
+ * can apply there, are found once per path shape (a PATCH of 1,000 member operations resolves
+ * `members` once, whatever their filters).
+ */
+class ValueRewriter {
+  private readonly quirks: ValueQuirk[];
+  private byPath?: Map<string, { t: ValueTarget; quirks: ValueQuirk[] } | { urn: string } | undefined>;
+
+  constructor(
+    readonly ctx: Pick<QuirkContext, "rt" | "quirks">,
+    private readonly plan: Plan,
+    private readonly stage: Stage,
+  ) {
+    this.quirks = plan.valueQuirks;
+  }
+
+  /** `v` rewritten for target `t` (an attribute as resolveAttrPath resolves it) by the quirks that apply. */
+  readonly rewrite = (t: ValueTarget, v: unknown): unknown => {
+    for (const q of this.at(t)) if (q.applies(t, v)) v = q.rewrite(t, v);
+    return v;
+  };
+
+  /**
+   * The quirks that can apply at `t`. Whether one can depends on the attribute (or, for a
+   * sub-attribute, on the sub-attribute alone: no quirk of a whole attribute applies to one), so
+   * the answer is kept per attribute definition, quirk set and stage.
+   */
+  private at(t: ValueTarget): ValueQuirk[] {
+    if (t.element) return this.quirks.filter((q) => q.at(t, this.stage));
+    const key = t.sub ?? t.attr;
+    let known = this.plan.valueAt.get(key);
+    if (!known) this.plan.valueAt.set(key, (known = {}));
+    return (known[this.stage] ??= this.quirks.filter((q) => q.at(t, this.stage)));
+  }
+
+  /** `v` rewritten for what PATCH path `path` (trimmed) writes. */
+  rewriteAtPath(path: string, v: unknown): unknown {
+    const open = path.indexOf("[");
+    const close = path.lastIndexOf("]");
+    // The filter's text does not change what a path writes: `members[value eq "a"]` is `members[]`.
+    const shape = open < 0 || close < open ? path : `${path.slice(0, open)}[]${path.slice(close + 1)}`;
+    const byPath = (this.byPath ??= new Map());
+    let entry = byPath.get(shape);
+    if (entry === undefined && !byPath.has(shape)) {
+      const t = pathTarget(this.ctx, shape);
+      entry = typeof t === "string" ? { urn: t } : t && { t, quirks: this.quirks.filter((q) => q.at(t, this.stage)) };
+      byPath.set(shape, entry);
+    }
+    if (entry === undefined) return v;
+    if ("urn" in entry) return isObject(v) ? eachExtensionAttribute(this.ctx, entry.urn, v, this.rewrite) : v;
+    for (const q of entry.quirks) if (q.applies(entry.t, v)) v = q.rewrite(entry.t, v);
+    return v;
+  }
 }
 
 function inForce<Q>(entries: [QuirkName, Q][], quirks: Quirks): Q[] {
@@ -506,24 +599,16 @@ function rewriteObject(quirks: BodyQuirk[], rt: ResourceTypeDef, body: Resource,
   return body;
 }
 
-function rewriteValue(quirks: ValueQuirk[], t: ValueTarget, v: unknown, stage: Stage): unknown {
-  for (const q of quirks) if (q.applies(t, v, stage)) v = q.rewrite(t, v);
-  return v;
-}
-
 function withValue(o: PatchOperation, value: unknown): PatchOperation {
   return value === o.value ? o : { ...o, value };
 }
 
 /** The value of one operation with the value quirks applied where it writes. */
-function operationValue(ctx: QuirkContext, quirks: ValueQuirk[], o: PatchOperation): unknown {
+function operationValue(ctx: QuirkContext, values: ValueRewriter, o: PatchOperation): unknown {
   if (!o.hasValue) return o.value;
-  if (isPathless(o.path)) return isObject(o.value) ? eachAttribute(ctx, o.value, (t, v) => rewriteValue(quirks, t, v, "patch")) : o.value;
+  if (isPathless(o.path)) return isObject(o.value) ? eachAttribute(ctx, o.value, values.rewrite) : o.value;
   if (typeof o.path !== "string") return o.value;
-  const t = pathTarget(ctx, o.path.trim());
-  if (t === undefined) return o.value;
-  if (typeof t === "string") return isObject(o.value) ? eachExtensionAttribute(ctx, t, o.value, (t, v) => rewriteValue(quirks, t, v, "patch")) : o.value;
-  return rewriteValue(quirks, t, o.value, "patch");
+  return values.rewriteAtPath(o.path.trim(), o.value);
 }
 
 /**
@@ -538,7 +623,7 @@ function pathTarget(ctx: QuirkContext, path: string): ValueTarget | string | und
     const ext = findSchema(ctx.rt, path);
     if (ext?.extension) return ext.extension;
     const r = resolveAttrPath(ctx.rt, path, ctx.quirks);
-    return r && targetOf(r);
+    return r;
   }
   const r = resolveAttrPath(ctx.rt, parts.attr, ctx.quirks);
   if (!r || r.sub || r.attr.type !== "complex" || !r.attr.multiValued) return undefined;
@@ -546,8 +631,6 @@ function pathTarget(ctx: QuirkContext, path: string): ValueTarget | string | und
   const sub = parts.after.startsWith(".") ? findAttr(r.attr.subAttributes, parts.after.slice(1)) : undefined;
   return sub && { extension: r.extension, attr: r.attr, sub, element: true };
 }
-
-const targetOf = (r: ResolvedAttr): ValueTarget => ({ extension: r.extension, attr: r.attr, ...(r.sub ? { sub: r.sub } : {}) });
 
 type Mapper = (t: ValueTarget, v: unknown, key: string) => unknown;
 
@@ -561,7 +644,7 @@ function eachAttribute(ctx: Pick<QuirkContext, "rt" | "quirks">, obj: Resource, 
   for (const [key, value] of Object.entries(obj)) {
     const k = classifyKey(ctx.rt, key, ctx.quirks);
     let next = value;
-    if (k.kind === "attribute") next = fn(targetOf(k.r), value, key);
+    if (k.kind === "attribute") next = fn(k.r, value, key);
     else if (k.kind === "extension" && isObject(value)) next = eachExtensionAttribute(ctx, k.urn, value, fn);
     else if (k.kind === "core" && isObject(value)) next = eachAttribute(ctx, value, fn);
     if (next === value) continue;
@@ -578,7 +661,7 @@ function eachExtensionAttribute(ctx: Pick<QuirkContext, "rt" | "quirks">, urn: s
   for (const [key, value] of Object.entries(obj)) {
     const r = resolveAttrPath(ctx.rt, `${urn}:${key}`, ctx.quirks);
     if (!r) continue;
-    const next = fn(targetOf(r), value, `${urn}:${key}`);
+    const next = fn(r, value, `${urn}:${key}`);
     if (next === value) continue;
     out ??= { ...obj };
     if (next === DROP) delete out[key];
@@ -589,6 +672,15 @@ function eachExtensionAttribute(ctx: Pick<QuirkContext, "rt" | "quirks">, urn: s
 
 function isLegacyCore(s: unknown): boolean {
   return typeof s === "string" && s.toLowerCase() === LEGACY_CORE_SCHEMA;
+}
+
+/**
+ * Whether a key of `body` (or of a core-schema object in it, read as its attributes) satisfies `test`:
+ * a cheap look at the keys before an operation quirk resolves them.
+ */
+function someKey(rt: ResourceTypeDef, body: Resource, test: (key: string) => boolean): boolean {
+  for (const k in body) if (test(k) || (isCoreKey(rt, k) && isObject(body[k]) && someKey(rt, body[k] as Resource, test))) return true;
+  return false;
 }
 
 /** "core" or "extension" when `s` is the URN of one of `rt`'s schemas (any case), else undefined. */
@@ -626,8 +718,9 @@ function booleanSubs(a: AttributeDef): AttributeDef[] {
 function elementBooleans(a: AttributeDef, e: unknown): unknown {
   if (!isObject(e)) return e;
   let out: Resource | undefined;
-  for (const [k, v] of Object.entries(e)) {
+  for (const k in e) {
     if (findAttr(a.subAttributes, k)?.type !== "boolean") continue;
+    const v = e[k];
     const b = booleanOf(v);
     if (b !== v) (out ??= { ...e })[k] = b;
   }

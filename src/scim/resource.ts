@@ -247,6 +247,7 @@ export function memberIds(value: unknown, opts: NormalizeOptions): string[] {
   if (value === null || value === undefined) return [];
   if (!Array.isArray(value)) throw invalidValue(`'members' is multi-valued: send an array like [{"value": "<id>"}], got ${typeName(value)}`);
   const list = value;
+  const refuseUnknown = !opts.quirks.has("ignoreUnknownAttributes");
   const seen = new Set<string>();
   const ids: string[] = [];
   for (const [i, el] of list.entries()) {
@@ -254,7 +255,7 @@ export function memberIds(value: unknown, opts: NormalizeOptions): string[] {
     if (!isObject(el)) throw invalidValue(`'members[${i}]' must be an object like {"value": "<id>"}, got ${typeName(el)}`);
     const id = memberValue(el, "value");
     if (typeof id !== "string" || id === "") throw invalidValue(`'members[${i}].value' must be the id of a User or Group`);
-    if (!opts.quirks.has("ignoreUnknownAttributes"))
+    if (refuseUnknown)
       for (const k of Object.keys(el)) if (!["value", "$ref", "type", "display"].includes(k.toLowerCase())) throw invalidSyntax(`'members[${i}]' has no sub-attribute '${k}'`);
     if (!seen.has(id)) {
       seen.add(id);
