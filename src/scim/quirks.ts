@@ -124,8 +124,12 @@ const OP_NAMES = new Set(["add", "replace", "remove"]);
 const LEGACY_CORE_SCHEMA = "urn:scim:schemas:core:1.0";
 const BOOLEAN_TEXT = /^\s*(true|false)\s*$/i;
 
-/** Path-less as the engine reads it: no path, null, or a blank one (checked without copying a path that starts with a letter). */
-const isPathless = (path: unknown) => (typeof path === "string" ? path === "" || (path.charCodeAt(0) <= 32 && path.trim() === "") : path === undefined || path === null);
+/** Path-less as the engine reads it: no path, null, or a blank one (a path starting with a letter is not trimmed to tell). */
+const isPathless = (path: unknown) => (typeof path === "string" ? !startsWithLetter(path) && path.trim() === "" : path === undefined || path === null);
+const startsWithLetter = (s: string) => {
+  const c = s.charCodeAt(0) | 0x20;
+  return c >= 0x61 && c <= 0x7a;
+};
 const isPathlessWrite = (o: PatchOperation) => (o.op === "add" || o.op === "replace") && isPathless(o.path) && isObject(o.value);
 const leaf = (t: ValueTarget) => t.sub ?? t.attr;
 const isEnterpriseManager = (t: ValueTarget) => t.extension === ENTERPRISE_USER_SCHEMA && t.attr.name === "manager" && !t.sub;
@@ -475,8 +479,9 @@ const VALUE_QUIRKS = ENTRIES.filter((e): e is Named<"value"> => e[1].kind === "v
 const BODY_QUIRKS = ENTRIES.filter((e): e is Named<"body"> => e[1].kind === "body");
 
 /**
- * The PATCH operations rewritten by the quirks in force, in order: each operation quirk, then the
- * value quirks on what each operation writes. The engine (patch.ts) applies the result.
+ * The PATCH operations rewritten by the quirks in force, in order: the operation quirks, then the
+ * body quirks on the value of a path-less add or replace, then the value quirks on what each
+ * operation writes. The engine (patch.ts) applies the result; with no quirk in force, `ops` itself.
  */
 export function rewritePatchOperations(ctx: QuirkContext, ops: PatchOperation[]): PatchOperation[] {
   const plan = planOf(ctx.quirks);
@@ -622,8 +627,7 @@ function pathTarget(ctx: QuirkContext, path: string): ValueTarget | string | und
   if (parts.filter === undefined) {
     const ext = findSchema(ctx.rt, path);
     if (ext?.extension) return ext.extension;
-    const r = resolveAttrPath(ctx.rt, path, ctx.quirks);
-    return r;
+    return resolveAttrPath(ctx.rt, path, ctx.quirks);
   }
   const r = resolveAttrPath(ctx.rt, parts.attr, ctx.quirks);
   if (!r || r.sub || r.attr.type !== "complex" || !r.attr.multiValued) return undefined;

@@ -413,12 +413,14 @@ describe("the rewrites turn the wire shapes into RFC-shaped input, which the eng
       { op: "replace", path: `${ENT}:manager`, value: { value: "" } },
       { op: "replace", value: { [ENT]: { manager: "m4" } } },
       { op: "replace", path: ENT, value: { manager: "" } },
+      { op: "add", path: ENT, value: { manager: "m5" } },
     ], [
       { op: "add", path: `${ENT}:manager`, value: { value: "m2" }, hasValue: true },
       { op: "replace", path: `${ENT}:manager`, value: { $ref: null, value: "m3" }, hasValue: true },
       { op: "replace", path: `${ENT}:manager`, value: null, hasValue: true },
       { op: "replace", path: undefined, value: { [ENT]: { manager: { value: "m4" } } }, hasValue: true },
       { op: "replace", path: ENT, value: { manager: null }, hasValue: true },
+      { op: "add", path: ENT, value: { manager: { value: "m5" } }, hasValue: true },
     ]],
     ['"" as null and string booleans (emptyStringIsNull, stringBooleans)', [
       { op: "replace", path: "title", value: "" },
@@ -455,6 +457,11 @@ describe("the rewrites turn the wire shapes into RFC-shaped input, which the eng
     expect(rewriteBody(GROUP_RESOURCE, { schemas: ["urn:scim:schemas:core:1.0"], displayName: "G" }, ALL_QUIRKS)).toEqual({ schemas: [GROUP], displayName: "G" });
   });
 
+  it("reads a path of blanks as the engine does, as no path (a no-break space included)", () => {
+    expect(ops(u, { op: "replace", path: "\u00a0 ", value: { active: "False" } })).toEqual([{ op: "replace", path: "\u00a0 ", value: { active: false }, hasValue: true }]);
+    expect(applyPatch(u, user(), patchBody({ op: "replace", path: "\u00a0", value: { active: "False" } })).resource.active).toBe(false);
+  });
+
   it("never changes the request it was given", () => {
     const sent = { schemas: [PATCH_OP], Operations: [{ op: "Replace", value: { active: "False", id: "u1", 'emails[type eq "work"].value': "" } }] };
     const copy = structuredClone(sent);
@@ -474,7 +481,7 @@ describe("the value quirks, one attribute at a time", () => {
   const managerTarget: ValueTarget = { extension: ENT, attr: manager };
   /** The value quirks in the list's order, as a server runs them at one attribute. */
   const rewrite = (t: ValueTarget, v: unknown, stage: Stage = "patch") => {
-    for (const q of Object.values(QUIRKS)) if (q.kind === "value" && q.applies(t, v, stage)) v = q.rewrite(t, v);
+    for (const q of Object.values(QUIRKS)) if (q.kind === "value" && q.at(t, stage) && q.applies(t, v)) v = q.rewrite(t, v);
     return v;
   };
 
@@ -516,8 +523,8 @@ describe("the value quirks, one attribute at a time", () => {
     ["manager outside the extension", { extension: null, attr: manager }, false],
     ["manager under another extension URN", { extension: "urn:example:ext:1.0:User", attr: manager }, false],
     ["a sub-attribute of the manager", { extension: ENT, attr: manager, sub: manager.subAttributes![0]! }, false],
-  ])("managerShapes applies to %s: %p", (_label, t, expected) => {
-    expect((QUIRKS.managerShapes as ValueQuirk).applies(t, "m1", "patch")).toBe(expected);
+  ])("managerShapes applies at %s: %p", (_label, t, expected) => {
+    expect((QUIRKS.managerShapes as ValueQuirk).at(t, "patch")).toBe(expected);
   });
 
   const displayName = find(USER_SCHEMA_DEF.attributes, "displayName");
