@@ -479,11 +479,13 @@ describe("the value quirks, one attribute at a time", () => {
   const manager = find(ENTERPRISE_USER_SCHEMA_DEF.attributes, "manager");
   const department = find(ENTERPRISE_USER_SCHEMA_DEF.attributes, "department");
   const managerTarget: ValueTarget = { extension: ENT, attr: manager };
-  /** The value quirks in the list's order, as a server runs them at one attribute. */
-  const rewrite = (t: ValueTarget, v: unknown, stage: Stage = "patch") => {
-    for (const q of Object.values(QUIRKS)) if (q.kind === "value" && q.at(t, stage) && q.applies(t, v)) v = q.rewrite(t, v);
+  /** The value quirks `names`, in the list's order, as a server runs them at one attribute. */
+  const rewriteWith = (names: QuirkName[]) => (t: ValueTarget, v: unknown, stage: Stage = "patch") => {
+    for (const [name, q] of Object.entries(QUIRKS)) if (q.kind === "value" && names.includes(name as QuirkName) && q.at(t, stage) && q.applies(t, v)) v = q.rewrite(t, v);
     return v;
   };
+  /** What normalizeManagerValue did before the quirks moved to the edge: two quirks now. */
+  const managerValue = rewriteWith(["listForSingleValue", "managerShapes"]);
 
   test.each([
     ["a bare id string", "m1", { value: "m1" }],
@@ -492,7 +494,7 @@ describe("the value quirks, one attribute at a time", () => {
     ['[{"$ref": …, "value": id}]', [{ $ref: "https://x/Users/m1", value: "m1" }], { $ref: "https://x/Users/m1", value: "m1" }],
     ["a one-element list holding a bare id", ["m1"], { value: "m1" }],
   ])("takes %s as the manager", (_label, sent, expected) => {
-    expect(rewrite(managerTarget, sent)).toEqual(expected);
+    expect(managerValue(managerTarget, sent)).toEqual(expected);
   });
 
   test.each([
@@ -506,7 +508,7 @@ describe("the value quirks, one attribute at a time", () => {
     ['[""]', [""]],
     ['[{"value": ""}]', [{ value: "" }]],
   ])("takes %s as removal of the manager (null)", (_label, sent) => {
-    expect(rewrite(managerTarget, sent)).toBeNull();
+    expect(managerValue(managerTarget, sent)).toBeNull();
   });
 
   test.each([
@@ -514,7 +516,7 @@ describe("the value quirks, one attribute at a time", () => {
     ["a boolean", true],
     ["two managers", [{ value: "a" }, { value: "b" }]],
   ])("passes %s through unchanged, for coercion to refuse", (_label, sent) => {
-    expect(rewrite(managerTarget, sent)).toBe(sent);
+    expect(managerValue(managerTarget, sent)).toBe(sent);
   });
 
   test.each<[string, ValueTarget, boolean]>([
@@ -541,16 +543,16 @@ describe("the value quirks, one attribute at a time", () => {
     ['"" for a sub-attribute', core(name, givenName), "", null],
     ['"" for a boolean', core(active), "", null],
     ['"" for a complex attribute (left for coercion)', core(name), "", ""],
-    ['"" for a multi-valued attribute (made a list, for coercion to refuse)', core(emails), "", [""]],
+    ['"" for a multi-valued attribute (left for coercion)', core(emails), "", ""],
     ['"" for the value of the element a filter selects', { extension: null, attr: emails, sub: emails.subAttributes![0]!, element: true }, "", null],
-    ['"" for members (made a list, for the member reader to refuse)', core(members), "", [""]],
+    ['"" for members (left alone)', core(members), "", ""],
     ['" " (not empty)', core(displayName), " ", " "],
     ["a non-empty string", core(displayName), "Ada", "Ada"],
     ["null", core(displayName), null, null],
     ["false", core(active), false, false],
     ["0", core(displayName), 0, 0],
   ])("in a PATCH, %s → %p", (_label, t, sent, expected) => {
-    expect(rewrite(t, sent)).toEqual(expected);
+    expect(rewriteWith(["emptyStringIsNull"])(t, sent)).toEqual(expected);
   });
 
   test.each<[string, ValueTarget, unknown, unknown]>([
@@ -558,7 +560,7 @@ describe("the value quirks, one attribute at a time", () => {
     ['"" for a simple string (kept: a body stores "" as sent)', core(displayName), "", ""],
     ['"" for a sub-attribute (kept)', core(name, givenName), "", ""],
   ])("in a POST or PUT body, %s → %p", (_label, t, sent, expected) => {
-    expect(rewrite(t, sent, "body")).toEqual(expected);
+    expect(rewriteWith(["emptyStringIsNull"])(t, sent, "body")).toEqual(expected);
   });
 
   test.each<[string, ValueTarget, unknown, unknown]>([
@@ -569,10 +571,21 @@ describe("the value quirks, one attribute at a time", () => {
     ["a boolean", core(active), true, true],
     ['"true" for a string attribute (a string)', core(displayName), "true", "true"],
     ["primary inside a list of emails, in any case of the key", core(emails), [{ value: "a", PRIMARY: "True" }, { value: "b" }], [{ value: "a", PRIMARY: true }, { value: "b" }]],
-    ["primary inside one email object (which singleValueForList puts in a list)", core(emails), { value: "a", primary: "false" }, [{ value: "a", primary: false }]],
+    ["primary inside one email object", core(emails), { value: "a", primary: "false" }, { value: "a", primary: false }],
     ["members (no boolean sub-attribute)", core(members), [{ value: "True" }], [{ value: "True" }]],
   ])("stringBooleans: %s → %p", (_label, t, sent, expected) => {
-    expect(rewrite(t, sent)).toEqual(expected);
+    expect(rewriteWith(["stringBooleans"])(t, sent)).toEqual(expected);
+  });
+
+  test.each<[string, ValueTarget, unknown, unknown]>([
+    ["one email object", core(emails), { value: "a" }, [{ value: "a" }]],
+    ["one member object", core(members), { value: "u1" }, [{ value: "u1" }]],
+    ['"" (for coercion to refuse as a value)', core(emails), "", [""]],
+    ["a list", core(emails), [{ value: "a" }], [{ value: "a" }]],
+    ["null (unassigned)", core(emails), null, null],
+    ["one object for a single-valued attribute (left alone)", core(name), { givenName: "A" }, { givenName: "A" }],
+  ])("singleValueForList: %s → %p", (_label, t, sent, expected) => {
+    expect(rewriteWith(["singleValueForList"])(t, sent)).toEqual(expected);
   });
 });
 
