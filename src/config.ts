@@ -216,7 +216,7 @@ export const SERVE_FLAGS = [
   HOST_FLAG,
   DB_FLAG,
   BASE_URL_FLAG,
-  flag({ name: "strict", env: "SCIMD_STRICT", kind: "bool", default: DEFAULTS.strict, help: "refuse unknown attributes and unquoted filter values with 400 instead of accepting them" }),
+  flag({ name: "strict", env: "SCIMD_STRICT", kind: "bool", default: DEFAULTS.strict, help: "no IdP quirks: refuse every request RFC 7643/7644 do not allow (unknown attributes, unquoted filter values, string booleans, …) with 400" }),
   flag({
     name: "sync",
     env: "SCIMD_SYNC",

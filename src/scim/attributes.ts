@@ -8,6 +8,8 @@ import {
   type ResourceTypeDef,
   type SchemaDef,
 } from "./schema";
+import { isObject } from "./json";
+import type { Quirks } from "./quirks";
 
 /** A resolved attribute: which schema holds it (`extension` is the URN key for extension attributes). */
 export interface ResolvedAttr {
@@ -44,9 +46,16 @@ function coreAttributes(schema: SchemaDef): readonly AttributeDef[] {
 /** The schema (core or extension) whose URN is `urn`, compared case-insensitively. */
 export function findSchema(rt: ResourceTypeDef, urn: string): { schema: SchemaDef; extension: string | null } | undefined {
   const lower = urn.toLowerCase();
-  if (rt.schema.id.toLowerCase() === lower) return { schema: rt.schema, extension: null };
-  for (const e of rt.extensions) if (e.schema.id.toLowerCase() === lower) return { schema: e.schema, extension: e.schema.id };
+  if (lowerId(rt.schema) === lower) return { schema: rt.schema, extension: null };
+  for (const e of rt.extensions) if (lowerId(e.schema) === lower) return { schema: e.schema, extension: e.schema.id };
   return undefined;
+}
+
+const lowerIds = new WeakMap<SchemaDef, string>();
+function lowerId(s: SchemaDef): string {
+  let id = lowerIds.get(s);
+  if (id === undefined) lowerIds.set(s, (id = s.id.toLowerCase()));
+  return id;
 }
 
 /** Splits `urn:…:User:name.givenName` into the schema URN and the rest, when a known URN prefixes it. */
@@ -62,9 +71,33 @@ function splitUrn(rt: ResourceTypeDef, path: string): { extension: string | null
 
 /**
  * Resolves `attrPath` (RFC 7644 §3.10 ATTRNAME *1subAttr, optionally URN-prefixed) against a resource
- * type. Returns undefined for names the schema does not know.
+ * type. Returns undefined for names the schema does not know. `quirks` (all of them when left out)
+ * may hold `unqualifiedExtensionNames` (quirks.ts).
  */
-export function resolveAttrPath(rt: ResourceTypeDef, attrPath: string): ResolvedAttr | undefined {
+export function resolveAttrPath(rt: ResourceTypeDef, attrPath: string, quirks?: Quirks): ResolvedAttr | undefined {
+  const unqualified = quirks === undefined || quirks.has("unqualifiedExtensionNames");
+  if (attrPath.length > MAX_CACHED_NAME) return resolveUncached(rt, attrPath, unqualified);
+  let caches = resolvedNames.get(rt);
+  if (!caches) resolvedNames.set(rt, (caches = [new Map(), new Map()]));
+  const cache = caches[unqualified ? 1 : 0];
+  const hit = cache.get(attrPath);
+  if (hit !== undefined) return hit ?? undefined;
+  const r = resolveUncached(rt, attrPath, unqualified);
+  if (cache.size >= MAX_CACHED_NAMES) cache.clear();
+  cache.set(attrPath, r ?? null);
+  return r;
+}
+
+/**
+ * Resolutions already made, per resource type, without and with unqualified extension names: a
+ * request names the same attributes again and again (each PATCH operation, each key, each filter).
+ * Bounded, since names come from clients; the results are never changed by their readers.
+ */
+const resolvedNames = new WeakMap<ResourceTypeDef, [Map<string, ResolvedAttr | null>, Map<string, ResolvedAttr | null>]>();
+const MAX_CACHED_NAMES = 1024;
+const MAX_CACHED_NAME = 200;
+
+function resolveUncached(rt: ResourceTypeDef, attrPath: string, unqualified: boolean): ResolvedAttr | undefined {
   let extension: string | null = null;
   let schemaAttrs: readonly AttributeDef[] = coreAttributes(rt.schema);
   let rest = attrPath;
@@ -79,8 +112,7 @@ export function resolveAttrPath(rt: ResourceTypeDef, attrPath: string): Resolved
   const head = dot < 0 ? rest : rest.slice(0, dot);
   const tail = dot < 0 ? undefined : rest.slice(dot + 1);
   let attr = findAttr(schemaAttrs, head);
-  if (!attr && extension === null && !/^urn:/i.test(attrPath)) {
-    // An unqualified name the core schema lacks may name an extension attribute (Entra's `manager eq …`).
+  if (!attr && extension === null && unqualified && !/^urn:/i.test(attrPath)) {
     for (const e of rt.extensions) {
       attr = findAttr(e.schema.attributes, head);
       if (attr) {
@@ -98,18 +130,49 @@ export function resolveAttrPath(rt: ResourceTypeDef, attrPath: string): Resolved
   return { extension, attr, sub, path: `${prefix}${attr.name}.${sub.name}` };
 }
 
+/** What one key of a resource body or of a path-less PATCH value names (RFC 7643 §3, names in any case). */
+export type BodyKey =
+  | { kind: "schemas" }
+  /** An extension's URN: its value is an object holding the extension's attributes. */
+  | { kind: "extension"; urn: string; schema: SchemaDef }
+  /** The core schema's URN: its value is an object holding core attributes. */
+  | { kind: "core" }
+  /** A plain, dotted (`name.givenName`) or URN-qualified attribute name. */
+  | { kind: "attribute"; r: ResolvedAttr }
+  | { kind: "unknown" };
+
+const SCHEMAS_KEY: BodyKey = { kind: "schemas" };
+const CORE_KEY: BodyKey = { kind: "core" };
+const UNKNOWN_KEY: BodyKey = { kind: "unknown" };
+
+export function classifyKey(rt: ResourceTypeDef, key: string, quirks?: Quirks): BodyKey {
+  if (key.toLowerCase() === "schemas") return SCHEMAS_KEY;
+  const schema = /^urn:/i.test(key) ? findSchema(rt, key) : undefined;
+  if (schema) return schema.extension ? { kind: "extension", urn: schema.extension, schema: schema.schema } : CORE_KEY;
+  const r = resolveAttrPath(rt, key, quirks);
+  return r ? { kind: "attribute", r } : UNKNOWN_KEY;
+}
+
+/**
+ * A PATCH path cut at its value filter (RFC 7644 §3.5.2: `attrPath` or `attrPath "[" valFilter "]"
+ * ["." subAttr]`): the attribute path, the filter's text and what follows ']'. Undefined when a '['
+ * has no ']' after it. Nothing is resolved or checked here.
+ */
+export function splitValuePath(path: string): { attr: string; filter?: string; after?: string } | undefined {
+  const open = path.indexOf("[");
+  if (open < 0) return { attr: path };
+  const close = path.lastIndexOf("]");
+  if (close < open) return undefined;
+  return { attr: path.slice(0, open), filter: path.slice(open + 1, close), after: path.slice(close + 1) };
+}
+
 /** Reads the container object (the resource itself, or its extension object) of a resolved attribute. */
 export function containerOf(resource: Record<string, unknown>, extension: string | null, create: boolean): Record<string, unknown> | undefined {
   if (!extension) return resource;
   const existing = resource[extension];
-  if (existing && typeof existing === "object" && !Array.isArray(existing)) return existing as Record<string, unknown>;
+  if (isObject(existing)) return existing;
   if (!create) return undefined;
   const obj: Record<string, unknown> = {};
   resource[extension] = obj;
   return obj;
-}
-
-/** Unicode normalisation used for every case-insensitive comparison: NFC, then lower case. */
-export function fold(s: string): string {
-  return s.normalize("NFC").toLowerCase();
 }

@@ -5,22 +5,19 @@
  * parser only ever sees a well-formed token list.
  *
  * Values are read in context: after a comparison operator comes a value. A quoted value is a JSON
- * string; `true`, `false`, `null` and JSON numbers are literals; any other bare token is the quirk
- * below, or refused.
- *
- * Quirk "unquoted values" (Microsoft's SCIM validator collection sends `userName sw O`,
- * `name.familyName eq Employee`, `meta.created gt 2015-10-10T14:38:21.8617979-07:00`): with
- * `unquotedValues`, a bare value that is not a literal or a keyword is read as the string it spells
- * (and as a dateTime where the attribute is one, since dateTimes are compared from their text).
- * Off under `--strict`.
+ * string; `true`, `false`, `null` and JSON numbers are literals; any other bare token is refused,
+ * unless the quirk unquotedFilterValues (quirks.ts) is in force: then a bare value that is not a
+ * literal or a keyword is read as the string it spells (and as a dateTime where the attribute is
+ * one, since dateTimes are compared from their text).
  */
 import { invalidFilter } from "./errors";
+import { ALL_QUIRKS, type Quirks } from "./quirks";
 
 export const MAX_FILTER_DEPTH = 32;
 
 export interface FilterOptions {
-  /** Read a bare comparison value that is no literal as a string (the "unquoted values" quirk). */
-  unquotedValues?: boolean;
+  /** The IdP quirks in force (quirks.ts); all of them when left out. */
+  quirks?: Quirks;
 }
 
 /** A token as scim2-parse-filter's parser takes it; `at` is its index in the text (for messages). */
@@ -70,6 +67,7 @@ function readWord(text: string, i: number): string | undefined {
  * (each '(' or '[' open at once, plus every 'not'), so the recursive parser never runs deep.
  */
 export function scanFilter(text: string, opts: FilterOptions = {}): Token[] {
+  const unquotedValues = (opts.quirks ?? ALL_QUIRKS).has("unquotedFilterValues");
   /** A 400 invalidFilter whose detail `message` builds around the position of index `i`. */
   const fail = (i: number, message: (at: string) => string) => invalidFilter(message(where(text, i)));
   const tokens: Token[] = [];
@@ -157,7 +155,7 @@ export function scanFilter(text: string, opts: FilterOptions = {}): Token[] {
         if (bare === "true" || bare === "false" || bare === "null" || JSON_NUMBER.test(bare)) tokens.push({ literal: bare, type: "Word", at: i });
         else if (bare.startsWith("'")) throw fail(i, (at) => `the value after '${previous}' ${at} is in single quotes: SCIM strings are JSON strings, in double quotes (")`);
         else if (KEYWORDS.has(bare.toLowerCase())) throw fail(i, (at) => `expected a value after '${previous}' ${at}, found the keyword '${bare}' (to compare with that text, quote it: "${bare}")`);
-        else if (!opts.unquotedValues) throw fail(i, (at) => `expected a quoted value after '${previous}' ${at}, found '${shown(text, i)}': write strings in double quotes, as in "${shown(text, i)}"`);
+        else if (!unquotedValues) throw fail(i, (at) => `expected a quoted value after '${previous}' ${at}, found '${shown(text, i)}': write strings in double quotes, as in "${shown(text, i)}"`);
         else tokens.push({ literal: JSON.stringify(bare), type: "Quoted", at: i });
         i += bare.length;
         state = "after";

@@ -3,14 +3,16 @@
  * attribute: used by PATCH value paths and as the reference the SQL compiler is tested against.
  * Absent values never match a comparison, except `ne`, which holds when the value is absent.
  */
-import { compareKey, leafOf, type CompareOp, type CompareValue, type ResolvedFilter, type Target } from "./filter";
+import { containerOf } from "./attributes";
+import { compareKey } from "./compare-keys";
+import { leafOf, type CompareOp, type CompareValue, type ResolvedFilter, type Target } from "./filter";
 
 type Obj = Record<string, unknown>;
 
 function readTarget(scope: Obj, t: Target): unknown {
   if (t.element) return scope[t.attr.name];
-  const container = t.extension ? (scope[t.extension] as Obj | undefined) : scope;
-  if (!container || typeof container !== "object") return undefined;
+  const container = containerOf(scope, t.extension, false);
+  if (!container) return undefined;
   const v = container[t.attr.name];
   if (!t.sub) return v;
   return v && typeof v === "object" && !Array.isArray(v) ? (v as Obj)[t.sub.name] : undefined;
@@ -68,8 +70,7 @@ export function matches(f: ResolvedFilter, scope: Obj): boolean {
     case "compare":
       return compare(f.op, compareKey(leafOf(f.target), readTarget(scope, f.target)), f.value);
     case "any": {
-      const container = f.extension ? (scope[f.extension] as Obj | undefined) : scope;
-      const list = container?.[f.attr.name];
+      const list = containerOf(scope, f.extension, false)?.[f.attr.name];
       return Array.isArray(list) && list.some((el) => el && typeof el === "object" && matches(f.filter, el as Obj));
     }
   }

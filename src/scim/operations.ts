@@ -7,7 +7,9 @@ import { resolveAttrPath } from "./attributes";
 import { checkConditions, etagMatches, etagOf, parseConditions, preconditionOf, type ParsedConditions } from "./conditions";
 import { invalidValue, notFound, ScimError } from "./errors";
 import { resolveFilter, type ResolvedFilter, type Target } from "./filter";
+import type { FilterOptions } from "./filter-syntax";
 import { applyPatch } from "./patch";
+import { quirksFor, type Quirks } from "./quirks";
 import { asksForAttributes, parseAttributeList, projectionFor, wants, type Projection } from "./projection";
 import { listResponseJson, Renderer, splicedJson, splices } from "./representation";
 import { checkProductRules, finalizeResource, normalizeBody } from "./resource";
@@ -16,7 +18,7 @@ import { rtOf, type ResourceKind, type ResourceTypeDef } from "./schema";
 import type { ResourceStore, StoredResource } from "../store/store";
 
 export interface OperationsOptions {
-  /** Refuse unknown attributes with 400 instead of ignoring them. */
+  /** No IdP quirks (quirks.ts): answer every request as RFC 7643/7644 say. */
   strict: boolean;
   /** The most resources one page returns (advertised as filter.maxResults). */
   maxResults: number;
@@ -55,18 +57,17 @@ export class ScimOperations {
   /** The write in progress (and those queued behind it) per resource, keyed `${kind}/${id}`. */
   private readonly writing = new Map<string, Promise<void>>();
   private readonly view: Renderer;
-  // The options the domain functions take, built once from OperationsOptions: the one place to adapt
-  // when their option objects change.
-  private readonly bodyOptions: { strict: boolean };
-  private readonly filterOptions: { unquotedValues: boolean };
+  /** The IdP quirks this server accepts (none under --strict), handed to every domain function. */
+  private readonly quirks: Quirks;
+  private readonly filterOptions: FilterOptions;
 
   constructor(
     readonly store: ResourceStore,
     readonly opts: OperationsOptions,
   ) {
     this.view = new Renderer(store);
-    this.bodyOptions = { strict: opts.strict };
-    this.filterOptions = { unquotedValues: !opts.strict };
+    this.quirks = quirksFor(opts.strict);
+    this.filterOptions = { quirks: this.quirks };
   }
 
   /** The projection per resource type that `read` asks for (400 for an attribute no type has). */
@@ -113,7 +114,7 @@ export class ScimOperations {
   async create(kind: ResourceKind, body: unknown, ctx: RequestContext): Promise<ScimResult> {
     const rt = rtOf(kind);
     const projection = this.projection(rt, ctx.read);
-    const n = normalizeBody(rt, body, this.bodyOptions);
+    const n = normalizeBody(rt, body, { quirks: this.quirks });
     const data = finalizeResource(rt, n.resource);
     const hash = await this.hashPassword(n.password);
     if (hash) data.password = hash;
@@ -126,7 +127,7 @@ export class ScimOperations {
   async replace(kind: ResourceKind, id: string, body: unknown, ctx: RequestContext): Promise<ScimResult> {
     const rt = rtOf(kind);
     const projection = this.projection(rt, ctx.read);
-    const n = normalizeBody(rt, body, this.bodyOptions);
+    const n = normalizeBody(rt, body, { quirks: this.quirks });
     // A body that breaks the product's rules is 400 whether or not the resource exists.
     checkProductRules(rt, n.resource);
     const hash = await this.hashPassword(n.password);
@@ -150,7 +151,7 @@ export class ScimOperations {
     const rt = rtOf(kind);
     const projection = this.projection(rt, ctx.read);
     const s = await this.withVersion(kind, id, ctx, async (current, precondition) => {
-      const result = applyPatch({ rt, opts: this.bodyOptions, id }, current.data, body);
+      const result = applyPatch({ rt, quirks: this.quirks, id }, current.data, body);
       if (!result.changed) return current;
       const data = finalizeResource(rt, result.resource, current.data);
       const hash = await this.hashPassword(result.password);
@@ -201,7 +202,7 @@ export class ScimOperations {
           continue;
         }
       }
-      const r = hasSort ? resolveAttrPath(rt, params.sortBy as string) : undefined;
+      const r = hasSort ? resolveAttrPath(rt, params.sortBy as string, this.quirks) : undefined;
       plans.push({ rt, filter, sortBy: r ? { extension: r.extension, attr: r.attr, sub: r.sub } : undefined });
     }
     if (plans.length === 0 && filterError) throw filterError;

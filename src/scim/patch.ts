@@ -2,12 +2,18 @@
  * The PATCH engine (RFC 7644 §3.5.2): a pure function from (resource, PatchOp body) to the new
  * resource plus, for Groups, the ordered membership changes the store applies as row inserts and
  * deletes. It works on a copy, so a failing operation leaves nothing changed.
+ *
+ * `applyPatch` reads the PatchOp message, lets the IdP quirks in force rewrite its operations
+ * (quirks.ts, `rewritePatchOperations`) and applies what they return: the engine reads RFC-shaped
+ * operations only. The quirks it consults by name are ignoreUnknownAttributes, the name and filter
+ * quirks its paths are resolved with, and upsertThroughValueFilter.
  */
-import { findSchema, resolveAttrPath, type ResolvedAttr } from "./attributes";
+import { containerOf, findAttr, findSchema, resolveAttrPath, splitValuePath, type ResolvedAttr } from "./attributes";
 import { invalidPath, invalidSyntax, invalidValue, mutability, noTarget, ScimError } from "./errors";
 import { resolveElementFilterText, type ResolvedFilter } from "./filter";
+import { isObject, memberValue } from "./json";
 import { matches } from "./match";
-import { emptyStringMeansNull, isManager, isOwnIdEcho, normalizeManagerValue, normalizeOpName, upsertSeed } from "./quirks";
+import { rewritePatchOperations, upsertSeed, type Quirks } from "./quirks";
 import {
   assign,
   coerceAttribute,
@@ -18,7 +24,6 @@ import {
   sameValue,
   schemasOf,
   walkAttributes,
-  type NormalizeOptions,
   type Resource,
 } from "./resource";
 import { PATCH_OP_SCHEMA, type AttributeDef, type ResourceTypeDef } from "./schema";
@@ -43,10 +48,21 @@ export interface PatchResult {
 
 type Op = "add" | "replace" | "remove";
 
+/** One operation of a PatchOp request, its member names read in any case; what the quirks rewrite. */
+export interface PatchOperation {
+  /** Its position in the request's `Operations`, for messages. */
+  index: number;
+  op: unknown;
+  path: unknown;
+  value: unknown;
+  /** Whether the operation has a `value` member at all (`"value": null` has one). */
+  hasValue: boolean;
+}
+
 /**
  * The result while operations are applied. `cleared` holds the elements of a stored multi-valued
  * attribute whose required sub-attribute an operation removed or cleared (`remove` of
- * `emails[type eq "work"].value`, Entra's `replace` of it with `""`): only those are dropped whole
+ * `emails[type eq "work"].value`, a `replace` of it with null): only those are dropped whole
  * afterwards (dropClearedElements), never an element the client sent or one stored as it is.
  */
 interface Work extends PatchResult {
@@ -65,41 +81,39 @@ type PatchPath =
 const ATTR_PATH = /^(urn:[A-Za-z0-9.:_-]+:)?[A-Za-z$][\w$-]*(\.[A-Za-z$][\w$-]*)?$/;
 
 const nonEmpty = (e: Resource) => Object.keys(e).length > 0;
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
-/** `strict`: a bare (unquoted) value in a value filter is refused, as in `filter` (see filter-syntax.ts). */
-export function parsePatchPath(rt: ResourceTypeDef, path: string, strict = false): PatchPath {
+/** Parses a PATCH path; `quirks` are those names and value filters are resolved with (quirks.ts). */
+export function parsePatchPath(rt: ResourceTypeDef, path: string, quirks?: Quirks): PatchPath {
   const trimmed = path.trim();
   if (trimmed === "") throw invalidPath("'path' is empty");
   if (trimmed.length > 4096) throw invalidPath("'path' is longer than 4096 characters");
-  const open = trimmed.indexOf("[");
-  if (open < 0) {
+  const parts = splitValuePath(trimmed);
+  if (!parts) throw invalidPath(`'${path}' has '[' without a closing ']'`);
+  if (parts.filter === undefined) {
     const ext = findSchema(rt, trimmed);
     if (ext?.extension) return { kind: "extension", urn: ext.extension };
-    const r = resolveAttrPath(rt, trimmed);
+    const r = resolveAttrPath(rt, trimmed, quirks);
     if (!r) {
       if (ATTR_PATH.test(trimmed)) return { kind: "unknown", path: trimmed };
       throw invalidPath(`'${path}' is not a valid attribute path`);
     }
     return { kind: "attr", r };
   }
-  const close = trimmed.lastIndexOf("]");
-  if (close < open) throw invalidPath(`'${path}' has '[' without a closing ']'`);
-  const r = resolveAttrPath(rt, trimmed.slice(0, open));
-  if (!r && ATTR_PATH.test(trimmed.slice(0, open))) return { kind: "unknown", path: trimmed };
+  const r = resolveAttrPath(rt, parts.attr, quirks);
+  if (!r && ATTR_PATH.test(parts.attr)) return { kind: "unknown", path: trimmed };
   if (!r || r.sub || r.attr.type !== "complex" || !r.attr.multiValued)
-    throw invalidPath(`'${trimmed.slice(0, open)}' in '${path}' is not a multi-valued complex attribute of ${rt.name}`);
-  const after = trimmed.slice(close + 1);
+    throw invalidPath(`'${parts.attr}' in '${path}' is not a multi-valued complex attribute of ${rt.name}`);
+  const after = parts.after!;
   let sub: AttributeDef | undefined;
   if (after !== "") {
     if (!after.startsWith(".")) throw invalidPath(`unexpected '${after}' after ']' in '${path}'`);
-    sub = r.attr.subAttributes?.find((s) => s.name.toLowerCase() === after.slice(1).toLowerCase());
+    sub = findAttr(r.attr.subAttributes, after.slice(1));
     if (!sub) throw invalidPath(`'${r.attr.name}' has no sub-attribute '${after.slice(1)}'`);
   }
-  const text = trimmed.slice(open + 1, close);
+  const text = parts.filter;
   let filter: ResolvedFilter;
   try {
-    filter = resolveElementFilterText(r.attr, text, { unquotedValues: !strict });
+    filter = resolveElementFilterText(r.attr, text, { quirks });
   } catch (e) {
     if (e instanceof ScimError) throw invalidPath(`the value filter in '${path}' is invalid: ${e.detail}`);
     throw e;
@@ -109,36 +123,49 @@ export function parsePatchPath(rt: ResourceTypeDef, path: string, strict = false
 
 export interface PatchContext {
   rt: ResourceTypeDef;
-  opts: NormalizeOptions;
-  /** The resource's own id: a path-less value echoing it is ignored (Okta). */
+  /** The IdP quirks in force (quirks.ts): ALL_QUIRKS, or NO_QUIRKS under --strict. */
+  quirks: Quirks;
+  /** The resource's own id (quirk ownIdEcho). */
   id?: string;
+}
+
+/** The operations of a PatchOp request body (RFC 7644 §3.5.2), their member names read in any case. */
+export function readOperations(body: unknown): PatchOperation[] {
+  if (!isObject(body)) throw invalidSyntax("the PATCH body must be a JSON object with 'schemas' and 'Operations'");
+  const schemas = memberValue(body, "schemas");
+  if (!Array.isArray(schemas) || !schemas.some((s) => typeof s === "string" && s.toLowerCase() === PATCH_OP_SCHEMA.toLowerCase()))
+    throw invalidSyntax(`a PATCH body's 'schemas' must be ["${PATCH_OP_SCHEMA}"]`);
+  const ops = memberValue(body, "operations");
+  if (!Array.isArray(ops) || ops.length === 0) throw invalidValue("'Operations' must be a non-empty array of {op, path, value}");
+  if (ops.length > MAX_OPERATIONS) throw invalidValue(`'Operations' has more than ${MAX_OPERATIONS} operations`);
+  return ops.map((raw, index) => {
+    if (!isObject(raw)) throw invalidSyntax(`Operations[${index}] must be an object with 'op', 'path' and 'value'`);
+    const o: PatchOperation = { index, op: undefined, path: undefined, value: undefined, hasValue: false };
+    for (const k of Object.keys(raw)) {
+      const name = k.toLowerCase();
+      if (name === "op") o.op = raw[k];
+      else if (name === "path") o.path = raw[k];
+      else if (name === "value") {
+        o.value = raw[k];
+        o.hasValue = true;
+      }
+    }
+    return o;
+  });
 }
 
 /** Applies a PatchOp request body to a copy of `current`. Throws ScimError; never mutates `current`. */
 export function applyPatch(ctx: PatchContext, current: Resource, body: unknown): PatchResult {
-  if (!isObject(body)) throw invalidSyntax("the PATCH body must be a JSON object with 'schemas' and 'Operations'");
-  const schemasKey = Object.keys(body).find((k) => k.toLowerCase() === "schemas");
-  const schemas = schemasKey ? body[schemasKey] : undefined;
-  if (!Array.isArray(schemas) || !schemas.some((s) => typeof s === "string" && s.toLowerCase() === PATCH_OP_SCHEMA.toLowerCase()))
-    throw invalidSyntax(`a PATCH body's 'schemas' must be ["${PATCH_OP_SCHEMA}"]`);
-  const opsKey = Object.keys(body).find((k) => k.toLowerCase() === "operations");
-  const ops = opsKey ? body[opsKey] : undefined;
-  if (!Array.isArray(ops) || ops.length === 0) throw invalidValue("'Operations' must be a non-empty array of {op, path, value}");
-  if (ops.length > MAX_OPERATIONS) throw invalidValue(`'Operations' has more than ${MAX_OPERATIONS} operations`);
-
+  const operations = rewritePatchOperations(ctx, readOperations(body));
   const resource = structuredClone(current);
   const result: Work = { resource, memberChanges: [], changed: false, cleared: new Set() };
   const before = JSON.stringify(current);
-  for (const [i, raw] of ops.entries()) {
-    if (!isObject(raw)) throw invalidSyntax(`Operations[${i}] must be an object with 'op', 'path' and 'value'`);
-    const fields: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(raw)) fields[k.toLowerCase()] = v;
-    const op = normalizeOpName(fields.op);
-    if (!op) throw invalidSyntax(`Operations[${i}].op must be "add", "replace" or "remove", got ${JSON.stringify(fields.op)}`);
-    if (fields.path !== undefined && fields.path !== null && typeof fields.path !== "string") throw invalidPath(`Operations[${i}].path must be a string`);
-    const path = typeof fields.path === "string" && fields.path.trim() !== "" ? fields.path : undefined;
-    if (op !== "remove" && !("value" in fields)) throw invalidValue(`Operations[${i}] (${op}) needs a 'value'`);
-    applyOne(ctx, result, op, path, fields.value);
+  for (const { index: i, op, path: rawPath, value, hasValue } of operations) {
+    if (op !== "add" && op !== "replace" && op !== "remove") throw invalidSyntax(`Operations[${i}].op must be "add", "replace" or "remove", got ${JSON.stringify(op)}`);
+    if (rawPath !== undefined && rawPath !== null && typeof rawPath !== "string") throw invalidPath(`Operations[${i}].path must be a string`);
+    const path = typeof rawPath === "string" && rawPath.trim() !== "" ? rawPath : undefined;
+    if (op !== "remove" && !hasValue) throw invalidValue(`Operations[${i}] (${op}) needs a 'value'`);
+    applyOne(ctx, result, op, path, value);
   }
   dropClearedElements(ctx.rt, resource, result.cleared);
   keepPrimaries(ctx.rt, resource);
@@ -175,7 +202,7 @@ function refuseClearing(rt: ResourceTypeDef, before: Resource, after: Resource):
 
 /**
  * A stored element whose required sub-attribute this PATCH removed or cleared (`remove` of
- * `emails[type eq "work"].value`, or Entra's `replace` of it with `""`) is removed whole: an email
+ * `emails[type eq "work"].value`, or a `replace` of it with null) is removed whole: an email
  * without an address means nothing, and the client asked for the address to go. If that leaves the
  * attribute without values, refuseClearing refuses the request (emails is required). An element the
  * PATCH itself sends or creates without the sub-attribute is not dropped (it is refused as missing
@@ -210,23 +237,12 @@ function applyOne(ctx: PatchContext, res: Work, op: Op, path: string | undefined
   if (path === undefined) {
     if (op === "remove") throw noTarget("'remove' needs a 'path' naming what to remove");
     if (!isObject(value)) throw invalidValue(`a path-less '${op}' needs an object value naming the attributes to set`);
-    // Entra ID sends filtered paths as keys: {"emails[type eq \"work\"].value": "…"}; each is an operation of its own.
-    const plain: Resource = {};
-    for (const [key, v] of Object.entries(value)) {
-      if (key.includes("[")) applyOne(ctx, res, op, key, v);
-      else plain[key] = v;
-    }
-    walkAttributes(ctx.rt, plain, ctx.opts, (r, v, key) => {
-      if (isOwnIdEcho(key, v, ctx.id)) return;
-      if (r.attr.name === "meta" && !r.extension) return;
-      setAttribute(ctx, res, op, r, v);
-    });
+    walkAttributes(ctx.rt, value, ctx, (r, v) => setAttribute(ctx, res, op, r, v));
     return;
   }
-  const p = parsePatchPath(ctx.rt, path, ctx.opts.strict);
+  const p = parsePatchPath(ctx.rt, path, ctx.quirks);
   if (p.kind === "unknown") {
-    // Unknown attributes are ignored, in PATCH paths as in bodies, unless the server is strict.
-    if (ctx.opts.strict) throw invalidPath(`'${p.path}' is not an attribute of ${ctx.rt.name}`);
+    if (!ctx.quirks.has("ignoreUnknownAttributes")) throw invalidPath(`'${p.path}' is not an attribute of ${ctx.rt.name}`);
     return;
   }
   if (p.kind === "extension") {
@@ -235,7 +251,7 @@ function applyOne(ctx: PatchContext, res: Work, op: Op, path: string | undefined
       return;
     }
     if (!isObject(value)) throw invalidValue(`'${path}' takes an object holding the extension's attributes`);
-    walkAttributes(ctx.rt, { [p.urn]: value }, ctx.opts, (r, v) => setAttribute(ctx, res, op, r, v));
+    walkAttributes(ctx.rt, { [p.urn]: value }, ctx, (r, v) => setAttribute(ctx, res, op, r, v));
     return;
   }
   if (p.kind === "attr") {
@@ -247,28 +263,25 @@ function applyOne(ctx: PatchContext, res: Work, op: Op, path: string | undefined
 }
 
 /** add/replace of a whole attribute or a sub-attribute of a singular complex one. */
-function setAttribute(ctx: PatchContext, res: PatchResult, op: Op, r: ResolvedAttr, rawValue: unknown): void {
+function setAttribute(ctx: PatchContext, res: PatchResult, op: Op, r: ResolvedAttr, value: unknown): void {
   if (isMembers(ctx, r) && !r.sub) {
-    const ids = memberIds(rawValue, ctx.opts);
+    const ids = memberIds(value, ctx);
     res.memberChanges.push(op === "add" ? { kind: "add", ids } : { kind: "replace", ids });
     return;
   }
   refuseReadOnly(r);
-  let value = rawValue;
-  if (isManager(r.extension, r.attr) && !r.sub) value = normalizeManagerValue(value);
-  value = emptyStringMeansNull(r.sub ?? r.attr, value);
   if (r.attr.mutability === "writeOnly") {
     if (value === null || value === undefined) {
       assign(res.resource, r, undefined); // clears the stored hash
       return;
     }
     if (typeof value !== "string") throw invalidValue(`'${r.path}' must be a string`);
+    if (value === "") throw invalidValue(`'${r.path}' must not be empty: send null to remove it`);
     res.password = value;
     return;
   }
-  const container = r.extension ? (res.resource[r.extension] as Resource | undefined) : res.resource;
-  const existing = container?.[r.attr.name];
-  const coerced = r.sub || r.attr.type !== "complex" ? coerceResolved(r, value, ctx.opts) : coerceAttribute(r.attr, value, r.path, ctx.opts);
+  const existing = containerOf(res.resource, r.extension, false)?.[r.attr.name];
+  const coerced = r.sub || r.attr.type !== "complex" ? coerceResolved(r, value, ctx) : coerceAttribute(r.attr, value, r.path, ctx);
   if (coerced === undefined) {
     // Clearing a required attribute is refused once all operations are applied (refuseClearing).
     assign(res.resource, r, undefined);
@@ -301,16 +314,15 @@ function setAttribute(ctx: PatchContext, res: PatchResult, op: Op, r: ResolvedAt
 function removeAttribute(ctx: PatchContext, res: PatchResult, r: ResolvedAttr, value: unknown): void {
   if (isMembers(ctx, r) && !r.sub) {
     if (value === undefined || value === null || (Array.isArray(value) && value.length === 0)) res.memberChanges.push({ kind: "removeAll" });
-    else res.memberChanges.push({ kind: "remove", ids: memberIds(value, ctx.opts) });
+    else res.memberChanges.push({ kind: "remove", ids: memberIds(value, ctx) });
     return;
   }
   refuseReadOnly(r);
   if (r.attr.multiValued && !r.sub && value !== undefined && value !== null) {
     // Remove exactly the listed values (matched on their `value` sub-attribute when they have one).
-    const container = r.extension ? (res.resource[r.extension] as Resource | undefined) : res.resource;
-    const existing = container?.[r.attr.name];
+    const existing = containerOf(res.resource, r.extension, false)?.[r.attr.name];
     if (!Array.isArray(existing)) return;
-    const targets = coerceAttribute(r.attr, value, r.path, ctx.opts, true) as Resource[] | undefined;
+    const targets = coerceAttribute(r.attr, value, r.path, ctx, true) as Resource[] | undefined;
     if (!targets) return;
     const remaining = (existing as Resource[]).filter(
       (e) => !targets.some((t) => (t.value !== undefined ? t.value === e.value : sameValue(t, e))),
@@ -332,14 +344,14 @@ function applyFiltered(ctx: PatchContext, res: Work, op: Op, p: Extract<PatchPat
       res.memberChanges.push(ids ? { kind: "remove", ids } : { kind: "removeWhere", filter });
       return;
     }
-    // add/replace on members[filter]: the matching members are replaced by the given ones.
+    // add/replace on members[filter]: the matching members are replaced by the given one, or ones.
     res.memberChanges.push(ids ? { kind: "remove", ids } : { kind: "removeWhere", filter });
-    res.memberChanges.push({ kind: "add", ids: memberIds(value, ctx.opts) });
+    res.memberChanges.push({ kind: "add", ids: memberIds(value === null || value === undefined || Array.isArray(value) ? value : [value], ctx) });
     return;
   }
   refuseReadOnly(sub ? { ...r, sub } : r);
-  const container = r.extension ? (res.resource[r.extension] as Resource | undefined) : res.resource;
-  const list = Array.isArray(container?.[r.attr.name]) ? [...(container![r.attr.name] as Resource[])] : [];
+  const stored = containerOf(res.resource, r.extension, false)?.[r.attr.name];
+  const list = Array.isArray(stored) ? [...(stored as Resource[])] : [];
   const hits = list.filter((e) => matches(filter, e));
 
   if (op === "remove") {
@@ -360,11 +372,10 @@ function applyFiltered(ctx: PatchContext, res: Work, op: Op, p: Extract<PatchPat
 
   let patchValue: Resource | undefined;
   if (sub) {
-    const v = emptyStringMeansNull(sub, value);
-    const coerced = coerceResolved({ extension: r.extension, attr: { ...r.attr, multiValued: false }, sub, path: `${r.path}.${sub.name}` }, v, ctx.opts);
+    const coerced = coerceResolved({ extension: r.extension, attr: { ...r.attr, multiValued: false }, sub, path: `${r.path}.${sub.name}` }, value, ctx);
     patchValue = { [sub.name]: coerced };
   } else {
-    const coerced = coerceAttribute({ ...r.attr, multiValued: false }, Array.isArray(value) && value.length === 1 ? value[0] : value, r.path, ctx.opts);
+    const coerced = coerceAttribute({ ...r.attr, multiValued: false }, value, `${r.path}[${p.text}]`, ctx);
     if (coerced !== undefined && !isObject(coerced)) throw invalidValue(`'${p.text}' selects values of '${r.attr.name}': the value must be an object`);
     patchValue = (coerced as Resource | undefined) ?? {};
   }
@@ -379,12 +390,12 @@ function applyFiltered(ctx: PatchContext, res: Work, op: Op, p: Extract<PatchPat
   };
 
   if (hits.length === 0) {
-    // RFC 7644 §3.5.2.3: a value filter that matches nothing is 400 noTarget, except for the
-    // idempotent upsert Entra ID and Okta rely on (see upsertSeed in quirks.ts).
+    // RFC 7644 §3.5.2.3: a value filter that matches nothing is 400 noTarget.
+    if (!ctx.quirks.has("upsertThroughValueFilter")) throw noTarget(`no value of '${r.attr.name}' matches [${p.text}], so '${op}' has nothing to change (RFC 7644 §3.5.2.3)`);
     const upsert = upsertSeed(filter, sub);
     if ("refused" in upsert) throw noTarget(`no value of '${r.attr.name}' matches [${p.text}], so '${op}' has nothing to change; ${upsert.refused}`);
     // The new element's values come from the filter literals: they must have the sub-attributes' types.
-    const seed = coerceAttribute({ ...r.attr, multiValued: false }, upsert.seed, `${r.path}[${p.text}]`, ctx.opts) as Resource;
+    const seed = coerceAttribute({ ...r.attr, multiValued: false }, upsert.seed, `${r.path}[${p.text}]`, ctx) as Resource;
     if (Object.values(patchValue).every((v) => v === undefined)) return; // clearing a value that does not exist: nothing to do
     const created = apply(seed);
     if (!matches(filter, created))
@@ -397,7 +408,7 @@ function applyFiltered(ctx: PatchContext, res: Work, op: Op, p: Extract<PatchPat
   const mapped = list.map((e) => {
     if (!hits.includes(e)) return e;
     const merged = apply(e);
-    // Clearing a required sub-attribute of a stored element (Entra's "" for emails[…].value) marks it for dropClearedElements.
+    // Clearing a required sub-attribute of a stored element (null for emails[…].value) marks it for dropClearedElements.
     if (res.cleared.has(e) || Object.entries(patchValue!).some(([k, v]) => v === undefined && r.attr.subAttributes?.some((s) => s.name === k && s.required))) res.cleared.add(merged);
     return merged;
   });

@@ -2,15 +2,18 @@
  * `attributes` / `excludedAttributes` (RFC 7644 §3.4.2.5, §3.9): which attributes a response holds.
  * `id` and `schemas` (returned "always") are always there; `password` (returned "never") never is.
  *
- * An item may carry a value filter on a multi-valued complex attribute, as Microsoft's SCIM test
- * collection sends: `attributes=emails[type eq "work"]` returns `emails` with only the elements the
- * filter matches, `emails[type eq "work"].value` only their `value`. RFC 7644 defines attribute
- * names only here; scimd reads the filter as in a PATCH path (RFC 7644 §3.5.2). In
- * `excludedAttributes` the same item leaves out the matching elements (or their sub-attribute).
+ * With the quirk valueFiltersInAttributes (quirks.ts), an item may carry a value filter on a
+ * multi-valued complex attribute, as Microsoft's SCIM test collection sends:
+ * `attributes=emails[type eq "work"]` returns `emails` with only the elements the filter matches,
+ * `emails[type eq "work"].value` only their `value`. RFC 7644 defines attribute names only here;
+ * scimd reads the filter as in a PATCH path (RFC 7644 §3.5.2). In `excludedAttributes` the same item
+ * leaves out the matching elements (or their sub-attribute).
  */
-import { findAttr, resolveAttrPath, type ResolvedAttr } from "./attributes";
+import { containerOf, findAttr, resolveAttrPath, type ResolvedAttr } from "./attributes";
 import { invalidFilter, invalidValue, ScimError } from "./errors";
-import { resolveElementFilterText, type FilterOptions, type ResolvedFilter } from "./filter";
+import { resolveElementFilterText, type ResolvedFilter } from "./filter";
+import type { FilterOptions } from "./filter-syntax";
+import { isObject } from "./json";
 import { matches } from "./match";
 import type { Resource } from "./resource";
 import type { ResourceTypeDef } from "./schema";
@@ -56,7 +59,7 @@ function resolveFiltered(t: ResourceTypeDef, item: string, param: string, opts: 
   const open = item.indexOf("[");
   const close = item.lastIndexOf("]");
   if (close < open) throw invalidFilter(`the value filter in '${param}' item '${item}' is invalid: unclosed '[' at position ${open + 1}: add ']'`);
-  const r = resolveAttrPath(t, item.slice(0, open).trim());
+  const r = resolveAttrPath(t, item.slice(0, open).trim(), opts.quirks);
   if (!r) return undefined;
   if (r.sub || r.attr.type !== "complex" || !r.attr.multiValued) throw invalidValue(`'${param}' item '${item}': a value filter '[…]' needs a multi-valued complex attribute such as emails, not '${r.path}'`);
   const tail = item.slice(close + 1).trim();
@@ -88,9 +91,11 @@ export function parseAttributeList(types: ResourceTypeDef[], text: string | unde
     const name = raw.trim();
     // `schemas` is on every resource and always returned (RFC 7643 §3): naming it changes nothing.
     if (!name || name.toLowerCase() === "schemas") continue;
+    if (name.includes("[") && opts.quirks !== undefined && !opts.quirks.has("valueFiltersInAttributes"))
+      throw invalidValue(`'${param}' item '${name}' is not an attribute name (RFC 7644 §3.4.2.5): name the attribute, '${name.slice(0, name.indexOf("["))}'`);
     let known = false;
     for (const t of types) {
-      const r = name.includes("[") ? resolveFiltered(t, name, param, opts) : resolveAttrPath(t, name);
+      const r = name.includes("[") ? resolveFiltered(t, name, param, opts) : resolveAttrPath(t, name, opts.quirks);
       if (r) {
         out.get(t)!.push(r);
         known = true;
@@ -117,8 +122,6 @@ export function wants(p: Projection, extension: string | null, name: string): bo
 export function asksForAttributes(p: Projection): boolean {
   return p.include !== undefined || !!p.exclude?.length;
 }
-
-const isObject = (v: unknown): v is Resource => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** What an include list asks of one attribute: all of it, or per element some sub-attributes. */
 interface Wanted {
@@ -170,8 +173,8 @@ export function project(full: Resource, p: Projection): Resource {
       else w.parts.push({ filter: r.filter, sub: r.sub?.name });
     }
     for (const w of wanted.values()) {
-      const src = w.extension ? (full[w.extension] as Resource | undefined) : full;
-      if (!isObject(src)) continue;
+      const src = containerOf(full, w.extension, false);
+      if (!src) continue;
       let v = selectValue(src[w.name], w);
       // Elements of multi-valued attributes that hold nothing asked for go, and so does an empty list.
       if (Array.isArray(v)) v = v.filter((e) => !isObject(e) || Object.keys(e).length > 0);
@@ -184,7 +187,7 @@ export function project(full: Resource, p: Projection): Resource {
   const out: Resource = structuredClone(full);
   for (const r of p.exclude ?? []) {
     if (r.attr.returned === "always" || r.sub?.returned === "always") continue;
-    const container = r.extension ? (out[r.extension] as Resource | undefined) : out;
+    const container = containerOf(out, r.extension, false);
     if (!container) continue;
     if (r.filter) {
       // Leave out the matching elements, or their sub-attribute.

@@ -1,41 +1,30 @@
 /**
  * Turns a client's JSON into the canonical resource: canonical attribute names whatever case the
- * client used, booleans sent as strings made booleans, nulls dropped (RFC 7643 §2.5: null means
- * unassigned), read-only attributes ignored, unknown attributes ignored (or refused in strict mode),
- * and the product's own rules checked.
+ * client used, nulls dropped (RFC 7643 §2.5: null means unassigned), read-only attributes ignored,
+ * values checked against their attribute's type, and the product's own rules checked.
+ *
+ * `normalizeBody` lets the IdP quirks in force rewrite the body first (quirks.ts, `rewriteBody`);
+ * the rest reads RFC-shaped JSON, and consults one quirk by name: ignoreUnknownAttributes (and the
+ * name quirks attributes are resolved with).
  */
-import { containerOf, findAttr, findSchema, resolveAttrPath, type ResolvedAttr } from "./attributes";
+import { classifyKey, containerOf, findAttr, findSchema, resolveAttrPath, type ResolvedAttr } from "./attributes";
+import { canonicalDateTime } from "./compare-keys";
 import { invalidSyntax, invalidValue } from "./errors";
-import { canonicalDateTime } from "./filter";
-import { isManager, normalizeManagerValue } from "./quirks";
+import { isObject, memberValue, typeName } from "./json";
+import { rewriteBody, type Quirks } from "./quirks";
 import type { AttributeDef, ResourceTypeDef } from "./schema";
 import { enforceIdentifiers } from "./username";
 
 export type Resource = Record<string, unknown>;
 
 export interface NormalizeOptions {
-  /** Refuse unknown attributes with 400 instead of ignoring them. */
-  strict: boolean;
+  /** The IdP quirks in force (quirks.ts): ALL_QUIRKS, or NO_QUIRKS under --strict. */
+  quirks: Quirks;
 }
 
 export const MAX_USERNAME_LENGTH = 1024;
 export const MAX_STRING_LENGTH = 65536;
 export const MAX_MULTI_VALUES = 1000;
-
-/** Schema URNs some IdPs put in `schemas` besides (or instead of) the SCIM 2.0 core one. */
-const LEGACY_CORE_SCHEMAS: Record<string, string[]> = {
-  User: ["urn:scim:schemas:core:1.0"],
-  Group: ["urn:scim:schemas:core:1.0"],
-};
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
-
-function typeName(v: unknown): string {
-  if (v === null) return "null";
-  if (Array.isArray(v)) return "an array";
-  if (typeof v === "object") return "an object";
-  return `a ${typeof v}`;
-}
 
 /** Coerces one simple value to `a`'s type, or throws 400 invalidValue naming the attribute. */
 function coerceSimple(a: AttributeDef, v: unknown, path: string): unknown {
@@ -50,7 +39,6 @@ function coerceSimple(a: AttributeDef, v: unknown, path: string): unknown {
     }
     case "boolean":
       if (typeof v === "boolean") return v;
-      if (typeof v === "string" && /^(true|false)$/i.test(v.trim())) return v.trim().toLowerCase() === "true";
       throw invalidValue(`'${path}' must be a boolean (true or false), got ${typeName(v)}`);
     case "integer":
       if (typeof v === "number" && Number.isInteger(v)) return v;
@@ -77,7 +65,7 @@ function coerceComplex(a: AttributeDef, v: unknown, path: string, opts: Normaliz
   for (const [k, raw] of Object.entries(v)) {
     const sub = findAttr(a.subAttributes, k);
     if (!sub) {
-      if (opts.strict) throw invalidSyntax(`'${path}' has no sub-attribute '${k}'`);
+      if (!opts.quirks.has("ignoreUnknownAttributes")) throw invalidSyntax(`'${path}' has no sub-attribute '${k}'`);
       continue;
     }
     given.set(sub, raw);
@@ -92,15 +80,12 @@ function coerceComplex(a: AttributeDef, v: unknown, path: string, opts: Normaliz
   return Object.keys(out).length ? out : undefined;
 }
 
-/**
- * Coerces a value for attribute `a` (whole attribute, not a sub-attribute). Returns undefined for
- * "unassigned". Multi-valued attributes given one object are taken as a one-element list; a
- * singular complex attribute given a one-element list (Entra's manager) takes that element.
- */
+/** Coerces a value for attribute `a` (whole attribute, not a sub-attribute). Returns undefined for "unassigned". */
 export function coerceAttribute(a: AttributeDef, v: unknown, path: string, opts: NormalizeOptions, keepReadOnly = false): unknown {
   if (v === null || v === undefined) return undefined;
   if (a.multiValued) {
-    const list = Array.isArray(v) ? v : [v];
+    if (!Array.isArray(v)) throw invalidValue(`'${path}' is multi-valued: send an array of values, got ${typeName(v)}`);
+    const list = v;
     if (list.length > MAX_MULTI_VALUES && a.name !== "members") throw invalidValue(`'${path}' has more than ${MAX_MULTI_VALUES} values`);
     const out: unknown[] = [];
     for (const [i, el] of list.entries()) {
@@ -111,10 +96,7 @@ export function coerceAttribute(a: AttributeDef, v: unknown, path: string, opts:
     if (a.type === "complex") keepOnePrimary(out as Resource[]);
     return out.length ? out : undefined;
   }
-  if (Array.isArray(v)) {
-    if (a.type === "complex" && v.length <= 1) return v.length ? coerceAttribute(a, v[0], path, opts, keepReadOnly) : undefined;
-    throw invalidValue(`'${path}' is single-valued: send one value, not an array`);
-  }
+  if (Array.isArray(v)) throw invalidValue(`'${path}' is single-valued: send one value, not an array`);
   if (a.type === "complex") return coerceComplex(a, v, path, opts, keepReadOnly);
   return coerceSimple(a, v, path);
 }
@@ -164,45 +146,42 @@ export function coerceResolved(r: ResolvedAttr, v: unknown, opts: NormalizeOptio
 }
 
 /**
- * Reads each key of a body or a path-less PATCH value: plain names, dotted sub-attribute names,
- * URN-qualified names, and extension objects under their URN. Calls `visit` for each attribute found.
+ * Reads each key of a body or a path-less PATCH value (classifyKey): plain names, dotted
+ * sub-attribute names, URN-qualified names, and extension objects under their URN. Calls `visit`
+ * for each attribute found.
  */
-export function walkAttributes(
-  rt: ResourceTypeDef,
-  body: Resource,
-  opts: NormalizeOptions,
-  visit: (r: ResolvedAttr, value: unknown, key: string) => void,
-): void {
+export function walkAttributes(rt: ResourceTypeDef, body: Resource, opts: NormalizeOptions, visit: (r: ResolvedAttr, value: unknown) => void): void {
   for (const [key, value] of Object.entries(body)) {
-    if (key.toLowerCase() === "schemas") continue;
-    const schema = /^urn:/i.test(key) ? findSchema(rt, key) : undefined;
-    if (schema?.extension) {
-      if (value === null) {
-        for (const a of schema.schema.attributes) visit({ extension: schema.extension, attr: a, path: `${schema.extension}:${a.name}` }, null, key);
+    const k = classifyKey(rt, key, opts.quirks);
+    switch (k.kind) {
+      case "schemas":
         continue;
-      }
-      if (!isObject(value)) throw invalidValue(`'${key}' must be an object holding the extension's attributes, got ${typeName(value)}`);
-      for (const [k, v] of Object.entries(value)) {
-        const r = resolveAttrPath(rt, `${schema.extension}:${k}`);
-        if (!r) {
-          if (opts.strict) throw invalidSyntax(`unknown attribute '${k}' in '${schema.extension}'`);
+      case "extension": {
+        if (value === null) {
+          for (const a of k.schema.attributes) visit({ extension: k.urn, attr: a, path: `${k.urn}:${a.name}` }, null);
           continue;
         }
-        visit(r, v, `${key}.${k}`);
+        if (!isObject(value)) throw invalidValue(`'${key}' must be an object holding the extension's attributes, got ${typeName(value)}`);
+        for (const [name, v] of Object.entries(value)) {
+          const r = resolveAttrPath(rt, `${k.urn}:${name}`, opts.quirks);
+          if (!r) {
+            if (!opts.quirks.has("ignoreUnknownAttributes")) throw invalidSyntax(`unknown attribute '${name}' in '${k.urn}'`);
+            continue;
+          }
+          visit(r, v);
+        }
+        continue;
       }
-      continue;
+      case "core":
+        throw invalidSyntax(`'${key}' is the core schema's URN, not an attribute: send core attributes at the top level, or qualified as '${key}:userName'`);
+      case "attribute":
+        visit(k.r, value);
+        continue;
+      case "unknown":
+        if (opts.quirks.has("ignoreUnknownAttributes")) continue;
+        if (key.includes("[")) throw invalidSyntax(`'${key}' is not an attribute name of ${rt.name}: a value filter belongs in a PATCH operation's 'path'`);
+        throw invalidSyntax(`unknown attribute '${key}' for ${rt.name}`);
     }
-    if (schema) {
-      // The core schema URN used as an object key: its contents are core attributes.
-      if (isObject(value)) walkAttributes(rt, value, opts, visit);
-      continue;
-    }
-    const r = resolveAttrPath(rt, key);
-    if (!r) {
-      if (opts.strict) throw invalidSyntax(`unknown attribute '${key}' for ${rt.name}`);
-      continue;
-    }
-    visit(r, value, key);
   }
 }
 
@@ -216,33 +195,34 @@ export interface NormalizedBody {
 
 /** Checks `schemas` (RFC 7643 §3): present, an array of strings, naming the resource's core schema. */
 function checkSchemas(rt: ResourceTypeDef, body: Resource): string[] {
-  const key = Object.keys(body).find((k) => k.toLowerCase() === "schemas");
-  const schemas = key ? body[key] : undefined;
+  const schemas = memberValue(body, "schemas");
   if (!Array.isArray(schemas) || schemas.length === 0 || !schemas.every((s) => typeof s === "string"))
     throw invalidSyntax(`'schemas' must be a non-empty array of schema URNs including "${rt.schema.id}"`);
-  const lower = schemas.map((s: string) => s.toLowerCase());
-  const accepted = [rt.schema.id, ...(LEGACY_CORE_SCHEMAS[rt.name] ?? [])].map((s) => s.toLowerCase());
-  if (!lower.some((s) => accepted.includes(s)))
+  if (!schemas.some((s: string) => findSchema(rt, s)?.extension === null))
     throw invalidValue(`'schemas' must include "${rt.schema.id}" for a ${rt.name}; got ${JSON.stringify(schemas)}`);
+  const other = schemas.find((s: string) => !findSchema(rt, s));
+  if (other !== undefined)
+    throw invalidValue(`'schemas' lists "${other}", which is not a schema of a ${rt.name} (RFC 7643 §3): list only ${[rt.schema.id, ...rt.extensions.map((e) => e.schema.id)].map((s) => `"${s}"`).join(" and ")}`);
   return schemas;
 }
 
 /** Normalises a POST or PUT body into the canonical resource (no id, no meta, no read-only parts). */
 export function normalizeBody(rt: ResourceTypeDef, body: unknown, opts: NormalizeOptions): NormalizedBody {
   if (!isObject(body)) throw invalidSyntax(`the request body must be a JSON object, got ${typeName(body)}`);
-  checkSchemas(rt, body);
+  const sent = rewriteBody(rt, body, opts.quirks);
+  checkSchemas(rt, sent);
   const resource: Resource = {};
   const out: NormalizedBody = { resource };
-  walkAttributes(rt, body, opts, (r, value) => {
+  walkAttributes(rt, sent, opts, (r, value) => {
     if (r.attr.name === "members" && !r.extension && rt.name === "Group" && !r.sub) {
       out.members = memberIds(value, opts);
       return;
     }
     if (r.attr.mutability === "readOnly" || r.sub?.mutability === "readOnly") return;
-    const v = coerceResolved(r, isManager(r.extension, r.attr) && !r.sub ? normalizeManagerValue(value) : value, opts);
+    const v = coerceResolved(r, value, opts);
     if (r.attr.mutability === "writeOnly") {
-      // An empty password is no password (as Entra's "null update" clears values).
-      if (typeof v === "string" && v !== "") out.password = v;
+      if (v === "") throw invalidValue(`'${r.path}' must not be empty: leave it out or send null for no password`);
+      if (typeof v === "string") out.password = v;
       return;
     }
     if (v === undefined && r.sub) {
@@ -262,19 +242,21 @@ export function schemasOf(rt: ResourceTypeDef, resource: Resource): string[] {
   return schemas;
 }
 
-/** The member ids of a `members` value (objects with `value`), deduplicated, in order. */
+/** The member ids of a `members` value (an array of objects with `value`), deduplicated, in order. */
 export function memberIds(value: unknown, opts: NormalizeOptions): string[] {
   if (value === null || value === undefined) return [];
-  const list = Array.isArray(value) ? value : [value];
+  if (!Array.isArray(value)) throw invalidValue(`'members' is multi-valued: send an array like [{"value": "<id>"}], got ${typeName(value)}`);
+  const list = value;
+  const refuseUnknown = !opts.quirks.has("ignoreUnknownAttributes");
   const seen = new Set<string>();
   const ids: string[] = [];
   for (const [i, el] of list.entries()) {
     if (el === null) continue;
     if (!isObject(el)) throw invalidValue(`'members[${i}]' must be an object like {"value": "<id>"}, got ${typeName(el)}`);
-    const key = Object.keys(el).find((k) => k.toLowerCase() === "value");
-    const id = key ? el[key] : undefined;
+    const id = memberValue(el, "value");
     if (typeof id !== "string" || id === "") throw invalidValue(`'members[${i}].value' must be the id of a User or Group`);
-    if (opts.strict) for (const k of Object.keys(el)) if (!["value", "$ref", "type", "display"].includes(k.toLowerCase())) throw invalidSyntax(`'members[${i}]' has no sub-attribute '${k}'`);
+    if (refuseUnknown)
+      for (const k of Object.keys(el)) if (!["value", "$ref", "type", "display"].includes(k.toLowerCase())) throw invalidSyntax(`'members[${i}]' has no sub-attribute '${k}'`);
     if (!seen.has(id)) {
       seen.add(id);
       ids.push(id);

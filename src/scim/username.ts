@@ -7,18 +7,18 @@
  * surrogate, or begins or ends with whitespace; otherwise full-width and half-width forms mapped to
  * their ordinary forms (the PRECIS width-mapping rule, RFC 8265 §3.3.1), the rest kept as sent. The
  * comparison key (uniqueness and every filter on userName) is UsernameCaseMapped: width mapping,
- * NFC, lower case — `userNameKey`. The directionality rule and IdentifierClass's narrower repertoire
- * are not applied: IdPs send e-mail-shaped and display-shaped userNames that it would refuse.
+ * NFC, lower case — `userNameKey` in compare-keys.ts, built on `mapWidth` here. The directionality
+ * rule and IdentifierClass's narrower repertoire are not applied: IdPs send e-mail-shaped and
+ * display-shaped userNames that it would refuse.
  *
  * A Group's displayName is free text (a name people read), so it is neither width-mapped nor trimmed;
  * it refuses only what cannot be seen or stored faithfully: control characters, format characters
  * other than the zero-width joiner and non-joiner (which emoji sequences and Persian or Indic names
  * need), line and paragraph separators, and unpaired surrogates.
  */
-import { fold } from "./attributes";
 import { invalidValue } from "./errors";
 import type { Resource } from "./resource";
-import type { AttributeDef, ResourceTypeDef } from "./schema";
+import type { ResourceTypeDef } from "./schema";
 
 /** Names of the characters people most often paste by accident; the others are named by code point and class. */
 const NAMES: Record<number, string> = {
@@ -147,16 +147,6 @@ export function mapWidth(s: string): string {
   let out = "";
   for (const ch of s) out += String.fromCodePoint(widthMapped(ch.codePointAt(0)!));
   return out;
-}
-
-/** The comparison key of a userName (RFC 8265 UsernameCaseMapped without its directionality rule): width mapping, NFC, lower case. */
-export function userNameKey(s: string): string {
-  return fold(mapWidth(s));
-}
-
-/** True for the attribute whose comparison key is `userNameKey` (the User's userName). */
-export function isUserNameAttr(a: AttributeDef): boolean {
-  return a.name === "userName";
 }
 
 function refuse(attr: string, p: Problem): never {

@@ -5,7 +5,10 @@
 import { describe, expect, it, test } from "bun:test";
 import fc from "fast-check";
 import { ScimError } from "../../src/scim/errors";
-import { MAX_FILTER_DEPTH, MAX_FILTER_LENGTH, parseFilterText, resolveFilter, type ResolvedFilter, type Target } from "../../src/scim/filter";
+import { resolveFilter, type ResolvedFilter, type Target } from "../../src/scim/filter";
+import { MAX_FILTER_LENGTH, parseFilterText } from "../../src/scim/filter-parser";
+import { MAX_FILTER_DEPTH } from "../../src/scim/filter-syntax";
+import { ALL_QUIRKS, NO_QUIRKS } from "../../src/scim/quirks";
 import { ENTERPRISE_USER_SCHEMA, GROUP_RESOURCE, USER_RESOURCE, type ResourceTypeDef } from "../../src/scim/schema";
 
 const ENT = ENTERPRISE_USER_SCHEMA;
@@ -35,11 +38,15 @@ function shape(f: ResolvedFilter): string {
 }
 
 const resolveUser = (text: string) => shape(resolveFilter(USER_RESOURCE, text));
+/** The quirks of a server, and none (--strict). */
+const lenient = { quirks: ALL_QUIRKS };
+const strict = { quirks: NO_QUIRKS };
 
+/** Refused as a --strict server refuses it (the filter quirks refused here are tested in quirks.test.ts). */
 function expectInvalidFilter(rt: ResourceTypeDef, text: string): ScimError {
   let thrown: unknown;
   try {
-    resolveFilter(rt, text);
+    resolveFilter(rt, text, strict);
   } catch (e) {
     thrown = e;
   }
@@ -391,7 +398,7 @@ describe("parseFilterText", () => {
 });
 
 describe("the fast path for one-comparison filters gives the general parser's tree", () => {
-  const parseFast = parseFilterText;
+  const parseFast = (text: string) => parseFilterText(text, strict);
   test.each([
     'userName eq "ada@example.com"',
     'userName Eq "ADA@Example.com"',
@@ -423,7 +430,6 @@ describe("the fast path for one-comparison filters gives the general parser's tr
 });
 
 describe("unquoted comparison values: a named leniency, refused under --strict (RFC 7644 §3.4.2.2 values are JSON)", () => {
-  const lenient = { unquotedValues: true };
   const resolveLenient = (text: string) => shape(resolveFilter(USER_RESOURCE, text, lenient));
 
   test.each([
@@ -446,7 +452,7 @@ describe("unquoted comparison values: a named leniency, refused under --strict (
     ["name.familyName eq Employee", 'name.familyName eq "Employee"'],
     ["externalId eq 00u1ab2C3d", 'externalId eq "00u1ab2C3d"'],
   ])("gives %s the tree of the quoted filter %s, which takes the fast path", (bare, quoted) => {
-    expect(parseFilterText(bare, lenient)).toEqual(parseFilterText(quoted));
+    expect(parseFilterText(bare, lenient)).toEqual(parseFilterText(quoted, strict));
   });
 
   test.each([
@@ -457,7 +463,7 @@ describe("unquoted comparison values: a named leniency, refused under --strict (
     ["title eq -1.5e3", -1500],
   ])("keeps JSON's literals as literals: %s", (text, value) => {
     expect(parseFilterText(text, lenient)).toEqual({ op: "eq", attrPath: text.split(" ")[0]!, compValue: value } as never);
-    expect(parseFilterText(`(${text})`, lenient)).toEqual(parseFilterText(text));
+    expect(parseFilterText(`(${text})`, lenient)).toEqual(parseFilterText(text, strict));
   });
 
   test.each(["userName eq and", "userName eq OR", "userName eq not", "userName eq pr", "userName eq Eq", "title pr and userName eq and title pr"])(
@@ -557,7 +563,7 @@ describe("invalidFilter details are scimd's own words and say where the problem 
     "(".repeat(MAX_FILTER_DEPTH + 1) + "title pr" + ")".repeat(MAX_FILTER_DEPTH + 1),
     "not (".repeat(MAX_FILTER_DEPTH) + "title pr" + ")".repeat(MAX_FILTER_DEPTH),
   ])("refuses %j in scimd's words with a position, in strict and lenient reading alike", (text) => {
-    for (const opts of [{}, { unquotedValues: true }]) {
+    for (const opts of [strict, lenient]) {
       let thrown: unknown;
       try {
         resolveFilter(USER_RESOURCE, text, opts);
@@ -576,10 +582,10 @@ describe("invalidFilter details are scimd's own words and say where the problem 
   it("answers arbitrary text with a result or a positioned invalidFilter in scimd's words, never anything else", () => {
     const pieces = ["userName", "emails", "type", "value", "eq", "pr", "and", "or", "not", "(", ")", "[", "]", "].", '"x"', '"', "\\", "true", "42", "O", " ", " ", "'", "=", "ñ", "\n"];
     fc.assert(
-      fc.property(fc.array(fc.constantFrom(...pieces), { minLength: 1, maxLength: 12 }), fc.boolean(), (parts, unquotedValues) => {
+      fc.property(fc.array(fc.constantFrom(...pieces), { minLength: 1, maxLength: 12 }), fc.boolean(), (parts, withQuirks) => {
         const text = parts.join("");
         try {
-          resolveFilter(USER_RESOURCE, text, { unquotedValues });
+          resolveFilter(USER_RESOURCE, text, withQuirks ? lenient : strict);
         } catch (e) {
           expect(e).toBeInstanceOf(ScimError);
           const detail = (e as ScimError).detail;

@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { createApp } from "../../src/app";
 import { ScimError } from "../../src/scim/errors";
 import { applyPatch, type PatchContext } from "../../src/scim/patch";
+import { quirksFor } from "../../src/scim/quirks";
 import type { Resource } from "../../src/scim/resource";
 import { GROUP_RESOURCE, USER_RESOURCE } from "../../src/scim/schema";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store";
@@ -165,8 +166,8 @@ const bodyArb: fc.Arbitrary<unknown> = fc.oneof(
   { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 3 }) },
 );
 
-const userCtx = (strict: boolean): PatchContext => ({ rt: USER_RESOURCE, opts: { strict }, id: "u1" });
-const groupCtx = (strict: boolean): PatchContext => ({ rt: GROUP_RESOURCE, opts: { strict }, id: "g1" });
+const userCtx = (strict: boolean): PatchContext => ({ rt: USER_RESOURCE, quirks: quirksFor(strict), id: "u1" });
+const groupCtx = (strict: boolean): PatchContext => ({ rt: GROUP_RESOURCE, quirks: quirksFor(strict), id: "g1" });
 
 /** Runs applyPatch and classifies the outcome; any non-ScimError or non-4xx error fails the property. */
 function run(ctx: PatchContext, current: Resource, body: unknown) {

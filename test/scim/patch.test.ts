@@ -5,6 +5,7 @@ import { scimError } from "../helpers";
  */
 import { describe, expect, it, test } from "bun:test";
 import { applyPatch, type PatchContext, type PatchResult } from "../../src/scim/patch";
+import { ALL_QUIRKS, NO_QUIRKS } from "../../src/scim/quirks";
 import type { Resource } from "../../src/scim/resource";
 import { GROUP_RESOURCE, USER_RESOURCE } from "../../src/scim/schema";
 
@@ -13,8 +14,8 @@ const GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const ENT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 const PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
-const userCtx: PatchContext = { rt: USER_RESOURCE, opts: { strict: false }, id: "u1" };
-const groupCtx: PatchContext = { rt: GROUP_RESOURCE, opts: { strict: false }, id: "g1" };
+const userCtx: PatchContext = { rt: USER_RESOURCE, quirks: ALL_QUIRKS, id: "u1" };
+const groupCtx: PatchContext = { rt: GROUP_RESOURCE, quirks: ALL_QUIRKS, id: "g1" };
 
 /** A stored User as normalizeBody leaves it (no id, no meta). */
 function user(): Resource {
@@ -44,7 +45,7 @@ function patchUser(...ops: Op[]): PatchResult {
   return applyPatch(userCtx, user(), body(...ops));
 }
 function strictUser(...ops: Op[]): PatchResult {
-  return applyPatch({ ...userCtx, opts: { strict: true } }, user(), body(...ops));
+  return applyPatch({ ...userCtx, quirks: NO_QUIRKS }, user(), body(...ops));
 }
 function patchGroup(...ops: Op[]): PatchResult {
   return applyPatch(groupCtx, group(), body(...ops));

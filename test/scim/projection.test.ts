@@ -5,6 +5,7 @@ import { scimError } from "../helpers";
  */
 import { describe, expect, it, test } from "bun:test";
 import { asksForAttributes, parseAttributeList, project, projectionFor, wants, type Projection } from "../../src/scim/projection";
+import { ALL_QUIRKS, NO_QUIRKS } from "../../src/scim/quirks";
 import type { Resource } from "../../src/scim/resource";
 import { GROUP_RESOURCE, USER_RESOURCE, type ResourceTypeDef } from "../../src/scim/schema";
 
@@ -268,10 +269,14 @@ describe("value filters in attributes and excludedAttributes (Microsoft's SCIM t
   });
 
   it("reads an unquoted value in the filter only with the leniency (off under --strict)", () => {
-    const lenient = parseAttributeList([USER_RESOURCE], "emails[type eq home].value", "attributes", { unquotedValues: true });
+    const lenient = parseAttributeList([USER_RESOURCE], "emails[type eq home].value", "attributes", { quirks: ALL_QUIRKS });
     expect(project(threeEmails(), projectionFor(USER_RESOURCE, lenient)).emails).toEqual([{ value: "ada@home.example" }]);
-    const e = scimError(() => parseAttributeList([USER_RESOURCE], "emails[type eq home].value", "attributes"));
+    const quoted = new Set([...ALL_QUIRKS].filter((q) => q !== "unquotedFilterValues"));
+    const e = scimError(() => parseAttributeList([USER_RESOURCE], "emails[type eq home].value", "attributes", { quirks: quoted }));
     expect([e.status, e.scimType]).toEqual([400, "invalidFilter"]);
+    // --strict refuses the value filter itself (valueFiltersInAttributes), before reading it.
+    const strict = scimError(() => parseAttributeList([USER_RESOURCE], "emails[type eq home].value", "attributes", { quirks: NO_QUIRKS }));
+    expect([strict.status, strict.scimType]).toEqual([400, "invalidValue"]);
   });
 
   test.each([

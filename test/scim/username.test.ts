@@ -3,10 +3,11 @@
  * refused characters, the width-mapping rule, and the comparison key.
  */
 import { describe, expect, it, test } from "bun:test";
-import { compareKey, resolveFilter } from "../../src/scim/filter";
+import { compareKey, userNameKey } from "../../src/scim/compare-keys";
+import { resolveFilter } from "../../src/scim/filter";
 import { finalizeResource, type Resource } from "../../src/scim/resource";
 import { GROUP_RESOURCE, USER_RESOURCE } from "../../src/scim/schema";
-import { mapWidth, userNameKey } from "../../src/scim/username";
+import { mapWidth } from "../../src/scim/username";
 import { scimError } from "../helpers";
 
 const USER = "urn:ietf:params:scim:schemas:core:2.0:User";

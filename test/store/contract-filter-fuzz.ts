@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import fc from "fast-check";
-import { fold } from "../../src/scim/attributes";
+import { fold } from "../../src/scim/compare-keys";
 import { ScimError } from "../../src/scim/errors";
 import { resolveFilter, type ResolvedFilter } from "../../src/scim/filter";
 import { matches } from "../../src/scim/match";

@@ -4,7 +4,7 @@
  * A migration is SQL text, or a function for a step that SQL alone cannot say deterministically.
  */
 import type { Database } from "bun:sqlite";
-import { userNameKey } from "../../scim/username";
+import { userNameKey } from "../../scim/compare-keys";
 
 export const APPLICATION_ID = 0x5343494d; // "SCIM"
 

@@ -3,12 +3,10 @@
  * search document filters read (`search`), and indexed keys (the case-insensitive name, externalId).
  * Reads return the stored JSON text beside the lazily parsed data; writes go through the group commit.
  */
-import { fold } from "../../scim/attributes";
+import { fold, toSearchDoc, userNameKey } from "../../scim/compare-keys";
 import { notFound, preconditionFailed, uniqueness, type ScimError } from "../../scim/errors";
-import { toSearchDoc } from "../../scim/filter";
 import type { Resource } from "../../scim/resource";
 import { rtOf, type ResourceKind, type ResourceTypeDef } from "../../scim/schema";
-import { userNameKey } from "../../scim/username";
 import type { CreateInput, DeleteOptions, GroupRef, ResourceStore, SearchPage, SearchQuery, StoredResource, UpdateInput } from "../store";
 import { DYNAMIC_STATEMENTS, limitSql, nowIso, type SqliteDatabase } from "./database";
 import { GROUPS_COLUMN, type SqliteMembership } from "./membership";

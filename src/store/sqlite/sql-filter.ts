@@ -5,7 +5,7 @@
  * stored search document (prepared keys: folded strings, canonical dateTimes), or an indexed column.
  * `not` treats an unknown (absent) value as false, so `not (title eq "x")` holds when title is absent.
  */
-import { fold } from "../../scim/attributes";
+import { fold } from "../../scim/compare-keys";
 import { invalidFilter, invalidValue } from "../../scim/errors";
 import type { CompareOp, CompareValue, ResolvedFilter, Target } from "../../scim/filter";
 import type { ResourceKind } from "../../scim/schema";
