@@ -696,12 +696,22 @@ function isSchemaOf(rt: ResourceTypeDef, s: unknown): "core" | "extension" | und
 
 const isCoreKey = (rt: ResourceTypeDef, key: string) => /^urn:/i.test(key) && isSchemaOf(rt, key) === "core";
 
-/** `body` with each core-schema object replaced by its attributes, in place and in order (a later key wins, as when read). */
-function flattenCore(rt: ResourceTypeDef, body: Resource): Resource {
+/**
+ * `body` with each core-schema object replaced by its attributes, in place and in order, read as
+ * the normaliser reads a body: a key met again moves to where it was met last (a later key wins),
+ * and a `schemas` inside a core-schema object is no attribute, so it is dropped rather than
+ * replacing the body's own.
+ */
+function flattenCore(rt: ResourceTypeDef, body: Resource, nested = false): Resource {
   const out: Resource = {};
+  const put = (k: string, v: unknown) => {
+    delete out[k];
+    out[k] = v;
+  };
   for (const [k, v] of Object.entries(body)) {
-    if (!isCoreKey(rt, k)) out[k] = v;
-    else if (isObject(v)) Object.assign(out, flattenCore(rt, v));
+    if (!isCoreKey(rt, k)) {
+      if (!nested || k.toLowerCase() !== "schemas") put(k, v);
+    } else if (isObject(v)) for (const [ik, iv] of Object.entries(flattenCore(rt, v, true))) put(ik, iv);
   }
   return out;
 }

@@ -453,6 +453,14 @@ describe("the rewrites turn the wire shapes into RFC-shaped input, which the eng
     expect(rewriteBody(USER_RESOURCE, sent, ALL_QUIRKS)).toEqual(expected);
   });
 
+  it("reads core attributes under the core schema's URN as they were read in place: a 'schemas' in there is no attribute, and a later key wins (coreSchemaObject)", () => {
+    const post = (body: Resource) => normalizeBody(USER_RESOURCE, { userName: "ada", displayName: "Ada", emails: [{ value: "a@x" }], ...body }, { quirks: ALL_QUIRKS }).resource;
+    // The body's own `schemas` is the one checked (RFC 7643 §3); the nested object holds only attributes.
+    expect(post({ schemas: [USER], [USER]: { schemas: ["urn:example:other"], title: "U" } })).toMatchObject({ schemas: [USER], title: "U" });
+    // Read in order: the nested title, the top-level one, then the second nested one.
+    expect(post({ schemas: [USER], [USER]: { title: "B" }, Title: "A", [USER.toUpperCase()]: { title: "C" } }).title).toBe("C");
+  });
+
   it("rewrites a Group body's SCIM 1.0 core URN to the Group's own", () => {
     expect(rewriteBody(GROUP_RESOURCE, { schemas: ["urn:scim:schemas:core:1.0"], displayName: "G" }, ALL_QUIRKS)).toEqual({ schemas: [GROUP], displayName: "G" });
   });
