@@ -132,6 +132,8 @@ const startsWithLetter = (s: string) => {
 };
 const isPathlessWrite = (o: PatchOperation) => (o.op === "add" || o.op === "replace") && isPathless(o.path) && isObject(o.value);
 const leaf = (t: ValueTarget) => t.sub ?? t.attr;
+/** A Group's `members` (no User attribute has that name). */
+const isMembers = (t: ValueTarget) => t.extension === null && t.attr.name === "members";
 const isEnterpriseManager = (t: ValueTarget) => t.extension === ENTERPRISE_USER_SCHEMA && t.attr.name === "manager" && !t.sub;
 
 /** A value marked for dropping by an `eachAttribute` mapper. */
@@ -214,11 +216,14 @@ export const QUIRKS: Readonly<Record<QuirkName, Quirk>> = {
    *   {"op": "replace", "path": "emails[type eq \"work\"]", "value": [{"value": "a@x"}]}
    *     →  {"op": "replace", "path": "emails[type eq \"work\"]", "value": {"value": "a@x"}}
    *   "name": []  →  "name": null
+   *
+   * Not for `members[filter]`: the engine reads its value as the list of members put in place of
+   * those the filter matches, so a list belongs there.
    */
   listForSingleValue: {
     kind: "value",
     from: "Entra ID",
-    at: (t) => !t.sub && t.attr.type === "complex" && (!t.attr.multiValued || t.element === true),
+    at: (t) => !t.sub && t.attr.type === "complex" && (!t.attr.multiValued || (t.element === true && !isMembers(t))),
     applies: (_t, v) => Array.isArray(v) && v.length <= 1,
     rewrite: (_t, v) => {
       while (Array.isArray(v) && v.length <= 1) v = v.length ? v[0] : null;

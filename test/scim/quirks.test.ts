@@ -595,6 +595,15 @@ describe("the value quirks, one attribute at a time", () => {
   ])("singleValueForList: %s → %p", (_label, t, sent, expected) => {
     expect(rewriteWith(["singleValueForList"])(t, sent)).toEqual(expected);
   });
+
+  it("listForSingleValue leaves the value of members[filter] alone: a list belongs there (the members put in place of those matched), so a nested list is refused and removes no one", () => {
+    expect((QUIRKS.listForSingleValue as ValueQuirk).at({ extension: null, attr: members, element: true }, "patch")).toBe(false);
+    for (const value of [[[]], [[null]], [[{ value: "u2" }]]]) {
+      const e = thrown(() => applyPatch(groupCtx(ALL_QUIRKS), group(), patchBody({ op: "add", path: 'members[value eq "u1"]', value })));
+      expect(e?.scimType).toBe("invalidValue");
+    }
+    expect(groupMembers({ op: "replace", path: 'members[value eq "u1"]', value: [{ value: "u2" }] })(ALL_QUIRKS)).toEqual([{ kind: "remove", ids: ["u1"] }, { kind: "add", ids: ["u2"] }]);
+  });
 });
 
 describe("the operation quirks, one operation at a time", () => {
