@@ -130,6 +130,16 @@ function resolveUncached(rt: ResourceTypeDef, attrPath: string, unqualified: boo
   return { extension, attr, sub, path: `${prefix}${attr.name}.${sub.name}` };
 }
 
+/**
+ * For a 400 about a name `quirks` do not resolve: when it names an extension's attribute without
+ * that extension's URN (the quirk unqualifiedExtensionNames is off), what to write instead; else "".
+ */
+export function qualifyHint(rt: ResourceTypeDef, name: string, quirks?: Quirks): string {
+  if (quirks === undefined || quirks.has("unqualifiedExtensionNames") || /^urn:/i.test(name)) return "";
+  const r = resolveAttrPath(rt, name);
+  return r?.extension ? `: it is an attribute of ${r.extension}, named with that URN: '${r.extension}:${name}' (RFC 7644 §3.10)` : "";
+}
+
 /** What one key of a resource body or of a path-less PATCH value names (RFC 7643 §3, names in any case). */
 export type BodyKey =
   | { kind: "schemas" }

@@ -7,7 +7,7 @@
  * resolveAttrPath), stringBooleans, complexFilterOnValue and qualifiedNamesInValueFilter.
  */
 import type { Filter } from "scim2-parse-filter";
-import { findAttr, resolveAttrPath } from "./attributes";
+import { findAttr, qualifyHint, resolveAttrPath } from "./attributes";
 import { canonicalDateTime, textKey } from "./compare-keys";
 import { invalidFilter } from "./errors";
 import { parseFilterText } from "./filter-parser";
@@ -95,7 +95,7 @@ export function resolveFilter(rt: ResourceTypeDef, text: string, opts: FilterOpt
 
 function resolveTop(rt: ResourceTypeDef, path: string, quirks: Quirks): Target {
   const r = resolveAttrPath(rt, path, quirks);
-  if (!r) throw invalidFilter(`unknown attribute '${path}' in filter for ${rt.name}`);
+  if (!r) throw invalidFilter(`unknown attribute '${path}' in filter for ${rt.name}${qualifyHint(rt, path, quirks)}`);
   return { extension: r.extension, attr: r.attr, sub: r.sub };
 }
 

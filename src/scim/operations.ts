@@ -3,7 +3,7 @@
  * functions and the resource store. Each takes what it acts on and a RequestContext, and returns one
  * ScimResult (status, headers, body) or throws a ScimError; none knows of HTTP.
  */
-import { resolveAttrPath } from "./attributes";
+import { qualifyHint, resolveAttrPath } from "./attributes";
 import { checkConditions, etagMatches, etagOf, parseConditions, preconditionOf, type ParsedConditions } from "./conditions";
 import { invalidValue, notFound, ScimError } from "./errors";
 import { resolveFilter, type ResolvedFilter, type Target } from "./filter";
@@ -206,7 +206,8 @@ export class ScimOperations {
       plans.push({ rt, filter, sortBy: r ? { extension: r.extension, attr: r.attr, sub: r.sub } : undefined });
     }
     if (plans.length === 0 && filterError) throw filterError;
-    if (hasSort && !plans.some((p) => p.sortBy)) throw invalidValue(`'sortBy' names an unknown attribute '${params.sortBy}'`);
+    if (hasSort && !plans.some((p) => p.sortBy))
+      throw invalidValue(`'sortBy' names an unknown attribute '${params.sortBy}'${types.map((t) => qualifyHint(t, params.sortBy as string, this.quirks)).find(Boolean) ?? ""}`);
 
     let offset = startIndex - 1;
     let remaining = count;

@@ -8,7 +8,7 @@
  * operations only. The quirks it consults by name are ignoreUnknownAttributes, the name and filter
  * quirks its paths are resolved with, and upsertThroughValueFilter.
  */
-import { containerOf, findAttr, findSchema, resolveAttrPath, splitValuePath, type ResolvedAttr } from "./attributes";
+import { containerOf, findAttr, findSchema, qualifyHint, resolveAttrPath, splitValuePath, type ResolvedAttr } from "./attributes";
 import { invalidPath, invalidSyntax, invalidValue, mutability, noTarget, ScimError } from "./errors";
 import { resolveElementFilterText, type ResolvedFilter } from "./filter";
 import { isObject, memberValue } from "./json";
@@ -242,7 +242,7 @@ function applyOne(ctx: PatchContext, res: Work, op: Op, path: string | undefined
   }
   const p = parsePatchPath(ctx.rt, path, ctx.quirks);
   if (p.kind === "unknown") {
-    if (!ctx.quirks.has("ignoreUnknownAttributes")) throw invalidPath(`'${p.path}' is not an attribute of ${ctx.rt.name}`);
+    if (!ctx.quirks.has("ignoreUnknownAttributes")) throw invalidPath(`'${p.path}' is not an attribute of ${ctx.rt.name}${qualifyHint(ctx.rt, p.path, ctx.quirks)}`);
     return;
   }
   if (p.kind === "extension") {

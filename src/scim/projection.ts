@@ -9,7 +9,7 @@
  * scimd reads the filter as in a PATCH path (RFC 7644 §3.5.2). In `excludedAttributes` the same item
  * leaves out the matching elements (or their sub-attribute).
  */
-import { containerOf, findAttr, resolveAttrPath, type ResolvedAttr } from "./attributes";
+import { containerOf, findAttr, qualifyHint, resolveAttrPath, type ResolvedAttr } from "./attributes";
 import { invalidFilter, invalidValue, ScimError } from "./errors";
 import { resolveElementFilterText, type ResolvedFilter } from "./filter";
 import type { FilterOptions } from "./filter-syntax";
@@ -101,7 +101,10 @@ export function parseAttributeList(types: ResourceTypeDef[], text: string | unde
         known = true;
       }
     }
-    if (!known) throw invalidValue(`'${param}' names an unknown attribute '${name.includes("[") ? name.slice(0, name.indexOf("[")) : name}'`);
+    if (!known) {
+      const unknown = name.includes("[") ? name.slice(0, name.indexOf("[")) : name;
+      throw invalidValue(`'${param}' names an unknown attribute '${unknown}'${types.map((t) => qualifyHint(t, unknown, opts.quirks)).find(Boolean) ?? ""}`);
+    }
   }
   return out;
 }

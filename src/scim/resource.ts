@@ -7,7 +7,7 @@
  * the rest reads RFC-shaped JSON, and consults one quirk by name: ignoreUnknownAttributes (and the
  * name quirks attributes are resolved with).
  */
-import { classifyKey, containerOf, findAttr, findSchema, resolveAttrPath, type ResolvedAttr } from "./attributes";
+import { classifyKey, containerOf, findAttr, findSchema, qualifyHint, resolveAttrPath, type ResolvedAttr } from "./attributes";
 import { canonicalDateTime } from "./compare-keys";
 import { invalidSyntax, invalidValue } from "./errors";
 import { isObject, memberValue, typeName } from "./json";
@@ -180,7 +180,7 @@ export function walkAttributes(rt: ResourceTypeDef, body: Resource, opts: Normal
       case "unknown":
         if (opts.quirks.has("ignoreUnknownAttributes")) continue;
         if (key.includes("[")) throw invalidSyntax(`'${key}' is not an attribute name of ${rt.name}: a value filter belongs in a PATCH operation's 'path'`);
-        throw invalidSyntax(`unknown attribute '${key}' for ${rt.name}`);
+        throw invalidSyntax(`unknown attribute '${key}' for ${rt.name}${qualifyHint(rt, key, opts.quirks)}`);
     }
   }
 }

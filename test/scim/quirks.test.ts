@@ -296,7 +296,7 @@ const CASES: Case[] = [
     run: filterUsers('department eq "R&D"'),
     rfc: filterUsers(`${ENT}:department eq "R&D"`),
     strict: "invalidFilter",
-    detail: /unknown attribute 'department' in filter for User/,
+    detail: /'department' in filter for User: it is an attribute of urn:ietf:params:scim:schemas:extension:enterprise:2\.0:User, named with that URN: 'urn:ietf:params:scim:schemas:extension:enterprise:2\.0:User:department'/,
   },
   {
     quirk: "unqualifiedExtensionNames",
@@ -304,7 +304,23 @@ const CASES: Case[] = [
     run: attributeList("department"),
     rfc: attributeList(`${ENT}:department`),
     strict: "invalidValue",
-    detail: /'attributes' names an unknown attribute 'department'/,
+    detail: /'attributes' names an unknown attribute 'department': it is an attribute of urn:ietf:params:scim:schemas:extension:enterprise:2\.0:User, named with that URN: 'urn:ietf:params:scim:schemas:extension:enterprise:2\.0:User:department'/,
+  },
+  {
+    quirk: "unqualifiedExtensionNames",
+    shape: "a PATCH path manager.value (Entra ID)",
+    run: patchUser({ op: "replace", path: "manager.value", value: "m2" }),
+    rfc: patchUser({ op: "replace", path: `${ENT}:manager.value`, value: "m2" }),
+    strict: "invalidPath",
+    detail: /'manager\.value' is not an attribute of User: it is an attribute of urn:ietf:params:scim:schemas:extension:enterprise:2\.0:User, named with that URN: 'urn:ietf:params:scim:schemas:extension:enterprise:2\.0:User:manager\.value'/,
+  },
+  {
+    quirk: "unqualifiedExtensionNames",
+    shape: 'a POST with "department" at the top level',
+    run: postUser({ department: "R&D" }),
+    rfc: postUser({ [ENT]: { department: "R&D" } }),
+    strict: "invalidSyntax",
+    detail: /unknown attribute 'department' for User: it is an attribute of urn:ietf:params:scim:schemas:extension:enterprise:2\.0:User, named with that URN: 'urn:ietf:params:scim:schemas:extension:enterprise:2\.0:User:department'/,
   },
   {
     quirk: "complexFilterOnValue",
@@ -751,5 +767,12 @@ describe("a server accepts the quirks' wire shapes; a --strict server (no quirks
     const [m2, p2, b2] = request(ids.get(strict)!);
     const r = await strict.req(m2, p2, b2);
     expect([r.status, r.body.scimType]).toEqual([400, scimType]);
+  });
+
+  it("names the qualified attribute when --strict refuses an extension attribute without its URN, in sortBy and filters alike (RFC 7644 §3.10)", async () => {
+    const sort = await strict.req("GET", "/Users?sortBy=department");
+    expect(sort.body.detail).toContain(`'sortBy' names an unknown attribute 'department': it is an attribute of ${ENT}, named with that URN: '${ENT}:department'`);
+    const filter = await strict.req("GET", `/Users?filter=${encodeURIComponent('manager.value eq "m1"')}`);
+    expect(filter.body.detail).toContain(`'${ENT}:manager.value'`);
   });
 });
