@@ -256,7 +256,8 @@ function applyOne(ctx: PatchContext, res: Work, op: Op, path: string | undefined
   }
   if (p.kind === "attr") {
     if (op === "remove") removeAttribute(ctx, res, p.r, value);
-    else setAttribute(ctx, res, op, p.r, value);
+    // RFC 7644 §3.5.2.1: an add at a multi-valued attribute adds "a new value", a JSON object, or a list of them.
+    else setAttribute(ctx, res, op, p.r, op === "add" && p.r.attr.multiValued && !p.r.sub && isObject(value) ? [value] : value);
     return;
   }
   applyFiltered(ctx, res, op, p, value);

@@ -235,9 +235,12 @@ export const QUIRKS: Readonly<Record<QuirkName, Quirk>> = {
    * One value, not in a list, where a multi-valued attribute's array belongs (RFC 7643 §2.4), in
    * bodies and PATCH values:
    *
-   *   {"op": "add", "path": "members", "value": {"value": "<id>"}}
-   *     →  {"op": "add", "path": "members", "value": [{"value": "<id>"}]}
+   *   {"op": "replace", "path": "members", "value": {"value": "<id>"}}
+   *     →  {"op": "replace", "path": "members", "value": [{"value": "<id>"}]}
    *   POST {…, "emails": {"value": "ada@example.com"}}  →  {…, "emails": [{"value": "ada@example.com"}]}
+   *
+   * An `add` of one object at a multi-valued attribute's path is RFC 7644 §3.5.2.1 ("a new value is
+   * added to the attribute"): the engine takes it with no quirk in force.
    */
   singleValueForList: {
     kind: "value",

@@ -180,6 +180,15 @@ describe("applyPatch: paths (RFC 7644 §3.5.2, §3.10)", () => {
 });
 
 describe("applyPatch: multi-valued attributes (RFC 7644 §3.5.2.1, RFC 7643 §2.4)", () => {
+  it("adds one value sent without a list to a multi-valued attribute, with no quirk in force (RFC 7644 §3.5.2.1: a new value is added)", () => {
+    const one = { value: "ada@other.example", type: "other" };
+    expect(strictUser({ op: "add", path: "emails", value: one }).resource).toEqual(strictUser({ op: "add", path: "emails", value: [one] }).resource);
+    const members = applyPatch({ ...groupCtx, quirks: NO_QUIRKS }, group(), body({ op: "add", path: "members", value: { value: "u1" } })).memberChanges;
+    expect(members).toEqual([{ kind: "add", ids: ["u1"] }]);
+    // A replace sends the attribute's new values: a list (one value there is the quirk singleValueForList).
+    expect(scimError(() => strictUser({ op: "replace", path: "emails", value: one })).scimType).toBe("invalidValue");
+  });
+
   it("appends on add without duplicating a value already present", () => {
     const r = patchUser({
       op: "add",
