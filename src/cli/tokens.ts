@@ -3,8 +3,7 @@ import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { BASE_URL_FLAG, DB_FLAG, flag, flagHelp, formatDuration, HELP_FLAG, HOST_FLAG, parseDuration, parseFlags, PORT_FLAG, UsageError } from "../config";
 import { openStore, parseDbLocation } from "../store/open";
-import { StoreMissingError, type Store } from "../store/store";
-import { TokenNameTaken, type TokenRecord } from "../store/store";
+import { StoreMissingError, TokenNameTaken, type Store, type TokenRecord, type TokenStore } from "../store/store";
 import { hashToken, newToken } from "../tokens";
 import { commandLine, dbArg } from "./invocation";
 import { apiUrl, baseUrlWarning } from "./serve";
@@ -78,8 +77,9 @@ Examples:
 /**
  * Opens the database the command works on. Only serve creates one: a token written into a file the
  * server never reads would leave the IdP with 401s, so a missing file is refused with what to do.
+ * The token commands see only the token store (and `close`), as authentication does.
  */
-async function openDatabase(db: string, create: boolean, command: "generate-token" | "tokens"): Promise<Store> {
+async function openDatabase(db: string, create: boolean, command: "generate-token" | "tokens"): Promise<TokenStore & Pick<Store, "close">> {
   try {
     return await openStore(db, { create });
   } catch (e) {
