@@ -182,8 +182,7 @@ export function project(full: Resource, p: Projection): Resource {
       // Elements of multi-valued attributes that hold nothing asked for go, and so does an empty list.
       if (Array.isArray(v)) v = v.filter((e) => !isObject(e) || Object.keys(e).length > 0);
       if (v === undefined || (Array.isArray(v) && v.length === 0)) continue;
-      if (w.extension) out[w.extension] = { ...((out[w.extension] as Resource | undefined) ?? {}), [w.name]: v };
-      else out[w.name] = v;
+      containerOf(out, w.extension, true)![w.name] = v;
     }
     return out;
   }
