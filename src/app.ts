@@ -60,7 +60,7 @@ export function createApp(o: AppOptions) {
   };
   const scim = new Elysia({ prefix: SCIM_BASE_PATH })
     .use(auth)
-    .use(discoveryController({ maxResults, maxPayloadBytes: maxBodyBytes, maxOperations: MAX_OPERATIONS }, baseUrl))
+    .use(discoveryController({ maxResults, maxPayloadBytes: maxBodyBytes, maxOperations: MAX_OPERATIONS }, deps))
     .use(resourceController("User", deps))
     .use(resourceController("Group", deps))
     .use(rootSearchController(deps))

@@ -1,40 +1,21 @@
-/** Discovery endpoints (RFC 7644 §4): ServiceProviderConfig, ResourceTypes, Schemas. */
+/** Discovery endpoints (RFC 7644 §4): ServiceProviderConfig, ResourceTypes, Schemas, one line per route. */
 import { Elysia } from "elysia";
-import { findResourceType, findSchemaDoc, resourceTypeDoc, schemaDoc, serviceProviderConfig, type DiscoveryOptions } from "../scim/discovery";
-import { notFound } from "../scim/errors";
-import { LIST_RESPONSE_SCHEMA, RESOURCE_TYPES, SCHEMAS } from "../scim/schema";
-import { IdParams } from "./resources";
-import { scimResponse } from "./scim-plugin";
+import { DiscoveryOperations, type DiscoveryOptions } from "../scim/discovery";
+import { contextBuilder, IdParams, type ControllerDeps } from "./resources";
+import { respond } from "./scim-plugin";
 
-const list = (resources: unknown[]) => ({
-  schemas: [LIST_RESPONSE_SCHEMA],
-  totalResults: resources.length,
-  startIndex: 1,
-  itemsPerPage: resources.length,
-  Resources: resources,
-});
+const BY_ID = { params: IdParams };
 
-export function discoveryController(opts: DiscoveryOptions, baseUrl: (request: Request) => string) {
+export function discoveryController(opts: DiscoveryOptions, deps: Pick<ControllerDeps, "auth" | "baseUrl">) {
+  const op = new DiscoveryOperations(opts);
+  const at = contextBuilder(deps.baseUrl);
+  // Discovery reads no projection: the query string is not read.
+  const NO_QUERY = {};
   return new Elysia({ name: "scim-discovery" })
-    .get("/ServiceProviderConfig", ({ request }) => scimResponse(200, serviceProviderConfig(baseUrl(request), opts)))
-    .get("/ResourceTypes", ({ request }) => scimResponse(200, list(RESOURCE_TYPES.map((rt) => resourceTypeDoc(rt, baseUrl(request))))))
-    .get(
-      "/ResourceTypes/:id",
-      ({ request, params: { id } }) => {
-        const rt = findResourceType(id);
-        if (!rt) throw notFound(`no resource type '${id}'; this server has User and Group`);
-        return scimResponse(200, resourceTypeDoc(rt, baseUrl(request)));
-      },
-      { params: IdParams },
-    )
-    .get("/Schemas", ({ request }) => scimResponse(200, list(SCHEMAS.map((s) => schemaDoc(s, baseUrl(request))))))
-    .get(
-      "/Schemas/:id",
-      ({ request, params: { id } }) => {
-        const s = findSchemaDoc(id);
-        if (!s) throw notFound(`no schema '${id}'; see GET /Schemas for the list`);
-        return scimResponse(200, schemaDoc(s, baseUrl(request)));
-      },
-      { params: IdParams },
-    );
+    .use(deps.auth)
+    .get("/ServiceProviderConfig", ({ request, caller }) => respond(op.serviceProviderConfig(at(request, caller, NO_QUERY))))
+    .get("/ResourceTypes", ({ request, caller }) => respond(op.resourceTypes(at(request, caller, NO_QUERY))))
+    .get("/ResourceTypes/:id", ({ request, caller, params: { id } }) => respond(op.resourceType(id, at(request, caller, NO_QUERY))), BY_ID)
+    .get("/Schemas", ({ request, caller }) => respond(op.schemas(at(request, caller, NO_QUERY))))
+    .get("/Schemas/:id", ({ request, caller, params: { id } }) => respond(op.schema(id, at(request, caller, NO_QUERY))), BY_ID);
 }

@@ -93,7 +93,7 @@ export interface ControllerDeps {
 }
 
 /** Builds the RequestContext of a request: base URL, caller, projection, and If-Match / If-None-Match (RFC 9110 §13.1) as sent. */
-function contextBuilder(baseUrl: (request: Request) => string) {
+export function contextBuilder(baseUrl: (request: Request) => string) {
   return (request: Request, caller: TokenRecord, query: Record<string, string> | ReadOptions = rawQuery(request)): RequestContext => ({
     baseUrl: baseUrl(request),
     caller,

@@ -2,8 +2,12 @@
  * Discovery documents (RFC 7644 §4, RFC 7643 §5–§7), generated from the same schema data the server
  * validates with, advertising exactly what is implemented.
  */
+import { notFound } from "./errors";
+import type { Resource } from "./resource";
+import type { RequestContext, ScimResult } from "./result";
 import {
   COMMON_ATTRIBUTES,
+  LIST_RESPONSE_SCHEMA,
   RESOURCE_TYPE_SCHEMA,
   RESOURCE_TYPES,
   SCHEMA_SCHEMA,
@@ -130,4 +134,51 @@ export function findSchemaDoc(id: string) {
 
 export function findResourceType(id: string) {
   return RESOURCE_TYPES.find((rt) => rt.name.toLowerCase() === id.toLowerCase());
+}
+
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+const ok = (value: Resource): ScimResult => ({ status: 200, headers: NO_HEADERS, body: { type: "object", value } });
+const listOf = (resources: Resource[]): Resource => ({
+  schemas: [LIST_RESPONSE_SCHEMA],
+  totalResults: resources.length,
+  startIndex: 1,
+  itemsPerPage: resources.length,
+  Resources: resources,
+});
+
+/**
+ * The discovery endpoints as operations: a RequestContext in, one ScimResult out, like the resource
+ * operations (operations.ts), so the HTTP layer answers them with the same `respond`.
+ */
+export class DiscoveryOperations {
+  constructor(private readonly o: DiscoveryOptions) {}
+
+  /** GET /ServiceProviderConfig (RFC 7644 §4, RFC 7643 §5). */
+  serviceProviderConfig(ctx: RequestContext): ScimResult {
+    return ok(serviceProviderConfig(ctx.baseUrl, this.o));
+  }
+
+  /** GET /ResourceTypes (RFC 7643 §6). */
+  resourceTypes(ctx: RequestContext): ScimResult {
+    return ok(listOf(RESOURCE_TYPES.map((rt) => resourceTypeDoc(rt, ctx.baseUrl))));
+  }
+
+  /** GET /ResourceTypes/{name}: 404 naming the types this server has. */
+  resourceType(id: string, ctx: RequestContext): ScimResult {
+    const rt = findResourceType(id);
+    if (!rt) throw notFound(`no resource type '${id}'; this server has User and Group`);
+    return ok(resourceTypeDoc(rt, ctx.baseUrl));
+  }
+
+  /** GET /Schemas (RFC 7643 §7). */
+  schemas(ctx: RequestContext): ScimResult {
+    return ok(listOf(SCHEMAS.map((s) => schemaDoc(s, ctx.baseUrl))));
+  }
+
+  /** GET /Schemas/{urn}: 404 pointing at the list. */
+  schema(id: string, ctx: RequestContext): ScimResult {
+    const s = findSchemaDoc(id);
+    if (!s) throw notFound(`no schema '${id}'; see GET /Schemas for the list`);
+    return ok(schemaDoc(s, ctx.baseUrl));
+  }
 }
