@@ -98,7 +98,10 @@ export async function serve(argv: string[]): Promise<number> {
     throw listenError(e, config.host, config.port);
   }
   server = app.server ?? undefined;
-  if (!server) throw new Error("the server did not start");
+  if (!server) {
+    await store.close();
+    throw new Error("the server did not start");
+  }
   log(`scimd listening on ${config.host}:${server.port}; database ${redactDbLocation(config.db)}`);
   log(`SCIM API URL: ${apiUrl(config.host, server.port!, config.baseUrl)}`);
   const warning = baseUrlWarning(config.baseUrl);
