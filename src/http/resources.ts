@@ -102,7 +102,8 @@ export function contextBuilder(baseUrl: (request: Request) => string) {
   });
 }
 
-const NO_PROJECTION: ReadOptions = Object.freeze({});
+/** The read options of a request whose query string is not read (DELETE, discovery). */
+export const NO_PROJECTION: ReadOptions = Object.freeze({});
 
 // Bodies are read by the handlers (`readJsonBody`), after authentication, never by Elysia's parsers.
 // A handler reads the body before the query string, so a request with both wrong is told about the body.

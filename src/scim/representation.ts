@@ -121,12 +121,7 @@ export class Renderer {
     if (groups?.length && wants(p, null, "groups")) body.groups = groups.map((g) => groupJson(g, baseUrl));
     if (kind === "Group" && loadMembers && wants(p, null, "members")) {
       const members: Resource[] = [];
-      let cursor: string | undefined;
-      do {
-        const page = await this.store.memberPage(s.id, cursor, MEMBER_PAGE);
-        for (const m of page.members) members.push(memberJson(m, baseUrl));
-        cursor = page.next;
-      } while (cursor);
+      for await (const page of this.memberPages(s.id)) for (const m of page) members.push(memberJson(m, baseUrl));
       if (members.length) body.members = members;
     }
     const etag = etagOf(s.version, groups);
@@ -136,11 +131,18 @@ export class Renderer {
 
   /** A group's members in pages of `MEMBER_PAGE`, rendered and projected as `resource` does. */
   async *memberBatches(groupId: string, baseUrl: string, p: Projection): AsyncGenerator<Resource[]> {
+    for await (const page of this.memberPages(groupId)) {
+      const projected = project({ schemas: [], id: "", members: page.map((m) => memberJson(m, baseUrl)) }, p).members as Resource[] | undefined;
+      if (projected?.length) yield projected;
+    }
+  }
+
+  /** A group's direct members, page by page (`MEMBER_PAGE` each), following the store's cursor. */
+  private async *memberPages(groupId: string): AsyncGenerator<Member[]> {
     let cursor: string | undefined;
     do {
       const page = await this.store.memberPage(groupId, cursor, MEMBER_PAGE);
-      const projected = project({ schemas: [], id: "", members: page.members.map((m) => memberJson(m, baseUrl)) }, p).members as Resource[] | undefined;
-      if (projected?.length) yield projected;
+      yield page.members;
       cursor = page.next;
     } while (cursor);
   }

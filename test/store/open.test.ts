@@ -28,38 +28,16 @@ describe("openStore chooses the engine from the --db value", () => {
     dir.cleanup();
   });
 
-  it.each(["postgres://scimd:secret@db.example.com/scimd", "postgresql://scimd:secret@db/scimd", "mysql://scimd:secret@db/scimd", "http://scimd:secret@x/y"])(
-    "refuses %s, naming the supported forms, never echoing the password and creating nothing",
-    async (value) => {
-      const dir = tempDir();
-      const cwd = process.cwd();
-      process.chdir(dir.dir);
-      try {
-        let caught: unknown;
-        try {
-          await openStore(value);
-        } catch (e) {
-          caught = e;
-        }
-        expect(caught).toBeInstanceOf(StoreOpenError);
-        const message = (caught as Error).message;
-        expect(message).not.toContain("secret");
-        expect(message).toContain("sqlite:");
-        expect(message).toContain(value.slice(0, value.indexOf(":")).toLowerCase() + ":");
-        expect(readdirSync(dir.dir)).toEqual([]);
-      } finally {
-        process.chdir(cwd);
-        dir.cleanup();
-      }
-    },
-  );
-
   it.each([
+    ["a PostgreSQL URL", "postgres://scimd:secret@db.example.com/scimd", "postgres:"],
+    ["a postgresql: URL", "postgresql://scimd:secret@db/scimd", "postgresql:"],
+    ["a MySQL URL", "mysql://scimd:secret@db/scimd", "mysql:"],
+    ["an http URL", "http://scimd:secret@x/y", "http:"],
     ["a JDBC URL", "jdbc:postgresql://scimd:secret@db.example.com/scimd", "jdbc:postgresql:"],
     ["a scheme with a character RFC 3986 does not allow", "my_db://scimd:secret@db/scimd", "my_db:"],
     ["a sqlite: URL whose path is another URL", "sqlite:postgres://scimd:secret@db/scimd", "postgres:"],
     ["a path holding ://", "./data/x://scimd:secret@db/scimd", "://"],
-  ])("a value holding :// is never a file name: refuses %s (%s) without the password, creating nothing", async (_what, value, named) => {
+  ])("a value holding :// is never a file name: refuses %s (%s), naming the supported forms, without the password, creating nothing", async (_what, value, named) => {
     const dir = tempDir();
     const cwd = process.cwd();
     process.chdir(dir.dir);
