@@ -7,6 +7,7 @@ import { DEFAULTS } from "./config";
 import { authPlugin, FailureLimiter } from "./http/auth";
 import { discoveryController } from "./http/discovery";
 import { resourceController, rootSearchController } from "./http/resources";
+import { shareInfo } from "./http/observe";
 import { caseInsensitiveRoutes, originOf, pathOf, routedMethods, withPath } from "./http/routing";
 import { scimPlugin } from "./http/scim-plugin";
 import { ScimError } from "./scim/errors";
@@ -56,6 +57,7 @@ export function createApp(o: AppOptions) {
     const canonical = canonicalPath?.(pathOf(request.url));
     const copy = canonical === undefined ? undefined : withPath(request, canonical);
     if (!copy || !dispatch) throw new NotFoundError();
+    shareInfo(request, copy);
     return dispatch(copy);
   };
   const scim = new Elysia({ prefix: SCIM_BASE_PATH })

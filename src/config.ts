@@ -5,6 +5,7 @@
  * configuration serve runs with, from DEFAULTS, which createApp falls back to as well.
  */
 import { parseArgs } from "node:util";
+import { LOG_LEVELS, type LogFormat, type LogLevel } from "./log";
 
 export class UsageError extends Error {}
 
@@ -173,28 +174,41 @@ export function formatDuration(ms: number): string {
  */
 export const DEFAULTS = {
   port: 8080,
-  host: "0.0.0.0",
+  /** Plain HTTP listens on loopback only unless --host says otherwise (a reverse proxy on the same VM). */
+  host: "127.0.0.1",
+  /** With TLS (certificate files or ACME) scimd is meant to be reached directly: every interface. */
+  tlsHost: "0.0.0.0",
   db: "./data/scimd.db",
   strict: false,
   sync: "full",
   maxBodyBytes: 1024 * 1024,
   maxResults: 1000,
   authFailuresPerMinute: 20,
+  logLevel: "info",
+  acmeDirectory: "https://acme-v02.api.letsencrypt.org/directory",
+  acmeHttpPort: 80,
 } as const;
 
 export const HELP_FLAG = flag({ name: "help", kind: "bool", help: "show this help" });
 export const DB_FLAG = flag({ name: "db", env: "SCIMD_DB", kind: "string", default: DEFAULTS.db, help: "the database: a file path or sqlite:PATH (SQLite); serve creates it and its folder" });
+function checkPort(option: string, v: number): void {
+  if (v > 65535) throw new UsageError(`${option} must be 0..65535`);
+}
+
 export const PORT_FLAG = flag({
   name: "port",
   env: "SCIMD_PORT",
   kind: "int",
   default: DEFAULTS.port,
   help: "TCP port (0 picks a free one)",
-  check: (v) => {
-    if (v > 65535) throw new UsageError("--port must be 0..65535");
-  },
+  check: (v) => checkPort("--port", v),
 });
-export const HOST_FLAG = flag({ name: "host", env: "SCIMD_HOST", kind: "string", default: DEFAULTS.host, help: "address to listen on" });
+export const HOST_FLAG = flag({
+  name: "host",
+  env: "SCIMD_HOST",
+  kind: "string",
+  help: `address to listen on (default ${DEFAULTS.host} for plain HTTP, ${DEFAULTS.tlsHost} with TLS)`,
+});
 export const BASE_URL_FLAG = flag({
   name: "base-url",
   env: "SCIMD_BASE_URL",
@@ -239,6 +253,18 @@ export const SERVE_FLAGS = [
     },
   }),
   flag({ name: "auth-failures-per-minute", env: "SCIMD_AUTH_FAILURES_PER_MINUTE", kind: "int", default: DEFAULTS.authFailuresPerMinute, help: "failed authentications per client address per minute before 429" }),
+  flag({ name: "tls-cert", env: "SCIMD_TLS_CERT", kind: "string", help: "serve HTTPS with this certificate chain (PEM); a renewed file is picked up without a restart" }),
+  flag({ name: "tls-key", env: "SCIMD_TLS_KEY", kind: "string", help: "the private key (PEM) of --tls-cert" }),
+  flag({ name: "acme-domain", env: "SCIMD_ACME_DOMAIN", kind: "string", help: "obtain and renew a certificate for this domain (comma-separated for several) over ACME" }),
+  flag({ name: "acme-email", env: "SCIMD_ACME_EMAIL", kind: "string", help: "contact address for the ACME account (expiry notices)" }),
+  flag({ name: "acme-directory", env: "SCIMD_ACME_DIRECTORY", kind: "string", default: DEFAULTS.acmeDirectory, help: "the ACME server's directory URL" }),
+  flag({ name: "acme-ca-file", env: "SCIMD_ACME_CA_FILE", kind: "string", help: "trust this CA (PEM) for the ACME server's own HTTPS (a private or test ACME server)" }),
+  flag({ name: "acme-http-port", env: "SCIMD_ACME_HTTP_PORT", kind: "int", default: DEFAULTS.acmeHttpPort, help: "port that answers the ACME HTTP-01 challenge", check: (v) => checkPort("--acme-http-port", v) }),
+  flag({ name: "trust-proxy", env: "SCIMD_TRUST_PROXY", kind: "string", help: "take the client address from X-Forwarded-For when the connection comes from these addresses (CIDR[,CIDR])" }),
+  flag({ name: "log-level", env: "SCIMD_LOG_LEVEL", kind: "string", default: DEFAULTS.logLevel, help: "debug, info, warn or error" }),
+  flag({ name: "log-format", env: "SCIMD_LOG_FORMAT", kind: "string", help: "json or pretty (default: pretty on a terminal, json otherwise)" }),
+  flag({ name: "metrics-listen", env: "SCIMD_METRICS_LISTEN", kind: "string", help: "serve Prometheus /metrics on this separate HOST:PORT, e.g. 127.0.0.1:9464" }),
+  flag({ name: "config", env: "SCIMD_CONFIG", kind: "string", help: "read settings from this TOML file (flags > SCIMD_* > file > defaults)" }),
   HELP_FLAG,
 ] as const;
 
@@ -257,6 +283,26 @@ export interface ServeConfig {
   maxBodyBytes: number;
   maxResults: number;
   authFailuresPerMinute: number;
+  /** Certificate and key files for HTTPS. */
+  tls: { certFile: string; keyFile: string } | undefined;
+  /** Automatic certificates over ACME. */
+  acme: { domains: string[]; email: string; directory: string; caFile: string | undefined; httpPort: number } | undefined;
+  /** --trust-proxy as given, split at commas (CIDRs or addresses). */
+  trustProxy: readonly string[];
+  logLevel: LogLevel;
+  logFormat: LogFormat;
+  /** A separate listener for /metrics. */
+  metricsListen: { host: string; port: number } | undefined;
+  /** The TOML file the settings were read from. */
+  configFile: string | undefined;
+}
+
+/** `HOST:PORT` (`[::1]:9464` for IPv6) as its parts; throws UsageError naming `option`. */
+export function hostPort(raw: string, option: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s\[\]]+)):(\d{1,5})$/.exec(raw.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new UsageError(`${option} must be HOST:PORT such as 127.0.0.1:9464 or [::1]:9464, got '${raw}'`);
+  return { host: m[1] ?? m[2]!, port };
 }
 
 /** A command line that asks for the command's help, or the configuration the command runs with. */
@@ -270,11 +316,22 @@ export function serveConfig(argv: readonly string[], env: Env = process.env): Pa
   const { values, args } = parseFlags(argv, SERVE_FLAGS, env);
   if (values.help) return { help: true };
   if (args.length) throw new UsageError(`unexpected argument '${args[0]}'`);
+  const certFile = values["tls-cert"], keyFile = values["tls-key"];
+  if ((certFile === undefined) !== (keyFile === undefined)) throw new UsageError("--tls-cert and --tls-key go together: give both, or neither");
+  const domains = (values["acme-domain"] ?? "").split(",").map((d) => d.trim()).filter(Boolean);
+  if (domains.length && certFile !== undefined) throw new UsageError("--acme-domain and --tls-cert are alternatives: scimd either obtains its certificate or serves the one in the files");
+  if (domains.length && !values["acme-email"]) throw new UsageError("--acme-domain needs --acme-email, the contact address of the ACME account");
+  if (!domains.length && values["acme-email"] !== undefined) throw new UsageError("--acme-email needs --acme-domain, the domain to obtain a certificate for");
+  const tls = certFile !== undefined && keyFile !== undefined ? { certFile, keyFile } : undefined;
+  const level = values["log-level"].toLowerCase();
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(", ")}, got '${values["log-level"]}'`);
+  const format = values["log-format"]?.toLowerCase() ?? (process.stdout.isTTY ? "pretty" : "json");
+  if (format !== "json" && format !== "pretty") throw new UsageError(`--log-format must be json or pretty, got '${values["log-format"]}'`);
   return {
     help: false,
     config: {
       port: values.port,
-      host: values.host,
+      host: values.host ?? (tls || domains.length ? DEFAULTS.tlsHost : DEFAULTS.host),
       db: values.db,
       baseUrl: values["base-url"],
       strict: values.strict,
@@ -282,6 +339,15 @@ export function serveConfig(argv: readonly string[], env: Env = process.env): Pa
       maxBodyBytes: values["max-body-bytes"],
       maxResults: values["max-results"],
       authFailuresPerMinute: values["auth-failures-per-minute"],
+      tls,
+      acme: domains.length
+        ? { domains, email: values["acme-email"]!, directory: values["acme-directory"], caFile: values["acme-ca-file"], httpPort: values["acme-http-port"] }
+        : undefined,
+      trustProxy: (values["trust-proxy"] ?? "").split(",").map((c) => c.trim()).filter(Boolean),
+      logLevel: level as LogLevel,
+      logFormat: format,
+      metricsListen: values["metrics-listen"] === undefined ? undefined : hostPort(values["metrics-listen"], "--metrics-listen"),
+      configFile: values.config,
     },
   };
 }

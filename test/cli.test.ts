@@ -203,9 +203,21 @@ describe("parseFlags: errors are UsageErrors that name the flag", () => {
   });
 });
 
+/** The operations settings, as they are when nothing sets them. */
+const OPS_DEFAULTS = {
+  tls: undefined,
+  acme: undefined,
+  trustProxy: [],
+  logLevel: "info",
+  logFormat: process.stdout.isTTY ? "pretty" : "json",
+  metricsListen: undefined,
+  configFile: undefined,
+} as const;
+
 const SERVE_DEFAULTS: ServeConfig = {
+  ...OPS_DEFAULTS,
   port: 8080,
-  host: "0.0.0.0",
+  host: "127.0.0.1",
   db: "./data/scimd.db",
   baseUrl: undefined,
   strict: false,
@@ -244,6 +256,7 @@ describe("serveConfig: serve's configuration, built in one place", () => {
     SCIMD_AUTH_FAILURES_PER_MINUTE: "3",
   };
   const FROM_ENV: ServeConfig = {
+    ...OPS_DEFAULTS,
     port: 9000,
     host: "127.0.0.1",
     db: "/var/lib/scimd/env.db",
@@ -261,7 +274,7 @@ describe("serveConfig: serve's configuration, built in one place", () => {
 
   it("every flag overrides its variable, in either form", () => {
     const argv = ["--port=7000", "--host", "::1", "--db", "sqlite:flag.db", "--base-url=https://flag.example.com/api/v1/scim", "--strict=false", "--sync", "FULL", "--max-body-bytes", "4096", "--max-results=7", "--auth-failures-per-minute", "0"];
-    expect(configOf(argv, ENV)).toEqual({ port: 7000, host: "::1", db: "sqlite:flag.db", baseUrl: "https://flag.example.com/api/v1/scim", strict: false, sync: "FULL", maxBodyBytes: 4096, maxResults: 7, authFailuresPerMinute: 0 });
+    expect(configOf(argv, ENV)).toEqual({ ...OPS_DEFAULTS, port: 7000, host: "::1", db: "sqlite:flag.db", baseUrl: "https://flag.example.com/api/v1/scim", strict: false, sync: "FULL", maxBodyBytes: 4096, maxResults: 7, authFailuresPerMinute: 0 });
   });
 
   it("an empty SCIMD_* variable counts as unset", () => {
@@ -461,7 +474,8 @@ describe("help text", () => {
       SERVE_FLAGS,
       [
         "  --port <n>                TCP port (0 picks a free one) (default 8080, env SCIMD_PORT)",
-        "  --host <value>            address to listen on (default 0.0.0.0, env SCIMD_HOST)",
+        "  --host <value>            address to listen on (default 127.0.0.1 for plain HTTP, 0.0.0.0 with",
+        "                            TLS) (env SCIMD_HOST)",
         "  --db <value>              the database: a file path or sqlite:PATH (SQLite); serve creates it and",
         "                            its folder (default ./data/scimd.db, env SCIMD_DB)",
         "  --base-url <value>        public URL of the SCIM API for meta.location and Location, e.g.",
@@ -478,6 +492,29 @@ describe("help text", () => {
         "  --auth-failures-per-minute <n>",
         "                            failed authentications per client address per minute before 429 (default",
         "                            20, env SCIMD_AUTH_FAILURES_PER_MINUTE)",
+        "  --tls-cert <value>        serve HTTPS with this certificate chain (PEM); a renewed file is picked",
+        "                            up without a restart (env SCIMD_TLS_CERT)",
+        "  --tls-key <value>         the private key (PEM) of --tls-cert (env SCIMD_TLS_KEY)",
+        "  --acme-domain <value>     obtain and renew a certificate for this domain (comma-separated for",
+        "                            several) over ACME (env SCIMD_ACME_DOMAIN)",
+        "  --acme-email <value>      contact address for the ACME account (expiry notices) (env",
+        "                            SCIMD_ACME_EMAIL)",
+        "  --acme-directory <value>  the ACME server's directory URL (default",
+        "                            https://acme-v02.api.letsencrypt.org/directory, env",
+        "                            SCIMD_ACME_DIRECTORY)",
+        "  --acme-ca-file <value>    trust this CA (PEM) for the ACME server's own HTTPS (a private or test",
+        "                            ACME server) (env SCIMD_ACME_CA_FILE)",
+        "  --acme-http-port <n>      port that answers the ACME HTTP-01 challenge (default 80, env",
+        "                            SCIMD_ACME_HTTP_PORT)",
+        "  --trust-proxy <value>     take the client address from X-Forwarded-For when the connection comes",
+        "                            from these addresses (CIDR[,CIDR]) (env SCIMD_TRUST_PROXY)",
+        "  --log-level <value>       debug, info, warn or error (default info, env SCIMD_LOG_LEVEL)",
+        "  --log-format <value>      json or pretty (default: pretty on a terminal, json otherwise) (env",
+        "                            SCIMD_LOG_FORMAT)",
+        "  --metrics-listen <value>  serve Prometheus /metrics on this separate HOST:PORT, e.g.",
+        "                            127.0.0.1:9464 (env SCIMD_METRICS_LISTEN)",
+        "  --config <value>          read settings from this TOML file (flags > SCIMD_* > file > defaults)",
+        "                            (env SCIMD_CONFIG)",
         "  --help                    show this help",
       ],
     ],
@@ -493,7 +530,7 @@ describe("help text", () => {
         "  --port <n>                the port serve listens on, for the URL printed for the IdP (default",
         "                            8080, env SCIMD_PORT)",
         "  --host <value>            the address serve listens on, for the URL printed for the IdP (default",
-        "                            0.0.0.0, env SCIMD_HOST)",
+        "                            127.0.0.1, env SCIMD_HOST)",
         "  --base-url <value>        the public URL of the SCIM API (as given to serve), printed for the IdP",
         "                            (env SCIMD_BASE_URL)",
         "  --help                    show this help",

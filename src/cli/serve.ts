@@ -1,6 +1,8 @@
 /** `scimd serve`: open the store, build the app, listen; stop cleanly on SIGTERM/SIGINT. */
 import { createApp, SCIM_BASE_PATH } from "../app";
 import { flagHelp, SERVE_FLAGS, serveConfig } from "../config";
+import { listen, type Listener } from "../http/listener";
+import { edgeHandler, infoOf } from "../http/observe";
 import { openStore, redactDbLocation } from "../store/open";
 import { commandLine, dbArg } from "./invocation";
 
@@ -68,7 +70,6 @@ export async function serve(argv: string[]): Promise<number> {
     }
   }
   const store = await openStore(config.db, { synchronous: config.sync });
-  let server: ReturnType<typeof Bun.serve> | undefined;
   const app = createApp({
     store,
     baseUrl: config.baseUrl,
@@ -77,19 +78,17 @@ export async function serve(argv: string[]): Promise<number> {
     maxBodyBytes: config.maxBodyBytes,
     authFailuresPerMinute: config.authFailuresPerMinute,
     log,
-    addressOf: (request) => server?.requestIP(request)?.address ?? "unknown",
+    addressOf: (request) => infoOf(request)?.client ?? "unknown",
   });
+  const fetch = edgeHandler((request) => app.handle(request), {
+    clientAddress: (request, server) => server?.requestIP(request)?.address ?? "unknown",
+  });
+  let server: Listener;
   try {
-    app.listen({
+    server = listen({
       port: config.port,
-      hostname: config.host,
-      // Elysia turns reusePort on, with which a second server on a busy port silently shares its
-      // traffic (possibly on another database). Off, the second one fails with EADDRINUSE.
-      reusePort: false,
-      // Elysia turns Bun's development mode on unless NODE_ENV=production: an exception that escapes
-      // the error renderer would then be answered with Bun's HTML error page, which shows any client
-      // the stack, the source lines around it and the server's working directory.
-      development: false,
+      host: config.host,
+      fetch,
       // Bun's own cap, above ours, so that a body without Content-Length cannot grow without bound.
       maxRequestBodySize: config.maxBodyBytes * 2 + 65536,
     });
@@ -97,13 +96,8 @@ export async function serve(argv: string[]): Promise<number> {
     await store.close();
     throw listenError(e, config.host, config.port);
   }
-  server = app.server ?? undefined;
-  if (!server) {
-    await store.close();
-    throw new Error("the server did not start");
-  }
   log(`scimd listening on ${config.host}:${server.port}; database ${redactDbLocation(config.db)}`);
-  log(`SCIM API URL: ${apiUrl(config.host, server.port!, config.baseUrl)}`);
+  log(`SCIM API URL: ${apiUrl(config.host, server.port, config.baseUrl)}`);
   const warning = baseUrlWarning(config.baseUrl);
   if (warning) log(warning);
   if ((await store.tokenCount()) === 0) {
@@ -117,7 +111,7 @@ export async function serve(argv: string[]): Promise<number> {
       if (stopping) return;
       stopping = true;
       log(`${signal}: finishing in-flight requests, then closing the database`);
-      await server!.stop(false);
+      await server.stop();
       await store.close();
       log("stopped");
       resolve(0);

@@ -1,7 +1,7 @@
 /** `scimd generate-token` and `scimd tokens list|rotate|revoke`: manage API tokens in the database. */
 import { hostname } from "node:os";
 import { resolve } from "node:path";
-import { BASE_URL_FLAG, DB_FLAG, flag, flagHelp, formatDuration, HELP_FLAG, HOST_FLAG, parseDuration, parseFlags, PORT_FLAG, UsageError } from "../config";
+import { BASE_URL_FLAG, DB_FLAG, DEFAULTS, flag, flagHelp, formatDuration, HELP_FLAG, HOST_FLAG, parseDuration, parseFlags, PORT_FLAG, UsageError } from "../config";
 import { openStore, parseDbLocation } from "../store/open";
 import { StoreMissingError, TokenNameTaken, type Store, type TokenRecord, type TokenStore } from "../store/store";
 import { hashToken, newToken } from "../tokens";
@@ -25,7 +25,7 @@ export const GENERATE_FLAGS = [
   DB_FLAG,
   flag({ name: "create", kind: "bool", default: false, help: "create the database when it does not exist yet (by default only serve creates it)" }),
   { ...PORT_FLAG, help: "the port serve listens on, for the URL printed for the IdP" },
-  { ...HOST_FLAG, help: "the address serve listens on, for the URL printed for the IdP" },
+  { ...HOST_FLAG, default: DEFAULTS.host, help: "the address serve listens on, for the URL printed for the IdP" },
   { ...BASE_URL_FLAG, help: "the public URL of the SCIM API (as given to serve), printed for the IdP" },
   HELP_FLAG,
 ] as const;

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
-import { hostname, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GENERATE_FLAGS, TOKENS_FLAGS } from "../../src/cli/tokens";
 import { flagHelp, SERVE_FLAGS } from "../../src/config";
@@ -364,7 +364,7 @@ describe("the URL and the commands that generate-token and serve print", () => {
     ["--port and --host", ["--port", "9123", "--host", "127.0.0.1"], {}, `http://127.0.0.1:9123${BASE_PATH}`],
     ["SCIMD_PORT and SCIMD_HOST", [], { SCIMD_PORT: "9124", SCIMD_HOST: "10.1.2.3" }, `http://10.1.2.3:9124${BASE_PATH}`],
     ["an IPv6 --host", ["--host", "::1"], {}, `http://[::1]:8080${BASE_PATH}`],
-    ["the defaults (all addresses, port 8080): this machine's name", [], {}, `http://${hostname()}:8080${BASE_PATH}`],
+    ["the defaults (loopback, port 8080)", [], {}, `http://127.0.0.1:8080${BASE_PATH}`],
     ["--base-url", ["--port", "9125", "--base-url", `https://scim.example.com${BASE_PATH}`], {}, `https://scim.example.com${BASE_PATH}`],
     ["SCIMD_BASE_URL", [], { SCIMD_BASE_URL: `https://idp-facing.example.org${BASE_PATH}/` }, `https://idp-facing.example.org${BASE_PATH}`],
   ];

@@ -1,0 +1,122 @@
+/**
+ * What is known about one request, for its log line and its metrics: created when the request
+ * arrives (request id, client address), filled in on the way (route template, token name, why
+ * authentication failed) and finished when its response is complete (status, bytes, duration).
+ * The record is found from the Request (a WeakMap), so no layer has to pass it along.
+ */
+import type { Server } from "bun";
+
+/** Why a request was refused authentication; a reason, never the token. */
+export type AuthFailure = "missing header" | "malformed header" | "no such token" | "revoked" | "expired" | "rate limited";
+
+export interface RequestInfo {
+  /** The incoming X-Request-Id when it is usable, else a generated one; returned as X-Request-Id. */
+  readonly id: string;
+  /** performance.now() when the request arrived. */
+  readonly start: number;
+  readonly method: string;
+  /** The path as sent (no query string). */
+  readonly path: string;
+  /** The client address (the peer, or X-Forwarded-For's client behind a trusted proxy). */
+  readonly client: string;
+  /** The route template that answered (`/api/v1/scim/Users/:id`), when one did. */
+  route?: string;
+  /** The name of the token the request authenticated with. */
+  token?: string;
+  authFailure?: AuthFailure;
+  status?: number;
+  /** Bytes of the response body. */
+  bytes?: number;
+  durationMs?: number;
+}
+
+const infos = new WeakMap<Request, RequestInfo>();
+/** Body sizes of responses whose size is known where they are made (a string body). */
+const sizes = new WeakMap<Response, number>();
+/** Responses whose body is a stream to be counted as it is sent. */
+const streamed = new WeakSet<Response>();
+
+/** Records the size of a response's body where it is made, so that the edge need not read it. */
+export function noteBodySize(response: Response, bytes: number): Response {
+  sizes.set(response, bytes);
+  return response;
+}
+
+/** Marks a response whose body is streamed: the edge counts its bytes as they go. */
+export function noteStreamed(response: Response): Response {
+  streamed.add(response);
+  return response;
+}
+
+export function infoOf(request: Request): RequestInfo | undefined {
+  return infos.get(request);
+}
+
+/** Makes `info` the record of `request` too (a copy of a request dispatched again). */
+export function shareInfo(from: Request, to: Request): void {
+  const info = infos.get(from);
+  if (info) infos.set(to, info);
+}
+
+/** An X-Request-Id a client may choose: short, printable, no spaces (so that it is safe in a log line). */
+const USABLE_ID = /^[A-Za-z0-9._:@\/+=-]{1,128}$/;
+
+function pathOfUrl(url: string): string {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  if (start < 0) return "/";
+  const q = url.indexOf("?", start);
+  return q < 0 ? url.slice(start) : url.slice(start, q);
+}
+
+export interface EdgeOptions {
+  /** The client address of a request on this server. */
+  clientAddress: (request: Request, server: Server<unknown> | undefined) => string;
+  /** Called once per request, when its response body has been sent (or the client went away). */
+  onFinish?: (info: RequestInfo) => void;
+}
+
+/**
+ * The server's fetch handler around the app's: creates the request's record, answers with
+ * X-Request-Id, and finishes the record when the body is complete.
+ */
+export function edgeHandler(handle: (request: Request) => Promise<Response>, o: EdgeOptions) {
+  return async (request: Request, server?: Server<unknown>): Promise<Response> => {
+    const incoming = request.headers.get("x-request-id");
+    const info: RequestInfo = {
+      id: incoming !== null && USABLE_ID.test(incoming) ? incoming : crypto.randomUUID(),
+      start: performance.now(),
+      method: request.method,
+      path: pathOfUrl(request.url),
+      client: o.clientAddress(request, server),
+    };
+    infos.set(request, info);
+    const response = await handle(request);
+    response.headers.set("X-Request-Id", info.id);
+    info.status = response.status;
+    const finish = (bytes: number | undefined) => {
+      info.bytes = bytes;
+      info.durationMs = performance.now() - info.start;
+      o.onFinish?.(info);
+    };
+    if (!streamed.has(response) || response.body === null) {
+      const length = response.headers.get("content-length");
+      finish(sizes.get(response) ?? (length === null ? undefined : Number(length)));
+    } else {
+      // A streamed body (a large group): counted as it goes, finished when it ends.
+      let bytes = 0;
+      const counted = response.body.pipeThrough(
+        new TransformStream<Uint8Array, Uint8Array>({
+          transform(chunk, controller) {
+            bytes += chunk.byteLength;
+            controller.enqueue(chunk);
+          },
+          flush() {
+            finish(bytes);
+          },
+        }),
+      );
+      return new Response(counted, { status: response.status, statusText: response.statusText, headers: response.headers });
+    }
+    return response;
+  };
+}
