@@ -1,13 +1,21 @@
 /**
- * One configuration chain: defaults < SCIMD_* environment < command-line flags, validated once at
- * start. Errors name the flag (or the variable) and say what is accepted. The flag tables drive the
- * parsing, the environment, the defaults, the checks and the help text; serveConfig builds the one
- * configuration serve runs with, from DEFAULTS, which createApp falls back to as well.
+ * One configuration chain: defaults < a TOML file (--config) < SCIMD_* environment < command-line
+ * flags, validated once at start. Errors name the flag (or the variable, or the file and its key) and
+ * say what is accepted. The flag tables drive the parsing, the environment, the file's keys, the
+ * defaults, the checks and the help text; serveConfig builds the one configuration serve runs with,
+ * from DEFAULTS, which createApp falls back to as well.
  */
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { parse as parseToml, TomlDate, TomlError } from "smol-toml";
 import { LOG_LEVELS, type LogFormat, type LogLevel } from "./log";
 
 export class UsageError extends Error {}
+/**
+ * A mistake in (or a failure to read) the config file: one line naming the file (and the key), and
+ * no usage text after it, since the fix is in the file, not on the command line.
+ */
+export class ConfigFileError extends UsageError {}
 
 /** The kinds of value a flag takes, and what each converts to. */
 export type FlagKind = "string" | "int" | "bool";
@@ -61,6 +69,20 @@ function unknownOption(arg: string): string {
   return eq < 0 ? arg : arg.slice(0, eq);
 }
 
+/** Where a value came from, for errors and for `scimd config`. */
+export type Source =
+  | { kind: "default" }
+  | { kind: "env"; name: string }
+  | { kind: "file"; path: string; key: string }
+  | { kind: "flag"; name: string };
+export type Sources = Record<string, Source>;
+
+/** A config file layer: the flag whose value names the file, and the flags the file may set. */
+export interface FileLayer {
+  flag: string;
+  specs: readonly FlagSpec[];
+}
+
 /**
  * Parses argv (after the command name) against the flag table: defaults < environment < flags, each
  * converted to its kind and checked; returns the values and the positional arguments.
@@ -73,11 +95,33 @@ function unknownOption(arg: string): string {
  * order they appear; in non-strict mode parseArgs itself throws no ERR_PARSE_ARGS_* error.
  */
 export function parseFlags<const S extends readonly FlagSpec[]>(argv: readonly string[], specs: S, env: Env = process.env): { values: FlagValues<S>; args: string[] } {
+  const { values, args } = resolveFlags(argv, specs, env);
+  return { values, args };
+}
+
+/**
+ * parseFlags with each value's source, and with a config file layer when `file` is given:
+ * defaults < file < environment < flags. The file is the one the `file.flag` flag (or its variable)
+ * names. Errors come in this order: the environment's values, the flags' (as they appear), the
+ * file's, then the checks of the merged values (a check failing on a file's value names the file and
+ * the key).
+ */
+export function resolveFlags<const S extends readonly FlagSpec[]>(
+  argv: readonly string[],
+  specs: S,
+  env: Env = process.env,
+  file?: FileLayer,
+): { values: FlagValues<S>; args: string[]; sources: Sources } {
   const values: Record<string, string | number | boolean> = {};
+  const sources: Sources = {};
+  const fromEnv: Record<string, string | number | boolean> = {};
   for (const s of specs) {
-    if (s.default !== undefined) values[s.name] = s.default;
+    if (s.default !== undefined) {
+      values[s.name] = s.default;
+      sources[s.name] = { kind: "default" };
+    }
     const e = s.env ? env[s.env] : undefined;
-    if (e !== undefined && e !== "") values[s.name] = convert(s, e, s.env!);
+    if (e !== undefined && e !== "") fromEnv[s.name] = convert(s, e, s.env!);
   }
   const { tokens } = parseArgs({
     args: argv,
@@ -87,6 +131,7 @@ export function parseFlags<const S extends readonly FlagSpec[]>(argv: readonly s
     tokens: true,
   });
   const args: string[] = [];
+  const fromFlags: Record<string, { value: string | number | boolean; rawName: string }> = {};
   for (const t of tokens) {
     if (t.kind === "positional") args.push(t.value);
     if (t.kind !== "option") continue;
@@ -97,13 +142,141 @@ export function parseFlags<const S extends readonly FlagSpec[]>(argv: readonly s
     if (spec.kind === "bool") raw ??= "true";
     // parseArgs gives a string flag the next argument even when it is another option (`--host --strict`).
     else if (raw === undefined || (!t.inlineValue && raw.startsWith("--"))) throw new UsageError(`option '${t.rawName}' needs a value`);
-    values[spec.name] = convert(spec, raw, t.rawName);
+    fromFlags[spec.name] = { value: convert(spec, raw, t.rawName), rawName: t.rawName };
+  }
+  if (file) {
+    const flagPath = fromFlags[file.flag]?.value, envPath = fromEnv[file.flag];
+    const path = (flagPath ?? envPath) as string | undefined;
+    if (path !== undefined) {
+      const named = flagPath !== undefined ? `--${file.flag}` : specs.find((s) => s.name === file.flag)?.env ?? `--${file.flag}`;
+      if (path === "") throw new UsageError(`${named} must name a TOML file`);
+      for (const [name, entry] of readConfigFile(path, named, file.specs)) {
+        values[name] = entry.value;
+        sources[name] = { kind: "file", path, key: entry.key };
+      }
+    }
+  }
+  for (const s of specs) {
+    if (fromEnv[s.name] !== undefined) {
+      values[s.name] = fromEnv[s.name]!;
+      sources[s.name] = { kind: "env", name: s.env! };
+    }
+    const f = fromFlags[s.name];
+    if (f) {
+      values[s.name] = f.value;
+      sources[s.name] = { kind: "flag", name: f.rawName };
+    }
   }
   for (const s of specs) {
     const v = values[s.name];
-    if (v !== undefined) (s.check as ((v: string | number | boolean) => void) | undefined)?.(v);
+    if (v === undefined) continue;
+    try {
+      (s.check as ((v: string | number | boolean) => void) | undefined)?.(v);
+    } catch (e) {
+      throw e instanceof UsageError ? blamed(e, sources) : e;
+    }
   }
-  return { values: values as FlagValues<S>, args };
+  return { values: values as FlagValues<S>, args, sources };
+}
+
+/**
+ * A UsageError about flags (`--port must be 0..65535`) told in the terms of the config file when the
+ * values at fault came from it: `/etc/scimd/scimd.toml: port must be 0..65535`, or, when the message
+ * names several flags, with where the file's ones are set appended. Other errors are returned as they are.
+ */
+export function blamed(e: UsageError, sources: Sources): UsageError {
+  if (e instanceof ConfigFileError) return e;
+  const named = [...new Set([...e.message.matchAll(/(?<![\w-])--([a-z][a-z0-9-]*)/g)].map((m) => m[1]!))];
+  const inFile = named.filter((n) => sources[n]?.kind === "file");
+  if (!inFile.length) return e;
+  const src = (n: string) => sources[n] as Extract<Source, { kind: "file" }>;
+  if (named.length === 1 && e.message.startsWith(`--${named[0]}`)) {
+    const { path, key } = src(named[0]!);
+    return new ConfigFileError(`${path}: ${key}${e.message.slice(2 + named[0]!.length)}`);
+  }
+  return new ConfigFileError(`${e.message} (${inFile.map((n) => `${src(n).key} is set in ${src(n).path}`).join(", ")})`);
+}
+
+/** Levenshtein distance, for suggesting the key a misspelt one meant. */
+function distance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
+/** A TOML value as an error message shows it: `"8443" (a string)`, `1.5`, `an array`. */
+function tomlShown(v: unknown): string {
+  if (typeof v === "string") return `${JSON.stringify(v)} (a string)`;
+  if (typeof v === "number" || typeof v === "boolean" || typeof v === "bigint") return String(v);
+  if (Array.isArray(v)) return "an array";
+  if (v instanceof TomlDate) return `a date (${v.toISOString()})`;
+  return "a table";
+}
+
+/** Why a file cannot be read, in a few words. */
+function readFailure(e: unknown): string {
+  const code = (e as { code?: string } | null)?.code;
+  if (code === "ENOENT") return "no such file";
+  if (code === "EACCES") return "permission denied (serve reads it as the user it runs as)";
+  if (code === "EISDIR") return "it is a folder, not a file";
+  return e instanceof Error ? e.message : String(e);
+}
+
+/**
+ * Reads the TOML config file at `path` (named by `named`: `--config` or `SCIMD_CONFIG`) as the flags
+ * it sets: each top-level key is a flag's name (`tls-cert`, or `tls_cert`, the same key), its value of
+ * the flag's kind (a TOML integer, boolean or string). Refuses, in one line naming the file (and the
+ * key): a file it cannot read, invalid TOML, an unknown key (suggesting the nearest), a key given
+ * twice (once in each spelling), a table, a value of the wrong type.
+ */
+export function readConfigFile(path: string, named: string, specs: readonly FlagSpec[]): Map<string, { key: string; value: string | number | boolean }> {
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(readFileSync(path));
+  } catch (e) {
+    if (e instanceof TypeError) throw new ConfigFileError(`${path} (${named}) is not UTF-8 text, which TOML requires`);
+    throw new ConfigFileError(`cannot read the config file ${path} (${named}): ${readFailure(e)}`);
+  }
+  let doc: Record<string, unknown>;
+  try {
+    doc = parseToml(text);
+  } catch (e) {
+    if (!(e instanceof TomlError)) throw e;
+    const why = e.message.split("\n")[0]!.replace(/^Invalid TOML document: /, "");
+    throw new ConfigFileError(`${path}:${e.line}:${e.column}: not valid TOML: ${why}`);
+  }
+  const out = new Map<string, { key: string; value: string | number | boolean }>();
+  const known = specs.map((s) => s.name);
+  for (const [key, value] of Object.entries(doc)) {
+    const name = key.replaceAll("_", "-");
+    const spec = specs.find((s) => s.name === name);
+    if (!spec) {
+      const near = known.filter((k) => distance(k, name) <= Math.max(1, Math.floor(k.length / 4))).sort((a, b) => distance(a, name) - distance(b, name));
+      const hint = value !== null && typeof value === "object" && !Array.isArray(value) && !(value instanceof TomlDate)
+        ? ` (a table: scimd reads top-level keys only, write them before any [section])`
+        : near.length ? ` (did you mean '${near[0]}'?)` : "";
+      throw new ConfigFileError(`${path}: unknown key '${key}'${hint}; the keys are serve's option names: ${known.join(", ")}`);
+    }
+    const twice = out.get(name);
+    if (twice) throw new ConfigFileError(`${path}: '${twice.key}' and '${key}' are the same setting; keep one`);
+    const ok =
+      spec.kind === "int" ? typeof value === "number" && Number.isSafeInteger(value) && value >= 0 : spec.kind === "bool" ? typeof value === "boolean" : typeof value === "string";
+    if (!ok) {
+      const accepted =
+        spec.kind === "int"
+          ? `a whole number without quotes, e.g. ${key} = ${typeof value === "string" && /^\d+$/.test(value) ? value : spec.default ?? 0}`
+          : spec.kind === "bool"
+            ? `true or false, without quotes`
+            : `a string in quotes, e.g. ${key} = ${JSON.stringify(typeof value === "number" || typeof value === "boolean" ? String(value) : typeof spec.default === "string" ? spec.default : "…")}`;
+      throw new ConfigFileError(`${path}: ${key} must be ${accepted}; got ${tomlShown(value)}`);
+    }
+    out.set(name, { key, value: value as string | number | boolean });
+  }
+  return out;
 }
 
 /** Width of the flag column in help text; a longer flag puts its description on the next line. */
@@ -308,13 +481,45 @@ export function hostPort(raw: string, option: string): { host: string; port: num
 /** A command line that asks for the command's help, or the configuration the command runs with. */
 export type Parsed<C> = { help: true } | { help: false; config: C };
 
+/** The flags a config file may set: serve's, but --help and --config itself. */
+export const FILE_FLAGS: readonly FlagSpec[] = SERVE_FLAGS.filter((s) => s.name !== "help" && s.name !== "config");
+
+/** serve's configuration with the flag values it was built from and where each came from (for `scimd config`). */
+export interface ServeSettings {
+  config: ServeConfig;
+  /** Every flag's value by flag name (absent: not set), as given, before serveConfig derives its defaults. */
+  values: Record<string, string | number | boolean | undefined>;
+  sources: Sources;
+}
+
 /**
- * serve's configuration from its arguments and the environment (defaults < SCIMD_* < flags), or
- * `{ help: true }` for --help. Throws UsageError naming the flag or variable at fault.
+ * serve's configuration from its arguments, the environment and the config file (defaults < file <
+ * SCIMD_* < flags), or `{ help: true }` for --help. Throws UsageError naming the flag, variable or
+ * file key at fault. `specs` is SERVE_FLAGS, or a table that adds options of its own (scimd config's
+ * --json) to them.
+ */
+export function serveSettings(argv: readonly string[], env: Env = process.env, specs: readonly FlagSpec[] = SERVE_FLAGS): { help: true } | ({ help: false } & ServeSettings) {
+  const resolved = resolveFlags(argv, specs, env, { flag: "config", specs: FILE_FLAGS });
+  const values = resolved.values as unknown as FlagValues<typeof SERVE_FLAGS>;
+  if (values.help) return { help: true };
+  try {
+    return { help: false, config: build(values, resolved.args), values: resolved.values as ServeSettings["values"], sources: resolved.sources };
+  } catch (e) {
+    throw e instanceof UsageError ? blamed(e, resolved.sources) : e;
+  }
+}
+
+/**
+ * serve's configuration from its arguments, the environment and the config file (defaults < file <
+ * SCIMD_* < flags), or `{ help: true }` for --help. Throws UsageError naming the flag, variable or
+ * file key at fault.
  */
 export function serveConfig(argv: readonly string[], env: Env = process.env): Parsed<ServeConfig> {
-  const { values, args } = parseFlags(argv, SERVE_FLAGS, env);
-  if (values.help) return { help: true };
+  const s = serveSettings(argv, env);
+  return s.help ? s : { help: false, config: s.config };
+}
+
+function build(values: FlagValues<typeof SERVE_FLAGS>, args: readonly string[]): ServeConfig {
   if (args.length) throw new UsageError(`unexpected argument '${args[0]}'`);
   const certFile = values["tls-cert"], keyFile = values["tls-key"];
   if ((certFile === undefined) !== (keyFile === undefined)) throw new UsageError("--tls-cert and --tls-key go together: give both, or neither");
@@ -328,26 +533,23 @@ export function serveConfig(argv: readonly string[], env: Env = process.env): Pa
   const format = values["log-format"]?.toLowerCase() ?? (process.stdout.isTTY ? "pretty" : "json");
   if (format !== "json" && format !== "pretty") throw new UsageError(`--log-format must be json or pretty, got '${values["log-format"]}'`);
   return {
-    help: false,
-    config: {
-      port: values.port,
-      host: values.host ?? (tls || domains.length ? DEFAULTS.tlsHost : DEFAULTS.host),
-      db: values.db,
-      baseUrl: values["base-url"],
-      strict: values.strict,
-      sync: values.sync.toLowerCase() === "normal" ? "NORMAL" : "FULL",
-      maxBodyBytes: values["max-body-bytes"],
-      maxResults: values["max-results"],
-      authFailuresPerMinute: values["auth-failures-per-minute"],
-      tls,
-      acme: domains.length
-        ? { domains, email: values["acme-email"]!, directory: values["acme-directory"], caFile: values["acme-ca-file"], httpPort: values["acme-http-port"] }
-        : undefined,
-      trustProxy: (values["trust-proxy"] ?? "").split(",").map((c) => c.trim()).filter(Boolean),
-      logLevel: level as LogLevel,
-      logFormat: format,
-      metricsListen: values["metrics-listen"] === undefined ? undefined : hostPort(values["metrics-listen"], "--metrics-listen"),
-      configFile: values.config,
-    },
+    port: values.port,
+    host: values.host ?? (tls || domains.length ? DEFAULTS.tlsHost : DEFAULTS.host),
+    db: values.db,
+    baseUrl: values["base-url"],
+    strict: values.strict,
+    sync: values.sync.toLowerCase() === "normal" ? "NORMAL" : "FULL",
+    maxBodyBytes: values["max-body-bytes"],
+    maxResults: values["max-results"],
+    authFailuresPerMinute: values["auth-failures-per-minute"],
+    tls,
+    acme: domains.length
+      ? { domains, email: values["acme-email"]!, directory: values["acme-directory"], caFile: values["acme-ca-file"], httpPort: values["acme-http-port"] }
+      : undefined,
+    trustProxy: (values["trust-proxy"] ?? "").split(",").map((c) => c.trim()).filter(Boolean),
+    logLevel: level as LogLevel,
+    logFormat: format,
+    metricsListen: values["metrics-listen"] === undefined ? undefined : hostPort(values["metrics-listen"], "--metrics-listen"),
+    configFile: values.config,
   };
 }

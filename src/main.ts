@@ -3,7 +3,7 @@
 import { serve, SERVE_USAGE } from "./cli/serve";
 import { commandLine } from "./cli/invocation";
 import { GENERATE_USAGE, generateToken, tokens, TOKENS_USAGE } from "./cli/tokens";
-import { UsageError } from "./config";
+import { ConfigFileError, UsageError } from "./config";
 import { VERSION } from "./version";
 
 const USAGE = `scimd ${VERSION}: a SCIM 2.0 service provider in one binary
@@ -53,6 +53,11 @@ export async function main(argv: string[]): Promise<number> {
         throw new UsageError(`unknown command '${cmd}'`);
     }
   } catch (e) {
+    // A mistake in the config file is one line: the fix is in the file, the usage would not help.
+    if (e instanceof ConfigFileError) {
+      console.error(`scimd: ${e.message}`);
+      return 2;
+    }
     if (e instanceof UsageError) {
       console.error(`scimd: ${e.message}\n`);
       const usage: Record<string, string> = { serve: SERVE_USAGE, "generate-token": GENERATE_USAGE, tokens: TOKENS_USAGE };
