@@ -1,5 +1,6 @@
 #!/usr/bin/env bun
 /** The binary's entry: parse argv, dispatch one command, map failures to exit codes (2 = usage). */
+import { config, CONFIG_USAGE } from "./cli/config";
 import { serve, SERVE_USAGE } from "./cli/serve";
 import { commandLine } from "./cli/invocation";
 import { GENERATE_USAGE, generateToken, tokens, TOKENS_USAGE } from "./cli/tokens";
@@ -14,11 +15,14 @@ Commands:
   serve            serve the SCIM API
   generate-token   create a bearer token for an identity provider
   tokens           list, rotate or revoke tokens
+  config           print the configuration serve runs with (options, SCIMD_*, --config FILE), with
+                   the source of each value
 
 Each command's options and examples:
   ${commandLine("serve", ["--help"])}
   ${commandLine("generate-token", ["--help"])}
   ${commandLine("tokens", ["--help"])}
+  ${commandLine("config", ["--help"])}
 
 Options:
   --help           show this help
@@ -49,6 +53,8 @@ export async function main(argv: string[]): Promise<number> {
         return await generateToken(rest);
       case "tokens":
         return await tokens(rest);
+      case "config":
+        return await config(rest);
       default:
         throw new UsageError(`unknown command '${cmd}'`);
     }
@@ -60,7 +66,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (e instanceof UsageError) {
       console.error(`scimd: ${e.message}\n`);
-      const usage: Record<string, string> = { serve: SERVE_USAGE, "generate-token": GENERATE_USAGE, tokens: TOKENS_USAGE };
+      const usage: Record<string, string> = { serve: SERVE_USAGE, "generate-token": GENERATE_USAGE, tokens: TOKENS_USAGE, config: CONFIG_USAGE };
       console.error(usage[cmd ?? ""] ?? USAGE);
       return 2;
     }
