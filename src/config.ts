@@ -255,7 +255,7 @@ export function readConfigFile(path: string, named: string, specs: readonly Flag
     const name = key.replaceAll("_", "-");
     const spec = specs.find((s) => s.name === name);
     if (!spec) {
-      const near = known.filter((k) => distance(k, name) <= Math.max(1, Math.floor(k.length / 4))).sort((a, b) => distance(a, name) - distance(b, name));
+      const near = known.filter((k) => distance(k, name) <= Math.max(2, Math.floor(k.length / 4))).sort((a, b) => distance(a, name) - distance(b, name));
       const hint = value !== null && typeof value === "object" && !Array.isArray(value) && !(value instanceof TomlDate)
         ? ` (a table: scimd reads top-level keys only, write them before any [section])`
         : near.length ? ` (did you mean '${near[0]}'?)` : "";
