@@ -453,7 +453,7 @@ describe("main: exit codes", () => {
   });
 });
 
-const HELPS: [string, string[]][] = [["--help"], ["serve", "--help"], ["generate-token", "--help"], ["tokens", "--help"]].map((argv) => [`scimd ${argv.join(" ")}`, argv]);
+const HELPS: [string, string[]][] = [["--help"], ["serve", "--help"], ["generate-token", "--help"], ["tokens", "--help"], ["config", "--help"]].map((argv) => [`scimd ${argv.join(" ")}`, argv]);
 
 describe("help text", () => {
   it.each(HELPS)("every option line of '%s' leaves at least two spaces between the option and its description", async (_t, argv) => {
@@ -548,6 +548,20 @@ describe("help text", () => {
       ],
     ],
   ];
+  it("'scimd config --help' lists its own options after serve's, which it takes too", async () => {
+    const r = await runMain(["config", "--help"]);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain(
+      [
+        "Options: serve's (see 'scimd serve --help'), and",
+        "  --json                    print JSON: {config, settings: {OPTION: {value, source, from}}}",
+        "  --help                    show this help",
+        "",
+        "Examples:",
+      ].join("\n"),
+    );
+  });
+
   it.each(blocks)("'scimd %s --help' lists its options exactly as before, under 'Options:'", async (command, table, lines) => {
     expect(flagHelp(table)).toBe(lines.join("\n"));
     const r = await runMain([command, "--help"]);
@@ -584,7 +598,7 @@ describe("help text", () => {
     expect(lines.length).toBeGreaterThan(0);
     for (const line of lines) {
       // From source (as these tests run) the invocation is the npm script in this checkout.
-      expect(line).toMatch(/^(TOKEN=\$\()?npm --prefix \S+ (start|run --silent (generate-token|tokens))( |$)/);
+      expect(line).toMatch(/^(TOKEN=\$\()?npm --prefix \S+ (start|run --silent (generate-token|tokens|config))( |$)/);
       expect(line.replace(/^TOKEN=\$\((.*)\)$/, "$1")).not.toMatch(/[<>|;&`]/);
       const syntax = Bun.spawnSync(["sh", "-n", "-c", line]);
       expect({ line, exit: syntax.exitCode }).toEqual({ line, exit: 0 });
