@@ -69,6 +69,9 @@ function unknownOption(arg: string): string {
   return eq < 0 ? arg : arg.slice(0, eq);
 }
 
+/** A config file's settings by option name: the key as written and the value, typed by the option's kind. */
+export type ConfigFileSettings = Map<string, { key: string; value: string | number | boolean }>;
+
 /** Where a value came from, for errors and for `scimd config`. */
 export type Source =
   | { kind: "default" }
@@ -102,16 +105,17 @@ export function parseFlags<const S extends readonly FlagSpec[]>(argv: readonly s
 /**
  * parseFlags with each value's source, and with a config file layer when `file` is given:
  * defaults < file < environment < flags. The file is the one the `file.flag` flag (or its variable)
- * names. Errors come in this order: the environment's values, the flags' (as they appear), the
- * file's, then the checks of the merged values (a check failing on a file's value names the file and
- * the key).
+ * names; `file.specs` are the keys it may hold (those of the table are merged; all are returned in
+ * `file`, so that generate-token can see whether serve serves HTTPS). Errors come in this order: the
+ * environment's values, the flags' (as they appear), the file's, then the checks of the merged values
+ * (a check failing on a file's value names the file and the key).
  */
 export function resolveFlags<const S extends readonly FlagSpec[]>(
   argv: readonly string[],
   specs: S,
   env: Env = process.env,
   file?: FileLayer,
-): { values: FlagValues<S>; args: string[]; sources: Sources } {
+): { values: FlagValues<S>; args: string[]; sources: Sources; file?: ConfigFileSettings } {
   const values: Record<string, string | number | boolean> = {};
   const sources: Sources = {};
   const fromEnv: Record<string, string | number | boolean> = {};
@@ -144,13 +148,16 @@ export function resolveFlags<const S extends readonly FlagSpec[]>(
     else if (raw === undefined || (!t.inlineValue && raw.startsWith("--"))) throw new UsageError(`option '${t.rawName}' needs a value`);
     fromFlags[spec.name] = { value: convert(spec, raw, t.rawName), rawName: t.rawName };
   }
+  let settings: ConfigFileSettings | undefined;
   if (file) {
     const flagPath = fromFlags[file.flag]?.value, envPath = fromEnv[file.flag];
     const path = (flagPath ?? envPath) as string | undefined;
     if (path !== undefined) {
       const named = flagPath !== undefined ? `--${file.flag}` : specs.find((s) => s.name === file.flag)?.env ?? `--${file.flag}`;
       if (path === "") throw new UsageError(`${named} must name a TOML file`);
-      for (const [name, entry] of readConfigFile(path, named, file.specs)) {
+      settings = readConfigFile(path, named, file.specs);
+      for (const [name, entry] of settings) {
+        if (!specs.some((s) => s.name === name)) continue;
         values[name] = entry.value;
         sources[name] = { kind: "file", path, key: entry.key };
       }
@@ -176,7 +183,7 @@ export function resolveFlags<const S extends readonly FlagSpec[]>(
       throw e instanceof UsageError ? blamed(e, sources) : e;
     }
   }
-  return { values: values as FlagValues<S>, args, sources };
+  return { values: values as FlagValues<S>, args, sources, ...(settings ? { file: settings } : {}) };
 }
 
 /**
@@ -233,7 +240,7 @@ function readFailure(e: unknown): string {
  * key): a file it cannot read, invalid TOML, an unknown key (suggesting the nearest), a key given
  * twice (once in each spelling), a table, a value of the wrong type.
  */
-export function readConfigFile(path: string, named: string, specs: readonly FlagSpec[]): Map<string, { key: string; value: string | number | boolean }> {
+export function readConfigFile(path: string, named: string, specs: readonly FlagSpec[]): ConfigFileSettings {
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(readFileSync(path));
@@ -249,7 +256,7 @@ export function readConfigFile(path: string, named: string, specs: readonly Flag
     const why = e.message.split("\n")[0]!.replace(/^Invalid TOML document: /, "");
     throw new ConfigFileError(`${path}:${e.line}:${e.column}: not valid TOML: ${why}`);
   }
-  const out = new Map<string, { key: string; value: string | number | boolean }>();
+  const out: ConfigFileSettings = new Map();
   const known = specs.map((s) => s.name);
   for (const [key, value] of Object.entries(doc)) {
     const name = key.replaceAll("_", "-");
@@ -397,6 +404,13 @@ export const BASE_URL_FLAG = flag({
   },
 });
 
+export const CONFIG_FLAG = flag({
+  name: "config",
+  env: "SCIMD_CONFIG",
+  kind: "string",
+  help: "read settings from this TOML file, whose keys are these options' names (port = 8443); flags > SCIMD_* > file > defaults",
+});
+
 /** serve's flags, in the order its help lists them. */
 export const SERVE_FLAGS = [
   PORT_FLAG,
@@ -437,7 +451,7 @@ export const SERVE_FLAGS = [
   flag({ name: "log-level", env: "SCIMD_LOG_LEVEL", kind: "string", default: DEFAULTS.logLevel, help: "debug, info, warn or error" }),
   flag({ name: "log-format", env: "SCIMD_LOG_FORMAT", kind: "string", help: "json or pretty (default: pretty on a terminal, json otherwise)" }),
   flag({ name: "metrics-listen", env: "SCIMD_METRICS_LISTEN", kind: "string", help: "serve Prometheus /metrics on this separate HOST:PORT, e.g. 127.0.0.1:9464" }),
-  flag({ name: "config", env: "SCIMD_CONFIG", kind: "string", help: "read settings from this TOML file (flags > SCIMD_* > file > defaults)" }),
+  CONFIG_FLAG,
   HELP_FLAG,
 ] as const;
 

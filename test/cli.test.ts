@@ -4,7 +4,7 @@ import { join, resolve } from "node:path";
 import { commandLine, dbArg, shellQuote } from "../src/cli/invocation";
 import { parseArgs } from "node:util";
 import { apiUrl, baseUrlWarning } from "../src/cli/serve";
-import { GENERATE_FLAGS, tokenState, TOKENS_FLAGS } from "../src/cli/tokens";
+import { GENERATE_FLAGS, httpsUrl, isLoopback, tokenState, TOKENS_FLAGS, urlGuidance } from "../src/cli/tokens";
 import { DEFAULTS, flag, flagHelp, formatDuration, parseDuration, parseFlags, SERVE_FLAGS, serveConfig, UsageError, type Env, type ServeConfig } from "../src/config";
 import { main } from "../src/main";
 import { tempDir } from "./helpers";
@@ -513,8 +513,8 @@ describe("help text", () => {
         "                            SCIMD_LOG_FORMAT)",
         "  --metrics-listen <value>  serve Prometheus /metrics on this separate HOST:PORT, e.g.",
         "                            127.0.0.1:9464 (env SCIMD_METRICS_LISTEN)",
-        "  --config <value>          read settings from this TOML file (flags > SCIMD_* > file > defaults)",
-        "                            (env SCIMD_CONFIG)",
+        "  --config <value>          read settings from this TOML file, whose keys are these options' names",
+        "                            (port = 8443); flags > SCIMD_* > file > defaults (env SCIMD_CONFIG)",
         "  --help                    show this help",
       ],
     ],
@@ -530,9 +530,11 @@ describe("help text", () => {
         "  --port <n>                the port serve listens on, for the URL printed for the IdP (default",
         "                            8080, env SCIMD_PORT)",
         "  --host <value>            the address serve listens on, for the URL printed for the IdP (default",
-        "                            127.0.0.1, env SCIMD_HOST)",
+        "                            127.0.0.1, or 0.0.0.0 when serve's settings have TLS) (env SCIMD_HOST)",
         "  --base-url <value>        the public URL of the SCIM API (as given to serve), printed for the IdP",
         "                            (env SCIMD_BASE_URL)",
+        "  --config <value>          serve's TOML config file: its db, port, host, base-url and TLS settings",
+        "                            apply here too (flags > SCIMD_* > file) (env SCIMD_CONFIG)",
         "  --help                    show this help",
       ],
     ],
@@ -694,6 +696,36 @@ describe("invocation and formatting helpers", () => {
     const w = baseUrlWarning(url);
     expect(w !== undefined).toBe(warns);
     if (w) expect(w).toContain(`otherwise pass --base-url ${url.replace(/\/$/, "")}/api/v1/scim`);
+  });
+
+  it.each([
+    ["127.0.0.1", true],
+    ["127.1.2.3", true],
+    ["::1", true],
+    ["localhost", true],
+    ["0.0.0.0", false],
+    ["10.0.0.5", false],
+    ["::", false],
+    ["scim.example.com", false],
+  ])("isLoopback(%p) is %p", (host, loopback) => {
+    expect(isLoopback(host)).toBe(loopback);
+  });
+
+  it("httpsUrl is the ACME domain (the first), else the address or this machine's name, without :443", () => {
+    expect(httpsUrl("0.0.0.0", 443, "scim.example.com, other.example.com")).toBe("https://scim.example.com/api/v1/scim");
+    expect(httpsUrl("0.0.0.0", 8443, "scim.example.com")).toBe("https://scim.example.com:8443/api/v1/scim");
+    expect(httpsUrl("10.0.0.5", 443, undefined)).toBe("https://10.0.0.5/api/v1/scim");
+    expect(httpsUrl("::1", 8443, undefined)).toBe("https://[::1]:8443/api/v1/scim");
+  });
+
+  it("urlGuidance: a loopback plain-HTTP URL is said to be unreachable for a cloud IdP; plain http anywhere needs HTTPS; an https base URL needs nothing", () => {
+    const loop = urlGuidance(undefined, "127.0.0.1", false).join("\n");
+    expect(loop).toContain("loopback only");
+    expect(loop).toContain("--base-url");
+    expect(urlGuidance(undefined, "0.0.0.0", false).join("\n")).toMatch(/^Okta and Entra ID call https URLs only/);
+    expect(urlGuidance("http://10.0.0.5:8080/api/v1/scim", "0.0.0.0", false).join("\n")).toMatch(/^Okta and Entra ID call https URLs only/);
+    expect(urlGuidance("https://scim.example.com/api/v1/scim", "127.0.0.1", false)).toEqual([]);
+    expect(urlGuidance(undefined, "0.0.0.0", true).join("\n")).not.toContain("loopback");
   });
 
   it("apiUrl shows the public base URL when set, else http://host:port with the API path (IPv6 in brackets, a name for all addresses)", () => {

@@ -31,6 +31,9 @@ function configOf(argv: string[], env: Env = {}): ServeConfig {
   return parsed.config;
 }
 
+/** A configuration without the name of the file it was read from, to compare with one from flags. */
+const sansFile = (c: ServeConfig): ServeConfig => ({ ...c, configFile: undefined });
+
 function errorOf(f: () => unknown): UsageError {
   let caught: unknown;
   try {
@@ -81,7 +84,7 @@ describe("--config FILE: defaults < file < SCIMD_* < flags", () => {
     // Every option a file may set appears once (the test must grow with the table).
     expect(lines.map((l) => l.split(" ")[0]).sort()).toEqual(FILE_FLAGS.map((s) => s.name).filter((n) => n !== "tls-cert" && n !== "tls-key").sort());
     const file = toml(lines.join("\n"));
-    expect({ ...configOf(["--config", file]), configFile: undefined }).toEqual(configOf(flags));
+    expect(sansFile(configOf(["--config", file]))).toEqual(configOf(flags));
     const tls = toml(`tls-cert = "/etc/scimd/tls/fullchain.pem"\ntls-key = "/etc/scimd/tls/privkey.pem"\n`);
     expect(configOf(["--config", tls]).tls).toEqual({ certFile: "/etc/scimd/tls/fullchain.pem", keyFile: "/etc/scimd/tls/privkey.pem" });
     expect(configOf(["--config", tls]).host).toBe("0.0.0.0");
@@ -95,8 +98,8 @@ describe("--config FILE: defaults < file < SCIMD_* < flags", () => {
   });
 
   it("a file with only comments, or empty, changes nothing", () => {
-    expect({ ...configOf(["--config", toml("# nothing\n\n")]), configFile: undefined }).toEqual(configOf([]));
-    expect({ ...configOf(["--config", toml("")]), configFile: undefined }).toEqual(configOf([]));
+    expect(sansFile(configOf(["--config", toml("# nothing\n\n")]))).toEqual(configOf([]));
+    expect(sansFile(configOf(["--config", toml("")]))).toEqual(configOf([]));
   });
 });
 
@@ -249,7 +252,7 @@ describe("scimd config: the effective configuration and each value's source", ()
     expect(r.code).toBe(0);
     const printed = toml(r.out);
     expect(Object.keys(parseToml(r.out))).not.toContain("config");
-    expect({ ...configOf(["--config", printed]), configFile: undefined }).toEqual({
+    expect(sansFile(configOf(["--config", printed]))).toEqual({
       ...configOf(argv, { SCIMD_BASE_URL: "https://scim.example.com/api/v1/scim" }),
       configFile: undefined,
     });

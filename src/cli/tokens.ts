@@ -1,9 +1,28 @@
 /** `scimd generate-token` and `scimd tokens list|rotate|revoke`: manage API tokens in the database. */
 import { hostname } from "node:os";
 import { resolve } from "node:path";
-import { BASE_URL_FLAG, DB_FLAG, DEFAULTS, flag, flagHelp, formatDuration, HELP_FLAG, HOST_FLAG, parseDuration, parseFlags, PORT_FLAG, UsageError } from "../config";
+import {
+  BASE_URL_FLAG,
+  CONFIG_FLAG,
+  DB_FLAG,
+  DEFAULTS,
+  FILE_FLAGS,
+  flag,
+  flagHelp,
+  formatDuration,
+  HELP_FLAG,
+  HOST_FLAG,
+  parseDuration,
+  parseFlags,
+  PORT_FLAG,
+  resolveFlags,
+  UsageError,
+  type ConfigFileSettings,
+  type Env,
+} from "../config";
 import { openStore, parseDbLocation } from "../store/open";
 import { StoreMissingError, TokenNameTaken, type Store, type TokenRecord, type TokenStore } from "../store/store";
+import { SCIM_BASE_PATH } from "../app";
 import { hashToken, newToken } from "../tokens";
 import { commandLine, dbArg } from "./invocation";
 import { apiUrl, baseUrlWarning } from "./serve";
@@ -25,8 +44,9 @@ export const GENERATE_FLAGS = [
   DB_FLAG,
   flag({ name: "create", kind: "bool", default: false, help: "create the database when it does not exist yet (by default only serve creates it)" }),
   { ...PORT_FLAG, help: "the port serve listens on, for the URL printed for the IdP" },
-  { ...HOST_FLAG, default: DEFAULTS.host, help: "the address serve listens on, for the URL printed for the IdP" },
+  { ...HOST_FLAG, help: `the address serve listens on, for the URL printed for the IdP (default ${DEFAULTS.host}, or ${DEFAULTS.tlsHost} when serve's settings have TLS)` },
   { ...BASE_URL_FLAG, help: "the public URL of the SCIM API (as given to serve), printed for the IdP" },
+  { ...CONFIG_FLAG, help: "serve's TOML config file: its db, port, host, base-url and TLS settings apply here too (flags > SCIMD_* > file)" },
   HELP_FLAG,
 ] as const;
 export const TOKENS_FLAGS = [
@@ -40,7 +60,7 @@ export const TOKENS_FLAGS = [
   HELP_FLAG,
 ] as const;
 
-export const GENERATE_USAGE = `Usage: scimd generate-token [--name NAME] [--db PATH] [--create] [--port N] [--host HOST] [--base-url URL]
+export const GENERATE_USAGE = `Usage: scimd generate-token [--name NAME] [--db PATH] [--create] [--port N] [--host HOST] [--base-url URL] [--config FILE]
 
 Creates a token and prints its secret alone on stdout (nothing else), so that a shell variable can
 capture it (see the examples). Only its hash is stored: the secret is shown once. A running server
@@ -99,7 +119,8 @@ async function openDatabase(db: string, create: boolean, command: "generate-toke
 }
 
 export async function generateToken(argv: string[]): Promise<number> {
-  const { values, args } = parseFlags(argv, GENERATE_FLAGS);
+  // serve's config file, read as serve reads it, so that the URL printed is the one serve serves.
+  const { values, args, file } = resolveFlags(argv, GENERATE_FLAGS, process.env, { flag: "config", specs: FILE_FLAGS });
   if (values.help) {
     console.log(GENERATE_USAGE);
     return 0;
@@ -128,13 +149,15 @@ export async function generateToken(argv: string[]): Promise<number> {
     process.stdout.write(token + "\n");
     const baseUrl = values["base-url"];
     const warning = baseUrlWarning(baseUrl);
+    const tls = servesTls(file, process.env);
+    const host = values.host ?? (tls ? DEFAULTS.tlsHost : DEFAULTS.host);
     console.error(
       [
         `Created token '${rec.name}' (id ${rec.id}) in ${resolve(parseDbLocation(db).path)}.`,
         `In your identity provider, set:`,
-        `  SCIM base URL / Tenant URL: ${apiUrl(values.host, values.port, baseUrl, hostname())}`,
+        `  SCIM base URL / Tenant URL: ${tls && baseUrl === undefined ? httpsUrl(host, values.port, serveSetting("acme-domain", file, process.env)) : apiUrl(host, values.port, baseUrl, hostname())}`,
         `  Authentication: HTTP header, Bearer token (the line printed on stdout)`,
-        ...(baseUrl === undefined ? [`(Behind a TLS proxy, give the IdP the public https URL and start serve with --base-url set to it.)`] : []),
+        ...urlGuidance(baseUrl, host, tls),
         ...(warning ? [warning] : []),
         `This token is shown once and cannot be shown again: only its hash is stored.`,
         `To give it a new secret later (the old one stays valid for ${DEFAULT_GRACE} while you update the IdP):`,
@@ -145,6 +168,45 @@ export async function generateToken(argv: string[]): Promise<number> {
   } finally {
     await store.close();
   }
+}
+
+/** A serve setting generate-token takes no flag for, from the environment or serve's config file, as serve reads it. */
+function serveSetting(name: string, file: ConfigFileSettings | undefined, env: Env): string | undefined {
+  const v = env[FILE_FLAGS.find((s) => s.name === name)!.env!];
+  if (v !== undefined && v !== "") return v;
+  const f = file?.get(name)?.value;
+  return f === undefined ? undefined : String(f);
+}
+
+/** Whether serve, with the same config file and environment, serves HTTPS (certificate files or ACME). */
+const servesTls = (file: ConfigFileSettings | undefined, env: Env): boolean =>
+  serveSetting("tls-cert", file, env) !== undefined || serveSetting("acme-domain", file, env) !== undefined;
+
+/** The https URL of serve's API: the (first) ACME domain, else this machine's name or the address; no :443. */
+export function httpsUrl(host: string, port: number, acmeDomains: string | undefined): string {
+  const domain = acmeDomains?.split(",").map((d) => d.trim()).find(Boolean);
+  const name = domain ?? (host === "0.0.0.0" || host === "::" || host === "" ? hostname() : host.includes(":") ? `[${host}]` : host);
+  return `https://${name}${port === 443 ? "" : `:${port}`}${SCIM_BASE_PATH}`;
+}
+
+/** 127.0.0.0/8, ::1 and localhost: addresses only this machine reaches. */
+export const isLoopback = (host: string): boolean => /^(127\.\d+\.\d+\.\d+|::1|\[::1\]|localhost)$/i.test(host);
+
+/**
+ * What to tell the operator about the URL generate-token prints: Okta and Entra ID call only public
+ * https URLs, and serve's default for plain HTTP is loopback, which no IdP in the cloud reaches.
+ */
+export function urlGuidance(baseUrl: string | undefined, host: string, tls: boolean): string[] {
+  const https = "serve HTTPS itself (--tls-cert and --tls-key, or --acme-domain) or put a TLS proxy in front";
+  if (baseUrl !== undefined)
+    return /^http:/i.test(baseUrl) ? [`Okta and Entra ID call https URLs only: ${https}, and give serve and this command the https --base-url.`] : [];
+  if (tls) return [`(If the IdP reaches this server by another name, start serve with --base-url set to that https URL, and pass it here too.)`];
+  if (isLoopback(host))
+    return [
+      `That URL is loopback only (serve's default for plain HTTP): it works from this machine, not from an IdP in the cloud.`,
+      `For Okta or Entra ID, ${https}, start serve with --base-url set to the public https URL (e.g. https://scim.example.com/api/v1/scim), and give the IdP that URL (pass the same --base-url here to print it).`,
+    ];
+  return [`Okta and Entra ID call https URLs only: ${https}, start serve with --base-url set to the public https URL, and give the IdP that URL.`];
 }
 
 /** 'active', 'expires in 23h 59m (rotated)' or 'expired'. */

@@ -140,3 +140,45 @@ describe("dist/scimd config", () => {
     expect(json.settings.db).toEqual({ value: "/var/lib/scimd/scimd.db", source: "flag", from: "--db" });
   });
 });
+
+describe("dist/scimd generate-token: the URL it prints for the IdP", () => {
+  /** The URL line and the lines after "Authentication" up to the "shown once" line. */
+  function urlOf(err: string): { url: string; guidance: string } {
+    const url = /Tenant URL: (\S+)\n/.exec(err)![1]!;
+    const guidance = err.split("\n").filter((l) => !l.startsWith(" ") && !/^(Created|In your|This token|To give)/.test(l)).join("\n");
+    return { url, guidance };
+  }
+
+  it("on serve's defaults: the loopback URL, said to be loopback only, with what to do for a cloud IdP", () => {
+    const db = join(folder(), "scimd.db");
+    const r = run(["generate-token", "--name", "okta", "--db", db, "--create"]);
+    expect(r.code).toBe(0);
+    const { url, guidance } = urlOf(r.err);
+    expect(url).toBe(`http://127.0.0.1:8080${BASE_PATH}`);
+    expect(guidance).toContain("That URL is loopback only (serve's default for plain HTTP)");
+    expect(guidance).toContain("start serve with --base-url set to the public https URL");
+  });
+
+  it("with serve's config file: the database, the base URL or the ACME domain from it, as serve reads them", () => {
+    const dir = folder();
+    const db = join(dir, "scimd.db");
+    const acme = join(dir, "acme.toml");
+    writeFileSync(acme, `db = "${db}"\nacme-domain = "scim.example.com"\nacme-email = "it@example.com"\nport = 443\n`);
+    const a = run(["generate-token", "--name", "okta", "--config", acme, "--create"]);
+    expect(a.code).toBe(0);
+    expect(a.err).toContain(`Created token 'okta' (id `);
+    expect(a.err).toContain(` in ${db}.`);
+    expect(urlOf(a.err).url).toBe(`https://scim.example.com${BASE_PATH}`);
+    expect(urlOf(a.err).guidance).not.toContain("loopback");
+    const proxied = join(dir, "proxied.toml");
+    writeFileSync(proxied, `db = "${db}"\nbase-url = "https://scim.example.org${BASE_PATH}"\n`);
+    const b = run(["generate-token", "--name", "entra"], { SCIMD_CONFIG: proxied });
+    expect(b.code).toBe(0);
+    expect(urlOf(b.err)).toEqual({ url: `https://scim.example.org${BASE_PATH}`, guidance: "" });
+    // The file is checked as serve checks it.
+    writeFileSync(proxied, `db = "${db}"\nbase_url = "https://scim.example.org${BASE_PATH}"\nprot = 1\n`);
+    const c = run(["generate-token", "--name", "x", "--config", proxied]);
+    expect([c.code, c.out]).toEqual([2, ""]);
+    expect(c.err).toStartWith(`scimd: ${proxied}: unknown key 'prot' (did you mean 'port'?)`);
+  });
+});
