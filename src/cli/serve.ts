@@ -40,7 +40,8 @@ ${flagHelp(SERVE_FLAGS)}
 
 Examples:
   ${commandLine("serve", ["--port", "8080", "--db", "./data/scimd.db"])}
-  ${commandLine("serve", ["--base-url", `https://scim.example.com${SCIM_BASE_PATH}`])}`;
+  ${commandLine("serve", ["--base-url", `https://scim.example.com${SCIM_BASE_PATH}`])}
+  ${commandLine("serve", ["--config", "/etc/scimd/scimd.toml", "--db", "/var/lib/scimd/scimd.db"])}`;
 
 /** Bun.serve's error for a port another socket holds, as a message that says what to do. */
 function listenError(e: unknown, host: string, port: number): Error {
