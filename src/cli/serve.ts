@@ -4,7 +4,7 @@ import { flagHelp, SERVE_FLAGS, serveConfig } from "../config";
 import { listen, type Listener, type ListenOptions, type TlsPair } from "../http/listener";
 import { edgeHandler, infoOf } from "../http/observe";
 import { createLogger } from "../log";
-import { openStore, redactDbLocation } from "../store/open";
+import { openStore, parseDbLocation, redactDbLocation } from "../store/open";
 import { acmeCertificates, acmePaths, type AcmeCertificateSource } from "../tls/acme";
 import { commandLine, dbArg } from "./invocation";
 
@@ -77,7 +77,7 @@ export async function serve(argv: string[]): Promise<number> {
   let acme: AcmeCertificateSource | undefined;
   if (config.acme) {
     try {
-      acme = await acmeCertificates({ ...config, acme: config.acme }, acmePaths(config.db), logger);
+      acme = await acmeCertificates({ ...config, acme: config.acme }, acmePaths(parseDbLocation(config.db).path), logger);
     } catch (e) {
       await store.close();
       throw e;

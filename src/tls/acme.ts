@@ -15,7 +15,6 @@ import { dirname, join, resolve } from "node:path";
 import type { ServeConfig } from "../config";
 import type { TlsPair } from "../http/listener";
 import type { Logger } from "../log";
-import { parseDbLocation } from "../store/open";
 
 /**
  * A source of certificates (contract 4; the same interface as src/tls/certificates.ts, which the
@@ -37,9 +36,9 @@ export interface AcmePaths {
   key: string;
 }
 
-/** The ACME folder beside the database named by a --db value. */
-export function acmePaths(db: string): AcmePaths {
-  const dir = join(dirname(resolve(parseDbLocation(db).path)), "acme");
+/** The ACME folder beside the database file. */
+export function acmePaths(dbFile: string): AcmePaths {
+  const dir = join(dirname(resolve(dbFile)), "acme");
   return { dir, accountKey: join(dir, "account.key"), cert: join(dir, "certificate.pem"), key: join(dir, "certificate.key") };
 }
 
@@ -143,7 +142,7 @@ function configureHttp(caFile: string | undefined): void {
   acme.axios.defaults.timeout = 30_000;
   const settings = (acme.axios.defaults as unknown as { acmeSettings: Record<string, number> }).acmeSettings;
   settings.retryMaxAttempts = 2;
-  settings.retryDefaultDelay = 2;
+  settings.retryDefaultDelay = 1;
   keepNetworkErrors(settings);
 }
 
@@ -174,7 +173,8 @@ function keepNetworkErrors(settings: Record<string, number>): void {
 function reason(e: unknown): string {
   const err = e as { message?: string; code?: string; response?: { status?: number; data?: { detail?: string } } };
   const detail = err?.response?.data?.detail;
-  return [err?.message ?? String(e), detail, err?.code].filter(Boolean).join(": ");
+  const text = [err?.message ?? String(e), detail].filter(Boolean).join(": ");
+  return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|unable to verify/i.test(text) ? `${text}; if the ACME server uses a private CA, trust it with --acme-ca-file` : text;
 }
 
 /**
@@ -189,6 +189,7 @@ export async function acmeCertificates(
   timing: AcmeTiming = DEFAULT_TIMING,
 ): Promise<AcmeCertificateSource> {
   const { domains, email, directory, caFile, httpPort } = config.acme;
+  if (httpPort === config.port && httpPort !== 0) throw new Error(`--acme-http-port and --port are both ${httpPort}: the HTTP-01 challenge needs a plain HTTP port of its own (80)`);
   configureHttp(caFile);
   mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
   chmodSync(paths.dir, 0o700);
