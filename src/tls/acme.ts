@@ -191,6 +191,8 @@ export async function acmeCertificates(
   const { domains, email, directory, caFile, httpPort } = config.acme;
   if (httpPort === config.port && httpPort !== 0) throw new Error(`--acme-http-port and --port are both ${httpPort}: the HTTP-01 challenge needs a plain HTTP port of its own (80)`);
   configureHttp(caFile);
+  // acme-client's own steps (requests, polls, retries: URLs and states, no key) at debug.
+  acme.setLogger((message) => logger.debug("acme", { message }));
   mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
   chmodSync(paths.dir, 0o700);
 
@@ -225,8 +227,10 @@ export async function acmeCertificates(
           const answer = challenges.get(m[1]!);
           return answer === undefined ? new Response("no such challenge\n", { status: 404 }) : new Response(answer, { headers: { "Content-Type": "text/plain" } });
         }
-        // Anything else is someone reaching for the API over plain HTTP: send them to HTTPS.
-        const host = (request.headers.get("host") ?? domains[0]!).replace(/:\d+$/, "");
+        // Anything else is someone reaching for the API over plain HTTP: send them to HTTPS, on
+        // one of the certificate's names (never to whatever name the Host header holds).
+        const asked = (request.headers.get("host") ?? "").replace(/:\d+$/, "").toLowerCase();
+        const host = domains.find((d) => d.toLowerCase() === asked) ?? domains[0]!;
         const port = source.httpsPort === 443 ? "" : `:${source.httpsPort}`;
         return new Response(null, { status: 308, headers: { Location: `https://${host}${port}${url.pathname}${url.search}` } });
       },

@@ -142,9 +142,11 @@ describe.skipIf(!hasPebble)("ACME with a local pebble, through dist/scimd", () =
   });
 
   it("answers plain HTTP on --acme-http-port with a redirect to HTTPS, and an unknown challenge token with 404", async () => {
-    const r = await fetch(`http://127.0.0.1:${httpPort}/api/v1/scim/Users?count=1`, { redirect: "manual", headers: { Host: `${DOMAIN}` } });
+    const r = await fetch(`http://127.0.0.1:${httpPort}/api/v1/scim/Users?count=1`, { redirect: "manual", headers: { Host: `${DOMAIN.toUpperCase()}:${httpPort}` } });
     expect(r.status).toBe(308);
     expect(r.headers.get("location")).toBe(`https://${DOMAIN}:${first.port}/api/v1/scim/Users?count=1`);
+    const other = await fetch(`http://127.0.0.1:${httpPort}/x`, { redirect: "manual", headers: { Host: "evil.example" } });
+    expect(other.headers.get("location")).toBe(`https://${DOMAIN}:${first.port}/x`);
     const c = await fetch(`http://127.0.0.1:${httpPort}/.well-known/acme-challenge/no-such-token`);
     expect(c.status).toBe(404);
   });
