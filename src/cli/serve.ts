@@ -1,9 +1,11 @@
 /** `scimd serve`: open the store, build the app, listen; stop cleanly on SIGTERM/SIGINT. */
 import { createApp, SCIM_BASE_PATH } from "../app";
 import { flagHelp, SERVE_FLAGS, serveConfig } from "../config";
-import { listen, type Listener } from "../http/listener";
+import { listen, type Listener, type ListenOptions, type TlsPair } from "../http/listener";
 import { edgeHandler, infoOf } from "../http/observe";
-import { openStore, redactDbLocation } from "../store/open";
+import { createLogger } from "../log";
+import { openStore, parseDbLocation, redactDbLocation } from "../store/open";
+import { acmeCertificates, acmePaths, type AcmeCertificateSource } from "../tls/acme";
 import { commandLine, dbArg } from "./invocation";
 
 /**
@@ -71,6 +73,17 @@ export async function serve(argv: string[]): Promise<number> {
     }
   }
   const store = await openStore(config.db, { synchronous: config.sync });
+  const logger = createLogger({ level: config.logLevel, format: config.logFormat });
+  // ACME: a valid certificate is at hand (stored or obtained now) before the API listens.
+  let acme: AcmeCertificateSource | undefined;
+  if (config.acme) {
+    try {
+      acme = await acmeCertificates({ ...config, acme: config.acme }, acmePaths(parseDbLocation(config.db).path), logger);
+    } catch (e) {
+      await store.close();
+      throw e;
+    }
+  }
   const app = createApp({
     store,
     baseUrl: config.baseUrl,
@@ -85,17 +98,45 @@ export async function serve(argv: string[]): Promise<number> {
     clientAddress: (request, server) => server?.requestIP(request)?.address ?? "unknown",
   });
   let server: Listener;
+  const listenOptions: ListenOptions = {
+    port: config.port,
+    host: config.host,
+    tls: acme ? await acme.current() : undefined,
+    fetch,
+    // Bun's own cap, above ours, so that a body without Content-Length cannot grow without bound.
+    maxRequestBodySize: config.maxBodyBytes * 2 + 65536,
+  };
   try {
-    server = listen({
-      port: config.port,
-      host: config.host,
-      fetch,
-      // Bun's own cap, above ours, so that a body without Content-Length cannot grow without bound.
-      maxRequestBodySize: config.maxBodyBytes * 2 + 65536,
-    });
+    server = listen(listenOptions);
   } catch (e) {
+    acme?.stop();
     await store.close();
     throw listenError(e, config.host, config.port);
+  }
+  if (acme) {
+    acme.httpsPort = server.port;
+    acme.onChange((pair) => void reloadTls(pair));
+  }
+  /**
+   * A renewed certificate goes to the listener. Listener.reload (tls branch) swaps it without a gap;
+   * until it is there, the listener is stopped and started again on the same port with the new pair.
+   */
+  async function reloadTls(pair: TlsPair): Promise<void> {
+    try {
+      const reload = (server as { reload?: (tls: TlsPair) => Promise<void> }).reload;
+      if (reload) return await reload.call(server, pair);
+      const stopped = server.stop();
+      const next = { ...listenOptions, port: server.port, tls: pair };
+      try {
+        server = listen(next);
+      } catch {
+        await stopped;
+        server = listen(next);
+      }
+      await stopped;
+    } catch (e) {
+      logger.error("unexpected error", { message: `the renewed certificate could not be put in use: ${(e as Error).message}` });
+    }
   }
   log(`scimd listening on ${config.host}:${server.port}; database ${redactDbLocation(config.db)}`);
   log(`SCIM API URL: ${apiUrl(config.host, server.port, config.baseUrl)}`);
@@ -112,6 +153,7 @@ export async function serve(argv: string[]): Promise<number> {
       if (stopping) return;
       stopping = true;
       log(`${signal}: finishing in-flight requests, then closing the database`);
+      acme?.stop();
       await server.stop();
       await store.close();
       log("stopped");
