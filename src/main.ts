@@ -1,5 +1,6 @@
 #!/usr/bin/env bun
 /** The binary's entry: parse argv, dispatch one command, map failures to exit codes (2 = usage). */
+import { healthcheck, HEALTHCHECK_USAGE } from "./cli/healthcheck";
 import { serve, SERVE_USAGE } from "./cli/serve";
 import { commandLine } from "./cli/invocation";
 import { GENERATE_USAGE, generateToken, tokens, TOKENS_USAGE } from "./cli/tokens";
@@ -14,11 +15,13 @@ Commands:
   serve            serve the SCIM API
   generate-token   create a bearer token for an identity provider
   tokens           list, rotate or revoke tokens
+  healthcheck      exit 0 when a running scimd is ready (GET /readyz), 1 when not (Docker, systemd)
 
 Each command's options and examples:
   ${commandLine("serve", ["--help"])}
   ${commandLine("generate-token", ["--help"])}
   ${commandLine("tokens", ["--help"])}
+  ${commandLine("healthcheck", ["--help"])}
 
 Options:
   --help           show this help
@@ -49,13 +52,15 @@ export async function main(argv: string[]): Promise<number> {
         return await generateToken(rest);
       case "tokens":
         return await tokens(rest);
+      case "healthcheck":
+        return await healthcheck(rest);
       default:
         throw new UsageError(`unknown command '${cmd}'`);
     }
   } catch (e) {
     if (e instanceof UsageError) {
       console.error(`scimd: ${e.message}\n`);
-      const usage: Record<string, string> = { serve: SERVE_USAGE, "generate-token": GENERATE_USAGE, tokens: TOKENS_USAGE };
+      const usage: Record<string, string> = { serve: SERVE_USAGE, "generate-token": GENERATE_USAGE, tokens: TOKENS_USAGE, healthcheck: HEALTHCHECK_USAGE };
       console.error(usage[cmd ?? ""] ?? USAGE);
       return 2;
     }

@@ -2,8 +2,10 @@
 import { createApp, SCIM_BASE_PATH } from "../app";
 import { flagHelp, SERVE_FLAGS, serveConfig } from "../config";
 import { listen, type Listener } from "../http/listener";
+import { createMetrics, metricsFetch } from "../http/metrics";
 import { edgeHandler, infoOf } from "../http/observe";
 import { openStore, redactDbLocation } from "../store/open";
+import { VERSION } from "../version";
 import { commandLine, dbArg } from "./invocation";
 
 /**
@@ -32,8 +34,9 @@ export function apiUrl(host: string, port: number, baseUrl: string | undefined, 
 
 export const SERVE_USAGE = `Usage: scimd serve [options]
 
-Serves the SCIM 2.0 API at http://HOST:PORT${SCIM_BASE_PATH} and GET /healthz. Creates the database
-(and its folder) when it does not exist. Refuses to start when the port is already in use.
+Serves the SCIM 2.0 API at http://HOST:PORT${SCIM_BASE_PATH}, GET /healthz and GET /readyz (and
+Prometheus /metrics on --metrics-listen only). Creates the database (and its folder) when it does not
+exist. Refuses to start when a port is already in use.
 
 Options:
 ${flagHelp(SERVE_FLAGS)}
@@ -42,14 +45,24 @@ Examples:
   ${commandLine("serve", ["--port", "8080", "--db", "./data/scimd.db"])}
   ${commandLine("serve", ["--base-url", `https://scim.example.com${SCIM_BASE_PATH}`])}`;
 
-/** Bun.serve's error for a port another socket holds, as a message that says what to do. */
-function listenError(e: unknown, host: string, port: number): Error {
+/** Bun.serve's error for a port another socket holds, as a message that says what to do (`option`: the flag that chose it). */
+function listenError(e: unknown, host: string, port: number, option?: string): Error {
   const code = (e as { code?: string } | null)?.code;
   if (code === "EADDRINUSE")
-    return new Error(`port ${port} is already in use on ${host} (another scimd, or another program, listens there); stop it or choose another --port`);
-  if (code === "EACCES") return new Error(`not allowed to listen on port ${port} on ${host}; choose a port above 1023 or run with the needed privileges`);
-  if (code === "EADDRNOTAVAIL") return new Error(`cannot listen on ${host}: no interface of this machine has that address (--host)`);
+    return new Error(`port ${port} is already in use on ${host} (another scimd, or another program, listens there); stop it or choose another ${option ?? "--port"}`);
+  if (code === "EACCES") return new Error(`not allowed to listen on port ${port} on ${host}${option ? ` (${option})` : ""}; choose a port above 1023 or run with the needed privileges`);
+  if (code === "EADDRNOTAVAIL") return new Error(`cannot listen on ${host}: no interface of this machine has that address (${option ?? "--host"})`);
   return e instanceof Error ? e : new Error(String(e));
+}
+
+/** Refuses a busy port before anything is opened (and perhaps created), so a refused start leaves nothing behind. */
+function checkPortFree(host: string, port: number, option?: string): void {
+  if (port === 0) return;
+  try {
+    Bun.serve({ port, hostname: host, reusePort: false, fetch: () => new Response(null, { status: 503 }) }).stop(true);
+  } catch (e) {
+    throw listenError(e, host, port, option);
+  }
 }
 
 const log = (line: string) => console.error(`${new Date().toISOString()} ${line}`);
@@ -62,13 +75,9 @@ export async function serve(argv: string[]): Promise<number> {
   }
   const { config } = parsed;
   // A busy port is refused before the database is opened (and perhaps created): nothing is left behind.
-  if (config.port !== 0) {
-    try {
-      Bun.serve({ port: config.port, hostname: config.host, reusePort: false, fetch: () => new Response(null, { status: 503 }) }).stop(true);
-    } catch (e) {
-      throw listenError(e, config.host, config.port);
-    }
-  }
+  checkPortFree(config.host, config.port);
+  const metricsAt = config.metricsListen;
+  if (metricsAt) checkPortFree(metricsAt.host, metricsAt.port, "--metrics-listen");
   const store = await openStore(config.db, { synchronous: config.sync });
   const app = createApp({
     store,
@@ -80,8 +89,11 @@ export async function serve(argv: string[]): Promise<number> {
     log,
     addressOf: (request) => infoOf(request)?.client ?? "unknown",
   });
+  // Metrics only when they are served: without --metrics-listen a request costs nothing more.
+  const metrics = metricsAt ? createMetrics({ store, version: VERSION }) : undefined;
   const fetch = edgeHandler((request) => app.handle(request), {
     clientAddress: (request, server) => server?.requestIP(request)?.address ?? "unknown",
+    onFinish: metrics ? (info) => metrics.observe(info) : undefined,
   });
   let server: Listener;
   try {
@@ -96,7 +108,19 @@ export async function serve(argv: string[]): Promise<number> {
     await store.close();
     throw listenError(e, config.host, config.port);
   }
+  // /metrics on its own listener only, never on the API's port: whoever reaches it needs no token.
+  let metricsServer: Listener | undefined;
+  if (metricsAt && metrics) {
+    try {
+      metricsServer = listen({ host: metricsAt.host, port: metricsAt.port, fetch: metricsFetch(metrics), maxRequestBodySize: 64 * 1024 });
+    } catch (e) {
+      await server.stop();
+      await store.close();
+      throw listenError(e, metricsAt.host, metricsAt.port, "--metrics-listen");
+    }
+  }
   log(`scimd listening on ${config.host}:${server.port}; database ${redactDbLocation(config.db)}`);
+  if (metricsServer) log(`metrics: http://${metricsAt!.host.includes(":") ? `[${metricsAt!.host}]` : metricsAt!.host}:${metricsServer.port}/metrics`);
   log(`SCIM API URL: ${apiUrl(config.host, server.port, config.baseUrl)}`);
   const warning = baseUrlWarning(config.baseUrl);
   if (warning) log(warning);
@@ -111,7 +135,8 @@ export async function serve(argv: string[]): Promise<number> {
       if (stopping) return;
       stopping = true;
       log(`${signal}: finishing in-flight requests, then closing the database`);
-      await server.stop();
+      await Promise.all([server.stop(), metricsServer?.stop()]);
+      metrics?.stop();
       await store.close();
       log("stopped");
       resolve(0);
