@@ -29,8 +29,9 @@ const AUTH_FAILURES = ["missing header", "malformed header", "no such token", "r
 
 /**
  * prom-client's default collectors that mean nothing on Bun (JavaScriptCore, not V8): heap spaces are
- * V8's (Bun reports zeros), active handles/requests/resources are always empty, and the version
- * metric names the Node.js version Bun emulates. The rest works on Linux in the compiled binary too:
+ * V8's (Bun reports zeros), active handles/requests/resources are always empty, garbage collections
+ * are never reported (no `gc` performance entries), and the version metric names the Node.js
+ * version Bun emulates. The rest works on Linux in the compiled binary too:
  * process CPU, start time, resident and virtual memory and heap (from /proc/self/status), open and
  * maximum file descriptors, event loop lag, and the heap and external memory from process.memoryUsage().
  */
@@ -45,6 +46,7 @@ const MEANINGLESS_ON_BUN = [
   "nodejs_active_resources",
   "nodejs_active_resources_total",
   "nodejs_version_info",
+  "nodejs_gc_duration_seconds",
 ];
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
