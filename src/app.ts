@@ -7,15 +7,22 @@ import { DEFAULTS } from "./config";
 import { authPlugin, FailureLimiter } from "./http/auth";
 import { discoveryController } from "./http/discovery";
 import { resourceController, rootSearchController } from "./http/resources";
-import { shareInfo } from "./http/observe";
+import { infoOf, shareInfo } from "./http/observe";
 import { caseInsensitiveRoutes, originOf, pathOf, routedMethods, withPath } from "./http/routing";
-import { scimPlugin } from "./http/scim-plugin";
+import { errorResponse, NO_STORE, scimPlugin } from "./http/scim-plugin";
 import { ScimError } from "./scim/errors";
 import { ScimOperations } from "./scim/operations";
 import { MAX_OPERATIONS } from "./scim/patch";
 import type { Store } from "./store/store";
+import { VERSION } from "./version";
 
 export const SCIM_BASE_PATH = "/api/v1/scim";
+
+/** The paths answered without authentication, outside the SCIM base path: the probes. */
+export const PROBE_PATHS: readonly string[] = ["/healthz", "/readyz"];
+
+/** How long /readyz waits for the database's write lock before answering 503 (a probe's own timeout is often 1 s). */
+export const READY_TIMEOUT_MS = 800;
 
 export interface AppOptions {
   store: Store;
@@ -29,7 +36,11 @@ export interface AppOptions {
   log?: (line: string) => void;
   /** The client address of a request (the server's requestIP), for the failed-auth limiter. */
   addressOf?: (request: Request) => string;
+  /** How long /readyz waits for the database's write lock (READY_TIMEOUT_MS). */
+  readyTimeoutMs?: number;
 }
+
+const json = (status: number, body: unknown) => new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json", ...NO_STORE } });
 
 export function createApp(o: AppOptions) {
   const log = o.log ?? ((line: string) => console.error(line));
@@ -75,9 +86,21 @@ export function createApp(o: AppOptions) {
     .all("", noRoute, { parse: "none" })
     .all("/*", noRoute, { parse: "none" });
 
+  const readyTimeoutMs = o.readyTimeoutMs ?? READY_TIMEOUT_MS;
   const app = new Elysia()
     .use(scimPlugin({ allowedMethods: (path) => allowedMethods(path), log }))
-    .get("/healthz", () => new Response(JSON.stringify({ status: "ok" }), { headers: { "Content-Type": "application/json" } }))
+    // The request's record gets the template of the route that answers (metrics and logs label by it, never by the path).
+    .onTransform({ as: "global" }, ({ route, request }) => {
+      const info = infoOf(request);
+      if (info) info.route = route;
+    })
+    // Both without authentication: a probe has no token. /healthz: the process answers; /readyz: so does the database.
+    .get("/healthz", () => json(200, { status: "ok", version: VERSION }))
+    .get("/readyz", async () => {
+      const r = await o.store.ready(readyTimeoutMs);
+      if (r.ok) return json(200, { status: "ok" });
+      return errorResponse(new ScimError(503, `not ready: ${r.reason}`, undefined, { "Retry-After": "5" }));
+    })
     .use(scim);
 
   const real = app.routes.filter((r) => r.handler !== noRoute);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bun
 /** The binary's entry: parse argv, dispatch one command, map failures to exit codes (2 = usage). */
 import { config, CONFIG_USAGE } from "./cli/config";
+import { healthcheck, HEALTHCHECK_USAGE } from "./cli/healthcheck";
 import { serve, SERVE_USAGE } from "./cli/serve";
 import { commandLine } from "./cli/invocation";
 import { GENERATE_USAGE, generateToken, tokens, TOKENS_USAGE } from "./cli/tokens";
@@ -17,12 +18,14 @@ Commands:
   tokens           list, rotate or revoke tokens
   config           print the configuration serve runs with (options, SCIMD_*, --config FILE), with
                    the source of each value
+  healthcheck      exit 0 when a running scimd is ready (GET /readyz), 1 when not (Docker, systemd)
 
 Each command's options and examples:
   ${commandLine("serve", ["--help"])}
   ${commandLine("generate-token", ["--help"])}
   ${commandLine("tokens", ["--help"])}
   ${commandLine("config", ["--help"])}
+  ${commandLine("healthcheck", ["--help"])}
 
 Options:
   --help           show this help
@@ -55,6 +58,8 @@ export async function main(argv: string[]): Promise<number> {
         return await tokens(rest);
       case "config":
         return await config(rest);
+      case "healthcheck":
+        return await healthcheck(rest);
       default:
         throw new UsageError(`unknown command '${cmd}'`);
     }
@@ -66,7 +71,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (e instanceof UsageError) {
       console.error(`scimd: ${e.message}\n`);
-      const usage: Record<string, string> = { serve: SERVE_USAGE, "generate-token": GENERATE_USAGE, tokens: TOKENS_USAGE, config: CONFIG_USAGE };
+      const usage: Record<string, string> = { serve: SERVE_USAGE, "generate-token": GENERATE_USAGE, tokens: TOKENS_USAGE, config: CONFIG_USAGE, healthcheck: HEALTHCHECK_USAGE };
       console.error(usage[cmd ?? ""] ?? USAGE);
       return 2;
     }

@@ -2,10 +2,12 @@
 import { createApp, SCIM_BASE_PATH } from "../app";
 import { flagHelp, SERVE_FLAGS, serveConfig } from "../config";
 import { listen, type Listener, type ListenOptions, type TlsPair } from "../http/listener";
+import { createMetrics, metricsFetch } from "../http/metrics";
 import { edgeHandler, infoOf } from "../http/observe";
 import { createLogger } from "../log";
 import { openStore, parseDbLocation, redactDbLocation } from "../store/open";
 import { acmeCertificates, acmePaths, type AcmeCertificateSource } from "../tls/acme";
+import { VERSION } from "../version";
 import { commandLine, dbArg } from "./invocation";
 
 /**
@@ -34,8 +36,9 @@ export function apiUrl(host: string, port: number, baseUrl: string | undefined, 
 
 export const SERVE_USAGE = `Usage: scimd serve [options]
 
-Serves the SCIM 2.0 API at http://HOST:PORT${SCIM_BASE_PATH} and GET /healthz. Creates the database
-(and its folder) when it does not exist. Refuses to start when the port is already in use.
+Serves the SCIM 2.0 API at http://HOST:PORT${SCIM_BASE_PATH}, GET /healthz and GET /readyz (and
+Prometheus /metrics on --metrics-listen only). Creates the database (and its folder) when it does not
+exist. Refuses to start when a port is already in use.
 
 Options:
 ${flagHelp(SERVE_FLAGS)}
@@ -45,14 +48,24 @@ Examples:
   ${commandLine("serve", ["--base-url", `https://scim.example.com${SCIM_BASE_PATH}`])}
   ${commandLine("serve", ["--config", "/etc/scimd/scimd.toml", "--db", "/var/lib/scimd/scimd.db"])}`;
 
-/** Bun.serve's error for a port another socket holds, as a message that says what to do. */
-function listenError(e: unknown, host: string, port: number): Error {
+/** Bun.serve's error for a port another socket holds, as a message that says what to do (`option`: the flag that chose it). */
+function listenError(e: unknown, host: string, port: number, option?: string): Error {
   const code = (e as { code?: string } | null)?.code;
   if (code === "EADDRINUSE")
-    return new Error(`port ${port} is already in use on ${host} (another scimd, or another program, listens there); stop it or choose another --port`);
-  if (code === "EACCES") return new Error(`not allowed to listen on port ${port} on ${host}; choose a port above 1023 or run with the needed privileges`);
-  if (code === "EADDRNOTAVAIL") return new Error(`cannot listen on ${host}: no interface of this machine has that address (--host)`);
+    return new Error(`port ${port} is already in use on ${host} (another scimd, or another program, listens there); stop it or choose another ${option ?? "--port"}`);
+  if (code === "EACCES") return new Error(`not allowed to listen on port ${port} on ${host}${option ? ` (${option})` : ""}; choose a port above 1023 or run with the needed privileges`);
+  if (code === "EADDRNOTAVAIL") return new Error(`cannot listen on ${host}: no interface of this machine has that address (${option ?? "--host"})`);
   return e instanceof Error ? e : new Error(String(e));
+}
+
+/** Refuses a busy port before anything is opened (and perhaps created), so a refused start leaves nothing behind. */
+function checkPortFree(host: string, port: number, option?: string): void {
+  if (port === 0) return;
+  try {
+    Bun.serve({ port, hostname: host, reusePort: false, fetch: () => new Response(null, { status: 503 }) }).stop(true);
+  } catch (e) {
+    throw listenError(e, host, port, option);
+  }
 }
 
 const log = (line: string) => console.error(`${new Date().toISOString()} ${line}`);
@@ -65,13 +78,9 @@ export async function serve(argv: string[]): Promise<number> {
   }
   const { config } = parsed;
   // A busy port is refused before the database is opened (and perhaps created): nothing is left behind.
-  if (config.port !== 0) {
-    try {
-      Bun.serve({ port: config.port, hostname: config.host, reusePort: false, fetch: () => new Response(null, { status: 503 }) }).stop(true);
-    } catch (e) {
-      throw listenError(e, config.host, config.port);
-    }
-  }
+  checkPortFree(config.host, config.port);
+  const metricsAt = config.metricsListen;
+  if (metricsAt) checkPortFree(metricsAt.host, metricsAt.port, "--metrics-listen");
   const store = await openStore(config.db, { synchronous: config.sync });
   const logger = createLogger({ level: config.logLevel, format: config.logFormat });
   // ACME: a valid certificate is at hand (stored or obtained now) before the API listens.
@@ -94,8 +103,11 @@ export async function serve(argv: string[]): Promise<number> {
     log,
     addressOf: (request) => infoOf(request)?.client ?? "unknown",
   });
+  // Metrics only when they are served: without --metrics-listen a request costs nothing more.
+  const metrics = metricsAt ? createMetrics({ store, version: VERSION }) : undefined;
   const fetch = edgeHandler((request) => app.handle(request), {
     clientAddress: (request, server) => server?.requestIP(request)?.address ?? "unknown",
+    onFinish: metrics ? (info) => metrics.observe(info) : undefined,
   });
   let server: Listener;
   const listenOptions: ListenOptions = {
@@ -138,7 +150,20 @@ export async function serve(argv: string[]): Promise<number> {
       logger.error("unexpected error", { message: `the renewed certificate could not be put in use: ${(e as Error).message}` });
     }
   }
+  // /metrics on its own listener only, never on the API's port: whoever reaches it needs no token.
+  let metricsServer: Listener | undefined;
+  if (metricsAt && metrics) {
+    try {
+      metricsServer = listen({ host: metricsAt.host, port: metricsAt.port, fetch: metricsFetch(metrics), maxRequestBodySize: 64 * 1024 });
+    } catch (e) {
+      acme?.stop();
+      await server.stop();
+      await store.close();
+      throw listenError(e, metricsAt.host, metricsAt.port, "--metrics-listen");
+    }
+  }
   log(`scimd listening on ${config.host}:${server.port}; database ${redactDbLocation(config.db)}`);
+  if (metricsServer) log(`metrics: http://${metricsAt!.host.includes(":") ? `[${metricsAt!.host}]` : metricsAt!.host}:${metricsServer.port}/metrics`);
   log(`SCIM API URL: ${apiUrl(config.host, server.port, config.baseUrl)}`);
   const warning = baseUrlWarning(config.baseUrl);
   if (warning) log(warning);
@@ -154,7 +179,8 @@ export async function serve(argv: string[]): Promise<number> {
       stopping = true;
       log(`${signal}: finishing in-flight requests, then closing the database`);
       acme?.stop();
-      await server.stop();
+      await Promise.all([server.stop(), metricsServer?.stop()]);
+      metrics?.stop();
       await store.close();
       log("stopped");
       resolve(0);

@@ -152,7 +152,45 @@ export interface TokenStore {
   tokenCount(): Promise<number>;
 }
 
+/** Whether the database answers: a read, and its write lock taken and released in time; else why not. */
+export type Readiness = { ok: true } | { ok: false; reason: string };
+
+/** What a store says about itself for metrics; cheap to ask (nothing is counted per call). */
+export interface StoreStats {
+  /**
+   * Users, Groups and group memberships (direct member entries): counted once when the store opened,
+   * then kept current by each write this store commits (not another process's writes).
+   */
+  users: number;
+  groups: number;
+  memberships: number;
+  /** Bytes of the database on disk (the main file for SQLite). */
+  databaseBytes: number;
+  /** Bytes of the write-ahead log (SQLite's -wal file; 0 when there is none). */
+  walBytes: number;
+}
+
+/** One committed transaction of writes (a group commit): how many writes it held, and how long its COMMIT took. */
+export interface CommitBatch {
+  /** The writes in the transaction, those refused inside it (409, 412, 400) included. */
+  writes: number;
+  /** Seconds the COMMIT took: where the transaction is made durable (SQLite's fsync of the WAL). */
+  commitSeconds: number;
+}
+
+/** Health and statistics of an opened database, for /readyz and /metrics. */
+export interface StoreProbes {
+  /**
+   * Whether the database answers a read and its write lock can be taken (and is released at once)
+   * within `timeoutMs`. Waiting for the lock never blocks the event loop for the whole timeout.
+   */
+  ready(timeoutMs: number): Promise<Readiness>;
+  stats(): StoreStats;
+  /** Calls `observer` after each committed transaction of writes; returns the function that stops it. */
+  onCommit(observer: (batch: CommitBatch) => void): () => void;
+}
+
 /** One opened database: both stores over it. `close` finishes queued writes, then releases it. */
-export interface Store extends ResourceStore, TokenStore {
+export interface Store extends ResourceStore, TokenStore, StoreProbes {
   close(): Promise<void>;
 }

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createApp, SCIM_BASE_PATH } from "../../src/app";
+import { createApp, PROBE_PATHS, SCIM_BASE_PATH } from "../../src/app";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store";
 import { hashToken, newToken } from "../../src/tokens";
 import { ENTERPRISE, ERROR, GROUP, groupBody, LIST, patchBody, rawRequest, readResponse, USER, userBody, type TestResponse } from "../helpers";
@@ -65,9 +65,9 @@ function expectScimErrorBody(r: TestResponse, status: number, what: string): voi
 }
 
 const routeStore = new SqliteStore(":memory:");
-/** Every route of the app but /healthz, one entry per method (an `ALL` route once per method). */
+/** Every route of the app but the probes (/healthz, /readyz), one entry per method (an `ALL` route once per method). */
 const ROUTES = createApp({ store: routeStore, log: () => {} })
-  .routes.filter((r) => r.path !== "/healthz")
+  .routes.filter((r) => !PROBE_PATHS.includes(r.path))
   .flatMap((r) => (r.method === "ALL" ? ANY_METHOD : [r.method]).map((method) => ({ method, path: r.path })));
 routeStore.close();
 /** A path to send for a route: a fresh id for each parameter, a name for a wildcard. */

@@ -110,7 +110,7 @@ describe("first run, provisioning, tokens and restart", () => {
     expect((server as { exited?: number }).exited).toBeUndefined();
     const r = await fetch(`${server.url}/healthz`);
     expect(r.status).toBe(200);
-    expect(await r.json()).toEqual({ status: "ok" });
+    expect(await r.json()).toEqual({ status: "ok", version: pkg.version });
     await server.waitForLog(/SCIM API URL/);
     expect(server.log()).toContain(`SCIM API URL: ${server.base}`);
     expect(server.log()).not.toMatch(/no API token exists/);

@@ -13,7 +13,8 @@ beforeAll(async () => {
     await s.store.create("User", { id, data: { schemas: [USER], userName: `m${i}@example.com`, displayName: `Member ${i}`, emails: [{ value: `m${i}@example.com` }], active: true } });
     ids.push(id);
   }
-});
+  // Each create is its own fsync: on a loaded machine the seeding alone can pass bun's default 5 s.
+}, 30_000);
 afterAll(() => s.close());
 
 describe("a group larger than one member page", () => {

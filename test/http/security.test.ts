@@ -8,7 +8,7 @@ import { allMembers } from "../helpers";
 import { afterAll, beforeAll, describe, expect, it, test } from "bun:test";
 import { readFileSync, existsSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { createApp, SCIM_BASE_PATH } from "../../src/app";
+import { createApp, PROBE_PATHS, SCIM_BASE_PATH } from "../../src/app";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store";
 import { hashToken, newToken } from "../../src/tokens";
 import { expectScimError, groupBody, patchBody, rawRequest, startServer, tempDir, userBody, type TestResponse, type TestServer } from "../helpers";
@@ -51,7 +51,7 @@ describe("every SCIM route requires a bearer token (RFC 7644 §2, RFC 6750 §3)"
   const store = new SqliteStore(join(dir, "routes.db"));
   const token = newToken();
   const app = createApp({ store, authFailuresPerMinute: 1_000_000, log: () => {} });
-  const routes = app.routes.map((r) => ({ method: r.method, path: r.path })).filter((r) => !(r.method === "GET" && r.path === "/healthz"));
+  const routes = app.routes.map((r) => ({ method: r.method, path: r.path })).filter((r) => !(r.method === "GET" && PROBE_PATHS.includes(r.path)));
   const concrete = (path: string) => path.replace(/:[A-Za-z]+/g, () => crypto.randomUUID());
 
   beforeAll(async () => {
@@ -81,7 +81,7 @@ describe("every SCIM route requires a bearer token (RFC 7644 §2, RFC 6750 §3)"
       "GET /api/v1/scim/ResourceTypes",
     ])
       expect(keys).toContain(expected);
-    // Everything but /healthz lives under the SCIM base path.
+    // Everything but the probes (/healthz, /readyz) lives under the SCIM base path.
     for (const r of routes) expect(r.path.startsWith(SCIM_BASE_PATH)).toBe(true);
   });
 
@@ -94,7 +94,7 @@ describe("every SCIM route requires a bearer token (RFC 7644 §2, RFC 6750 §3)"
     ["the valid token under a Token scheme", (t) => ({ headers: { Authorization: `Token ${t}` } })],
   ];
 
-  test.each(attempts)("answers 401 with a SCIM error and WWW-Authenticate: Bearer on every route (except /healthz) for %s", async (what, make) => {
+  test.each(attempts)("answers 401 with a SCIM error and WWW-Authenticate: Bearer on every route (except /healthz and /readyz) for %s", async (what, make) => {
     expect(routes.length).toBeGreaterThan(10);
     for (const route of routes) {
       const { query, headers } = make(token);

@@ -3,7 +3,8 @@
  * and passing it is what proves one. It covers the whole interface (ResourceStore, TokenStore,
  * close): writes with their conditions checked inside the write, uniqueness, search (with the filter,
  * sort and paging suites of contract-filters.ts and contract-filter-fuzz.ts), membership with its
- * page cursors and removal by filter, tokens, and what close and a second store on the database see.
+ * page cursors and removal by filter, tokens, the probes (counts kept exact, readiness, commits), and
+ * what close and a second store on the database see.
  *
  * Call `storeContract(name, open)` from one test file per engine; `open` makes a new, empty database.
  * Each test of this file gets its own; the filter suites share one, seeded once.
@@ -1006,6 +1007,128 @@ export function storeContract(name: string, open: OpenFresh): void {
         await store.findToken("h-okta");
         const [second] = await store.listTokens();
         expect(second!.lastUsed).toBe(first!.lastUsed);
+      });
+    });
+
+    describe("stats, readiness and commits (StoreProbes)", () => {
+      const counts = (s: Store) => {
+        const { users, groups, memberships } = s.stats();
+        return { users, groups, memberships };
+      };
+      /** The same counts read through the interface: every User, every Group, every member of every Group. */
+      const counted = async (s: Store) => {
+        const groups = await s.search("Group", { offset: 0, limit: 1000 });
+        let memberships = 0;
+        for (const g of groups.resources) memberships += (await allMembers(s, g.id)).length;
+        return { users: (await s.search("User", { offset: 0, limit: 0 })).total, groups: groups.total, memberships };
+      };
+      /** stats() says `expected`, and so does reading everything back. */
+      const expectCounts = async (expected: { users: number; groups: number; memberships: number }, what: string, s: Store = store) => {
+        expect({ what, stats: counts(s) }).toEqual({ what, stats: expected });
+        expect({ what, read: await counted(s) }).toEqual({ what, read: expected });
+      };
+
+      it("users, groups and memberships are exact after each kind of change: creates, PATCH and PUT of members, deletes", async () => {
+        await expectCounts({ users: 0, groups: 0, memberships: 0 }, "empty");
+        const [a, b, c] = [await mkUser("a@example.com"), await mkUser("b@example.com"), await mkUser("c@example.com")];
+        await expectCounts({ users: 3, groups: 0, memberships: 0 }, "three users");
+        const inner = await mkGroup("Inner", [a.id, b.id]);
+        const outer = await mkGroup("Outer", [inner.id, c.id, c.id]);
+        await expectCounts({ users: 3, groups: 2, memberships: 4 }, "groups created with members (one given twice)");
+        await store.update("Group", inner.id, { data: group("Inner"), memberChanges: [{ kind: "add", ids: [c.id, a.id] }] });
+        await expectCounts({ users: 3, groups: 2, memberships: 5 }, "PATCH add (one already a member)");
+        await store.update("Group", inner.id, { data: group("Inner"), memberChanges: [{ kind: "remove", ids: [a.id, "not-a-member"] }] });
+        await expectCounts({ users: 3, groups: 2, memberships: 4 }, "PATCH remove");
+        const where = resolveFilter(GROUP_RESOURCE, `members[value eq "${b.id}"]`);
+        if (where.kind !== "any") throw new Error("members[…] is not a value filter");
+        await store.update("Group", inner.id, { data: group("Inner"), memberChanges: [{ kind: "removeWhere", filter: where.filter }] });
+        await expectCounts({ users: 3, groups: 2, memberships: 3 }, "PATCH remove members[value eq …]");
+        await store.update("Group", inner.id, { data: group("Inner"), members: [a.id, b.id, c.id] });
+        await expectCounts({ users: 3, groups: 2, memberships: 5 }, "PUT members (c kept, a and b added)");
+        await store.update("Group", inner.id, { data: group("Inner"), memberChanges: [{ kind: "replace", ids: [a.id] }] });
+        await expectCounts({ users: 3, groups: 2, memberships: 3 }, "PATCH replace members");
+        await store.update("Group", outer.id, { data: group("Outer"), memberChanges: [{ kind: "removeAll" }, { kind: "add", ids: [a.id, b.id, inner.id] }] });
+        await expectCounts({ users: 3, groups: 2, memberships: 4 }, "PATCH remove all, then add three");
+        await store.update("User", a.id, { data: user("a@example.com", { displayName: "Renamed" }) });
+        await expectCounts({ users: 3, groups: 2, memberships: 4 }, "a User replaced");
+        await store.delete("User", a.id);
+        await expectCounts({ users: 2, groups: 2, memberships: 2 }, "a User in two groups deleted");
+        await store.delete("Group", inner.id);
+        await expectCounts({ users: 2, groups: 1, memberships: 1 }, "a Group with one member, itself a member of another, deleted");
+        await store.delete("Group", outer.id);
+        await expectCounts({ users: 2, groups: 0, memberships: 0 }, "the last Group deleted with its member");
+      });
+
+      it("a write that fails is rolled back and not counted, alone or beside writes committed with it", async () => {
+        const a = await mkUser("a@example.com");
+        const g = await mkGroup("G", [a.id]);
+        const before = { users: 1, groups: 1, memberships: 1 };
+        await scimErrorOf(() => store.create("Group", { id: id("g"), data: group("Bad"), members: [a.id, "ghost"] }));
+        await scimErrorOf(() => store.update("Group", g.id, { data: group("G"), memberChanges: [{ kind: "removeAll" }, { kind: "add", ids: ["ghost"] }] }));
+        await scimErrorOf(() => store.update("Group", g.id, { data: group("G"), members: ["ghost"] }));
+        await scimErrorOf(() => store.create("User", { id: id("u"), data: user("A@example.com") }));
+        await scimErrorOf(() => store.delete("User", "no-such-id"));
+        await scimErrorOf(() => store.delete("Group", g.id, { expectedVersion: 99 }));
+        await scimErrorOf(() => store.delete("User", a.id, { precondition: () => { throw preconditionFailed("refused"); } }));
+        await expectCounts(before, "after seven refused writes");
+        // Sent in the same turn, so a store that commits in groups puts them in one transaction.
+        const results = await Promise.allSettled([
+          store.create("User", { id: id("u"), data: user("b@example.com") }),
+          store.create("User", { id: id("u"), data: user("a@example.com") }),
+          store.update("Group", g.id, { data: group("G"), memberChanges: [{ kind: "removeAll" }, { kind: "add", ids: ["ghost"] }] }),
+          store.delete("User", "no-such-id"),
+          store.create("Group", { id: id("g"), data: group("H"), members: [a.id] }),
+        ]);
+        expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "rejected", "rejected", "fulfilled"]);
+        await expectCounts({ users: 2, groups: 2, memberships: 2 }, "two of five writes of one turn committed");
+      });
+
+      it("a store opened on an existing database starts from what is stored", async () => {
+        const a = await mkUser("a@example.com");
+        const b = await mkUser("b@example.com");
+        await mkGroup("G", [a.id, b.id]);
+        await mkGroup("Empty");
+        await closeStore(store);
+        const again = await reopen();
+        await expectCounts({ users: 2, groups: 2, memberships: 2 }, "reopened", again);
+      });
+
+      it("databaseBytes is the size of a database that holds data; walBytes is a size too", async () => {
+        for (let i = 0; i < 20; i++) await mkUser(`size${i}@example.com`);
+        const s = store.stats();
+        expect(s.databaseBytes).toBeGreaterThan(0);
+        expect(Number.isSafeInteger(s.databaseBytes)).toBe(true);
+        expect(Number.isSafeInteger(s.walBytes) && s.walBytes >= 0).toBe(true);
+      });
+
+      it("ready() answers ok at once on an open database, and not ok (with a reason) once it is closed", async () => {
+        const t0 = performance.now();
+        expect(await store.ready(1000)).toEqual({ ok: true });
+        expect(performance.now() - t0).toBeLessThan(500);
+        // Readiness takes the write lock and gives it back: writes go on as before.
+        await mkUser("after-ready@example.com");
+        const other = await reopen();
+        expect(await other.ready(1000)).toEqual({ ok: true });
+        await closeStore(other);
+        const closed = await other.ready(100);
+        expect(closed.ok).toBe(false);
+        expect(closed.ok ? "" : closed.reason).toMatch(/closed/);
+      });
+
+      it("onCommit reports each committed transaction: the writes add up to those sent, and a stopped observer hears no more", async () => {
+        const seen: { writes: number; commitSeconds: number }[] = [];
+        const stop = store.onCommit((b) => seen.push(b));
+        await Promise.all([1, 2, 3, 4, 5].map((i) => mkUser(`commit${i}@example.com`)));
+        await mkGroup("Committed");
+        expect(seen.reduce((n, b) => n + b.writes, 0)).toBe(6);
+        for (const b of seen) {
+          expect(b.writes).toBeGreaterThan(0);
+          expect(Number.isFinite(b.commitSeconds) && b.commitSeconds >= 0).toBe(true);
+        }
+        const heard = seen.length;
+        stop();
+        await mkUser("unheard@example.com");
+        expect(seen.length).toBe(heard);
       });
     });
 

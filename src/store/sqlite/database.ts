@@ -7,7 +7,7 @@ import { Database, type Statement } from "bun:sqlite";
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { ScimError } from "../../scim/errors";
-import { StoreMissingError, StoreOpenError } from "../store";
+import { StoreMissingError, StoreOpenError, type CommitBatch, type Readiness, type StoreStats } from "../store";
 import { APPLICATION_ID, MIGRATIONS } from "./migrations";
 
 type Synchronous = "FULL" | "NORMAL";
@@ -43,11 +43,33 @@ export function limitSql(limit: number): string {
 
 type Unit = { run: () => void; resolve: () => void; reject: (e: unknown) => void };
 
+/** The rows StoreStats counts. */
+export type Tally = { users: number; groups: number; memberships: number };
+const zero = (): Tally => ({ users: 0, groups: 0, memberships: 0 });
+const addTo = (into: Tally, d: Tally) => {
+  into.users += d.users;
+  into.groups += d.groups;
+  into.memberships += d.memberships;
+};
+
+/** SQLite's answer when another connection holds the lock (code SQLITE_BUSY, or its message). */
+const isBusy = (e: unknown) => e instanceof Error && /SQLITE_BUSY|database is locked/i.test(`${(e as { code?: string }).code ?? ""} ${e.message}`);
+
+/** How long ready() sleeps between two tries for the write lock. */
+const READY_RETRY_MS = 10;
+
 export class SqliteDatabase {
   readonly db: Database;
   private readonly stmts = new Map<string, Statement>();
   private readonly dynamicStmts = new Map<string, Statement>();
   private readonly pending: Unit[] = [];
+  private readonly busyTimeoutMs: number;
+  /** Users, Groups and memberships as committed: counted at open, then moved by each committed write. */
+  private readonly counts: Tally;
+  /** What the write running now added and removed, counted only if its transaction commits. */
+  private unit: Tally | undefined;
+  private readonly commitObservers = new Set<(batch: CommitBatch) => void>();
+  private closed = false;
 
   constructor(
     readonly path: string,
@@ -68,7 +90,8 @@ export class SqliteDatabase {
       throw new StoreOpenError(`cannot open ${path} as a scimd database: ${e instanceof Error ? e.message : String(e)}`);
     }
     try {
-      this.db.exec(`PRAGMA busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
+      this.busyTimeoutMs = opts.busyTimeoutMs ?? 5000;
+      this.db.exec(`PRAGMA busy_timeout = ${this.busyTimeoutMs}`);
       this.checkIdentity(fresh);
       this.db.exec("PRAGMA journal_mode = WAL");
       this.db.exec(`PRAGMA synchronous = ${opts.synchronous ?? "FULL"}`);
@@ -79,6 +102,10 @@ export class SqliteDatabase {
       // touches every user row) peaks ~19 MB lower in resident memory.
       this.db.exec("PRAGMA cache_size = -16384");
       this.migrate();
+      // Counted once here; from now on every committed write moves the counts (tally), so stats() never counts rows.
+      this.counts = this.db
+        .query("SELECT (SELECT count(*) FROM users) AS users, (SELECT count(*) FROM groups) AS groups, (SELECT count(*) FROM group_members) AS memberships")
+        .get() as Tally;
     } catch (e) {
       this.db.close();
       if (e instanceof StoreOpenError) throw e;
@@ -168,21 +195,29 @@ export class SqliteDatabase {
       return;
     }
     let began = false;
+    const delta = zero();
+    let commitMs = 0;
     try {
       this.q("BEGIN IMMEDIATE").run();
       began = true;
       batch.forEach((unit, i) => {
         this.q("SAVEPOINT unit").run();
+        this.unit = zero();
         try {
           unit.run();
           this.q("RELEASE unit").run();
+          addTo(delta, this.unit);
         } catch (e) {
           this.q("ROLLBACK TO unit").run();
           this.q("RELEASE unit").run();
           failures.set(i, e);
+        } finally {
+          this.unit = undefined;
         }
       });
+      const t0 = performance.now();
       this.q("COMMIT").run();
+      commitMs = performance.now() - t0;
     } catch (e) {
       // BEGIN or COMMIT failed (busy beyond the timeout, disk full, I/O error): nothing of the batch is stored.
       try {
@@ -190,12 +225,94 @@ export class SqliteDatabase {
       } catch {
         // the connection already rolled back
       }
-      const busy = e instanceof Error && /SQLITE_BUSY|database is locked/i.test(`${(e as { code?: string }).code ?? ""} ${e.message}`);
-      const err = busy ? new ScimError(503, "the database is busy (another process holds its write lock); nothing was changed, retry shortly", undefined, { "Retry-After": "1" }) : e;
+      const err = isBusy(e) ? new ScimError(503, "the database is busy (another process holds its write lock); nothing was changed, retry shortly", undefined, { "Retry-After": "1" }) : e;
       for (const unit of batch) unit.reject(err);
       return;
     }
+    addTo(this.counts, delta);
+    const observed: CommitBatch = { writes: batch.length, commitSeconds: commitMs / 1000 };
+    for (const observer of this.commitObservers) {
+      try {
+        observer(observed);
+      } catch {
+        // An observer (metrics) cannot fail the writes, which are committed.
+      }
+    }
     batch.forEach((unit, i) => (failures.has(i) ? unit.reject(failures.get(i)) : unit.resolve()));
+  }
+
+  /**
+   * Inside a write: `n` rows of `what` were added (negative: removed). Counted when the write's
+   * transaction commits; forgotten when the write or its transaction is rolled back.
+   */
+  tally(what: keyof Tally, n: number): void {
+    if (this.unit) this.unit[what] += n;
+  }
+
+  /** StoreStats: the counts kept current, and the size of the file and its WAL (a stat each, no query). */
+  stats(): StoreStats {
+    const size = (f: string) => {
+      try {
+        return statSync(f).size;
+      } catch {
+        return 0;
+      }
+    };
+    const memory = this.path === ":memory:";
+    return {
+      ...this.counts,
+      databaseBytes: memory ? 0 : size(this.path),
+      walBytes: memory ? 0 : size(`${this.path}-wal`),
+    };
+  }
+
+  onCommit(observer: (batch: CommitBatch) => void): () => void {
+    this.commitObservers.add(observer);
+    return () => this.commitObservers.delete(observer);
+  }
+
+  /**
+   * Store.ready: a read, then BEGIN IMMEDIATE and ROLLBACK, each try with busy_timeout 0 (bun:sqlite
+   * waits for a lock synchronously, which would stall every request for the whole timeout), retried
+   * after a short sleep while another connection holds the lock, until `timeoutMs` has passed.
+   * Each try runs within one turn of the event loop, so it never meets the group commit half-way.
+   */
+  async ready(timeoutMs: number): Promise<Readiness> {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const tried = this.tryLock();
+      if (tried !== "busy") return tried;
+      const left = deadline - performance.now();
+      if (left <= 0)
+        return { ok: false, reason: `the database's write lock could not be taken within ${timeoutMs} ms: another connection (another process?) holds it` };
+      await new Promise((r) => setTimeout(r, Math.min(READY_RETRY_MS, left)));
+    }
+  }
+
+  private tryLock(): Readiness | "busy" {
+    if (this.closed) return { ok: false, reason: "the database is closed (scimd is stopping)" };
+    // Never inside a write: flush runs in one turn too. A transaction left open by someone else counts as busy.
+    if (this.db.inTransaction) return "busy";
+    let began = false;
+    try {
+      this.db.exec("PRAGMA busy_timeout = 0");
+      this.q("SELECT seq FROM users ORDER BY seq LIMIT 1").get();
+      this.q("BEGIN IMMEDIATE").run();
+      began = true;
+      this.q("ROLLBACK").run();
+      began = false;
+      return { ok: true };
+    } catch (e) {
+      if (isBusy(e)) return "busy";
+      return { ok: false, reason: `the database does not answer: ${e instanceof Error ? e.message : String(e)}` };
+    } finally {
+      try {
+        if (began && this.db.inTransaction) this.q("ROLLBACK").run();
+      } catch {
+        // the connection already rolled back
+      }
+      this.db.exec(`PRAGMA busy_timeout = ${this.busyTimeoutMs}`);
+    }
   }
 
   /** Commits (or refuses) the writes still queued, then releases every statement and the connection. */
@@ -204,6 +321,7 @@ export class SqliteDatabase {
     for (const s of [...this.stmts.values(), ...this.dynamicStmts.values()]) s.finalize();
     this.stmts.clear();
     this.dynamicStmts.clear();
+    this.closed = true;
     this.db.close();
   }
 }

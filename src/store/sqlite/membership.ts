@@ -54,6 +54,7 @@ export class SqliteMembership {
     const ins = this.d.q("INSERT OR IGNORE INTO group_members (group_seq, member_kind, member_seq) VALUES (?, ?, ?)");
     let added = 0;
     for (const r of refs) added += ins.run(groupSeq, r.kind, r.seq).changes;
+    this.d.tally("memberships", added);
     return added;
   }
 
@@ -61,7 +62,13 @@ export class SqliteMembership {
     const del = this.d.q("DELETE FROM group_members WHERE group_seq = ? AND member_kind = ? AND member_seq = ?");
     let removed = 0;
     for (const r of refs) removed += del.run(groupSeq, r.kind, r.seq).changes;
-    return removed;
+    return this.removed(removed);
+  }
+
+  /** Counts `n` membership rows a statement deleted (StoreStats), and returns it. */
+  private removed(n: number): number {
+    this.d.tally("memberships", -n);
+    return n;
   }
 
   /** Adds the members of a group just created (inside its write). Throws 400 for an unknown id. */
@@ -80,7 +87,7 @@ export class SqliteMembership {
         return this.remove(groupSeq, refs);
       }
       case "removeAll":
-        return this.d.q("DELETE FROM group_members WHERE group_seq = ?").run(groupSeq).changes;
+        return this.removed(this.d.q("DELETE FROM group_members WHERE group_seq = ?").run(groupSeq).changes);
       case "replace": {
         // Touch only the difference: a full push of an unchanged list writes nothing.
         const wanted = this.refs(groupSeq, c.ids);
@@ -93,9 +100,11 @@ export class SqliteMembership {
       }
       case "removeWhere": {
         const f = compileMemberFilter(c.filter, "m");
-        return this.d.dynamic(
-          `DELETE FROM group_members WHERE group_seq = ? AND (member_kind, member_seq) IN (SELECT m.member_kind, m.member_seq FROM group_members m WHERE m.group_seq = ? AND ${f.sql})`,
-        ).run(groupSeq, groupSeq, ...f.params).changes;
+        return this.removed(
+          this.d.dynamic(
+            `DELETE FROM group_members WHERE group_seq = ? AND (member_kind, member_seq) IN (SELECT m.member_kind, m.member_seq FROM group_members m WHERE m.group_seq = ? AND ${f.sql})`,
+          ).run(groupSeq, groupSeq, ...f.params).changes,
+        );
       }
     }
   }
@@ -111,8 +120,8 @@ export class SqliteMembership {
       memberKind,
       seq,
     );
-    this.d.q("DELETE FROM group_members WHERE member_kind = ? AND member_seq = ?").run(memberKind, seq);
-    if (kind === "Group") this.d.q("DELETE FROM group_members WHERE group_seq = ?").run(seq);
+    this.removed(this.d.q("DELETE FROM group_members WHERE member_kind = ? AND member_seq = ?").run(memberKind, seq).changes);
+    if (kind === "Group") this.removed(this.d.q("DELETE FROM group_members WHERE group_seq = ?").run(seq).changes);
   }
 
   /** ResourceStore.memberPage: the cursor is the last member's (kind, seq), the key the rows are ordered by. */

@@ -112,6 +112,7 @@ export class SqliteResources implements Omit<ResourceStore, "memberPage" | "grou
     const run = () => {
       const key = this.claimKey(t, input.data);
       const row = this.d.q(t.sql.insert).get(input.id, key, externalIdKey(input.data), now, now, data, search) as { seq: number };
+      this.d.tally(t.name, 1);
       if (kind === "User") this.writeEmails(row.seq, input.data, false);
       if (kind === "Group" && input.members?.length) this.members.addTo(row.seq, input.members);
     };
@@ -162,6 +163,7 @@ export class SqliteResources implements Omit<ResourceStore, "memberPage" | "grou
       this.members.forget(kind, cur.seq, now);
       if (kind === "User") this.d.q("DELETE FROM user_emails WHERE user_seq = ?").run(cur.seq);
       this.d.q(t.sql.delete).run(cur.seq);
+      this.d.tally(t.name, -1);
     });
   }
 

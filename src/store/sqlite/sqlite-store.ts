@@ -8,15 +8,18 @@
 import type { Database } from "bun:sqlite";
 import type { ResourceKind } from "../../scim/schema";
 import type {
+  CommitBatch,
   CreateInput,
   DeleteOptions,
   GroupRef,
   Member,
+  Readiness,
   RotatedToken,
   SearchPage,
   SearchQuery,
   Store,
   StoredResource,
+  StoreStats,
   TokenRecord,
   UpdateInput,
 } from "../store";
@@ -97,6 +100,18 @@ export class SqliteStore implements Store {
 
   tokenCount(): Promise<number> {
     return this.tokens.tokenCount();
+  }
+
+  ready(timeoutMs: number): Promise<Readiness> {
+    return this.database.ready(timeoutMs);
+  }
+
+  stats(): StoreStats {
+    return this.database.stats();
+  }
+
+  onCommit(observer: (batch: CommitBatch) => void): () => void {
+    return this.database.onCommit(observer);
   }
 
   /** Commits (or refuses) the writes still queued, then releases the connection. */

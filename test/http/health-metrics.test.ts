@@ -1,0 +1,209 @@
+/**
+ * /healthz, /readyz and the metrics of a real server: the app behind the edge handler (as serve runs
+ * it) on a port of 127.0.0.1, a real SQLite file, and for readiness a second process that holds the
+ * database's write lock. The metrics are scraped (render) and every line parsed.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { join } from "node:path";
+import { createApp, SCIM_BASE_PATH } from "../../src/app";
+import { listen, type Listener } from "../../src/http/listener";
+import { createMetrics, UNMATCHED_ROUTE, type Metrics } from "../../src/http/metrics";
+import { edgeHandler, infoOf, type RequestInfo } from "../../src/http/observe";
+import type { Store } from "../../src/store/store";
+import { hashToken, newToken } from "../../src/tokens";
+import { VERSION } from "../../src/version";
+import { ERROR, groupBody, openSqliteStore, patchBody, readResponse, tempDir, userBody, type TestResponse } from "../helpers";
+import { holdWriteLock } from "../lock-holder";
+import { parseScrape } from "../prometheus";
+
+const READY_TIMEOUT_MS = 400;
+const tmp = tempDir("scimd-health-");
+const dbPath = join(tmp.dir, "scimd.db");
+const started = new Set<Bun.Subprocess>();
+let store: Store;
+let metrics: Metrics;
+let server: Listener;
+let url = "";
+const token = newToken();
+
+beforeAll(async () => {
+  store = await openSqliteStore(dbPath);
+  await store.createToken("test", hashToken(token));
+  const app = createApp({ store, log: () => {}, addressOf: (r) => infoOf(r)?.client ?? "unknown", readyTimeoutMs: READY_TIMEOUT_MS });
+  metrics = createMetrics({ store, version: VERSION });
+  const fetch = edgeHandler((r) => app.handle(r), { clientAddress: (r, s) => s?.requestIP(r)?.address ?? "unknown", onFinish: (info) => metrics.observe(info) });
+  server = listen({ host: "127.0.0.1", port: 0, fetch, maxRequestBodySize: 4 << 20 });
+  url = `http://127.0.0.1:${server.port}`;
+});
+
+afterAll(async () => {
+  for (const p of started) p.kill("SIGKILL");
+  await server.stop();
+  metrics.stop();
+  await store.close();
+  tmp.cleanup();
+});
+
+const get = async (path: string, headers: Record<string, string> = {}) => readResponse(await fetch(`${url}${path}`, { headers }));
+const api = async (method: string, path: string, body?: unknown): Promise<TestResponse> =>
+  readResponse(
+    await fetch(`${url}${SCIM_BASE_PATH}${path}`, {
+      method,
+      headers: { Authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "Content-Type": "application/scim+json" }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    }),
+  );
+const scrape = async () => parseScrape((await metrics.render()).text);
+
+describe("/healthz and /readyz", () => {
+  it("GET /healthz answers 200 {status, version} without a token, not to be cached", async () => {
+    const r = await get("/healthz");
+    expect(r.status).toBe(200);
+    expect(r.body).toEqual({ status: "ok", version: VERSION });
+    expect(r.headers.get("content-type")).toStartWith("application/json");
+    expect(r.headers.get("cache-control")).toBe("no-store");
+  });
+
+  it("GET /readyz answers 200 without a token while the database answers", async () => {
+    const r = await get("/readyz");
+    expect(r.status).toBe(200);
+    expect(r.body).toEqual({ status: "ok" });
+    expect(r.headers.get("cache-control")).toBe("no-store");
+  });
+
+  it("GET /readyz answers 503 with the reason while another process holds the write lock, other requests are answered meanwhile, and 200 after it lets go", async () => {
+    // The token's last use is recorded now: a read with it below then writes nothing (a write would wait for the lock).
+    expect((await api("GET", "/Users?count=1")).status).toBe(200);
+    const holder = await holdWriteLock(dbPath, started);
+    let released = false;
+    try {
+      const t0 = performance.now();
+      const ready = get("/readyz").then((r) => ({ r, ms: performance.now() - t0 }));
+      // Sent while /readyz waits for the lock: each is answered long before it gives up.
+      const others = await Promise.all(
+        Array.from({ length: 5 }, (_, i) => (i % 2 ? get("/healthz") : api("GET", "/Users?count=1")).then((r) => ({ status: r.status, ms: performance.now() - t0 }))),
+      );
+      const { r, ms } = await ready;
+      expect(r.status).toBe(503);
+      expect(r.body.schemas).toEqual([ERROR]);
+      expect(r.body.status).toBe("503");
+      expect(r.body.detail).toMatch(/^not ready: the database's write lock could not be taken within 400 ms/);
+      expect(r.headers.get("retry-after")).toBe("5");
+      expect(ms).toBeGreaterThanOrEqual(READY_TIMEOUT_MS - 10);
+      for (const o of others) {
+        expect(o.status).toBe(200);
+        expect(o.ms).toBeLessThan(ms - 150);
+      }
+      await holder.release();
+      released = true;
+      const after = await get("/readyz");
+      expect(after.status).toBe(200);
+    } finally {
+      if (!released) await holder.release();
+    }
+  });
+
+  it("/metrics is not served on the API's port, with or without a token", async () => {
+    expect((await get("/metrics")).status).toBe(404);
+    const r = await get("/metrics", { Authorization: `Bearer ${token}` });
+    expect(r.status).toBe(404);
+    expect(r.text).not.toContain("scimd_");
+  });
+});
+
+describe("metrics", () => {
+  it("every line of a scrape parses, and the families are those promised, with process memory", async () => {
+    const s = await scrape();
+    expect(s.series.length).toBeGreaterThan(30);
+    const names = s.families.map((f) => f.name);
+    for (const name of [
+      "scimd_http_requests_total",
+      "scimd_http_request_duration_seconds",
+      "scimd_users",
+      "scimd_groups",
+      "scimd_memberships",
+      "scimd_auth_failures_total",
+      "scimd_commit_batch_size",
+      "scimd_commit_seconds",
+      "scimd_database_bytes",
+      "scimd_wal_bytes",
+      "scimd_build_info",
+      "process_resident_memory_bytes",
+      "process_cpu_seconds_total",
+      "nodejs_heap_size_used_bytes",
+    ])
+      expect(names).toContain(name);
+    for (const gone of ["nodejs_heap_space_size_used_bytes", "nodejs_active_handles_total", "nodejs_version_info", "nodejs_gc_duration_seconds"]) expect(names).not.toContain(gone);
+    expect(s.value("process_resident_memory_bytes")).toBeGreaterThan(10 * 1024 * 1024);
+    expect(s.value("scimd_build_info", { version: VERSION, bun: Bun.version })).toBe(1);
+    expect(s.value("scimd_database_bytes")).toBe(Bun.file(dbPath).size);
+    for (const reason of ["missing header", "no such token", "revoked", "expired", "rate limited"]) expect(s.value("scimd_auth_failures_total", { reason })).toBeDefined();
+  });
+
+  it("counters and gauges move with the requests: by route template (never the path), method and status; counts, commits and latency", async () => {
+    const before = await scrape();
+    const delta = (after: typeof before, name: string, labels: Record<string, string>) => (after.value(name, labels) ?? 0) - (before.value(name, labels) ?? 0);
+    const users = before.value("scimd_users")!;
+    const a = await api("POST", "/Users", userBody("metrics-a@example.com"));
+    const b = await api("POST", "/Users", userBody("metrics-b@example.com"));
+    expect([a.status, b.status]).toEqual([201, 201]);
+    const g = await api("POST", "/Groups", groupBody("Metrics", [a.body.id]));
+    expect(g.status).toBe(201);
+    expect((await api("PATCH", `/Groups/${g.body.id}`, patchBody({ op: "add", path: "members", value: [{ value: b.body.id }] }))).status).toBe(204);
+    expect((await api("GET", `/Users/${a.body.id}`)).status).toBe(200);
+    expect((await api("GET", `/Users/${b.body.id}`)).status).toBe(200);
+    const missing = crypto.randomUUID();
+    expect((await api("GET", `/Users/${missing}`)).status).toBe(404);
+    expect((await get(`${SCIM_BASE_PATH}/Users`)).status).toBe(401);
+    expect((await get("/no-such-page-" + missing)).status).toBe(404);
+    // Written in another case, answered by the route it names: labelled by that route.
+    expect((await api("GET", `/users/${a.body.id}`)).status).toBe(200);
+
+    const after = await scrape();
+    const users_ = `${SCIM_BASE_PATH}/Users`;
+    const byId = `${SCIM_BASE_PATH}/Users/:id`;
+    expect(delta(after, "scimd_http_requests_total", { route: users_, method: "POST", status: "201" })).toBe(2);
+    expect(delta(after, "scimd_http_requests_total", { route: `${SCIM_BASE_PATH}/Groups`, method: "POST", status: "201" })).toBe(1);
+    expect(delta(after, "scimd_http_requests_total", { route: `${SCIM_BASE_PATH}/Groups/:id`, method: "PATCH", status: "204" })).toBe(1);
+    expect(delta(after, "scimd_http_requests_total", { route: byId, method: "GET", status: "200" })).toBe(3);
+    expect(delta(after, "scimd_http_requests_total", { route: byId, method: "GET", status: "404" })).toBe(1);
+    expect(delta(after, "scimd_http_requests_total", { route: users_, method: "GET", status: "401" })).toBe(1);
+    expect(delta(after, "scimd_http_requests_total", { route: UNMATCHED_ROUTE, method: "GET", status: "404" })).toBe(1);
+    const latency = (s: typeof before) => s.histogram("scimd_http_request_duration_seconds", { route: byId, method: "GET" })?.count ?? 0;
+    expect(latency(after) - latency(before)).toBe(4);
+    // Bounded labels: no id and no raw path in any series.
+    const { text } = await metrics.render();
+    for (const id of [a.body.id, b.body.id, g.body.id, missing]) expect(text).not.toContain(id);
+    expect(text).not.toContain("/users/");
+    expect(text).not.toContain("no-such-page");
+
+    expect(after.value("scimd_users")).toBe(users + 2);
+    expect(after.value("scimd_groups")).toBe(before.value("scimd_groups")! + 1);
+    expect(after.value("scimd_memberships")).toBe(before.value("scimd_memberships")! + 2);
+    const commits = (s: typeof before) => s.histogram("scimd_commit_batch_size")!;
+    const writes = commits(after).sum - commits(before).sum;
+    // Two creates of Users, one of a Group, the PATCH; perhaps the token's last use too.
+    expect(writes).toBeGreaterThanOrEqual(4);
+    expect(writes).toBeLessThanOrEqual(5);
+    expect(after.histogram("scimd_commit_seconds")!.count - before.histogram("scimd_commit_seconds")!.count).toBe(commits(after).count - commits(before).count);
+    expect(after.value("scimd_database_bytes")).toBeGreaterThan(0);
+
+    // A User deleted leaves the group: both gauges follow.
+    expect((await api("DELETE", `/Users/${a.body.id}`)).status).toBe(204);
+    const gone = await scrape();
+    expect(gone.value("scimd_users")).toBe(users + 1);
+    expect(gone.value("scimd_memberships")).toBe(before.value("scimd_memberships")! + 1);
+  });
+
+  it("observe counts an authentication failure by its reason, and a method outside HTTP's usual ones as `other`", async () => {
+    const before = await scrape();
+    const info: RequestInfo = { id: "x", start: 0, method: "BREW", path: "/api/v1/scim/Users", client: "127.0.0.1", route: "/api/v1/scim/Users", authFailure: "no such token", status: 401, durationMs: 2 };
+    metrics.observe(info);
+    metrics.observe({ ...info, method: "GET", authFailure: "revoked" });
+    const after = await scrape();
+    expect((after.value("scimd_auth_failures_total", { reason: "no such token" }) ?? 0) - (before.value("scimd_auth_failures_total", { reason: "no such token" }) ?? 0)).toBe(1);
+    expect((after.value("scimd_auth_failures_total", { reason: "revoked" }) ?? 0) - (before.value("scimd_auth_failures_total", { reason: "revoked" }) ?? 0)).toBe(1);
+    expect(after.value("scimd_http_requests_total", { route: "/api/v1/scim/Users", method: "other", status: "401" })).toBeGreaterThanOrEqual(1);
+    expect((await metrics.render()).text).not.toContain("BREW");
+  });
+});
