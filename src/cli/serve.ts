@@ -1,9 +1,11 @@
 /** `scimd serve`: open the store, build the app, listen; stop cleanly on SIGTERM/SIGINT. */
 import { createApp, SCIM_BASE_PATH } from "../app";
 import { flagHelp, SERVE_FLAGS, serveConfig } from "../config";
-import { listen, type Listener } from "../http/listener";
+import { exposure, listen, reloadWarning, type Listener } from "../http/listener";
 import { edgeHandler, infoOf } from "../http/observe";
+import { createLogger } from "../log";
 import { openStore, redactDbLocation } from "../store/open";
+import { describeCertificate, fileCertificates } from "../tls/certificates";
 import { commandLine, dbArg } from "./invocation";
 
 /**
@@ -24,10 +26,10 @@ export function baseUrlWarning(baseUrl: string | undefined): string | undefined 
 }
 
 /** The URL the server serves the SCIM API at, for people: the public base URL when set. */
-export function apiUrl(host: string, port: number, baseUrl: string | undefined, wildcardName = "localhost"): string {
+export function apiUrl(host: string, port: number, baseUrl: string | undefined, wildcardName = "localhost", scheme: "http" | "https" = "http"): string {
   if (baseUrl !== undefined) return baseUrl.replace(/\/+$/, "");
   const shown = host === "0.0.0.0" || host === "::" || host === "" ? wildcardName : host.includes(":") ? `[${host}]` : host;
-  return `http://${shown}:${port}${SCIM_BASE_PATH}`;
+  return `${scheme}://${shown}:${port}${SCIM_BASE_PATH}`;
 }
 
 export const SERVE_USAGE = `Usage: scimd serve [options]
@@ -61,11 +63,16 @@ export async function serve(argv: string[]): Promise<number> {
     return 0;
   }
   const { config } = parsed;
+  // Until the Logger replaces log(): its JSON lines on stderr, next to log()'s.
+  const logger = createLogger({ level: config.logLevel, format: config.logFormat, write: (line) => console.error(line) });
+  // Certificate files are checked first: a wrong one is refused before anything is created.
+  const certificates = config.tls ? fileCertificates(config.tls, logger) : undefined;
   // A busy port is refused before the database is opened (and perhaps created): nothing is left behind.
   if (config.port !== 0) {
     try {
       Bun.serve({ port: config.port, hostname: config.host, reusePort: false, fetch: () => new Response(null, { status: 503 }) }).stop(true);
     } catch (e) {
+      certificates?.stop();
       throw listenError(e, config.host, config.port);
     }
   }
@@ -88,16 +95,31 @@ export async function serve(argv: string[]): Promise<number> {
     server = listen({
       port: config.port,
       host: config.host,
+      tls: certificates ? await certificates.current() : undefined,
       fetch,
       // Bun's own cap, above ours, so that a body without Content-Length cannot grow without bound.
       maxRequestBodySize: config.maxBodyBytes * 2 + 65536,
     });
   } catch (e) {
+    certificates?.stop();
     await store.close();
     throw listenError(e, config.host, config.port);
   }
+  certificates?.onChange((pair) => {
+    server.reload(pair).then(
+      () => logger.info("certificate renewed", describeCertificate(pair.cert)),
+      (e) => logger.error("certificate renewal failed", { reason: e instanceof Error ? e.message : String(e) }),
+    );
+  });
+  // SIGHUP reads the certificate files again (fileCertificates listens for it); it never stops serve.
+  process.on("SIGHUP", () => {});
   log(`scimd listening on ${config.host}:${server.port}; database ${redactDbLocation(config.db)}`);
-  log(`SCIM API URL: ${apiUrl(config.host, server.port, config.baseUrl)}`);
+  log(`SCIM API URL: ${apiUrl(config.host, server.port, config.baseUrl, undefined, server.tls ? "https" : "http")}`);
+  const exposed = exposure(config.host, server.tls);
+  log(`exposed: ${exposed.summary} (${server.url})`);
+  if (exposed.warning) log(`warning: ${exposed.warning}`);
+  const reloading = server.tls ? reloadWarning() : undefined;
+  if (reloading) log(`warning: ${reloading}`);
   const warning = baseUrlWarning(config.baseUrl);
   if (warning) log(warning);
   if ((await store.tokenCount()) === 0) {
@@ -111,6 +133,7 @@ export async function serve(argv: string[]): Promise<number> {
       if (stopping) return;
       stopping = true;
       log(`${signal}: finishing in-flight requests, then closing the database`);
+      certificates?.stop();
       await server.stop();
       await store.close();
       log("stopped");
