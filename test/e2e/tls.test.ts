@@ -118,7 +118,7 @@ describe.skipIf(!hasOpenssl)("scimd serve --tls-cert --tls-key (the binary)", ()
         tls: { ca: ca.cert },
       });
       expect(created.status).toBe(201);
-      const user = await created.json();
+      const user = (await created.json()) as { id: string };
       expect(created.headers.get("location")).toBe(`${s.origin}${BASE_PATH}/Users/${user.id}`);
       const got = await fetch(`${s.origin}${BASE_PATH}/Users/${user.id}`, { headers, tls: { ca: ca.cert } });
       expect(((await got.json()) as { userName: string }).userName).toBe("tls@example.com");
