@@ -159,6 +159,21 @@ describe.skipIf(!hasOpenssl)("scimd serve --tls-cert --tls-key (the binary)", ()
     }
   });
 
+  it("picks up renewed files without SIGHUP too, by polling them (every 5 s), as a certbot renewal without a deploy hook", async () => {
+    const dir = newDir();
+    const certFile = join(dir, "live.pem"), keyFile = join(dir, "live.key");
+    install(certFile, keyFile, "three");
+    const s = await serveTls(dir);
+    try {
+      install(certFile, keyFile, "four");
+      expect(await s.waitForLog(new RegExp(`certificate renewed[^\\n]*${leaves.four!.serial}`), 12_000)).toBe(true);
+      expect(await servedFingerprint(s.port, ca.cert)).toBe(leaves.four!.fingerprint);
+    } finally {
+      s.proc.kill("SIGTERM");
+      expect(await s.exited).toBe(0);
+    }
+  }, 20_000);
+
   const wrong: [string, (dir: string) => void, RegExp][] = [
     ["a missing key file", (d) => copyFileSync(join(tmp, "one.pem"), join(d, "live.pem")), /^scimd: cannot read \S*live\.key \(--tls-key\): no such file$/],
     [
