@@ -76,7 +76,10 @@ export async function serve(argv: string[]): Promise<number> {
       throw listenError(e, config.host, config.port);
     }
   }
-  const store = await openStore(config.db, { synchronous: config.sync });
+  const store = await openStore(config.db, { synchronous: config.sync }).catch((e) => {
+    certificates?.stop();
+    throw e;
+  });
   const app = createApp({
     store,
     baseUrl: config.baseUrl,
@@ -111,8 +114,6 @@ export async function serve(argv: string[]): Promise<number> {
       (e) => logger.error("certificate renewal failed", { reason: e instanceof Error ? e.message : String(e) }),
     );
   });
-  // SIGHUP reads the certificate files again (fileCertificates listens for it); it never stops serve.
-  process.on("SIGHUP", () => {});
   log(`scimd listening on ${config.host}:${server.port}; database ${redactDbLocation(config.db)}`);
   log(`SCIM API URL: ${apiUrl(config.host, server.port, config.baseUrl, undefined, server.tls ? "https" : "http")}`);
   const exposed = exposure(config.host, server.tls);
@@ -141,5 +142,7 @@ export async function serve(argv: string[]): Promise<number> {
     };
     process.on("SIGTERM", () => void stop("SIGTERM"));
     process.on("SIGINT", () => void stop("SIGINT"));
+    // SIGHUP reads the certificate files again (fileCertificates listens for it); it never stops serve.
+    process.on("SIGHUP", () => {});
   });
 }

@@ -103,8 +103,18 @@ export function listen(o: ListenOptions): Listener {
   let current = start(o.port, o.tls, true);
   // After stop() Bun reports port 0; the port is kept here.
   const port = current.port!;
+  /** Old servers in their drain, and the stops of old servers still answering their last requests. */
+  const draining = new Set<Server<unknown>>();
   const stopping = new Set<Promise<void>>();
-  let stopped = false;
+  const retire = (server: Server<unknown>) => {
+    const done = server.stop(false);
+    stopping.add(done);
+    void done.finally(() => stopping.delete(done));
+  };
+  let stopped: Promise<void> | undefined;
+  /** Ends a drain early when the listener stops. */
+  let wake = () => {};
+  const woken = new Promise<void>((resolve) => (wake = resolve));
   let queue: Promise<void> = Promise.resolve();
 
   const handOver = async (pair: TlsPair) => {
@@ -119,10 +129,10 @@ export function listen(o: ListenOptions): Listener {
         return response;
       },
     });
-    await Bun.sleep(drainMs);
-    const done = old.stop(false);
-    stopping.add(done);
-    void done.finally(() => stopping.delete(done));
+    draining.add(old);
+    await Promise.race([Bun.sleep(drainMs), woken]);
+    // Unless stop() came first and stopped it already.
+    if (draining.delete(old)) retire(old);
   };
 
   return {
@@ -135,10 +145,13 @@ export function listen(o: ListenOptions): Listener {
       queue = run.catch(() => {});
       return run;
     },
-    stop: async () => {
-      stopped = true;
-      await Promise.all([current.stop(false), ...stopping]);
-    },
+    stop: () =>
+      (stopped ??= (async () => {
+        wake();
+        for (const server of [current, ...draining]) retire(server);
+        draining.clear();
+        await Promise.all(stopping);
+      })()),
   };
 }
 

@@ -113,6 +113,19 @@ describe.skipIf(!hasOpenssl)("HTTPS and certificate reloads", () => {
     await l.stop();
   });
 
+  it("stop during a reload's drain stops the old server too, at once (not after the drain), and both listening sockets are closed", async () => {
+    const l = start({ tls: { cert: one.cert, key: one.key }, drainMs: 10_000 });
+    const reloaded = l.reload({ cert: two.cert, key: two.key });
+    await Bun.sleep(50);
+    const t0 = performance.now();
+    await l.stop();
+    await reloaded;
+    expect(performance.now() - t0).toBeLessThan(2000);
+    await expect(servedFingerprint(l.port, ca.cert)).rejects.toMatchObject({ code: "ECONNREFUSED" });
+    await expect(l.reload({ cert: three.cert, key: three.key })).rejects.toThrow(/stopped/);
+    await l.stop();
+  }, 15_000);
+
   it("a busy keep-alive connection moves to the new server between two requests: the old one answers with Connection: close during the drain, no request fails", async () => {
     const l = start({ tls: { cert: one.cert, key: one.key }, drainMs: 300 });
     const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
