@@ -34,15 +34,17 @@ export function apiUrl(host: string, port: number, baseUrl: string | undefined, 
 
 export const SERVE_USAGE = `Usage: scimd serve [options]
 
-Serves the SCIM 2.0 API at http://HOST:PORT${SCIM_BASE_PATH} and GET /healthz. Creates the database
-(and its folder) when it does not exist. Refuses to start when the port is already in use.
+Serves the SCIM 2.0 API at http://HOST:PORT${SCIM_BASE_PATH} (https:// with --tls-cert and --tls-key)
+and GET /healthz. Creates the database (and its folder) when it does not exist. Refuses to start when
+the port is already in use. SIGHUP reads the certificate files again.
 
 Options:
 ${flagHelp(SERVE_FLAGS)}
 
 Examples:
   ${commandLine("serve", ["--port", "8080", "--db", "./data/scimd.db"])}
-  ${commandLine("serve", ["--base-url", `https://scim.example.com${SCIM_BASE_PATH}`])}`;
+  ${commandLine("serve", ["--base-url", `https://scim.example.com${SCIM_BASE_PATH}`])}
+  ${commandLine("serve", ["--port", "8443", "--tls-cert", "/etc/scimd/fullchain.pem", "--tls-key", "/etc/scimd/privkey.pem"])}`;
 
 /** Bun.serve's error for a port another socket holds, as a message that says what to do. */
 function listenError(e: unknown, host: string, port: number): Error {
