@@ -115,6 +115,16 @@ const RULES: Record<string, Rule> = {
     applies: under("src/store"),
     forbids: (t) => (isFramework(t) ? "the web framework" : isHttp(t) ? "the HTTP layer" : undefined),
   },
+  // Certificates are below the HTTP layer: they know the listener's pair type, never the app or the SCIM domain.
+  "src/tls imports no web framework, no SCIM domain, no app, and of the store only store/open and the interfaces": {
+    applies: under("src/tls"),
+    forbids: (t) =>
+      isFramework(t) ? "the web framework"
+      : t === "src/app" ? "the app"
+      : under("src/scim")(t) ? "the SCIM domain"
+      : under("src/store")(t) && !STORE_SEAM.has(t) ? "a store module other than src/store/open and src/store/store"
+      : undefined,
+  },
 };
 
 type SourceFile = { file: string; imports: string[] };
@@ -248,6 +258,19 @@ describe("architecture: layers import only downwards, engines only through store
         "src/store/sqlite/resources.ts imports '../../http/auth' (the HTTP layer)",
         "src/store/sqlite/resources.ts imports 'elysia' (the web framework)",
         "src/store/open.ts imports '../app' (the HTTP layer)",
+      ],
+    ],
+    [
+      "src/tls imports no web framework, no SCIM domain, no app, and of the store only store/open and the interfaces",
+      [
+        { file: "src/tls/certificates.ts", imports: ["../http/listener", "../log", "node:crypto", "elysia", "../scim/errors", "../app"] },
+        { file: "src/tls/acme.ts", imports: ["acme-client", "../store/open", "../store/store", "../store/sqlite/database"] },
+      ],
+      [
+        "src/tls/certificates.ts imports 'elysia' (the web framework)",
+        "src/tls/certificates.ts imports '../scim/errors' (the SCIM domain)",
+        "src/tls/certificates.ts imports '../app' (the app)",
+        "src/tls/acme.ts imports '../store/sqlite/database' (a store module other than src/store/open and src/store/store)",
       ],
     ],
   ];

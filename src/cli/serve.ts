@@ -1,12 +1,13 @@
 /** `scimd serve`: open the store, build the app, listen; stop cleanly on SIGTERM/SIGINT. */
 import { createApp, SCIM_BASE_PATH } from "../app";
 import { flagHelp, SERVE_FLAGS, serveConfig } from "../config";
-import { listen, type Listener, type ListenOptions, type TlsPair } from "../http/listener";
+import { exposure, listen, reloadWarning, type Listener, type TlsPair } from "../http/listener";
 import { createMetrics, metricsFetch } from "../http/metrics";
 import { edgeHandler, infoOf } from "../http/observe";
 import { createLogger } from "../log";
 import { openStore, parseDbLocation, redactDbLocation } from "../store/open";
-import { acmeCertificates, acmePaths, type AcmeCertificateSource } from "../tls/acme";
+import { acmeCertificates, acmePaths } from "../tls/acme";
+import { describeCertificate, fileCertificates, type CertificateSource } from "../tls/certificates";
 import { VERSION } from "../version";
 import { commandLine, dbArg } from "./invocation";
 
@@ -28,17 +29,18 @@ export function baseUrlWarning(baseUrl: string | undefined): string | undefined 
 }
 
 /** The URL the server serves the SCIM API at, for people: the public base URL when set. */
-export function apiUrl(host: string, port: number, baseUrl: string | undefined, wildcardName = "localhost"): string {
+export function apiUrl(host: string, port: number, baseUrl: string | undefined, wildcardName = "localhost", scheme: "http" | "https" = "http"): string {
   if (baseUrl !== undefined) return baseUrl.replace(/\/+$/, "");
   const shown = host === "0.0.0.0" || host === "::" || host === "" ? wildcardName : host.includes(":") ? `[${host}]` : host;
-  return `http://${shown}:${port}${SCIM_BASE_PATH}`;
+  return `${scheme}://${shown}:${port}${SCIM_BASE_PATH}`;
 }
 
 export const SERVE_USAGE = `Usage: scimd serve [options]
 
-Serves the SCIM 2.0 API at http://HOST:PORT${SCIM_BASE_PATH}, GET /healthz and GET /readyz (and
-Prometheus /metrics on --metrics-listen only). Creates the database (and its folder) when it does not
-exist. Refuses to start when a port is already in use.
+Serves the SCIM 2.0 API at http://HOST:PORT${SCIM_BASE_PATH} (https:// with --tls-cert and --tls-key,
+or --acme-domain), GET /healthz and GET /readyz (and Prometheus /metrics on --metrics-listen only).
+Creates the database (and its folder) when it does not exist. Refuses to start when a port is already
+in use. SIGHUP reads the certificate files again.
 
 Options:
 ${flagHelp(SERVE_FLAGS)}
@@ -46,7 +48,8 @@ ${flagHelp(SERVE_FLAGS)}
 Examples:
   ${commandLine("serve", ["--port", "8080", "--db", "./data/scimd.db"])}
   ${commandLine("serve", ["--base-url", `https://scim.example.com${SCIM_BASE_PATH}`])}
-  ${commandLine("serve", ["--config", "/etc/scimd/scimd.toml", "--db", "/var/lib/scimd/scimd.db"])}`;
+  ${commandLine("serve", ["--config", "/etc/scimd/scimd.toml", "--db", "/var/lib/scimd/scimd.db"])}
+  ${commandLine("serve", ["--port", "8443", "--tls-cert", "/etc/scimd/fullchain.pem", "--tls-key", "/etc/scimd/privkey.pem"])}`;
 
 /** Bun.serve's error for a port another socket holds, as a message that says what to do (`option`: the flag that chose it). */
 function listenError(e: unknown, host: string, port: number, option?: string): Error {
@@ -77,22 +80,32 @@ export async function serve(argv: string[]): Promise<number> {
     return 0;
   }
   const { config } = parsed;
-  // A busy port is refused before the database is opened (and perhaps created): nothing is left behind.
-  checkPortFree(config.host, config.port);
-  const metricsAt = config.metricsListen;
-  if (metricsAt) checkPortFree(metricsAt.host, metricsAt.port, "--metrics-listen");
-  const store = await openStore(config.db, { synchronous: config.sync });
   const logger = createLogger({ level: config.logLevel, format: config.logFormat });
-  // ACME: a valid certificate is at hand (stored or obtained now) before the API listens.
-  let acme: AcmeCertificateSource | undefined;
-  if (config.acme) {
-    try {
-      acme = await acmeCertificates({ ...config, acme: config.acme }, acmePaths(parseDbLocation(config.db).path), logger);
-    } catch (e) {
-      await store.close();
-      throw e;
-    }
+  // What to undo, newest first, when the start fails half-way: nothing is left running.
+  const undo: (() => unknown)[] = [];
+  const abort = async (e: unknown): Promise<never> => {
+    for (const step of undo.reverse()) await step();
+    throw e;
+  };
+  // Certificate files are checked first: a wrong one is refused before anything is created.
+  const files = config.tls ? fileCertificates(config.tls, logger) : undefined;
+  if (files) undo.push(() => files.stop());
+  // A busy port is refused before the database is opened (and perhaps created): nothing is left behind.
+  const metricsAt = config.metricsListen;
+  try {
+    checkPortFree(config.host, config.port);
+    if (metricsAt) checkPortFree(metricsAt.host, metricsAt.port, "--metrics-listen");
+  } catch (e) {
+    return abort(e);
   }
+  const store = await openStore(config.db, { synchronous: config.sync }).catch(abort);
+  undo.push(() => store.close());
+  // ACME: a valid certificate is at hand (stored, or obtained now) before the API listens.
+  const acme = config.acme
+    ? await acmeCertificates({ ...config, acme: config.acme }, acmePaths(parseDbLocation(config.db).path), logger).catch(abort)
+    : undefined;
+  if (acme) undo.push(() => acme.stop());
+  const certificates: CertificateSource | undefined = files ?? acme;
   const app = createApp({
     store,
     baseUrl: config.baseUrl,
@@ -105,66 +118,50 @@ export async function serve(argv: string[]): Promise<number> {
   });
   // Metrics only when they are served: without --metrics-listen a request costs nothing more.
   const metrics = metricsAt ? createMetrics({ store, version: VERSION }) : undefined;
+  if (metrics) undo.push(() => metrics.stop());
   const fetch = edgeHandler((request) => app.handle(request), {
     clientAddress: (request, server) => server?.requestIP(request)?.address ?? "unknown",
     onFinish: metrics ? (info) => metrics.observe(info) : undefined,
   });
   let server: Listener;
-  const listenOptions: ListenOptions = {
-    port: config.port,
-    host: config.host,
-    tls: acme ? await acme.current() : undefined,
-    fetch,
-    // Bun's own cap, above ours, so that a body without Content-Length cannot grow without bound.
-    maxRequestBodySize: config.maxBodyBytes * 2 + 65536,
-  };
   try {
-    server = listen(listenOptions);
+    server = listen({
+      port: config.port,
+      host: config.host,
+      tls: certificates ? await certificates.current() : undefined,
+      fetch,
+      // Bun's own cap, above ours, so that a body without Content-Length cannot grow without bound.
+      maxRequestBodySize: config.maxBodyBytes * 2 + 65536,
+    });
   } catch (e) {
-    acme?.stop();
-    await store.close();
-    throw listenError(e, config.host, config.port);
+    return abort(listenError(e, config.host, config.port));
   }
-  if (acme) {
-    acme.httpsPort = server.port;
-    acme.onChange((pair) => void reloadTls(pair));
-  }
-  /**
-   * A renewed certificate goes to the listener. Listener.reload (tls branch) swaps it without a gap;
-   * until it is there, the listener is stopped and started again on the same port with the new pair.
-   */
-  async function reloadTls(pair: TlsPair): Promise<void> {
-    try {
-      const reload = (server as { reload?: (tls: TlsPair) => Promise<void> }).reload;
-      if (reload) return await reload.call(server, pair);
-      const stopped = server.stop();
-      const next = { ...listenOptions, port: server.port, tls: pair };
-      try {
-        server = listen(next);
-      } catch {
-        await stopped;
-        server = listen(next);
-      }
-      await stopped;
-    } catch (e) {
-      logger.error("unexpected error", { message: `the renewed certificate could not be put in use: ${(e as Error).message}` });
-    }
-  }
+  undo.push(() => server.stop());
   // /metrics on its own listener only, never on the API's port: whoever reaches it needs no token.
   let metricsServer: Listener | undefined;
   if (metricsAt && metrics) {
     try {
       metricsServer = listen({ host: metricsAt.host, port: metricsAt.port, fetch: metricsFetch(metrics), maxRequestBodySize: 64 * 1024 });
     } catch (e) {
-      acme?.stop();
-      await server.stop();
-      await store.close();
-      throw listenError(e, metricsAt.host, metricsAt.port, "--metrics-listen");
+      return abort(listenError(e, metricsAt.host, metricsAt.port, "--metrics-listen"));
     }
   }
+  if (acme) acme.httpsPort = server.port;
+  // A renewed certificate (files changed, SIGHUP, an ACME renewal) goes to new connections without a gap.
+  certificates?.onChange((pair: TlsPair) => {
+    server.reload(pair).then(
+      () => logger.info("certificate renewed", describeCertificate(pair.cert)),
+      (e) => logger.error("certificate renewal failed", { reason: e instanceof Error ? e.message : String(e) }),
+    );
+  });
   log(`scimd listening on ${config.host}:${server.port}; database ${redactDbLocation(config.db)}`);
   if (metricsServer) log(`metrics: http://${metricsAt!.host.includes(":") ? `[${metricsAt!.host}]` : metricsAt!.host}:${metricsServer.port}/metrics`);
-  log(`SCIM API URL: ${apiUrl(config.host, server.port, config.baseUrl)}`);
+  log(`SCIM API URL: ${apiUrl(config.host, server.port, config.baseUrl, undefined, server.tls ? "https" : "http")}`);
+  const exposed = exposure(config.host, server.tls);
+  log(`exposed: ${exposed.summary} (${server.url})`);
+  if (exposed.warning) log(`warning: ${exposed.warning}`);
+  const reloading = server.tls ? reloadWarning() : undefined;
+  if (reloading) log(`warning: ${reloading}`);
   const warning = baseUrlWarning(config.baseUrl);
   if (warning) log(warning);
   if ((await store.tokenCount()) === 0) {
@@ -178,7 +175,7 @@ export async function serve(argv: string[]): Promise<number> {
       if (stopping) return;
       stopping = true;
       log(`${signal}: finishing in-flight requests, then closing the database`);
-      acme?.stop();
+      certificates?.stop();
       await Promise.all([server.stop(), metricsServer?.stop()]);
       metrics?.stop();
       await store.close();
@@ -187,5 +184,7 @@ export async function serve(argv: string[]): Promise<number> {
     };
     process.on("SIGTERM", () => void stop("SIGTERM"));
     process.on("SIGINT", () => void stop("SIGINT"));
+    // SIGHUP reads the certificate files again (fileCertificates listens for it); it never stops serve.
+    process.on("SIGHUP", () => {});
   });
 }

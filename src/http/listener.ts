@@ -2,7 +2,28 @@
  * The listening socket: Bun.serve with the app's fetch handler, plain HTTP or HTTPS through Bun's
  * own TLS. serve starts one; TLS certificate reloads (a renewed file, an ACME renewal) go through
  * `reload`.
+ *
+ * Bun cannot give a running server a new certificate (oven-sh/bun #43815: `server.reload({ tls })`
+ * is accepted and ignored, measured on Bun 1.4.5), so `reload` hands the port over to a second
+ * Bun.serve with the new certificate, bound to the same port with SO_REUSEPORT:
+ *
+ * 1. the new server binds; from now on the kernel spreads new connections over both;
+ * 2. the old server answers every request with `Connection: close` for `drainMs`, so that the
+ *    keep-alive connections that are in use move to the new server between two requests, each
+ *    after a complete response;
+ * 3. the old server stops (`stop(false)`): its listening socket closes, its requests in flight are
+ *    answered. `stop(false)` also closes its idle keep-alive connections at once, which races with a
+ *    client sending on one (a reset request, measured); step 2 leaves only connections idle for the
+ *    whole drain, the same race as any idle timeout.
+ *
+ * One thing only the kernel can fix: connections that completed their TCP handshake but that the old
+ * server has not accepted yet are reset when its listening socket closes, unless Linux's
+ * `net.ipv4.tcp_migrate_req` is 1 (then they move to the new socket). `reloadWarning` says so.
+ *
+ * SO_REUSEPORT would also let a second scimd share the port; listen() therefore first binds the port
+ * without it, which fails when anything listens there (with or without SO_REUSEPORT).
  */
+import { readFileSync } from "node:fs";
 import type { Server } from "bun";
 
 /** A certificate chain and its private key, as PEM text. */
@@ -19,6 +40,8 @@ export interface ListenOptions {
   fetch: (request: Request, server: Server<unknown>) => Response | Promise<Response>;
   /** Bun's own cap on a request body (above scimd's, which answers 413 itself). */
   maxRequestBodySize: number;
+  /** How long the old server answers with `Connection: close` during a reload before it stops. */
+  drainMs?: number;
 }
 
 export interface Listener {
@@ -26,28 +49,151 @@ export interface Listener {
   readonly hostname: string;
   /** Whether it serves HTTPS. */
   readonly tls: boolean;
+  /** `https://0.0.0.0:8443`, `http://127.0.0.1:8080`, `https://[::]:8443`: where it listens. */
+  readonly url: string;
+  /**
+   * Serves `tls` from now on: after it resolves, new connections get the new certificate; requests in
+   * flight on the old one are answered. Rejects (and keeps the old certificate) when Bun refuses the
+   * pair. Reloads run one after another.
+   */
+  reload(tls: TlsPair): Promise<void>;
   /** Stops accepting connections and resolves when the requests in flight have been answered. */
   stop(): Promise<void>;
 }
 
+/** Long enough for a busy keep-alive connection to carry one more request and be closed after it. */
+export const DEFAULT_DRAIN_MS = 2000;
+
+/** `host:port` in a URL (`[::1]:8443` for IPv6). */
+function authority(host: string, port: number): string {
+  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
 export function listen(o: ListenOptions): Listener {
-  const server = Bun.serve({
-    port: o.port,
-    hostname: o.host,
-    // Off, a second server on a busy port fails with EADDRINUSE instead of silently sharing its
-    // traffic (possibly on another database).
-    reusePort: false,
-    // Bun's development mode answers an exception that escapes the error renderer with an HTML page
-    // showing the stack, source lines and working directory.
-    development: false,
-    maxRequestBodySize: o.maxRequestBodySize,
-    tls: o.tls,
-    fetch: o.fetch,
-  });
+  const drainMs = o.drainMs ?? DEFAULT_DRAIN_MS;
+  const start = (port: number, tls: TlsPair | undefined, reusePort: boolean) =>
+    Bun.serve({
+      port,
+      hostname: o.host,
+      // Off for plain HTTP (it never reloads), so that a second server on a busy port fails with
+      // EADDRINUSE instead of silently sharing its traffic (possibly on another database). With TLS
+      // a reload needs it; the probe below refuses a busy port instead.
+      reusePort,
+      // Bun's development mode answers an exception that escapes the error renderer with an HTML page
+      // showing the stack, source lines and working directory.
+      development: false,
+      maxRequestBodySize: o.maxRequestBodySize,
+      tls,
+      fetch: o.fetch,
+    });
+  if (!o.tls) {
+    const server = start(o.port, undefined, false);
+    const port = server.port!;
+    return {
+      port,
+      hostname: o.host,
+      tls: false,
+      url: `http://${authority(o.host, port)}`,
+      reload: () => Promise.reject(new Error("a plain HTTP listener has no certificate to reload")),
+      stop: () => server.stop(false),
+    };
+  }
+  // The probe: binding without SO_REUSEPORT fails on a port that anything listens on.
+  if (o.port !== 0) start(o.port, undefined, false).stop(true);
+  let current = start(o.port, o.tls, true);
+  // After stop() Bun reports port 0; the port is kept here.
+  const port = current.port!;
+  /** Old servers in their drain, and the stops of old servers still answering their last requests. */
+  const draining = new Set<Server<unknown>>();
+  const stopping = new Set<Promise<void>>();
+  const retire = (server: Server<unknown>) => {
+    const done = server.stop(false);
+    stopping.add(done);
+    void done.finally(() => stopping.delete(done));
+  };
+  let stopped: Promise<void> | undefined;
+  /** Ends a drain early when the listener stops. */
+  let wake = () => {};
+  const woken = new Promise<void>((resolve) => (wake = resolve));
+  let queue: Promise<void> = Promise.resolve();
+
+  const handOver = async (pair: TlsPair) => {
+    if (stopped) throw new Error("the listener is stopped");
+    const next = start(port, pair, true);
+    const old = current;
+    current = next;
+    old.reload({
+      fetch: async (request: Request, server: Server<unknown>) => {
+        const response = await o.fetch(request, server);
+        response.headers.set("Connection", "close");
+        return response;
+      },
+    });
+    draining.add(old);
+    await Promise.race([Bun.sleep(drainMs), woken]);
+    // Unless stop() came first and stopped it already.
+    if (draining.delete(old)) retire(old);
+  };
+
   return {
-    port: server.port!,
+    port,
     hostname: o.host,
-    tls: o.tls !== undefined,
-    stop: () => server.stop(false),
+    tls: true,
+    url: `https://${authority(o.host, port)}`,
+    reload: (pair) => {
+      const run = queue.then(() => handOver(pair));
+      queue = run.catch(() => {});
+      return run;
+    },
+    stop: () =>
+      (stopped ??= (async () => {
+        wake();
+        for (const server of [current, ...draining]) retire(server);
+        draining.clear();
+        await Promise.all(stopping);
+      })()),
+  };
+}
+
+/**
+ * Why a certificate reload may reset connections being opened at that instant on this machine, or
+ * undefined: Linux resets the connections queued on a closing SO_REUSEPORT socket unless
+ * net.ipv4.tcp_migrate_req is 1.
+ */
+export function reloadWarning(read: (path: string) => string = (p) => readFileSync(p, "utf8")): string | undefined {
+  let value: string;
+  try {
+    value = read("/proc/sys/net/ipv4/tcp_migrate_req").trim();
+  } catch {
+    return undefined; // not Linux, or a kernel before 5.14 (no way to migrate them)
+  }
+  if (value !== "0") return undefined;
+  return (
+    "net.ipv4.tcp_migrate_req is 0: when a renewed certificate is loaded, a connection being opened at that instant can be reset " +
+    "before its request is sent; set it to 1 to avoid that (echo net.ipv4.tcp_migrate_req=1 > /etc/sysctl.d/90-scimd.conf; sysctl --system)"
+  );
+}
+
+/** Whether `host` is a loopback address (reachable from this machine only). */
+function isLoopback(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, "");
+  return h === "localhost" || h === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || /^::ffff:127\./.test(h);
+}
+
+const isWildcard = (host: string) => host === "" || host === "0.0.0.0" || host === "::" || host === "[::]";
+
+/**
+ * What a listener on `host` exposes, for the start banner, and a warning when plain HTTP is
+ * reachable from other machines (tokens and personal data in clear text).
+ */
+export function exposure(host: string, tls: boolean): { summary: string; warning?: string } {
+  const where = isLoopback(host) ? "on loopback only" : isWildcard(host) ? (host.includes(":") ? "on every interface (IPv6 and IPv4)" : "on every IPv4 interface") : `on ${host}`;
+  if (tls) return { summary: `HTTPS ${where}` };
+  if (isLoopback(host)) return { summary: `plain HTTP ${where} (put a TLS proxy in front, or serve HTTPS with --tls-cert/--tls-key or --acme-domain)` };
+  return {
+    summary: `plain HTTP ${where}`,
+    warning:
+      `plain HTTP is reachable from other machines (--host ${host}): bearer tokens and user data cross the network unencrypted. ` +
+      "Listen on 127.0.0.1 behind a TLS proxy, or serve HTTPS with --tls-cert/--tls-key or --acme-domain",
   };
 }

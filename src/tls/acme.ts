@@ -15,16 +15,8 @@ import { dirname, join, resolve } from "node:path";
 import type { ServeConfig } from "../config";
 import type { TlsPair } from "../http/listener";
 import type { Logger } from "../log";
+import type { CertificateSource } from "./certificates";
 
-/**
- * A source of certificates (contract 4; the same interface as src/tls/certificates.ts, which the
- * lead reconciles at merge): the pair to listen with now, and each renewed pair as it comes.
- */
-export interface CertificateSource {
-  current(): Promise<TlsPair>;
-  onChange(cb: (pair: TlsPair) => void): void;
-  stop(): void;
-}
 
 export type AcmeConfig = NonNullable<ServeConfig["acme"]>;
 
@@ -296,7 +288,7 @@ export async function acmeCertificates(
       if (stopped) return;
       state = next;
       failures = 0;
-      logger.info("certificate renewed", fields(state.info));
+      logger.info("certificate obtained", fields(state.info));
       for (const cb of listeners) cb(state.pair);
       schedule(renewalTime(state.info) - Date.now());
     } catch (e) {

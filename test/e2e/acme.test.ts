@@ -191,9 +191,10 @@ describe.skipIf(!hasPebble)("ACME renewal with short-lived certificates", () => 
     const before = await peer(s.port, root);
     expect(before.authorized).toBe(true);
     const until = Date.now() + 25_000;
+    // acme stores the new pair ("certificate obtained"), then serve puts it in use ("certificate renewed").
     while (Date.now() < until && !s.events().some((e) => e.event === "certificate renewed")) await Bun.sleep(100);
-    const renewed = s.events().find((e) => e.event === "certificate renewed");
-    expect(renewed).toMatchObject({ domains: [DOMAIN] });
+    expect(s.events().find((e) => e.event === "certificate obtained")).toMatchObject({ domains: [DOMAIN] });
+    expect(s.events().find((e) => e.event === "certificate renewed")).toMatchObject({ names: `DNS:${DOMAIN}` });
     expect(pebble.orders()).toBeGreaterThanOrEqual(2);
     // The swap follows the log line; a new connection gets the new certificate.
     let after = await peer(s.port, root);
