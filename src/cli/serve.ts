@@ -1,9 +1,13 @@
 /** `scimd serve`: open the store, build the app, listen; stop cleanly on SIGTERM/SIGINT. */
 import { createApp, SCIM_BASE_PATH } from "../app";
 import { flagHelp, SERVE_FLAGS, serveConfig } from "../config";
+import { clientAddressResolver } from "../http/client-address";
 import { listen, type Listener } from "../http/listener";
 import { edgeHandler, infoOf } from "../http/observe";
+import { requestLogger } from "../http/request-log";
+import { createLogger } from "../log";
 import { openStore, redactDbLocation } from "../store/open";
+import { VERSION } from "../version";
 import { commandLine, dbArg } from "./invocation";
 
 /**
@@ -52,8 +56,6 @@ function listenError(e: unknown, host: string, port: number): Error {
   return e instanceof Error ? e : new Error(String(e));
 }
 
-const log = (line: string) => console.error(`${new Date().toISOString()} ${line}`);
-
 export async function serve(argv: string[]): Promise<number> {
   const parsed = serveConfig(argv);
   if (parsed.help) {
@@ -61,6 +63,8 @@ export async function serve(argv: string[]): Promise<number> {
     return 0;
   }
   const { config } = parsed;
+  const logger = createLogger({ level: config.logLevel, format: config.logFormat });
+  const db = redactDbLocation(config.db);
   // A busy port is refused before the database is opened (and perhaps created): nothing is left behind.
   if (config.port !== 0) {
     try {
@@ -69,7 +73,8 @@ export async function serve(argv: string[]): Promise<number> {
       throw listenError(e, config.host, config.port);
     }
   }
-  const store = await openStore(config.db, { synchronous: config.sync });
+  logger.info("started", { version: VERSION, pid: process.pid, db });
+  const store = await openStore(config.db, { synchronous: config.sync, onMigrated: (from, to) => logger.info("migrated", { db, from, to }) });
   const app = createApp({
     store,
     baseUrl: config.baseUrl,
@@ -77,11 +82,18 @@ export async function serve(argv: string[]): Promise<number> {
     maxResults: config.maxResults,
     maxBodyBytes: config.maxBodyBytes,
     authFailuresPerMinute: config.authFailuresPerMinute,
-    log,
+    logger,
     addressOf: (request) => infoOf(request)?.client ?? "unknown",
   });
+  const resolve = clientAddressResolver(config.trustProxy);
+  const trusting = config.trustProxy.length > 0;
   const fetch = edgeHandler((request) => app.handle(request), {
-    clientAddress: (request, server) => server?.requestIP(request)?.address ?? "unknown",
+    clientAddress: (request, server) => {
+      const peer = server?.requestIP(request)?.address ?? "unknown";
+      return trusting ? resolve(peer, request.headers.get("x-forwarded-for")) : peer;
+    },
+    onFinish: requestLogger(logger),
+    captureBodies: logger.enabled("debug"),
   });
   let server: Listener;
   try {
@@ -96,13 +108,19 @@ export async function serve(argv: string[]): Promise<number> {
     await store.close();
     throw listenError(e, config.host, config.port);
   }
-  log(`scimd listening on ${config.host}:${server.port}; database ${redactDbLocation(config.db)}`);
-  log(`SCIM API URL: ${apiUrl(config.host, server.port, config.baseUrl)}`);
+  logger.info("listening", {
+    host: config.host,
+    port: server.port,
+    tls: server.tls,
+    db,
+    apiUrl: apiUrl(config.host, server.port, config.baseUrl),
+    ...(config.trustProxy.length ? { trustProxy: config.trustProxy.join(",") } : {}),
+  });
   const warning = baseUrlWarning(config.baseUrl);
-  if (warning) log(warning);
+  if (warning) logger.warn("warning", { message: warning.replace(/^warning: /, "") });
   if ((await store.tokenCount()) === 0) {
     const cmd = commandLine("generate-token", ["--name", "okta", ...dbArg(config.db)]);
-    log(`no API token exists yet: create one (while this server runs) with\n  ${cmd}`);
+    logger.warn("warning", { message: "no API token exists yet: create one (while this server runs) with the command below", command: cmd });
   }
 
   return new Promise<number>((resolve) => {
@@ -110,10 +128,10 @@ export async function serve(argv: string[]): Promise<number> {
     const stop = async (signal: string) => {
       if (stopping) return;
       stopping = true;
-      log(`${signal}: finishing in-flight requests, then closing the database`);
+      logger.info("stopping", { signal, message: "finishing in-flight requests, then closing the database" });
       await server.stop();
       await store.close();
-      log("stopped");
+      logger.info("stopped", { signal });
       resolve(0);
     };
     process.on("SIGTERM", () => void stop("SIGTERM"));

@@ -21,9 +21,15 @@ export interface RequestInfo {
   readonly client: string;
   /** The route template that answered (`/api/v1/scim/Users/:id`), when one did. */
   route?: string;
-  /** The name of the token the request authenticated with. */
+  /** The name of the token the request authenticated with (its name, never its secret). */
   token?: string;
   authFailure?: AuthFailure;
+  /** The id in the route (`:id`), or the id a create answered with (its Location). */
+  resourceId?: string;
+  /** Set when the log wants request bodies (debug): readJsonBody then keeps the parsed body in `body`. */
+  readonly captureBody?: boolean;
+  /** The parsed request body, only when `captureBody` is set. */
+  body?: unknown;
   status?: number;
   /** Bytes of the response body. */
   bytes?: number;
@@ -73,6 +79,8 @@ export interface EdgeOptions {
   clientAddress: (request: Request, server: Server<unknown> | undefined) => string;
   /** Called once per request, when its response body has been sent (or the client went away). */
   onFinish?: (info: RequestInfo) => void;
+  /** Keep each request's parsed body in its record (for a debug log line). */
+  captureBodies?: boolean;
 }
 
 /**
@@ -80,6 +88,7 @@ export interface EdgeOptions {
  * X-Request-Id, and finishes the record when the body is complete.
  */
 export function edgeHandler(handle: (request: Request) => Promise<Response>, o: EdgeOptions) {
+  const captureBody = o.captureBodies === true;
   return async (request: Request, server?: Server<unknown>): Promise<Response> => {
     const incoming = request.headers.get("x-request-id");
     const info: RequestInfo = {
@@ -88,11 +97,16 @@ export function edgeHandler(handle: (request: Request) => Promise<Response>, o: 
       method: request.method,
       path: pathOfUrl(request.url),
       client: o.clientAddress(request, server),
+      captureBody,
     };
     infos.set(request, info);
     const response = await handle(request);
     response.headers.set("X-Request-Id", info.id);
     info.status = response.status;
+    if (info.status === 201 && info.resourceId === undefined) {
+      const location = response.headers.get("location");
+      if (location !== null) info.resourceId = location.slice(location.lastIndexOf("/") + 1);
+    }
     const finish = (bytes: number | undefined) => {
       info.bytes = bytes;
       info.durationMs = performance.now() - info.start;

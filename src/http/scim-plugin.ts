@@ -14,7 +14,9 @@ import {
   toErrorBody,
   unsupportedMediaType,
 } from "../scim/errors";
+import type { Logger } from "../log";
 import type { ScimResult } from "../scim/result";
+import { infoOf } from "./observe";
 import { pathOf } from "./routing";
 
 export const SCIM_CONTENT_TYPE = "application/scim+json; charset=utf-8";
@@ -182,11 +184,16 @@ export async function readJsonBody(request: Request, maxBytes: number): Promise<
   const text = decodeUtf8(new Uint8Array(buf));
   if (text.trim() === "") return undefined;
   checkDepth(text);
+  let parsed: unknown;
   try {
-    return JSON.parse(text);
+    parsed = JSON.parse(text);
   } catch (e) {
     throw invalidSyntax(`the request body is not valid JSON: ${e instanceof Error ? e.message : String(e)}`);
   }
+  // Kept for the request's debug line only (which redacts passwords); at other levels not at all.
+  const info = infoOf(request);
+  if (info?.captureBody) info.body = parsed;
+  return parsed;
 }
 
 /**
@@ -198,7 +205,7 @@ export async function readJsonBody(request: Request, maxBytes: number): Promise<
  */
 export function scimPlugin(opts: {
   allowedMethods: (path: string) => string[];
-  log: (line: string) => void;
+  logger: Logger;
 }) {
   return new Elysia({ name: "scim" }).onError({ as: "global" }, ({ code, error, request, path: routed }) => {
     if (error instanceof ScimError) return errorResponse(error);
@@ -217,7 +224,12 @@ export function scimPlugin(opts: {
         return errorResponse(invalidSyntax("the request body could not be parsed"));
       default: {
         // An unexpected failure: log it for the operator, tell the client nothing internal.
-        opts.log(`error: ${request.method} ${path}: ${error instanceof Error ? (error.stack || error.message || error.name) : String(error)}`);
+        opts.logger.error("unexpected error", {
+          requestId: infoOf(request)?.id,
+          method: request.method,
+          path,
+          error: error instanceof Error ? error.stack || error.message || error.name : String(error),
+        });
         return errorResponse(new ScimError(500, "the server could not complete the request; nothing was changed. The operator's log has the details."));
       }
     }

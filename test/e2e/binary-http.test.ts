@@ -12,6 +12,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createApp, SCIM_BASE_PATH } from "../../src/app";
+import { SILENT_LOGGER } from "../../src/log";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store";
 import { hashToken, newToken } from "../../src/tokens";
 import { ENTERPRISE, ERROR, GROUP, groupBody, LIST, patchBody, rawRequest, readResponse, USER, userBody, type TestResponse } from "../helpers";
@@ -66,7 +67,7 @@ function expectScimErrorBody(r: TestResponse, status: number, what: string): voi
 
 const routeStore = new SqliteStore(":memory:");
 /** Every route of the app but /healthz, one entry per method (an `ALL` route once per method). */
-const ROUTES = createApp({ store: routeStore, log: () => {} })
+const ROUTES = createApp({ store: routeStore, logger: SILENT_LOGGER })
   .routes.filter((r) => r.path !== "/healthz")
   .flatMap((r) => (r.method === "ALL" ? ANY_METHOD : [r.method]).map((method) => ({ method, path: r.path })));
 routeStore.close();
@@ -86,7 +87,7 @@ beforeAll(async () => {
   token = g.stdout.toString().trim();
   sourceStore = new SqliteStore(join(tmp, "source.db"));
   await sourceStore.createToken("e2e-http", hashToken(token));
-  source = createApp({ store: sourceStore, authFailuresPerMinute: 1_000_000, log: () => {} });
+  source = createApp({ store: sourceStore, authFailuresPerMinute: 1_000_000, logger: SILENT_LOGGER });
 }, 60_000);
 
 afterAll(async () => {

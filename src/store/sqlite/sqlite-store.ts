@@ -18,6 +18,7 @@ import type {
   Store,
   StoredResource,
   TokenRecord,
+  TokenRefusal,
   UpdateInput,
 } from "../store";
 import { SqliteDatabase, type SqliteStoreOptions } from "./database";
@@ -85,6 +86,10 @@ export class SqliteStore implements Store {
 
   findToken(hash: string): Promise<TokenRecord | undefined> {
     return this.tokens.findToken(hash);
+  }
+
+  refusal(hash: string): Promise<TokenRefusal> {
+    return this.tokens.refusal(hash);
   }
 
   listTokens(): Promise<TokenRecord[]> {
