@@ -120,7 +120,7 @@ export async function serve(argv: string[]): Promise<number> {
   if (warning) logger.warn("warning", { message: warning.replace(/^warning: /, "") });
   if ((await store.tokenCount()) === 0) {
     const cmd = commandLine("generate-token", ["--name", "okta", ...dbArg(config.db)]);
-    logger.warn("warning", { message: "no API token exists yet: create one (while this server runs) with the command below", command: cmd });
+    logger.warn("no token yet", { message: "no API token exists yet: create one (while this server runs) with the command below", command: cmd });
   }
 
   return new Promise<number>((resolve) => {

@@ -54,6 +54,18 @@ export function noteStreamed(response: Response): Response {
   return response;
 }
 
+/**
+ * Notes on the request's record the size of the error response it is answered with: Elysia may
+ * answer an error raised before the handler with a copy of that response, which the size noted on
+ * the response would not follow.
+ */
+export function noteErrorResponse(request: Request, response: Response): Response {
+  const info = infos.get(request);
+  const bytes = sizes.get(response);
+  if (info && bytes !== undefined) info.bytes = bytes;
+  return response;
+}
+
 export function infoOf(request: Request): RequestInfo | undefined {
   return infos.get(request);
 }
@@ -114,7 +126,7 @@ export function edgeHandler(handle: (request: Request) => Promise<Response>, o: 
     };
     if (!streamed.has(response) || response.body === null) {
       const length = response.headers.get("content-length");
-      finish(sizes.get(response) ?? (length === null ? undefined : Number(length)));
+      finish(sizes.get(response) ?? info.bytes ?? (length === null ? undefined : Number(length)));
     } else {
       // A streamed body (a large group): counted as it goes, finished when it ends.
       let bytes = 0;

@@ -42,10 +42,13 @@ export function routeMeaning(method: string, route: string | undefined): RouteMe
   return operation ? { operation, resourceType } : { resourceType };
 }
 
-/** The level of a request's line: an error for a 5xx, a warning for a refused authentication or a 429. */
+/**
+ * The level of a request's line: an error for a server failure (5xx but 501, which answers a
+ * feature scimd does not offer), a warning for a refused authentication or a 429.
+ */
 function levelOf(info: RequestInfo): LogLevel {
   const s = info.status ?? 0;
-  if (s >= 500) return "error";
+  if (s >= 500 && s !== 501) return "error";
   if (info.authFailure !== undefined || s === 429) return "warn";
   return "info";
 }

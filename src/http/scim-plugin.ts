@@ -16,7 +16,7 @@ import {
 } from "../scim/errors";
 import type { Logger } from "../log";
 import type { ScimResult } from "../scim/result";
-import { infoOf } from "./observe";
+import { infoOf, noteBodySize, noteErrorResponse, noteStreamed } from "./observe";
 import { pathOf } from "./routing";
 
 export const SCIM_CONTENT_TYPE = "application/scim+json; charset=utf-8";
@@ -31,10 +31,13 @@ export const NO_STORE = { "Cache-Control": "no-store" } as const;
 
 /** A SCIM response; a string body is JSON text already; `undefined` sends no body (204, 304). */
 export function scimResponse(status: number, body: unknown, headers: Readonly<Record<string, string>> = {}): Response {
-  return new Response(body === undefined ? null : typeof body === "string" ? body : JSON.stringify(body), {
+  const text = body === undefined ? null : typeof body === "string" ? body : JSON.stringify(body);
+  const response = new Response(text, {
     status,
     headers: body === undefined ? { ...NO_STORE, ...headers } : { "Content-Type": SCIM_CONTENT_TYPE, ...NO_STORE, ...headers },
   });
+  // The size for the request's log line, known here so that the edge never reads a body.
+  return noteBodySize(response, text === null ? 0 : Buffer.byteLength(text));
 }
 
 export function errorResponse(e: ScimError): Response {
@@ -96,7 +99,8 @@ export async function respondWithMembers(
       await it.return?.();
     },
   });
-  return new Response(stream, { status, headers: { "Content-Type": SCIM_CONTENT_TYPE, ...NO_STORE, ...headers } });
+  // Counted by the edge as it is sent, so that the log line has its size and its real duration.
+  return noteStreamed(new Response(stream, { status, headers: { "Content-Type": SCIM_CONTENT_TYPE, ...NO_STORE, ...headers } }));
 }
 
 /** Throws when JSON nests deeper than the limit (checked on the text, before parsing). */
@@ -207,7 +211,9 @@ export function scimPlugin(opts: {
   allowedMethods: (path: string) => string[];
   logger: Logger;
 }) {
-  return new Elysia({ name: "scim" }).onError({ as: "global" }, ({ code, error, request, path: routed }) => {
+  return new Elysia({ name: "scim" }).onError({ as: "global" }, ({ code, error, request, path: routed }) => noteErrorResponse(request, renderError(code, error, request, routed)));
+
+  function renderError(code: unknown, error: unknown, request: Request, routed: string | undefined): Response {
     if (error instanceof ScimError) return errorResponse(error);
     const path = pathOf(request.url);
     switch (code) {
@@ -233,7 +239,7 @@ export function scimPlugin(opts: {
         return errorResponse(new ScimError(500, "the server could not complete the request; nothing was changed. The operator's log has the details."));
       }
     }
-  });
+  }
 }
 
 function validationDetail(error: unknown): string {
