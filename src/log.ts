@@ -107,12 +107,14 @@ export function createLogger(o: LoggerOptions): Logger {
     },
     { write },
   );
+  // The level is fixed for the logger's life: which levels write is worked out once, not per call.
+  const on: Record<LogLevel, boolean> = { debug: p.isLevelEnabled("debug"), info: p.isLevelEnabled("info"), warn: p.isLevelEnabled("warn"), error: p.isLevelEnabled("error") };
   return {
     debug: (event, fields) => p.debug(fields ?? EMPTY, event),
     info: (event, fields) => p.info(fields ?? EMPTY, event),
     warn: (event, fields) => p.warn(fields ?? EMPTY, event),
     error: (event, fields) => p.error(fields ?? EMPTY, event),
-    enabled: (level) => p.isLevelEnabled(level),
+    enabled: (level) => on[level],
   };
 }
 

@@ -56,10 +56,19 @@ function levelOf(info: RequestInfo): LogLevel {
 /** onFinish for edgeHandler: writes the request's line, building nothing when its level is off. */
 export function requestLogger(logger: Logger): (info: RequestInfo) => void {
   const debug = logger.enabled("debug");
+  // Route templates are few: each one's meaning is worked out once per method.
+  const meanings = new Map<string | undefined, Map<string, RouteMeaning>>();
+  const meaningOf = (method: string, route: string | undefined): RouteMeaning => {
+    let byMethod = meanings.get(route);
+    if (!byMethod) meanings.set(route, (byMethod = new Map()));
+    let m = byMethod.get(method);
+    if (!m) byMethod.set(method, (m = routeMeaning(method, route)));
+    return m;
+  };
   return (info) => {
     const level = levelOf(info);
     if (!logger.enabled(level)) return;
-    const m = routeMeaning(info.method, info.route);
+    const m = meaningOf(info.method, info.route);
     logger[level]("request", {
       requestId: info.id,
       method: info.method,
