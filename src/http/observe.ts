@@ -80,7 +80,8 @@ export function shareInfo(from: Request, to: Request): void {
 const USABLE_ID = /^[A-Za-z0-9._:@\/+=-]{1,128}$/;
 
 function pathOfUrl(url: string): string {
-  const start = url.indexOf("/", url.indexOf("//") + 2);
+  // A request without a usable Host header comes with a path-only URL (`/api/v1/scim/Users`).
+  const start = url.startsWith("/") ? 0 : url.indexOf("/", url.indexOf("//") + 2);
   if (start < 0) return "/";
   const q = url.indexOf("?", start);
   return q < 0 ? url.slice(start) : url.slice(start, q);

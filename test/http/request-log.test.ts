@@ -207,6 +207,15 @@ describe("the request line, through the real edge and app", () => {
     expect((await send("GET", "/Users", undefined, {})).line).toMatchObject({ status: 401, reason: "missing header", client: "192.0.2.11" });
   });
 
+  it("a request without a Host header (a path-only URL) is logged with its path as sent", async () => {
+    const m = memoryLogger("info");
+    const f = edgeHandler(async () => new Response("x"), { clientAddress: () => "192.0.2.13", onFinish: requestLogger(m.logger) });
+    const req = new Request("http://placeholder/api/v1/scim/Users?count=1");
+    Object.defineProperty(req, "url", { value: "/api/v1/scim/Users?count=1" });
+    await (await f(req)).text();
+    expect(m.records[0]).toMatchObject({ path: "/api/v1/scim/Users", status: 200 });
+  });
+
   it("at info the line has no body; with the level at error, a 200 writes nothing", async () => {
     const info = memoryLogger("info");
     const quiet = memoryLogger("error");
