@@ -403,7 +403,7 @@ async function main() {
         else extra.metricsCost = "not measured: this build does not serve --metrics-listen";
       }
       const K = Math.max(5_000, Math.min(N, 20_000));
-      const rounds = 3;
+      const rounds = 4;
       const rates = new Map<string, { get: number[]; filter: number[] }>(variants.map((v) => [v.name, { get: [], filter: [] }]));
       const rate = async (count: number, op: (i: number) => Promise<void>) => {
         let next = 0;
@@ -452,8 +452,12 @@ async function main() {
         extra[`cost_${key}_filterPerSec`] = Math.round(filter);
         extra[`cost_${key}_getRatio`] = Number((get / mean(base0.get)).toFixed(3));
         extra[`cost_${key}_filterRatio`] = Number((filter / mean(base0.filter)).toFixed(3));
+        // Each round's ratio to the same round's --log-level error run: the spread shows the noise.
+        const perRound = (xs: number[], ys: number[]) => xs.map((x, i) => (x / ys[i]!).toFixed(2)).join("/");
+        extra[`cost_${key}_getRatioRounds`] = perRound(m.get, base0.get);
+        extra[`cost_${key}_filterRatioRounds`] = perRound(m.filter, base0.filter);
         console.error(
-          `  ${v.name}: GET by id ${get.toFixed(0)}/s (×${(get / mean(base0.get)).toFixed(3)}), filter lookup ${filter.toFixed(0)}/s (×${(filter / mean(base0.filter)).toFixed(3)}) vs --log-level error`,
+          `  ${v.name}: GET by id ${get.toFixed(0)}/s (×${(get / mean(base0.get)).toFixed(3)}; rounds ${perRound(m.get, base0.get)}), filter lookup ${filter.toFixed(0)}/s (×${(filter / mean(base0.filter)).toFixed(3)}; rounds ${perRound(m.filter, base0.filter)}) vs --log-level error`,
         );
       }
       if (logged) extra.logBytesPerRequest = Math.round(infoBytes / logged);
