@@ -56,7 +56,7 @@ export interface TestServer {
   /** The SQLite store, so that a test can also look into its tables. */
   store: SqliteStore;
   dbPath: string;
-  /** Every line the app logged (parsed; no request lines: those come from the edge, see serveApp). */
+  /** Every line the app logged (parsed; no request lines: the edge writes those, tested in request-log.test.ts and e2e/logs.test.ts). */
   logs: LogRecord[];
   /** The same lines as written. */
   logLines: string[];
@@ -93,7 +93,7 @@ export async function startServer(opts: Partial<Omit<AppOptions, "store">> = {})
   await store.createToken("test", hashToken(token));
   const { logger, lines, records } = memoryLogger("info");
   let server: ReturnType<typeof Bun.serve> | undefined;
-  // app.listen (Bun's router in front of Elysia's); the edge and its request lines are tested through serveApp.
+  // app.listen (Bun's router in front of Elysia's), without the edge: its request lines are tested in request-log.test.ts.
   const app = createApp({ store, logger, addressOf: (r) => server?.requestIP(r)?.address ?? "unknown", ...opts });
   app.listen({ port: 0, hostname: "127.0.0.1" });
   server = app.server!;
