@@ -30,6 +30,8 @@ export interface RequestInfo {
   readonly captureBody?: boolean;
   /** The parsed request body, only when `captureBody` is set. */
   body?: unknown;
+  /** Set when the client went away before a streamed body was complete. */
+  aborted?: boolean;
   status?: number;
   /** Bytes of the response body. */
   bytes?: number;
@@ -120,7 +122,10 @@ export function edgeHandler(handle: (request: Request) => Promise<Response>, o: 
       const location = response.headers.get("location");
       if (location !== null) info.resourceId = location.slice(location.lastIndexOf("/") + 1);
     }
+    let finished = false;
     const finish = (bytes: number | undefined) => {
+      if (finished) return;
+      finished = true;
       info.bytes = bytes;
       info.durationMs = performance.now() - info.start;
       o.onFinish?.(info);
@@ -131,17 +136,22 @@ export function edgeHandler(handle: (request: Request) => Promise<Response>, o: 
     } else {
       // A streamed body (a large group): counted as it goes, finished when it ends.
       let bytes = 0;
-      const counted = response.body.pipeThrough(
-        new TransformStream<Uint8Array, Uint8Array>({
-          transform(chunk, controller) {
-            bytes += chunk.byteLength;
-            controller.enqueue(chunk);
-          },
-          flush() {
-            finish(bytes);
-          },
-        }),
-      );
+      // `cancel` (a transformer member Bun implements, missing from the DOM types) runs when the client goes away.
+      const counter: Transformer<Uint8Array, Uint8Array> & { cancel(): void } = {
+        transform(chunk, controller) {
+          bytes += chunk.byteLength;
+          controller.enqueue(chunk);
+        },
+        flush() {
+          finish(bytes);
+        },
+        // The client went away before the end: the record says so, with the bytes sent until then.
+        cancel() {
+          info.aborted = true;
+          finish(bytes);
+        },
+      };
+      const counted = response.body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>(counter));
       return new Response(counted, { status: response.status, statusText: response.statusText, headers: response.headers });
     }
     return response;

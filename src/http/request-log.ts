@@ -83,6 +83,7 @@ export function requestLogger(logger: Logger): (info: RequestInfo) => void {
       tokenName: info.token,
       client: info.client,
       reason: info.authFailure,
+      aborted: info.aborted,
       body: debug && info.body !== undefined ? redactPasswords(info.body) : undefined,
     });
   };

@@ -194,6 +194,19 @@ describe("the request line, through the real edge and app", () => {
     expect(line).toMatchObject({ operation: "get", resourceType: "Group", resourceId: gid, status: 200, bytes: Buffer.byteLength(text) });
   });
 
+  it("a streamed group whose client goes away mid-body: one line, marked aborted, with the bytes sent until then", async () => {
+    const gid = (await store.search("Group", { offset: 0, limit: 1 })).resources[0]!.id;
+    const before = memory.records.length;
+    const res = await fetch(new Request(`http://scimd.test/api/v1/scim/Groups/${gid}`, { headers: { Authorization: `Bearer ${token}` } }));
+    const reader = res.body!.getReader();
+    const first = await reader.read();
+    await reader.cancel();
+    const lines = memory.records.slice(before).filter((r) => r.event === "request");
+    expect(lines.length).toBe(1);
+    expect(lines[0]).toMatchObject({ status: 200, aborted: true });
+    expect(lines[0]!.bytes as number).toBeGreaterThanOrEqual(first.value!.byteLength);
+  });
+
   it("refusals carry their reason and no token name; the third failure from one address is 429", async () => {
     const wrong = await send("GET", "/Users", undefined, { Authorization: `Bearer ${newToken()}` });
     expect(wrong.line).toMatchObject({ level: "warn", status: 401, reason: "no such token" });
