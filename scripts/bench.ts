@@ -7,9 +7,13 @@
  *   npm run bench                      quick mode: N=2,000 users, G=2,000 members
  *   npm run bench -- --scale           scale mode: N=100,000 users, G=100,000 members
  *   options: --users N --members G --concurrency C (default 8) --sync full|normal --json FILE (--help)
+ *
+ * The cost of the request log (and of metrics, when the binary serves --metrics-listen) is measured
+ * in the same run: lookups against serve with --log-level error, with the default info, and with
+ * --metrics-listen, as ratios to --log-level error.
  */
 import { Database } from "bun:sqlite";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { flag, flagHelp, HELP_FLAG, parseFlags, UsageError } from "../src/config";
@@ -207,8 +211,18 @@ async function main() {
     const token = gen.stdout.toString().trim();
     if (gen.exitCode !== 0 || !token) throw new Error("generate-token failed");
     const port = await freePort();
-    const startServe = () => {
-      const p = Bun.spawn([BINARY, "serve", "--port", String(port), "--host", "127.0.0.1", "--db", db, "--sync", SYNC], { stdout: "ignore", stderr: "ignore" });
+    // serve's log goes to a file (written for real, as to journald's or docker's, not /dev/null),
+    // which the benchmark does not read while it runs: reading a pipe would take the client's CPU.
+    const logFile = join(dir, "serve.log");
+    // Opened once for appending: each serve started adds to it (a file given by name would be
+    // written from its start again by the next one).
+    const logFd = openSync(logFile, "a");
+    const logBytes = () => statSync(logFile).size;
+    const startServe = (extraArgs: string[] = [], onPort = port) => {
+      const p = Bun.spawn([BINARY, "serve", "--port", String(onPort), "--host", "127.0.0.1", "--db", db, "--sync", SYNC, ...extraArgs], {
+        stdout: logFd,
+        stderr: "ignore",
+      });
       children.push(p);
       return p;
     };
@@ -365,6 +379,92 @@ async function main() {
       console.error(`  page at startIndex=1: ${first.toFixed(2)} ms; at ${Math.max(1, N - 99)}: ${last.toFixed(2)} ms (×${extra.lastPageOverFirst})`);
     }
 
+    // The cost of the request log (and of metrics, when this build serves --metrics-listen): the
+    // same lookups against serve started with --log-level error (no request line), the default
+    // info (one line per request) and info with --metrics-listen, alternating the variants over
+    // rounds so that a shared machine's drift touches all of them alike; reported as ratios.
+    {
+      serve.kill("SIGTERM");
+      await serve.exited;
+      const metricsPort = await freePort();
+      const variants: { name: string; args: string[] }[] = [
+        { name: "--log-level error", args: ["--log-level", "error"] },
+        { name: "--log-level info (default)", args: [] },
+      ];
+      {
+        // A flag the binary refuses, or accepts without serving /metrics, is not measured.
+        const probePort = await freePort();
+        const probe = startServe(["--metrics-listen", `127.0.0.1:${metricsPort}`], probePort);
+        const up = await Promise.race([waitHttp(`http://127.0.0.1:${probePort}/healthz`, 3000).then(() => true, () => false), probe.exited.then(() => false)]);
+        const served = up && (await fetch(`http://127.0.0.1:${metricsPort}/metrics`).then((r) => r.ok, () => false));
+        probe.kill("SIGTERM");
+        await probe.exited;
+        if (served) variants.push({ name: "--log-level info --metrics-listen", args: ["--metrics-listen", `127.0.0.1:${metricsPort}`] });
+        else extra.metricsCost = "not measured: this build does not serve --metrics-listen";
+      }
+      const K = Math.max(5_000, Math.min(N, 20_000));
+      const rounds = 4;
+      const rates = new Map<string, { get: number[]; filter: number[] }>(variants.map((v) => [v.name, { get: [], filter: [] }]));
+      const rate = async (count: number, op: (i: number) => Promise<void>) => {
+        let next = 0;
+        const t0 = performance.now();
+        await Promise.all(
+          Array.from({ length: C }, async () => {
+            for (;;) {
+              const i = next++;
+              if (i >= count) return;
+              await op(i);
+            }
+          }),
+        );
+        return count / ((performance.now() - t0) / 1000);
+      };
+      const getOp = async (i: number) => void (await check(await fetch(`${base}/Users/${ids[i % N]}`, { headers: auth }), [200], "get"));
+      const filterOp = async (i: number) => {
+        const f = encodeURIComponent(`userName eq "user${i % N}@bench.example.com"`);
+        await check(await fetch(`${base}/Users?filter=${f}`, { headers: auth }), [200], "filter");
+      };
+      let infoBytes = 0;
+      let logged = 0;
+      for (let r = 0; r < rounds; r++)
+        for (const v of variants) {
+          serve = startServe(v.args);
+          await waitHttp(`http://127.0.0.1:${port}/healthz`);
+          await rate(Math.min(2_000, K), getOp); // warm-up: page cache, JIT, connections
+          const b0 = logBytes();
+          rates.get(v.name)!.get.push(await rate(K, getOp));
+          rates.get(v.name)!.filter.push(await rate(K, filterOp));
+          serve.kill("SIGTERM");
+          await serve.exited;
+          if (v.args.length === 0) {
+            logged += 2 * K;
+            infoBytes += logBytes() - b0;
+          }
+          if (v.name === "--log-level error" && logBytes() - b0 > 4096) throw new Error(`--log-level error wrote ${logBytes() - b0} bytes of log`);
+        }
+      const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+      const base0 = rates.get(variants[0]!.name)!;
+      for (const v of variants) {
+        const m = rates.get(v.name)!;
+        const get = mean(m.get), filter = mean(m.filter);
+        const key = v.name.replace(/[^a-z]+/gi, "_").replace(/^_|_$/g, "");
+        extra[`cost_${key}_getPerSec`] = Math.round(get);
+        extra[`cost_${key}_filterPerSec`] = Math.round(filter);
+        extra[`cost_${key}_getRatio`] = Number((get / mean(base0.get)).toFixed(3));
+        extra[`cost_${key}_filterRatio`] = Number((filter / mean(base0.filter)).toFixed(3));
+        // Each round's ratio to the same round's --log-level error run: the spread shows the noise.
+        const perRound = (xs: number[], ys: number[]) => xs.map((x, i) => (x / ys[i]!).toFixed(2)).join("/");
+        extra[`cost_${key}_getRatioRounds`] = perRound(m.get, base0.get);
+        extra[`cost_${key}_filterRatioRounds`] = perRound(m.filter, base0.filter);
+        console.error(
+          `  ${v.name}: GET by id ${get.toFixed(0)}/s (×${(get / mean(base0.get)).toFixed(3)}; rounds ${perRound(m.get, base0.get)}), filter lookup ${filter.toFixed(0)}/s (×${(filter / mean(base0.filter)).toFixed(3)}; rounds ${perRound(m.filter, base0.filter)}) vs --log-level error`,
+        );
+      }
+      if (logged) extra.logBytesPerRequest = Math.round(infoBytes / logged);
+      serve = startServe();
+      await waitHttp(`http://127.0.0.1:${port}/healthz`);
+    }
+
     // Size on disk per user, then startup time on the populated database.
     clearInterval(rssTimer);
     extra.maxRssMb = Number(maxRss.toFixed(1));
@@ -401,6 +501,7 @@ async function main() {
     report(httpCeiling, writeCeiling);
   } finally {
     for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
+    for (const c of children) await c.exited;
     rmSync(dir, { recursive: true, force: true });
   }
 }

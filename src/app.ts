@@ -4,6 +4,7 @@
  */
 import { Elysia, NotFoundError } from "elysia";
 import { DEFAULTS } from "./config";
+import { createLogger, type Logger } from "./log";
 import { authPlugin, FailureLimiter } from "./http/auth";
 import { discoveryController } from "./http/discovery";
 import { resourceController, rootSearchController } from "./http/resources";
@@ -33,8 +34,9 @@ export interface AppOptions {
   maxBodyBytes?: number;
   /** Failed authentications per address per minute before 429. */
   authFailuresPerMinute?: number;
-  log?: (line: string) => void;
-  /** The client address of a request (the server's requestIP), for the failed-auth limiter. */
+  /** The operator's log; lines at warn and above on stdout when absent. */
+  logger?: Logger;
+  /** The client address of a request (the edge's record: the peer, or X-Forwarded-For's client behind a trusted proxy), for the failed-auth limiter. */
   addressOf?: (request: Request) => string;
   /** How long /readyz waits for the database's write lock (READY_TIMEOUT_MS). */
   readyTimeoutMs?: number;
@@ -43,10 +45,10 @@ export interface AppOptions {
 const json = (status: number, body: unknown) => new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json", ...NO_STORE } });
 
 export function createApp(o: AppOptions) {
-  const log = o.log ?? ((line: string) => console.error(line));
+  const logger = o.logger ?? createLogger({ level: "warn", format: "json" });
   const maxResults = o.maxResults ?? DEFAULTS.maxResults;
   const maxBodyBytes = o.maxBodyBytes ?? DEFAULTS.maxBodyBytes;
-  const operations = new ScimOperations(o.store, { strict: o.strict ?? false, maxResults, log });
+  const operations = new ScimOperations(o.store, { strict: o.strict ?? false, maxResults, logger });
   // A Location header holds ASCII only: a base URL with other characters (an internationalised host
   // name, a path in another script) is taken in its ASCII form (punycode, percent-encoding).
   const configured = (o.baseUrl !== undefined && /[^\x20-\x7e]/.test(o.baseUrl) ? new URL(o.baseUrl).href : o.baseUrl)?.replace(/\/+$/, "");
@@ -88,7 +90,7 @@ export function createApp(o: AppOptions) {
 
   const readyTimeoutMs = o.readyTimeoutMs ?? READY_TIMEOUT_MS;
   const app = new Elysia()
-    .use(scimPlugin({ allowedMethods: (path) => allowedMethods(path), log }))
+    .use(scimPlugin({ allowedMethods: (path) => allowedMethods(path), logger }))
     // The request's record gets the template of the route that answers (metrics and logs label by it, never by the path).
     .onTransform({ as: "global" }, ({ route, request }) => {
       const info = infoOf(request);

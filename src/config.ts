@@ -8,6 +8,7 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { parse as parseToml, TomlDate, TomlError } from "smol-toml";
+import { parseCidr } from "./http/client-address";
 import { LOG_LEVELS, type LogFormat, type LogLevel } from "./log";
 
 export class UsageError extends Error {}
@@ -447,7 +448,21 @@ export const SERVE_FLAGS = [
   flag({ name: "acme-directory", env: "SCIMD_ACME_DIRECTORY", kind: "string", default: DEFAULTS.acmeDirectory, help: "the ACME server's directory URL" }),
   flag({ name: "acme-ca-file", env: "SCIMD_ACME_CA_FILE", kind: "string", help: "trust this CA (PEM) for the ACME server's own HTTPS (a private or test ACME server)" }),
   flag({ name: "acme-http-port", env: "SCIMD_ACME_HTTP_PORT", kind: "int", default: DEFAULTS.acmeHttpPort, help: "port that answers the ACME HTTP-01 challenge", check: (v) => checkPort("--acme-http-port", v) }),
-  flag({ name: "trust-proxy", env: "SCIMD_TRUST_PROXY", kind: "string", help: "take the client address from X-Forwarded-For when the connection comes from these addresses (CIDR[,CIDR])" }),
+  flag({
+    name: "trust-proxy",
+    env: "SCIMD_TRUST_PROXY",
+    kind: "string",
+    help: "take the client address from X-Forwarded-For when the connection comes from these addresses (CIDR[,CIDR])",
+    check: (v) => {
+      for (const c of v.split(",").map((x) => x.trim()).filter(Boolean)) {
+        try {
+          parseCidr(c);
+        } catch (e) {
+          throw new UsageError(`--trust-proxy: ${(e as Error).message}`);
+        }
+      }
+    },
+  }),
   flag({ name: "log-level", env: "SCIMD_LOG_LEVEL", kind: "string", default: DEFAULTS.logLevel, help: "debug, info, warn or error" }),
   flag({ name: "log-format", env: "SCIMD_LOG_FORMAT", kind: "string", help: "json or pretty (default: pretty on a terminal, json otherwise)" }),
   flag({ name: "metrics-listen", env: "SCIMD_METRICS_LISTEN", kind: "string", help: "serve Prometheus /metrics on this separate HOST:PORT, e.g. 127.0.0.1:9464" }),

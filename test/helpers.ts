@@ -8,6 +8,7 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createApp, SCIM_BASE_PATH, type AppOptions } from "../src/app";
+import { createLogger, type Logger, type LogLevel } from "../src/log";
 import { ERROR_SCHEMA as ERROR, ScimError } from "../src/scim/errors";
 import { GROUP_SCHEMA as GROUP, PATCH_OP_SCHEMA as PATCH_OP, USER_SCHEMA as USER } from "../src/scim/schema";
 import { openStore } from "../src/store/open";
@@ -24,6 +25,24 @@ export {
 } from "../src/scim/schema";
 export { ERROR_SCHEMA as ERROR } from "../src/scim/errors";
 
+/** One log line as the Logger wrote it, parsed. */
+export type LogRecord = { level: string; time: string; event: string } & Record<string, unknown>;
+
+/** A Logger at `level` that keeps every line: as written (`lines`) and parsed (`records`). */
+export function memoryLogger(level: LogLevel = "debug"): { logger: Logger; lines: string[]; records: LogRecord[] } {
+  const lines: string[] = [];
+  const records: LogRecord[] = [];
+  const logger = createLogger({
+    level,
+    format: "json",
+    write: (line) => {
+      lines.push(line);
+      records.push(JSON.parse(line));
+    },
+  });
+  return { logger, lines, records };
+}
+
 export function tempDir(prefix = "scimd-test-"): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
@@ -37,6 +56,10 @@ export interface TestServer {
   /** The SQLite store, so that a test can also look into its tables. */
   store: SqliteStore;
   dbPath: string;
+  /** Every line the app logged (parsed; no request lines: the edge writes those, tested in request-log.test.ts and e2e/logs.test.ts). */
+  logs: LogRecord[];
+  /** The same lines as written. */
+  logLines: string[];
   /** fetch relative to the SCIM base with the bearer token and a JSON body. */
   req: (method: string, path: string, body?: unknown, headers?: Record<string, string>) => Promise<TestResponse>;
   close: () => Promise<void>;
@@ -68,9 +91,10 @@ export async function startServer(opts: Partial<Omit<AppOptions, "store">> = {})
   const store = await openSqliteStore(dbPath);
   const token = newToken();
   await store.createToken("test", hashToken(token));
-  const logs: string[] = [];
+  const { logger, lines, records } = memoryLogger("info");
   let server: ReturnType<typeof Bun.serve> | undefined;
-  const app = createApp({ store, log: (l) => logs.push(l), addressOf: (r) => server?.requestIP(r)?.address ?? "unknown", ...opts });
+  // app.listen (Bun's router in front of Elysia's), without the edge: its request lines are tested in request-log.test.ts.
+  const app = createApp({ store, logger, addressOf: (r) => server?.requestIP(r)?.address ?? "unknown", ...opts });
   app.listen({ port: 0, hostname: "127.0.0.1" });
   server = app.server!;
   const url = `http://127.0.0.1:${server.port}`;
@@ -90,6 +114,8 @@ export async function startServer(opts: Partial<Omit<AppOptions, "store">> = {})
     token,
     store,
     dbPath,
+    logs: records,
+    logLines: lines,
     req,
     close: async () => {
       await server!.stop(true);

@@ -1,9 +1,11 @@
 /** `scimd serve`: open the store, build the app, listen; stop cleanly on SIGTERM/SIGINT. */
 import { createApp, SCIM_BASE_PATH } from "../app";
 import { flagHelp, SERVE_FLAGS, serveConfig } from "../config";
+import { clientAddressResolver } from "../http/client-address";
 import { exposure, listen, reloadWarning, type Listener, type TlsPair } from "../http/listener";
 import { createMetrics, metricsFetch } from "../http/metrics";
-import { edgeHandler, infoOf } from "../http/observe";
+import { edgeHandler, infoOf, type RequestInfo } from "../http/observe";
+import { requestLogger } from "../http/request-log";
 import { createLogger } from "../log";
 import { openStore, parseDbLocation, redactDbLocation } from "../store/open";
 import { acmeCertificates, acmePaths } from "../tls/acme";
@@ -71,8 +73,6 @@ function checkPortFree(host: string, port: number, option?: string): void {
   }
 }
 
-const log = (line: string) => console.error(`${new Date().toISOString()} ${line}`);
-
 export async function serve(argv: string[]): Promise<number> {
   const parsed = serveConfig(argv);
   if (parsed.help) {
@@ -81,6 +81,7 @@ export async function serve(argv: string[]): Promise<number> {
   }
   const { config } = parsed;
   const logger = createLogger({ level: config.logLevel, format: config.logFormat });
+  const db = redactDbLocation(config.db);
   // What to undo, newest first, when the start fails half-way: nothing is left running.
   const undo: (() => unknown)[] = [];
   const abort = async (e: unknown): Promise<never> => {
@@ -98,7 +99,8 @@ export async function serve(argv: string[]): Promise<number> {
   } catch (e) {
     return abort(e);
   }
-  const store = await openStore(config.db, { synchronous: config.sync }).catch(abort);
+  logger.info("started", { version: VERSION, pid: process.pid, db, ...(config.configFile ? { configFile: config.configFile } : {}) });
+  const store = await openStore(config.db, { synchronous: config.sync, onMigrated: (from, to) => logger.info("migrated", { db, from, to }) }).catch(abort);
   undo.push(() => store.close());
   // ACME: a valid certificate is at hand (stored, or obtained now) before the API listens.
   const acme = config.acme
@@ -113,15 +115,27 @@ export async function serve(argv: string[]): Promise<number> {
     maxResults: config.maxResults,
     maxBodyBytes: config.maxBodyBytes,
     authFailuresPerMinute: config.authFailuresPerMinute,
-    log,
+    logger,
     addressOf: (request) => infoOf(request)?.client ?? "unknown",
   });
   // Metrics only when they are served: without --metrics-listen a request costs nothing more.
   const metrics = metricsAt ? createMetrics({ store, version: VERSION }) : undefined;
   if (metrics) undo.push(() => metrics.stop());
+  const logRequest = requestLogger(logger);
+  const resolveClient = clientAddressResolver(config.trustProxy);
+  const trusting = config.trustProxy.length > 0;
   const fetch = edgeHandler((request) => app.handle(request), {
-    clientAddress: (request, server) => server?.requestIP(request)?.address ?? "unknown",
-    onFinish: metrics ? (info) => metrics.observe(info) : undefined,
+    clientAddress: (request, server) => {
+      const peer = server?.requestIP(request)?.address ?? "unknown";
+      return trusting ? resolveClient(peer, request.headers.get("x-forwarded-for")) : peer;
+    },
+    onFinish: metrics
+      ? (info: RequestInfo) => {
+          logRequest(info);
+          metrics.observe(info);
+        }
+      : logRequest,
+    captureBodies: logger.enabled("debug"),
   });
   let server: Listener;
   try {
@@ -154,19 +168,25 @@ export async function serve(argv: string[]): Promise<number> {
       (e) => logger.error("certificate renewal failed", { reason: e instanceof Error ? e.message : String(e) }),
     );
   });
-  log(`scimd listening on ${config.host}:${server.port}; database ${redactDbLocation(config.db)}`);
-  if (metricsServer) log(`metrics: http://${metricsAt!.host.includes(":") ? `[${metricsAt!.host}]` : metricsAt!.host}:${metricsServer.port}/metrics`);
-  log(`SCIM API URL: ${apiUrl(config.host, server.port, config.baseUrl, undefined, server.tls ? "https" : "http")}`);
   const exposed = exposure(config.host, server.tls);
-  log(`exposed: ${exposed.summary} (${server.url})`);
-  if (exposed.warning) log(`warning: ${exposed.warning}`);
+  const bracket = (host: string) => (host.includes(":") ? `[${host}]` : host);
+  logger.info("listening", {
+    url: server.url,
+    exposed: exposed.summary,
+    tls: server.tls,
+    db,
+    apiUrl: apiUrl(config.host, server.port, config.baseUrl, undefined, server.tls ? "https" : "http"),
+    ...(metricsServer ? { metricsUrl: `http://${bracket(metricsAt!.host)}:${metricsServer.port}/metrics` } : {}),
+    ...(trusting ? { trustProxy: config.trustProxy.join(",") } : {}),
+  });
+  if (exposed.warning) logger.warn("warning", { message: exposed.warning });
   const reloading = server.tls ? reloadWarning() : undefined;
-  if (reloading) log(`warning: ${reloading}`);
+  if (reloading) logger.warn("warning", { message: reloading });
   const warning = baseUrlWarning(config.baseUrl);
-  if (warning) log(warning);
+  if (warning) logger.warn("warning", { message: warning.replace(/^warning: /, "") });
   if ((await store.tokenCount()) === 0) {
     const cmd = commandLine("generate-token", ["--name", "okta", ...dbArg(config.db)]);
-    log(`no API token exists yet: create one (while this server runs) with\n  ${cmd}`);
+    logger.warn("no token yet", { message: "no API token exists yet: create one (while this server runs) with the command below", command: cmd });
   }
 
   return new Promise<number>((resolve) => {
@@ -174,17 +194,17 @@ export async function serve(argv: string[]): Promise<number> {
     const stop = async (signal: string) => {
       if (stopping) return;
       stopping = true;
-      log(`${signal}: finishing in-flight requests, then closing the database`);
+      logger.info("stopping", { signal, message: "finishing in-flight requests, then closing the database" });
       certificates?.stop();
       await Promise.all([server.stop(), metricsServer?.stop()]);
       metrics?.stop();
       await store.close();
-      log("stopped");
+      logger.info("stopped", { signal });
       resolve(0);
     };
     process.on("SIGTERM", () => void stop("SIGTERM"));
     process.on("SIGINT", () => void stop("SIGINT"));
     // SIGHUP reads the certificate files again (fileCertificates listens for it); it never stops serve.
-    process.on("SIGHUP", () => {});
+    process.on("SIGHUP", () => logger.info("signal", { signal: "SIGHUP", message: config.tls ? "reading the certificate files again" : "ignored" }));
   });
 }

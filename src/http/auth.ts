@@ -31,6 +31,7 @@ import { Elysia } from "elysia";
 import { tooManyRequests, unauthorized } from "../scim/errors";
 import type { TokenRecord, TokenStore } from "../store/store";
 import { hashToken } from "../tokens";
+import { infoOf, type AuthFailure, type RequestInfo } from "./observe";
 
 /** The scheme as the plugin spells it (its `extract.header`). */
 const SCHEME = "Bearer";
@@ -89,9 +90,23 @@ export function authPlugin(tokens: TokenStore, limiter: FailureLimiter, addressO
       headers.authorization = inPluginSpelling(headers.authorization);
     })
     .use(bearer({ extract: { header: SCHEME } }))
-    .derive({ as: "scoped" }, async ({ bearer: credentials, request }) => ({
-      caller: await authenticate(tokens, limiter, () => addressOf(request), credentials?.trimStart() || undefined),
-    }));
+    .derive({ as: "scoped" }, async ({ bearer: credentials, request, route, params }) => {
+      // The request's record (absent under app.handle without the edge) learns the route and who asked.
+      const info = infoOf(request);
+      if (info) {
+        info.route = route;
+        const id = (params as Record<string, string | undefined> | undefined)?.id;
+        if (id !== undefined) info.resourceId = id;
+      }
+      const caller = await authenticate(tokens, limiter, () => addressOf(request), credentials?.trimStart() || undefined, request, info);
+      if (info) info.token = caller.name;
+      return { caller };
+    });
+}
+
+/** Why a request without usable credentials was refused: its Authorization header as sent (never kept). */
+function headerFailure(request: Request): AuthFailure {
+  return request.headers.has("authorization") ? "malformed header" : "missing header";
 }
 
 /**
@@ -99,13 +114,25 @@ export function authPlugin(tokens: TokenStore, limiter: FailureLimiter, addressO
  * 401 (or 429 after repeated failures) unless it is valid. The client address is only looked up for a
  * failure.
  */
-async function authenticate(tokens: TokenStore, limiter: FailureLimiter, addressOf: () => string, token: string | undefined): Promise<TokenRecord> {
-  const found = token === undefined ? undefined : await tokens.findToken(hashToken(token));
+async function authenticate(
+  tokens: TokenStore,
+  limiter: FailureLimiter,
+  addressOf: () => string,
+  token: string | undefined,
+  request: Request,
+  info: RequestInfo | undefined,
+): Promise<TokenRecord> {
+  const hash = token === undefined ? undefined : hashToken(token);
+  const found = hash === undefined ? undefined : await tokens.findToken(hash);
   if (found) return found;
   const address = addressOf();
   const wait = limiter.retryAfter(address);
-  if (wait > 0) throw tooManyRequests(`too many failed authentications from this address; retry after ${wait} s`, wait);
+  if (wait > 0) {
+    if (info) info.authFailure = "rate limited";
+    throw tooManyRequests(`too many failed authentications from this address; retry after ${wait} s`, wait);
+  }
   limiter.record(address);
+  if (info) info.authFailure = hash === undefined ? headerFailure(request) : await tokens.refusal(hash);
   throw unauthorized(
     token === undefined
       ? "authentication required: send 'Authorization: Bearer <token>' (create a token with `scimd generate-token`)"

@@ -21,9 +21,17 @@ export interface RequestInfo {
   readonly client: string;
   /** The route template that answered (`/api/v1/scim/Users/:id`), when one did. */
   route?: string;
-  /** The name of the token the request authenticated with. */
+  /** The name of the token the request authenticated with (its name, never its secret). */
   token?: string;
   authFailure?: AuthFailure;
+  /** The id in the route (`:id`), or the id a create answered with (its Location). */
+  resourceId?: string;
+  /** Set when the log wants request bodies (debug): readJsonBody then keeps the parsed body in `body`. */
+  readonly captureBody?: boolean;
+  /** The parsed request body, only when `captureBody` is set. */
+  body?: unknown;
+  /** Set when the client went away before a streamed body was complete. */
+  aborted?: boolean;
   status?: number;
   /** Bytes of the response body. */
   bytes?: number;
@@ -48,6 +56,18 @@ export function noteStreamed(response: Response): Response {
   return response;
 }
 
+/**
+ * Notes on the request's record the size of the error response it is answered with: Elysia may
+ * answer an error raised before the handler with a copy of that response, which the size noted on
+ * the response would not follow.
+ */
+export function noteErrorResponse(request: Request, response: Response): Response {
+  const info = infos.get(request);
+  const bytes = sizes.get(response);
+  if (info && bytes !== undefined) info.bytes = bytes;
+  return response;
+}
+
 export function infoOf(request: Request): RequestInfo | undefined {
   return infos.get(request);
 }
@@ -62,7 +82,8 @@ export function shareInfo(from: Request, to: Request): void {
 const USABLE_ID = /^[A-Za-z0-9._:@\/+=-]{1,128}$/;
 
 function pathOfUrl(url: string): string {
-  const start = url.indexOf("/", url.indexOf("//") + 2);
+  // A request without a usable Host header comes with a path-only URL (`/api/v1/scim/Users`).
+  const start = url.startsWith("/") ? 0 : url.indexOf("/", url.indexOf("//") + 2);
   if (start < 0) return "/";
   const q = url.indexOf("?", start);
   return q < 0 ? url.slice(start) : url.slice(start, q);
@@ -73,6 +94,8 @@ export interface EdgeOptions {
   clientAddress: (request: Request, server: Server<unknown> | undefined) => string;
   /** Called once per request, when its response body has been sent (or the client went away). */
   onFinish?: (info: RequestInfo) => void;
+  /** Keep each request's parsed body in its record (for a debug log line). */
+  captureBodies?: boolean;
 }
 
 /**
@@ -80,6 +103,7 @@ export interface EdgeOptions {
  * X-Request-Id, and finishes the record when the body is complete.
  */
 export function edgeHandler(handle: (request: Request) => Promise<Response>, o: EdgeOptions) {
+  const captureBody = o.captureBodies === true;
   return async (request: Request, server?: Server<unknown>): Promise<Response> => {
     const incoming = request.headers.get("x-request-id");
     const info: RequestInfo = {
@@ -88,33 +112,46 @@ export function edgeHandler(handle: (request: Request) => Promise<Response>, o: 
       method: request.method,
       path: pathOfUrl(request.url),
       client: o.clientAddress(request, server),
+      captureBody,
     };
     infos.set(request, info);
     const response = await handle(request);
     response.headers.set("X-Request-Id", info.id);
     info.status = response.status;
+    if (info.status === 201 && info.resourceId === undefined) {
+      const location = response.headers.get("location");
+      if (location !== null) info.resourceId = location.slice(location.lastIndexOf("/") + 1);
+    }
+    let finished = false;
     const finish = (bytes: number | undefined) => {
+      if (finished) return;
+      finished = true;
       info.bytes = bytes;
       info.durationMs = performance.now() - info.start;
       o.onFinish?.(info);
     };
     if (!streamed.has(response) || response.body === null) {
       const length = response.headers.get("content-length");
-      finish(sizes.get(response) ?? (length === null ? undefined : Number(length)));
+      finish(sizes.get(response) ?? info.bytes ?? (length === null ? undefined : Number(length)));
     } else {
       // A streamed body (a large group): counted as it goes, finished when it ends.
       let bytes = 0;
-      const counted = response.body.pipeThrough(
-        new TransformStream<Uint8Array, Uint8Array>({
-          transform(chunk, controller) {
-            bytes += chunk.byteLength;
-            controller.enqueue(chunk);
-          },
-          flush() {
-            finish(bytes);
-          },
-        }),
-      );
+      // `cancel` (a transformer member Bun implements, missing from the DOM types) runs when the client goes away.
+      const counter: Transformer<Uint8Array, Uint8Array> & { cancel(): void } = {
+        transform(chunk, controller) {
+          bytes += chunk.byteLength;
+          controller.enqueue(chunk);
+        },
+        flush() {
+          finish(bytes);
+        },
+        // The client went away before the end: the record says so, with the bytes sent until then.
+        cancel() {
+          info.aborted = true;
+          finish(bytes);
+        },
+      };
+      const counted = response.body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>(counter));
       return new Response(counted, { status: response.status, statusText: response.statusText, headers: response.headers });
     }
     return response;

@@ -14,7 +14,9 @@ import {
   toErrorBody,
   unsupportedMediaType,
 } from "../scim/errors";
+import type { Logger } from "../log";
 import type { ScimResult } from "../scim/result";
+import { infoOf, noteBodySize, noteErrorResponse, noteStreamed } from "./observe";
 import { pathOf } from "./routing";
 
 export const SCIM_CONTENT_TYPE = "application/scim+json; charset=utf-8";
@@ -29,10 +31,13 @@ export const NO_STORE = { "Cache-Control": "no-store" } as const;
 
 /** A SCIM response; a string body is JSON text already; `undefined` sends no body (204, 304). */
 export function scimResponse(status: number, body: unknown, headers: Readonly<Record<string, string>> = {}): Response {
-  return new Response(body === undefined ? null : typeof body === "string" ? body : JSON.stringify(body), {
+  const text = body === undefined ? null : typeof body === "string" ? body : JSON.stringify(body);
+  const response = new Response(text, {
     status,
     headers: body === undefined ? { ...NO_STORE, ...headers } : { "Content-Type": SCIM_CONTENT_TYPE, ...NO_STORE, ...headers },
   });
+  // The size for the request's log line, known here so that the edge never reads a body.
+  return noteBodySize(response, text === null ? 0 : Buffer.byteLength(text));
 }
 
 export function errorResponse(e: ScimError): Response {
@@ -94,7 +99,8 @@ export async function respondWithMembers(
       await it.return?.();
     },
   });
-  return new Response(stream, { status, headers: { "Content-Type": SCIM_CONTENT_TYPE, ...NO_STORE, ...headers } });
+  // Counted by the edge as it is sent, so that the log line has its size and its real duration.
+  return noteStreamed(new Response(stream, { status, headers: { "Content-Type": SCIM_CONTENT_TYPE, ...NO_STORE, ...headers } }));
 }
 
 /** Throws when JSON nests deeper than the limit (checked on the text, before parsing). */
@@ -182,11 +188,16 @@ export async function readJsonBody(request: Request, maxBytes: number): Promise<
   const text = decodeUtf8(new Uint8Array(buf));
   if (text.trim() === "") return undefined;
   checkDepth(text);
+  let parsed: unknown;
   try {
-    return JSON.parse(text);
+    parsed = JSON.parse(text);
   } catch (e) {
     throw invalidSyntax(`the request body is not valid JSON: ${e instanceof Error ? e.message : String(e)}`);
   }
+  // Kept for the request's debug line only (which redacts passwords); at other levels not at all.
+  const info = infoOf(request);
+  if (info?.captureBody) info.body = parsed;
+  return parsed;
 }
 
 /**
@@ -198,9 +209,11 @@ export async function readJsonBody(request: Request, maxBytes: number): Promise<
  */
 export function scimPlugin(opts: {
   allowedMethods: (path: string) => string[];
-  log: (line: string) => void;
+  logger: Logger;
 }) {
-  return new Elysia({ name: "scim" }).onError({ as: "global" }, ({ code, error, request, path: routed }) => {
+  return new Elysia({ name: "scim" }).onError({ as: "global" }, ({ code, error, request, path: routed }) => noteErrorResponse(request, renderError(code, error, request, routed)));
+
+  function renderError(code: unknown, error: unknown, request: Request, routed: string | undefined): Response {
     if (error instanceof ScimError) return errorResponse(error);
     const path = pathOf(request.url);
     switch (code) {
@@ -217,11 +230,16 @@ export function scimPlugin(opts: {
         return errorResponse(invalidSyntax("the request body could not be parsed"));
       default: {
         // An unexpected failure: log it for the operator, tell the client nothing internal.
-        opts.log(`error: ${request.method} ${path}: ${error instanceof Error ? (error.stack || error.message || error.name) : String(error)}`);
+        opts.logger.error("unexpected error", {
+          requestId: infoOf(request)?.id,
+          method: request.method,
+          path,
+          error: error instanceof Error ? error.stack || error.message || error.name : String(error),
+        });
         return errorResponse(new ScimError(500, "the server could not complete the request; nothing was changed. The operator's log has the details."));
       }
     }
-  });
+  }
 }
 
 function validationDetail(error: unknown): string {

@@ -15,6 +15,7 @@ import { listResponseJson, Renderer, splicedJson, splices } from "./representati
 import { checkProductRules, finalizeResource, normalizeBody } from "./resource";
 import type { ReadOptions, RequestContext, ScimResult } from "./result";
 import { rtOf, type ResourceKind, type ResourceTypeDef } from "./schema";
+import type { Logger } from "../log";
 import type { ResourceStore, StoredResource } from "../store/store";
 
 export interface OperationsOptions {
@@ -22,8 +23,8 @@ export interface OperationsOptions {
   strict: boolean;
   /** The most resources one page returns (advertised as filter.maxResults). */
   maxResults: number;
-  /** Log a line (no secrets). */
-  log?: (line: string) => void;
+  /** The operator's log (no secrets). */
+  logger?: Logger;
 }
 
 /** The parameters of a query (RFC 7644 §3.4.2), as sent in a query string or a SearchRequest body; the projection comes from the context. */
@@ -156,7 +157,7 @@ export class ScimOperations {
       const data = finalizeResource(rt, result.resource, current.data);
       const hash = await this.hashPassword(result.password);
       if (hash) data.password = hash;
-      if (result.memberChanges.some((c) => c.kind === "removeAll")) this.opts.log?.(`PATCH removed every member of Group ${id}`);
+      if (result.memberChanges.some((c) => c.kind === "removeAll")) this.opts.logger?.info("group emptied", { groupId: id, by: "PATCH remove members" });
       return this.store.update(kind, id, { data, expectedVersion: current.version, memberChanges: result.memberChanges, precondition });
     });
     if (kind === "Group" && !asksForAttributes(projection)) return { status: 204, headers: { ETag: etagOf(s.version) } };

@@ -16,6 +16,8 @@ export interface OpenOptions {
   synchronous?: "FULL" | "NORMAL";
   /** How long a write waits for another process's lock before giving up. */
   busyTimeoutMs?: number;
+  /** Told of each schema migration applied while opening (for the operator's log). */
+  onMigrated?: (from: number, to: number) => void;
 }
 
 /** The `--db` forms this build serves, for help texts and errors. */
@@ -67,6 +69,6 @@ export async function openStore(value: string, opts: OpenOptions = {}): Promise<
   const where = parseDbLocation(value);
   switch (where.engine) {
     case "sqlite":
-      return new SqliteStore(where.path, { create: opts.create, synchronous: opts.synchronous, busyTimeoutMs: opts.busyTimeoutMs });
+      return new SqliteStore(where.path, { create: opts.create, synchronous: opts.synchronous, busyTimeoutMs: opts.busyTimeoutMs, onMigrated: opts.onMigrated });
   }
 }

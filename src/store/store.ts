@@ -133,6 +133,8 @@ export interface ResourceStore {
   groupsOf(memberId: string): Promise<GroupRef[]>;
 }
 
+export type TokenRefusal = "expired" | "no such token";
+
 /** API tokens: what authentication and the token commands need. */
 export interface TokenStore {
   /** A new token; throws TokenNameTaken when any secret (current, rotated or expired) has this name. */
@@ -144,6 +146,11 @@ export interface TokenStore {
   rotateToken(name: string, hash: string, graceMs: number): Promise<RotatedToken | undefined>;
   /** The accepted (not expired) secret with this hash, and records its use (at most once a minute). */
   findToken(hash: string): Promise<TokenRecord | undefined>;
+  /**
+   * Why a secret that findToken did not accept is refused, for the log: "expired" for a rotated-out
+   * secret past its grace period, else "no such token" (a revoked secret is deleted, so it is that too).
+   */
+  refusal(hash: string): Promise<TokenRefusal>;
   /** Every secret, expired ones included, oldest first. */
   listTokens(): Promise<TokenRecord[]>;
   /** Deletes the secret with id `idOrName`, or every secret of the token named `idOrName`; returns how many. */

@@ -111,8 +111,8 @@ describe("first run, provisioning, tokens and restart", () => {
     const r = await fetch(`${server.url}/healthz`);
     expect(r.status).toBe(200);
     expect(await r.json()).toEqual({ status: "ok", version: pkg.version });
-    await server.waitForLog(/SCIM API URL/);
-    expect(server.log()).toContain(`SCIM API URL: ${server.base}`);
+    await server.waitForLog(/"event":"listening"/);
+    expect(server.records().find((r) => r.event === "listening")?.apiUrl).toBe(server.base);
     expect(server.log()).not.toMatch(/no API token exists/);
   });
 

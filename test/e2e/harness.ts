@@ -82,13 +82,17 @@ export async function freePort(): Promise<number> {
 }
 
 export interface Served {
-  proc: Bun.Subprocess<"ignore", "ignore", "pipe">;
+  proc: Bun.Subprocess<"ignore", "pipe", "pipe">;
   url: string;
   base: string;
   /** Milliseconds from spawn until /healthz answered 200. */
   readyMs: number;
-  /** Everything the server wrote to stderr so far. */
+  /** Everything the server wrote so far: its log (stdout), then its stderr. */
   log: () => string;
+  /** Every line of its log (stdout) so far, parsed as JSON (throws for a line that is not JSON). */
+  records: () => Record<string, unknown>[];
+  /** Everything it wrote to stdout so far. */
+  stdout: () => string;
   waitForLog: (re: RegExp, ms?: number) => Promise<void>;
   /** Sends SIGTERM and resolves with the exit code, or undefined after `ms`. */
   stop: (ms?: number) => Promise<number | undefined>;
@@ -111,26 +115,42 @@ export async function startServe(bin: string | string[], cwd: string, args: stri
     cwd,
     env: cleanEnv(),
     stdin: "ignore",
-    stdout: "ignore",
+    stdout: "pipe",
     stderr: "pipe",
   });
   started.add(proc);
   void proc.exited.then(() => started.delete(proc));
-  let text = "";
-  const drained = (async () => {
+  let out = "";
+  let err = "";
+  const drain = async (stream: ReadableStream<Uint8Array>, add: (s: string) => void) => {
     const decoder = new TextDecoder();
-    for await (const chunk of proc.stderr) text += decoder.decode(chunk, { stream: true });
-  })();
+    for await (const chunk of stream) add(decoder.decode(chunk, { stream: true }));
+  };
+  const drained = Promise.all([drain(proc.stdout, (s) => (out += s)), drain(proc.stderr, (s) => (err += s))]);
+  const all = () => out + err;
   const url = `http://127.0.0.1:${port}`;
   const served: Served = {
     proc,
     url,
     base: `${url}${BASE_PATH}`,
     readyMs: 0,
-    log: () => text,
+    log: all,
+    stdout: () => out,
+    records: () =>
+      out
+        .slice(0, out.lastIndexOf("\n") + 1)
+        .split("\n")
+        .filter((l) => l !== "")
+        .map((l) => {
+          try {
+            return JSON.parse(l) as Record<string, unknown>;
+          } catch {
+            throw new Error(`scimd wrote a log line that is not JSON: ${l}`);
+          }
+        }),
     waitForLog: async (re, ms = 3000) => {
       const until = Date.now() + ms;
-      while (!re.test(text) && Date.now() < until) await Bun.sleep(20);
+      while (!re.test(all()) && Date.now() < until) await Bun.sleep(20);
     },
     stop: async (ms = 5000) => {
       proc.kill("SIGTERM");
@@ -151,7 +171,7 @@ export async function startServe(bin: string | string[], cwd: string, args: stri
   if (exited === undefined) {
     proc.kill("SIGKILL");
     await proc.exited;
-    throw new Error(`scimd serve did not answer /healthz within ${timeoutMs} ms; stderr:\n${text}`);
+    throw new Error(`scimd serve did not answer /healthz within ${timeoutMs} ms; output:\n${all()}`);
   }
   await drained;
   return { ...served, exited };

@@ -66,7 +66,7 @@ describe("dist/scimd: /healthz, /readyz and /metrics", () => {
     const r = await fetch(`${server.url}/readyz`);
     expect(r.status).toBe(200);
     expect(await r.json()).toEqual({ status: "ok" });
-    expect(server.log()).toContain(`metrics: ${metricsUrl}`);
+    expect(server.records().find((r) => r.event === "listening")?.metricsUrl).toBe(metricsUrl);
   });
 
   it("/readyz answers 503 with the reason while another process holds the write lock, and 200 once it lets go", async () => {

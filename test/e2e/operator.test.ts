@@ -351,7 +351,9 @@ describe("kill -TERM of the npm start process", () => {
       expect(below.filter(alive)).toEqual([]);
       const refused = await fetch(`http://127.0.0.1:${port}/healthz`).then(() => false, () => true);
       expect(refused).toBe(true);
-      expect(await new Response(npm.stderr).text()).toMatch(/SIGTERM: finishing in-flight requests/);
+      const log = await new Response(npm.stdout).text();
+      expect(log).toMatch(/"event":"stopping"/);
+      expect(log).toMatch(/"signal":"SIGTERM"/);
     } finally {
       // An orphaned server (the bug this test is about) must not outlive the test.
       for (const pid of [...below, ...descendants(npm.pid)]) killIfAlive(pid);
@@ -401,7 +403,7 @@ describe("the URL and the commands that generate-token and serve print", () => {
     const s = await startServe(prefix(), dir, ["--db", "./fresh/scimd.db"], started);
     try {
       await s.waitForLog(/no API token exists yet/);
-      const line = suggested(s.log(), /no API token exists yet/);
+      const line = String(s.records().find((r) => /no API token exists yet/.test(String(r.message)))?.command);
       expect(line).toContain(join(dir, "fresh", "scimd.db"));
       const r = paste(line, folder());
       const t = token(r);
@@ -445,8 +447,8 @@ describe("--base-url without the /api/v1/scim path", () => {
       const dir = folder();
       const s = await startServe(bin, dir, ["--db", join(dir, "scimd.db"), "--base-url", url], started);
       try {
-        await s.waitForLog(/SCIM API URL/);
-        expect(s.log()).toContain(`SCIM API URL: ${url.replace(/\/$/, "")}\n`);
+        await s.waitForLog(/"event":"listening"/);
+        expect(s.records().find((r) => r.event === "listening")?.apiUrl).toBe(url.replace(/\/$/, ""));
         expect(s.log()).not.toMatch(/warning/i);
       } finally {
         expect(await s.stop()).toBe(0);

@@ -7,9 +7,10 @@ import { allMembers } from "../helpers";
  */
 import { afterAll, beforeAll, describe, expect, it, test } from "bun:test";
 import { createApp } from "../../src/app";
+import { SILENT_LOGGER } from "../../src/log";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store";
 import { hashToken, newToken } from "../../src/tokens";
-import { ENTERPRISE, expectScimError, GROUP, groupBody, LIST, PATCH_OP, patchBody, rawRequest, readResponse, startServer, USER, userBody, type TestServer } from "../helpers";
+import { ENTERPRISE, expectScimError, GROUP, groupBody, LIST, PATCH_OP, patchBody, memoryLogger, rawRequest, readResponse, startServer, USER, userBody, type TestServer } from "../helpers";
 
 let s: TestServer;
 let small: TestServer;
@@ -75,8 +76,8 @@ describe("a body that ends before it is complete is 400, not a server failure (R
   // an incomplete message: its fault, so no 500 and no "error:" line for the operator to chase.
   const store = new SqliteStore(":memory:");
   const token = newToken();
-  const logs: string[] = [];
-  const app = createApp({ store, log: (l) => logs.push(l) });
+  const { logger, lines: logs } = memoryLogger();
+  const app = createApp({ store, logger });
   beforeAll(async () => void (await store.createToken("cut", hashToken(token))));
   afterAll(() => store.close());
   const routes: [string, string][] = [
@@ -104,7 +105,7 @@ describe("a body that ends before it is complete is 400, not a server failure (R
   });
 
   it("leaves no 'error:' line in the log when a client closes the connection mid-body, served", async () => {
-    const server = createApp({ store, log: (l) => logs.push(l) }).listen({ port: 0, hostname: "127.0.0.1" });
+    const server = createApp({ store, logger }).listen({ port: 0, hostname: "127.0.0.1" });
     try {
       const before = logs.length;
       for (const [method, path] of routes)
@@ -124,7 +125,7 @@ describe("an id whose percent-encoding is malformed is a 4xx, never 500 or an id
   // app.handle, Elysia's router gives it as null, which the routes' params schema refuses with 400.
   const store = new SqliteStore(":memory:");
   const token = newToken();
-  const app = createApp({ store, log: () => {} });
+  const app = createApp({ store, logger: SILENT_LOGGER });
   beforeAll(async () => void (await store.createToken("pct", hashToken(token))));
   afterAll(() => store.close());
 

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { join } from "node:path";
 import { createApp, SCIM_BASE_PATH } from "../../src/app";
+import { SILENT_LOGGER } from "../../src/log";
 import { listen, type Listener } from "../../src/http/listener";
 import { createMetrics, UNMATCHED_ROUTE, type Metrics } from "../../src/http/metrics";
 import { edgeHandler, infoOf, type RequestInfo } from "../../src/http/observe";
@@ -29,7 +30,7 @@ const token = newToken();
 beforeAll(async () => {
   store = await openSqliteStore(dbPath);
   await store.createToken("test", hashToken(token));
-  const app = createApp({ store, log: () => {}, addressOf: (r) => infoOf(r)?.client ?? "unknown", readyTimeoutMs: READY_TIMEOUT_MS });
+  const app = createApp({ store, logger: SILENT_LOGGER, addressOf: (r) => infoOf(r)?.client ?? "unknown", readyTimeoutMs: READY_TIMEOUT_MS });
   metrics = createMetrics({ store, version: VERSION });
   const fetch = edgeHandler((r) => app.handle(r), { clientAddress: (r, s) => s?.requestIP(r)?.address ?? "unknown", onFinish: (info) => metrics.observe(info) });
   server = listen({ host: "127.0.0.1", port: 0, fetch, maxRequestBodySize: 4 << 20 });

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { Elysia } from "elysia";
 import { join } from "node:path";
 import { createApp, SCIM_BASE_PATH } from "../../src/app";
+import { SILENT_LOGGER } from "../../src/log";
 import { authPlugin, FailureLimiter } from "../../src/http/auth";
 import { resourceController, rootSearchController } from "../../src/http/resources";
 import { scimPlugin } from "../../src/http/scim-plugin";
@@ -68,7 +69,7 @@ beforeAll(async () => {
   const auth = authPlugin(store, new FailureLimiter({ maxFailures: 1000, windowMs: 60_000 }), () => "test");
   const deps = { operations: ops, auth, baseUrl: () => BASE, maxBodyBytes: 1 << 20 };
   app = new Elysia()
-    .use(scimPlugin({ allowedMethods: () => [], log: () => {} }))
+    .use(scimPlugin({ allowedMethods: () => [], logger: SILENT_LOGGER }))
     .use(new Elysia({ prefix: SCIM_BASE_PATH }).use(auth).use(resourceController("User", deps)).use(resourceController("Group", deps)).use(rootSearchController(deps)));
 });
 afterAll(async () => {
@@ -150,7 +151,7 @@ describe("authentication runs once per request", () => {
         return typeof v === "function" ? v.bind(target) : v;
       },
     });
-    const whole = createApp({ store: counted, log: () => {} });
+    const whole = createApp({ store: counted, logger: SILENT_LOGGER });
     const auth = { Authorization: `Bearer ${tokens.okta.secret}` };
     for (const path of ["/Users?count=0", `/Users/${crypto.randomUUID()}`, "/Groups?count=0", "/ServiceProviderConfig", "?count=0", "/NoSuchThing"]) {
       lookups = 0;

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it, test } from "bun:test";
 import { Elysia } from "elysia";
 import { join } from "node:path";
 import { createApp, SCIM_BASE_PATH } from "../../src/app";
+import { SILENT_LOGGER } from "../../src/log";
 import { routedMethods } from "../../src/http/routing";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store";
 import { hashToken, newToken } from "../../src/tokens";
@@ -121,7 +122,7 @@ describe("a differently-cased request dispatched again", () => {
     const store = new SqliteStore(join(dir, "scimd.db"));
     const seen: Request[] = [];
     try {
-      const app = createApp({ store, log: () => {}, addressOf: (r) => (seen.push(r), "198.51.100.7") });
+      const app = createApp({ store, logger: SILENT_LOGGER, addressOf: (r) => (seen.push(r), "198.51.100.7") });
       const original = new Request(`http://scimd.test${SCIM_BASE_PATH}/users`, { headers: { Authorization: "Bearer scimd_wrong" } });
       const r = await app.handle(original);
       expect(r.status).toBe(401);
@@ -163,7 +164,7 @@ describe("405 comes from the route table the request was routed by (RFC 9110 §1
   const { dir, cleanup } = tempDir();
   const store = new SqliteStore(join(dir, "405.db"));
   const token = newToken();
-  const app = createApp({ store, log: () => {} });
+  const app = createApp({ store, logger: SILENT_LOGGER });
   const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"];
   const send = async (method: string, path: string, host = "http://scimd.test") =>
     readResponse(await app.handle(new Request(`${host}${path}`, { method, headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/scim+json" }, body: method === "GET" || method === "DELETE" ? undefined : "{}" })));

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it, test } from "bun:test";
 import { readFileSync, existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { createApp, PROBE_PATHS, SCIM_BASE_PATH } from "../../src/app";
+import { SILENT_LOGGER } from "../../src/log";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store";
 import { hashToken, newToken } from "../../src/tokens";
 import { expectScimError, groupBody, patchBody, rawRequest, startServer, tempDir, userBody, type TestResponse, type TestServer } from "../helpers";
@@ -50,7 +51,7 @@ describe("every SCIM route requires a bearer token (RFC 7644 §2, RFC 6750 §3)"
   const { dir, cleanup } = tempDir();
   const store = new SqliteStore(join(dir, "routes.db"));
   const token = newToken();
-  const app = createApp({ store, authFailuresPerMinute: 1_000_000, log: () => {} });
+  const app = createApp({ store, authFailuresPerMinute: 1_000_000, logger: SILENT_LOGGER });
   const routes = app.routes.map((r) => ({ method: r.method, path: r.path })).filter((r) => !(r.method === "GET" && PROBE_PATHS.includes(r.path)));
   const concrete = (path: string) => path.replace(/:[A-Za-z]+/g, () => crypto.randomUUID());
 
@@ -139,7 +140,7 @@ describe("every SCIM route requires a bearer token (RFC 7644 §2, RFC 6750 §3)"
   ])("answers a stranger whose request has %s with 401 or 404 on every route and method, never a 405 naming methods", async (_what, rest) => {
     // Elysia reads the path of such a URL from its 12th character on, so the request may reach no
     // authenticated route at all: the answer must then say no more than any unknown path does.
-    const server = createApp({ store, authFailuresPerMinute: 1_000_000, log: () => {} }).listen({ port: 0, hostname: "127.0.0.1" });
+    const server = createApp({ store, authFailuresPerMinute: 1_000_000, logger: SILENT_LOGGER }).listen({ port: 0, hostname: "127.0.0.1" });
     try {
       for (const route of routes)
         for (const method of ["GET", "POST", "PUT", "PATCH", "DELETE"]) {
@@ -196,8 +197,8 @@ describe("failed-authentication throttling", () => {
   const token = newToken();
   const LIMIT = 5;
   // The client address comes from a test header so one app can play several clients.
-  const app = createApp({ store, authFailuresPerMinute: LIMIT, addressOf: (r) => r.headers.get("x-test-addr") ?? "203.0.113.9", log: () => {} });
-  const fixed = createApp({ store, authFailuresPerMinute: LIMIT, addressOf: () => "203.0.113.9", log: () => {} });
+  const app = createApp({ store, authFailuresPerMinute: LIMIT, addressOf: (r) => r.headers.get("x-test-addr") ?? "203.0.113.9", logger: SILENT_LOGGER });
+  const fixed = createApp({ store, authFailuresPerMinute: LIMIT, addressOf: () => "203.0.113.9", logger: SILENT_LOGGER });
 
   beforeAll(async () => {
     await store.createToken("limit", hashToken(token));
@@ -236,18 +237,19 @@ describe("failed-authentication throttling", () => {
     expectScimError(await handle(app, "GET", users, { Authorization: "Bearer wrong", "x-test-addr": "198.51.100.1" }), 429);
     expectUnauthorized(await handle(app, "GET", users, { Authorization: "Bearer wrong", "x-test-addr": "198.51.100.2" }), "other address");
     // A separate app instance has its own limiter.
-    const other = createApp({ store, authFailuresPerMinute: LIMIT, addressOf: () => "198.51.100.1", log: () => {} });
+    const other = createApp({ store, authFailuresPerMinute: LIMIT, addressOf: () => "198.51.100.1", logger: SILENT_LOGGER });
     expectUnauthorized(await handle(other, "GET", users, { Authorization: "Bearer wrong" }), "second app");
   });
 });
 
 describe("no secret in logs or in the database file", () => {
   let s: TestServer;
-  const logs: string[] = [];
+  let logs: string[] = [];
   let otherToken: string;
 
   beforeAll(async () => {
-    s = await startServer({ log: (l) => logs.push(l), authFailuresPerMinute: 1000 });
+    s = await startServer({ authFailuresPerMinute: 1000 });
+    logs = s.logLines;
     otherToken = newToken();
     await s.store.createToken("second", hashToken(otherToken));
   });
@@ -280,7 +282,7 @@ describe("no secret in logs or in the database file", () => {
     expectScimError(boom, 500);
     expect(boom.text).not.toContain("user_emails");
 
-    expect(logs.some((l) => l.includes("error:"))).toBe(true); // the 500 was logged, so the check below is not vacuous
+    expect(s.logs.some((l) => l.event === "unexpected error")).toBe(true); // the 500 was logged, so the check below is not vacuous
     for (const line of logs) {
       for (const secret of [s.token, otherToken, wrong]) expect(line).not.toContain(secret);
       expect(line.toLowerCase()).not.toContain("authorization");

@@ -17,7 +17,7 @@ import type { Resource } from "../../src/scim/resource";
 import { GROUP_RESOURCE, USER_RESOURCE } from "../../src/scim/schema";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store";
 import { hashToken, newToken } from "../../src/tokens";
-import { ENTERPRISE, GROUP, PATCH_OP, tempDir, USER, userBody } from "../helpers";
+import { ENTERPRISE, GROUP, memoryLogger, PATCH_OP, tempDir, USER, userBody } from "../helpers";
 
 /** Fixed by default; SCIMD_FUZZ_SEED / SCIMD_FUZZ_SCALE explore further without changing the suite. */
 const SEED = Number(process.env.SCIMD_FUZZ_SEED ?? 20240531);
@@ -231,8 +231,8 @@ describe("PATCH /Users/{id} over HTTP under random bodies (RFC 7644 §3.5.2)", (
   const { dir, cleanup } = tempDir();
   const store = new SqliteStore(join(dir, "fuzz.db"));
   const token = newToken();
-  const logs: string[] = [];
-  const app = createApp({ store, log: (l) => logs.push(l), authFailuresPerMinute: 1_000_000 });
+  const { logger, records: logs } = memoryLogger();
+  const app = createApp({ store, logger, authFailuresPerMinute: 1_000_000 });
   let id = "";
 
   const call = async (method: string, path: string, body?: unknown) => {
@@ -283,6 +283,6 @@ describe("PATCH /Users/{id} over HTTP under random bodies (RFC 7644 §3.5.2)", (
     );
     if (process.env.SCIMD_FUZZ_DEBUG) console.log("statuses", statuses);
     expect(statuses.get(200) ?? 0).toBeGreaterThan(10);
-    expect(logs.filter((l) => l.startsWith("error:"))).toEqual([]);
+    expect(logs.filter((l) => l.level === "error")).toEqual([]);
   });
 });

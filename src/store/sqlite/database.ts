@@ -21,6 +21,8 @@ export interface SqliteStoreOptions {
    * missing or empty file is refused with StoreMissingError and nothing is created.
    */
   create?: boolean;
+  /** Told of each schema migration applied while opening. */
+  onMigrated?: (from: number, to: number) => void;
 }
 
 /** Times the store writes: ISO 8601 UTC strings of one fixed format, so text comparison in SQL orders them. */
@@ -101,7 +103,7 @@ export class SqliteDatabase {
       // (15.8 / 12.7 µs against 15.7 / 12.6 µs in-process), and reading a 100,000-member group (which
       // touches every user row) peaks ~19 MB lower in resident memory.
       this.db.exec("PRAGMA cache_size = -16384");
-      this.migrate();
+      this.migrate(opts.onMigrated);
       // Counted once here; from now on every committed write moves the counts (tally), so stats() never counts rows.
       this.counts = this.db
         .query("SELECT (SELECT count(*) FROM users) AS users, (SELECT count(*) FROM groups) AS groups, (SELECT count(*) FROM group_members) AS memberships")
@@ -127,7 +129,7 @@ export class SqliteDatabase {
       throw new StoreOpenError(`${this.path} has schema version ${version}, newer than this scimd understands (${MIGRATIONS.length}); run a newer scimd`);
   }
 
-  private migrate(): void {
+  private migrate(onMigrated?: (from: number, to: number) => void): void {
     const current = (this.db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
     for (let v = current; v < MIGRATIONS.length; v++) {
       this.db.transaction(() => {
@@ -137,6 +139,7 @@ export class SqliteDatabase {
         this.db.exec(`PRAGMA application_id = ${APPLICATION_ID}`);
         this.db.exec(`PRAGMA user_version = ${v + 1}`);
       }).immediate();
+      onMigrated?.(v, v + 1);
     }
   }
 

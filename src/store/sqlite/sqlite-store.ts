@@ -21,6 +21,7 @@ import type {
   StoredResource,
   StoreStats,
   TokenRecord,
+  TokenRefusal,
   UpdateInput,
 } from "../store";
 import { SqliteDatabase, type SqliteStoreOptions } from "./database";
@@ -88,6 +89,10 @@ export class SqliteStore implements Store {
 
   findToken(hash: string): Promise<TokenRecord | undefined> {
     return this.tokens.findToken(hash);
+  }
+
+  refusal(hash: string): Promise<TokenRefusal> {
+    return this.tokens.refusal(hash);
   }
 
   listTokens(): Promise<TokenRecord[]> {

@@ -2,7 +2,7 @@
  * API tokens in the SQLite store: one row per secret (only its hash), a name with one current secret
  * and the rotated-out ones, each accepted until its `expires`.
  */
-import { TokenNameTaken, type RotatedToken, type TokenRecord, type TokenStore } from "../store";
+import { TokenNameTaken, type RotatedToken, type TokenRecord, type TokenRefusal, type TokenStore } from "../store";
 import { nowIso, type SqliteDatabase } from "./database";
 
 type TokenRow = { id: string; name: string; created: string; last_used: string | null; expires: string | null };
@@ -43,6 +43,10 @@ export class SqliteTokens implements TokenStore {
         return { token, retiring };
       })
       .immediate();
+  }
+
+  async refusal(hash: string): Promise<TokenRefusal> {
+    return this.d.q("SELECT 1 FROM tokens WHERE hash = ?").get(hash) ? "expired" : "no such token";
   }
 
   async findToken(hash: string): Promise<TokenRecord | undefined> {

@@ -1,0 +1,247 @@
+/**
+ * The request log and its parts: the SCIM meaning of a route (a table), the client address behind a
+ * trusted proxy (CIDR v4/v6), password redaction, the Logger's levels and formats, and the line a
+ * request gets through the real edge and app on a real SQLite file.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { join } from "node:path";
+import { createApp } from "../../src/app";
+import { clientAddressResolver, parseCidr } from "../../src/http/client-address";
+import { edgeHandler, infoOf } from "../../src/http/observe";
+import { requestLogger, routeMeaning } from "../../src/http/request-log";
+import { createLogger, prettyLine, redactPasswords, type LogLevel } from "../../src/log";
+import { SqliteStore } from "../../src/store/sqlite/sqlite-store";
+import { hashToken, newToken } from "../../src/tokens";
+import { groupBody, memoryLogger, patchBody, tempDir, userBody, type LogRecord } from "../helpers";
+
+describe("routeMeaning: the SCIM operation and resource type of a method on a route template", () => {
+  const B = "/api/v1/scim";
+  it.each([
+    ["POST", `${B}/Users`, "create", "User"],
+    ["GET", `${B}/Users`, "query", "User"],
+    ["POST", `${B}/Users/.search`, "query", "User"],
+    ["GET", `${B}/Users/:id`, "get", "User"],
+    ["PUT", `${B}/Users/:id`, "replace", "User"],
+    ["PATCH", `${B}/Users/:id`, "patch", "User"],
+    ["DELETE", `${B}/Users/:id`, "delete", "User"],
+    ["POST", `${B}/Groups`, "create", "Group"],
+    ["PATCH", `${B}/Groups/:id`, "patch", "Group"],
+    ["DELETE", `${B}/Groups/:id`, "delete", "Group"],
+    ["GET", B, "query", undefined],
+    ["POST", `${B}/.search`, "query", undefined],
+    ["GET", `${B}/ServiceProviderConfig`, "discovery", "ServiceProviderConfig"],
+    ["GET", `${B}/ResourceTypes/:id`, "discovery", "ResourceType"],
+    ["GET", `${B}/Schemas`, "discovery", "Schema"],
+    ["POST", `${B}/Bulk`, "bulk", undefined],
+    ["GET", `${B}/Me`, "me", undefined],
+    ["DELETE", `${B}/Users`, undefined, "User"],
+    ["GET", `${B}/*`, undefined, undefined],
+    ["GET", "/healthz", undefined, undefined],
+    ["GET", undefined, undefined, undefined],
+  ])("%s %s is %s of %s", (method, route, operation, resourceType) => {
+    const m = routeMeaning(method, route);
+    expect([m.operation, m.resourceType]).toEqual([operation, resourceType]);
+  });
+});
+
+describe("the client address behind --trust-proxy", () => {
+  it.each([
+    ["no trusted proxy: the peer, whatever the header says", [], "203.0.113.9", "198.51.100.1", "203.0.113.9"],
+    ["an untrusted peer: the peer", ["10.0.0.0/8"], "203.0.113.9", "198.51.100.1", "203.0.113.9"],
+    ["a trusted peer without the header: the peer", ["10.0.0.0/8"], "10.0.0.5", null, "10.0.0.5"],
+    ["a trusted peer: the header's hop", ["10.0.0.0/8"], "10.0.0.5", "198.51.100.1", "198.51.100.1"],
+    ["the rightmost untrusted hop, not what the client wrote on the left", ["10.0.0.0/8"], "10.0.0.5", "6.6.6.6, 198.51.100.1, 10.9.9.9", "198.51.100.1"],
+    ["every hop trusted: the leftmost", ["10.0.0.0/8"], "10.0.0.5", "10.1.1.1, 10.2.2.2", "10.1.1.1"],
+    ["a hop with a port", ["127.0.0.1"], "127.0.0.1", "198.51.100.1:4711", "198.51.100.1"],
+    ["a bracketed IPv6 hop with a port", ["127.0.0.1"], "127.0.0.1", "[2001:db8::7]:443", "2001:db8::7"],
+    ["an IPv6 range", ["fd00::/8"], "fd12:3456::1", "2001:db8::1", "2001:db8::1"],
+    ["an IPv6 peer outside the range", ["fd00::/8"], "fe80::1", "2001:db8::1", "fe80::1"],
+    ["an IPv4-mapped peer (dual-stack socket) in an IPv4 range", ["127.0.0.0/8"], "::ffff:127.0.0.1", "198.51.100.1", "198.51.100.1"],
+    ["an IPv4-mapped peer reported as IPv4 when untrusted", ["10.0.0.0/8"], "::ffff:192.0.2.1", "198.51.100.1", "192.0.2.1"],
+    ["a hop that is no address ends at the last trusted one", ["10.0.0.0/8"], "10.0.0.5", "198.51.100.1, garbage", "10.0.0.5"],
+    ["a /32 is one address", ["10.0.0.5/32"], "10.0.0.6", "198.51.100.1", "10.0.0.6"],
+    ["a /0 trusts everything", ["0.0.0.0/0"], "192.0.2.1", "198.51.100.1", "198.51.100.1"],
+    ["a /12 boundary", ["172.16.0.0/12"], "172.31.255.255", "198.51.100.1", "198.51.100.1"],
+    ["just outside a /12", ["172.16.0.0/12"], "172.32.0.0", "198.51.100.1", "172.32.0.0"],
+  ] as [string, string[], string, string | null, string][])("%s", (_t, trusted, peer, xff, client) => {
+    expect(clientAddressResolver(trusted)(peer, xff)).toBe(client);
+  });
+
+  it.each(["proxy.local", "10.0.0.0/33", "::/129", "1.2.3", "1.2.3.4/8/9", "01.2.3.4", "1::2::3", "", "10.0.0.0/x"])("refuses %p as a range", (v) => {
+    expect(() => parseCidr(v)).toThrow(/not an IP address|prefix length/);
+  });
+});
+
+describe("redactPasswords", () => {
+  it("takes out a password in any case, at any depth, in a PATCH value and in a filter", () => {
+    const body = {
+      userName: "a",
+      password: "s1",
+      nested: [{ PASSWORD: "s2", ok: 1 }],
+      "urn:x:ext": { userPassword: "s3" },
+      Operations: [
+        { op: "replace", path: "password", value: "s4" },
+        { op: "replace", Path: "urn:ietf:params:scim:schemas:core:2.0:User:password", Value: "s5" },
+        { op: "replace", path: "title", value: "kept" },
+        { op: "replace", value: { passWord: "s6", title: "kept" } },
+      ],
+      filter: 'password eq "s7"',
+    };
+    const out = JSON.stringify(redactPasswords(body));
+    for (const s of ["s1", "s2", "s3", "s4", "s5", "s6", "s7"]) expect(out).not.toContain(`"${s}"`);
+    expect(out).not.toContain("s7");
+    expect(out.match(/"kept"/g)?.length).toBe(2);
+    expect(body.password).toBe("s1"); // a copy: the body itself is untouched
+  });
+});
+
+describe("createLogger", () => {
+  const lines = (level: LogLevel, format: "json" | "pretty" = "json") => {
+    const out: string[] = [];
+    const l = createLogger({ level, format, write: (line) => out.push(line) });
+    l.debug("d", { a: 1 });
+    l.info("i", { a: 2 });
+    l.warn("w", { a: 3 });
+    l.error("e", { a: 4 });
+    return { out, l };
+  };
+  it.each([
+    ["debug", ["d", "i", "w", "e"]],
+    ["info", ["i", "w", "e"]],
+    ["warn", ["w", "e"]],
+    ["error", ["e"]],
+  ] as [LogLevel, string[]][])("at %s writes %p, each one JSON object with time, level and event", (level, events) => {
+    const { out, l } = lines(level);
+    const parsed = out.map((x) => JSON.parse(x));
+    expect(parsed.map((p) => p.event)).toEqual(events);
+    for (const p of parsed) expect(Object.keys(p).sort()).toEqual(["a", "event", "level", "time"]);
+    expect(parsed.map((p) => p.level)).toEqual(events.map((e) => ({ d: "debug", i: "info", w: "warn", e: "error" })[e]));
+    expect(l.enabled("debug")).toBe(level === "debug");
+    expect(l.enabled("error")).toBe(true);
+  });
+
+  it("pretty: one readable line per event, a request as method, path, status, duration and size", () => {
+    const out: string[] = [];
+    const l = createLogger({ level: "info", format: "pretty", write: (line) => out.push(line) });
+    l.info("request", { requestId: "r1", method: "GET", path: "/api/v1/scim/Users", status: 200, durationMs: 1.5, bytes: 42, tokenName: "okta" });
+    l.warn("no token yet", { message: "create one with", command: "scimd generate-token --name okta" });
+    expect(out[0]).toMatch(/^\d\d:\d\d:\d\d\.\d{3} INFO  request GET \/api\/v1\/scim\/Users 200 1\.5 ms 42 B requestId=r1 tokenName=okta$/);
+    expect(out[1]).toMatch(/WARN  no token yet message="create one with" command="scimd generate-token --name okta"$/);
+    expect(prettyLine('{"level":"error","time":"2026-01-01T00:00:00.000Z","error":"a\\nb","event":"unexpected error"}')).toBe("00:00:00.000 ERROR unexpected error\n  error:\n    a\n    b");
+  });
+});
+
+describe("the request line, through the real edge and app", () => {
+  const { dir, cleanup } = tempDir();
+  const store = new SqliteStore(join(dir, "scimd.db"));
+  const token = newToken();
+  const memory = memoryLogger("debug");
+  const app = createApp({ store, logger: memory.logger, authFailuresPerMinute: 2, addressOf: (r) => infoOf(r)?.client ?? "unknown" });
+  let peer = "192.0.2.10";
+  const fetch = edgeHandler((r) => app.handle(r), { clientAddress: () => peer, onFinish: requestLogger(memory.logger), captureBodies: true });
+  const send = async (method: string, path: string, body?: unknown, headers: Record<string, string> = { Authorization: `Bearer ${token}` }) => {
+    const before = memory.records.length;
+    const res = await fetch(
+      new Request(`http://scimd.test/api/v1/scim${path}`, {
+        method,
+        headers: { ...headers, ...(body === undefined ? {} : { "Content-Type": "application/scim+json" }) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      }),
+    );
+    const text = await res.text();
+    const lines = memory.records.slice(before).filter((r) => r.event === "request");
+    expect(lines.length).toBe(1);
+    return { res, text, line: lines[0]! as LogRecord };
+  };
+  beforeAll(async () => void (await store.createToken("okta", hashToken(token))));
+  afterAll(() => {
+    store.close();
+    cleanup();
+  });
+
+  it("a create: operation, type, the new id, the token's name, the client, the size sent", async () => {
+    const { res, text, line } = await send("POST", "/Users", userBody("edge@example.com", { password: "hunter2-secret" }));
+    expect(res.status).toBe(201);
+    const id = JSON.parse(text).id;
+    expect(line).toMatchObject({ level: "info", method: "POST", route: "/api/v1/scim/Users", operation: "create", resourceType: "User", resourceId: id, tokenName: "okta", client: "192.0.2.10", status: 201, bytes: Buffer.byteLength(text) });
+    expect(res.headers.get("x-request-id")).toBe(line.requestId as string);
+    expect((line.body as Record<string, unknown>).password).toBe("[redacted]");
+    expect(JSON.stringify(memory.records)).not.toContain("hunter2-secret");
+  });
+
+  it("a miscased path is logged under the route that answered it", async () => {
+    const { line } = await send("GET", "/users?count=1");
+    expect(line).toMatchObject({ route: "/api/v1/scim/Users", operation: "query", path: "/api/v1/scim/users", status: 200 });
+  });
+
+  it("a large group streamed: its line comes once the body is sent, with every byte counted", async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 1200; i += 300) {
+      const batch = await Promise.all(Array.from({ length: 300 }, (_, k) => store.create("User", { id: crypto.randomUUID(), data: { userName: `m${i + k}@example.com` } })));
+      ids.push(...batch.map((u) => u.id));
+    }
+    const g = await send("POST", "/Groups", groupBody("big"));
+    const gid = JSON.parse(g.text).id;
+    await send("PATCH", `/Groups/${gid}`, patchBody({ op: "add", path: "members", value: ids.map((value) => ({ value })) }));
+    const before = memory.records.length;
+    const res = await fetch(new Request(`http://scimd.test/api/v1/scim/Groups/${gid}`, { headers: { Authorization: `Bearer ${token}` } }));
+    expect(res.body).not.toBeNull();
+    // Nothing is logged before the body has been read to its end.
+    expect(memory.records.length).toBe(before);
+    const text = await res.text();
+    expect(JSON.parse(text).members.length).toBe(1200);
+    const line = memory.records.slice(before).find((r) => r.event === "request")!;
+    expect(line).toMatchObject({ operation: "get", resourceType: "Group", resourceId: gid, status: 200, bytes: Buffer.byteLength(text) });
+  });
+
+  it("a streamed group whose client goes away mid-body: one line, marked aborted, with the bytes sent until then", async () => {
+    const gid = (await store.search("Group", { offset: 0, limit: 1 })).resources[0]!.id;
+    const before = memory.records.length;
+    const res = await fetch(new Request(`http://scimd.test/api/v1/scim/Groups/${gid}`, { headers: { Authorization: `Bearer ${token}` } }));
+    const reader = res.body!.getReader();
+    const first = await reader.read();
+    await reader.cancel();
+    const lines = memory.records.slice(before).filter((r) => r.event === "request");
+    expect(lines.length).toBe(1);
+    expect(lines[0]).toMatchObject({ status: 200, aborted: true });
+    expect(lines[0]!.bytes as number).toBeGreaterThanOrEqual(first.value!.byteLength);
+  });
+
+  it("refusals carry their reason and no token name; the third failure from one address is 429", async () => {
+    const wrong = await send("GET", "/Users", undefined, { Authorization: `Bearer ${newToken()}` });
+    expect(wrong.line).toMatchObject({ level: "warn", status: 401, reason: "no such token" });
+    expect(wrong.line.tokenName).toBeUndefined();
+    const malformed = await send("GET", "/Users", undefined, { Authorization: "Bearer" });
+    expect(malformed.line).toMatchObject({ status: 401, reason: "malformed header" });
+    const limited = await send("GET", "/Users", undefined, {});
+    expect(limited.line).toMatchObject({ level: "warn", status: 429, reason: "rate limited" });
+    // Another address has its own count.
+    peer = "192.0.2.11";
+    expect((await send("GET", "/Users", undefined, {})).line).toMatchObject({ status: 401, reason: "missing header", client: "192.0.2.11" });
+  });
+
+  it("a request without a Host header (a path-only URL) is logged with its path as sent", async () => {
+    const m = memoryLogger("info");
+    const f = edgeHandler(async () => new Response("x"), { clientAddress: () => "192.0.2.13", onFinish: requestLogger(m.logger) });
+    const req = new Request("http://placeholder/api/v1/scim/Users?count=1");
+    Object.defineProperty(req, "url", { value: "/api/v1/scim/Users?count=1" });
+    await (await f(req)).text();
+    expect(m.records[0]).toMatchObject({ path: "/api/v1/scim/Users", status: 200 });
+  });
+
+  it("at info the line has no body; with the level at error, a 200 writes nothing", async () => {
+    const info = memoryLogger("info");
+    const quiet = memoryLogger("error");
+    for (const [m, expectLines] of [
+      [info, 1],
+      [quiet, 0],
+    ] as const) {
+      const f = edgeHandler((r) => createApp({ store, logger: m.logger }).handle(r), { clientAddress: () => "192.0.2.12", onFinish: requestLogger(m.logger), captureBodies: m.logger.enabled("debug") });
+      const r = await f(new Request("http://scimd.test/api/v1/scim/Users", { method: "POST", headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/scim+json" }, body: JSON.stringify(userBody(`q${expectLines}@example.com`, { password: "pw-secret-1" })) }));
+      expect(r.status).toBe(201);
+      await r.text();
+      expect(m.records.length).toBe(expectLines);
+      for (const rec of m.records) expect(rec.body).toBeUndefined();
+    }
+  });
+});
