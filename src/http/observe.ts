@@ -89,6 +89,22 @@ function pathOfUrl(url: string): string {
   return q < 0 ? url.slice(start) : url.slice(start, q);
 }
 
+/** The Content-Length a response declares, if any (asked only when its size was not noted). */
+function contentLength(response: Response): number | undefined {
+  const length = response.headers.get("content-length");
+  return length === null ? undefined : Number(length);
+}
+
+/**
+ * A request id of scimd's own: this process's random prefix and a counter, unique across restarts
+ * with overwhelming probability and far cheaper than a random UUID per request.
+ */
+const ID_PREFIX = crypto.randomUUID().slice(0, 8);
+let idCounter = 0;
+export function newRequestId(): string {
+  return `${ID_PREFIX}-${(++idCounter).toString(36)}`;
+}
+
 export interface EdgeOptions {
   /** The client address of a request on this server. */
   clientAddress: (request: Request, server: Server<unknown> | undefined) => string;
@@ -107,7 +123,7 @@ export function edgeHandler(handle: (request: Request) => Promise<Response>, o: 
   return async (request: Request, server?: Server<unknown>): Promise<Response> => {
     const incoming = request.headers.get("x-request-id");
     const info: RequestInfo = {
-      id: incoming !== null && USABLE_ID.test(incoming) ? incoming : crypto.randomUUID(),
+      id: incoming !== null && USABLE_ID.test(incoming) ? incoming : newRequestId(),
       start: performance.now(),
       method: request.method,
       path: pathOfUrl(request.url),
@@ -131,8 +147,7 @@ export function edgeHandler(handle: (request: Request) => Promise<Response>, o: 
       o.onFinish?.(info);
     };
     if (!streamed.has(response) || response.body === null) {
-      const length = response.headers.get("content-length");
-      finish(sizes.get(response) ?? info.bytes ?? (length === null ? undefined : Number(length)));
+      finish(sizes.get(response) ?? info.bytes ?? contentLength(response));
     } else {
       // A streamed body (a large group): counted as it goes, finished when it ends.
       let bytes = 0;
