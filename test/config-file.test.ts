@@ -389,6 +389,27 @@ describe("scripts/scimd.service, the systemd unit", () => {
     expect(d.has("MemoryDenyWriteExecute")).toBe(false);
   });
 
+  it("restarts on failure but not forever: exit 2 (a usage or config mistake) is not restarted, and the start limit trips at RestartSec apart", () => {
+    // [Unit] directives, where systemd reads the start limit (in [Service] it is ignored with a warning).
+    const unitSection = unit.split(/^\[Service\]$/m)[0]!;
+    const limit = directives(unitSection);
+    const seconds = (v: string) => {
+      const m = /^(\d+)(s|min)?$/.exec(v);
+      expect({ value: v, parsed: m !== null }).toEqual({ value: v, parsed: true });
+      return Number(m![1]) * (m![2] === "min" ? 60 : 1);
+    };
+    expect(d.get("Restart")).toEqual(["on-failure"]);
+    expect(d.get("RestartPreventExitStatus")).toEqual(["2"]);
+    const restartSec = seconds(d.get("RestartSec")![0]!);
+    const interval = seconds(limit.get("StartLimitIntervalSec")?.[0] ?? "10");
+    const burst = Number(limit.get("StartLimitBurst")?.[0] ?? "5");
+    expect(restartSec).toBeGreaterThanOrEqual(5);
+    expect(burst).toBeGreaterThan(1);
+    expect(burst).toBeLessThanOrEqual(10);
+    // burst starts, RestartSec apart, fit inside the interval: the limit trips and systemd gives up.
+    expect(burst * restartSec).toBeLessThan(interval);
+  });
+
   const analyze = Bun.which("systemd-analyze");
   if (!analyze) console.log("skipped: systemd-analyze verify of scripts/scimd.service (install systemd: apt-get install systemd)");
   it.skipIf(!analyze)("passes systemd-analyze verify without a warning (with an executable in place of /usr/local/bin/scimd)", () => {
