@@ -5,11 +5,17 @@
  * redirects everything else to https). A certificate is obtained before the API listens when none
  * valid is stored, then renewed in the background; a failed renewal is logged and retried with
  * backoff while the current certificate keeps being served.
+ *
+ * The stored certificate is reused only when it came from the same --acme-directory (recorded in
+ * certificate.json; a staging certificate is never served once production is configured), and the
+ * account key is kept per directory (an account belongs to one CA). A failed first order is recorded
+ * in `last-failure`: a restart loop (systemd's Restart=on-failure) must not hit the CA once per start,
+ * so the next start refuses to order again before a backoff (5 min, doubling to 1 h) has passed.
  */
 import * as acme from "acme-client";
 import type { Server } from "bun";
-import { createPrivateKey, X509Certificate } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { createHash, createPrivateKey, X509Certificate } from "node:crypto";
+import { chmodSync, closeSync, existsSync, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
 import { Agent } from "node:https";
 import { dirname, join, resolve } from "node:path";
 import type { ServeConfig } from "../config";
@@ -23,15 +29,27 @@ export type AcmeConfig = NonNullable<ServeConfig["acme"]>;
 /** Where the ACME state lives: `<db folder>/acme/`. */
 export interface AcmePaths {
   dir: string;
-  accountKey: string;
   cert: string;
   key: string;
+  /** The ACME directory the stored pair was issued by (JSON). */
+  origin: string;
+  /** The last failed first order (JSON), until an order succeeds. */
+  lastFailure: string;
 }
 
 /** The ACME folder beside the database file. */
 export function acmePaths(dbFile: string): AcmePaths {
   const dir = join(dirname(resolve(dbFile)), "acme");
-  return { dir, accountKey: join(dir, "account.key"), cert: join(dir, "certificate.pem"), key: join(dir, "certificate.key") };
+  return { dir, cert: join(dir, "certificate.pem"), key: join(dir, "certificate.key"), origin: join(dir, "certificate.json"), lastFailure: join(dir, "last-failure") };
+}
+
+/** The account key for one ACME directory: `account-<host>-<hash of the URL>.key` (an account belongs to one CA). */
+export function accountKeyFile(paths: AcmePaths, directory: string): string {
+  let host = "acme";
+  try {
+    host = new URL(directory).host.toLowerCase().replace(/[^a-z0-9.-]/g, "_");
+  } catch {}
+  return join(paths.dir, `account-${host}-${createHash("sha256").update(directory).digest("hex").slice(0, 12)}.key`);
 }
 
 /** An ACME source that also says where plain HTTP is redirected to (serve sets the API's port once it listens). */
@@ -48,8 +66,13 @@ export interface AcmeTiming {
   checkEveryMs: number;
   /** First retry delay after a failed renewal (a tenth of the lifetime if less); doubled on each failure up to checkEveryMs. */
   retryMinMs: number;
+  /** How long a start waits after a failed first order before it orders again; doubled on each failure up to firstOrderMaxMs. */
+  firstOrderBackoffMs: number;
+  firstOrderMaxMs: number;
 }
-const DEFAULT_TIMING: AcmeTiming = { checkEveryMs: 6 * 3_600_000, retryMinMs: 60_000 };
+// First orders: 5 min, 10, 20, 40, then hourly: at most 4 failed validations in the first hour,
+// under Let's Encrypt's 5 per account, hostname and hour, however often the process is restarted.
+const DEFAULT_TIMING: AcmeTiming = { checkEveryMs: 6 * 3_600_000, retryMinMs: 60_000, firstOrderBackoffMs: 5 * 60_000, firstOrderMaxMs: 3_600_000 };
 const DAY = 86_400_000;
 
 /** The stored certificate's validity and the names it covers. */
@@ -77,17 +100,108 @@ export function renewalTime(info: { notBefore: number; notAfter: number }): numb
   return info.notAfter - Math.min(30 * DAY, lifetime / 3);
 }
 
-/** A file written whole (a temporary file renamed over it), readable by its owner only. */
-function writePrivate(path: string, text: string): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, text, { mode: 0o600 });
-  chmodSync(tmp, 0o600);
-  renameSync(tmp, path);
+/** Flushes a folder's entries (a rename in it) to disk. */
+function syncFolder(dir: string): void {
+  const fd = openSync(dir, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
-/** The stored pair, if it is whole, its key matches, it covers every domain and has not expired. */
-function storedPair(paths: AcmePaths, domains: string[], now: number, logger: Logger): { pair: TlsPair; info: CertInfo } | undefined {
+/**
+ * A file written whole, readable by its owner only: a temporary file, flushed to disk, renamed over
+ * it, then the folder flushed, so that a power cut leaves the old file or the new one, never an
+ * empty or truncated one.
+ */
+function writePrivate(path: string, text: string): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  const fd = openSync(tmp, "w", 0o600);
+  try {
+    fchmodSync(fd, 0o600);
+    const bytes = Buffer.from(text);
+    for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+  syncFolder(dirname(path));
+}
+
+/** A file's text, or undefined when it does not exist; other read errors are one line naming the file. */
+function readIfThere(path: string): string | undefined {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === "ENOENT") return undefined;
+    throw new Error(`cannot read ${path}: ${code === "EACCES" ? "permission denied" : (e as Error).message}`);
+  }
+}
+
+/**
+ * The account key for `directory`: the stored one, or a new one when there is none or it is unusable
+ * (empty, truncated: the account it belonged to cannot be used without it anyway; a new key is a new
+ * account at the CA, which is all an order needs).
+ */
+async function accountKeyFor(file: string, logger: Logger): Promise<string> {
+  const stored = readIfThere(file);
+  if (stored !== undefined) {
+    try {
+      if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(stored)) throw new Error(stored.trim() === "" ? "the file is empty" : "no PEM private key in it");
+      createPrivateKey(stored);
+      return stored;
+    } catch (e) {
+      logger.warn("warning", { message: `the ACME account key ${file} cannot be used (${(e as Error).message.split("\n")[0]}): creating a new one (a new ACME account)`, file });
+    }
+  }
+  const key = (await acme.crypto.createPrivateEcdsaKey("P-256")).toString();
+  writePrivate(file, key);
+  logger.info("acme account key created", { file });
+  return key;
+}
+
+/** A failed first order, as `last-failure` records it. */
+interface LastFailure {
+  /** When it failed (ms since the epoch). */
+  time: number;
+  /** How many first orders in a row failed with these settings. */
+  failures: number;
+  /** The settings it was tried with: other settings (a fix, presumably) may order at once. */
+  settings: string;
+  error: string;
+}
+
+function readLastFailure(path: string): LastFailure | undefined {
+  const text = readIfThere(path);
+  if (text === undefined) return undefined;
+  try {
+    const f = JSON.parse(text) as LastFailure;
+    if (typeof f.time === "number" && typeof f.failures === "number" && typeof f.settings === "string") return f;
+  } catch {}
+  // Unreadable (a crash mid-write cannot do that, see writePrivate; a hand edit can): as if it failed once now.
+  return { time: Date.now(), failures: 1, settings: "", error: `${path} is not valid` };
+}
+
+/** How long after a failed first order the next may be placed: firstOrderBackoffMs, doubled per failure, at most firstOrderMaxMs. */
+export function firstOrderBackoff(failures: number, timing: Pick<AcmeTiming, "firstOrderBackoffMs" | "firstOrderMaxMs">): number {
+  return Math.min(timing.firstOrderBackoffMs * 2 ** Math.max(0, failures - 1), timing.firstOrderMaxMs);
+}
+
+/** The stored pair, if it is whole, came from `directory`, its key matches, it covers every domain and has not expired. */
+function storedPair(paths: AcmePaths, directory: string, domains: string[], now: number, logger: Logger): { pair: TlsPair; info: CertInfo } | undefined {
   if (!existsSync(paths.cert) || !existsSync(paths.key)) return undefined;
+  let origin: string | undefined;
+  try {
+    origin = (JSON.parse(readFileSync(paths.origin, "utf8")) as { directory?: unknown }).directory as string | undefined;
+  } catch {}
+  if (origin !== directory) {
+    const from = typeof origin === "string" ? `was issued by ${origin}` : `has no record of the ACME directory that issued it (${paths.origin})`;
+    logger.warn("warning", { message: `the stored ACME certificate ${from}, not by --acme-directory ${directory}: obtaining a new one`, file: paths.cert });
+    return undefined;
+  }
   try {
     const pair = { cert: readFileSync(paths.cert, "utf8"), key: readFileSync(paths.key, "utf8") };
     const info = certInfo(pair.cert);
@@ -188,13 +302,22 @@ export async function acmeCertificates(
   mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
   chmodSync(paths.dir, 0o700);
 
-  let accountKey: string;
-  if (existsSync(paths.accountKey)) accountKey = readFileSync(paths.accountKey, "utf8");
-  else {
-    accountKey = (await acme.crypto.createPrivateEcdsaKey("P-256")).toString();
-    writePrivate(paths.accountKey, accountKey);
-    logger.info("acme account key created", { file: paths.accountKey });
+  const stored = storedPair(paths, directory, domains, Date.now(), logger);
+  // The settings a failed first order is remembered with; a restart with the same ones waits out the backoff.
+  const settings = JSON.stringify({ directory, domains: domains.map((d) => d.toLowerCase()).sort(), email, caFile: caFile ?? null, httpPort });
+  const failed = stored ? undefined : readLastFailure(paths.lastFailure);
+  const previous = failed?.settings === settings ? failed : undefined;
+  if (previous) {
+    const at = previous.time + firstOrderBackoff(previous.failures, timing);
+    if (Date.now() < at)
+      throw new Error(
+        `not ordering a certificate for ${domains.join(", ")} from ${directory} again before ${new Date(at).toISOString()}: ` +
+          `the last ${previous.failures === 1 ? "order" : `${previous.failures} orders`} failed (${new Date(previous.time).toISOString()}: ${previous.error}); ` +
+          `fix the cause, then delete ${paths.lastFailure} to order now`,
+      );
   }
+
+  const accountKey = await accountKeyFor(accountKeyFile(paths, directory), logger);
   // acme-client polls the order and authorizations with its own backoff: from half a second, so
   // that an issuance takes seconds, up to 10 s between polls.
   const client = new acme.Client({ directoryUrl: directory, accountKey, backoffAttempts: 12, backoffMin: 500, backoffMax: 10_000 });
@@ -248,26 +371,35 @@ export async function acmeCertificates(
     const pair = { cert, key: key.toString() };
     const info = certInfo(cert);
     // The key first: a crash between the two leaves a pair that does not match, which is obtained again.
+    // The origin last: a crash before it leaves the previous origin or none, so the pair is ordered again
+    // rather than trusted as coming from a directory it may not come from.
     writePrivate(paths.key, pair.key);
     writePrivate(paths.cert, pair.cert);
+    writePrivate(paths.origin, `${JSON.stringify({ directory, domains, obtained: new Date().toISOString() })}\n`);
+    rmSync(paths.lastFailure, { force: true });
     return { pair, info };
   }
 
   const fields = (info: CertInfo) => ({ domains, notAfter: new Date(info.notAfter).toISOString(), renewAt: new Date(renewalTime(info)).toISOString(), file: paths.cert });
   let state: { pair: TlsPair; info: CertInfo };
-  try {
-    const stored = storedPair(paths, domains, Date.now(), logger);
-    if (stored) {
-      state = stored;
-      logger.info("certificate loaded", { source: "acme storage", ...fields(state.info) });
-    } else {
+  if (stored) {
+    state = stored;
+    logger.info("certificate loaded", { source: "acme storage", ...fields(state.info) });
+  } else {
+    try {
       logger.info("certificate requested", { domains, directory });
       state = await obtain();
       logger.info("certificate loaded", { source: "acme order", directory, ...fields(state.info) });
+    } catch (e) {
+      challengeServer.stop(true);
+      const why = reason(e);
+      const failures = (previous?.failures ?? 0) + 1;
+      const next = new Date(Date.now() + firstOrderBackoff(failures, timing)).toISOString();
+      try {
+        writePrivate(paths.lastFailure, `${JSON.stringify({ time: Date.now(), failures, settings, error: why } satisfies LastFailure)}\n`);
+      } catch {}
+      throw new Error(`cannot obtain a certificate for ${domains.join(", ")} from ${directory}: ${why} (the next start orders again from ${next}, or at once after deleting ${paths.lastFailure})`);
     }
-  } catch (e) {
-    challengeServer.stop(true);
-    throw new Error(`cannot obtain a certificate for ${domains.join(", ")} from ${directory}: ${reason(e)}`);
   }
 
   const listeners: ((pair: TlsPair) => void)[] = [];

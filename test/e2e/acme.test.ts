@@ -4,7 +4,7 @@
  * validates, and trusting pebble's HTTPS through --acme-ca-file only. Skipped, visibly, without pebble.
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import tls from "node:tls";
@@ -108,7 +108,9 @@ describe.skipIf(!hasPebble)("ACME with a local pebble, through dist/scimd", () =
     const s = await serveAcme(pebble, httpPort, "./untrusted/scimd.db", [], { caFile: false, waitMs: 40_000 });
     expect(s.exited()).toBe(1);
     const line = s.output().split("\n").find((l) => l.startsWith("scimd: "));
-    expect(line).toMatch(/^scimd: cannot obtain a certificate for scim\.acme\.test from https:\/\/127\.0\.0\.1:\d+\/dir: self.signed certificate .*; if the ACME server uses a private CA, trust it with --acme-ca-file$/i);
+    expect(line).toMatch(
+      /^scimd: cannot obtain a certificate for scim\.acme\.test from https:\/\/127\.0\.0\.1:\d+\/dir: self.signed certificate .*; if the ACME server uses a private CA, trust it with --acme-ca-file \(the next start orders again from \S+, or at once after deleting \S+\/untrusted\/acme\/last-failure\)$/i,
+    );
     expect(pebble.orders()).toBe(0);
   }, 60_000);
 
@@ -133,12 +135,14 @@ describe.skipIf(!hasPebble)("ACME with a local pebble, through dist/scimd", () =
 
   it("keeps the account key and the certificate beside the database: folder 0700, files 0600, no secret in the log", () => {
     expect(statSync(acmeDir()).mode & 0o777).toBe(0o700);
-    for (const f of ["account.key", "certificate.pem", "certificate.key"]) expect(statSync(join(acmeDir(), f)).mode & 0o777).toBe(0o600);
+    const accountKey = readdirSync(acmeDir()).filter((f) => /^account-127\.0\.0\.1_\d+-[0-9a-f]{12}\.key$/.test(f));
+    expect(accountKey).toHaveLength(1);
+    for (const f of [accountKey[0]!, "certificate.pem", "certificate.key", "certificate.json"]) expect(statSync(join(acmeDir(), f)).mode & 0o777).toBe(0o600);
     const key = readFileSync(join(acmeDir(), "certificate.key"), "utf8");
     expect(key).toMatch(/PRIVATE KEY/);
     const body = key.split("\n")[1]!;
     expect(first.output()).not.toContain(body);
-    expect(first.output()).not.toContain(readFileSync(join(acmeDir(), "account.key"), "utf8").split("\n")[1]!);
+    expect(first.output()).not.toContain(readFileSync(join(acmeDir(), accountKey[0]!), "utf8").split("\n")[1]!);
   });
 
   it("answers plain HTTP on --acme-http-port with a redirect to HTTPS, and an unknown challenge token with 404", async () => {
@@ -166,6 +170,49 @@ describe.skipIf(!hasPebble)("ACME with a local pebble, through dist/scimd", () =
       expect(await again.stop()).toBe(0);
     }
   }, 60_000);
+});
+
+describe.skipIf(!hasPebble)("a failed first order, through dist/scimd", () => {
+  let pebble: Pebble;
+  let httpPort = 0;
+
+  beforeAll(async () => {
+    httpPort = await freePort();
+    pebble = await startPebble(join(tmp, "pebble-fail"), { httpPort }, started);
+  }, 30_000);
+  afterAll(() => pebble?.stop());
+
+  it("is not placed again by a restart loop: the next start exits 1 at once, saying when it will order and how to force it, without asking the CA", async () => {
+    // The challenge listener on a port pebble does not dial: the CA's validation fails, as with DNS not pointing here.
+    const wrong = await freePort();
+    const failed = await serveAcme(pebble, wrong, "./failing/scimd.db", [], { waitMs: 40_000 });
+    expect(failed.exited()).toBe(1);
+    expect(pebble.orders()).toBe(1);
+    expect(failed.output().split("\n").find((l) => l.startsWith("scimd: "))).toMatch(/^scimd: cannot obtain a certificate for scim\.acme\.test from .* \(the next start orders again from \S+, or at once after deleting \S+last-failure\)$/);
+    const lastFailure = join(tmp, "failing", "acme", "last-failure");
+    expect(existsSync(lastFailure)).toBe(true);
+
+    // What systemd's Restart=on-failure does next: start again, with the same settings.
+    for (let i = 0; i < 3; i++) {
+      const again = await serveAcme(pebble, wrong, "./failing/scimd.db", [], { waitMs: 10_000 });
+      expect(again.exited()).toBe(1);
+      const lines = again.output().trim().split("\n").filter((l) => l.startsWith("scimd: "));
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(/^scimd: not ordering a certificate for scim\.acme\.test from \S+ again before \d{4}-\d\d-\d\dT\S+Z: the last order failed \(.+\); fix the cause, then delete \S+\/failing\/acme\/last-failure to order now$/);
+    }
+    expect(pebble.orders()).toBe(1);
+
+    // Deleting the file, as the message says, orders at once; here with the fix (the right port) too, and the success clears the record.
+    rmSync(lastFailure);
+    const fixed = await serveAcme(pebble, httpPort, "./failing/scimd.db");
+    try {
+      expect(fixed.exited()).toBeUndefined();
+      expect(pebble.orders()).toBe(2);
+      expect(existsSync(lastFailure)).toBe(false);
+    } finally {
+      expect(await fixed.stop()).toBe(0);
+    }
+  }, 90_000);
 });
 
 describe.skipIf(!hasPebble)("ACME renewal with short-lived certificates", () => {
