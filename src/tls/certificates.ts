@@ -5,8 +5,10 @@
  * Certificate files are checked at start (a readable PEM certificate, a readable PEM key, the key
  * belongs to the certificate) with a one-line error naming the file at fault. They are then polled
  * (mtime, size, inode, every few seconds: fs.watch misses the atomic renames certbot and most tools
- * renew with) and read again at once on SIGHUP. A renewed pair that does not pass the checks keeps
- * the certificate being served and logs why.
+ * renew with) and read again at once on SIGHUP. A renewed pair that does not pass the checks, or
+ * whose certificate is expired or not valid yet, keeps the certificate being served and logs why. A
+ * file with a single certificate that is not self-signed (certbot's cert.pem instead of
+ * fullchain.pem) is served with a warning: clients that need the intermediate fail to verify it.
  */
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
@@ -77,6 +79,26 @@ export function readCertificateFiles(files: CertificateFiles): TlsPair {
   return { cert, key };
 }
 
+/** Why a certificate cannot be served at `now` (expired, not valid yet), or undefined. */
+function validityProblem(cert: string, certFile: string, now: number): string | undefined {
+  const x = new X509Certificate(cert);
+  if (x.validToDate.getTime() <= now) return `the certificate in ${certFile} (--tls-cert) expired on ${x.validToDate.toISOString()}`;
+  if (x.validFromDate.getTime() > now) return `the certificate in ${certFile} (--tls-cert) is not valid before ${x.validFromDate.toISOString()}`;
+  return undefined;
+}
+
+/** A warning when the file holds one certificate issued by someone else: the chain (intermediates) is missing. */
+export function chainWarning(cert: string, certFile: string): string | undefined {
+  const blocks = cert.match(/-----BEGIN CERTIFICATE-----/g)?.length ?? 0;
+  if (blocks !== 1) return undefined;
+  const x = new X509Certificate(cert);
+  if (x.subject === x.issuer && x.checkIssued(x)) return undefined;
+  return (
+    `${certFile} (--tls-cert) holds only the server's certificate, without the intermediate certificates of ${x.issuer.replace(/\n/g, ", ")}: ` +
+    `clients that verify the chain (Okta, Entra ID) may refuse it; give the full chain (certbot's fullchain.pem, not cert.pem)`
+  );
+}
+
 /** How the files look on disk: a change to any part means "read them again". */
 function signature(files: CertificateFiles): string {
   return [files.certFile, files.keyFile]
@@ -105,8 +127,10 @@ export interface FileCertificateOptions {
 export function fileCertificates(files: CertificateFiles, logger: Logger, options: FileCertificateOptions = {}): CertificateSource {
   let pair = readCertificateFiles(files);
   logger.info("certificate loaded", { certFile: files.certFile, keyFile: files.keyFile, ...describeCertificate(pair.cert) });
-  const expiry = new X509Certificate(pair.cert).validToDate;
-  if (expiry.getTime() < Date.now()) logger.warn("warning", { message: `the certificate in ${files.certFile} expired on ${expiry.toISOString()}; clients will refuse it` });
+  const invalid = validityProblem(pair.cert, files.certFile, Date.now());
+  if (invalid) logger.warn("warning", { message: `${invalid}; clients will refuse it` });
+  const chain = chainWarning(pair.cert, files.certFile);
+  if (chain) logger.warn("warning", { message: chain });
 
   const listeners: ((pair: TlsPair) => void)[] = [];
   let seen = signature(files);
@@ -120,6 +144,9 @@ export function fileCertificates(files: CertificateFiles, logger: Logger, option
     let next: TlsPair;
     try {
       next = readCertificateFiles(files);
+      // A renewal never replaces the pair being served with one that clients refuse for its dates.
+      const invalid = validityProblem(next.cert, files.certFile, Date.now());
+      if (invalid) throw new Error(`${invalid}; the renewal is not used`);
     } catch (e) {
       if (now || suspect === sig) {
         if (reported !== sig) logger.error("certificate renewal failed", { certFile: files.certFile, keyFile: files.keyFile, reason: (e as Error).message, kept: describeCertificate(pair.cert).serial });
@@ -133,6 +160,8 @@ export function fileCertificates(files: CertificateFiles, logger: Logger, option
     if (next.cert === pair.cert && next.key === pair.key) return;
     pair = next;
     logger.debug("certificate read", { certFile: files.certFile, ...describeCertificate(pair.cert) });
+    const chain = chainWarning(pair.cert, files.certFile);
+    if (chain) logger.warn("warning", { message: chain });
     for (const cb of listeners) cb(pair);
   };
   const timer = setInterval(() => check(false), options.pollMs ?? 5000);

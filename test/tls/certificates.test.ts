@@ -3,23 +3,39 @@
  * (polling and SIGHUP); a broken renewal keeps the pair being served and is logged.
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { copyFileSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TlsPair } from "../../src/http/listener";
 import { createLogger } from "../../src/log";
-import { describeCertificate, fileCertificates, readCertificateFiles } from "../../src/tls/certificates";
-import { hasOpenssl, makeCa, makeLeaf, type Leaf } from "../e2e/certs";
+import { chainWarning, describeCertificate, fileCertificates, readCertificateFiles } from "../../src/tls/certificates";
+import { hasOpenssl, makeCa, makeLeaf, type Ca, type Leaf } from "../e2e/certs";
 
 let dir = "";
+let ca: Ca;
 let one: Leaf, two: Leaf, three: Leaf;
 
 beforeAll(() => {
   if (!hasOpenssl) return;
   dir = mkdtempSync(join(tmpdir(), "scimd-certs-"));
-  const ca = makeCa(dir);
+  ca = makeCa(dir);
   [one, two, three] = ["one", "two", "three"].map((n) => makeLeaf(dir, ca, n)) as [Leaf, Leaf, Leaf];
 });
+
+/** A leaf for `one.key` signed by the CA with the given validity (openssl ca; `openssl x509 -days` cannot go back in time). */
+function leafValid(name: string, start: string, end: string): string {
+  const cnf = join(dir, "ca.cnf");
+  writeFileSync(cnf, "[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\nnew_certs_dir=.\nserial=ca.serial\ndefault_md=sha256\npolicy=p\nunique_subject=no\n[p]\ncommonName=supplied\n");
+  if (!existsSync(join(dir, "index.txt"))) writeFileSync(join(dir, "index.txt"), "");
+  if (!existsSync(join(dir, "ca.serial"))) writeFileSync(join(dir, "ca.serial"), "1000\n");
+  const run = (args: string[]) => {
+    const p = Bun.spawnSync(["openssl", ...args], { cwd: dir, stdout: "pipe", stderr: "pipe" });
+    if (p.exitCode !== 0) throw new Error(`openssl ${args.join(" ")}: ${p.stderr.toString()}`);
+  };
+  run(["req", "-new", "-key", "one.key", "-out", `${name}.csr`, "-subj", `/CN=localhost ${name}`]);
+  run(["ca", "-batch", "-config", cnf, "-cert", ca.certFile, "-keyfile", ca.keyFile, "-in", `${name}.csr`, "-out", `${name}.pem`, "-startdate", start, "-enddate", end, "-notext"]);
+  return readFileSync(join(dir, `${name}.pem`), "utf8");
+}
 afterAll(() => dir && rmSync(dir, { recursive: true, force: true }));
 
 /** Writes a pair to `cert`/`key` the way renewal tools do: a new file renamed over the old one. */
@@ -151,6 +167,75 @@ describe.skipIf(!hasOpenssl)("renewed certificate files", () => {
       expect(await until(() => lines.some((l) => l.event === "certificate renewal failed"), 2000)).toBe(true);
       expect((await source.current()).cert).toBe(two.cert);
       expect(seen).toHaveLength(1);
+    } finally {
+      source.stop();
+    }
+  });
+});
+
+describe.skipIf(!hasOpenssl)("renewed certificates that clients would refuse", () => {
+  it("an expired or not yet valid renewal is not used: the pair being served stays and 'certificate renewal failed' says why", async () => {
+    const files = { certFile: join(dir, "dated.pem"), keyFile: join(dir, "dated.key") };
+    install(files, one.cert + ca.cert, one.key);
+    const expired = leafValid("expired", "20200101000000Z", "20200102000000Z");
+    const future = leafValid("future", "20990101000000Z", "20990102000000Z");
+    const { lines, logger } = logs();
+    const source = fileCertificates(files, logger, { pollMs: 3_600_000 });
+    const seen: TlsPair[] = [];
+    source.onChange((p) => seen.push(p));
+    const failures = () => lines.filter((l) => l.event === "certificate renewal failed");
+    try {
+      install(files, expired + ca.cert, one.key);
+      process.kill(process.pid, "SIGHUP");
+      expect(await until(() => failures().length === 1, 2000)).toBe(true);
+      expect(failures()[0]).toMatchObject({ level: "error", kept: one.serial });
+      expect(failures()[0]!.reason).toMatch(/^the certificate in .*dated\.pem \(--tls-cert\) expired on 2020-01-02T00:00:00\.000Z; the renewal is not used$/);
+
+      install(files, future + ca.cert, one.key);
+      process.kill(process.pid, "SIGHUP");
+      expect(await until(() => failures().length === 2, 2000)).toBe(true);
+      expect(failures()[1]!.reason).toMatch(/^the certificate in .*dated\.pem \(--tls-cert\) is not valid before 2099-01-01T00:00:00\.000Z; the renewal is not used$/);
+      expect(seen).toHaveLength(0);
+      expect((await source.current()).cert).toBe(one.cert + ca.cert);
+
+      // A valid one goes through.
+      install(files, two.cert + ca.cert, two.key);
+      process.kill(process.pid, "SIGHUP");
+      expect(await until(() => seen.length === 1, 2000)).toBe(true);
+      expect(seen[0]!.cert).toBe(two.cert + ca.cert);
+    } finally {
+      source.stop();
+    }
+  });
+
+  it("an expired certificate at start is served with a warning (scimd still starts, to be renewed)", () => {
+    const files = { certFile: join(dir, "old.pem"), keyFile: join(dir, "one.key") };
+    writeFileSync(files.certFile, leafValid("old", "20200101000000Z", "20200102000000Z"));
+    const { lines, logger } = logs();
+    fileCertificates(files, logger).stop();
+    expect(lines.some((l) => l.level === "warn" && /old\.pem \(--tls-cert\) expired on 2020-01-02T00:00:00\.000Z; clients will refuse it/.test(String(l.message)))).toBe(true);
+  });
+
+  it("warns when the file holds the server's certificate alone (cert.pem instead of fullchain.pem), at start and on renewal, not for a chain or a self-signed one", async () => {
+    expect(chainWarning(one.cert, "/etc/scimd/tls/cert.pem")).toMatch(/^\/etc\/scimd\/tls\/cert\.pem \(--tls-cert\) holds only the server's certificate, without the intermediate certificates of CN=scimd test CA: .*fullchain\.pem, not cert\.pem\)$/);
+    expect(chainWarning(one.cert + ca.cert, "x")).toBeUndefined();
+    expect(chainWarning(ca.cert, "x")).toBeUndefined();
+
+    const files = { certFile: join(dir, "single.pem"), keyFile: join(dir, "single.key") };
+    install(files, one.cert, one.key);
+    const { lines, logger } = logs();
+    const warnings = () => lines.filter((l) => l.level === "warn" && String(l.message).includes("holds only the server's certificate"));
+    const source = fileCertificates(files, logger, { pollMs: 3_600_000 });
+    try {
+      expect(warnings()).toHaveLength(1);
+      install(files, two.cert + ca.cert, two.key);
+      process.kill(process.pid, "SIGHUP");
+      expect(await until(() => (lines.some((l) => l.event === "certificate read")), 2000)).toBe(true);
+      expect(warnings()).toHaveLength(1);
+      install(files, three.cert, three.key);
+      process.kill(process.pid, "SIGHUP");
+      expect(await until(() => warnings().length === 2, 2000)).toBe(true);
+      expect((await source.current()).cert).toBe(three.cert);
     } finally {
       source.stop();
     }
