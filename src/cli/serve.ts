@@ -51,7 +51,7 @@ Examples:
   ${commandLine("serve", ["--port", "8080", "--db", "./data/scimd.db"])}
   ${commandLine("serve", ["--base-url", `https://scim.example.com${SCIM_BASE_PATH}`])}
   ${commandLine("serve", ["--config", "/etc/scimd/scimd.toml", "--db", "/var/lib/scimd/scimd.db"])}
-  ${commandLine("serve", ["--port", "8443", "--tls-cert", "/etc/scimd/fullchain.pem", "--tls-key", "/etc/scimd/privkey.pem"])}`;
+  ${commandLine("serve", ["--port", "8443", "--tls-cert", "/etc/scimd/tls/fullchain.pem", "--tls-key", "/etc/scimd/tls/privkey.pem"])}`;
 
 /** Bun.serve's error for a port another socket holds, as a message that says what to do (`option`: the flag that chose it). */
 function listenError(e: unknown, host: string, port: number, option?: string): Error {
