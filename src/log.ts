@@ -174,19 +174,33 @@ export const SILENT_LOGGER: Logger = {
 const PASSWORD = /password/i;
 export const REDACTED = "[redacted]";
 
+/** Whether a PATCH operation's `path` (as sent, of any type) may name a password. */
+function mayNamePassword(path: unknown): boolean {
+  if (typeof path === "string") return PASSWORD.test(path);
+  if (typeof path !== "object" || path === null) return false;
+  try {
+    return PASSWORD.test(JSON.stringify(path));
+  } catch {
+    return true;
+  }
+}
+
 /**
  * A copy of a request body for a debug line with every password taken out, at any depth: the value
  * of a member named `password` in any case (`password`, `PASSWORD`, an extension's), the `value` of
- * a PATCH operation whose `path` names a password, and a filter that mentions one.
+ * a PATCH operation whose `path` names a password, and a filter that mentions one. An operation may
+ * spell `path` several ways (`Path`, `path`); the PATCH reader takes the last, so the value goes when
+ * any of them names a password, whichever the reader would pick.
  */
 export function redactPasswords(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(redactPasswords);
   if (typeof v !== "object" || v === null) return v;
   const src = v as Record<string, unknown>;
-  const pathKey = Object.keys(src).find((k) => k.toLowerCase() === "path");
-  const pathNamesPassword = pathKey !== undefined && typeof src[pathKey] === "string" && PASSWORD.test(src[pathKey] as string);
+  const keys = Object.keys(src);
+  const pathNamesPassword = keys.some((k) => k.toLowerCase() === "path" && mayNamePassword(src[k]));
   const out: Record<string, unknown> = {};
-  for (const [k, val] of Object.entries(src)) {
+  for (const k of keys) {
+    const val = src[k];
     const lower = k.toLowerCase();
     if (PASSWORD.test(k) || (pathNamesPassword && lower === "value") || (lower === "filter" && typeof val === "string" && PASSWORD.test(val))) out[k] = REDACTED;
     else out[k] = redactPasswords(val);

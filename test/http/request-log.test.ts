@@ -4,15 +4,20 @@
  * request gets through the real edge and app on a real SQLite file.
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import fc from "fast-check";
 import { join } from "node:path";
 import { createApp } from "../../src/app";
 import { clientAddressResolver, parseCidr } from "../../src/http/client-address";
 import { edgeHandler, infoOf } from "../../src/http/observe";
 import { requestLogger, routeMeaning } from "../../src/http/request-log";
 import { createLogger, prettyLine, redactPasswords, type LogLevel } from "../../src/log";
+import { ScimError } from "../../src/scim/errors";
+import { applyPatch } from "../../src/scim/patch";
+import { quirksFor } from "../../src/scim/quirks";
+import { USER_RESOURCE } from "../../src/scim/schema";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store";
 import { hashToken, newToken } from "../../src/tokens";
-import { groupBody, memoryLogger, patchBody, tempDir, userBody, type LogRecord } from "../helpers";
+import { groupBody, memoryLogger, PATCH_OP, patchBody, tempDir, USER, userBody, type LogRecord } from "../helpers";
 
 describe("routeMeaning: the SCIM operation and resource type of a method on a route template", () => {
   const B = "/api/v1/scim";
@@ -92,6 +97,62 @@ describe("redactPasswords", () => {
     expect(out).not.toContain("s7");
     expect(out.match(/"kept"/g)?.length).toBe(2);
     expect(body.password).toBe("s1"); // a copy: the body itself is untouched
+  });
+
+  it("redacts the value when any spelling of `path` names a password: the PATCH reader keeps the last one", () => {
+    const text = `{"schemas":["${PATCH_OP}"],"Operations":[{"op":"replace","Path":"x","path":"password","value":"SECRETPW25"}]}`;
+    const body = JSON.parse(text);
+    expect(applyPatch({ rt: USER_RESOURCE, quirks: quirksFor(false), id: "u1" }, { schemas: [USER], userName: "a" }, body).password).toBe("SECRETPW25");
+    expect(JSON.stringify(redactPasswords(body))).not.toContain("SECRETPW25");
+  });
+
+  it("redacts the value when a path that is not a string mentions a password", () => {
+    for (const path of [["password"], { a: "Password" }, [{ b: "urn:x:PASSWORD" }]]) {
+      const out = JSON.stringify(redactPasswords({ Operations: [{ op: "replace", path, value: "SECRETPW26" }] }));
+      expect(out).not.toContain("SECRETPW26");
+    }
+    expect(redactPasswords({ op: "replace", path: ["title"], value: "kept" })).toEqual({ op: "replace", path: ["title"], value: "kept" });
+  });
+
+  it("property: whenever applyPatch sets a password, the redacted body does not hold it (any key spelling, duplicates, either quirk mode)", () => {
+    const spellings = (name: string) => fc.constantFrom(name, name.toUpperCase(), name[0]!.toUpperCase() + name.slice(1), name.slice(0, -1) + name.at(-1)!.toUpperCase());
+    const path = fc.constantFrom<unknown>("password", "PASSWORD", "Password", " password", "urn:ietf:params:scim:schemas:core:2.0:User:password", "x", "title", "userName", "", null, ["password"], { p: "password" });
+    let n = 0;
+    const secret = () => `SECRETPW${++n}z`;
+    // The value: a secret, or an object that may hold one; each run gets fresh secrets (below).
+    const value = fc.constantFrom("secret", "object", "ext", "core", "plain", "null");
+    const member = fc.oneof(fc.tuple(spellings("op"), fc.constantFrom("replace", "add", "Replace", "ADD", "remove")), fc.tuple(spellings("path"), path), fc.tuple(spellings("value"), value));
+    const op = fc.array(member, { minLength: 1, maxLength: 6 });
+    const valueOf = (kind: string): unknown => {
+      switch (kind) {
+        case "secret": return secret();
+        case "object": return { PassWord: secret() };
+        case "ext": return { "urn:ietf:params:scim:schemas:core:2.0:User:password": secret() };
+        case "core": return { "urn:ietf:params:scim:schemas:core:2.0:User": { password: secret() } };
+        case "plain": return `plain${++n}`; // unique too: a leak is never a title that equals the password
+        default: return null;
+      }
+    };
+    let set = 0;
+    fc.assert(
+      fc.property(fc.array(op, { minLength: 1, maxLength: 3 }), fc.boolean(), (ops, strict) => {
+        // Written as JSON text, so that a key sent twice in the same spelling is a duplicate JSON.parse resolves, as for a request.
+        const opText = (members: [string, unknown][]) => `{${members.map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(k.toLowerCase() === "value" ? valueOf(v as string) : v)}`).join(",")}}`;
+        const body = JSON.parse(`{"schemas":["${PATCH_OP}"],"Operations":[${ops.map(opText).join(",")}]}`);
+        let password: string | undefined;
+        try {
+          password = applyPatch({ rt: USER_RESOURCE, quirks: quirksFor(strict), id: "u1" }, { schemas: [USER], userName: "a" }, body).password;
+        } catch (e) {
+          if (!(e instanceof ScimError)) throw e;
+        }
+        if (password === undefined) return;
+        set++;
+        expect(JSON.stringify(redactPasswords(body))).not.toContain(password);
+      }),
+      { seed: 20250611, numRuns: 4000 },
+    );
+    // The property was tested on many bodies that do set a password, not vacuously.
+    expect(set).toBeGreaterThan(100);
   });
 });
 
