@@ -2,8 +2,8 @@
  * The one log line of a request, written when its response is complete (edgeHandler's onFinish):
  * what was asked (method, route template, path, SCIM operation, resource type and id), by whom
  * (token name, client address), what came of it (status, bytes, duration; why authentication
- * failed). Never a token, an Authorization header or a body; at debug the request body with its
- * passwords redacted.
+ * failed). Never a token, an Authorization header or a body; at debug the request body, with its
+ * passwords redacted, goes on a `request body` line of its own (level debug, the same requestId).
  */
 import { redactPasswords, type Logger, type LogLevel } from "../log";
 import type { RequestInfo } from "./observe";
@@ -66,6 +66,9 @@ export function requestLogger(logger: Logger): (info: RequestInfo) => void {
     return m;
   };
   return (info) => {
+    // The body is a debug line of its own: the request line keeps its status's level, and a pipeline
+    // that keeps info and above must not get bodies.
+    if (debug && info.body !== undefined) logger.debug("request body", { requestId: info.id, body: redactPasswords(info.body) });
     const level = levelOf(info);
     if (!logger.enabled(level)) return;
     const m = meaningOf(info.method, info.route);
@@ -84,7 +87,6 @@ export function requestLogger(logger: Logger): (info: RequestInfo) => void {
       client: info.client,
       reason: info.authFailure,
       aborted: info.aborted,
-      body: debug && info.body !== undefined ? redactPasswords(info.body) : undefined,
     });
   };
 }

@@ -161,12 +161,18 @@ describe("dist/scimd's log at --log-level debug", () => {
     const run = await session(s, db);
     expect(await s.stop()).toBe(0);
     const records = expectNoSecret(s, run.secrets);
-    const bodies = records.filter((r) => r.event === "request" && r.body !== undefined).map((r) => r.body as Rec);
+    // Bodies are debug lines of their own, under the request's id; the request line never holds one.
+    expect(records.filter((r) => r.event === "request" && r.body !== undefined)).toEqual([]);
+    const bodyLines = records.filter((r) => r.event === "request body");
+    for (const r of bodyLines) expect(r.level).toBe("debug");
+    const bodies = bodyLines.map((r) => r.body as Rec);
     expect(bodies.length).toBe(4);
     expect(bodies[0]).toMatchObject({ userName: "logged@example.com", password: "[redacted]" });
     expect(bodies[1]).toMatchObject({ password: "[redacted]" });
     expect(bodies[2]).toMatchObject({ Operations: [{ op: "replace", path: "password", value: "[redacted]" }] });
     expect(bodies[3]).toMatchObject({ Operations: [{ op: "replace", value: { PassWord: "[redacted]" } }] });
+    const requestIds = new Set(records.filter((r) => r.event === "request").map((r) => r.requestId));
+    for (const r of bodyLines) expect(requestIds.has(r.requestId)).toBe(true);
   }, 30_000);
 
   it("--log-level error writes no request line for a 200 or a 401, only the start", async () => {

@@ -226,8 +226,22 @@ describe("the request line, through the real edge and app", () => {
     const id = JSON.parse(text).id;
     expect(line).toMatchObject({ level: "info", method: "POST", route: "/api/v1/scim/Users", operation: "create", resourceType: "User", resourceId: id, tokenName: "okta", client: "192.0.2.10", status: 201, bytes: Buffer.byteLength(text) });
     expect(res.headers.get("x-request-id")).toBe(line.requestId as string);
-    expect((line.body as Record<string, unknown>).password).toBe("[redacted]");
+    // The body is a debug line of its own: a pipeline that keeps info and above never sees it.
+    expect(line.body).toBeUndefined();
+    const bodyLines = memory.records.filter((r) => r.event === "request body" && r.requestId === line.requestId);
+    expect(bodyLines.length).toBe(1);
+    expect(bodyLines[0]).toMatchObject({ level: "debug", body: { userName: "edge@example.com", password: "[redacted]" } });
     expect(JSON.stringify(memory.records)).not.toContain("hunter2-secret");
+  });
+
+  it("at debug, only the `request body` line carries a body: a 409's request line does not", async () => {
+    const before = memory.records.length;
+    const { line } = await send("POST", "/Users", userBody("dup@example.com"), { Authorization: `Bearer ${token}` });
+    const again = await send("POST", "/Users", userBody("dup@example.com"), { Authorization: `Bearer ${token}` });
+    expect(again.res.status).toBe(409);
+    expect(line.body).toBeUndefined();
+    for (const r of memory.records.slice(before)) if (r.level !== "debug") expect(r.body).toBeUndefined();
+    expect(memory.records.slice(before).filter((r) => r.event === "request body").map((r) => r.requestId)).toEqual([line.requestId, again.line.requestId]);
   });
 
   it("a miscased path is logged under the route that answered it", async () => {
