@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import fc from "fast-check";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { createApp } from "../../src/app";
 import { clientAddressResolver, parseCidr } from "../../src/http/client-address";
@@ -318,5 +319,79 @@ describe("the request line, through the real edge and app", () => {
       expect(m.records.length).toBe(expectLines);
       for (const rec of m.records) expect(rec.body).toBeUndefined();
     }
+  });
+});
+
+/** One request written as raw bytes on a socket (the server closes it after the answer); status, headers and body. */
+async function rawExchange(port: number, text: string): Promise<{ status: number; headers: string; body: string }> {
+  const chunks: Buffer[] = [];
+  await new Promise<void>((resolve, reject) => {
+    const socket = connect(port, "127.0.0.1", () => socket.write(text));
+    socket.on("data", (d) => chunks.push(Buffer.from(d)));
+    socket.on("end", resolve);
+    socket.on("error", reject);
+  });
+  const all = Buffer.concat(chunks).toString("utf8");
+  const split = all.indexOf("\r\n\r\n");
+  return { status: Number(all.split(" ")[1]), headers: all.slice(0, split), body: all.slice(split + 4) };
+}
+
+describe("a request without a Host header, or with a short one, through the edge on a real server", () => {
+  // Elysia reads the path from the first "/" at index 11 on: `http://x/readyz` or a path-only URL
+  // (HTTP/1.0 without Host) was answered 404, and a path-only `/api/v1/scim/Users` was routed as `/Users`.
+  const { dir, cleanup } = tempDir();
+  const store = new SqliteStore(join(dir, "host.db"));
+  const token = newToken();
+  const memory = memoryLogger("info");
+  const app = createApp({ store, logger: memory.logger, addressOf: (r) => infoOf(r)?.client ?? "unknown" });
+  const server = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    fetch: edgeHandler((r) => app.handle(r), { clientAddress: (r, srv) => srv?.requestIP(r)?.address ?? "unknown", onFinish: requestLogger(memory.logger) }),
+  });
+  const B = "/api/v1/scim";
+  const head = (line: string, host: string | undefined, extra = "") =>
+    host === undefined ? `${line} HTTP/1.0\r\n${extra}\r\n` : `${line} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n${extra}\r\n`;
+  const auth = () => `Authorization: Bearer ${token}\r\n`;
+  beforeAll(async () => void (await store.createToken("okta", hashToken(token))));
+  afterAll(async () => {
+    await server.stop(true);
+    store.close();
+    cleanup();
+  });
+
+  it.each([
+    ["no Host (HTTP/1.0)", undefined],
+    ["Host: x", "x"],
+    ["Host: lb", "lb"],
+    ["Host: abc", "abc"],
+    ["Host: lb:80 (the default port, dropped from the URL)", "lb:80"],
+  ])("%s: /readyz, /healthz, a list, a create and a get are answered by their routes, and logged with the path as sent", async (_t, host) => {
+    const port = server.port!;
+    expect((await rawExchange(port, head("GET /readyz", host))).status).toBe(200);
+    expect(JSON.parse((await rawExchange(port, head("GET /healthz", host))).body).status).toBe("ok");
+    const list = await rawExchange(port, head(`GET ${B}/Users?count=1`, host, auth()));
+    expect(list.status).toBe(200);
+    expect(JSON.parse(list.body).schemas).toEqual(["urn:ietf:params:scim:api:messages:2.0:ListResponse"]);
+    const body = JSON.stringify(userBody(`host-${host ?? "none"}@example.com`));
+    const created = await rawExchange(port, head(`POST ${B}/Users`, host, `${auth()}Content-Type: application/scim+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`) + body);
+    expect(created.status).toBe(201);
+    const user = JSON.parse(created.body);
+    // Links are built on the Host the client sent (there is none without one: localhost stands in).
+    const origin = host === undefined ? "http://localhost" : `http://${host.replace(/:80$/, "")}`;
+    expect(user.meta.location).toBe(`${origin}${B}/Users/${user.id}`);
+    expect(created.headers.toLowerCase()).toContain(`\r\nlocation: ${origin}${B}/Users/${user.id}`.toLowerCase());
+    expect((await rawExchange(port, head(`GET ${B}/Users/${user.id}`, host, auth()))).status).toBe(200);
+    expect((await rawExchange(port, head(`GET ${B}/Users/${user.id}`, host))).status).toBe(401);
+    const lines = memory.records.filter((r) => r.event === "request").slice(-6);
+    expect(lines.map((r) => [r.path, r.route, r.status])).toEqual([
+      ["/readyz", "/readyz", 200],
+      ["/healthz", "/healthz", 200],
+      [`${B}/Users`, `${B}/Users`, 200],
+      [`${B}/Users`, `${B}/Users`, 201],
+      [`${B}/Users/${user.id}`, `${B}/Users/:id`, 200],
+      [`${B}/Users/${user.id}`, `${B}/Users/:id`, 401],
+    ]);
+    expect(lines[3]).toMatchObject({ operation: "create", resourceId: user.id, tokenName: "okta", client: "127.0.0.1" });
   });
 });
