@@ -67,10 +67,19 @@ export function writeAllSync(fd: number, text: string): void {
 
 const LEVEL_TAG: Record<string, string> = { debug: "DEBUG", info: "INFO ", warn: "WARN ", error: "ERROR" };
 
-/** A value as it reads after `key=` in a pretty line: bare when it is a plain word, else JSON. */
+/**
+ * Control characters a terminal may act on: C0 (ESC, BEL, CR…), DEL, C1 (0x9b is CSI on many
+ * terminals) and the Unicode line and paragraph separators. JSON.stringify escapes only C0.
+ */
+const CONTROL = /[\x00-\x1f\x7f-\x9f\u2028\u2029]/g;
+const escapeControl = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
+/** `s` with every control character written as a `\uXXXX` escape (for text a client may have chosen). */
+const inert = (s: string) => s.replace(CONTROL, escapeControl);
+
+/** A value as it reads after `key=` in a pretty line: bare when it is a plain word, else JSON with every control character escaped. */
 function prettyValue(v: unknown): string {
-  if (typeof v === "string") return /^[^\s"=]+$/.test(v) ? v : JSON.stringify(v);
-  return typeof v === "object" && v !== null ? JSON.stringify(v) : String(v);
+  if (typeof v === "string") return /^[^\x00-\x20\x7f-\x9f\u2028\u2029"=]+$/.test(v) ? v : inert(JSON.stringify(v));
+  return typeof v === "object" && v !== null ? inert(JSON.stringify(v)) : inert(String(v));
 }
 
 /**
@@ -81,16 +90,17 @@ function prettyValue(v: unknown): string {
 export function prettyLine(json: string): string {
   const o = JSON.parse(json) as Record<string, unknown>;
   const { time, level, event, ...rest } = o;
-  const head = [String(time ?? "").slice(11, 23), LEVEL_TAG[String(level)] ?? String(level), String(event)];
+  const head = [inert(String(time ?? "").slice(11, 23)), inert(LEVEL_TAG[String(level)] ?? String(level)), inert(String(event))];
   if (event === "request") {
     const { method, path, status, durationMs, bytes } = rest;
-    head.push(`${method} ${path} ${status ?? "-"} ${durationMs ?? "-"} ms${bytes === undefined ? "" : ` ${bytes} B`}`);
+    head.push(inert(`${method} ${path} ${status ?? "-"} ${durationMs ?? "-"} ms${bytes === undefined ? "" : ` ${bytes} B`}`));
     for (const k of ["method", "path", "status", "durationMs", "bytes"]) delete rest[k];
   }
   const tail: string[] = [];
   for (const [k, v] of Object.entries(rest)) {
-    if (typeof v === "string" && v.includes("\n")) tail.push(`  ${k}:\n    ${v.split("\n").join("\n    ")}`);
-    else head.push(`${k}=${prettyValue(v)}`);
+    // Line by line, each one with its control characters escaped: a stack or a message may quote what a client sent.
+    if (typeof v === "string" && v.includes("\n")) tail.push(`  ${inert(k)}:\n    ${v.split("\n").map(inert).join("\n    ")}`);
+    else head.push(`${inert(k)}=${prettyValue(v)}`);
   }
   return [head.join(" "), ...tail].join("\n");
 }

@@ -82,7 +82,8 @@ export function requestLogger(logger: Logger): (info: RequestInfo) => void {
       bytes: info.bytes,
       operation: m.operation,
       resourceType: m.resourceType,
-      resourceId: info.resourceId,
+      // Only once a token was accepted: before that the id is whatever a stranger put in the path.
+      resourceId: info.token === undefined ? undefined : info.resourceId,
       tokenName: info.token,
       client: info.client,
       reason: info.authFailure,

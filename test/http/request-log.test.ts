@@ -193,6 +193,36 @@ describe("createLogger", () => {
   });
 });
 
+describe("prettyLine: nothing a client sent reaches the terminal as a control character", () => {
+  // ESC, BEL, CR, DEL and the C1 controls (0x9b is CSI on many terminals): any of them would let a path or id drive the terminal.
+  const CONTROLS = [
+    ["ESC", "\x1b[2J"],
+    ["BEL", "\x07"],
+    ["CR", "a\rb"],
+    ["DEL", "\x7f"],
+    ["CSI (C1)", "\x9b2J"],
+    ["NUL", "\x00"],
+    ["LINE SEPARATOR", "\u2028"],
+  ];
+  const hasControl = (s: string) => /[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]/.test(s);
+  it.each(CONTROLS)("%s: quoted and escaped in a field, in the request head and in a multi-line tail", (_name, c) => {
+    const line = (fields: Record<string, unknown>) => prettyLine(JSON.stringify({ time: "2026-01-01T00:00:00.000Z", level: "info", event: "request", ...fields }));
+    for (const out of [
+      line({ resourceId: `x${c}y` }),
+      line({ method: "GET", path: `/Users/${c}`, status: 200 }),
+      line({ error: `first\nsecond ${c} line` }),
+      line({ detail: { nested: c } }),
+    ]) {
+      expect(hasControl(out)).toBe(false);
+    }
+    expect(line({ resourceId: `x${c}y` })).toContain(`resourceId="x`);
+  });
+
+  it("keeps plain words bare and a multi-line field on indented lines", () => {
+    expect(prettyLine('{"time":"2026-01-01T00:00:00.000Z","level":"info","event":"e","a":"plain","b":"é-ü"}')).toBe("00:00:00.000 INFO  e a=plain b=é-ü");
+  });
+});
+
 describe("the request line, through the real edge and app", () => {
   const { dir, cleanup } = tempDir();
   const store = new SqliteStore(join(dir, "scimd.db"));
@@ -284,13 +314,15 @@ describe("the request line, through the real edge and app", () => {
   });
 
   it("refusals carry their reason and no token name; the third failure from one address is 429", async () => {
-    const wrong = await send("GET", "/Users", undefined, { Authorization: `Bearer ${newToken()}` });
+    const wrong = await send("GET", "/Users/%1B%5B2J", undefined, { Authorization: `Bearer ${newToken()}` });
     expect(wrong.line).toMatchObject({ level: "warn", status: 401, reason: "no such token" });
     expect(wrong.line.tokenName).toBeUndefined();
     const malformed = await send("GET", "/Users", undefined, { Authorization: "Bearer" });
     expect(malformed.line).toMatchObject({ status: 401, reason: "malformed header" });
     const limited = await send("GET", "/Users", undefined, {});
     expect(limited.line).toMatchObject({ level: "warn", status: 429, reason: "rate limited" });
+    // An id in the path of a refused request is not logged: a stranger chooses it (control characters and all).
+    expect(wrong.line.resourceId).toBeUndefined();
     // Another address has its own count.
     peer = "192.0.2.11";
     expect((await send("GET", "/Users", undefined, {})).line).toMatchObject({ status: 401, reason: "missing header", client: "192.0.2.11" });
