@@ -33,7 +33,7 @@ export interface RequestInfo {
   /** Set when the client went away before a streamed body was complete. */
   aborted?: boolean;
   status?: number;
-  /** Bytes of the response body. */
+  /** Bytes of the response body sent (0 for a HEAD, a 204 or a 304). */
   bytes?: number;
   durationMs?: number;
 }
@@ -164,7 +164,9 @@ export function edgeHandler(handle: (request: Request) => Promise<Response>, o: 
       info.durationMs = performance.now() - info.start;
       o.onFinish?.(info);
     };
-    if (!streamed.has(response) || response.body === null) {
+    // No body goes out for a HEAD, a 204 or a 304 (RFC 9110 §9.3.2, §15.3.5, §15.4.5), whatever size the response was made with.
+    if (info.status === 204 || info.status === 304 || info.method === "HEAD") finish(0);
+    else if (!streamed.has(response) || response.body === null) {
       finish(sizes.get(response) ?? info.bytes ?? contentLength(response));
     } else {
       // A streamed body (a large group): counted as it goes, finished when it ends.

@@ -27,6 +27,8 @@ const NOTHING: RouteMeaning = Object.freeze({});
  */
 export function routeMeaning(method: string, route: string | undefined): RouteMeaning {
   if (route === undefined || !route.startsWith(BASE)) return NOTHING;
+  // HEAD is a GET without the body (RFC 9110 §9.3.2), and is served by the GET route.
+  if (method === "HEAD") method = "GET";
   const parts = route.slice(BASE.length).split("/").filter(Boolean);
   const [first, second] = parts;
   if (first === undefined) return method === "GET" ? { operation: "query" } : NOTHING;

@@ -44,6 +44,9 @@ describe("routeMeaning: the SCIM operation and resource type of a method on a ro
     ["GET", `${B}/*`, undefined, undefined],
     ["GET", "/healthz", undefined, undefined],
     ["GET", undefined, undefined, undefined],
+    ["HEAD", `${B}/Users/:id`, "get", "User"],
+    ["HEAD", `${B}/Users`, "query", "User"],
+    ["HEAD", `${B}/Schemas`, "discovery", "Schema"],
   ])("%s %s is %s of %s", (method, route, operation, resourceType) => {
     const m = routeMeaning(method, route);
     expect([m.operation, m.resourceType]).toEqual([operation, resourceType]);
@@ -273,6 +276,29 @@ describe("the request line, through the real edge and app", () => {
     expect(line.body).toBeUndefined();
     for (const r of memory.records.slice(before)) if (r.level !== "debug") expect(r.body).toBeUndefined();
     expect(memory.records.slice(before).filter((r) => r.event === "request body").map((r) => r.requestId)).toEqual([line.requestId, again.line.requestId]);
+  });
+
+  it("HEAD: no body is sent, so its line says 0 bytes, and it is a get like GET", async () => {
+    const created = await send("POST", "/Users", userBody("head@example.com"));
+    const id = JSON.parse(created.text).id;
+    const head = await send("HEAD", `/Users/${id}`);
+    expect(head.res.status).toBe(200);
+    expect(head.text).toBe("");
+    expect(head.line).toMatchObject({ method: "HEAD", status: 200, bytes: 0, operation: "get", resourceType: "User", resourceId: id });
+    const list = await send("HEAD", "/Users?count=1");
+    expect(list.line).toMatchObject({ status: 200, bytes: 0, operation: "query" });
+  });
+
+  it("a 304 and a 204 are logged with 0 bytes", async () => {
+    const created = await send("POST", "/Users", userBody("etag304@example.com"));
+    const { id } = JSON.parse(created.text);
+    const etag = created.res.headers.get("etag")!;
+    const notModified = await send("GET", `/Users/${id}`, undefined, { Authorization: `Bearer ${token}`, "If-None-Match": etag });
+    expect(notModified.res.status).toBe(304);
+    expect(notModified.line.bytes).toBe(0);
+    const deleted = await send("DELETE", `/Users/${id}`);
+    expect(deleted.res.status).toBe(204);
+    expect(deleted.line.bytes).toBe(0);
   });
 
   it("a miscased path is logged under the route that answered it", async () => {
