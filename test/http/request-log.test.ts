@@ -76,6 +76,32 @@ describe("the client address behind --trust-proxy", () => {
     expect(clientAddressResolver(trusted)(peer, xff)).toBe(client);
   });
 
+  it.each([
+    ["2001:DB8::1", "2001:db8::1"],
+    ["2001:db8:0::1", "2001:db8::1"],
+    ["2001:0db8:0000:0000:0000:0000:0000:0001", "2001:db8::1"],
+    ["[2001:DB8:0:0::1]:443", "2001:db8::1"],
+    ["2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1"],
+    ["2001:0:0:1:0:0:0:1", "2001:0:0:1::1"],
+    ["2001:db8:0:1:1:1:1:1", "2001:db8:0:1:1:1:1:1"],
+    ["0:0:0:0:0:0:0:0", "::"],
+    ["0:0:0:0:0:0:0:1", "::1"],
+    ["1:0:0:0:0:0:0:0", "1::"],
+    ["fe80::1%eth0", "fe80::1"],
+    ["::ffff:C000:0201", "192.0.2.1"],
+    ["2001:db8::192.0.2.1", "2001:db8::c000:201"],
+  ])("the client %p is written %p (RFC 5952), so that the limiter counts one address once", (hop, client) => {
+    expect(clientAddressResolver(["10.0.0.0/8"])("10.0.0.5", hop)).toBe(client);
+    // A peer outside the trusted ranges too.
+    if (!hop.startsWith("[")) expect(clientAddressResolver(["10.0.0.0/8"])(hop, null)).toBe(client);
+  });
+
+  it("says the valid prefix lengths of an IPv4-mapped range", () => {
+    expect(() => parseCidr("::ffff:10.0.0.0/95")).toThrow("'::ffff:10.0.0.0/95': the prefix length of an IPv4-mapped range must be 96..128");
+    expect(parseCidr("::ffff:10.0.0.0/104")).toEqual({ bytes: new Uint8Array([10, 0, 0, 0]), bits: 8 });
+    expect(() => parseCidr("::/129")).toThrow("'::/129': the prefix length must be 0..128");
+  });
+
   it.each(["proxy.local", "10.0.0.0/33", "::/129", "1.2.3", "1.2.3.4/8/9", "01.2.3.4", "1::2::3", "", "10.0.0.0/x"])("refuses %p as a range", (v) => {
     expect(() => parseCidr(v)).toThrow(/not an IP address|prefix length/);
   });
