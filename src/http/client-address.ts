@@ -84,7 +84,7 @@ export function parseCidr(s: string): Cidr {
   let bits = /^\d{1,3}$/.test(bitsText) ? Number(bitsText) : NaN;
   // ::ffff:10.0.0.0/104 is the IPv4 range 10.0.0.0/8.
   if (mapped) bits -= 96;
-  if (!(bits >= 0 && bits <= max)) throw new Error(`'${s}': the prefix length must be 0..${mapped ? 128 : max}`);
+  if (!(bits >= 0 && bits <= max)) throw new Error(`'${s}': the prefix length ${mapped ? "of an IPv4-mapped range must be 96..128" : `must be 0..${max}`}`);
   return { bytes, bits };
 }
 
@@ -109,9 +109,30 @@ function hopAddress(hop: string): string {
   return colon > 0 && colon === h.lastIndexOf(":") ? h.slice(0, colon) : h;
 }
 
-/** The address in its usual text form (IPv4 for a mapped IPv6 address). */
-function canonical(text: string, b: Bytes): string {
-  return b.length === 4 && text.includes(":") ? Array.from(b).join(".") : text;
+/**
+ * The address written from its bytes, one text per address (`2001:DB8::1` and `2001:db8:0::1` are
+ * the same client to the limiter): IPv4 dotted (a mapped IPv6 address too), IPv6 as RFC 5952 §4 has
+ * it: lower case, no leading zeros, the longest run of two or more zero groups (the first of equal
+ * ones) as `::`. A zone (`%eth0`) is not kept.
+ */
+export function formatIp(b: Bytes): string {
+  if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push((b[i]! << 8) | b[i + 1]!);
+  let best = -1;
+  let bestLength = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLength) [best, bestLength] = [i, j - i];
+    i = j;
+  }
+  const hex = (gs: number[]) => gs.map((g) => g.toString(16)).join(":");
+  return best < 0 ? hex(groups) : `${hex(groups.slice(0, best))}::${hex(groups.slice(best + bestLength))}`;
 }
 
 export interface ClientAddressResolver {
@@ -129,15 +150,15 @@ export function clientAddressResolver(trusted: readonly string[]): ClientAddress
   const isTrusted = (b: Bytes) => ranges.some((r) => inCidr(b, r));
   return (peer, forwardedFor) => {
     const pb = parseIp(peer);
-    if (!pb || !isTrusted(pb)) return pb ? canonical(peer, pb) : peer;
-    let client = canonical(peer, pb);
+    if (!pb || !isTrusted(pb)) return pb ? formatIp(pb) : peer;
+    let client = formatIp(pb);
     if (!forwardedFor) return client;
     const hops = forwardedFor.split(",");
     for (let i = hops.length - 1; i >= 0; i--) {
       const text = hopAddress(hops[i]!);
       const b = parseIp(text);
       if (!b) return client;
-      client = canonical(text, b);
+      client = formatIp(b);
       if (!isTrusted(b)) return client;
     }
     return client;

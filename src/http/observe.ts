@@ -33,7 +33,7 @@ export interface RequestInfo {
   /** Set when the client went away before a streamed body was complete. */
   aborted?: boolean;
   status?: number;
-  /** Bytes of the response body. */
+  /** Bytes of the response body sent (0 for a HEAD, a 204 or a 304). */
   bytes?: number;
   durationMs?: number;
 }
@@ -105,6 +105,20 @@ export function newRequestId(): string {
   return `${ID_PREFIX}-${(++idCounter).toString(36)}`;
 }
 
+/**
+ * A copy of `request` whose URL Elysia routes by the right path. Elysia takes the path from the
+ * first `/` at index 11 or later (just past `http://a.b`), so a path-only URL (no usable Host:
+ * HTTP/1.0 without one) or a shorter origin (`Host: x`, `Host: lb`) was routed by another path.
+ * A path-only URL goes on `http://localhost`; a short origin is kept, followed by as many more `/`
+ * as it lacks (`http://x////readyz`), so that the links built on its origin still name the Host sent.
+ */
+function routable(request: Request, url: string): Request {
+  if (url.charCodeAt(0) === 47) return new Request(`http://localhost${url}`, request);
+  let end = url.indexOf("/", url.indexOf("://") + 3);
+  if (end < 0) end = (url += "/").length - 1;
+  return new Request(url.slice(0, end) + "/".repeat(Math.max(0, 11 - end)) + url.slice(end), request);
+}
+
 export interface EdgeOptions {
   /** The client address of a request on this server. */
   clientAddress: (request: Request, server: Server<unknown> | undefined) => string;
@@ -131,7 +145,11 @@ export function edgeHandler(handle: (request: Request) => Promise<Response>, o: 
       captureBody,
     };
     infos.set(request, info);
-    const response = await handle(request);
+    // One check for a normal URL: a path-only one, or a `/` within `http://a.b`'s 11 characters (past `https://`).
+    const url = request.url;
+    let handled = request;
+    if (url.charCodeAt(0) === 47 || url.lastIndexOf("/", 10) > 7) infos.set((handled = routable(request, url)), info);
+    const response = await handle(handled);
     response.headers.set("X-Request-Id", info.id);
     info.status = response.status;
     if (info.status === 201 && info.resourceId === undefined) {
@@ -146,7 +164,9 @@ export function edgeHandler(handle: (request: Request) => Promise<Response>, o: 
       info.durationMs = performance.now() - info.start;
       o.onFinish?.(info);
     };
-    if (!streamed.has(response) || response.body === null) {
+    // No body goes out for a HEAD, a 204 or a 304 (RFC 9110 §9.3.2, §15.3.5, §15.4.5), whatever size the response was made with.
+    if (info.status === 204 || info.status === 304 || info.method === "HEAD") finish(0);
+    else if (!streamed.has(response) || response.body === null) {
       finish(sizes.get(response) ?? info.bytes ?? contentLength(response));
     } else {
       // A streamed body (a large group): counted as it goes, finished when it ends.

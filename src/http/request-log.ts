@@ -2,8 +2,8 @@
  * The one log line of a request, written when its response is complete (edgeHandler's onFinish):
  * what was asked (method, route template, path, SCIM operation, resource type and id), by whom
  * (token name, client address), what came of it (status, bytes, duration; why authentication
- * failed). Never a token, an Authorization header or a body; at debug the request body with its
- * passwords redacted.
+ * failed). Never a token, an Authorization header or a body; at debug the request body, with its
+ * passwords redacted, goes on a `request body` line of its own (level debug, the same requestId).
  */
 import { redactPasswords, type Logger, type LogLevel } from "../log";
 import type { RequestInfo } from "./observe";
@@ -27,6 +27,8 @@ const NOTHING: RouteMeaning = Object.freeze({});
  */
 export function routeMeaning(method: string, route: string | undefined): RouteMeaning {
   if (route === undefined || !route.startsWith(BASE)) return NOTHING;
+  // HEAD is a GET without the body (RFC 9110 §9.3.2), and is served by the GET route.
+  if (method === "HEAD") method = "GET";
   const parts = route.slice(BASE.length).split("/").filter(Boolean);
   const [first, second] = parts;
   if (first === undefined) return method === "GET" ? { operation: "query" } : NOTHING;
@@ -66,6 +68,9 @@ export function requestLogger(logger: Logger): (info: RequestInfo) => void {
     return m;
   };
   return (info) => {
+    // The body is a debug line of its own: the request line keeps its status's level, and a pipeline
+    // that keeps info and above must not get bodies.
+    if (debug && info.body !== undefined) logger.debug("request body", { requestId: info.id, body: redactPasswords(info.body) });
     const level = levelOf(info);
     if (!logger.enabled(level)) return;
     const m = meaningOf(info.method, info.route);
@@ -79,12 +84,12 @@ export function requestLogger(logger: Logger): (info: RequestInfo) => void {
       bytes: info.bytes,
       operation: m.operation,
       resourceType: m.resourceType,
-      resourceId: info.resourceId,
+      // Only once a token was accepted: before that the id is whatever a stranger put in the path.
+      resourceId: info.token === undefined ? undefined : info.resourceId,
       tokenName: info.token,
       client: info.client,
       reason: info.authFailure,
       aborted: info.aborted,
-      body: debug && info.body !== undefined ? redactPasswords(info.body) : undefined,
     });
   };
 }

@@ -448,6 +448,11 @@ describe("the binary answers a request without a Host header with a SCIM error (
     for (const path of ["/nothing", `${SCIM_BASE_PATH}/nothing`, `${SCIM_BASE_PATH}/users`])
       for (const auth of ["", `Authorization: Bearer ${token}\r\n`]) {
         const r = await rawRequest(port, `GET ${path} HTTP/1.0\r\n${auth}`);
+        // A miscased endpoint is an endpoint, also without Host (the edge makes such a URL routable).
+        if (auth && path === `${SCIM_BASE_PATH}/users`) {
+          expect([r.status, JSON.parse(r.body).schemas]).toEqual([200, [LIST]]);
+          continue;
+        }
         if ((r.status !== 404 && r.status !== 401) || !r.type.startsWith("application/scim+json"))
           throw new Error(`GET ${path} HTTP/1.0 without Host${auth ? ", with the token" : ""}: ${r.status} ${r.type} ${r.body.slice(0, 200)}`);
         expect(JSON.parse(r.body).schemas).toEqual([ERROR]);

@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { mkdtempSync } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { userBody } from "../helpers";
@@ -161,12 +162,18 @@ describe("dist/scimd's log at --log-level debug", () => {
     const run = await session(s, db);
     expect(await s.stop()).toBe(0);
     const records = expectNoSecret(s, run.secrets);
-    const bodies = records.filter((r) => r.event === "request" && r.body !== undefined).map((r) => r.body as Rec);
+    // Bodies are debug lines of their own, under the request's id; the request line never holds one.
+    expect(records.filter((r) => r.event === "request" && r.body !== undefined)).toEqual([]);
+    const bodyLines = records.filter((r) => r.event === "request body");
+    for (const r of bodyLines) expect(r.level).toBe("debug");
+    const bodies = bodyLines.map((r) => r.body as Rec);
     expect(bodies.length).toBe(4);
     expect(bodies[0]).toMatchObject({ userName: "logged@example.com", password: "[redacted]" });
     expect(bodies[1]).toMatchObject({ password: "[redacted]" });
     expect(bodies[2]).toMatchObject({ Operations: [{ op: "replace", path: "password", value: "[redacted]" }] });
     expect(bodies[3]).toMatchObject({ Operations: [{ op: "replace", value: { PassWord: "[redacted]" } }] });
+    const requestIds = new Set(records.filter((r) => r.event === "request").map((r) => r.requestId));
+    for (const r of bodyLines) expect(requestIds.has(r.requestId)).toBe(true);
   }, 30_000);
 
   it("--log-level error writes no request line for a 200 or a 401, only the start", async () => {
@@ -214,5 +221,54 @@ describe("dist/scimd --trust-proxy", () => {
     const p = Bun.spawnSync([bin, "serve", "--trust-proxy", "10.0.0.0/8,proxy.local"], { cwd: tmp, env: cleanEnv(), stdout: "pipe", stderr: "pipe" });
     expect(p.exitCode).toBe(2);
     expect(p.stderr.toString()).toContain("scimd: --trust-proxy: 'proxy.local' is not an IP address or CIDR range");
+  });
+});
+
+/** One request as raw bytes on a socket, read until the server closes it: the status and the body. */
+async function rawExchange(port: number, text: string): Promise<{ status: number; body: string }> {
+  const chunks: Buffer[] = [];
+  await new Promise<void>((resolve, reject) => {
+    const socket = connect(port, "127.0.0.1", () => socket.write(text));
+    socket.on("data", (d) => chunks.push(Buffer.from(d)));
+    socket.on("end", resolve);
+    socket.on("error", reject);
+  });
+  const all = Buffer.concat(chunks).toString("utf8");
+  return { status: Number(all.split(" ")[1]), body: all.slice(all.indexOf("\r\n\r\n") + 4) };
+}
+
+describe("dist/scimd without a Host header, or with a short one", () => {
+  it("answers /readyz and the API by their routes (HTTP/1.0 without Host, Host: x), and logs the path as sent", async () => {
+    const db = join(tmp, "host", "scimd.db");
+    const s = await startServe(bin, tmp, ["--db", db], started);
+    const token = cli(["generate-token", "--name", "okta", "--db", db]);
+    const port = Number(new URL(s.url).port);
+    const got: [string, number][] = [];
+    try {
+      for (const [name, open] of [
+        ["HTTP/1.0", (line: string) => `${line} HTTP/1.0\r\n`],
+        ["Host: x", (line: string) => `${line} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n`],
+      ] as const) {
+        got.push([`${name} readyz`, (await rawExchange(port, `${open("GET /readyz")}\r\n`)).status]);
+        const list = await rawExchange(port, `${open("GET /api/v1/scim/Users?count=0")}Authorization: Bearer ${token}\r\n\r\n`);
+        got.push([`${name} list`, list.status]);
+        expect(JSON.parse(list.body).totalResults).toBe(0);
+      }
+    } finally {
+      expect(await s.stop()).toBe(0);
+    }
+    expect(got).toEqual([
+      ["HTTP/1.0 readyz", 200],
+      ["HTTP/1.0 list", 200],
+      ["Host: x readyz", 200],
+      ["Host: x list", 200],
+    ]);
+    const lines = s.records().filter((r) => r.event === "request" && r.path !== "/healthz");
+    expect(lines.map((r) => [r.path, r.route, r.status])).toEqual([
+      ["/readyz", "/readyz", 200],
+      ["/api/v1/scim/Users", "/api/v1/scim/Users", 200],
+      ["/readyz", "/readyz", 200],
+      ["/api/v1/scim/Users", "/api/v1/scim/Users", 200],
+    ]);
   });
 });

@@ -4,15 +4,21 @@
  * request gets through the real edge and app on a real SQLite file.
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import fc from "fast-check";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { createApp } from "../../src/app";
 import { clientAddressResolver, parseCidr } from "../../src/http/client-address";
 import { edgeHandler, infoOf } from "../../src/http/observe";
 import { requestLogger, routeMeaning } from "../../src/http/request-log";
 import { createLogger, prettyLine, redactPasswords, type LogLevel } from "../../src/log";
+import { ScimError } from "../../src/scim/errors";
+import { applyPatch } from "../../src/scim/patch";
+import { quirksFor } from "../../src/scim/quirks";
+import { USER_RESOURCE } from "../../src/scim/schema";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store";
 import { hashToken, newToken } from "../../src/tokens";
-import { groupBody, memoryLogger, patchBody, tempDir, userBody, type LogRecord } from "../helpers";
+import { groupBody, memoryLogger, PATCH_OP, patchBody, tempDir, USER, userBody, type LogRecord } from "../helpers";
 
 describe("routeMeaning: the SCIM operation and resource type of a method on a route template", () => {
   const B = "/api/v1/scim";
@@ -38,6 +44,9 @@ describe("routeMeaning: the SCIM operation and resource type of a method on a ro
     ["GET", `${B}/*`, undefined, undefined],
     ["GET", "/healthz", undefined, undefined],
     ["GET", undefined, undefined, undefined],
+    ["HEAD", `${B}/Users/:id`, "get", "User"],
+    ["HEAD", `${B}/Users`, "query", "User"],
+    ["HEAD", `${B}/Schemas`, "discovery", "Schema"],
   ])("%s %s is %s of %s", (method, route, operation, resourceType) => {
     const m = routeMeaning(method, route);
     expect([m.operation, m.resourceType]).toEqual([operation, resourceType]);
@@ -67,6 +76,32 @@ describe("the client address behind --trust-proxy", () => {
     expect(clientAddressResolver(trusted)(peer, xff)).toBe(client);
   });
 
+  it.each([
+    ["2001:DB8::1", "2001:db8::1"],
+    ["2001:db8:0::1", "2001:db8::1"],
+    ["2001:0db8:0000:0000:0000:0000:0000:0001", "2001:db8::1"],
+    ["[2001:DB8:0:0::1]:443", "2001:db8::1"],
+    ["2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1"],
+    ["2001:0:0:1:0:0:0:1", "2001:0:0:1::1"],
+    ["2001:db8:0:1:1:1:1:1", "2001:db8:0:1:1:1:1:1"],
+    ["0:0:0:0:0:0:0:0", "::"],
+    ["0:0:0:0:0:0:0:1", "::1"],
+    ["1:0:0:0:0:0:0:0", "1::"],
+    ["fe80::1%eth0", "fe80::1"],
+    ["::ffff:C000:0201", "192.0.2.1"],
+    ["2001:db8::192.0.2.1", "2001:db8::c000:201"],
+  ])("the client %p is written %p (RFC 5952), so that the limiter counts one address once", (hop, client) => {
+    expect(clientAddressResolver(["10.0.0.0/8"])("10.0.0.5", hop)).toBe(client);
+    // A peer outside the trusted ranges too.
+    if (!hop.startsWith("[")) expect(clientAddressResolver(["10.0.0.0/8"])(hop, null)).toBe(client);
+  });
+
+  it("says the valid prefix lengths of an IPv4-mapped range", () => {
+    expect(() => parseCidr("::ffff:10.0.0.0/95")).toThrow("'::ffff:10.0.0.0/95': the prefix length of an IPv4-mapped range must be 96..128");
+    expect(parseCidr("::ffff:10.0.0.0/104")).toEqual({ bytes: new Uint8Array([10, 0, 0, 0]), bits: 8 });
+    expect(() => parseCidr("::/129")).toThrow("'::/129': the prefix length must be 0..128");
+  });
+
   it.each(["proxy.local", "10.0.0.0/33", "::/129", "1.2.3", "1.2.3.4/8/9", "01.2.3.4", "1::2::3", "", "10.0.0.0/x"])("refuses %p as a range", (v) => {
     expect(() => parseCidr(v)).toThrow(/not an IP address|prefix length/);
   });
@@ -92,6 +127,62 @@ describe("redactPasswords", () => {
     expect(out).not.toContain("s7");
     expect(out.match(/"kept"/g)?.length).toBe(2);
     expect(body.password).toBe("s1"); // a copy: the body itself is untouched
+  });
+
+  it("redacts the value when any spelling of `path` names a password: the PATCH reader keeps the last one", () => {
+    const text = `{"schemas":["${PATCH_OP}"],"Operations":[{"op":"replace","Path":"x","path":"password","value":"SECRETPW25"}]}`;
+    const body = JSON.parse(text);
+    expect(applyPatch({ rt: USER_RESOURCE, quirks: quirksFor(false), id: "u1" }, { schemas: [USER], userName: "a" }, body).password).toBe("SECRETPW25");
+    expect(JSON.stringify(redactPasswords(body))).not.toContain("SECRETPW25");
+  });
+
+  it("redacts the value when a path that is not a string mentions a password", () => {
+    for (const path of [["password"], { a: "Password" }, [{ b: "urn:x:PASSWORD" }]]) {
+      const out = JSON.stringify(redactPasswords({ Operations: [{ op: "replace", path, value: "SECRETPW26" }] }));
+      expect(out).not.toContain("SECRETPW26");
+    }
+    expect(redactPasswords({ op: "replace", path: ["title"], value: "kept" })).toEqual({ op: "replace", path: ["title"], value: "kept" });
+  });
+
+  it("property: whenever applyPatch sets a password, the redacted body does not hold it (any key spelling, duplicates, either quirk mode)", () => {
+    const spellings = (name: string) => fc.constantFrom(name, name.toUpperCase(), name[0]!.toUpperCase() + name.slice(1), name.slice(0, -1) + name.at(-1)!.toUpperCase());
+    const path = fc.constantFrom<unknown>("password", "PASSWORD", "Password", " password", "urn:ietf:params:scim:schemas:core:2.0:User:password", "x", "title", "userName", "", null, ["password"], { p: "password" });
+    let n = 0;
+    const secret = () => `SECRETPW${++n}z`;
+    // The value: a secret, or an object that may hold one; each run gets fresh secrets (below).
+    const value = fc.constantFrom("secret", "object", "ext", "core", "plain", "null");
+    const member = fc.oneof(fc.tuple(spellings("op"), fc.constantFrom("replace", "add", "Replace", "ADD", "remove")), fc.tuple(spellings("path"), path), fc.tuple(spellings("value"), value));
+    const op = fc.array(member, { minLength: 1, maxLength: 6 });
+    const valueOf = (kind: string): unknown => {
+      switch (kind) {
+        case "secret": return secret();
+        case "object": return { PassWord: secret() };
+        case "ext": return { "urn:ietf:params:scim:schemas:core:2.0:User:password": secret() };
+        case "core": return { "urn:ietf:params:scim:schemas:core:2.0:User": { password: secret() } };
+        case "plain": return `plain${++n}`; // unique too: a leak is never a title that equals the password
+        default: return null;
+      }
+    };
+    let set = 0;
+    fc.assert(
+      fc.property(fc.array(op, { minLength: 1, maxLength: 3 }), fc.boolean(), (ops, strict) => {
+        // Written as JSON text, so that a key sent twice in the same spelling is a duplicate JSON.parse resolves, as for a request.
+        const opText = (members: [string, unknown][]) => `{${members.map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(k.toLowerCase() === "value" ? valueOf(v as string) : v)}`).join(",")}}`;
+        const body = JSON.parse(`{"schemas":["${PATCH_OP}"],"Operations":[${ops.map(opText).join(",")}]}`);
+        let password: string | undefined;
+        try {
+          password = applyPatch({ rt: USER_RESOURCE, quirks: quirksFor(strict), id: "u1" }, { schemas: [USER], userName: "a" }, body).password;
+        } catch (e) {
+          if (!(e instanceof ScimError)) throw e;
+        }
+        if (password === undefined) return;
+        set++;
+        expect(JSON.stringify(redactPasswords(body))).not.toContain(password);
+      }),
+      { seed: 20250611, numRuns: 4000 },
+    );
+    // The property was tested on many bodies that do set a password, not vacuously.
+    expect(set).toBeGreaterThan(100);
   });
 });
 
@@ -131,6 +222,36 @@ describe("createLogger", () => {
   });
 });
 
+describe("prettyLine: nothing a client sent reaches the terminal as a control character", () => {
+  // ESC, BEL, CR, DEL and the C1 controls (0x9b is CSI on many terminals): any of them would let a path or id drive the terminal.
+  const CONTROLS = [
+    ["ESC", "\x1b[2J"],
+    ["BEL", "\x07"],
+    ["CR", "a\rb"],
+    ["DEL", "\x7f"],
+    ["CSI (C1)", "\x9b2J"],
+    ["NUL", "\x00"],
+    ["LINE SEPARATOR", "\u2028"],
+  ];
+  const hasControl = (s: string) => /[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]/.test(s);
+  it.each(CONTROLS)("%s: quoted and escaped in a field, in the request head and in a multi-line tail", (_name, c) => {
+    const line = (fields: Record<string, unknown>) => prettyLine(JSON.stringify({ time: "2026-01-01T00:00:00.000Z", level: "info", event: "request", ...fields }));
+    for (const out of [
+      line({ resourceId: `x${c}y` }),
+      line({ method: "GET", path: `/Users/${c}`, status: 200 }),
+      line({ error: `first\nsecond ${c} line` }),
+      line({ detail: { nested: c } }),
+    ]) {
+      expect(hasControl(out)).toBe(false);
+    }
+    expect(line({ resourceId: `x${c}y` })).toContain(`resourceId="x`);
+  });
+
+  it("keeps plain words bare and a multi-line field on indented lines", () => {
+    expect(prettyLine('{"time":"2026-01-01T00:00:00.000Z","level":"info","event":"e","a":"plain","b":"é-ü"}')).toBe("00:00:00.000 INFO  e a=plain b=é-ü");
+  });
+});
+
 describe("the request line, through the real edge and app", () => {
   const { dir, cleanup } = tempDir();
   const store = new SqliteStore(join(dir, "scimd.db"));
@@ -165,8 +286,45 @@ describe("the request line, through the real edge and app", () => {
     const id = JSON.parse(text).id;
     expect(line).toMatchObject({ level: "info", method: "POST", route: "/api/v1/scim/Users", operation: "create", resourceType: "User", resourceId: id, tokenName: "okta", client: "192.0.2.10", status: 201, bytes: Buffer.byteLength(text) });
     expect(res.headers.get("x-request-id")).toBe(line.requestId as string);
-    expect((line.body as Record<string, unknown>).password).toBe("[redacted]");
+    // The body is a debug line of its own: a pipeline that keeps info and above never sees it.
+    expect(line.body).toBeUndefined();
+    const bodyLines = memory.records.filter((r) => r.event === "request body" && r.requestId === line.requestId);
+    expect(bodyLines.length).toBe(1);
+    expect(bodyLines[0]).toMatchObject({ level: "debug", body: { userName: "edge@example.com", password: "[redacted]" } });
     expect(JSON.stringify(memory.records)).not.toContain("hunter2-secret");
+  });
+
+  it("at debug, only the `request body` line carries a body: a 409's request line does not", async () => {
+    const before = memory.records.length;
+    const { line } = await send("POST", "/Users", userBody("dup@example.com"), { Authorization: `Bearer ${token}` });
+    const again = await send("POST", "/Users", userBody("dup@example.com"), { Authorization: `Bearer ${token}` });
+    expect(again.res.status).toBe(409);
+    expect(line.body).toBeUndefined();
+    for (const r of memory.records.slice(before)) if (r.level !== "debug") expect(r.body).toBeUndefined();
+    expect(memory.records.slice(before).filter((r) => r.event === "request body").map((r) => r.requestId)).toEqual([line.requestId, again.line.requestId]);
+  });
+
+  it("HEAD: no body is sent, so its line says 0 bytes, and it is a get like GET", async () => {
+    const created = await send("POST", "/Users", userBody("head@example.com"));
+    const id = JSON.parse(created.text).id;
+    const head = await send("HEAD", `/Users/${id}`);
+    expect(head.res.status).toBe(200);
+    expect(head.text).toBe("");
+    expect(head.line).toMatchObject({ method: "HEAD", status: 200, bytes: 0, operation: "get", resourceType: "User", resourceId: id });
+    const list = await send("HEAD", "/Users?count=1");
+    expect(list.line).toMatchObject({ status: 200, bytes: 0, operation: "query" });
+  });
+
+  it("a 304 and a 204 are logged with 0 bytes", async () => {
+    const created = await send("POST", "/Users", userBody("etag304@example.com"));
+    const { id } = JSON.parse(created.text);
+    const etag = created.res.headers.get("etag")!;
+    const notModified = await send("GET", `/Users/${id}`, undefined, { Authorization: `Bearer ${token}`, "If-None-Match": etag });
+    expect(notModified.res.status).toBe(304);
+    expect(notModified.line.bytes).toBe(0);
+    const deleted = await send("DELETE", `/Users/${id}`);
+    expect(deleted.res.status).toBe(204);
+    expect(deleted.line.bytes).toBe(0);
   });
 
   it("a miscased path is logged under the route that answered it", async () => {
@@ -208,13 +366,15 @@ describe("the request line, through the real edge and app", () => {
   });
 
   it("refusals carry their reason and no token name; the third failure from one address is 429", async () => {
-    const wrong = await send("GET", "/Users", undefined, { Authorization: `Bearer ${newToken()}` });
+    const wrong = await send("GET", "/Users/%1B%5B2J", undefined, { Authorization: `Bearer ${newToken()}` });
     expect(wrong.line).toMatchObject({ level: "warn", status: 401, reason: "no such token" });
     expect(wrong.line.tokenName).toBeUndefined();
     const malformed = await send("GET", "/Users", undefined, { Authorization: "Bearer" });
     expect(malformed.line).toMatchObject({ status: 401, reason: "malformed header" });
     const limited = await send("GET", "/Users", undefined, {});
     expect(limited.line).toMatchObject({ level: "warn", status: 429, reason: "rate limited" });
+    // An id in the path of a refused request is not logged: a stranger chooses it (control characters and all).
+    expect(wrong.line.resourceId).toBeUndefined();
     // Another address has its own count.
     peer = "192.0.2.11";
     expect((await send("GET", "/Users", undefined, {})).line).toMatchObject({ status: 401, reason: "missing header", client: "192.0.2.11" });
@@ -243,5 +403,79 @@ describe("the request line, through the real edge and app", () => {
       expect(m.records.length).toBe(expectLines);
       for (const rec of m.records) expect(rec.body).toBeUndefined();
     }
+  });
+});
+
+/** One request written as raw bytes on a socket (the server closes it after the answer); status, headers and body. */
+async function rawExchange(port: number, text: string): Promise<{ status: number; headers: string; body: string }> {
+  const chunks: Buffer[] = [];
+  await new Promise<void>((resolve, reject) => {
+    const socket = connect(port, "127.0.0.1", () => socket.write(text));
+    socket.on("data", (d) => chunks.push(Buffer.from(d)));
+    socket.on("end", resolve);
+    socket.on("error", reject);
+  });
+  const all = Buffer.concat(chunks).toString("utf8");
+  const split = all.indexOf("\r\n\r\n");
+  return { status: Number(all.split(" ")[1]), headers: all.slice(0, split), body: all.slice(split + 4) };
+}
+
+describe("a request without a Host header, or with a short one, through the edge on a real server", () => {
+  // Elysia reads the path from the first "/" at index 11 on: `http://x/readyz` or a path-only URL
+  // (HTTP/1.0 without Host) was answered 404, and a path-only `/api/v1/scim/Users` was routed as `/Users`.
+  const { dir, cleanup } = tempDir();
+  const store = new SqliteStore(join(dir, "host.db"));
+  const token = newToken();
+  const memory = memoryLogger("info");
+  const app = createApp({ store, logger: memory.logger, addressOf: (r) => infoOf(r)?.client ?? "unknown" });
+  const server = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    fetch: edgeHandler((r) => app.handle(r), { clientAddress: (r, srv) => srv?.requestIP(r)?.address ?? "unknown", onFinish: requestLogger(memory.logger) }),
+  });
+  const B = "/api/v1/scim";
+  const head = (line: string, host: string | undefined, extra = "") =>
+    host === undefined ? `${line} HTTP/1.0\r\n${extra}\r\n` : `${line} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n${extra}\r\n`;
+  const auth = () => `Authorization: Bearer ${token}\r\n`;
+  beforeAll(async () => void (await store.createToken("okta", hashToken(token))));
+  afterAll(async () => {
+    await server.stop(true);
+    store.close();
+    cleanup();
+  });
+
+  it.each([
+    ["no Host (HTTP/1.0)", undefined],
+    ["Host: x", "x"],
+    ["Host: lb", "lb"],
+    ["Host: abc", "abc"],
+    ["Host: lb:80 (the default port, dropped from the URL)", "lb:80"],
+  ])("%s: /readyz, /healthz, a list, a create and a get are answered by their routes, and logged with the path as sent", async (_t, host) => {
+    const port = server.port!;
+    expect((await rawExchange(port, head("GET /readyz", host))).status).toBe(200);
+    expect(JSON.parse((await rawExchange(port, head("GET /healthz", host))).body).status).toBe("ok");
+    const list = await rawExchange(port, head(`GET ${B}/Users?count=1`, host, auth()));
+    expect(list.status).toBe(200);
+    expect(JSON.parse(list.body).schemas).toEqual(["urn:ietf:params:scim:api:messages:2.0:ListResponse"]);
+    const body = JSON.stringify(userBody(`host-${host ?? "none"}@example.com`));
+    const created = await rawExchange(port, head(`POST ${B}/Users`, host, `${auth()}Content-Type: application/scim+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`) + body);
+    expect(created.status).toBe(201);
+    const user = JSON.parse(created.body);
+    // Links are built on the Host the client sent (there is none without one: localhost stands in).
+    const origin = host === undefined ? "http://localhost" : `http://${host.replace(/:80$/, "")}`;
+    expect(user.meta.location).toBe(`${origin}${B}/Users/${user.id}`);
+    expect(created.headers.toLowerCase()).toContain(`\r\nlocation: ${origin}${B}/Users/${user.id}`.toLowerCase());
+    expect((await rawExchange(port, head(`GET ${B}/Users/${user.id}`, host, auth()))).status).toBe(200);
+    expect((await rawExchange(port, head(`GET ${B}/Users/${user.id}`, host))).status).toBe(401);
+    const lines = memory.records.filter((r) => r.event === "request").slice(-6);
+    expect(lines.map((r) => [r.path, r.route, r.status])).toEqual([
+      ["/readyz", "/readyz", 200],
+      ["/healthz", "/healthz", 200],
+      [`${B}/Users`, `${B}/Users`, 200],
+      [`${B}/Users`, `${B}/Users`, 201],
+      [`${B}/Users/${user.id}`, `${B}/Users/:id`, 200],
+      [`${B}/Users/${user.id}`, `${B}/Users/:id`, 401],
+    ]);
+    expect(lines[3]).toMatchObject({ operation: "create", resourceId: user.id, tokenName: "okta", client: "127.0.0.1" });
   });
 });
