@@ -5,7 +5,7 @@
  * `scimd healthcheck`'s exit codes, over HTTPS too with a CA made at test time.
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { groupBody, userBody } from "../helpers";
@@ -140,6 +140,31 @@ describe("dist/scimd: /healthz, /readyz and /metrics", () => {
       expect(existsSync(fresh)).toBe(false);
     } finally {
       await squatter.stop(true);
+    }
+  });
+});
+
+describe("dist/scimd: the database file deleted under a running server", () => {
+  it("/readyz answers 503 saying the file was deleted and to restart, healthcheck exits 1, and a scrape shows NaN sizes, not 0", async () => {
+    const gone = join(tmp, "gone", "scimd.db");
+    const metricsPort = await freePort();
+    const s = await startServe(bin, tmp, ["--db", gone, "--metrics-listen", `127.0.0.1:${metricsPort}`], started);
+    try {
+      expect(s.exited).toBeUndefined();
+      expect((await fetch(`${s.url}/readyz`)).status).toBe(200);
+      for (const f of [gone, `${gone}-wal`, `${gone}-shm`]) rmSync(f, { force: true });
+      const r = await fetch(`${s.url}/readyz`);
+      expect(r.status).toBe(503);
+      const detail = ((await r.json()) as { detail: string }).detail;
+      expect(detail).toStartWith(`not ready: the database file ${gone} was deleted`);
+      expect(detail).toContain("restart scimd");
+      const hc = await run(["healthcheck", "--url", s.url]);
+      expect(hc.code).toBe(1);
+      const scrape = parseScrape(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text());
+      expect(scrape.value("scimd_database_bytes")).toBeNaN();
+      expect(scrape.value("scimd_wal_bytes")).toBeNaN();
+    } finally {
+      await s.stop();
     }
   });
 });
