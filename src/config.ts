@@ -188,21 +188,29 @@ export function resolveFlags<const S extends readonly FlagSpec[]>(
 }
 
 /**
- * A UsageError about flags (`--port must be 0..65535`) told in the terms of the config file when the
- * values at fault came from it: `/etc/scimd/scimd.toml: port must be 0..65535`, or, when the message
- * names several flags, with where the file's ones are set appended. Other errors are returned as they are.
+ * A UsageError about flags (`--port must be 0..65535`) told in the terms of where the values at fault
+ * came from: the config file (`/etc/scimd/scimd.toml: port must be 0..65535`) or a SCIMD_* variable
+ * (`SCIMD_PORT must be 0..65535`), or, when the message names several flags, with where those set
+ * outside the command line come from appended. Other errors are returned as they are.
  */
 export function blamed(e: UsageError, sources: Sources): UsageError {
   if (e instanceof ConfigFileError) return e;
   const named = [...new Set([...e.message.matchAll(/(?<![\w-])--([a-z][a-z0-9-]*)/g)].map((m) => m[1]!))];
-  const inFile = named.filter((n) => sources[n]?.kind === "file");
-  if (!inFile.length) return e;
-  const src = (n: string) => sources[n] as Extract<Source, { kind: "file" }>;
+  const elsewhere = named.filter((n) => sources[n]?.kind === "file" || sources[n]?.kind === "env");
+  if (!elsewhere.length) return e;
+  const inFile = elsewhere.some((n) => sources[n]!.kind === "file");
+  const make = (message: string) => (inFile ? new ConfigFileError(message) : new UsageError(message));
+  const src = (n: string) => sources[n] as Extract<Source, { kind: "file" | "env" }>;
   if (named.length === 1 && e.message.startsWith(`--${named[0]}`)) {
-    const { path, key } = src(named[0]!);
-    return new ConfigFileError(`${path}: ${key}${e.message.slice(2 + named[0]!.length)}`);
+    const s = src(named[0]!);
+    const rest = e.message.slice(2 + named[0]!.length);
+    return make(s.kind === "file" ? `${s.path}: ${s.key}${rest}` : `${s.name}${rest}`);
   }
-  return new ConfigFileError(`${e.message} (${inFile.map((n) => `${src(n).key} is set in ${src(n).path}`).join(", ")})`);
+  const where = (n: string) => {
+    const s = src(n);
+    return s.kind === "file" ? `${s.key} is set in ${s.path}` : `--${n} is set by ${s.name}`;
+  };
+  return make(`${e.message} (${elsewhere.map(where).join(", ")})`);
 }
 
 /** Levenshtein distance, for suggesting the key a misspelt one meant. */
