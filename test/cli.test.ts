@@ -297,6 +297,13 @@ describe("serveConfig: serve's configuration, built in one place", () => {
     expect(usageErrorOf(() => serveConfig(["--", "--help"], {})).message).toBe("unexpected argument '--help'");
   });
 
+  it("accepts --metrics-listen on the API's port number at another address, and --acme-http-port equal to a port 0", () => {
+    const a = serveConfig(["--port", "8080", "--host", "127.0.0.1", "--metrics-listen", "[::1]:8080"], {});
+    expect(!a.help && a.config.metricsListen).toEqual({ host: "::1", port: 8080 });
+    const b = serveConfig(["--port", "0", "--metrics-listen", "127.0.0.1:0"], {});
+    expect(!b.help && b.config.metricsListen).toEqual({ host: "127.0.0.1", port: 0 });
+  });
+
   const refused: [string[], Env, string][] = [
     [["extra"], {}, "unexpected argument 'extra'"],
     [["-"], {}, "unexpected argument '-'"],
@@ -315,6 +322,28 @@ describe("serveConfig: serve's configuration, built in one place", () => {
     [[], { SCIMD_TLS_CERT: "/c.pem" }, "--tls-cert and --tls-key go together: give both, or neither (--tls-cert is set by SCIMD_TLS_CERT)"],
     [["--base-url", "ftp://x"], {}, "--base-url must be an absolute http(s) URL, got 'ftp://x'"],
     [[], { SCIMD_BASE_URL: "nope" }, "SCIMD_BASE_URL must be an absolute http(s) URL, got 'nope'"],
+    [["--host", ""], {}, "--host is empty; give an address such as 127.0.0.1, 0.0.0.0 or ::"],
+    [["--host", " "], {}, "--host is empty; give an address such as 127.0.0.1, 0.0.0.0 or ::"],
+    [
+      ["--acme-domain", "scim.example.com", "--acme-email", "a@example.com", "--port", "80"],
+      {},
+      "--acme-http-port and --port are both 80: the HTTP-01 challenge needs a plain HTTP port of its own (80)",
+    ],
+    [
+      ["--port", "9464", "--metrics-listen", "127.0.0.1:9464"],
+      {},
+      "--metrics-listen 127.0.0.1:9464 is the API's own port (--port 9464 on 127.0.0.1): /metrics needs a port of its own, such as 127.0.0.1:9464",
+    ],
+    [
+      ["--port", "8080", "--host", "0.0.0.0", "--metrics-listen", "127.0.0.1:8080"],
+      {},
+      "--metrics-listen 127.0.0.1:8080 is the API's own port (--port 8080 on 0.0.0.0): /metrics needs a port of its own, such as 127.0.0.1:9464",
+    ],
+    [
+      ["--port", "8080", "--host", "::1", "--metrics-listen", "[::]:8080"],
+      {},
+      "--metrics-listen [::]:8080 is the API's own port (--port 8080 on ::1): /metrics needs a port of its own, such as 127.0.0.1:9464",
+    ],
     [["--help"], { SCIMD_PORT: "eighty" }, "SCIMD_PORT must be a whole number, got 'eighty'"],
   ];
   it.each(refused.map(row("scimd", "serve")))("refuses %s with exactly: %s", (_line, message, argv, env) => {
