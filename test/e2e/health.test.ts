@@ -227,4 +227,52 @@ describe("dist/scimd healthcheck", () => {
       await https.stop(true);
     }
   });
+
+  it.skipIf(!hasOpenssl)("without --url reads serve's config file (--config, SCIMD_CONFIG): HTTPS to loopback, the certificate verified for the name it is for", async () => {
+    const dir = join(tmp, "tls-named");
+    Bun.spawnSync(["mkdir", "-p", dir]);
+    const sh = (args: string[]) => {
+      const p = Bun.spawnSync(["openssl", ...args], { cwd: dir, stdout: "pipe", stderr: "pipe" });
+      if (p.exitCode !== 0) throw new Error(`openssl ${args.join(" ")}: ${p.stderr.toString()}`);
+    };
+    const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    sh(["req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=scimd test CA"]);
+    // As a real certificate: for the service's name only, no 127.0.0.1.
+    sh(["req", ...ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=scim.example.test"]);
+    writeFileSync(join(dir, "ext"), "subjectAltName=DNS:scim.example.test,DNS:other.example.test\n");
+    sh(["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext"]);
+    const port = await freePort();
+    const file = join(dir, "scimd.toml");
+    writeFileSync(
+      file,
+      `host = "127.0.0.1"\nport = ${port}\ndb = ${JSON.stringify(join(dir, "scimd.db"))}\ntls_cert = ${JSON.stringify(join(dir, "server.pem"))}\ntls_key = ${JSON.stringify(join(dir, "server.key"))}\n`,
+    );
+    const p = Bun.spawn([bin, "serve", "--config", file], { cwd: tmp, env: cleanEnv(), stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+    started.add(p);
+    try {
+      const ca = join(dir, "ca.pem");
+      const until = Date.now() + 10_000;
+      while (Date.now() < until && (await run(["healthcheck", "--config", file, "--ca-file", ca, "--timeout", "500"])).code !== 0) await Bun.sleep(50);
+      const byFlag = await run(["healthcheck", "--config", file, "--ca-file", ca]);
+      expect({ code: byFlag.code, out: byFlag.out.trim() }).toEqual({ code: 0, out: `healthy: https://127.0.0.1:${port}/readyz answered 200` });
+      expect((await run(["healthcheck", "--ca-file", ca], { SCIMD_CONFIG: file })).code).toBe(0);
+      // The system's CAs do not know the test CA: exit 1, saying which name was checked.
+      const untrusted = await run(["healthcheck"], { SCIMD_CONFIG: file });
+      expect(untrusted.code).toBe(1);
+      expect(untrusted.err).toContain("certificate was not accepted");
+      expect(untrusted.err).toContain("checked for scim.example.test");
+      expect((await run(["healthcheck", "--insecure"], { SCIMD_CONFIG: file })).code).toBe(0);
+      // A variable wins over the file, as for serve, and a bad one is blamed on itself.
+      const bad = await run(["healthcheck"], { SCIMD_CONFIG: file, SCIMD_PORT: "eighty" });
+      expect({ code: bad.code, err: bad.err.split("\n")[0] }).toEqual({ code: 2, err: "scimd: SCIMD_PORT must be a whole number, got 'eighty'" });
+      const big = await run(["healthcheck"], { SCIMD_PORT: "70000" });
+      expect({ code: big.code, err: big.err.split("\n")[0] }).toEqual({ code: 2, err: "scimd: SCIMD_PORT must be 0..65535" });
+      const both = await run(["healthcheck", "--config", file, "--url", "http://127.0.0.1:1/"]);
+      expect(both.code).toBe(2);
+    } finally {
+      p.kill("SIGTERM");
+      await p.exited;
+      started.delete(p);
+    }
+  });
 });
