@@ -74,6 +74,20 @@ function checkPortFree(host: string, port: number, option?: string): void {
 }
 
 export async function serve(argv: string[]): Promise<number> {
+  // SIGHUP's default action ends the process: it is caught from the very start (a migration or the
+  // first ACME order can take a while), ignored until serve listens, logged after.
+  let onHup = () => {};
+  const hup = () => onHup();
+  process.on("SIGHUP", hup);
+  try {
+    return await serving(argv, (f) => (onHup = f));
+  } finally {
+    // serving resolves once the server has stopped.
+    process.off("SIGHUP", hup);
+  }
+}
+
+async function serving(argv: string[], setOnHup: (f: () => void) => void): Promise<number> {
   const parsed = serveConfig(argv);
   if (parsed.help) {
     console.log(SERVE_USAGE);
@@ -205,6 +219,6 @@ export async function serve(argv: string[]): Promise<number> {
     process.on("SIGTERM", () => void stop("SIGTERM"));
     process.on("SIGINT", () => void stop("SIGINT"));
     // SIGHUP reads the certificate files again (fileCertificates listens for it); it never stops serve.
-    process.on("SIGHUP", () => logger.info("signal", { signal: "SIGHUP", message: config.tls ? "reading the certificate files again" : "ignored" }));
+    setOnHup(() => logger.info("signal", { signal: "SIGHUP", message: config.tls ? "reading the certificate files again" : "ignored" }));
   });
 }
