@@ -124,6 +124,10 @@ describe("dist/scimd: /healthz, /readyz and /metrics", () => {
     expect(after.value("scimd_database_bytes")).toBeGreaterThan(0);
     expect(after.value("process_resident_memory_bytes")).toBeGreaterThan(10 * 1024 * 1024);
     expect(after.value("nodejs_heap_size_used_bytes")).toBeGreaterThan(0);
+    // JavaScriptCore's heapStats works inside the compiled binary; the misleading families are gone.
+    expect(after.value("scimd_js_heap_bytes")).toBeGreaterThan(100_000);
+    expect(after.value("scimd_js_heap_capacity_bytes")).toBeGreaterThanOrEqual(after.value("scimd_js_heap_bytes")!);
+    expect(text).not.toMatch(/^process_heap_bytes |^nodejs_heap_size_total_bytes /m);
     expect(after.value("scimd_build_info", { version })).toBe(1);
   });
 

@@ -132,9 +132,18 @@ describe("metrics", () => {
       "process_resident_memory_bytes",
       "process_cpu_seconds_total",
       "nodejs_heap_size_used_bytes",
+      "scimd_js_heap_bytes",
+      "scimd_js_heap_capacity_bytes",
     ])
       expect(names).toContain(name);
-    for (const gone of ["nodejs_heap_space_size_used_bytes", "nodejs_active_handles_total", "nodejs_version_info", "nodejs_gc_duration_seconds"]) expect(names).not.toContain(gone);
+    // process_heap_bytes (VmData: reserved address space under Bun) and nodejs_heap_size_total_bytes mislead.
+    for (const gone of ["nodejs_heap_space_size_used_bytes", "nodejs_active_handles_total", "nodejs_version_info", "nodejs_gc_duration_seconds", "process_heap_bytes", "nodejs_heap_size_total_bytes"])
+      expect(names).not.toContain(gone);
+    expect(s.value("scimd_js_heap_bytes")).toBeGreaterThan(100_000);
+    expect(s.value("nodejs_heap_size_used_bytes")).toBeGreaterThan(100_000);
+    expect(s.value("nodejs_external_memory_bytes")).toBeGreaterThan(0);
+    expect(s.value("process_virtual_memory_bytes")).toBeGreaterThan(s.value("process_resident_memory_bytes")!);
+    expect(s.value("scimd_js_heap_capacity_bytes")).toBeGreaterThanOrEqual(s.value("scimd_js_heap_bytes")!);
     expect(s.value("process_resident_memory_bytes")).toBeGreaterThan(10 * 1024 * 1024);
     expect(s.value("scimd_build_info", { version: VERSION, bun: Bun.version })).toBe(1);
     expect(s.value("scimd_database_bytes")).toBe(Bun.file(dbPath).size);
