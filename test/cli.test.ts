@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { commandLine, dbArg, shellQuote } from "../src/cli/invocation";
 import { parseArgs } from "node:util";
-import { apiUrl, baseUrlWarning } from "../src/cli/serve";
+import { apiUrl, baseUrlWarning, metricsExposureWarning } from "../src/cli/serve";
 import { GENERATE_FLAGS, httpsUrl, isLoopback, tokenState, TOKENS_FLAGS, urlGuidance } from "../src/cli/tokens";
 import { DEFAULTS, flag, flagHelp, formatDuration, parseDuration, parseFlags, SERVE_FLAGS, serveConfig, UsageError, type Env, type ServeConfig } from "../src/config";
 import { main } from "../src/main";
@@ -765,5 +765,20 @@ describe("invocation and formatting helpers", () => {
     expect(apiUrl("::", 8080, undefined)).toBe("http://localhost:8080/api/v1/scim");
     expect(apiUrl("::1", 8080, undefined)).toBe("http://[::1]:8080/api/v1/scim");
     expect(apiUrl("0.0.0.0", 8080, "https://scim.example.com/api/v1/scim/")).toBe("https://scim.example.com/api/v1/scim");
+  });
+});
+
+describe("metricsExposureWarning", () => {
+  it.each([
+    ["127.0.0.1", false],
+    ["::1", false],
+    ["localhost", false],
+    ["0.0.0.0", true],
+    ["::", true],
+    ["10.0.0.5", true],
+  ])("--metrics-listen on %p warns: %p", (host, warns) => {
+    const w = metricsExposureWarning(host, 9464);
+    expect(w !== undefined).toBe(warns);
+    if (w) expect(w).toContain("without a token");
   });
 });

@@ -2,7 +2,7 @@
 import { createApp, SCIM_BASE_PATH } from "../app";
 import { flagHelp, SERVE_FLAGS, serveConfig } from "../config";
 import { clientAddressResolver } from "../http/client-address";
-import { exposure, listen, reloadWarning, type Listener, type TlsPair } from "../http/listener";
+import { exposure, isLoopback, listen, reloadWarning, type Listener, type TlsPair } from "../http/listener";
 import { createMetrics, metricsFetch } from "../http/metrics";
 import { edgeHandler, infoOf, type RequestInfo } from "../http/observe";
 import { requestLogger } from "../http/request-log";
@@ -28,6 +28,13 @@ export function baseUrlWarning(baseUrl: string | undefined): string | undefined 
     `Location headers and meta.location will read ${trimmed}/Users/{id}. That is right only if your proxy forwards ${trimmed}/ to scimd's ${SCIM_BASE_PATH}/; ` +
     `otherwise pass --base-url ${trimmed}${SCIM_BASE_PATH}`
   );
+}
+
+/** A warning when /metrics, which needs no token, listens beyond loopback. */
+export function metricsExposureWarning(host: string, port: number): string | undefined {
+  if (isLoopback(host)) return undefined;
+  const where = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+  return `/metrics on ${where} (--metrics-listen) answers without a token to anyone who reaches that address: keep it on loopback or an interface only Prometheus reaches, or firewall the port`;
 }
 
 /** The URL the server serves the SCIM API at, for people: the public base URL when set. */
@@ -194,6 +201,8 @@ async function serving(argv: string[], setOnHup: (f: () => void) => void): Promi
     ...(trusting ? { trustProxy: config.trustProxy.join(",") } : {}),
   });
   if (exposed.warning) logger.warn("warning", { message: exposed.warning });
+  const metricsWarning = metricsServer ? metricsExposureWarning(metricsAt!.host, metricsServer.port) : undefined;
+  if (metricsWarning) logger.warn("warning", { message: metricsWarning });
   const reloading = server.tls ? reloadWarning() : undefined;
   if (reloading) logger.warn("warning", { message: reloading });
   const warning = baseUrlWarning(config.baseUrl);

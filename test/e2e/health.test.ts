@@ -148,6 +148,52 @@ describe("dist/scimd: /healthz, /readyz and /metrics", () => {
   });
 });
 
+/** A network namespace of its own (root, util-linux, iproute2): there a wildcard address reaches loopback only. */
+const NETNS = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"'];
+const hasNetns = (() => {
+  try {
+    return Bun.spawnSync([...NETNS, "true"], { stdout: "ignore", stderr: "ignore" }).exitCode === 0;
+  } catch {
+    return false;
+  }
+})();
+if (!hasNetns) console.warn("SKIP the --metrics-listen 0.0.0.0 warning test: needs a network namespace (root, and apt-get install util-linux iproute2)");
+
+describe("dist/scimd: --metrics-listen beyond loopback", () => {
+  it.skipIf(!hasNetns)("warns at start that /metrics answers without a token (in a network namespace of its own, so 0.0.0.0 reaches nobody)", async () => {
+    const p = Bun.spawn([...NETNS, bin, "serve", "--port", "0", "--db", join(tmp, "netns", "scimd.db"), "--log-format", "json", "--metrics-listen", "0.0.0.0:0"], {
+      cwd: tmp,
+      env: cleanEnv(),
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    started.add(p);
+    let out = "";
+    try {
+      const reader = p.stdout.getReader();
+      const decoder = new TextDecoder();
+      const until = Date.now() + 10_000;
+      while (!out.includes('"no token yet"') && Date.now() < until) {
+        const chunk = await Promise.race([reader.read(), Bun.sleep(until - Date.now()).then(() => ({ done: true, value: undefined }))]);
+        if (chunk.done) break;
+        out += decoder.decode(chunk.value, { stream: true });
+      }
+      reader.releaseLock();
+      const records = out.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+      const warnings = records.filter((r) => r.event === "warning").map((r) => String(r.message));
+      expect(warnings.filter((w) => w.startsWith("/metrics on 0.0.0.0:"))).toHaveLength(1);
+      expect(warnings.find((w) => w.startsWith("/metrics on"))).toContain("without a token");
+      // On loopback (the server of this file) there is no such warning.
+      expect(server.records().some((r) => r.event === "warning" && String(r.message).startsWith("/metrics on"))).toBe(false);
+    } finally {
+      p.kill("SIGTERM");
+      await p.exited;
+      started.delete(p);
+    }
+  });
+});
+
 describe("dist/scimd: the database file deleted under a running server", () => {
   it("/readyz answers 503 saying the file was deleted and to restart, healthcheck exits 1, and a scrape shows NaN sizes, not 0", async () => {
     const gone = join(tmp, "gone", "scimd.db");
