@@ -217,3 +217,45 @@ describe("metrics", () => {
     expect((await metrics.render()).text).not.toContain("BREW");
   });
 });
+
+describe("probes in the request record (the request line's and the metrics' source)", () => {
+  it("a /healthz or /readyz answer has its byte count, and a 405 on a known path is labelled by its route template, not unmatched", async () => {
+    const infos: RequestInfo[] = [];
+    const app = createApp({ store, logger: SILENT_LOGGER, addressOf: (r) => infoOf(r)?.client ?? "unknown", readyTimeoutMs: READY_TIMEOUT_MS });
+    const own = createMetrics({ store, version: VERSION });
+    const fetchEdge = edgeHandler((r) => app.handle(r), {
+      clientAddress: (r, s) => s?.requestIP(r)?.address ?? "unknown",
+      onFinish: (info) => {
+        infos.push(info);
+        own.observe(info);
+      },
+    });
+    const l = listen({ host: "127.0.0.1", port: 0, fetch: fetchEdge, maxRequestBodySize: 1 << 20 });
+    try {
+      const at = `http://127.0.0.1:${l.port}`;
+      const bodies: Record<string, string> = {};
+      for (const path of ["/healthz", "/readyz"]) bodies[path] = await (await fetch(`${at}${path}`)).text();
+      const put = await fetch(`${at}/healthz`, { method: "PUT" });
+      expect(put.status).toBe(405);
+      await put.text();
+      const users = await fetch(`${at}${SCIM_BASE_PATH}/Users`, { method: "DELETE", headers: { Authorization: `Bearer ${token}` } });
+      expect(users.status).toBe(405);
+      await users.text();
+      const until = Date.now() + 2000;
+      while (infos.length < 4 && Date.now() < until) await Bun.sleep(5);
+      const of = (method: string, path: string) => infos.find((i) => i.method === method && i.path === path);
+      for (const path of ["/healthz", "/readyz"]) {
+        expect(of("GET", path)?.bytes).toBe(Buffer.byteLength(bodies[path]!));
+        expect(of("GET", path)?.bytes).toBeGreaterThan(10);
+      }
+      expect(of("PUT", "/healthz")?.route).toBe("/healthz");
+      expect(of("DELETE", `${SCIM_BASE_PATH}/Users`)?.route).toBe(`${SCIM_BASE_PATH}/Users`);
+      const scraped = parseScrape((await own.render()).text);
+      expect(scraped.value("scimd_http_requests_total", { route: "/healthz", method: "PUT", status: "405" })).toBe(1);
+      expect(scraped.value("scimd_http_requests_total", { route: UNMATCHED_ROUTE, method: "PUT", status: "405" })).toBeUndefined();
+    } finally {
+      await l.stop();
+      own.stop();
+    }
+  });
+});
