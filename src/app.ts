@@ -8,7 +8,7 @@ import { createLogger, type Logger } from "./log";
 import { authPlugin, FailureLimiter } from "./http/auth";
 import { discoveryController } from "./http/discovery";
 import { resourceController, rootSearchController } from "./http/resources";
-import { infoOf, shareInfo } from "./http/observe";
+import { infoOf, noteBodySize, shareInfo } from "./http/observe";
 import { caseInsensitiveRoutes, originOf, pathOf, routedMethods, withPath } from "./http/routing";
 import { errorResponse, NO_STORE, scimPlugin } from "./http/scim-plugin";
 import { ScimError } from "./scim/errors";
@@ -42,7 +42,11 @@ export interface AppOptions {
   readyTimeoutMs?: number;
 }
 
-const json = (status: number, body: unknown) => new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json", ...NO_STORE } });
+/** A probe's answer, its size noted for the request line (as scimResponse notes a SCIM body's). */
+const json = (status: number, body: unknown) => {
+  const text = JSON.stringify(body);
+  return noteBodySize(new Response(text, { status, headers: { "Content-Type": "application/json", ...NO_STORE } }), Buffer.byteLength(text));
+};
 
 export function createApp(o: AppOptions) {
   const logger = o.logger ?? createLogger({ level: "warn", format: "json" });
@@ -60,6 +64,7 @@ export function createApp(o: AppOptions) {
 
   // The methods the router serves a path with (for 405), set once the app exists (below).
   let allowedMethods: (path: string) => string[] = () => [];
+  let routeOf: (path: string) => string | undefined = () => undefined;
   // Both set once the app exists (below): the catch-all route dispatches a request again through it.
   let canonicalPath: ((path: string) => string | undefined) | undefined;
   let dispatch: ((request: Request) => Promise<Response>) | undefined;
@@ -90,7 +95,7 @@ export function createApp(o: AppOptions) {
 
   const readyTimeoutMs = o.readyTimeoutMs ?? READY_TIMEOUT_MS;
   const app = new Elysia()
-    .use(scimPlugin({ allowedMethods: (path) => allowedMethods(path), logger }))
+    .use(scimPlugin({ allowedMethods: (path) => allowedMethods(path), routeOf: (path) => routeOf(path), logger }))
     // The request's record gets the template of the route that answers (metrics and logs label by it, never by the path).
     .onTransform({ as: "global" }, ({ route, request }) => {
       const info = infoOf(request);
@@ -111,5 +116,11 @@ export function createApp(o: AppOptions) {
   // An ALL route serves every method, so it never leaves one to refuse: the methods a 405 can name are the others.
   const methods = [...new Set(real.map((r) => r.method))].filter((m) => m !== "ALL");
   allowedMethods = (path) => routedMethods(app.router, methods, path);
+  // Templates as patterns (`:id` one segment), a trailing slash either way; the catch-alls are not templates of a path.
+  const templates = real
+    .filter((r) => r.method !== "ALL" && !r.path.includes("*"))
+    .sort((a, b) => Number(a.path.includes(":")) - Number(b.path.includes(":")))
+    .map((r) => ({ template: r.path, re: new RegExp(`^${r.path.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/:[^/]+/g, "[^/]+")}/?$`) }));
+  routeOf = (path) => templates.find((t) => t.re.test(path))?.template;
   return app;
 }

@@ -188,21 +188,29 @@ export function resolveFlags<const S extends readonly FlagSpec[]>(
 }
 
 /**
- * A UsageError about flags (`--port must be 0..65535`) told in the terms of the config file when the
- * values at fault came from it: `/etc/scimd/scimd.toml: port must be 0..65535`, or, when the message
- * names several flags, with where the file's ones are set appended. Other errors are returned as they are.
+ * A UsageError about flags (`--port must be 0..65535`) told in the terms of where the values at fault
+ * came from: the config file (`/etc/scimd/scimd.toml: port must be 0..65535`) or a SCIMD_* variable
+ * (`SCIMD_PORT must be 0..65535`), or, when the message names several flags, with where those set
+ * outside the command line come from appended. Other errors are returned as they are.
  */
 export function blamed(e: UsageError, sources: Sources): UsageError {
   if (e instanceof ConfigFileError) return e;
   const named = [...new Set([...e.message.matchAll(/(?<![\w-])--([a-z][a-z0-9-]*)/g)].map((m) => m[1]!))];
-  const inFile = named.filter((n) => sources[n]?.kind === "file");
-  if (!inFile.length) return e;
-  const src = (n: string) => sources[n] as Extract<Source, { kind: "file" }>;
+  const elsewhere = named.filter((n) => sources[n]?.kind === "file" || sources[n]?.kind === "env");
+  if (!elsewhere.length) return e;
+  const inFile = elsewhere.some((n) => sources[n]!.kind === "file");
+  const make = (message: string) => (inFile ? new ConfigFileError(message) : new UsageError(message));
+  const src = (n: string) => sources[n] as Extract<Source, { kind: "file" | "env" }>;
   if (named.length === 1 && e.message.startsWith(`--${named[0]}`)) {
-    const { path, key } = src(named[0]!);
-    return new ConfigFileError(`${path}: ${key}${e.message.slice(2 + named[0]!.length)}`);
+    const s = src(named[0]!);
+    const rest = e.message.slice(2 + named[0]!.length);
+    return make(s.kind === "file" ? `${s.path}: ${s.key}${rest}` : `${s.name}${rest}`);
   }
-  return new ConfigFileError(`${e.message} (${inFile.map((n) => `${src(n).key} is set in ${src(n).path}`).join(", ")})`);
+  const where = (n: string) => {
+    const s = src(n);
+    return s.kind === "file" ? `${s.key} is set in ${s.path}` : `--${n} is set by ${s.name}`;
+  };
+  return make(`${e.message} (${elsewhere.map(where).join(", ")})`);
 }
 
 /** Levenshtein distance, for suggesting the key a misspelt one meant. */
@@ -507,6 +515,16 @@ export function hostPort(raw: string, option: string): { host: string; port: num
   return { host: m[1] ?? m[2]!, port };
 }
 
+/** A wildcard address: it listens on every interface, so it shares a port with any address. */
+const isWildcard = (h: string) => h === "0.0.0.0" || h === "::" || h === "";
+
+/** Whether two listen addresses can clash on one port: the same address, or either a wildcard. */
+export function hostsOverlap(a: string, b: string): boolean {
+  const norm = (h: string) => h.trim().replace(/^\[(.*)\]$/, "$1").toLowerCase();
+  const x = norm(a), y = norm(b);
+  return x === y || isWildcard(x) || isWildcard(y);
+}
+
 /** A command line that asks for the command's help, or the configuration the command runs with. */
 export type Parsed<C> = { help: true } | { help: false; config: C };
 
@@ -557,13 +575,23 @@ function build(values: FlagValues<typeof SERVE_FLAGS>, args: readonly string[]):
   if (domains.length && !values["acme-email"]) throw new UsageError("--acme-domain needs --acme-email, the contact address of the ACME account");
   if (!domains.length && values["acme-email"] !== undefined) throw new UsageError("--acme-email needs --acme-domain, the domain to obtain a certificate for");
   const tls = certFile !== undefined && keyFile !== undefined ? { certFile, keyFile } : undefined;
+  if (values.host !== undefined && values.host.trim() === "") throw new UsageError(`--host is empty; give an address such as ${DEFAULTS.host}, 0.0.0.0 or ::`);
+  const host = values.host ?? (tls || domains.length ? DEFAULTS.tlsHost : DEFAULTS.host);
+  // serve would refuse these only after opening (and perhaps creating) the database, or not clearly.
+  if (domains.length && values["acme-http-port"] === values.port && values.port !== 0)
+    throw new UsageError(`--acme-http-port and --port are both ${values.port}: the HTTP-01 challenge needs a plain HTTP port of its own (80)`);
+  const metricsListen = values["metrics-listen"] === undefined ? undefined : hostPort(values["metrics-listen"], "--metrics-listen");
+  if (metricsListen && metricsListen.port === values.port && values.port !== 0 && hostsOverlap(metricsListen.host, host))
+    throw new UsageError(
+      `--metrics-listen ${values["metrics-listen"]} is the API's own port (--port ${values.port} on ${host}): /metrics needs a port of its own, such as 127.0.0.1:9464`,
+    );
   const level = values["log-level"].toLowerCase();
   if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(", ")}, got '${values["log-level"]}'`);
   const format = values["log-format"]?.toLowerCase() ?? (process.stdout.isTTY ? "pretty" : "json");
   if (format !== "json" && format !== "pretty") throw new UsageError(`--log-format must be json or pretty, got '${values["log-format"]}'`);
   return {
     port: values.port,
-    host: values.host ?? (tls || domains.length ? DEFAULTS.tlsHost : DEFAULTS.host),
+    host,
     db: values.db,
     baseUrl: values["base-url"],
     strict: values.strict,
@@ -578,7 +606,7 @@ function build(values: FlagValues<typeof SERVE_FLAGS>, args: readonly string[]):
     trustProxy: (values["trust-proxy"] ?? "").split(",").map((c) => c.trim()).filter(Boolean),
     logLevel: level as LogLevel,
     logFormat: format,
-    metricsListen: values["metrics-listen"] === undefined ? undefined : hostPort(values["metrics-listen"], "--metrics-listen"),
+    metricsListen,
     configFile: values.config,
   };
 }

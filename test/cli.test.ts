@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { commandLine, dbArg, shellQuote } from "../src/cli/invocation";
 import { parseArgs } from "node:util";
-import { apiUrl, baseUrlWarning } from "../src/cli/serve";
+import { apiUrl, baseUrlWarning, metricsExposureWarning } from "../src/cli/serve";
 import { GENERATE_FLAGS, httpsUrl, isLoopback, tokenState, TOKENS_FLAGS, urlGuidance } from "../src/cli/tokens";
 import { DEFAULTS, flag, flagHelp, formatDuration, parseDuration, parseFlags, SERVE_FLAGS, serveConfig, UsageError, type Env, type ServeConfig } from "../src/config";
 import { main } from "../src/main";
@@ -163,7 +163,7 @@ describe("parseFlags: errors are UsageErrors that name the flag", () => {
     ["a value flag at the end without its value", ["--port"], {}, /'--port' needs a value/],
     ["a value flag followed by another flag", ["--host", "--strict"], {}, /'--host' needs a value/],
     ["a value failing the flag's check", ["--max", "0"], {}, /--max must be at least 1/],
-    ["an environment value failing the flag's check", [], { T_MAX: "0" }, /--max must be at least 1/],
+    ["an environment value failing the flag's check", [], { T_MAX: "0" }, /^T_MAX must be at least 1$/],
   ];
   it.each(bad)("refuses %s", (_t, argv, env, message) => {
     expect(usageErrorOf(() => parseFlags(argv, SPECS, env)).message).toMatch(message);
@@ -195,7 +195,7 @@ describe("parseFlags: errors are UsageErrors that name the flag", () => {
     [[], { T_PORT: "eighty" }, "T_PORT must be a whole number, got 'eighty'"],
     [["--port", "80"], { T_PORT: "eighty" }, "T_PORT must be a whole number, got 'eighty'"],
     [[], { T_STRICT: "perhaps" }, "T_STRICT must be true or false, got 'perhaps'"],
-    [[], { T_MAX: "0" }, "--max must be at least 1"],
+    [[], { T_MAX: "0" }, "T_MAX must be at least 1"],
     [["--max", "0"], { T_PORT: "x" }, "T_PORT must be a whole number, got 'x'"],
   ];
   it.each(exact.map(row()))("refuses %s with exactly: %s", (_line, message, argv, env) => {
@@ -297,22 +297,53 @@ describe("serveConfig: serve's configuration, built in one place", () => {
     expect(usageErrorOf(() => serveConfig(["--", "--help"], {})).message).toBe("unexpected argument '--help'");
   });
 
+  it("accepts --metrics-listen on the API's port number at another address, and --acme-http-port equal to a port 0", () => {
+    const a = serveConfig(["--port", "8080", "--host", "127.0.0.1", "--metrics-listen", "[::1]:8080"], {});
+    expect(!a.help && a.config.metricsListen).toEqual({ host: "::1", port: 8080 });
+    const b = serveConfig(["--port", "0", "--metrics-listen", "127.0.0.1:0"], {});
+    expect(!b.help && b.config.metricsListen).toEqual({ host: "127.0.0.1", port: 0 });
+  });
+
   const refused: [string[], Env, string][] = [
     [["extra"], {}, "unexpected argument 'extra'"],
     [["-"], {}, "unexpected argument '-'"],
     [["--port", "70000"], {}, "--port must be 0..65535"],
-    [[], { SCIMD_PORT: "99999" }, "--port must be 0..65535"],
+    [[], { SCIMD_PORT: "99999" }, "SCIMD_PORT must be 0..65535"],
     [[], { SCIMD_PORT: "eighty" }, "SCIMD_PORT must be a whole number, got 'eighty'"],
     [[], { SCIMD_STRICT: "perhaps" }, "SCIMD_STRICT must be true or false, got 'perhaps'"],
     [[], { SCIMD_MAX_BODY_BYTES: "1k" }, "SCIMD_MAX_BODY_BYTES must be a whole number, got '1k'"],
     [[], { SCIMD_AUTH_FAILURES_PER_MINUTE: "-1" }, "SCIMD_AUTH_FAILURES_PER_MINUTE must be a whole number, got '-1'"],
     [["--max-results", "0"], {}, "--max-results must be at least 1"],
-    [[], { SCIMD_MAX_RESULTS: "0" }, "--max-results must be at least 1"],
+    [[], { SCIMD_MAX_RESULTS: "0" }, "SCIMD_MAX_RESULTS must be at least 1"],
     [["--max-results=-3"], {}, "--max-results must be a whole number, got '-3'"],
     [["--sync", "fast"], {}, "--sync must be 'full' or 'normal'"],
-    [[], { SCIMD_SYNC: "off" }, "--sync must be 'full' or 'normal'"],
+    [[], { SCIMD_SYNC: "off" }, "SCIMD_SYNC must be 'full' or 'normal'"],
+    [[], { SCIMD_LOG_LEVEL: "loud" }, "SCIMD_LOG_LEVEL must be one of debug, info, warn, error, got 'loud'"],
+    [[], { SCIMD_TLS_CERT: "/c.pem" }, "--tls-cert and --tls-key go together: give both, or neither (--tls-cert is set by SCIMD_TLS_CERT)"],
     [["--base-url", "ftp://x"], {}, "--base-url must be an absolute http(s) URL, got 'ftp://x'"],
-    [[], { SCIMD_BASE_URL: "nope" }, "--base-url must be an absolute http(s) URL, got 'nope'"],
+    [[], { SCIMD_BASE_URL: "nope" }, "SCIMD_BASE_URL must be an absolute http(s) URL, got 'nope'"],
+    [["--host", ""], {}, "--host is empty; give an address such as 127.0.0.1, 0.0.0.0 or ::"],
+    [["--host", " "], {}, "--host is empty; give an address such as 127.0.0.1, 0.0.0.0 or ::"],
+    [
+      ["--acme-domain", "scim.example.com", "--acme-email", "a@example.com", "--port", "80"],
+      {},
+      "--acme-http-port and --port are both 80: the HTTP-01 challenge needs a plain HTTP port of its own (80)",
+    ],
+    [
+      ["--port", "9464", "--metrics-listen", "127.0.0.1:9464"],
+      {},
+      "--metrics-listen 127.0.0.1:9464 is the API's own port (--port 9464 on 127.0.0.1): /metrics needs a port of its own, such as 127.0.0.1:9464",
+    ],
+    [
+      ["--port", "8080", "--host", "0.0.0.0", "--metrics-listen", "127.0.0.1:8080"],
+      {},
+      "--metrics-listen 127.0.0.1:8080 is the API's own port (--port 8080 on 0.0.0.0): /metrics needs a port of its own, such as 127.0.0.1:9464",
+    ],
+    [
+      ["--port", "8080", "--host", "::1", "--metrics-listen", "[::]:8080"],
+      {},
+      "--metrics-listen [::]:8080 is the API's own port (--port 8080 on ::1): /metrics needs a port of its own, such as 127.0.0.1:9464",
+    ],
     [["--help"], { SCIMD_PORT: "eighty" }, "SCIMD_PORT must be a whole number, got 'eighty'"],
   ];
   it.each(refused.map(row("scimd", "serve")))("refuses %s with exactly: %s", (_line, message, argv, env) => {
@@ -734,5 +765,20 @@ describe("invocation and formatting helpers", () => {
     expect(apiUrl("::", 8080, undefined)).toBe("http://localhost:8080/api/v1/scim");
     expect(apiUrl("::1", 8080, undefined)).toBe("http://[::1]:8080/api/v1/scim");
     expect(apiUrl("0.0.0.0", 8080, "https://scim.example.com/api/v1/scim/")).toBe("https://scim.example.com/api/v1/scim");
+  });
+});
+
+describe("metricsExposureWarning", () => {
+  it.each([
+    ["127.0.0.1", false],
+    ["::1", false],
+    ["localhost", false],
+    ["0.0.0.0", true],
+    ["::", true],
+    ["10.0.0.5", true],
+  ])("--metrics-listen on %p warns: %p", (host, warns) => {
+    const w = metricsExposureWarning(host, 9464);
+    expect(w !== undefined).toBe(warns);
+    if (w) expect(w).toContain("without a token");
   });
 });

@@ -285,6 +285,19 @@ describe("scimd config: the effective configuration and each value's source", ()
     expect(doc.settings["log-format"]).toEqual({ value: null, source: "default", note: "pretty on a terminal, json otherwise" });
   });
 
+  it("refuses --metrics-listen on the API's own port, --acme-http-port equal to --port and an empty host, as serve does", async () => {
+    for (const [argv, env, message] of [
+      [["--metrics-listen", "127.0.0.1:8080"], {}, "--metrics-listen 127.0.0.1:8080 is the API's own port"],
+      [["--acme-domain", "scim.example.com", "--acme-email", "a@example.com", "--port", "80"], {}, "--acme-http-port and --port are both 80"],
+      [[], { SCIMD_ACME_DOMAIN: "scim.example.com", SCIMD_ACME_EMAIL: "a@example.com", SCIMD_PORT: "8000", SCIMD_ACME_HTTP_PORT: "8000" }, "--acme-http-port and --port are both 8000"],
+      [["--config", toml(`host = ""\n`)], {}, ": host is empty"],
+    ] as [string[], Env, string][]) {
+      const r = await configCommand(argv, env);
+      expect({ argv, code: r.code, out: r.out }).toEqual({ argv, code: 2, out: "" });
+      expect(r.err).toContain(message);
+    }
+  });
+
   it("refuses what serve refuses, with the same words and exit code", async () => {
     const r = await configCommand(["--port", "70000"]);
     expect([r.code, r.out]).toEqual([2, ""]);

@@ -2,8 +2,9 @@
  * `scimd healthcheck`: asks a running scimd's /readyz (or any URL given) and exits 0 when it answers
  * 2xx, 1 otherwise, for Docker's HEALTHCHECK and systemd. One line says what happened.
  */
+import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { DEFAULTS, flag, flagHelp, HELP_FLAG, parseFlags, UsageError, type Env } from "../config";
+import { CONFIG_FLAG, flag, flagHelp, HELP_FLAG, resolveFlags, serveSettings, UsageError, type Env, type ServeConfig } from "../config";
 import { commandLine } from "./invocation";
 
 export const HEALTHCHECK_FLAGS = [
@@ -11,9 +12,10 @@ export const HEALTHCHECK_FLAGS = [
     name: "url",
     env: "SCIMD_HEALTHCHECK_URL",
     kind: "string",
-    help: "what to ask: a URL, or a server's origin (its /readyz is asked). Default: /readyz on 127.0.0.1 (or SCIMD_HOST) at SCIMD_PORT (8080), https when SCIMD_TLS_CERT or SCIMD_ACME_DOMAIN is set",
+    help: "what to ask: a URL, or a server's origin (its /readyz is asked). Default: /readyz where serve listens with the same SCIMD_* variables and config file (127.0.0.1 for a wildcard host), over https with TLS, its certificate verified against the name it is for",
     check: (v) => void checkedUrl(v),
   }),
+  flag({ name: "config", env: CONFIG_FLAG.env, kind: "string", help: "serve's TOML config file: ask where serve listens with it (and the SCIMD_* variables)" }),
   flag({ name: "ca-file", env: "SCIMD_HEALTHCHECK_CA_FILE", kind: "string", help: "verify an HTTPS server's certificate against this CA (PEM) instead of the system's" }),
   flag({ name: "insecure", kind: "bool", default: false, help: "do not verify an HTTPS server's certificate (for a check on loopback, where the name in the certificate cannot match)" }),
   flag({
@@ -28,18 +30,21 @@ export const HEALTHCHECK_FLAGS = [
   HELP_FLAG,
 ] as const;
 
-export const HEALTHCHECK_USAGE = `Usage: scimd healthcheck [--url URL] [--ca-file FILE | --insecure] [--timeout MS]
+export const HEALTHCHECK_USAGE = `Usage: scimd healthcheck [--url URL | --config FILE] [--ca-file FILE | --insecure] [--timeout MS]
 
 Asks a running scimd whether it is ready (GET /readyz: the database answers and its write lock can be
 taken) and exits 0 when it answers 2xx, 1 when it does not (an error status, no answer, a certificate
 that does not verify), 2 for a wrong command line. Give --url .../healthz to ask only whether the
-process answers.
+process answers. Without --url it asks where 'scimd serve' listens with the same SCIMD_* variables
+and config file; with TLS it connects to loopback and verifies the certificate against the name it
+is for (the first --acme-domain, or the first DNS name of the --tls-cert file).
 
 Options:
 ${flagHelp(HEALTHCHECK_FLAGS)}
 
 Examples:
   ${commandLine("healthcheck")}
+  ${commandLine("healthcheck", ["--config", "/etc/scimd/scimd.toml"])}
   ${commandLine("healthcheck", ["--url", "http://127.0.0.1:8080/healthz"])}
   ${commandLine("healthcheck", ["--url", "https://scim.example.com/readyz"])}
   ${commandLine("healthcheck", ["--url", "https://127.0.0.1:8443", "--insecure"])}`;
@@ -57,13 +62,29 @@ function checkedUrl(raw: string): URL {
   return url;
 }
 
-/** The URL asked without --url: where `scimd serve` with the same SCIMD_* variables listens. */
-export function defaultUrl(env: Env): string {
-  const tls = Boolean(env.SCIMD_TLS_CERT || env.SCIMD_ACME_DOMAIN);
-  const host = env.SCIMD_HOST?.trim();
-  // A wildcard address is reached on loopback.
-  const shown = !host || host === "0.0.0.0" || host === "::" || host === "[::]" ? "127.0.0.1" : host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
-  return `${tls ? "https" : "http"}://${shown}:${env.SCIMD_PORT?.trim() || DEFAULTS.port}/readyz`;
+/** The first DNS name of a PEM certificate's subjectAltName, or undefined (none, or the file cannot be read). */
+export function certificateName(certFile: string): string | undefined {
+  try {
+    const san = new X509Certificate(readFileSync(certFile)).subjectAltName ?? "";
+    return /(?:^|,\s*)DNS:([^,\s]+)/.exec(san)?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * What is asked without --url: /readyz where `scimd serve` with the same SCIMD_* variables and config
+ * file listens (a wildcard address is reached on loopback), and with TLS the name its certificate is
+ * for, which the connection to loopback is verified against (a real certificate names no 127.0.0.1).
+ */
+export function defaultTarget(config: ServeConfig): { url: URL; serverName?: string } {
+  if (config.port === 0) throw new UsageError("serve's port is 0 (a free one picked at start), so healthcheck cannot know it: give --url");
+  const tls = Boolean(config.tls || config.acme);
+  const h = config.host;
+  const shown = h === "0.0.0.0" || h === "::" ? "127.0.0.1" : h.includes(":") ? `[${h}]` : h;
+  const url = new URL(`${tls ? "https" : "http"}://${shown}:${config.port}/readyz`);
+  const serverName = config.acme ? config.acme.domains[0] : config.tls ? certificateName(config.tls.certFile) : undefined;
+  return serverName ? { url, serverName } : { url };
 }
 
 /** Why a fetch failed, in a line: a certificate that did not verify says how to trust it. */
@@ -88,14 +109,23 @@ function detailOf(text: string): string {
 }
 
 export async function healthcheck(argv: string[], env: Env = process.env): Promise<number> {
-  const { values, args } = parseFlags(argv, HEALTHCHECK_FLAGS, env);
+  const { values, args, sources } = resolveFlags(argv, HEALTHCHECK_FLAGS, env);
   if (values.help) {
     console.log(HEALTHCHECK_USAGE);
     return 0;
   }
   if (args.length) throw new UsageError(`unexpected argument '${args[0]}'`);
   if (values.insecure && values["ca-file"] !== undefined) throw new UsageError("--ca-file and --insecure are alternatives: verify against a CA, or not at all");
-  const url = checkedUrl(values.url ?? defaultUrl(env));
+  if (values.url !== undefined && sources.config?.kind === "flag") throw new UsageError("--url and --config are alternatives: ask the URL, or where the config file says serve listens");
+  let target: { url: URL; serverName?: string };
+  if (values.url !== undefined) target = { url: checkedUrl(values.url) };
+  else {
+    // serve's own reading of SCIMD_* and the file (SCIMD_CONFIG, or --config given here): its errors name them.
+    const s = serveSettings(sources.config?.kind === "flag" ? ["--config", values.config!] : [], env);
+    if (s.help) throw new Error("unreachable: no --help was passed");
+    target = defaultTarget(s.config);
+  }
+  const { url, serverName } = target;
   let ca: string | undefined;
   if (values["ca-file"] !== undefined) {
     try {
@@ -112,10 +142,13 @@ export async function healthcheck(argv: string[], env: Env = process.env): Promi
       signal: AbortSignal.timeout(timeoutMs),
       redirect: "manual",
       headers: { Accept: "application/json" },
-      tls: url.protocol === "https:" ? { rejectUnauthorized: !values.insecure, ...(ca === undefined ? {} : { ca }) } : undefined,
+      tls:
+        url.protocol === "https:"
+          ? { rejectUnauthorized: !values.insecure, ...(ca === undefined ? {} : { ca }), ...(serverName === undefined ? {} : { serverName }) }
+          : undefined,
     });
   } catch (e) {
-    console.error(`scimd: not healthy: ${failure(e, url, timeoutMs)}`);
+    console.error(`scimd: not healthy: ${failure(e, url, timeoutMs)}${serverName ? ` (the certificate was checked for ${serverName})` : ""}`);
     return 1;
   }
   const text = await response.text().catch(() => "");

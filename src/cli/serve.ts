@@ -2,7 +2,7 @@
 import { createApp, SCIM_BASE_PATH } from "../app";
 import { flagHelp, SERVE_FLAGS, serveConfig } from "../config";
 import { clientAddressResolver } from "../http/client-address";
-import { exposure, listen, reloadWarning, type Listener, type TlsPair } from "../http/listener";
+import { exposure, isLoopback, listen, reloadWarning, type Listener, type TlsPair } from "../http/listener";
 import { createMetrics, metricsFetch } from "../http/metrics";
 import { edgeHandler, infoOf, type RequestInfo } from "../http/observe";
 import { requestLogger } from "../http/request-log";
@@ -28,6 +28,13 @@ export function baseUrlWarning(baseUrl: string | undefined): string | undefined 
     `Location headers and meta.location will read ${trimmed}/Users/{id}. That is right only if your proxy forwards ${trimmed}/ to scimd's ${SCIM_BASE_PATH}/; ` +
     `otherwise pass --base-url ${trimmed}${SCIM_BASE_PATH}`
   );
+}
+
+/** A warning when /metrics, which needs no token, listens beyond loopback. */
+export function metricsExposureWarning(host: string, port: number): string | undefined {
+  if (isLoopback(host)) return undefined;
+  const where = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+  return `/metrics on ${where} (--metrics-listen) answers without a token to anyone who reaches that address: keep it on loopback or an interface only Prometheus reaches, or firewall the port`;
 }
 
 /** The URL the server serves the SCIM API at, for people: the public base URL when set. */
@@ -74,6 +81,20 @@ function checkPortFree(host: string, port: number, option?: string): void {
 }
 
 export async function serve(argv: string[]): Promise<number> {
+  // SIGHUP's default action ends the process: it is caught from the very start (a migration or the
+  // first ACME order can take a while), ignored until serve listens, logged after.
+  let onHup = () => {};
+  const hup = () => onHup();
+  process.on("SIGHUP", hup);
+  try {
+    return await serving(argv, (f) => (onHup = f));
+  } finally {
+    // serving resolves once the server has stopped.
+    process.off("SIGHUP", hup);
+  }
+}
+
+async function serving(argv: string[], setOnHup: (f: () => void) => void): Promise<number> {
   const parsed = serveConfig(argv);
   if (parsed.help) {
     console.log(SERVE_USAGE);
@@ -180,6 +201,8 @@ export async function serve(argv: string[]): Promise<number> {
     ...(trusting ? { trustProxy: config.trustProxy.join(",") } : {}),
   });
   if (exposed.warning) logger.warn("warning", { message: exposed.warning });
+  const metricsWarning = metricsServer ? metricsExposureWarning(metricsAt!.host, metricsServer.port) : undefined;
+  if (metricsWarning) logger.warn("warning", { message: metricsWarning });
   const reloading = server.tls ? reloadWarning() : undefined;
   if (reloading) logger.warn("warning", { message: reloading });
   const warning = baseUrlWarning(config.baseUrl);
@@ -205,6 +228,6 @@ export async function serve(argv: string[]): Promise<number> {
     process.on("SIGTERM", () => void stop("SIGTERM"));
     process.on("SIGINT", () => void stop("SIGINT"));
     // SIGHUP reads the certificate files again (fileCertificates listens for it); it never stops serve.
-    process.on("SIGHUP", () => logger.info("signal", { signal: "SIGHUP", message: config.tls ? "reading the certificate files again" : "ignored" }));
+    setOnHup(() => logger.info("signal", { signal: "SIGHUP", message: config.tls ? "reading the certificate files again" : "ignored" }));
   });
 }

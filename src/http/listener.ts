@@ -175,7 +175,7 @@ export function reloadWarning(read: (path: string) => string = (p) => readFileSy
 }
 
 /** Whether `host` is a loopback address (reachable from this machine only). */
-function isLoopback(host: string): boolean {
+export function isLoopback(host: string): boolean {
   const h = host.toLowerCase().replace(/^\[|\]$/g, "");
   return h === "localhost" || h === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || /^::ffff:127\./.test(h);
 }

@@ -7,6 +7,7 @@
  * Every label is bounded: the route is the template that answered (`/api/v1/scim/Users/:id`), never
  * the path sent; a method outside HTTP's usual ones is `other`; a status is a number below 600.
  */
+import { heapStats } from "bun:jsc";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Store } from "../store/store";
 import type { AuthFailure, RequestInfo } from "./observe";
@@ -31,9 +32,12 @@ const AUTH_FAILURES = ["missing header", "malformed header", "no such token", "r
  * prom-client's default collectors that mean nothing on Bun (JavaScriptCore, not V8): heap spaces are
  * V8's (Bun reports zeros), active handles/requests/resources are always empty, garbage collections
  * are never reported (no `gc` performance entries), and the version metric names the Node.js
- * version Bun emulates. The rest works on Linux in the compiled binary too:
- * process CPU, start time, resident and virtual memory and heap (from /proc/self/status), open and
- * maximum file descriptors, event loop lag, and the heap and external memory from process.memoryUsage().
+ * version Bun emulates. Two mislead: `process_heap_bytes` is /proc's VmData, which under Bun is
+ * gigabytes of address space reserved, not used (6.4 GB measured); `nodejs_heap_size_total_bytes` is
+ * at times below the heap in use. scimd_js_heap_bytes and scimd_js_heap_capacity_bytes (JavaScriptCore's
+ * own heapStats) replace them. The rest works on Linux in the compiled binary too: process CPU, start
+ * time, resident and virtual memory (from /proc/self/status), open and maximum file descriptors,
+ * event loop lag, and the heap used and external memory from process.memoryUsage().
  */
 const MEANINGLESS_ON_BUN = [
   "nodejs_heap_space_size_total_bytes",
@@ -47,6 +51,11 @@ const MEANINGLESS_ON_BUN = [
   "nodejs_active_resources_total",
   "nodejs_version_info",
   "nodejs_gc_duration_seconds",
+  "process_heap_bytes",
+  // prom-client sets used and external from total's collect: the three go, the two are scimd's own below.
+  "nodejs_heap_size_total_bytes",
+  "nodejs_heap_size_used_bytes",
+  "nodejs_external_memory_bytes",
 ];
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -76,6 +85,38 @@ export function createMetrics(o: { store: Store; version: string }): Metrics {
   const walBytes = new Gauge({ name: "scimd_wal_bytes", help: "Size of the database's write-ahead log on disk", registers });
   const batchSize = new Histogram({ name: "scimd_commit_batch_size", help: "Writes committed together in one transaction (group commit)", buckets: BATCH_BUCKETS, registers });
   const commitSeconds = new Histogram({ name: "scimd_commit_seconds", help: "Time a COMMIT took (where SQLite syncs the WAL to disk)", buckets: COMMIT_BUCKETS, registers });
+  new Gauge({
+    name: "nodejs_heap_size_used_bytes",
+    help: "Process heap size used, from process.memoryUsage(), in bytes",
+    registers,
+    collect() {
+      this.set(process.memoryUsage().heapUsed);
+    },
+  });
+  new Gauge({
+    name: "nodejs_external_memory_bytes",
+    help: "Memory of objects outside the JavaScript heap (buffers), from process.memoryUsage(), in bytes",
+    registers,
+    collect() {
+      this.set(process.memoryUsage().external);
+    },
+  });
+  new Gauge({
+    name: "scimd_js_heap_bytes",
+    help: "Bytes of live objects in the JavaScript heap (JavaScriptCore's heapStats)",
+    registers,
+    collect() {
+      this.set(heapStats().heapSize);
+    },
+  });
+  new Gauge({
+    name: "scimd_js_heap_capacity_bytes",
+    help: "Bytes the JavaScript heap has allocated for objects, used or not (JavaScriptCore's heapStats)",
+    registers,
+    collect() {
+      this.set(heapStats().heapCapacity);
+    },
+  });
   new Gauge({ name: "scimd_build_info", help: "The running scimd: its version and the Bun runtime's", labelNames: ["version", "bun"], registers }).set(
     { version: o.version, bun: Bun.version },
     1,

@@ -209,6 +209,8 @@ export async function readJsonBody(request: Request, maxBytes: number): Promise<
  */
 export function scimPlugin(opts: {
   allowedMethods: (path: string) => string[];
+  /** The route template of a path some route serves (for the 405's route label), when one does. */
+  routeOf?: (path: string) => string | undefined;
   logger: Logger;
 }) {
   return new Elysia({ name: "scim" }).onError({ as: "global" }, ({ code, error, request, path: routed }) => noteErrorResponse(request, renderError(code, error, request, routed)));
@@ -221,7 +223,12 @@ export function scimPlugin(opts: {
         // Asked of the router with the path it routed by (the context's `path`), so the answer cannot
         // contradict it; the request's own path only if a context should come without one.
         const allowed = opts.allowedMethods(routed ?? path);
-        if (allowed.length) return errorResponse(methodNotAllowed(`${request.method} is not allowed on ${path}; allowed: ${allowed.join(", ")}`));
+        if (allowed.length) {
+          // A known path: metrics and logs label it by its template, not as unmatched (nor as a catch-all's).
+          const info = infoOf(request), template = opts.routeOf?.(routed ?? path);
+          if (info && template !== undefined) info.route = template;
+          return errorResponse(methodNotAllowed(`${request.method} is not allowed on ${path}; allowed: ${allowed.join(", ")}`));
+        }
         return errorResponse(notFound(`no SCIM endpoint at ${request.method} ${path}`));
       }
       case "VALIDATION":

@@ -52,16 +52,37 @@ export function parseDbLocation(value: string): DbLocation {
   return { engine: "sqlite", path };
 }
 
-/** A `--db` value as it may be shown in a log line or an error: any password in a URL replaced by `***`. */
+/** Query parameters whose value is a secret (libpq's `password`, `sslpassword`, a `token`, `secret`, `pwd`, …), however spelt. */
+const SECRET_PARAM = /pass|pwd|secret|token/i;
+
+/**
+ * A `--db` value as it may be shown in a log line or an error: the password of a URL's user
+ * information, and the value of any query parameter named like a secret
+ * (`postgres://u@h/db?password=…`), replaced by `***`.
+ */
 export function redactDbLocation(value: string): string {
   // As parseDbLocation reads it: whatever holds `://` is a URL, its user information after the `://`.
   const sep = value.indexOf("://");
+  if (sep < 0) return value;
   const start = sep + 3;
+  let shown = value;
   const at = value.lastIndexOf("@");
-  if (sep < 0 || at < start) return value;
-  // Everything up to the last '@' is taken as user information: a password holding '/' or '@' unescaped is still covered.
-  const colon = value.indexOf(":", start);
-  return colon >= 0 && colon < at ? `${value.slice(0, colon)}:***${value.slice(at)}` : value;
+  if (at >= start) {
+    // Everything up to the last '@' is taken as user information: a password holding '/' or '@' unescaped is still covered.
+    const colon = value.indexOf(":", start);
+    if (colon >= 0 && colon < at) shown = `${value.slice(0, colon)}:***${value.slice(at)}`;
+  }
+  // Every `name=value` after a '?', '&' or ';' anywhere past the scheme, not only in what parses as the
+  // query: a '?' or '@' left unescaped elsewhere must not let a password through.
+  return shown.slice(0, start) + shown.slice(start).replace(/([?&;])([^=&;?#]*)=([^&;#]*)/g, (all, lead: string, name: string) => {
+    let decoded = name;
+    try {
+      decoded = decodeURIComponent(name.replaceAll("+", " "));
+    } catch {
+      // a malformed escape: test the name as written
+    }
+    return SECRET_PARAM.test(decoded) ? `${lead}${name}=***` : all;
+  });
 }
 
 /** Opens the store a `--db` value names. Throws StoreOpenError (or StoreMissingError) with what to do. */

@@ -116,6 +116,19 @@ describe("dist/scimd serve --config FILE", () => {
     expect(existsSync(join(dir, "scimd.db"))).toBe(false);
   });
 
+  it("masks a password in a database URL's query string: in `scimd config` and in serve's started event", () => {
+    const db = "postgres://scimd@db.example.com/scimd?sslmode=require&password=hunter2";
+    const shown = "postgres://scimd@db.example.com/scimd?sslmode=require&password=***";
+    const c = run(["config", "--db", db]);
+    expect(c.code).toBe(0);
+    expect(c.out).toContain(`db = "${shown}"`);
+    const s = run(["serve", "--port", "0", "--log-format", "json"], { SCIMD_DB: db });
+    expect(s.code).not.toBe(0);
+    const started = s.out.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>).find((r) => r.event === "started");
+    expect(started?.db).toBe(shown);
+    for (const text of [c.out, c.err, s.out, s.err]) expect(text).not.toContain("hunter2");
+  });
+
   it("refuses a config file that does not exist in one line, exit 2", () => {
     const missing = join(folder(), "nope.toml");
     const r = run(["serve"], { SCIMD_CONFIG: missing });

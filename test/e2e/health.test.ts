@@ -5,7 +5,7 @@
  * `scimd healthcheck`'s exit codes, over HTTPS too with a CA made at test time.
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { groupBody, userBody } from "../helpers";
@@ -124,6 +124,10 @@ describe("dist/scimd: /healthz, /readyz and /metrics", () => {
     expect(after.value("scimd_database_bytes")).toBeGreaterThan(0);
     expect(after.value("process_resident_memory_bytes")).toBeGreaterThan(10 * 1024 * 1024);
     expect(after.value("nodejs_heap_size_used_bytes")).toBeGreaterThan(0);
+    // JavaScriptCore's heapStats works inside the compiled binary; the misleading families are gone.
+    expect(after.value("scimd_js_heap_bytes")).toBeGreaterThan(100_000);
+    expect(after.value("scimd_js_heap_capacity_bytes")).toBeGreaterThanOrEqual(after.value("scimd_js_heap_bytes")!);
+    expect(text).not.toMatch(/^process_heap_bytes |^nodejs_heap_size_total_bytes /m);
     expect(after.value("scimd_build_info", { version })).toBe(1);
   });
 
@@ -140,6 +144,77 @@ describe("dist/scimd: /healthz, /readyz and /metrics", () => {
       expect(existsSync(fresh)).toBe(false);
     } finally {
       await squatter.stop(true);
+    }
+  });
+});
+
+/** A network namespace of its own (root, util-linux, iproute2): there a wildcard address reaches loopback only. */
+const NETNS = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"'];
+const hasNetns = (() => {
+  try {
+    return Bun.spawnSync([...NETNS, "true"], { stdout: "ignore", stderr: "ignore" }).exitCode === 0;
+  } catch {
+    return false;
+  }
+})();
+if (!hasNetns) console.warn("SKIP the --metrics-listen 0.0.0.0 warning test: needs a network namespace (root, and apt-get install util-linux iproute2)");
+
+describe("dist/scimd: --metrics-listen beyond loopback", () => {
+  it.skipIf(!hasNetns)("warns at start that /metrics answers without a token (in a network namespace of its own, so 0.0.0.0 reaches nobody)", async () => {
+    const p = Bun.spawn([...NETNS, bin, "serve", "--port", "0", "--db", join(tmp, "netns", "scimd.db"), "--log-format", "json", "--metrics-listen", "0.0.0.0:0"], {
+      cwd: tmp,
+      env: cleanEnv(),
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    started.add(p);
+    let out = "";
+    try {
+      const reader = p.stdout.getReader();
+      const decoder = new TextDecoder();
+      const until = Date.now() + 10_000;
+      while (!out.includes('"no token yet"') && Date.now() < until) {
+        const chunk = await Promise.race([reader.read(), Bun.sleep(until - Date.now()).then(() => ({ done: true, value: undefined }))]);
+        if (chunk.done) break;
+        out += decoder.decode(chunk.value, { stream: true });
+      }
+      reader.releaseLock();
+      const records = out.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+      const warnings = records.filter((r) => r.event === "warning").map((r) => String(r.message));
+      expect(warnings.filter((w) => w.startsWith("/metrics on 0.0.0.0:"))).toHaveLength(1);
+      expect(warnings.find((w) => w.startsWith("/metrics on"))).toContain("without a token");
+      // On loopback (the server of this file) there is no such warning.
+      expect(server.records().some((r) => r.event === "warning" && String(r.message).startsWith("/metrics on"))).toBe(false);
+    } finally {
+      p.kill("SIGTERM");
+      await p.exited;
+      started.delete(p);
+    }
+  });
+});
+
+describe("dist/scimd: the database file deleted under a running server", () => {
+  it("/readyz answers 503 saying the file was deleted and to restart, healthcheck exits 1, and a scrape shows NaN sizes, not 0", async () => {
+    const gone = join(tmp, "gone", "scimd.db");
+    const metricsPort = await freePort();
+    const s = await startServe(bin, tmp, ["--db", gone, "--metrics-listen", `127.0.0.1:${metricsPort}`], started);
+    try {
+      expect(s.exited).toBeUndefined();
+      expect((await fetch(`${s.url}/readyz`)).status).toBe(200);
+      for (const f of [gone, `${gone}-wal`, `${gone}-shm`]) rmSync(f, { force: true });
+      const r = await fetch(`${s.url}/readyz`);
+      expect(r.status).toBe(503);
+      const detail = ((await r.json()) as { detail: string }).detail;
+      expect(detail).toStartWith(`not ready: the database file ${gone} was deleted`);
+      expect(detail).toContain("restart scimd");
+      const hc = await run(["healthcheck", "--url", s.url]);
+      expect(hc.code).toBe(1);
+      const scrape = parseScrape(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text());
+      expect(scrape.value("scimd_database_bytes")).toBeNaN();
+      expect(scrape.value("scimd_wal_bytes")).toBeNaN();
+    } finally {
+      await s.stop();
     }
   });
 });
@@ -200,6 +275,54 @@ describe("dist/scimd healthcheck", () => {
       expect(notPem.code).toBe(2);
     } finally {
       await https.stop(true);
+    }
+  });
+
+  it.skipIf(!hasOpenssl)("without --url reads serve's config file (--config, SCIMD_CONFIG): HTTPS to loopback, the certificate verified for the name it is for", async () => {
+    const dir = join(tmp, "tls-named");
+    Bun.spawnSync(["mkdir", "-p", dir]);
+    const sh = (args: string[]) => {
+      const p = Bun.spawnSync(["openssl", ...args], { cwd: dir, stdout: "pipe", stderr: "pipe" });
+      if (p.exitCode !== 0) throw new Error(`openssl ${args.join(" ")}: ${p.stderr.toString()}`);
+    };
+    const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    sh(["req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=scimd test CA"]);
+    // As a real certificate: for the service's name only, no 127.0.0.1.
+    sh(["req", ...ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=scim.example.test"]);
+    writeFileSync(join(dir, "ext"), "subjectAltName=DNS:scim.example.test,DNS:other.example.test\n");
+    sh(["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext"]);
+    const port = await freePort();
+    const file = join(dir, "scimd.toml");
+    writeFileSync(
+      file,
+      `host = "127.0.0.1"\nport = ${port}\ndb = ${JSON.stringify(join(dir, "scimd.db"))}\ntls_cert = ${JSON.stringify(join(dir, "server.pem"))}\ntls_key = ${JSON.stringify(join(dir, "server.key"))}\n`,
+    );
+    const p = Bun.spawn([bin, "serve", "--config", file], { cwd: tmp, env: cleanEnv(), stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+    started.add(p);
+    try {
+      const ca = join(dir, "ca.pem");
+      const until = Date.now() + 10_000;
+      while (Date.now() < until && (await run(["healthcheck", "--config", file, "--ca-file", ca, "--timeout", "500"])).code !== 0) await Bun.sleep(50);
+      const byFlag = await run(["healthcheck", "--config", file, "--ca-file", ca]);
+      expect({ code: byFlag.code, out: byFlag.out.trim() }).toEqual({ code: 0, out: `healthy: https://127.0.0.1:${port}/readyz answered 200` });
+      expect((await run(["healthcheck", "--ca-file", ca], { SCIMD_CONFIG: file })).code).toBe(0);
+      // The system's CAs do not know the test CA: exit 1, saying which name was checked.
+      const untrusted = await run(["healthcheck"], { SCIMD_CONFIG: file });
+      expect(untrusted.code).toBe(1);
+      expect(untrusted.err).toContain("certificate was not accepted");
+      expect(untrusted.err).toContain("checked for scim.example.test");
+      expect((await run(["healthcheck", "--insecure"], { SCIMD_CONFIG: file })).code).toBe(0);
+      // A variable wins over the file, as for serve, and a bad one is blamed on itself.
+      const bad = await run(["healthcheck"], { SCIMD_CONFIG: file, SCIMD_PORT: "eighty" });
+      expect({ code: bad.code, err: bad.err.split("\n")[0] }).toEqual({ code: 2, err: "scimd: SCIMD_PORT must be a whole number, got 'eighty'" });
+      const big = await run(["healthcheck"], { SCIMD_PORT: "70000" });
+      expect({ code: big.code, err: big.err.split("\n")[0] }).toEqual({ code: 2, err: "scimd: SCIMD_PORT must be 0..65535" });
+      const both = await run(["healthcheck", "--config", file, "--url", "http://127.0.0.1:1/"]);
+      expect(both.code).toBe(2);
+    } finally {
+      p.kill("SIGTERM");
+      await p.exited;
+      started.delete(p);
     }
   });
 });

@@ -489,7 +489,7 @@ describe("the binary's command line (node:util parseArgs under bun build --compi
     [["serve", "-abc"], {}, "unknown option '-abc'"],
     [["serve", "--", "--help"], {}, "unexpected argument '--help'"],
     [["serve"], { SCIMD_PORT: "eighty" }, "SCIMD_PORT must be a whole number, got 'eighty'"],
-    [["serve"], { SCIMD_MAX_RESULTS: "0" }, "--max-results must be at least 1"],
+    [["serve"], { SCIMD_MAX_RESULTS: "0" }, "SCIMD_MAX_RESULTS must be at least 1"],
     [["generate-token", "--name", "-x"], {}, "--name must not begin with '-' (the tokens commands would read '-x' as an option)"],
     [["tokens", "rotate", "okta", "--grace=1y"], {}, "--grace must be a duration such as 30m, 24h or 7d (s, m, h, d), or 0; got '1y'"],
   ];

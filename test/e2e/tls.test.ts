@@ -253,6 +253,45 @@ describe.skipIf(!hasOpenssl)("scimd serve --tls-cert --tls-key (the binary)", ()
 });
 
 describe("SIGHUP", () => {
+  it("during start-up (here: waiting for the ACME server's directory) is ignored, not the end of serve", async () => {
+    let arrived!: () => void;
+    const asked = new Promise<void>((r) => (arrived = r));
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    // A slow ACME server of the test's own, on loopback: it holds the first request until told.
+    const acmeServer = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      fetch: async () => {
+        arrived();
+        await released;
+        return new Response("down for the test", { status: 503 });
+      },
+    });
+    const p = Bun.spawn(
+      [bin, "serve", "--port", "0", "--host", "127.0.0.1", "--db", join(newDir(), "scimd.db"), "--log-format", "json",
+        "--acme-domain", "scim.example.test", "--acme-email", "it@example.test", "--acme-directory", `http://127.0.0.1:${acmeServer.port}/directory`, "--acme-http-port", "0"],
+      { cwd: tmp, env: cleanEnv(), stdin: "ignore", stdout: "pipe", stderr: "pipe" },
+    );
+    started.add(p);
+    try {
+      await Promise.race([asked, p.exited, Bun.sleep(10_000)]);
+      expect(p.exitCode).toBeNull();
+      p.kill("SIGHUP");
+      await Bun.sleep(300);
+      expect({ exitCode: p.exitCode, signal: p.signalCode }).toEqual({ exitCode: null, signal: null });
+      release();
+      expect(await Promise.race([p.exited, Bun.sleep(15_000).then(() => "still running")])).toBe(1);
+      expect(p.signalCode).toBeNull();
+    } finally {
+      release();
+      if (p.exitCode === null) p.kill("SIGKILL");
+      await p.exited;
+      started.delete(p);
+      await acmeServer.stop(true);
+    }
+  }, 30_000);
+
   it("does not stop a plain HTTP serve (nothing to reload)", async () => {
     const s = await startServe(bin, tmp, ["--db", join(newDir(), "scimd.db")], started);
     try {

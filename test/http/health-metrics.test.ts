@@ -132,9 +132,18 @@ describe("metrics", () => {
       "process_resident_memory_bytes",
       "process_cpu_seconds_total",
       "nodejs_heap_size_used_bytes",
+      "scimd_js_heap_bytes",
+      "scimd_js_heap_capacity_bytes",
     ])
       expect(names).toContain(name);
-    for (const gone of ["nodejs_heap_space_size_used_bytes", "nodejs_active_handles_total", "nodejs_version_info", "nodejs_gc_duration_seconds"]) expect(names).not.toContain(gone);
+    // process_heap_bytes (VmData: reserved address space under Bun) and nodejs_heap_size_total_bytes mislead.
+    for (const gone of ["nodejs_heap_space_size_used_bytes", "nodejs_active_handles_total", "nodejs_version_info", "nodejs_gc_duration_seconds", "process_heap_bytes", "nodejs_heap_size_total_bytes"])
+      expect(names).not.toContain(gone);
+    expect(s.value("scimd_js_heap_bytes")).toBeGreaterThan(100_000);
+    expect(s.value("nodejs_heap_size_used_bytes")).toBeGreaterThan(100_000);
+    expect(s.value("nodejs_external_memory_bytes")).toBeGreaterThan(0);
+    expect(s.value("process_virtual_memory_bytes")).toBeGreaterThan(s.value("process_resident_memory_bytes")!);
+    expect(s.value("scimd_js_heap_capacity_bytes")).toBeGreaterThanOrEqual(s.value("scimd_js_heap_bytes")!);
     expect(s.value("process_resident_memory_bytes")).toBeGreaterThan(10 * 1024 * 1024);
     expect(s.value("scimd_build_info", { version: VERSION, bun: Bun.version })).toBe(1);
     expect(s.value("scimd_database_bytes")).toBe(Bun.file(dbPath).size);
@@ -206,5 +215,47 @@ describe("metrics", () => {
     expect((after.value("scimd_auth_failures_total", { reason: "revoked" }) ?? 0) - (before.value("scimd_auth_failures_total", { reason: "revoked" }) ?? 0)).toBe(1);
     expect(after.value("scimd_http_requests_total", { route: "/api/v1/scim/Users", method: "other", status: "401" })).toBeGreaterThanOrEqual(1);
     expect((await metrics.render()).text).not.toContain("BREW");
+  });
+});
+
+describe("probes in the request record (the request line's and the metrics' source)", () => {
+  it("a /healthz or /readyz answer has its byte count, and a 405 on a known path is labelled by its route template, not unmatched", async () => {
+    const infos: RequestInfo[] = [];
+    const app = createApp({ store, logger: SILENT_LOGGER, addressOf: (r) => infoOf(r)?.client ?? "unknown", readyTimeoutMs: READY_TIMEOUT_MS });
+    const own = createMetrics({ store, version: VERSION });
+    const fetchEdge = edgeHandler((r) => app.handle(r), {
+      clientAddress: (r, s) => s?.requestIP(r)?.address ?? "unknown",
+      onFinish: (info) => {
+        infos.push(info);
+        own.observe(info);
+      },
+    });
+    const l = listen({ host: "127.0.0.1", port: 0, fetch: fetchEdge, maxRequestBodySize: 1 << 20 });
+    try {
+      const at = `http://127.0.0.1:${l.port}`;
+      const bodies: Record<string, string> = {};
+      for (const path of ["/healthz", "/readyz"]) bodies[path] = await (await fetch(`${at}${path}`)).text();
+      const put = await fetch(`${at}/healthz`, { method: "PUT" });
+      expect(put.status).toBe(405);
+      await put.text();
+      const users = await fetch(`${at}${SCIM_BASE_PATH}/Users`, { method: "DELETE", headers: { Authorization: `Bearer ${token}` } });
+      expect(users.status).toBe(405);
+      await users.text();
+      const until = Date.now() + 2000;
+      while (infos.length < 4 && Date.now() < until) await Bun.sleep(5);
+      const of = (method: string, path: string) => infos.find((i) => i.method === method && i.path === path);
+      for (const path of ["/healthz", "/readyz"]) {
+        expect(of("GET", path)?.bytes).toBe(Buffer.byteLength(bodies[path]!));
+        expect(of("GET", path)?.bytes).toBeGreaterThan(10);
+      }
+      expect(of("PUT", "/healthz")?.route).toBe("/healthz");
+      expect(of("DELETE", `${SCIM_BASE_PATH}/Users`)?.route).toBe(`${SCIM_BASE_PATH}/Users`);
+      const scraped = parseScrape((await own.render()).text);
+      expect(scraped.value("scimd_http_requests_total", { route: "/healthz", method: "PUT", status: "405" })).toBe(1);
+      expect(scraped.value("scimd_http_requests_total", { route: UNMATCHED_ROUTE, method: "PUT", status: "405" })).toBeUndefined();
+    } finally {
+      await l.stop();
+      own.stop();
+    }
   });
 });

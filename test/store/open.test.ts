@@ -75,6 +75,12 @@ describe("redactDbLocation", () => {
     ["jdbc:postgresql://scimd:secret@db/scimd", "jdbc:postgresql://scimd:***@db/scimd"],
     ["./data/scimd.db", "./data/scimd.db"],
     ["sqlite:./a@b.db", "sqlite:./a@b.db"],
+    ["postgres://u@h/db?password=hunter2", "postgres://u@h/db?password=***"],
+    ["postgres://u@h/db?sslmode=require&PassWord=hunter2&application_name=scimd", "postgres://u@h/db?sslmode=require&PassWord=***&application_name=scimd"],
+    ["postgres://u:pw@h:5432/db?sslpassword=k3y&pass=p&secret=s&token=t&x=1#frag", "postgres://u:***@h:5432/db?sslpassword=***&pass=***&secret=***&token=***&x=1#frag"],
+    ["postgres://u@h:5432/db?sslcert=a@b&password=hunter2", "postgres://u@h:***@b&password=***"],
+    ["postgres://u@h/db?pass%77ord=hunter2", "postgres://u@h/db?pass%77ord=***"],
+    ["postgres://h/db?user=u;password=hunter2", "postgres://h/db?user=u;password=***"],
   ])("shows %s as %s", (value, shown) => {
     expect(redactDbLocation(value)).toBe(shown);
   });

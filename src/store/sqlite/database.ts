@@ -72,6 +72,8 @@ export class SqliteDatabase {
   private unit: Tally | undefined;
   private readonly commitObservers = new Set<(batch: CommitBatch) => void>();
   private closed = false;
+  /** The file's device and inode as opened: a path that names another file (or none) later means it was deleted or replaced. */
+  private readonly identity: { dev: number; ino: number } | undefined;
 
   constructor(
     readonly path: string,
@@ -116,7 +118,27 @@ export class SqliteDatabase {
     }
     if (path !== ":memory:") {
       for (const f of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
+      const st = statSync(path);
+      this.identity = { dev: st.dev, ino: st.ino };
     }
+  }
+
+  /**
+   * Why the path no longer names the file this connection opened (deleted, or replaced by `mv`), or
+   * undefined while it does. SQLite keeps writing to the open file descriptor, so every write from
+   * then on is lost at the next restart; only a restart opens the file the path names now.
+   */
+  private fileGone(): string | undefined {
+    if (!this.identity) return undefined;
+    let st;
+    try {
+      st = statSync(this.path);
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code !== "ENOENT" && code !== "ENOTDIR") return `the database file ${this.path} cannot be checked: ${code ?? String(e)}`;
+    }
+    if (st && st.dev === this.identity.dev && st.ino === this.identity.ino) return undefined;
+    return `the database file ${this.path} was ${st ? "replaced by another file" : "deleted"} while scimd had it open; writes now go to a file nobody can reach and are lost at the next restart: restart scimd to open the file the path names now (restore the database first if it was deleted by mistake)`;
   }
 
   private checkIdentity(fresh: boolean): void {
@@ -252,8 +274,13 @@ export class SqliteDatabase {
     if (this.unit) this.unit[what] += n;
   }
 
-  /** StoreStats: the counts kept current, and the size of the file and its WAL (a stat each, no query). */
+  /**
+   * StoreStats: the counts kept current, and the size of the file and its WAL (a stat each, no query).
+   * When the path no longer names the opened file the sizes are NaN (unknown), not a size of another
+   * file or 0: /readyz says why.
+   */
   stats(): StoreStats {
+    if (this.fileGone()) return { ...this.counts, databaseBytes: NaN, walBytes: NaN };
     const size = (f: string) => {
       try {
         return statSync(f).size;
@@ -294,6 +321,8 @@ export class SqliteDatabase {
 
   private tryLock(): Readiness | "busy" {
     if (this.closed) return { ok: false, reason: "the database is closed (scimd is stopping)" };
+    const gone = this.fileGone();
+    if (gone) return { ok: false, reason: gone };
     // Never inside a write: flush runs in one turn too. A transaction left open by someone else counts as busy.
     if (this.db.inTransaction) return "busy";
     let began = false;

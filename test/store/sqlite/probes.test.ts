@@ -110,3 +110,43 @@ describe("SqliteStore probes", () => {
     }
   });
 });
+
+describe("SqliteStore probes after the file is deleted or replaced", () => {
+  const { copyFileSync, renameSync, rmSync } = require("node:fs") as typeof import("node:fs");
+
+  it("ready() is not ok, with the reason, once scimd.db and its -wal and -shm are deleted; stats() sizes are NaN, not 0", async () => {
+    const path = freshPath();
+    const store = new SqliteStore(path);
+    try {
+      await store.create("User", { id: "u1", data: { userName: "u1@example.com" } });
+      expect(await store.ready(200)).toEqual({ ok: true });
+      expect(store.stats().databaseBytes).toBeGreaterThan(0);
+      for (const f of [path, `${path}-wal`, `${path}-shm`]) rmSync(f, { force: true });
+      const r = await store.ready(200);
+      expect(r.ok).toBe(false);
+      expect(!r.ok && r.reason).toMatch(new RegExp(`^the database file ${path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} was deleted .*restart scimd`));
+      const s = store.stats();
+      expect(s.users).toBe(1);
+      expect(s.databaseBytes).toBeNaN();
+      expect(s.walBytes).toBeNaN();
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("ready() is not ok once another file is moved over the path (mv), even a copy of the same database", async () => {
+    const path = freshPath();
+    const store = new SqliteStore(path);
+    try {
+      await store.create("User", { id: "u1", data: { userName: "u1@example.com" } });
+      copyFileSync(path, `${path}.copy`);
+      renameSync(`${path}.copy`, path);
+      const r = await store.ready(200);
+      expect(r.ok).toBe(false);
+      expect(!r.ok && r.reason).toContain("was replaced by another file");
+      expect(store.stats().databaseBytes).toBeNaN();
+    } finally {
+      await store.close();
+    }
+  });
+});
