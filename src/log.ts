@@ -105,6 +105,8 @@ export function prettyLine(json: string): string {
   return [head.join(" "), ...tail].join("\n");
 }
 
+const writers = new Map<number, (line: string) => void>();
+
 /** Lines held before they are written at once, without waiting for the end of the event loop's turn. */
 const BATCH_BYTES = 64 * 1024;
 
@@ -115,6 +117,9 @@ const BATCH_BYTES = 64 * 1024;
  * the turn it interrupts, never a line of an earlier one.
  */
 export function batchedWriter(fd: number): (line: string) => void {
+  // One per descriptor, so that loggers made one after another share its order and its exit hook.
+  const known = writers.get(fd);
+  if (known) return known;
   let pending = "";
   let scheduled = false;
   const flush = () => {
@@ -125,7 +130,7 @@ export function batchedWriter(fd: number): (line: string) => void {
     writeAllSync(fd, text);
   };
   process.on("exit", flush);
-  return (line) => {
+  const write = (line: string) => {
     pending += line + "\n";
     if (pending.length >= BATCH_BYTES) flush();
     else if (!scheduled) {
@@ -133,6 +138,8 @@ export function batchedWriter(fd: number): (line: string) => void {
       setImmediate(flush);
     }
   };
+  writers.set(fd, write);
+  return write;
 }
 
 /** A field value JSON cannot hold (a BigInt, a cycle) as text, so that a log call never throws. */

@@ -90,11 +90,11 @@ export function authPlugin(tokens: TokenStore, limiter: FailureLimiter, addressO
       headers.authorization = inPluginSpelling(headers.authorization);
     })
     .use(bearer({ extract: { header: SCHEME } }))
-    .derive({ as: "scoped" }, async ({ bearer: credentials, request, route, params }) => {
-      // The request's record (absent under app.handle without the edge) learns the route and who asked.
+    .derive({ as: "scoped" }, async ({ bearer: credentials, request, params }) => {
+      // The request's record (absent under app.handle without the edge) learns the id and who asked;
+      // app.ts's global transform has given it the route already.
       const info = infoOf(request);
       if (info) {
-        info.route = route;
         const id = (params as Record<string, string | undefined> | undefined)?.id;
         if (id !== undefined) info.resourceId = id;
       }

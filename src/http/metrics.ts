@@ -151,7 +151,9 @@ export function createMetrics(o: { store: Store; version: string }): Metrics {
 /** The fetch handler of the metrics listener: GET /metrics, and 404 for anything else. */
 export function metricsFetch(metrics: Metrics): (request: Request) => Promise<Response> {
   return async (request) => {
-    const path = new URL(request.url).pathname;
+    // A request without a Host header comes with a path-only URL, which `new URL` refuses.
+    const url = request.url;
+    const path = url.startsWith("/") ? url.replace(/[?#].*$/, "") : new URL(url).pathname;
     if (path !== "/metrics") return new Response("not found: scrape /metrics\n", { status: 404, headers: { "Content-Type": "text/plain; charset=utf-8" } });
     if (request.method !== "GET" && request.method !== "HEAD")
       return new Response("method not allowed: GET /metrics\n", { status: 405, headers: { Allow: "GET, HEAD", "Content-Type": "text/plain; charset=utf-8" } });
