@@ -3,12 +3,10 @@ import { createApp, SCIM_BASE_PATH } from "../app";
 import { flagHelp, SERVE_FLAGS, serveConfig } from "../config";
 import { clientAddressResolver } from "../http/client-address";
 import { exposure, isLoopback, listen, reloadWarning, type Listener, type TlsPair } from "../http/listener";
-import { createMetrics, metricsFetch } from "../http/metrics";
 import { edgeHandler, infoOf, type RequestInfo } from "../http/observe";
 import { requestLogger } from "../http/request-log";
 import { createLogger } from "../log";
 import { openStore, parseDbLocation, redactDbLocation } from "../store/open";
-import { acmeCertificates, acmePaths } from "../tls/acme";
 import { describeCertificate, fileCertificates, type CertificateSource } from "../tls/certificates";
 import { VERSION } from "../version";
 import { commandLine, dbArg } from "./invocation";
@@ -125,7 +123,9 @@ async function serving(argv: string[], setOnHup: (f: () => void) => void): Promi
   undo.push(() => store.close());
   // ACME: a valid certificate is at hand (stored, or obtained now) before the API listens.
   const acme = config.acme
-    ? await acmeCertificates({ ...config, acme: config.acme }, acmePaths(parseDbLocation(config.db).path), logger).catch(abort)
+    ? await import("../tls/acme")
+        .then(({ acmeCertificates, acmePaths }) => acmeCertificates({ ...config, acme: config.acme! }, acmePaths(parseDbLocation(config.db).path), logger))
+        .catch(abort)
     : undefined;
   if (acme) undo.push(() => acme.stop());
   const certificates: CertificateSource | undefined = files ?? acme;
@@ -140,7 +140,9 @@ async function serving(argv: string[], setOnHup: (f: () => void) => void): Promi
     addressOf: (request) => infoOf(request)?.client ?? "unknown",
   });
   // Metrics only when they are served: without --metrics-listen a request costs nothing more.
-  const metrics = metricsAt ? createMetrics({ store, version: VERSION }) : undefined;
+  // acme-client and prom-client are loaded only when used: every other command starts without them.
+  const metricsModule = metricsAt ? await import("../http/metrics") : undefined;
+  const metrics = metricsModule?.createMetrics({ store, version: VERSION });
   if (metrics) undo.push(() => metrics.stop());
   const logRequest = requestLogger(logger);
   const resolveClient = clientAddressResolver(config.trustProxy);
@@ -176,7 +178,7 @@ async function serving(argv: string[], setOnHup: (f: () => void) => void): Promi
   let metricsServer: Listener | undefined;
   if (metricsAt && metrics) {
     try {
-      metricsServer = listen({ host: metricsAt.host, port: metricsAt.port, fetch: metricsFetch(metrics), maxRequestBodySize: 64 * 1024 });
+      metricsServer = listen({ host: metricsAt.host, port: metricsAt.port, fetch: metricsModule!.metricsFetch(metrics), maxRequestBodySize: 64 * 1024 });
     } catch (e) {
       return abort(listenError(e, metricsAt.host, metricsAt.port, "--metrics-listen"));
     }
