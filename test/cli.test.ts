@@ -442,6 +442,8 @@ describe("main: exit codes", () => {
     [["tokens", "--grace", "1y", "rotate", "x"], "--grace must be a duration such as 30m, 24h or 7d (s, m, h, d), or 0; got '1y'"],
     [["tokens", "rotate", "x", "--grace=400d"], "--grace must be at most 366d; got '400d'"],
     [["tokens", "list", "--grace", "1h"], "--grace applies to 'tokens rotate' only"],
+    [["tokens", "rotate", "okta", "--all"], "--all applies to 'tokens list' only"],
+    [["tokens", "revoke", "okta", "--all"], "--all applies to 'tokens list' only"],
     [["tokens", "frob"], "unknown tokens command 'frob'"],
     [["tokens", "rotate"], "'tokens rotate' takes one token name"],
     [["tokens", "revoke", "a", "b"], "'tokens revoke' takes one token name or id"],
@@ -575,6 +577,7 @@ describe("help text", () => {
       [
         "  --db <value>              the database: a file path or sqlite:PATH (SQLite); serve creates it and",
         "                            its folder (default ./data/scimd.db, env SCIMD_DB)",
+        "  --all                     list: the revoked secrets too, with when they were revoked",
         "  --grace <value>           rotate: how long the previous secret stays valid: 30m, 24h, 7d, or 0 to",
         "                            refuse it at once (default 24h)",
         "  --help                    show this help",
@@ -707,13 +710,16 @@ describe("invocation and formatting helpers", () => {
     expect(formatDuration(ms)).toBe(text);
   });
 
-  it("tokenState says active, expires in … (rotated), or expired", () => {
+  it("tokenState says revoked, active, expires in … (rotated), or expired", () => {
     const now = Date.parse("2026-01-01T00:00:00.000Z");
     const t = { id: "i", name: "okta", created: "2025-12-31T00:00:00.000Z", lastUsed: null };
     expect(tokenState({ ...t, expires: null }, now)).toBe("active");
     expect(tokenState({ ...t, expires: "2026-01-01T23:59:30.000Z" }, now)).toBe("expires in 23h 59m (rotated)");
     expect(tokenState({ ...t, expires: "2026-01-01T00:00:00.000Z" }, now)).toBe("expired");
     expect(tokenState({ ...t, expires: "2025-12-31T12:00:00.000Z" }, now)).toBe("expired");
+    // Revoked wins: a current secret and a rotated-out one still in its grace alike.
+    expect(tokenState({ ...t, expires: null, revoked: "2025-12-31T18:00:00.000Z" }, now)).toBe("revoked");
+    expect(tokenState({ ...t, expires: "2026-01-01T23:59:30.000Z", revoked: "2025-12-31T18:00:00.000Z" }, now)).toBe("revoked");
   });
 
   it.each([
@@ -780,5 +786,79 @@ describe("metricsExposureWarning", () => {
     const w = metricsExposureWarning(host, 9464);
     expect(w !== undefined).toBe(warns);
     if (w) expect(w).toContain("without a token");
+  });
+});
+
+describe("tokens revoke keeps the revoked secrets: list hides them, list --all shows when, rotate refuses them, the name is free", () => {
+  /** main with stdout (where a secret goes) captured too, so that no secret reaches the test output. */
+  async function run(argv: string[]): Promise<{ code: number; out: string; err: string; printed: string }> {
+    const write = process.stdout.write;
+    let printed = "";
+    process.stdout.write = ((chunk: string | Uint8Array) => {
+      printed += typeof chunk === "string" ? chunk : new TextDecoder().decode(chunk);
+      return true;
+    }) as typeof process.stdout.write;
+    try {
+      return { ...(await runMain(argv)), printed };
+    } finally {
+      process.stdout.write = write;
+    }
+  }
+  const ISO = String.raw`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z`;
+
+  it("from revoke to a new token under the same name", async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const db = join(dir, "scimd.db");
+      expect((await run(["generate-token", "--name", "okta", "--db", db, "--create"])).code).toBe(0);
+      expect((await run(["generate-token", "--name", "entra", "--db", db])).code).toBe(0);
+      const revoke = await run(["tokens", "revoke", "okta", "--db", db]);
+      expect([revoke.code, revoke.err]).toEqual([0, "revoked token 'okta' (1 secret)"]);
+
+      const list = await run(["tokens", "list", "--db", db]);
+      expect(list.code).toBe(0);
+      expect(list.out.split("\n").map((l) => l.split(/ +/)[0])).toEqual(["NAME", "entra"]);
+      expect(list.out).not.toContain("REVOKED");
+
+      const all = await run(["tokens", "list", "--all", "--db", db]);
+      expect(all.code).toBe(0);
+      const lines = all.out.split("\n");
+      expect(lines[0]).toMatch(/^NAME +ID +STATE +CREATED +LAST USED +REVOKED$/);
+      expect(lines[1]).toMatch(new RegExp(`^okta +\\S+ +revoked +${ISO} +never +(${ISO})$`));
+      expect(lines[2]).toMatch(new RegExp(`^entra +\\S+ +active +${ISO} +never$`));
+      const when = lines[1]!.split(/ +/).at(-1)!;
+
+      // Rotating the revoked token is refused, prints no secret and changes nothing.
+      const rotate = await run(["tokens", "rotate", "okta", "--db", db]);
+      expect([rotate.code, rotate.printed]).toEqual([1, ""]);
+      expect(rotate.err).toStartWith(`scimd: token 'okta' was revoked (at ${when}) and cannot be rotated. Create a new token under that name`);
+      expect(rotate.err).toContain(`\n  ${commandLine("generate-token", ["--name", "okta", ...dbArg(db)])}`);
+      expect((await run(["tokens", "list", "--all", "--db", db])).out).toBe(all.out);
+
+      // Revoking again changes nothing, and says since when.
+      const again = await run(["tokens", "revoke", "okta", "--db", db]);
+      expect([again.code, again.err]).toEqual([0, `token 'okta' was already revoked (at ${when})`]);
+      const id = lines[1]!.split(/ +/)[1]!;
+      expect((await run(["tokens", "revoke", id, "--db", db])).err).toBe(`secret ${id} of token 'okta' was already revoked (at ${when})`);
+      expect((await run(["tokens", "revoke", "nobody", "--db", db])).code).toBe(1);
+
+      // The name is free: a new okta, listed as active; the revoked one keeps its time under --all.
+      const fresh = await run(["generate-token", "--name", "okta", "--db", db]);
+      expect(fresh.code).toBe(0);
+      expect(fresh.printed).toMatch(/^scimd_\S+\n$/);
+      expect((await run(["tokens", "list", "--db", db])).out).toMatch(/^okta +\S+ +active /m);
+      const history = (await run(["tokens", "list", "--all", "--db", db])).out.split("\n").filter((l) => l.startsWith("okta "));
+      expect(history.map((l) => l.split(/ +/)[2])).toEqual(["revoked", "active"]);
+      expect(history[0]!.endsWith(when)).toBe(true);
+
+      // With every token revoked, list says so and how to see them.
+      await run(["tokens", "revoke", "okta", "--db", db]);
+      await run(["tokens", "revoke", "entra", "--db", db]);
+      const none = await run(["tokens", "list", "--db", db]);
+      expect([none.code, none.out]).toEqual([0, ""]);
+      expect(none.err).toStartWith(`no tokens (3 revoked secrets: ${commandLine("tokens", ["list", "--all", ...dbArg(db)])}); create one with`);
+    } finally {
+      cleanup();
+    }
   });
 });

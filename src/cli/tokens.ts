@@ -51,6 +51,7 @@ export const GENERATE_FLAGS = [
 ] as const;
 export const TOKENS_FLAGS = [
   DB_FLAG,
+  flag({ name: "all", kind: "bool", default: false, help: "list: the revoked secrets too, with when they were revoked" }),
   flag({
     name: "grace",
     kind: "string",
@@ -74,17 +75,20 @@ Examples:
   ${commandLine("generate-token", ["--name", "okta"])}
   TOKEN=$(${commandLine("generate-token", ["--name", "entra", "--db", "./data/scimd.db"])})`;
 
-export const TOKENS_USAGE = `Usage: scimd tokens list [--db PATH]
+export const TOKENS_USAGE = `Usage: scimd tokens list [--all] [--db PATH]
        scimd tokens rotate NAME [--grace 24h] [--db PATH]
        scimd tokens revoke NAME [--db PATH]
        scimd tokens revoke ID [--db PATH]
 
-list    every secret: name, id, state, created, last used (never the secret itself). The state is
-        'active', 'expires in … (rotated)' while a replaced secret is still accepted, or 'expired'.
+list    every secret not revoked: name, id, state, created, last used (never the secret itself). The
+        state is 'active', 'expires in … (rotated)' while a replaced secret is still accepted, or
+        'expired'. --all adds the revoked secrets, with when they were revoked.
 rotate  gives the token NAME a new secret, printed alone on stdout; the previous one stays valid for
         --grace (default ${DEFAULT_GRACE}) so the IdP can be updated first, and is refused after that.
-revoke  NAME removes the token: every secret of that name, the rotated ones too. ID removes one secret.
-        A running server refuses a revoked or expired secret on its next request.
+        A revoked token cannot be rotated: generate a new one under its name.
+revoke  NAME revokes the token: every secret of that name, the rotated ones too. ID revokes one secret.
+        A running server refuses a revoked or expired secret on its next request. Revoked secrets
+        stay in 'tokens list --all'; the name is free for a new token at once.
 
 Options:
 ${flagHelp(TOKENS_FLAGS)}
@@ -209,8 +213,9 @@ export function urlGuidance(baseUrl: string | undefined, host: string, tls: bool
   return [`Okta and Entra ID call https URLs only: ${https}, start serve with --base-url set to the public https URL, and give the IdP that URL.`];
 }
 
-/** 'active', 'expires in 23h 59m (rotated)' or 'expired'. */
+/** 'revoked', 'active', 'expires in 23h 59m (rotated)' or 'expired'. */
 export function tokenState(t: TokenRecord, now = Date.now()): string {
+  if (t.revoked !== undefined) return "revoked";
   if (t.expires === null) return "active";
   const left = Date.parse(t.expires) - now;
   return left > 0 ? `expires in ${formatDuration(left)} (rotated)` : "expired";
@@ -225,19 +230,28 @@ export async function tokens(argv: string[]): Promise<number> {
   const [sub, ...rest] = args;
   if (sub !== "list" && sub !== "rotate" && sub !== "revoke") throw new UsageError(`unknown tokens command '${sub}'`);
   if (values.grace !== undefined && sub !== "rotate") throw new UsageError("--grace applies to 'tokens rotate' only");
+  if (values.all && sub !== "list") throw new UsageError("--all applies to 'tokens list' only");
   if (sub === "list" && rest.length) throw new UsageError(`unexpected argument '${rest[0]}'`);
   if (sub !== "list" && rest.length !== 1) throw new UsageError(sub === "rotate" ? "'tokens rotate' takes one token name" : "'tokens revoke' takes one token name or id");
   const { db } = values;
   const store = await openDatabase(db, false, "tokens");
   try {
     if (sub === "list") {
-      const list = await store.listTokens();
+      const every = await store.listTokens();
+      const list = values.all ? every : every.filter((t) => t.revoked === undefined);
       if (!list.length) {
-        console.error(`no tokens; create one with\n  ${commandLine("generate-token", ["--name", "okta", ...dbArg(db)])}`);
+        const revoked = every.length;
+        console.error(
+          [
+            `no tokens${revoked ? ` (${revoked} revoked secret${revoked > 1 ? "s" : ""}: ${commandLine("tokens", ["list", "--all", ...dbArg(db)])})` : ""}; create one with`,
+            `  ${commandLine("generate-token", ["--name", "okta", ...dbArg(db)])}`,
+          ].join("\n"),
+        );
         return 0;
       }
       const now = Date.now();
-      const rows = [["NAME", "ID", "STATE", "CREATED", "LAST USED"], ...list.map((t) => [t.name, t.id, tokenState(t, now), t.created, t.lastUsed ?? "never"])];
+      const head = ["NAME", "ID", "STATE", "CREATED", "LAST USED", ...(values.all ? ["REVOKED"] : [])];
+      const rows = [head, ...list.map((t) => [t.name, t.id, tokenState(t, now), t.created, t.lastUsed ?? "never", ...(values.all ? [t.revoked ?? ""] : [])])];
       const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
       for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd());
       return 0;
@@ -248,6 +262,17 @@ export async function tokens(argv: string[]): Promise<number> {
       const token = newToken();
       const r = await store.rotateToken(target, hashToken(token), graceMs);
       if (!r) {
+        const revoked = (await store.listTokens()).flatMap((t) => (t.name === target && t.revoked !== undefined ? [t.revoked] : []));
+        if (revoked.length) {
+          // A revoked token stays revoked; its name is free, so a new token under it is one command away.
+          console.error(
+            [
+              `scimd: token '${target}' was revoked (at ${revoked.sort().at(-1)}) and cannot be rotated. Create a new token under that name, then put it into your identity provider:`,
+              `  ${commandLine("generate-token", ["--name", target, ...dbArg(db)])}`,
+            ].join("\n"),
+          );
+          return 1;
+        }
         console.error(`scimd: no token named '${target}' (see 'tokens list'); create it with\n  ${commandLine("generate-token", ["--name", target, ...dbArg(db)])}`);
         return 1;
       }
@@ -266,6 +291,13 @@ export async function tokens(argv: string[]): Promise<number> {
     const byId = before.find((t) => t.id === target);
     const n = await store.revokeToken(target);
     if (n === 0) {
+      const already = before.filter((t) => t.id === target || t.name === target);
+      if (already.length) {
+        // Revoking twice changes nothing and is what was asked for: not an error, for a script run again.
+        const when = already.flatMap((t) => (t.revoked === undefined ? [] : [t.revoked])).sort().at(-1);
+        console.error(byId ? `secret ${target} of token '${byId.name}' was already revoked (at ${when})` : `token '${target}' was already revoked (at ${when})`);
+        return 0;
+      }
       console.error(`scimd: no token named or with id '${target}'; see\n  ${commandLine("tokens", ["list", ...dbArg(db)])}`);
       return 1;
     }

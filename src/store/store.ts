@@ -88,8 +88,9 @@ export interface DeleteOptions {
 }
 
 /**
- * One secret of an API token. A token is a name (unique among tokens) with one current secret
- * (`expires` null) and, after a rotation, the secrets it replaced, each accepted until `expires`.
+ * One secret of an API token. A token is a name (unique among tokens not revoked) with one current
+ * secret (`expires` null) and, after a rotation, the secrets it replaced, each accepted until `expires`.
+ * A revoked secret is kept, never accepted again, for `tokens list --all` and the refusal's reason.
  */
 export interface TokenRecord {
   id: string;
@@ -98,9 +99,11 @@ export interface TokenRecord {
   lastUsed: string | null;
   /** When this (rotated-out) secret stops being accepted; null for the name's current secret. */
   expires: string | null;
+  /** When this secret was revoked; absent while it is not (so on every record findToken returns). */
+  revoked?: string;
 }
 
-/** createToken with a name some token already has (rotate it, or revoke it first). */
+/** createToken with a name a token not revoked already has (rotate it, or revoke it first). */
 export class TokenNameTaken extends Error {
   constructor(readonly tokenName: string) {
     super(`a token named '${tokenName}' already exists`);
@@ -133,29 +136,38 @@ export interface ResourceStore {
   groupsOf(memberId: string): Promise<GroupRef[]>;
 }
 
-export type TokenRefusal = "expired" | "no such token";
+export type TokenRefusal = "revoked" | "expired" | "no such token";
 
 /** API tokens: what authentication and the token commands need. */
 export interface TokenStore {
-  /** A new token; throws TokenNameTaken when any secret (current, rotated or expired) has this name. */
+  /**
+   * A new token; throws TokenNameTaken when a secret not revoked (current, rotated or expired) has
+   * this name. A name whose secrets are all revoked is free: the revoked ones stay listed beside it.
+   */
   createToken(name: string, hash: string): Promise<TokenRecord>;
   /**
    * Gives `name` a new current secret; every older secret of the name is accepted for at most
-   * `graceMs` more (0: refused from now on). Undefined when no token has this name.
+   * `graceMs` more (0: refused from now on). Undefined when no secret of this name is unrevoked
+   * (none ever had it, or the token was revoked: a revoked token is not brought back).
    */
   rotateToken(name: string, hash: string, graceMs: number): Promise<RotatedToken | undefined>;
-  /** The accepted (not expired) secret with this hash, and records its use (at most once a minute). */
+  /** The accepted (not expired, not revoked) secret with this hash, and records its use (at most once a minute). */
   findToken(hash: string): Promise<TokenRecord | undefined>;
   /**
-   * Why a secret that findToken did not accept is refused, for the log: "expired" for a rotated-out
-   * secret past its grace period, else "no such token" (a revoked secret is deleted, so it is that too).
+   * Why a secret that findToken did not accept is refused, for the log: "revoked" for a revoked
+   * secret (current or rotated-out when revoked), "expired" for a rotated-out secret past its grace
+   * period, else "no such token" (never created, or revoked before revocations were kept).
    */
   refusal(hash: string): Promise<TokenRefusal>;
-  /** Every secret, expired ones included, oldest first. */
+  /** Every secret, expired and revoked ones included, oldest first. */
   listTokens(): Promise<TokenRecord[]>;
-  /** Deletes the secret with id `idOrName`, or every secret of the token named `idOrName`; returns how many. */
+  /**
+   * Revokes the secret with id `idOrName`, or every secret of the token named `idOrName` (its
+   * rotated-out ones too); the rows are kept with the time. Returns how many were revoked now (0 when
+   * none matches, or every match was revoked already).
+   */
   revokeToken(idOrName: string): Promise<number>;
-  /** How many secrets are accepted now. */
+  /** How many secrets are accepted now (neither expired nor revoked). */
   tokenCount(): Promise<number>;
 }
 

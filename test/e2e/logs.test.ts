@@ -66,11 +66,12 @@ async function session(s: Served, db: string) {
   expect((await call("PATCH", `/Users/${uid}`, auth(good), patch([{ op: "replace", path: "password", value: PASSWORDS[2] }]))).status).toBe(200);
   expect((await call("PATCH", `/Users/${uid}`, auth(good), patch([{ op: "replace", value: { PassWord: PASSWORDS[3] } }]))).status).toBe(200);
   expect((await call("GET", `/Users?filter=${encodeURIComponent('userName eq "logged@example.com"')}`, auth(rotated))).status).toBe(200);
-  // The refusals, one of each reason, then more failures than the limit (4 a minute): 429.
+  // The refusals, one of each reason, then more failures than the limit (5 a minute): 429.
   expect((await call("GET", "/Users", {})).status).toBe(401);
   expect((await call("GET", "/Users", { Authorization: `Basic ${Buffer.from(`x:${good}`).toString("base64")}` })).status).toBe(401);
   expect((await call("GET", "/Users", auth(expired))).status).toBe(401);
   expect((await call("GET", "/Users", auth(revoked))).status).toBe(401);
+  expect((await call("GET", "/Users", auth(`scimd_${"B".repeat(43)}`))).status).toBe(401);
   expect((await call("GET", "/Users", auth(good.slice(0, -4) + "AAAA"))).status).toBe(429);
   expect((await call("DELETE", `/Users/${uid}`, auth(good))).status).toBe(204);
   return { secrets: [good, revoked, expired, rotated], sent, uid };
@@ -95,7 +96,7 @@ describe("dist/scimd's log (info, the default)", () => {
   const db = () => join(tmp, "info", "scimd.db");
 
   beforeAll(async () => {
-    s = await startServe(bin, tmp, ["--db", db(), "--auth-failures-per-minute", "4"], started);
+    s = await startServe(bin, tmp, ["--db", db(), "--auth-failures-per-minute", "5"], started);
     run = await session(s, db());
     expect(await s.stop()).toBe(0);
     records = expectNoSecret(s, run.secrets);
@@ -148,6 +149,7 @@ describe("dist/scimd's log (info, the default)", () => {
       [401, "missing header", "warn"],
       [401, "malformed header", "warn"],
       [401, "expired", "warn"],
+      [401, "revoked", "warn"],
       [401, "no such token", "warn"],
       [429, "rate limited", "warn"],
     ]);
@@ -158,7 +160,7 @@ describe("dist/scimd's log (info, the default)", () => {
 describe("dist/scimd's log at --log-level debug", () => {
   it("adds the request bodies with every password redacted, and still no secret", async () => {
     const db = join(tmp, "debug", "scimd.db");
-    const s = await startServe(bin, tmp, ["--db", db, "--auth-failures-per-minute", "4", "--log-level", "debug"], started);
+    const s = await startServe(bin, tmp, ["--db", db, "--auth-failures-per-minute", "5", "--log-level", "debug"], started);
     const run = await session(s, db);
     expect(await s.stop()).toBe(0);
     const records = expectNoSecret(s, run.secrets);

@@ -582,7 +582,7 @@ export function storeContract(name: string, open: OpenFresh): void {
         expect(await store.listTokens()).toEqual([]);
       });
 
-      it("revokeToken deletes one secret by id or every secret of a name, returns how many, and they are no longer found", async () => {
+      it("revokeToken revokes one secret by id or every secret of a name, returns how many, and they are no longer found or counted", async () => {
         const a = await store.createToken("okta", "h1");
         const b = (await store.rotateToken("okta", "h2", 60_000))!.token;
         const c = await store.createToken("entra", "h3");
@@ -593,14 +593,120 @@ export function storeContract(name: string, open: OpenFresh): void {
         expect(await store.revokeToken(a.id)).toBe(1);
         expect(await store.findToken("h1")).toBeUndefined();
         expect((await store.findToken("h2"))?.id).toBe(b.id);
+        expect(await store.tokenCount()).toBe(1);
         await store.rotateToken("okta", "h4", 60_000);
+        // The name takes its secrets not revoked yet: the rotated-out h2 and the current h4.
         expect(await store.revokeToken("okta")).toBe(2);
         expect(await store.findToken("h2")).toBeUndefined();
         expect(await store.findToken("h4")).toBeUndefined();
         expect(await store.tokenCount()).toBe(0);
+        // Revoking again revokes nothing.
         expect(await store.revokeToken(a.id)).toBe(0);
-        // A revoked name is free again.
-        expect((await store.createToken("okta", "h5")).name).toBe("okta");
+        expect(await store.revokeToken("okta")).toBe(0);
+      });
+
+      it("a revoked secret is kept: listTokens lists it with when it was revoked, and it is never found again", async () => {
+        const a = await store.createToken("okta", "h-a");
+        const b = (await store.rotateToken("okta", "h-b", 60 * 60_000))!.token;
+        const live = await store.createToken("entra", "h-live");
+        const before = Date.now();
+        await store.revokeToken("okta");
+        const after = Date.now();
+        const listed = await store.listTokens();
+        expect(listed.map((t) => t.id)).toEqual([a.id, b.id, live.id]);
+        const revoked = listed.filter((t) => t.revoked !== undefined);
+        expect(revoked.map((t) => t.id)).toEqual([a.id, b.id]);
+        // Every secret of the name revoked at one instant, the rotated-out one too.
+        expect(revoked[0]!.revoked).toBe(revoked[1]!.revoked!);
+        const at = Date.parse(revoked[0]!.revoked!);
+        expect(at).toBeGreaterThanOrEqual(before - 1);
+        expect(at).toBeLessThanOrEqual(after + 1);
+        // Names and times are as they were; the live token carries no `revoked` at all.
+        expect(listed[1]).toMatchObject({ name: "okta", created: b.created, expires: null });
+        expect("revoked" in listed[2]!).toBe(false);
+        expect(JSON.stringify(listed)).not.toContain("h-a");
+        // Another store on the database (a server beside the token command) refuses them too.
+        const other = await reopen();
+        expect(await other.findToken("h-a")).toBeUndefined();
+        expect(await other.findToken("h-b")).toBeUndefined();
+        expect((await other.findToken("h-live"))?.id).toBe(live.id);
+        expect(await other.tokenCount()).toBe(1);
+      });
+
+      it("refusal says why a secret is refused: revoked (current or rotated-out), expired, or no such token", async () => {
+        await store.createToken("okta", "h-old");
+        await store.rotateToken("okta", "h-cur", 60 * 60_000);
+        await store.createToken("entra", "h-e1");
+        await store.rotateToken("entra", "h-e2", 0);
+        expect(await store.refusal("h-never")).toBe("no such token");
+        expect(await store.refusal("h-e1")).toBe("expired");
+        await store.revokeToken("okta");
+        expect(await store.refusal("h-cur")).toBe("revoked");
+        expect(await store.refusal("h-old")).toBe("revoked");
+        // Revoked wins over expired: the expired secret of a revoked token was revoked.
+        await store.revokeToken("entra");
+        expect(await store.refusal("h-e1")).toBe("revoked");
+        expect(await store.refusal("h-e2")).toBe("revoked");
+        // One secret revoked by id.
+        await store.createToken("one", "h-one");
+        const r = await store.rotateToken("one", "h-two", 60 * 60_000);
+        await store.revokeToken(r!.retiring[0]!.id);
+        expect(await store.refusal("h-one")).toBe("revoked");
+        expect((await store.findToken("h-two"))?.name).toBe("one");
+      });
+
+      it("a revoked token's name is free for createToken; the revoked secrets stay listed beside the new one, and revoking the name again takes only the new one", async () => {
+        const old = await store.createToken("okta", "h-old");
+        await store.revokeToken("okta");
+        const fresh = await store.createToken("okta", "h-new");
+        expect(fresh.name).toBe("okta");
+        expect((await store.findToken("h-new"))?.id).toBe(fresh.id);
+        expect(await store.findToken("h-old")).toBeUndefined();
+        expect(await store.refusal("h-old")).toBe("revoked");
+        expect(await store.tokenCount()).toBe(1);
+        const listed = await store.listTokens();
+        expect(listed.map((t) => [t.id, t.name, t.revoked !== undefined])).toEqual([
+          [old.id, "okta", true],
+          [fresh.id, "okta", false],
+        ]);
+        // The new token's name is taken again, and rotating it rotates the new one only.
+        await expect(store.createToken("okta", "h-third")).rejects.toBeInstanceOf(TokenNameTaken);
+        const r = await store.rotateToken("okta", "h-rot", 60_000);
+        expect(r!.retiring.map((t) => t.id)).toEqual([fresh.id]);
+        const revokedAt = (await store.listTokens())[0]!.revoked;
+        expect(await store.revokeToken("okta")).toBe(2);
+        // The old secret keeps the time it was revoked first.
+        expect((await store.listTokens())[0]!.revoked).toBe(revokedAt!);
+        expect(await store.tokenCount()).toBe(0);
+      });
+
+      it("rotateToken of a revoked token returns undefined and stores nothing: it is not brought back", async () => {
+        const old = await store.createToken("okta", "h-old");
+        await store.revokeToken("okta");
+        const before = await store.listTokens();
+        expect(await store.rotateToken("okta", "h-new", 60_000)).toBeUndefined();
+        expect(await store.findToken("h-new")).toBeUndefined();
+        expect(await store.findToken("h-old")).toBeUndefined();
+        expect(await store.listTokens()).toEqual(before);
+        expect(before.map((t) => t.id)).toEqual([old.id]);
+        expect(await store.tokenCount()).toBe(0);
+      });
+
+      it("revoking a name's current secret by id leaves its rotated-out secret accepted, and a rotation then gives the name a current secret again", async () => {
+        const a = await store.createToken("okta", "h-a");
+        const b = (await store.rotateToken("okta", "h-b", 60 * 60_000))!.token;
+        expect(await store.revokeToken(b.id)).toBe(1);
+        expect((await store.findToken("h-a"))?.id).toBe(a.id);
+        // The name is still held by its rotated-out secret.
+        await expect(store.createToken("okta", "h-x")).rejects.toBeInstanceOf(TokenNameTaken);
+        const r = await store.rotateToken("okta", "h-c", 0);
+        expect(r!.token.name).toBe("okta");
+        expect(r!.retiring).toEqual([]);
+        expect(await store.findToken("h-a")).toBeUndefined();
+        expect(await store.refusal("h-a")).toBe("expired");
+        expect(await store.refusal("h-b")).toBe("revoked");
+        // The revoked secret was not touched by the rotation.
+        expect((await store.listTokens()).find((t) => t.id === b.id)!.expires).toBeNull();
       });
     });
 

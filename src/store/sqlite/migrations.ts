@@ -43,6 +43,20 @@ function uniqueTokenNames(db: Database): void {
   `);
 }
 
+/**
+ * 4: a revoked secret keeps its row, with when it was revoked, so that a refusal can say "revoked" and
+ * `tokens list --all` can still name it. A column rather than a tombstone table: a secret is one row
+ * already, found by its unique hash, and a refusal, a lookup and the history stay one read of one table.
+ * Nothing is revoked by the migration (secrets revoked before it were deleted and stay unknown).
+ * A revoked name is free for a new token, so the one-current-secret-per-name index leaves revoked
+ * rows out; otherwise a name once revoked could never be used again.
+ */
+const revokedTokens = `
+  ALTER TABLE tokens ADD COLUMN revoked TEXT;
+  DROP INDEX tokens_current_name;
+  CREATE UNIQUE INDEX tokens_current_name ON tokens(name) WHERE expires IS NULL AND revoked IS NULL;
+`;
+
 export const MIGRATIONS: Migration[] = [
   // 1: users, groups, membership, tokens.
   `
@@ -121,4 +135,5 @@ export const MIGRATIONS: Migration[] = [
     }
   },
   uniqueTokenNames,
+  revokedTokens,
 ];

@@ -263,4 +263,44 @@ describe("SqliteStore specifics", () => {
       s.close();
     }
   });
+
+  it("migrating a schema-3 database to kept revocations keeps every secret as it was, and a revoked name is free again afterwards", async () => {
+    const path = freshPath();
+    mkdirSync(dirname(path), { recursive: true });
+    // A database as scimd wrote it before revoked tokens were kept (schema version 3): revoke deleted rows.
+    const v3 = new Database(path, { create: true });
+    for (const m of MIGRATIONS.slice(0, 3)) typeof m === "string" ? v3.exec(m) : m(v3);
+    v3.exec(`PRAGMA application_id = ${APPLICATION_ID}`);
+    v3.exec("PRAGMA user_version = 3");
+    const insert = v3.prepare("INSERT INTO tokens (id, name, hash, created, expires) VALUES (?, ?, ?, ?, ?)");
+    insert.run("id-old", "okta", "h-old", "2026-01-01T00:00:00.000Z", "2999-01-01T00:00:00.000Z");
+    insert.run("id-cur", "okta", "h-cur", "2026-02-01T00:00:00.000Z", null);
+    insert.run("id-gone", "entra", "h-gone", "2026-01-01T00:00:00.000Z", "2026-01-02T00:00:00.000Z");
+    insert.finalize();
+    v3.close();
+
+    const s = new SqliteStore(path);
+    try {
+      expect(s.db.query("PRAGMA user_version").get()).toEqual({ user_version: MIGRATIONS.length });
+      const listed = await s.listTokens();
+      expect(listed.map((t) => [t.id, t.name, t.expires, "revoked" in t])).toEqual([
+        ["id-old", "okta", "2999-01-01T00:00:00.000Z", false],
+        ["id-gone", "entra", "2026-01-02T00:00:00.000Z", false],
+        ["id-cur", "okta", null, false],
+      ]);
+      expect((await s.findToken("h-old"))?.id).toBe("id-old");
+      expect((await s.findToken("h-cur"))?.id).toBe("id-cur");
+      expect(await s.refusal("h-gone")).toBe("expired");
+      expect(await s.tokenCount()).toBe(2);
+      // One current secret per name is still enforced by the database itself, for a secret not revoked.
+      expect(() => s.db.query("INSERT INTO tokens (id, name, hash, created) VALUES ('x', 'okta', 'h-x', '2026-03-01T00:00:00.000Z')").run()).toThrow(/UNIQUE/);
+      expect(await s.revokeToken("okta")).toBe(2);
+      expect(await s.refusal("h-cur")).toBe("revoked");
+      // The index leaves revoked rows out: the name takes a new current secret, as createToken gives it.
+      expect((await s.createToken("okta", "h-new")).name).toBe("okta");
+      expect(s.db.query("SELECT count(*) AS n FROM tokens WHERE name = 'okta' AND expires IS NULL").get()).toEqual({ n: 2 });
+    } finally {
+      s.close();
+    }
+  });
 });
