@@ -127,12 +127,26 @@ export function createMetrics(o: { store: Store; version: string }): Metrics {
     commitSeconds.observe(b.commitSeconds);
   });
 
+  // The labelled series of a request, kept by their label values: prom-client hashes a label object
+  // on every inc/observe, most of the cost of a request's metrics. Routes are templates, methods
+  // and statuses few, so these maps stay small.
+  const counted = new Map<string, { inc(): void }>();
+  const timed = new Map<string, { observe(v: number): void }>();
   return {
     observe(info) {
       const route = info.route ?? UNMATCHED_ROUTE;
       const method = METHODS.has(info.method) ? info.method : "other";
-      requests.inc({ route, method, status: String(info.status ?? 0) });
-      if (info.durationMs !== undefined) latency.observe({ route, method }, info.durationMs / 1000);
+      const status = String(info.status ?? 0);
+      const key = `${method} ${route}`;
+      const countKey = `${status} ${key}`;
+      let count = counted.get(countKey);
+      if (!count) counted.set(countKey, (count = requests.labels({ route, method, status })));
+      count.inc();
+      if (info.durationMs !== undefined) {
+        let time = timed.get(key);
+        if (!time) timed.set(key, (time = latency.labels({ route, method })));
+        time.observe(info.durationMs / 1000);
+      }
       if (info.authFailure !== undefined) authFailures.inc({ reason: info.authFailure });
     },
     async render() {
