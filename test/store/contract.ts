@@ -621,8 +621,9 @@ export function storeContract(name: string, open: OpenFresh): void {
         const at = Date.parse(revoked[0]!.revoked!);
         expect(at).toBeGreaterThanOrEqual(before - 1);
         expect(at).toBeLessThanOrEqual(after + 1);
-        // Names and times are as they were; the live token carries no `revoked` at all.
-        expect(listed[1]).toMatchObject({ name: "okta", created: b.created, expires: null });
+        // Names and creation times are as they were; a revoked secret's `expires` ends at its revocation
+        // (so that an older scimd, which knows no `revoked`, refuses it too); the live token carries no `revoked`.
+        expect(listed[1]).toMatchObject({ name: "okta", created: b.created, expires: revoked[1]!.revoked! });
         expect("revoked" in listed[2]!).toBe(false);
         expect(JSON.stringify(listed)).not.toContain("h-a");
         // Another store on the database (a server beside the token command) refuses them too.
@@ -705,8 +706,9 @@ export function storeContract(name: string, open: OpenFresh): void {
         expect(await store.findToken("h-a")).toBeUndefined();
         expect(await store.refusal("h-a")).toBe("expired");
         expect(await store.refusal("h-b")).toBe("revoked");
-        // The revoked secret was not touched by the rotation.
-        expect((await store.listTokens()).find((t) => t.id === b.id)!.expires).toBeNull();
+        // The revoked secret was not touched by the rotation: it still ends where it was revoked.
+        const kept = (await store.listTokens()).find((t) => t.id === b.id)!;
+        expect(kept.expires).toBe(kept.revoked!);
       });
     });
 

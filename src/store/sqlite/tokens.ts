@@ -83,8 +83,12 @@ export class SqliteTokens implements TokenStore {
   }
 
   async revokeToken(idOrName: string): Promise<number> {
-    // One statement revokes every secret of a name at the same instant, its rotated-out ones too.
-    return this.d.q("UPDATE tokens SET revoked = ?2 WHERE (id = ?1 OR name = ?1) AND revoked IS NULL").run(idOrName, nowIso()).changes;
+    // One statement revokes every secret of a name at the same instant, its rotated-out ones too. It
+    // also ends `expires` there: a server still running an older scimd (which knows no `revoked`
+    // column, and kept running while a newer binary migrated the file) then refuses the token too.
+    return this.d
+      .q("UPDATE tokens SET revoked = ?2, expires = CASE WHEN expires IS NULL OR expires > ?2 THEN ?2 ELSE expires END WHERE (id = ?1 OR name = ?1) AND revoked IS NULL")
+      .run(idOrName, nowIso()).changes;
   }
 
   async tokenCount(): Promise<number> {

@@ -298,7 +298,11 @@ describe("SqliteStore specifics", () => {
       expect(await s.refusal("h-cur")).toBe("revoked");
       // The index leaves revoked rows out: the name takes a new current secret, as createToken gives it.
       expect((await s.createToken("okta", "h-new")).name).toBe("okta");
-      expect(s.db.query("SELECT count(*) AS n FROM tokens WHERE name = 'okta' AND expires IS NULL").get()).toEqual({ n: 2 });
+      expect(s.db.query("SELECT count(*) AS n FROM tokens WHERE name = 'okta' AND expires IS NULL").get()).toEqual({ n: 1 });
+      // A revoked secret's expires ends at its revocation: a server still on schema 3 (no `revoked`
+      // column), left running while a newer binary migrated the file, refuses it as expired.
+      expect(s.db.query("SELECT count(*) AS n FROM tokens WHERE name = 'okta' AND revoked IS NOT NULL AND expires <= revoked").get()).toEqual({ n: 2 });
+      expect(s.db.query("SELECT count(*) AS n FROM tokens WHERE hash = 'h-cur' AND (expires IS NULL OR expires > ?)").get(new Date().toISOString())).toEqual({ n: 0 });
     } finally {
       s.close();
     }
