@@ -56,7 +56,8 @@ export function createApp(o: AppOptions) {
   // A Location header holds ASCII only: a base URL with other characters (an internationalised host
   // name, a path in another script) is taken in its ASCII form (punycode, percent-encoding).
   const configured = (o.baseUrl !== undefined && /[^\x20-\x7e]/.test(o.baseUrl) ? new URL(o.baseUrl).href : o.baseUrl)?.replace(/\/+$/, "");
-  const baseUrl = (request: Request) => configured ?? `${originOf(request.url)}${SCIM_BASE_PATH}`;
+  // A request the edge had to route under another origin (no Host, a very short one) keeps the one it addressed.
+  const baseUrl = (request: Request) => configured ?? `${infoOf(request)?.origin ?? originOf(request.url)}${SCIM_BASE_PATH}`;
   const limiter = new FailureLimiter({ maxFailures: o.authFailuresPerMinute ?? DEFAULTS.authFailuresPerMinute, windowMs: 60_000 });
   const addressOf = o.addressOf ?? (() => "local");
   const auth = authPlugin(o.store, limiter, addressOf);

@@ -144,19 +144,30 @@ export function batchedWriter(fd: number): (line: string) => void {
 
 /** A field value JSON cannot hold (a BigInt, a cycle) as text, so that a log call never throws. */
 function safeFields(fields: LogFields): string {
+  // A field named like the line's own members would make a second `time`, `level` or `event`.
+  if (Object.hasOwn(fields, "time") || Object.hasOwn(fields, "level") || Object.hasOwn(fields, "event"))
+    fields = Object.fromEntries(Object.entries(fields).map(([k, v]) => [k === "time" || k === "level" || k === "event" ? `field_${k}` : k, v]));
+  let text: string | undefined;
   try {
-    return JSON.stringify(fields);
+    text = JSON.stringify(fields);
   } catch {
-    const seen = new WeakSet<object>();
-    return JSON.stringify(fields, (_k, v: unknown) => {
-      if (typeof v === "bigint") return v.toString();
-      if (typeof v === "object" && v !== null) {
-        if (seen.has(v)) return "[cycle]";
-        seen.add(v);
-      }
-      return v;
-    });
+    try {
+      const seen = new WeakSet<object>();
+      text = JSON.stringify(fields, (_k, v: unknown) => {
+        if (typeof v === "bigint") return v.toString();
+        if (typeof v === "object" && v !== null) {
+          if (seen.has(v)) return "[cycle]";
+          seen.add(v);
+        }
+        return v;
+      });
+    } catch (e) {
+      // A getter or toJSON that throws: the line says so rather than the log call throwing.
+      return JSON.stringify({ logError: `the fields could not be written: ${e instanceof Error ? e.message : String(e)}` });
+    }
   }
+  // Fields that are no plain object (an array, a Date, a toJSON giving something else) become one member.
+  return text !== undefined && text.startsWith("{") ? text : `{"fields":${text ?? "null"}}`;
 }
 
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
@@ -173,7 +184,7 @@ export function createLogger(o: LoggerOptions): Logger {
       if (!on[level]) return;
       const body = fields === undefined ? "{}" : safeFields(fields);
       // `{"time":"…","level":"…","event":"…"` then the fields' members (none for `{}`).
-      write(`{"time":"${new Date().toISOString()}${tag}${JSON.stringify(event)}${body.length > 2 ? "," + body.slice(1) : "}"}`);
+      write(`{"time":"${new Date().toISOString()}${tag}${JSON.stringify(String(event))}${body.length > 2 ? "," + body.slice(1) : "}"}`);
     };
   };
   return { debug: emit("debug"), info: emit("info"), warn: emit("warn"), error: emit("error"), enabled: (level) => on[level] };

@@ -3,6 +3,7 @@ import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { commandLine, dbArg, shellQuote } from "../src/cli/invocation";
 import { parseArgs } from "node:util";
+import { defaultTarget } from "../src/cli/healthcheck";
 import { apiUrl, baseUrlWarning, metricsExposureWarning } from "../src/cli/serve";
 import { GENERATE_FLAGS, httpsUrl, isLoopback, tokenState, TOKENS_FLAGS, urlGuidance } from "../src/cli/tokens";
 import { DEFAULTS, flag, flagHelp, formatDuration, parseDuration, parseFlags, SERVE_FLAGS, serveConfig, UsageError, type Env, type ServeConfig } from "../src/config";
@@ -860,5 +861,23 @@ describe("tokens revoke keeps the revoked secrets: list hides them, list --all s
     } finally {
       cleanup();
     }
+  });
+});
+
+describe("healthcheck's default target", () => {
+  const target = (host: string) => {
+    const parsed = serveConfig(["--host", host, "--port", "18923"], {});
+    if (parsed.help) throw new Error("help");
+    return defaultTarget(parsed.config).url.href;
+  };
+  it.each([
+    ["127.0.0.1", "http://127.0.0.1:18923/readyz"],
+    ["0.0.0.0", "http://127.0.0.1:18923/readyz"],
+    ["::", "http://127.0.0.1:18923/readyz"],
+    ["[::]", "http://127.0.0.1:18923/readyz"],
+    ["::1", "http://[::1]:18923/readyz"],
+    ["[::1]", "http://[::1]:18923/readyz"],
+  ])("serve on --host %p is asked at %p (brackets or none, a wildcard on loopback)", (host, url) => {
+    expect(target(host)).toBe(url);
   });
 });

@@ -80,8 +80,9 @@ export function certificateName(certFile: string): string | undefined {
 export function defaultTarget(config: ServeConfig): { url: URL; serverName?: string } {
   if (config.port === 0) throw new UsageError("serve's port is 0 (a free one picked at start), so healthcheck cannot know it: give --url");
   const tls = Boolean(config.tls || config.acme);
-  const h = config.host;
-  const shown = h === "0.0.0.0" || h === "::" ? "127.0.0.1" : h.includes(":") ? `[${h}]` : h;
+  // serve takes an IPv6 address with or without brackets (`::1`, `[::1]`); a wildcard is reached on loopback.
+  const h = config.host.replace(/^\[(.*)\]$/, "$1");
+  const shown = h === "0.0.0.0" || h === "::" || h === "" ? "127.0.0.1" : h.includes(":") ? `[${h}]` : h;
   const url = new URL(`${tls ? "https" : "http"}://${shown}:${config.port}/readyz`);
   const serverName = config.acme ? config.acme.domains[0] : config.tls ? certificateName(config.tls.certFile) : undefined;
   return serverName ? { url, serverName } : { url };

@@ -84,15 +84,25 @@ export async function serve(argv: string[]): Promise<number> {
   let onHup = () => {};
   const hup = () => onHup();
   process.on("SIGHUP", hup);
+  // SIGTERM and SIGINT before serve listens end the process as their default action would (exit
+  // 143, 130), but through process.exit, so that the log lines written so far are flushed; once it
+  // listens they stop it cleanly.
+  let onStop = (signal: "SIGTERM" | "SIGINT"): void => process.exit(signal === "SIGINT" ? 130 : 143);
+  const term = () => onStop("SIGTERM");
+  const int = () => onStop("SIGINT");
+  process.on("SIGTERM", term);
+  process.on("SIGINT", int);
   try {
-    return await serving(argv, (f) => (onHup = f));
+    return await serving(argv, (f) => (onHup = f), (f) => (onStop = f));
   } finally {
     // serving resolves once the server has stopped.
     process.off("SIGHUP", hup);
+    process.off("SIGTERM", term);
+    process.off("SIGINT", int);
   }
 }
 
-async function serving(argv: string[], setOnHup: (f: () => void) => void): Promise<number> {
+async function serving(argv: string[], setOnHup: (f: () => void) => void, setOnStop: (f: (signal: "SIGTERM" | "SIGINT") => void) => void): Promise<number> {
   const parsed = serveConfig(argv);
   if (parsed.help) {
     console.log(SERVE_USAGE);
@@ -227,8 +237,7 @@ async function serving(argv: string[], setOnHup: (f: () => void) => void): Promi
       logger.info("stopped", { signal });
       resolve(0);
     };
-    process.on("SIGTERM", () => void stop("SIGTERM"));
-    process.on("SIGINT", () => void stop("SIGINT"));
+    setOnStop((signal) => void stop(signal));
     // SIGHUP reads the certificate files again (fileCertificates listens for it); it never stops serve.
     setOnHup(() => logger.info("signal", { signal: "SIGHUP", message: config.tls ? "reading the certificate files again" : "ignored" }));
   });

@@ -66,7 +66,8 @@ export const DEFAULT_DRAIN_MS = 2000;
 
 /** `host:port` in a URL (`[::1]:8443` for IPv6). */
 function authority(host: string, port: number): string {
-  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
+  const h = host.replace(/^\[(.*)\]$/, "$1");
+  return `${h.includes(":") ? `[${h}]` : h}:${port}`;
 }
 
 export function listen(o: ListenOptions): Listener {

@@ -19,6 +19,11 @@ export interface RequestInfo {
   readonly path: string;
   /** The client address (the peer, or X-Forwarded-For's client behind a trusted proxy). */
   readonly client: string;
+  /**
+   * The origin the client addressed when the request had to be routed under another one (no Host,
+   * or one too short for Elysia): links are built on it. Empty for a request without a Host.
+   */
+  origin?: string;
   /** The route template that answered (`/api/v1/scim/Users/:id`), when one did. */
   route?: string;
   /** The name of the token the request authenticated with (its name, never its secret). */
@@ -123,15 +128,19 @@ export function newRequestId(): string {
 /**
  * A copy of `request` whose URL Elysia routes by the right path. Elysia takes the path from the
  * first `/` at index 11 or later (just past `http://a.b`), so a path-only URL (no usable Host:
- * HTTP/1.0 without one) or a shorter origin (`Host: x`, `Host: lb`) was routed by another path.
- * A path-only URL goes on `http://localhost`; a short origin is kept, followed by as many more `/`
- * as it lacks (`http://x////readyz`), so that the links built on its origin still name the Host sent.
+ * HTTP/1.0 without one) or a shorter origin (`Host: x`, `Host: lb`) was routed by another path. The
+ * copy is addressed to `http://localhost`, which Elysia and routing.ts read right; the origin the
+ * client addressed (empty for none, so that links stay relative) is kept in the record's `origin`,
+ * which the app builds Location and meta.location on.
  */
-function routable(request: Request, url: string): Request {
-  if (url.charCodeAt(0) === 47) return new Request(`http://localhost${url}`, request);
-  let end = url.indexOf("/", url.indexOf("://") + 3);
-  if (end < 0) end = (url += "/").length - 1;
-  return new Request(url.slice(0, end) + "/".repeat(Math.max(0, 11 - end)) + url.slice(end), request);
+function routable(request: Request, url: string, info: RequestInfo): Request {
+  if (url.charCodeAt(0) === 47) {
+    info.origin = "";
+    return new Request(`http://localhost${url}`, request);
+  }
+  const end = url.indexOf("/", url.indexOf("://") + 3);
+  info.origin = end < 0 ? url : url.slice(0, end);
+  return new Request(`http://localhost${end < 0 ? "/" : url.slice(end)}`, request);
 }
 
 export interface EdgeOptions {
@@ -163,7 +172,7 @@ export function edgeHandler(handle: (request: Request) => Promise<Response>, o: 
     // One check for a normal URL: a path-only one, or a `/` within `http://a.b`'s 11 characters (past `https://`).
     const url = request.url;
     let handled = request;
-    if (url.charCodeAt(0) === 47 || url.lastIndexOf("/", 10) > 7) infos.set((handled = routable(request, url)), info);
+    if (url.charCodeAt(0) === 47 || url.lastIndexOf("/", 10) > 7) infos.set((handled = routable(request, url, info)), info);
     const response = await handle(handled);
     response.headers.set("X-Request-Id", info.id);
     info.status = response.status;

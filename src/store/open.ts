@@ -53,7 +53,7 @@ export function parseDbLocation(value: string): DbLocation {
 }
 
 /** Query parameters whose value is a secret (libpq's `password`, `sslpassword`, a `token`, `secret`, `pwd`, …), however spelt. */
-const SECRET_PARAM = /pass|pwd|secret|token/i;
+const SECRET_PARAM = /pass|pwd|secret|token|key|auth|cred/i;
 
 /**
  * A `--db` value as it may be shown in a log line or an error: the password of a URL's user
@@ -73,8 +73,9 @@ export function redactDbLocation(value: string): string {
     if (colon >= 0 && colon < at) shown = `${value.slice(0, colon)}:***${value.slice(at)}`;
   }
   // Every `name=value` after a '?', '&' or ';' anywhere past the scheme, not only in what parses as the
-  // query: a '?' or '@' left unescaped elsewhere must not let a password through.
-  return shown.slice(0, start) + shown.slice(start).replace(/([?&;])([^=&;?#]*)=([^&;#]*)/g, (all, lead: string, name: string) => {
+  // query: a '?' or '@' left unescaped elsewhere must not let a password through; a value runs to the
+  // next '&' or ';', so an unescaped '#' in a secret does not end its mask.
+  return shown.slice(0, start) + shown.slice(start).replace(/([?&;])([^=&;?#]*)=([^&;]*)/g, (all, lead: string, name: string) => {
     let decoded = name;
     try {
       decoded = decodeURIComponent(name.replaceAll("+", " "));

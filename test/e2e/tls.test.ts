@@ -292,6 +292,42 @@ describe("SIGHUP", () => {
     }
   }, 30_000);
 
+  it("SIGTERM during start-up ends serve with 143 and the log lines written so far reach stdout (they are batched)", async () => {
+    let arrived!: () => void;
+    const asked = new Promise<void>((r) => (arrived = r));
+    const acmeServer = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      fetch: async () => {
+        arrived();
+        await Bun.sleep(20_000);
+        return new Response("down for the test", { status: 503 });
+      },
+    });
+    const p = Bun.spawn(
+      [bin, "serve", "--port", "0", "--host", "127.0.0.1", "--db", join(newDir(), "scimd.db"), "--log-format", "json",
+        "--acme-domain", "scim.example.test", "--acme-email", "it@example.test", "--acme-directory", `http://127.0.0.1:${acmeServer.port}/directory`, "--acme-http-port", "0"],
+      { cwd: tmp, env: cleanEnv(), stdin: "ignore", stdout: "pipe", stderr: "pipe" },
+    );
+    started.add(p);
+    try {
+      await Promise.race([asked, p.exited, Bun.sleep(10_000)]);
+      expect(p.exitCode).toBeNull();
+      p.kill("SIGTERM");
+      expect(await Promise.race([p.exited, Bun.sleep(10_000).then(() => "still running")])).toBe(143);
+      // It exited (through process.exit, which flushes the log), not killed by the signal's default action.
+      expect(p.signalCode).toBeNull();
+      const events = (await new Response(p.stdout).text()).trim().split("\n").map((l) => JSON.parse(l).event);
+      expect(events).toContain("started");
+      expect(events).toContain("migrated");
+    } finally {
+      if (p.exitCode === null) p.kill("SIGKILL");
+      await p.exited;
+      started.delete(p);
+      await acmeServer.stop(true);
+    }
+  }, 30_000);
+
   it("does not stop a plain HTTP serve (nothing to reload)", async () => {
     const s = await startServe(bin, tmp, ["--db", join(newDir(), "scimd.db")], started);
     try {

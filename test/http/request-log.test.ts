@@ -461,8 +461,8 @@ describe("a request without a Host header, or with a short one, through the edge
     const created = await rawExchange(port, head(`POST ${B}/Users`, host, `${auth()}Content-Type: application/scim+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`) + body);
     expect(created.status).toBe(201);
     const user = JSON.parse(created.body);
-    // Links are built on the Host the client sent (there is none without one: localhost stands in).
-    const origin = host === undefined ? "http://localhost" : `http://${host.replace(/:80$/, "")}`;
+    // Links are built on the Host the client sent; without one they are relative (no origin to name).
+    const origin = host === undefined ? "" : `http://${host.replace(/:80$/, "")}`;
     expect(user.meta.location).toBe(`${origin}${B}/Users/${user.id}`);
     expect(created.headers.toLowerCase()).toContain(`\r\nlocation: ${origin}${B}/Users/${user.id}`.toLowerCase());
     expect((await rawExchange(port, head(`GET ${B}/Users/${user.id}`, host, auth()))).status).toBe(200);
@@ -477,5 +477,12 @@ describe("a request without a Host header, or with a short one, through the edge
       [`${B}/Users/${user.id}`, `${B}/Users/:id`, 401],
     ]);
     expect(lines[3]).toMatchObject({ operation: "create", resourceId: user.id, tokenName: "okta", client: "127.0.0.1" });
+    // An endpoint name in another case is answered by its route too, and a 404 names the path as sent.
+    const miscased = await rawExchange(port, head(`GET ${B}/users/${user.id}`, host, auth()));
+    expect(miscased.status).toBe(200);
+    expect(JSON.parse(miscased.body).meta.location).toBe(`${origin}${B}/Users/${user.id}`);
+    const missing = await rawExchange(port, head(`GET ${B}/Nothing`, host, auth()));
+    expect(missing.status).toBe(404);
+    expect(JSON.parse(missing.body).detail).toBe(`no SCIM endpoint at GET ${B}/Nothing`);
   });
 });

@@ -81,6 +81,8 @@ describe("redactDbLocation", () => {
     ["postgres://u@h:5432/db?sslcert=a@b&password=hunter2", "postgres://u@h:***@b&password=***"],
     ["postgres://u@h/db?pass%77ord=hunter2", "postgres://u@h/db?pass%77ord=***"],
     ["postgres://h/db?user=u;password=hunter2", "postgres://h/db?user=u;password=***"],
+    ["postgres://u@h/db?password=se#cret", "postgres://u@h/db?password=***"],
+    ["postgres://h/db?x=1&api_key=K&auth=A&sslmode=verify-full", "postgres://h/db?x=1&api_key=***&auth=***&sslmode=verify-full"],
   ])("shows %s as %s", (value, shown) => {
     expect(redactDbLocation(value)).toBe(shown);
   });
