@@ -8,7 +8,7 @@ import { apiUrl, baseUrlWarning, metricsExposureWarning } from "../src/cli/serve
 import { GENERATE_FLAGS, httpsUrl, isLoopback, tokenState, TOKENS_FLAGS, urlGuidance } from "../src/cli/tokens";
 import { DEFAULTS, flag, flagHelp, formatDuration, parseDuration, parseFlags, SERVE_FLAGS, serveConfig, UsageError, type Env, type ServeConfig } from "../src/config";
 import { main } from "../src/main";
-import { tempDir } from "./helpers";
+import { tempDir, usageErrorOf } from "./helpers";
 
 const SPECS = [
   flag({ name: "port", env: "T_PORT", kind: "int", default: 8080, help: "port" }),
@@ -36,17 +36,6 @@ const row =
     argv,
     env,
   ];
-
-function usageErrorOf(f: () => unknown): UsageError {
-  let caught: unknown;
-  try {
-    f();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught).toBeInstanceOf(UsageError);
-  return caught as UsageError;
-}
 
 describe("parseFlags: defaults < SCIMD_* environment < flags", () => {
   it("uses the defaults when neither environment nor flags set a value", () => {

@@ -9,9 +9,9 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { CONFIG_FLAGS, masked, renderToml, report } from "../src/cli/config";
-import { ConfigFileError, FILE_FLAGS, readConfigFile, resolveFlags, SERVE_FLAGS, serveConfig, serveSettings, UsageError, type Env, type ServeConfig } from "../src/config";
+import { ConfigFileError, FILE_FLAGS, readConfigFile, resolveFlags, SERVE_FLAGS, serveConfig, serveSettings, type Env, type ServeConfig } from "../src/config";
 import { main } from "../src/main";
-import { tempDir } from "./helpers";
+import { tempDir, usageErrorOf } from "./helpers";
 
 const REPO = resolve(import.meta.dir, "..");
 const { dir, cleanup } = tempDir("scimd-config-");
@@ -33,17 +33,6 @@ function configOf(argv: string[], env: Env = {}): ServeConfig {
 
 /** A configuration without the name of the file it was read from, to compare with one from flags. */
 const sansFile = (c: ServeConfig): ServeConfig => ({ ...c, configFile: undefined });
-
-function errorOf(f: () => unknown): UsageError {
-  let caught: unknown;
-  try {
-    f();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught).toBeInstanceOf(UsageError);
-  return caught as UsageError;
-}
 
 describe("--config FILE: defaults < file < SCIMD_* < flags", () => {
   it("each layer wins over the one below it, and each value's source is the layer it came from", () => {
@@ -94,7 +83,7 @@ describe("--config FILE: defaults < file < SCIMD_* < flags", () => {
     const file = toml(`max_results = 7\nauth_failures_per_minute = 2\n`);
     expect(configOf(["--config", file])).toMatchObject({ maxResults: 7, authFailuresPerMinute: 2 });
     const both = toml(`max-results = 7\nmax_results = 8\n`);
-    expect(errorOf(() => serveConfig(["--config", both], {})).message).toBe(`${both}: 'max-results' and 'max_results' are the same setting; keep one`);
+    expect(usageErrorOf(() => serveConfig(["--config", both], {})).message).toBe(`${both}: 'max-results' and 'max_results' are the same setting; keep one`);
   });
 
   it("a file with only comments, or empty, changes nothing", () => {
@@ -129,16 +118,16 @@ describe("--config FILE: mistakes are one line naming the file and the key, and 
   ];
   it.each(cases)("refuses %s", (_t, text, message) => {
     const file = toml(text);
-    const e = errorOf(() => serveConfig(["--config", file], {}));
+    const e = usageErrorOf(() => serveConfig(["--config", file], {}));
     expect(e).toBeInstanceOf(ConfigFileError);
     expect(e.message).toBe(`${file}${message}`);
   });
 
   it("a rule across options says which of them the file sets", () => {
     const file = toml(`tls-cert = "/etc/scimd/tls/fullchain.pem"\n`);
-    expect(errorOf(() => serveConfig(["--config", file], {})).message).toBe(`--tls-cert and --tls-key go together: give both, or neither (tls-cert is set in ${file})`);
+    expect(usageErrorOf(() => serveConfig(["--config", file], {})).message).toBe(`--tls-cert and --tls-key go together: give both, or neither (tls-cert is set in ${file})`);
     // The same mistake made with flags only stays a usage error about the flags.
-    const e = errorOf(() => serveConfig(["--tls-cert", "/x"], {}));
+    const e = usageErrorOf(() => serveConfig(["--tls-cert", "/x"], {}));
     expect(e).not.toBeInstanceOf(ConfigFileError);
     expect(e.message).toBe("--tls-cert and --tls-key go together: give both, or neither");
   });
@@ -152,15 +141,15 @@ describe("--config FILE: mistakes are one line naming the file and the key, and 
 
   it("refuses a file it cannot read: missing, a folder, not UTF-8, an empty --config", () => {
     const missing = join(dir, "missing.toml");
-    expect(errorOf(() => serveConfig(["--config", missing], {})).message).toBe(`cannot read the config file ${missing} (--config): no such file`);
-    expect(errorOf(() => serveConfig([], { SCIMD_CONFIG: missing })).message).toBe(`cannot read the config file ${missing} (SCIMD_CONFIG): no such file`);
+    expect(usageErrorOf(() => serveConfig(["--config", missing], {})).message).toBe(`cannot read the config file ${missing} (--config): no such file`);
+    expect(usageErrorOf(() => serveConfig([], { SCIMD_CONFIG: missing })).message).toBe(`cannot read the config file ${missing} (SCIMD_CONFIG): no such file`);
     const folder = join(dir, "a-folder");
     mkdirSync(folder, { recursive: true });
-    expect(errorOf(() => serveConfig(["--config", folder], {})).message).toBe(`cannot read the config file ${folder} (--config): it is a folder, not a file`);
+    expect(usageErrorOf(() => serveConfig(["--config", folder], {})).message).toBe(`cannot read the config file ${folder} (--config): it is a folder, not a file`);
     const latin1 = join(dir, "latin1.toml");
     writeFileSync(latin1, Buffer.from([0x68, 0x6f, 0x73, 0x74, 0x3d, 0x22, 0xe9, 0x22, 0x0a]));
-    expect(errorOf(() => serveConfig(["--config", latin1], {})).message).toBe(`${latin1} (--config) is not UTF-8 text, which TOML requires`);
-    expect(errorOf(() => serveConfig(["--config="], {})).message).toBe("--config must name a TOML file");
+    expect(usageErrorOf(() => serveConfig(["--config", latin1], {})).message).toBe(`${latin1} (--config) is not UTF-8 text, which TOML requires`);
+    expect(usageErrorOf(() => serveConfig(["--config="], {})).message).toBe("--config must name a TOML file");
   });
 
   const root = process.getuid?.() === 0;
@@ -168,7 +157,7 @@ describe("--config FILE: mistakes are one line naming the file and the key, and 
   it.skipIf(root)("refuses a file it may not read, saying so", () => {
     const file = toml(`port = 1\n`);
     chmodSync(file, 0o000);
-    expect(errorOf(() => serveConfig(["--config", file], {})).message).toBe(`cannot read the config file ${file} (--config): permission denied (serve reads it as the user it runs as)`);
+    expect(usageErrorOf(() => serveConfig(["--config", file], {})).message).toBe(`cannot read the config file ${file} (--config): permission denied (serve reads it as the user it runs as)`);
   });
 
   it("main prints a config file mistake as one line, exit 2, without the usage", async () => {
@@ -308,7 +297,7 @@ describe("scimd config: the effective configuration and each value's source", ()
   it("takes serve's options and --json, and --json is not a key of the file", () => {
     expect(CONFIG_FLAGS.map((s) => s.name)).toEqual([...SERVE_FLAGS.filter((s) => s.name !== "help").map((s) => s.name), "json", "help"]);
     const file = toml(`json = true\n`);
-    expect(errorOf(() => serveSettings(["--config", file], {}, CONFIG_FLAGS)).message).toStartWith(`${file}: unknown key 'json'`);
+    expect(usageErrorOf(() => serveSettings(["--config", file], {}, CONFIG_FLAGS)).message).toStartWith(`${file}: unknown key 'json'`);
   });
 
   it("renderToml keeps the source column, with at least two spaces after a long value", () => {

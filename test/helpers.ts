@@ -8,6 +8,7 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createApp, SCIM_BASE_PATH, type AppOptions } from "../src/app";
+import { UsageError } from "../src/config";
 import { createLogger, type Logger, type LogLevel } from "../src/log";
 import { ERROR_SCHEMA as ERROR, ScimError } from "../src/scim/errors";
 import { GROUP_SCHEMA as GROUP, PATCH_OP_SCHEMA as PATCH_OP, USER_SCHEMA as USER } from "../src/scim/schema";
@@ -196,21 +197,40 @@ export async function expectRefusedUnchanged(
 }
 
 /**
- * Sends `head` (a request line and headers, no Host unless it has one) over a plain socket to
- * 127.0.0.1:`port`, for requests fetch cannot send; returns the status, Content-Type and body.
+ * Writes `text` (a whole request, as bytes on the wire) over a plain socket to 127.0.0.1:`port`, for
+ * requests fetch cannot send, and reads until the server closes; returns the status, the header
+ * block, Content-Type and body.
  */
-export async function rawRequest(port: number, head: string): Promise<{ status: number; type: string; body: string }> {
+export async function rawExchange(port: number, text: string): Promise<{ status: number; headers: string; type: string; body: string }> {
   const chunks: Buffer[] = [];
   await new Promise<void>((resolve, reject) => {
-    const socket = connect(port, "127.0.0.1", () => socket.end(head + "\r\n"));
+    const socket = connect(port, "127.0.0.1", () => socket.end(text));
     socket.on("data", (d) => chunks.push(Buffer.from(d)));
     socket.on("end", resolve);
     socket.on("error", reject);
   });
-  const text = Buffer.concat(chunks).toString("utf8");
-  const split = text.indexOf("\r\n\r\n");
-  const type = /^content-type:\s*(.*)$/im.exec(text.slice(0, split))?.[1]?.trim() ?? "";
-  return { status: Number(text.split(" ")[1]), type, body: text.slice(split + 4) };
+  const all = Buffer.concat(chunks).toString("utf8");
+  const split = all.indexOf("\r\n\r\n");
+  const headers = all.slice(0, split);
+  const type = /^content-type:\s*(.*)$/im.exec(headers)?.[1]?.trim() ?? "";
+  return { status: Number(all.split(" ")[1]), headers, type, body: all.slice(split + 4) };
+}
+
+/** `head` (a request line and headers, no Host unless it has one) sent by rawExchange, with the blank line that ends it. */
+export function rawRequest(port: number, head: string): Promise<{ status: number; headers: string; type: string; body: string }> {
+  return rawExchange(port, head + "\r\n");
+}
+
+/** The UsageError `f` throws (the test fails when it throws none, or another error). */
+export function usageErrorOf(f: () => unknown): UsageError {
+  let caught: unknown;
+  try {
+    f();
+  } catch (e) {
+    caught = e;
+  }
+  expect(caught).toBeInstanceOf(UsageError);
+  return caught as UsageError;
 }
 
 /** Every direct member of a group, read page by page through the store's `memberPage`. */

@@ -6,10 +6,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { mkdtempSync } from "node:fs";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { userBody } from "../helpers";
+import { rawExchange, userBody } from "../helpers";
 import { buildBinaryInto, cleanEnv, startServe, stopAll, type Served } from "./harness";
 
 const started = new Set<Bun.Subprocess>();
@@ -226,18 +225,6 @@ describe("dist/scimd --trust-proxy", () => {
   });
 });
 
-/** One request as raw bytes on a socket, read until the server closes it: the status and the body. */
-async function rawExchange(port: number, text: string): Promise<{ status: number; body: string }> {
-  const chunks: Buffer[] = [];
-  await new Promise<void>((resolve, reject) => {
-    const socket = connect(port, "127.0.0.1", () => socket.write(text));
-    socket.on("data", (d) => chunks.push(Buffer.from(d)));
-    socket.on("end", resolve);
-    socket.on("error", reject);
-  });
-  const all = Buffer.concat(chunks).toString("utf8");
-  return { status: Number(all.split(" ")[1]), body: all.slice(all.indexOf("\r\n\r\n") + 4) };
-}
 
 describe("dist/scimd without a Host header, or with a short one", () => {
   it("answers /readyz and the API by their routes (HTTP/1.0 without Host, Host: x), and logs the path as sent", async () => {

@@ -5,7 +5,6 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import fc from "fast-check";
-import { connect } from "node:net";
 import { join } from "node:path";
 import { createApp } from "../../src/app";
 import { clientAddressResolver, parseCidr } from "../../src/http/client-address";
@@ -18,7 +17,7 @@ import { quirksFor } from "../../src/scim/quirks";
 import { USER_RESOURCE } from "../../src/scim/schema";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store";
 import { hashToken, newToken } from "../../src/tokens";
-import { groupBody, memoryLogger, PATCH_OP, patchBody, tempDir, USER, userBody, type LogRecord } from "../helpers";
+import { groupBody, memoryLogger, PATCH_OP, patchBody, rawExchange, tempDir, USER, userBody, type LogRecord } from "../helpers";
 
 describe("routeMeaning: the SCIM operation and resource type of a method on a route template", () => {
   const B = "/api/v1/scim";
@@ -406,19 +405,6 @@ describe("the request line, through the real edge and app", () => {
   });
 });
 
-/** One request written as raw bytes on a socket (the server closes it after the answer); status, headers and body. */
-async function rawExchange(port: number, text: string): Promise<{ status: number; headers: string; body: string }> {
-  const chunks: Buffer[] = [];
-  await new Promise<void>((resolve, reject) => {
-    const socket = connect(port, "127.0.0.1", () => socket.write(text));
-    socket.on("data", (d) => chunks.push(Buffer.from(d)));
-    socket.on("end", resolve);
-    socket.on("error", reject);
-  });
-  const all = Buffer.concat(chunks).toString("utf8");
-  const split = all.indexOf("\r\n\r\n");
-  return { status: Number(all.split(" ")[1]), headers: all.slice(0, split), body: all.slice(split + 4) };
-}
 
 describe("a request without a Host header, or with a short one, through the edge on a real server", () => {
   // Elysia reads the path from the first "/" at index 11 on: `http://x/readyz` or a path-only URL
