@@ -12,6 +12,7 @@ import type { ReadOptions, RequestContext } from "../scim/result";
 import { rtOf, type ResourceKind } from "../scim/schema";
 import type { TokenRecord } from "../store/store";
 import type { authPlugin } from "./auth";
+import { infoOf } from "./observe";
 import { readJsonBody, respond } from "./scim-plugin";
 
 /**
@@ -92,11 +93,12 @@ export interface ControllerDeps {
   maxBodyBytes: number;
 }
 
-/** Builds the RequestContext of a request: base URL, caller, projection, and If-Match / If-None-Match (RFC 9110 §13.1) as sent. */
+/** Builds the RequestContext of a request: base URL, caller, request id, projection, and If-Match / If-None-Match (RFC 9110 §13.1) as sent. */
 export function contextBuilder(baseUrl: (request: Request) => string) {
   return (request: Request, caller: TokenRecord, query: Record<string, string> | ReadOptions = rawQuery(request)): RequestContext => ({
     baseUrl: baseUrl(request),
     caller,
+    requestId: infoOf(request)?.id,
     read: { attributes: query.attributes, excludedAttributes: query.excludedAttributes },
     conditions: { ifMatch: request.headers.get("if-match"), ifNoneMatch: request.headers.get("if-none-match") },
   });

@@ -16,7 +16,7 @@ import { checkProductRules, finalizeResource, normalizeBody } from "./resource";
 import type { ReadOptions, RequestContext, ScimResult } from "./result";
 import { rtOf, type ResourceKind, type ResourceTypeDef } from "./schema";
 import type { Logger } from "../log";
-import type { ResourceStore, StoredResource } from "../store/store";
+import type { ResourceStore, StoredResource, WriteOrigin } from "../store/store";
 
 export interface OperationsOptions {
   /** No IdP quirks (quirks.ts): answer every request as RFC 7643/7644 say. */
@@ -39,6 +39,9 @@ export interface SearchParams {
 type Writer = (current: StoredResource, precondition?: (current: StoredResource) => void) => Promise<StoredResource>;
 
 const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+
+/** Who makes a write, for the activity log: the request's id and the name of its token. */
+const originOf = (ctx: RequestContext): WriteOrigin => ({ via: "scim", requestId: ctx.requestId, token: ctx.caller.name });
 
 function parseInteger(v: unknown, name: string): number | undefined {
   if (v === undefined || v === null || v === "") return undefined;
@@ -119,7 +122,7 @@ export class ScimOperations {
     const data = finalizeResource(rt, n.resource);
     const hash = await this.hashPassword(n.password);
     if (hash) data.password = hash;
-    const s = await this.store.create(kind, { id: crypto.randomUUID(), data, members: n.members });
+    const s = await this.store.create(kind, { id: crypto.randomUUID(), data, members: n.members, origin: originOf(ctx) });
     const r = await this.view.resource(kind, s, ctx.baseUrl, projection);
     return { status: 201, headers: { Location: `${ctx.baseUrl}${rt.endpoint}/${s.id}`, ETag: r.etag }, body: { type: "object", value: r.body } };
   }
@@ -138,7 +141,7 @@ export class ScimOperations {
       const data = finalizeResource(rt, n.resource, current.data);
       if (hash) data.password = hash;
       else if (current.data.password !== undefined) data.password = current.data.password;
-      return this.store.update(kind, id, { data, expectedVersion: current.version, members: n.members, precondition });
+      return this.store.update(kind, id, { data, expectedVersion: current.version, members: n.members, precondition, origin: originOf(ctx), op: "replace" });
     });
     const r = await this.view.resource(kind, s, ctx.baseUrl, projection);
     return { status: 200, headers: { ETag: r.etag }, body: { type: "object", value: r.body } };
@@ -158,7 +161,7 @@ export class ScimOperations {
       const hash = await this.hashPassword(result.password);
       if (hash) data.password = hash;
       if (result.memberChanges.some((c) => c.kind === "removeAll")) this.opts.logger?.info("group emptied", { groupId: id, by: "PATCH remove members" });
-      return this.store.update(kind, id, { data, expectedVersion: current.version, memberChanges: result.memberChanges, precondition });
+      return this.store.update(kind, id, { data, expectedVersion: current.version, memberChanges: result.memberChanges, precondition, origin: originOf(ctx), op: "patch" });
     });
     if (kind === "Group" && !asksForAttributes(projection)) return { status: 204, headers: { ETag: etagOf(s.version) } };
     const r = await this.view.resource(kind, s, ctx.baseUrl, projection);
@@ -168,7 +171,7 @@ export class ScimOperations {
   /** DELETE /{Users|Groups}/{id} (RFC 7644 §3.6): 204; the conditions are checked inside the write, against the resource as it is then. */
   async delete(kind: ResourceKind, id: string, ctx: RequestContext): Promise<ScimResult> {
     const precondition = preconditionOf(`${kind} ${id}`, parseConditions(ctx.conditions));
-    await this.store.delete(kind, id, { precondition });
+    await this.store.delete(kind, id, { precondition, origin: originOf(ctx) });
     return { status: 204, headers: NO_HEADERS };
   }
 

@@ -18,8 +18,10 @@ export interface ReadOptions {
 export interface RequestContext {
   /** The public base URL of the SCIM API (`…/api/v1/scim`, no trailing slash): Location and meta.location are built on it. */
   readonly baseUrl: string;
-  /** The token the request authenticated with (no operation reads it yet; the activity log will). */
+  /** The token the request authenticated with: its name is recorded with each change in the activity log. */
   readonly caller: TokenRecord;
+  /** The request's id (X-Request-Id as sent, or the one the edge gave it): recorded with each change in the activity log. */
+  readonly requestId?: string;
   /** The projection asked for, from the query string or from a SearchRequest body. */
   readonly read: ReadOptions;
   /** If-Match / If-None-Match as sent; operations that have no version ignore them. */

@@ -18,6 +18,8 @@ export interface OpenOptions {
   busyTimeoutMs?: number;
   /** Told of each schema migration applied while opening (for the operator's log). */
   onMigrated?: (from: number, to: number) => void;
+  /** Record every change in the activity log (default true). */
+  activityLog?: boolean;
 }
 
 /** The `--db` forms this build serves, for help texts and errors. */
@@ -91,6 +93,6 @@ export async function openStore(value: string, opts: OpenOptions = {}): Promise<
   const where = parseDbLocation(value);
   switch (where.engine) {
     case "sqlite":
-      return new SqliteStore(where.path, { create: opts.create, synchronous: opts.synchronous, busyTimeoutMs: opts.busyTimeoutMs, onMigrated: opts.onMigrated });
+      return new SqliteStore(where.path, { create: opts.create, synchronous: opts.synchronous, busyTimeoutMs: opts.busyTimeoutMs, onMigrated: opts.onMigrated, activityLog: opts.activityLog });
   }
 }

@@ -3,6 +3,7 @@
  * passes the same contract suite (test/store/contract.ts). Verbs are SCIM-neutral; the store applies
  * SCIM's resolved filters but never decides what SCIM means.
  */
+import type { ActivityEntry, ActivityQuery } from "../scim/activity";
 import type { ResolvedFilter, Target } from "../scim/filter";
 import type { MemberChange } from "../scim/patch";
 import type { Resource } from "../scim/resource";
@@ -60,11 +61,24 @@ export interface GroupRef {
   display?: string;
 }
 
+/**
+ * Who made a write: recorded with it in the activity log, in the same transaction. A write without
+ * an origin is recorded too, with via "unknown" (every SCIM operation passes one).
+ */
+export interface WriteOrigin {
+  via: "scim" | "import";
+  /** The request's id (X-Request-Id as sent, or the one scimd gave it). */
+  requestId?: string;
+  /** The name of the API token the request authenticated with. */
+  token?: string;
+}
+
 export interface CreateInput {
   id: string;
   data: Resource;
   /** Group members (ids of existing Users or Groups). */
   members?: string[];
+  origin?: WriteOrigin;
 }
 
 export interface UpdateInput {
@@ -80,11 +94,15 @@ export interface UpdateInput {
    * throws (e.g. 412) to refuse the write. For If-Match / If-None-Match.
    */
   precondition?: (current: StoredResource) => void;
+  origin?: WriteOrigin;
+  /** The SCIM operation the update is, as the activity log names it (default "replace"). */
+  op?: "replace" | "patch";
 }
 
 export interface DeleteOptions {
   expectedVersion?: number;
   precondition?: (current: StoredResource) => void;
+  origin?: WriteOrigin;
 }
 
 /**
@@ -209,7 +227,22 @@ export interface StoreProbes {
   onCommit(observer: (batch: CommitBatch) => void): () => void;
 }
 
-/** One opened database: both stores over it. `close` finishes queued writes, then releases it. */
-export interface Store extends ResourceStore, TokenStore, StoreProbes {
+/**
+ * The activity log: one entry per committed change of a resource, written by the store inside the
+ * change's own write (so there is never one without the other), unless the store was opened with the
+ * log off. Reading it never reads the resources.
+ */
+export interface ActivityStore {
+  /** Entries matching `q`, newest first, at most `q.limit`. */
+  listActivity(q: ActivityQuery): Promise<ActivityEntry[]>;
+  /**
+   * Deletes at most `limit` of the oldest entries made before `olderThan` (ISO time), in one short
+   * write queued with the others; returns how many it deleted (fewer than `limit`: none are left).
+   */
+  pruneActivity(olderThan: string, limit: number): Promise<number>;
+}
+
+/** One opened database: the stores over it. `close` finishes queued writes, then releases it. */
+export interface Store extends ResourceStore, TokenStore, StoreProbes, ActivityStore {
   close(): Promise<void>;
 }

@@ -23,6 +23,8 @@ export interface SqliteStoreOptions {
   create?: boolean;
   /** Told of each schema migration applied while opening. */
   onMigrated?: (from: number, to: number) => void;
+  /** Record every change in the activity log (default true); false records nothing (what is recorded stays readable). */
+  activityLog?: boolean;
 }
 
 /** Times the store writes: ISO 8601 UTC strings of one fixed format, so text comparison in SQL orders them. */

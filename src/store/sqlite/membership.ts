@@ -14,7 +14,13 @@ export const MEMBER_KIND: Record<ResourceKind, number> = { User: 0, Group: 1 };
 /** The resource type of each group_members.member_kind. */
 const KIND_OF: readonly ResourceKind[] = ["User", "Group"];
 
-type MemberRef = { kind: number; seq: number };
+type MemberRef = { kind: number; seq: number; /** Known when the ref was resolved from an id. */ id?: string };
+
+/** The ids of the members a write added and removed, for its activity entry (collected only when asked). */
+export interface MemberLog {
+  added: string[];
+  removed: string[];
+}
 
 /**
  * The groups of the User in row `r`, as a JSON array of [id, displayName], in group creation order
@@ -34,12 +40,20 @@ export class SqliteMembership {
     return g ? { kind: MEMBER_KIND.Group, seq: g.seq } : undefined;
   }
 
+  /** The id of the member (kind, seq), for the activity log. */
+  private idOf(r: MemberRef): string {
+    if (r.id !== undefined) return r.id;
+    const row = this.d.q(r.kind === MEMBER_KIND.User ? "SELECT id FROM users WHERE seq = ?" : "SELECT id FROM groups WHERE seq = ?").get(r.seq) as { id: string } | null;
+    return row?.id ?? `${KIND_OF[r.kind]}#${r.seq}`;
+  }
+
   /** Resolves each id; refuses unknown ids and a group containing itself. */
   private refs(groupSeq: number, ids: string[]): MemberRef[] {
     const refs: MemberRef[] = [];
     const missing: string[] = [];
     for (const id of ids) {
       const ref = this.ref(id);
+      if (ref) ref.id = id;
       if (!ref) missing.push(id);
       else if (ref.kind === MEMBER_KIND.Group && ref.seq === groupSeq) throw invalidValue(`a Group cannot be a member of itself ('${id}')`);
       else refs.push(ref);
@@ -50,19 +64,33 @@ export class SqliteMembership {
   }
 
   /** Inserts members not already there; returns how many rows were added. */
-  private add(groupSeq: number, refs: MemberRef[]): number {
+  private add(groupSeq: number, refs: MemberRef[], log?: MemberLog): number {
     const ins = this.d.q("INSERT OR IGNORE INTO group_members (group_seq, member_kind, member_seq) VALUES (?, ?, ?)");
     let added = 0;
-    for (const r of refs) added += ins.run(groupSeq, r.kind, r.seq).changes;
+    for (const r of refs) {
+      const n = ins.run(groupSeq, r.kind, r.seq).changes;
+      if (n && log) log.added.push(this.idOf(r));
+      added += n;
+    }
     this.d.tally("memberships", added);
     return added;
   }
 
-  private remove(groupSeq: number, refs: Iterable<MemberRef>): number {
+  private remove(groupSeq: number, refs: Iterable<MemberRef>, log?: MemberLog): number {
     const del = this.d.q("DELETE FROM group_members WHERE group_seq = ? AND member_kind = ? AND member_seq = ?");
     let removed = 0;
-    for (const r of refs) removed += del.run(groupSeq, r.kind, r.seq).changes;
+    for (const r of refs) {
+      const n = del.run(groupSeq, r.kind, r.seq).changes;
+      if (n && log) log.removed.push(this.idOf(r));
+      removed += n;
+    }
     return this.removed(removed);
+  }
+
+  /** Runs a DELETE … RETURNING member_kind, member_seq; notes the ids removed in `log` and counts them. */
+  private deleted(rows: MemberRef[], log?: MemberLog): number {
+    if (log) for (const r of rows) log.removed.push(this.idOf(r));
+    return this.removed(rows.length);
   }
 
   /** Counts `n` membership rows a statement deleted (StoreStats), and returns it. */
@@ -72,21 +100,25 @@ export class SqliteMembership {
   }
 
   /** Adds the members of a group just created (inside its write). Throws 400 for an unknown id. */
-  addTo(groupSeq: number, ids: string[]): void {
-    this.add(groupSeq, this.refs(groupSeq, ids));
+  addTo(groupSeq: number, ids: string[], log?: MemberLog): void {
+    this.add(groupSeq, this.refs(groupSeq, ids), log);
   }
 
   /** Applies one membership change (inside a write); returns how many membership rows it added or removed. */
-  apply(groupSeq: number, c: MemberChange): number {
+  apply(groupSeq: number, c: MemberChange, log?: MemberLog): number {
     switch (c.kind) {
       case "add":
-        return this.add(groupSeq, this.refs(groupSeq, c.ids));
+        return this.add(groupSeq, this.refs(groupSeq, c.ids), log);
       case "remove": {
         // Removing an id that is not a member (or does not exist) changes nothing.
-        const refs = c.ids.map((id) => this.ref(id)).filter((r): r is MemberRef => r !== undefined);
-        return this.remove(groupSeq, refs);
+        const refs = c.ids.flatMap((id) => {
+          const r = this.ref(id);
+          return r ? [{ ...r, id }] : [];
+        });
+        return this.remove(groupSeq, refs, log);
       }
       case "removeAll":
+        if (log) return this.deleted(this.d.q("DELETE FROM group_members WHERE group_seq = ? RETURNING member_kind AS kind, member_seq AS seq").all(groupSeq) as MemberRef[], log);
         return this.removed(this.d.q("DELETE FROM group_members WHERE group_seq = ?").run(groupSeq).changes);
       case "replace": {
         // Touch only the difference: a full push of an unchanged list writes nothing.
@@ -95,16 +127,14 @@ export class SqliteMembership {
         const wantedKeys = new Set(wanted.map(key));
         const current = this.d.q("SELECT member_kind AS kind, member_seq AS seq FROM group_members WHERE group_seq = ?").all(groupSeq) as MemberRef[];
         const have = new Set(current.map(key));
-        const removed = this.remove(groupSeq, current.filter((r) => !wantedKeys.has(key(r))));
-        return removed + this.add(groupSeq, wanted.filter((r) => !have.has(key(r))));
+        const removed = this.remove(groupSeq, current.filter((r) => !wantedKeys.has(key(r))), log);
+        return removed + this.add(groupSeq, wanted.filter((r) => !have.has(key(r))), log);
       }
       case "removeWhere": {
         const f = compileMemberFilter(c.filter, "m");
-        return this.removed(
-          this.d.dynamic(
-            `DELETE FROM group_members WHERE group_seq = ? AND (member_kind, member_seq) IN (SELECT m.member_kind, m.member_seq FROM group_members m WHERE m.group_seq = ? AND ${f.sql})`,
-          ).run(groupSeq, groupSeq, ...f.params).changes,
-        );
+        const sql = `DELETE FROM group_members WHERE group_seq = ? AND (member_kind, member_seq) IN (SELECT m.member_kind, m.member_seq FROM group_members m WHERE m.group_seq = ? AND ${f.sql})`;
+        if (log) return this.deleted(this.d.dynamic(`${sql} RETURNING member_kind AS kind, member_seq AS seq`).all(groupSeq, groupSeq, ...f.params) as MemberRef[], log);
+        return this.removed(this.d.dynamic(sql).run(groupSeq, groupSeq, ...f.params).changes);
       }
     }
   }
@@ -113,7 +143,7 @@ export class SqliteMembership {
    * Before the resource in row `seq` of `kind` is deleted (inside its write): it leaves every group,
    * and those groups change too (a new version); a Group also drops its own members.
    */
-  forget(kind: ResourceKind, seq: number, now: string): void {
+  forget(kind: ResourceKind, seq: number, now: string, log?: MemberLog): void {
     const memberKind = MEMBER_KIND[kind];
     this.d.q("UPDATE groups SET version = version + 1, last_modified = ? WHERE seq IN (SELECT group_seq FROM group_members WHERE member_kind = ? AND member_seq = ?)").run(
       now,
@@ -121,7 +151,8 @@ export class SqliteMembership {
       seq,
     );
     this.removed(this.d.q("DELETE FROM group_members WHERE member_kind = ? AND member_seq = ?").run(memberKind, seq).changes);
-    if (kind === "Group") this.removed(this.d.q("DELETE FROM group_members WHERE group_seq = ?").run(seq).changes);
+    if (kind === "Group" && log) this.deleted(this.d.q("DELETE FROM group_members WHERE group_seq = ? RETURNING member_kind AS kind, member_seq AS seq").all(seq) as MemberRef[], log);
+    else if (kind === "Group") this.removed(this.d.q("DELETE FROM group_members WHERE group_seq = ?").run(seq).changes);
   }
 
   /** ResourceStore.memberPage: the cursor is the last member's (kind, seq), the key the rows are ordered by. */
@@ -145,6 +176,13 @@ export class SqliteMembership {
     });
     const last = rows[rows.length - 1];
     return limit > 0 && rows.length === limit && last ? { members, next: `${last.kind}:${last.seq}` } : { members };
+  }
+
+  /** The groups the resource in row `seq` of `kind` is a direct member of (inside a write, before it leaves them). */
+  groupsOfRow(kind: ResourceKind, seq: number): GroupRef[] {
+    return this.d.q(
+      "SELECT g.id AS value, json_extract(g.data, '$.displayName') AS display FROM group_members m JOIN groups g ON g.seq = m.group_seq WHERE m.member_kind = ? AND m.member_seq = ? ORDER BY g.seq",
+    ).all(MEMBER_KIND[kind], seq) as GroupRef[];
   }
 
   /** The groups a User or Group is a direct member of, in group creation order. */

@@ -57,6 +57,40 @@ const revokedTokens = `
   CREATE UNIQUE INDEX tokens_current_name ON tokens(name) WHERE expires IS NULL AND revoked IS NULL;
 `;
 
+/**
+ * 5: the activity log. One row per committed change of a resource, inserted in the change's own
+ * write. An entry holds what it needs to be read alone (the name at that moment, the changed
+ * attributes, the ids of members added or removed, the groups a deleted resource left), so reading
+ * the log never reads users or groups, and a deleted User stays findable by its last userName.
+ * A group PATCH adding 1,000 members is one row with the 1,000 ids, not 1,000 rows.
+ * Indexes serve `scimd activity`: by time (and pruning), by resource id, by name key (userName /
+ * displayName as the uniqueness keys fold them), by token name; newest first is the seq order.
+ */
+const activityLog = `
+  CREATE TABLE activity (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    request_id TEXT,
+    token TEXT,
+    via TEXT NOT NULL,
+    op TEXT NOT NULL,
+    resource_type TEXT NOT NULL,
+    resource_id TEXT NOT NULL,
+    name TEXT,
+    name_key TEXT,
+    -- JSON array of {attr, old?, new?, changed?}; writeOnly attributes never have a value here.
+    changes TEXT NOT NULL,
+    -- JSON arrays of member ids, and of {value, display} groups left by a delete; NULL when none.
+    members_added TEXT,
+    members_removed TEXT,
+    left_groups TEXT
+  );
+  CREATE INDEX activity_at ON activity(at);
+  CREATE INDEX activity_resource ON activity(resource_id);
+  CREATE INDEX activity_name ON activity(resource_type, name_key);
+  CREATE INDEX activity_token ON activity(token);
+`;
+
 export const MIGRATIONS: Migration[] = [
   // 1: users, groups, membership, tokens.
   `
@@ -136,4 +170,5 @@ export const MIGRATIONS: Migration[] = [
   },
   uniqueTokenNames,
   revokedTokens,
+  activityLog,
 ];

@@ -3,13 +3,15 @@
  * search document filters read (`search`), and indexed keys (the case-insensitive name, externalId).
  * Reads return the stored JSON text beside the lazily parsed data; writes go through the group commit.
  */
+import { diffResources } from "../../scim/activity";
 import { fold, toSearchDoc, userNameKey } from "../../scim/compare-keys";
 import { notFound, preconditionFailed, uniqueness, type ScimError } from "../../scim/errors";
 import type { Resource } from "../../scim/resource";
 import { rtOf, type ResourceKind, type ResourceTypeDef } from "../../scim/schema";
 import type { CreateInput, DeleteOptions, GroupRef, ResourceStore, SearchPage, SearchQuery, StoredResource, UpdateInput } from "../store";
 import { DYNAMIC_STATEMENTS, limitSql, nowIso, type SqliteDatabase } from "./database";
-import { GROUPS_COLUMN, type SqliteMembership } from "./membership";
+import type { SqliteActivity } from "./activity";
+import { GROUPS_COLUMN, type MemberLog, type SqliteMembership } from "./membership";
 import { compileFilter, compileOrder } from "./sql-filter";
 
 type Row = { seq: number; id: string; created: string; last_modified: string; version: number; data: string; groups?: string };
@@ -59,6 +61,11 @@ const TABLES: Record<ResourceKind, Table> = {
   Group: table({ kind: "Group", name: "groups", nameAttr: "displayName", key: (d) => fold(String(d.displayName)), keyColumn: "display_name_key", getColumns: COLUMNS }),
 };
 
+/** The name an activity entry records: userName or displayName, when it is a string. */
+const nameOf = (t: Table, data: Resource): string | undefined => (typeof data[t.nameAttr] === "string" ? (data[t.nameAttr] as string) : undefined);
+
+const memberLog = (): MemberLog => ({ added: [], removed: [] });
+
 const uniquenessOf = (t: Table, data: Resource): ScimError =>
   uniqueness(`a ${t.kind} with ${t.nameAttr} "${String(data[t.nameAttr])}" already exists (${t.nameAttr} is compared case-insensitively)`);
 
@@ -97,6 +104,7 @@ export class SqliteResources implements Omit<ResourceStore, "memberPage" | "grou
   constructor(
     private readonly d: SqliteDatabase,
     private readonly members: SqliteMembership,
+    private readonly activity: SqliteActivity,
   ) {}
 
   async get(kind: ResourceKind, id: string): Promise<StoredResource | undefined> {
@@ -114,7 +122,19 @@ export class SqliteResources implements Omit<ResourceStore, "memberPage" | "grou
       const row = this.d.q(t.sql.insert).get(input.id, key, externalIdKey(input.data), now, now, data, search) as { seq: number };
       this.d.tally(t.name, 1);
       if (kind === "User") this.writeEmails(row.seq, input.data, false);
-      if (kind === "Group" && input.members?.length) this.members.addTo(row.seq, input.members);
+      const log = this.activity.enabled ? memberLog() : undefined;
+      if (kind === "Group" && input.members?.length) this.members.addTo(row.seq, input.members, log);
+      if (this.activity.enabled)
+        this.activity.record({
+          at: now,
+          origin: input.origin,
+          op: "create",
+          kind,
+          id: input.id,
+          name: nameOf(t, input.data),
+          changes: diffResources(t.rt, undefined, input.data),
+          membersAdded: log?.added,
+        });
     };
     try {
       await this.d.write(run);
@@ -137,9 +157,10 @@ export class SqliteResources implements Omit<ResourceStore, "memberPage" | "grou
       // The key claimKey returns is free (or the row's own) in this transaction, so the UPDATE below cannot violate its UNIQUE index.
       const key = this.claimKey(t, input.data, cur);
       let memberRows = 0;
+      const log = this.activity.enabled && kind === "Group" ? memberLog() : undefined;
       if (kind === "Group") {
-        if (input.members) memberRows += this.members.apply(cur.seq, { kind: "replace", ids: input.members });
-        for (const c of input.memberChanges ?? []) memberRows += this.members.apply(cur.seq, c);
+        if (input.members) memberRows += this.members.apply(cur.seq, { kind: "replace", ids: input.members }, log);
+        for (const c of input.memberChanges ?? []) memberRows += this.members.apply(cur.seq, c, log);
       }
       if (data === cur.data && memberRows === 0) {
         // Nothing changed (an IdP re-sending what is stored): the version stays, so If-Match stays valid.
@@ -149,6 +170,22 @@ export class SqliteResources implements Omit<ResourceStore, "memberPage" | "grou
       }
       this.d.q(t.sql.update).run(key, externalIdKey(input.data), now, data, JSON.stringify(toSearchDoc(t.rt, input.data)), cur.seq);
       if (kind === "User") this.writeEmails(cur.seq, input.data, true);
+      if (this.activity.enabled) {
+        // A member added, then removed in one PATCH, was neither: the entry lists what changed.
+        const added = new Set(log?.added), removed = new Set(log?.removed);
+        for (const id of added) if (removed.has(id)) (added.delete(id), removed.delete(id));
+        this.activity.record({
+          at: now,
+          origin: input.origin,
+          op: input.op ?? "replace",
+          kind,
+          id,
+          name: nameOf(t, input.data),
+          changes: data === cur.data ? [] : diffResources(t.rt, JSON.parse(cur.data) as Resource, input.data),
+          membersAdded: [...added],
+          membersRemoved: [...removed],
+        });
+      }
       result = { id, data: input.data, version: cur.version + 1, created: cur.created, lastModified: now };
       if (kind === "User") result.groups = this.members.groupsOf(id);
     });
@@ -160,7 +197,21 @@ export class SqliteResources implements Omit<ResourceStore, "memberPage" | "grou
     const now = nowIso();
     await this.d.write(() => {
       const cur = this.current(t, id, opts);
-      this.members.forget(kind, cur.seq, now);
+      const log = this.activity.enabled ? memberLog() : undefined;
+      const left = log ? this.members.groupsOfRow(kind, cur.seq) : undefined;
+      this.members.forget(kind, cur.seq, now, log);
+      if (this.activity.enabled)
+        this.activity.record({
+          at: now,
+          origin: opts.origin,
+          op: "delete",
+          kind,
+          id,
+          name: nameOf(t, JSON.parse(cur.data) as Resource),
+          changes: [],
+          membersRemoved: log?.removed,
+          leftGroups: left?.map((g) => (g.display === null || g.display === undefined ? { value: g.value } : { value: g.value, display: g.display })),
+        });
       if (kind === "User") this.d.q("DELETE FROM user_emails WHERE user_seq = ?").run(cur.seq);
       this.d.q(t.sql.delete).run(cur.seq);
       this.d.tally(t.name, -1);

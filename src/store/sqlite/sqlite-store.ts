@@ -3,9 +3,11 @@
  * It puts together, over one database file (database.ts: WAL mode, busy timeout, migrations by
  * `PRAGMA user_version`, prepared statements reused, every write of a request in one group commit):
  * the resources (resources.ts), group membership as its own table (membership.ts), so member changes
- * touch only the rows they name, and the API tokens (tokens.ts).
+ * touch only the rows they name, the activity log written inside each change's write (activity.ts),
+ * and the API tokens (tokens.ts).
  */
 import type { Database } from "bun:sqlite";
+import type { ActivityEntry, ActivityQuery } from "../../scim/activity";
 import type { ResourceKind } from "../../scim/schema";
 import type {
   CommitBatch,
@@ -24,6 +26,7 @@ import type {
   TokenRefusal,
   UpdateInput,
 } from "../store";
+import { SqliteActivity } from "./activity";
 import { SqliteDatabase, type SqliteStoreOptions } from "./database";
 import { SqliteMembership } from "./membership";
 import { SqliteResources } from "./resources";
@@ -36,6 +39,7 @@ export class SqliteStore implements Store {
   private readonly resources: SqliteResources;
   private readonly membership: SqliteMembership;
   private readonly tokens: SqliteTokens;
+  private readonly activity: SqliteActivity;
 
   /** Opens (and, unless `create` is false, creates) the database at `path`. Throws StoreOpenError or StoreMissingError. */
   constructor(
@@ -45,7 +49,8 @@ export class SqliteStore implements Store {
     this.database = new SqliteDatabase(path, opts);
     this.db = this.database.db;
     this.membership = new SqliteMembership(this.database);
-    this.resources = new SqliteResources(this.database, this.membership);
+    this.activity = new SqliteActivity(this.database, opts.activityLog ?? true);
+    this.resources = new SqliteResources(this.database, this.membership, this.activity);
     this.tokens = new SqliteTokens(this.database);
   }
 
@@ -105,6 +110,14 @@ export class SqliteStore implements Store {
 
   tokenCount(): Promise<number> {
     return this.tokens.tokenCount();
+  }
+
+  async listActivity(q: ActivityQuery): Promise<ActivityEntry[]> {
+    return this.activity.list(q);
+  }
+
+  pruneActivity(olderThan: string, limit: number): Promise<number> {
+    return this.activity.prune(olderThan, limit);
   }
 
   ready(timeoutMs: number): Promise<Readiness> {
