@@ -376,6 +376,8 @@ export const DEFAULTS = {
   logLevel: "info",
   acmeDirectory: "https://acme-v02.api.letsencrypt.org/directory",
   acmeHttpPort: 80,
+  activityLog: true,
+  activityRetention: "90d",
 } as const;
 
 export const HELP_FLAG = flag({ name: "help", kind: "bool", help: "show this help" });
@@ -474,6 +476,21 @@ export const SERVE_FLAGS = [
   flag({ name: "log-level", env: "SCIMD_LOG_LEVEL", kind: "string", default: DEFAULTS.logLevel, help: "debug, info, warn or error" }),
   flag({ name: "log-format", env: "SCIMD_LOG_FORMAT", kind: "string", help: "json or pretty (default: pretty on a terminal, json otherwise)" }),
   flag({ name: "metrics-listen", env: "SCIMD_METRICS_LISTEN", kind: "string", help: "serve Prometheus /metrics on this separate HOST:PORT, e.g. 127.0.0.1:9464" }),
+  flag({
+    name: "activity-log",
+    env: "SCIMD_ACTIVITY_LOG",
+    kind: "bool",
+    default: DEFAULTS.activityLog,
+    help: "record every change in the activity log (scimd activity), in the change's own transaction; false records nothing",
+  }),
+  flag({
+    name: "activity-retention",
+    env: "SCIMD_ACTIVITY_RETENTION",
+    kind: "string",
+    default: DEFAULTS.activityRetention,
+    help: "how long activity entries are kept: 30d, 90d, 366d at most, or 0 to keep them forever; older ones are pruned in the background",
+    check: (v) => void parseDuration(v, "--activity-retention"),
+  }),
   CONFIG_FLAG,
   HELP_FLAG,
 ] as const;
@@ -503,6 +520,10 @@ export interface ServeConfig {
   logFormat: LogFormat;
   /** A separate listener for /metrics. */
   metricsListen: { host: string; port: number } | undefined;
+  /** Whether writes are recorded in the activity log. */
+  activityLog: boolean;
+  /** How long activity entries are kept, in milliseconds; 0 keeps them forever. */
+  activityRetentionMs: number;
   /** The TOML file the settings were read from. */
   configFile: string | undefined;
 }
@@ -607,6 +628,8 @@ function build(values: FlagValues<typeof SERVE_FLAGS>, args: readonly string[]):
     logLevel: level as LogLevel,
     logFormat: format,
     metricsListen,
+    activityLog: values["activity-log"],
+    activityRetentionMs: parseDuration(values["activity-retention"], "--activity-retention"),
     configFile: values.config,
   };
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bun
 /** The binary's entry: parse argv, dispatch one command, map failures to exit codes (2 = usage). */
+import { activity, ACTIVITY_USAGE } from "./cli/activity";
 import { config, CONFIG_USAGE } from "./cli/config";
 import { healthcheck, HEALTHCHECK_USAGE } from "./cli/healthcheck";
 import { serve, SERVE_USAGE } from "./cli/serve";
@@ -16,6 +17,7 @@ Commands:
   serve            serve the SCIM API
   generate-token   create a bearer token for an identity provider
   tokens           list, rotate or revoke tokens
+  activity         what the IdP changed, when and with which token (the activity log), newest first
   config           print the configuration serve runs with (options, SCIMD_*, --config FILE), with
                    the source of each value
   healthcheck      exit 0 when a running scimd is ready (GET /readyz), 1 when not (Docker, systemd)
@@ -24,6 +26,7 @@ Each command's options and examples:
   ${commandLine("serve", ["--help"])}
   ${commandLine("generate-token", ["--help"])}
   ${commandLine("tokens", ["--help"])}
+  ${commandLine("activity", ["--help"])}
   ${commandLine("config", ["--help"])}
   ${commandLine("healthcheck", ["--help"])}
 
@@ -56,6 +59,8 @@ export async function main(argv: string[]): Promise<number> {
         return await generateToken(rest);
       case "tokens":
         return await tokens(rest);
+      case "activity":
+        return await activity(rest);
       case "config":
         return await config(rest);
       case "healthcheck":
@@ -71,7 +76,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (e instanceof UsageError) {
       console.error(`scimd: ${e.message}\n`);
-      const usage: Record<string, string> = { serve: SERVE_USAGE, "generate-token": GENERATE_USAGE, tokens: TOKENS_USAGE, config: CONFIG_USAGE, healthcheck: HEALTHCHECK_USAGE };
+      const usage: Record<string, string> = { serve: SERVE_USAGE, "generate-token": GENERATE_USAGE, tokens: TOKENS_USAGE, activity: ACTIVITY_USAGE, config: CONFIG_USAGE, healthcheck: HEALTHCHECK_USAGE };
       console.error(usage[cmd ?? ""] ?? USAGE);
       return 2;
     }

@@ -201,6 +201,8 @@ const OPS_DEFAULTS = {
   logLevel: "info",
   logFormat: process.stdout.isTTY ? "pretty" : "json",
   metricsListen: undefined,
+  activityLog: true,
+  activityRetentionMs: 90 * 86_400_000,
   configFile: undefined,
 } as const;
 

@@ -5,8 +5,9 @@ import { clientAddressResolver } from "../http/client-address";
 import { exposure, isLoopback, listen, reloadWarning, type Listener, type TlsPair } from "../http/listener";
 import { edgeHandler, infoOf, type RequestInfo } from "../http/observe";
 import { requestLogger } from "../http/request-log";
-import { createLogger } from "../log";
+import { createLogger, type Logger } from "../log";
 import { openStore, parseDbLocation, redactDbLocation } from "../store/open";
+import type { ActivityStore } from "../store/store";
 import { describeCertificate, fileCertificates, type CertificateSource } from "../tls/certificates";
 import { VERSION } from "../version";
 import { commandLine, dbArg } from "./invocation";
@@ -57,6 +58,65 @@ Examples:
   ${commandLine("serve", ["--base-url", `https://scim.example.com${SCIM_BASE_PATH}`])}
   ${commandLine("serve", ["--config", "/etc/scimd/scimd.toml", "--db", "/var/lib/scimd/scimd.db"])}
   ${commandLine("serve", ["--port", "8443", "--tls-cert", "/etc/scimd/tls/fullchain.pem", "--tls-key", "/etc/scimd/tls/privkey.pem"])}`;
+
+/** How many activity entries one pruning write deletes at most: a few milliseconds, so writes queued behind it hardly wait. */
+export const PRUNE_BATCH = 500;
+/** How often serve prunes the activity log (and once shortly after it starts). */
+export const PRUNE_INTERVAL_MS = 10 * 60_000;
+
+export interface ActivityPruner {
+  /** One pruning run now: batches of `batch` until none older than the retention is left; returns how many were deleted. */
+  run(): Promise<number>;
+  /** Stops the timer and waits for a run in progress (before the store is closed). */
+  stop(): Promise<void>;
+}
+
+/**
+ * Prunes activity entries older than `retentionMs` in the background: every `intervalMs` (first after
+ * `firstAfterMs`), in writes of at most `batch` deletions each, queued with the API's writes like any
+ * other, so a long backlog never holds the write lock for long. The timer does not keep the process up.
+ */
+export function activityPruner(
+  store: ActivityStore,
+  retentionMs: number,
+  logger: Logger,
+  opts: { intervalMs?: number; firstAfterMs?: number; batch?: number } = {},
+): ActivityPruner {
+  const batch = opts.batch ?? PRUNE_BATCH;
+  let stopped = false;
+  let running: Promise<number> | undefined;
+  const once = async (): Promise<number> => {
+    const olderThan = new Date(Date.now() - retentionMs).toISOString();
+    let total = 0;
+    for (;;) {
+      if (stopped) break;
+      const n = await store.pruneActivity(olderThan, batch);
+      total += n;
+      if (n < batch) break;
+    }
+    if (total) logger.info("activity pruned", { entries: total, olderThan });
+    return total;
+  };
+  const run = () => {
+    running ??= once().finally(() => (running = undefined));
+    return running;
+  };
+  const tick = () =>
+    void run().catch((e) => logger.warn("activity pruning failed", { reason: e instanceof Error ? e.message : String(e), message: "retried at the next interval" }));
+  const first = setTimeout(tick, opts.firstAfterMs ?? 5_000);
+  const every = setInterval(tick, opts.intervalMs ?? PRUNE_INTERVAL_MS);
+  first.unref();
+  every.unref();
+  return {
+    run,
+    async stop() {
+      stopped = true;
+      clearTimeout(first);
+      clearInterval(every);
+      await running?.catch(() => 0);
+    },
+  };
+}
 
 /** Bun.serve's error for a port another socket holds, as a message that says what to do (`option`: the flag that chose it). */
 function listenError(e: unknown, host: string, port: number, option?: string): Error {
@@ -129,8 +189,15 @@ async function serving(argv: string[], setOnHup: (f: () => void) => void, setOnS
     return abort(e);
   }
   logger.info("started", { version: VERSION, pid: process.pid, db, ...(config.configFile ? { configFile: config.configFile } : {}) });
-  const store = await openStore(config.db, { synchronous: config.sync, onMigrated: (from, to) => logger.info("migrated", { db, from, to }) }).catch(abort);
+  const store = await openStore(config.db, {
+    synchronous: config.sync,
+    activityLog: config.activityLog,
+    onMigrated: (from, to) => logger.info("migrated", { db, from, to }),
+  }).catch(abort);
   undo.push(() => store.close());
+  // Entries are pruned whether or not new ones are recorded: retention applies to those kept so far.
+  const pruner = config.activityRetentionMs > 0 ? activityPruner(store, config.activityRetentionMs, logger) : undefined;
+  if (pruner) undo.push(() => pruner.stop());
   // ACME: a valid certificate is at hand (stored, or obtained now) before the API listens.
   const acme = config.acme
     ? await import("../tls/acme")
@@ -233,6 +300,7 @@ async function serving(argv: string[], setOnHup: (f: () => void) => void, setOnS
       certificates?.stop();
       await Promise.all([server.stop(), metricsServer?.stop()]);
       metrics?.stop();
+      await pruner?.stop();
       await store.close();
       logger.info("stopped", { signal });
       resolve(0);
