@@ -6,13 +6,17 @@ import { afterAll } from "bun:test";
 import { join } from "node:path";
 import { openStore } from "../../../src/store/open";
 import { tempDir } from "../../helpers";
+import { activityContract } from "../contract-activity";
 import { storeContract } from "../contract";
 
 const tmp = tempDir("scimd-sqlite-contract-");
 afterAll(() => tmp.cleanup());
 let seq = 0;
 
-storeContract("SQLite", async () => {
+const fresh = async () => {
   const path = join(tmp.dir, `db-${++seq}`, "scimd.db");
   return { store: await openStore(path), reopen: () => openStore(path) };
-});
+};
+
+storeContract("SQLite", fresh);
+activityContract("SQLite", fresh);
