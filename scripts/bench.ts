@@ -10,7 +10,9 @@
  *
  * The cost of the request log (and of metrics, when the binary serves --metrics-listen) is measured
  * in the same run: lookups against serve with --log-level error, with the default info, and with
- * --metrics-listen, as ratios to --log-level error.
+ * --metrics-listen, as ratios to --log-level error. The cost of the activity log likewise: creates and
+ * PATCHes against serve with --activity-log=false and with the log on (the default), alternated over
+ * rounds, as ratios on/off (`--activity-only` runs that measurement alone).
  */
 import { Database } from "bun:sqlite";
 import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -26,6 +28,7 @@ const FLAGS = [
   flag({ name: "sync", kind: "string", default: "full", help: "scimd's --sync for the run" }),
   flag({ name: "json", kind: "string", help: "also write the JSON summary to this file" }),
   flag({ name: "binary", kind: "string", default: "dist/scimd", help: "the scimd binary (built if absent)" }),
+  flag({ name: "activity-only", kind: "bool", default: false, help: "measure only writes with the activity log on vs off" }),
   HELP_FLAG,
 ] as const;
 const USAGE = `Usage: npm run bench -- [options]\n\nOptions:\n${flagHelp(FLAGS)}`;
@@ -258,6 +261,83 @@ async function main() {
       console.error(`    hello around it: ${before.toFixed(0)} and ${after.toFixed(0)} ops/s -> ${((ph.opsPerSec / ph.ceilingOpsPerSec) * 100).toFixed(0)}%`);
     };
 
+    /**
+     * The cost of the activity log: creates and title PATCHes of fresh users against serve with
+     * --activity-log=false and with it on, alternating over rounds on one database so that drift
+     * touches both alike; reported as rates and ratios on/off (the issue's target: within 10%).
+     */
+    const activityCost = async () => {
+      serve.kill("SIGTERM");
+      await serve.exited;
+      const variants = [
+        { name: "off", args: ["--activity-log=false"] },
+        { name: "on", args: [] as string[] },
+      ];
+      const K = Math.max(1_000, Math.min(N, 5_000));
+      const rounds = 4;
+      const rates = new Map(variants.map((v) => [v.name, { create: [] as number[], patch: [] as number[] }]));
+      const rate = async (count: number, op: (i: number) => Promise<void>) => {
+        let next = 0;
+        const t0 = performance.now();
+        await Promise.all(
+          Array.from({ length: C }, async () => {
+            for (;;) {
+              const i = next++;
+              if (i >= count) return;
+              await op(i);
+            }
+          }),
+        );
+        return count / ((performance.now() - t0) / 1000);
+      };
+      for (let r = 0; r < rounds; r++)
+        for (const v of variants) {
+          serve = startServe(v.args);
+          await waitHttp(`http://127.0.0.1:${port}/healthz`);
+          const made: string[] = new Array(K);
+          const prefix = `act-${r}-${v.name}`;
+          const create = (i: number) => async () => {
+            const body = { ...userBody(i), userName: `${prefix}-${i}@bench.example.com`, externalId: `${prefix}-${i}` };
+            const text = await check(await fetch(`${base}/Users`, { method: "POST", headers: json, body: JSON.stringify(body) }), [201], "create");
+            made[i] = JSON.parse(text).id;
+          };
+          // Warm-up: connections, JIT, the statements prepared.
+          await rate(200, async (i) => void (await check(await fetch(`${base}/Users?filter=${encodeURIComponent(`userName eq "warm${i}"`)}`, { headers: auth }), [200], "warm-up")));
+          rates.get(v.name)!.create.push(await rate(K, (i) => create(i)()));
+          rates.get(v.name)!.patch.push(
+            await rate(K, async (i) => {
+              const body = { schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: "Replace", path: "title", value: `T ${r} ${i}` }, { op: "Replace", path: "active", value: i % 2 === 0 }] };
+              await check(await fetch(`${base}/Users/${made[i]}`, { method: "PATCH", headers: json, body: JSON.stringify(body) }), [200], "patch");
+            }),
+          );
+          serve.kill("SIGTERM");
+          await serve.exited;
+        }
+      const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+      const off = rates.get("off")!, on = rates.get("on")!;
+      const perRound = (xs: number[], ys: number[]) => xs.map((x, i) => (x / ys[i]!).toFixed(2)).join("/");
+      for (const what of ["create", "patch"] as const) {
+        extra[`activity_off_${what}PerSec`] = Math.round(mean(off[what]));
+        extra[`activity_on_${what}PerSec`] = Math.round(mean(on[what]));
+        extra[`activity_${what}RatioOnOff`] = Number((mean(on[what]) / mean(off[what])).toFixed(3));
+        extra[`activity_${what}RatioRounds`] = perRound(on[what], off[what]);
+        console.error(
+          `  activity log, ${what === "create" ? "POST /Users" : "PATCH /Users/{id}"}: on ${mean(on[what]).toFixed(0)}/s, off ${mean(off[what]).toFixed(0)}/s (×${(mean(on[what]) / mean(off[what])).toFixed(3)}; rounds ${perRound(on[what], off[what])})`,
+        );
+      }
+      serve = startServe();
+      await waitHttp(`http://127.0.0.1:${port}/healthz`);
+    };
+    if (values["activity-only"]) {
+      await activityCost();
+      clearInterval(rssTimer);
+      serve.kill("SIGTERM");
+      await serve.exited;
+      for (const [k, v] of Object.entries(extra)) console.log(`${k}: ${v}`);
+      if (values.json) writeFileSync(values.json, JSON.stringify({ users: N, concurrency: C, sync: SYNC, ...extra }, null, 2));
+      return;
+    }
+
     const ids: string[] = new Array(N);
     await drive("create users (POST /Users)", N, async (i) => {
       const text = await check(await fetch(`${base}/Users`, { method: "POST", headers: json, body: JSON.stringify(userBody(i)) }), [201], "create");
@@ -464,6 +544,8 @@ async function main() {
       serve = startServe();
       await waitHttp(`http://127.0.0.1:${port}/healthz`);
     }
+
+    await activityCost();
 
     // Size on disk per user, then startup time on the populated database.
     clearInterval(rssTimer);
