@@ -538,6 +538,13 @@ describe("help text", () => {
         "                            SCIMD_LOG_FORMAT)",
         "  --metrics-listen <value>  serve Prometheus /metrics on this separate HOST:PORT, e.g.",
         "                            127.0.0.1:9464 (env SCIMD_METRICS_LISTEN)",
+        "  --activity-log            record every change in the activity log (scimd activity), in the",
+        "                            change's own transaction; false records nothing (default true, env",
+        "                            SCIMD_ACTIVITY_LOG)",
+        "  --activity-retention <value>",
+        "                            how long activity entries are kept: 30d, 90d, 366d at most, or 0 to keep",
+        "                            them forever; older ones are pruned in the background (default 90d, env",
+        "                            SCIMD_ACTIVITY_RETENTION)",
         "  --config <value>          read settings from this TOML file, whose keys are these options' names",
         "                            (port = 8443); flags > SCIMD_* > file > defaults (env SCIMD_CONFIG)",
         "  --help                    show this help",
@@ -626,7 +633,7 @@ describe("help text", () => {
     expect(lines.length).toBeGreaterThan(0);
     for (const line of lines) {
       // From source (as these tests run) the invocation is the npm script in this checkout.
-      expect(line).toMatch(/^(TOKEN=\$\()?npm --prefix \S+ (start|run --silent (generate-token|tokens|config|healthcheck))( |$)/);
+      expect(line).toMatch(/^(TOKEN=\$\()?npm --prefix \S+ (start|run --silent (generate-token|tokens|activity|config|healthcheck))( |$)/);
       expect(line.replace(/^TOKEN=\$\((.*)\)$/, "$1")).not.toMatch(/[<>|;&`]/);
       const syntax = Bun.spawnSync(["sh", "-n", "-c", line]);
       expect({ line, exit: syntax.exitCode }).toEqual({ line, exit: 0 });
