@@ -289,6 +289,18 @@ describe("serveConfig: serve's configuration, built in one place", () => {
     expect(usageErrorOf(() => serveConfig(["--", "--help"], {})).message).toBe("unexpected argument '--help'");
   });
 
+  it("--activity-retention is a duration (0 keeps entries forever) and --activity-log a boolean, from flags or SCIMD_*", () => {
+    expect(configOf(["--activity-retention", "7d"]).activityRetentionMs).toBe(7 * 86_400_000);
+    expect(configOf(["--activity-retention", "0"]).activityRetentionMs).toBe(0);
+    expect(configOf([], { SCIMD_ACTIVITY_RETENTION: "12h" }).activityRetentionMs).toBe(12 * 3_600_000);
+    expect(configOf(["--activity-log=false"]).activityLog).toBe(false);
+    expect(configOf([], { SCIMD_ACTIVITY_LOG: "off" }).activityLog).toBe(false);
+    expect(usageErrorOf(() => serveConfig(["--activity-retention", "3 months"], {})).message).toBe(
+      "--activity-retention must be a duration such as 30m, 24h or 7d (s, m, h, d), or 0; got '3 months'",
+    );
+    expect(usageErrorOf(() => serveConfig([], { SCIMD_ACTIVITY_RETENTION: "400d" })).message).toBe("SCIMD_ACTIVITY_RETENTION must be at most 366d; got '400d'");
+  });
+
   it("accepts --metrics-listen on the API's port number at another address, and --acme-http-port equal to a port 0", () => {
     const a = serveConfig(["--port", "8080", "--host", "127.0.0.1", "--metrics-listen", "[::1]:8080"], {});
     expect(!a.help && a.config.metricsListen).toEqual({ host: "::1", port: 8080 });
