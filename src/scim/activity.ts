@@ -82,10 +82,18 @@ const SKIPPED = new Set(["schemas"]);
 /** Whether an attribute's value may be kept: writeOnly and never-returned ones are only marked changed. */
 const secret = (def: AttributeDef | undefined) => def !== undefined && (def.mutability === "writeOnly" || def.returned === "never");
 
-const findDef = (defs: readonly AttributeDef[] | undefined, name: string) => defs?.find((d) => d.name.toLowerCase() === name.toLowerCase());
+/** Attribute definitions by lower-cased name, built once per list (a diff runs inside every write). */
+const byName = new WeakMap<readonly AttributeDef[], Map<string, AttributeDef>>();
+function findDef(defs: readonly AttributeDef[] | undefined, name: string): AttributeDef | undefined {
+  if (!defs) return undefined;
+  let m = byName.get(defs);
+  if (!m) byName.set(defs, (m = new Map(defs.map((d) => [d.name.toLowerCase(), d]))));
+  return m.get(name) ?? m.get(name.toLowerCase());
+}
 
-/** JSON text of a value, for equality: stored resources keep a canonical key order (finalizeResource). */
-const same = (a: unknown, b: unknown) => a === b || (a !== undefined && b !== undefined && JSON.stringify(a) === JSON.stringify(b));
+/** Equal values: primitives by identity, others by JSON text (stored resources keep a canonical key order, see finalizeResource). */
+const same = (a: unknown, b: unknown) =>
+  a === b || (typeof a === "object" && a !== null && typeof b === "object" && b !== null && JSON.stringify(a) === JSON.stringify(b));
 
 const isObject = (v: unknown): v is Resource => typeof v === "object" && v !== null && !Array.isArray(v);
 
@@ -95,7 +103,7 @@ function diffLevel(out: AttributeChange[], prefix: string, defs: readonly Attrib
     if (!prefix && SKIPPED.has(key)) continue;
     const old = before[key], now = after[key];
     if (same(old, now)) continue;
-    const ext = rt?.extensions.find((e) => e.schema.id.toLowerCase() === key.toLowerCase());
+    const ext = rt && key.charCodeAt(0) === 117 /* u */ ? rt.extensions.find((e) => e.schema.id.toLowerCase() === key.toLowerCase()) : undefined;
     if (ext && (isObject(old) || old === undefined) && (isObject(now) || now === undefined)) {
       diffLevel(out, `${key}:`, ext.schema.attributes, old ?? {}, now ?? {}, true, undefined);
       continue;
