@@ -18,6 +18,8 @@ export interface NewEntry {
   kind: ResourceKind;
   id: string;
   name: string | undefined;
+  /** Whether this entry gives the resource its name (a create, a rename): only those are indexed by name. */
+  named: boolean;
   changes: AttributeChange[];
   membersAdded?: string[];
   membersRemoved?: string[];
@@ -88,12 +90,20 @@ export class SqliteActivity {
         e.kind,
         e.id,
         e.name ?? null,
-        e.name === undefined ? null : nameKey(e.kind, e.name),
+        e.name === undefined || !e.named ? null : nameKey(e.kind, e.name),
         JSON.stringify(e.changes),
         list(e.membersAdded),
         list(e.membersRemoved),
         e.leftGroups?.length ? JSON.stringify(e.leftGroups) : null,
       );
+  }
+
+  /**
+   * Whether an entry already gives resource `id` a name (a read through the resource index, inside
+   * the write): the first entry of a resource created before the log existed is indexed by name.
+   */
+  hasName(id: string): boolean {
+    return this.d.q("SELECT 1 FROM activity WHERE resource_id = ? AND name_key IS NOT NULL LIMIT 1").get(id) !== null;
   }
 
   /**
@@ -130,7 +140,7 @@ export class SqliteActivity {
     }
     const ids = (kind: ResourceKind, value: string) => {
       params.push(value, kind, nameKey(kind, value));
-      return `(SELECT ? UNION SELECT resource_id FROM activity WHERE resource_type = ? AND name_key = ?)`;
+      return `(SELECT ? UNION SELECT resource_id FROM activity WHERE resource_type = ? AND name_key = ? AND name_key IS NOT NULL)`;
     };
     if (q.user !== undefined) {
       const own = ids("User", q.user);

@@ -132,6 +132,7 @@ export class SqliteResources implements Omit<ResourceStore, "memberPage" | "grou
           kind,
           id: input.id,
           name: nameOf(t, input.data),
+          named: true,
           changes: diffResources(t.rt, undefined, input.data),
           membersAdded: log?.added,
         });
@@ -174,14 +175,17 @@ export class SqliteResources implements Omit<ResourceStore, "memberPage" | "grou
         // A member added, then removed in one PATCH, was neither: the entry lists what changed.
         const added = new Set(log?.added), removed = new Set(log?.removed);
         for (const id of added) if (removed.has(id)) (added.delete(id), removed.delete(id));
+        const before = JSON.parse(cur.data) as Resource;
+        const name = nameOf(t, input.data);
         this.activity.record({
           at: now,
           origin: input.origin,
           op: input.op ?? "replace",
           kind,
           id,
-          name: nameOf(t, input.data),
-          changes: data === cur.data ? [] : diffResources(t.rt, JSON.parse(cur.data) as Resource, input.data),
+          name,
+          named: name !== nameOf(t, before) || !this.activity.hasName(id),
+          changes: data === cur.data ? [] : diffResources(t.rt, before, input.data),
           membersAdded: [...added],
           membersRemoved: [...removed],
         });
@@ -208,6 +212,8 @@ export class SqliteResources implements Omit<ResourceStore, "memberPage" | "grou
           kind,
           id,
           name: nameOf(t, JSON.parse(cur.data) as Resource),
+          // A resource created before the log existed is findable by name through its delete.
+          named: !this.activity.hasName(id),
           changes: [],
           membersRemoved: log?.removed,
           leftGroups: left?.map((g) => (g.display === null || g.display === undefined ? { value: g.value } : { value: g.value, display: g.display })),
