@@ -844,9 +844,9 @@ describe("tokens revoke keeps the revoked secrets: list hides them, list --all s
       const fresh = await run(["generate-token", "--name", "okta", "--db", db]);
       expect(fresh.code).toBe(0);
       expect(fresh.printed).toMatch(/^scimd_\S+\n$/);
-      expect((await run(["tokens", "list", "--db", db])).out).toMatch(/^okta +\S+ +active /m);
+      expect((await run(["tokens", "list", "--db", db])).out).toMatch(/^okta +\S+ +write +active /m);
       const history = (await run(["tokens", "list", "--all", "--db", db])).out.split("\n").filter((l) => l.startsWith("okta "));
-      expect(history.map((l) => l.split(/ +/)[2])).toEqual(["revoked", "active"]);
+      expect(history.map((l) => l.split(/ +/)[3])).toEqual(["revoked", "active"]);
       expect(history[0]!.endsWith(when)).toBe(true);
 
       // With every token revoked, list says so and how to see them.
