@@ -222,7 +222,7 @@ export async function generateToken(argv: string[]): Promise<number> {
         `Scope: ${rec.scope} (${SCOPE_MEANING[rec.scope]}).`,
         rec.expiresAt === null
           ? `Expires: never (--expires-in sets a lifetime).`
-          : `Expires: ${rec.expiresAt} (in ${formatDuration(Date.parse(rec.expiresAt) - Date.parse(rec.created))}); 'tokens list' and serve's log warn 14 days before. Rotate it before then.`,
+          : `Expires: ${rec.expiresAt} (in ${formatDuration(lifetimeMs ?? 0)}); 'tokens list' and serve's log warn 14 days before. Rotate it before then.`,
         `This token is shown once and cannot be shown again: only its hash is stored.`,
         `To give it a new secret later (the old one stays valid for ${DEFAULT_GRACE} while you update the IdP):`,
         `  ${commandLine("tokens", ["rotate", rec.name, ...dbArg(db)])}`,
@@ -352,7 +352,7 @@ export async function tokens(argv: string[]): Promise<number> {
         `Rotated token '${target}': its new secret (id ${r.token.id}, scope ${r.token.scope}) is the line printed on stdout; put it into your identity provider now.`,
         r.token.expiresAt === null
           ? `The new secret does not expire${raw === undefined ? " (the token had no lifetime; --expires-in gives one)" : ""}.`
-          : `The new secret expires at ${r.token.expiresAt} (in ${formatDuration(Date.parse(r.token.expiresAt) - Date.parse(r.token.created))}${raw === undefined ? ", the lifetime the token had" : ""}).`,
+          : `The new secret expires at ${r.token.expiresAt} (in ${formatDuration(lifetimeMs ?? Date.parse(r.token.expiresAt) - Date.parse(r.token.created))}${raw === undefined ? ", the lifetime the token had" : ""}).`,
       ];
       if (r.retiring.length === 0) lines.push(`The previous secret is refused from now on.`);
       else {
