@@ -567,6 +567,10 @@ describe("help text", () => {
       GENERATE_FLAGS,
       [
         "  --name <value>            the token's name, unique, e.g. the IdP's name (default default)",
+        "  --scope <value>           what the token may do: write (reads and writes, for an IdP) or read (GET",
+        "                            and .search only; writes are refused with 403) (default write)",
+        "  --expires-in <value>      the token's lifetime: 30d, 90d, 12h (at most 366d); default never, since",
+        "                            Entra ID quarantines a provisioning job whose token stops working",
         "  --db <value>              the database: a file path or sqlite:PATH (SQLite); serve creates it and",
         "                            its folder (default ./data/scimd.db, env SCIMD_DB)",
         "  --create                  create the database when it does not exist yet (by default only serve",
@@ -591,6 +595,8 @@ describe("help text", () => {
         "  --all                     list: the revoked secrets too, with when they were revoked",
         "  --grace <value>           rotate: how long the previous secret stays valid: 30m, 24h, 7d, or 0 to",
         "                            refuse it at once (default 24h)",
+        "  --expires-in <value>      rotate: the new secret's lifetime (30d, 90d, or never); default the",
+        "                            lifetime the token had (none if it had none)",
         "  --help                    show this help",
       ],
     ],
@@ -723,9 +729,11 @@ describe("invocation and formatting helpers", () => {
 
   it("tokenState says revoked, active, expires in … (rotated), or expired", () => {
     const now = Date.parse("2026-01-01T00:00:00.000Z");
-    const t = { id: "i", name: "okta", created: "2025-12-31T00:00:00.000Z", lastUsed: null };
+    const t = { id: "i", name: "okta", created: "2025-12-31T00:00:00.000Z", lastUsed: null, scope: "write", expiresAt: null } as const;
     expect(tokenState({ ...t, expires: null }, now)).toBe("active");
-    expect(tokenState({ ...t, expires: "2026-01-01T23:59:30.000Z" }, now)).toBe("expires in 23h 59m (rotated)");
+    expect(tokenState({ ...t, expires: "2026-01-01T23:59:30.000Z", rotated: "2025-12-31T23:59:30.000Z" }, now)).toBe("expires in 23h 59m (rotated)");
+    // A lifetime chosen with --expires-in: no "(rotated)".
+    expect(tokenState({ ...t, expires: "2026-03-01T00:00:00.000Z", expiresAt: "2026-03-01T00:00:00.000Z" }, now)).toBe("expires in 59d");
     expect(tokenState({ ...t, expires: "2026-01-01T00:00:00.000Z" }, now)).toBe("expired");
     expect(tokenState({ ...t, expires: "2025-12-31T12:00:00.000Z" }, now)).toBe("expired");
     // Revoked wins: a current secret and a rotated-out one still in its grace alike.
@@ -834,9 +842,9 @@ describe("tokens revoke keeps the revoked secrets: list hides them, list --all s
       const all = await run(["tokens", "list", "--all", "--db", db]);
       expect(all.code).toBe(0);
       const lines = all.out.split("\n");
-      expect(lines[0]).toMatch(/^NAME +ID +STATE +CREATED +LAST USED +REVOKED$/);
-      expect(lines[1]).toMatch(new RegExp(`^okta +\\S+ +revoked +${ISO} +never +(${ISO})$`));
-      expect(lines[2]).toMatch(new RegExp(`^entra +\\S+ +active +${ISO} +never$`));
+      expect(lines[0]).toMatch(/^NAME +ID +SCOPE +STATE +EXPIRES +CREATED +LAST USED +REVOKED$/);
+      expect(lines[1]).toMatch(new RegExp(`^okta +\\S+ +write +revoked +never +${ISO} +never +(${ISO})$`));
+      expect(lines[2]).toMatch(new RegExp(`^entra +\\S+ +write +active +never +${ISO} +never$`));
       const when = lines[1]!.split(/ +/).at(-1)!;
 
       // Rotating the revoked token is refused, prints no secret and changes nothing.
@@ -857,9 +865,9 @@ describe("tokens revoke keeps the revoked secrets: list hides them, list --all s
       const fresh = await run(["generate-token", "--name", "okta", "--db", db]);
       expect(fresh.code).toBe(0);
       expect(fresh.printed).toMatch(/^scimd_\S+\n$/);
-      expect((await run(["tokens", "list", "--db", db])).out).toMatch(/^okta +\S+ +active /m);
+      expect((await run(["tokens", "list", "--db", db])).out).toMatch(/^okta +\S+ +write +active /m);
       const history = (await run(["tokens", "list", "--all", "--db", db])).out.split("\n").filter((l) => l.startsWith("okta "));
-      expect(history.map((l) => l.split(/ +/)[2])).toEqual(["revoked", "active"]);
+      expect(history.map((l) => l.split(/ +/)[3])).toEqual(["revoked", "active"]);
       expect(history[0]!.endsWith(when)).toBe(true);
 
       // With every token revoked, list says so and how to see them.

@@ -8,6 +8,8 @@ import { requestLogger } from "../http/request-log";
 import { createLogger, type Logger } from "../log";
 import { openStore, parseDbLocation, redactDbLocation } from "../store/open";
 import type { ActivityStore } from "../store/store";
+import type { TokenStore } from "../store/store";
+import { expiringTokens, expiryWarning } from "../tokens";
 import { describeCertificate, fileCertificates, type CertificateSource } from "../tls/certificates";
 import { VERSION } from "../version";
 import { commandLine, dbArg } from "./invocation";
@@ -41,6 +43,44 @@ export function apiUrl(host: string, port: number, baseUrl: string | undefined, 
   if (baseUrl !== undefined) return baseUrl.replace(/\/+$/, "");
   const shown = host === "0.0.0.0" || host === "::" || host === "" ? wildcardName : host.includes(":") ? `[${host}]` : host;
   return `${scheme}://${shown}:${port}${SCIM_BASE_PATH}`;
+}
+
+/** How often serve looks for tokens that expire soon: daily, as `tokens list` would show them. */
+export const TOKEN_EXPIRY_CHECK_MS = 86_400_000;
+
+/**
+ * Logs a warning for each token whose lifetime ends within 14 days (or has ended, unrotated and
+ * unrevoked) now, and again every `intervalMs` (daily in serve; a test passes a few milliseconds).
+ * Off the request path, never keeping the process alive; a failed read is logged, not thrown. Returns
+ * the function that stops it (serve calls it before closing the store).
+ */
+export function watchTokenExpiry(tokens: Pick<TokenStore, "listTokens">, logger: Logger, db: string, intervalMs = TOKEN_EXPIRY_CHECK_MS): { stop: () => void; check: () => Promise<void> } {
+  let stopped = false;
+  const check = async () => {
+    try {
+      const list = await tokens.listTokens();
+      if (stopped) return;
+      for (const t of expiringTokens(list)) {
+        logger.warn(t.leftMs > 0 ? "token expiring" : "token expired", {
+          token: t.name,
+          expiresAt: t.expiresAt,
+          message: expiryWarning(t),
+          command: commandLine("tokens", ["rotate", t.name, ...dbArg(db)]),
+        });
+      }
+    } catch (e) {
+      if (!stopped) logger.error("token expiry check failed", { reason: e instanceof Error ? e.message : String(e) });
+    }
+  };
+  const timer = setInterval(() => void check(), intervalMs);
+  timer.unref();
+  return {
+    check,
+    stop: () => {
+      stopped = true;
+      clearInterval(timer);
+    },
+  };
 }
 
 export const SERVE_USAGE = `Usage: scimd serve [options]
@@ -290,6 +330,8 @@ async function serving(argv: string[], setOnHup: (f: () => void) => void, setOnS
     const cmd = commandLine("generate-token", ["--name", "okta", ...dbArg(config.db)]);
     logger.warn("no token yet", { message: "no API token exists yet: create one (while this server runs) with the command below", command: cmd });
   }
+  const expiry = watchTokenExpiry(store, logger, config.db);
+  await expiry.check();
 
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -298,6 +340,7 @@ async function serving(argv: string[], setOnHup: (f: () => void) => void, setOnS
       stopping = true;
       logger.info("stopping", { signal, message: "finishing in-flight requests, then closing the database" });
       certificates?.stop();
+      expiry.stop();
       await Promise.all([server.stop(), metricsServer?.stop()]);
       metrics?.stop();
       await pruner?.stop();

@@ -21,13 +21,32 @@ import {
   type Env,
 } from "../config";
 import { openStore, parseDbLocation } from "../store/open";
-import { StoreMissingError, TokenNameTaken, type Store, type TokenRecord, type TokenStore } from "../store/store";
+import { StoreMissingError, TOKEN_SCOPES, TokenNameTaken, type Store, type TokenRecord, type TokenScope, type TokenStore } from "../store/store";
 import { SCIM_BASE_PATH } from "../app";
-import { hashToken, newToken } from "../tokens";
+import { expiringTokens, expiryWarning, hashToken, newToken } from "../tokens";
 import { commandLine, dbArg } from "./invocation";
 import { apiUrl, baseUrlWarning } from "./serve";
 
 const DEFAULT_GRACE = "24h";
+
+/**
+ * --expires-in as milliseconds, or null for `never`. 0 is refused: a token that is dead on arrival is
+ * a mistake, not a choice (to stop a token, revoke it).
+ */
+export function parseExpiresIn(raw: string): number | null {
+  if (raw.trim().toLowerCase() === "never") return null;
+  const ms = parseDuration(raw, "--expires-in");
+  if (ms === 0) throw new UsageError(`--expires-in must be longer than 0 (e.g. 90d), or 'never'; got '${raw}'`);
+  return ms;
+}
+
+const EXPIRES_IN_CHECK = (v: string) => void parseExpiresIn(v);
+
+/** What the scopes allow, for the help and the messages. */
+const SCOPE_MEANING: Record<TokenScope, string> = {
+  write: "reads and writes, for an IdP",
+  read: "GET and .search only; writes are refused with 403",
+};
 
 export const GENERATE_FLAGS = [
   flag({
@@ -40,6 +59,21 @@ export const GENERATE_FLAGS = [
       // `tokens rotate -x` would read the name as an option: the commands scimd suggests must paste.
       if (v.startsWith("-")) throw new UsageError(`--name must not begin with '-' (the tokens commands would read '${v}' as an option)`);
     },
+  }),
+  flag({
+    name: "scope",
+    kind: "string",
+    default: "write",
+    help: `what the token may do: write (${SCOPE_MEANING.write}) or read (${SCOPE_MEANING.read})`,
+    check: (v) => {
+      if (!(TOKEN_SCOPES as readonly string[]).includes(v)) throw new UsageError(`--scope must be read or write; got '${v}'`);
+    },
+  }),
+  flag({
+    name: "expires-in",
+    kind: "string",
+    help: "the token's lifetime: 30d, 90d, 12h (at most 366d); default never, since Entra ID quarantines a provisioning job whose token stops working",
+    check: EXPIRES_IN_CHECK,
   }),
   DB_FLAG,
   flag({ name: "create", kind: "bool", default: false, help: "create the database when it does not exist yet (by default only serve creates it)" }),
@@ -58,33 +92,53 @@ export const TOKENS_FLAGS = [
     help: `rotate: how long the previous secret stays valid: 30m, 24h, 7d, or 0 to refuse it at once (default ${DEFAULT_GRACE})`,
     check: (v) => void parseDuration(v, "--grace"),
   }),
+  flag({
+    name: "expires-in",
+    kind: "string",
+    help: "rotate: the new secret's lifetime (30d, 90d, or never); default the lifetime the token had (none if it had none)",
+    check: EXPIRES_IN_CHECK,
+  }),
   HELP_FLAG,
 ] as const;
 
-export const GENERATE_USAGE = `Usage: scimd generate-token [--name NAME] [--db PATH] [--create] [--port N] [--host HOST] [--base-url URL] [--config FILE]
+export const GENERATE_USAGE = `Usage: scimd generate-token [--name NAME] [--scope write|read] [--expires-in 90d] [--db PATH] [--create] [--port N] [--host HOST] [--base-url URL] [--config FILE]
 
 Creates a token and prints its secret alone on stdout (nothing else), so that a shell variable can
 capture it (see the examples). Only its hash is stored: the secret is shown once. A running server
 accepts it at once. Names are unique: to give a token a new secret, use 'tokens rotate'. The
 database must exist (serve creates it) unless --create is given.
 
+Scope: write (the default) is for an identity provider: it reads and writes. read is for an internal
+app or a script that only looks the directory up: GET and POST .search; every write gets 403.
+
+Expiry: none by default. Entra ID quarantines a provisioning job whose token stops working (and Okta
+stops pushing), so for an IdP an expiry is a date on which provisioning breaks unless someone
+rotates in time. Give --expires-in to tokens whose holder you want to re-approve, and rotate before
+the end: 'tokens list' and serve's log warn 14 days before.
+
 Options:
 ${flagHelp(GENERATE_FLAGS)}
 
 Examples:
   ${commandLine("generate-token", ["--name", "okta"])}
-  TOKEN=$(${commandLine("generate-token", ["--name", "entra", "--db", "./data/scimd.db"])})`;
+  TOKEN=$(${commandLine("generate-token", ["--name", "entra", "--db", "./data/scimd.db"])})
+  ${commandLine("generate-token", ["--name", "hr-dashboard", "--scope", "read", "--expires-in", "90d"])}`;
 
 export const TOKENS_USAGE = `Usage: scimd tokens list [--all] [--db PATH]
-       scimd tokens rotate NAME [--grace 24h] [--db PATH]
+       scimd tokens rotate NAME [--grace 24h] [--expires-in 90d|never] [--db PATH]
        scimd tokens revoke NAME [--db PATH]
        scimd tokens revoke ID [--db PATH]
 
-list    every secret not revoked: name, id, state, created, last used (never the secret itself). The
-        state is 'active', 'expires in … (rotated)' while a replaced secret is still accepted, or
-        'expired'. --all adds the revoked secrets, with when they were revoked.
+list    every secret not revoked: name, id, scope, state, expiry, created, last used (never the
+        secret itself). The state is 'active', 'expires in …' for a token with a lifetime,
+        'expires in … (rotated)' while a replaced secret is still accepted, or 'expired'. Tokens that
+        expire within 14 days (or have expired) are warned about on stderr. --all adds the revoked
+        secrets, with when they were revoked.
 rotate  gives the token NAME a new secret, printed alone on stdout; the previous one stays valid for
-        --grace (default ${DEFAULT_GRACE}) so the IdP can be updated first, and is refused after that.
+        --grace (default ${DEFAULT_GRACE}) so the IdP can be updated first, and is refused after that
+        (or when its own lifetime ends, if sooner). The new secret keeps the token's scope and the
+        lifetime the token had (90 days from now for a token made with --expires-in 90d), unless
+        --expires-in says another (or never). An expired token is rotated the same way.
         A revoked token cannot be rotated: generate a new one under its name.
 revoke  NAME revokes the token: every secret of that name, the rotated ones too. ID revokes one secret.
         A running server refuses a revoked or expired secret on its next request. Revoked secrets
@@ -131,12 +185,14 @@ export async function generateToken(argv: string[]): Promise<number> {
   }
   if (args.length) throw new UsageError(`unexpected argument '${args[0]}'`);
   const { db, name } = values;
+  const scope = values.scope as TokenScope;
+  const lifetimeMs = values["expires-in"] === undefined ? null : parseExpiresIn(values["expires-in"]);
   const store = await openDatabase(db, values.create, "generate-token");
   try {
     const token = newToken();
     let rec: TokenRecord;
     try {
-      rec = await store.createToken(name, hashToken(token));
+      rec = await store.createToken(name, hashToken(token), { scope, ...(lifetimeMs === null ? {} : { expiresAt: new Date(Date.now() + lifetimeMs).toISOString() }) });
     } catch (e) {
       if (!(e instanceof TokenNameTaken)) throw e;
       console.error(
@@ -163,6 +219,10 @@ export async function generateToken(argv: string[]): Promise<number> {
         `  Authentication: HTTP header, Bearer token (the line printed on stdout)`,
         ...urlGuidance(baseUrl, host, tls),
         ...(warning ? [warning] : []),
+        `Scope: ${rec.scope} (${SCOPE_MEANING[rec.scope]}).`,
+        rec.expiresAt === null
+          ? `Expires: never (--expires-in sets a lifetime).`
+          : `Expires: ${rec.expiresAt} (in ${formatDuration(lifetimeMs ?? 0)}); 'tokens list' and serve's log warn 14 days before. Rotate it before then.`,
         `This token is shown once and cannot be shown again: only its hash is stored.`,
         `To give it a new secret later (the old one stays valid for ${DEFAULT_GRACE} while you update the IdP):`,
         `  ${commandLine("tokens", ["rotate", rec.name, ...dbArg(db)])}`,
@@ -213,12 +273,13 @@ export function urlGuidance(baseUrl: string | undefined, host: string, tls: bool
   return [`Okta and Entra ID call https URLs only: ${https}, start serve with --base-url set to the public https URL, and give the IdP that URL.`];
 }
 
-/** 'revoked', 'active', 'expires in 23h 59m (rotated)' or 'expired'. */
+/** 'revoked', 'active', 'expires in 89d 23h' (its lifetime), 'expires in 23h 59m (rotated)' or 'expired'. */
 export function tokenState(t: TokenRecord, now = Date.now()): string {
   if (t.revoked !== undefined) return "revoked";
   if (t.expires === null) return "active";
   const left = Date.parse(t.expires) - now;
-  return left > 0 ? `expires in ${formatDuration(left)} (rotated)` : "expired";
+  if (left <= 0) return "expired";
+  return `expires in ${formatDuration(left)}${t.rotated !== undefined ? " (rotated)" : ""}`;
 }
 
 export async function tokens(argv: string[]): Promise<number> {
@@ -230,6 +291,7 @@ export async function tokens(argv: string[]): Promise<number> {
   const [sub, ...rest] = args;
   if (sub !== "list" && sub !== "rotate" && sub !== "revoke") throw new UsageError(`unknown tokens command '${sub}'`);
   if (values.grace !== undefined && sub !== "rotate") throw new UsageError("--grace applies to 'tokens rotate' only");
+  if (values["expires-in"] !== undefined && sub !== "rotate") throw new UsageError("--expires-in applies to 'tokens rotate' only (and to generate-token)");
   if (values.all && sub !== "list") throw new UsageError("--all applies to 'tokens list' only");
   if (sub === "list" && rest.length) throw new UsageError(`unexpected argument '${rest[0]}'`);
   if (sub !== "list" && rest.length !== 1) throw new UsageError(sub === "rotate" ? "'tokens rotate' takes one token name" : "'tokens revoke' takes one token name or id");
@@ -250,17 +312,26 @@ export async function tokens(argv: string[]): Promise<number> {
         return 0;
       }
       const now = Date.now();
-      const head = ["NAME", "ID", "STATE", "CREATED", "LAST USED", ...(values.all ? ["REVOKED"] : [])];
-      const rows = [head, ...list.map((t) => [t.name, t.id, tokenState(t, now), t.created, t.lastUsed ?? "never", ...(values.all ? [t.revoked ?? ""] : [])])];
+      const head = ["NAME", "ID", "SCOPE", "STATE", "EXPIRES", "CREATED", "LAST USED", ...(values.all ? ["REVOKED"] : [])];
+      const rows = [
+        head,
+        ...list.map((t) => [t.name, t.id, t.scope, tokenState(t, now), t.expiresAt ?? "never", t.created, t.lastUsed ?? "never", ...(values.all ? [t.revoked ?? ""] : [])]),
+      ];
       const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
       for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd());
+      // On stderr: the table on stdout stays a table for a script.
+      for (const t of expiringTokens(every, now)) console.error(`warning: ${expiryWarning(t)}:\n  ${commandLine("tokens", ["rotate", t.name, ...dbArg(db)])}`);
       return 0;
     }
     const target = rest[0]!;
     if (sub === "rotate") {
       const graceMs = parseDuration(values.grace ?? DEFAULT_GRACE, "--grace");
+      const raw = values["expires-in"];
+      const lifetimeMs = raw === undefined ? undefined : parseExpiresIn(raw);
       const token = newToken();
-      const r = await store.rotateToken(target, hashToken(token), graceMs);
+      const r = await store.rotateToken(target, hashToken(token), graceMs, {
+        ...(lifetimeMs === undefined ? {} : { expiresAt: lifetimeMs === null ? null : new Date(Date.now() + lifetimeMs).toISOString() }),
+      });
       if (!r) {
         const revoked = (await store.listTokens()).flatMap((t) => (t.name === target && t.revoked !== undefined ? [t.revoked] : []));
         if (revoked.length) {
@@ -277,7 +348,12 @@ export async function tokens(argv: string[]): Promise<number> {
         return 1;
       }
       process.stdout.write(token + "\n");
-      const lines = [`Rotated token '${target}': its new secret (id ${r.token.id}) is the line printed on stdout; put it into your identity provider now.`];
+      const lines = [
+        `Rotated token '${target}': its new secret (id ${r.token.id}, scope ${r.token.scope}) is the line printed on stdout; put it into your identity provider now.`,
+        r.token.expiresAt === null
+          ? `The new secret does not expire${raw === undefined ? " (the token had no lifetime; --expires-in gives one)" : ""}.`
+          : `The new secret expires at ${r.token.expiresAt} (in ${formatDuration(lifetimeMs ?? Date.parse(r.token.expiresAt) - Date.parse(r.token.created))}${raw === undefined ? ", the lifetime the token had" : ""}).`,
+      ];
       if (r.retiring.length === 0) lines.push(`The previous secret is refused from now on.`);
       else {
         for (const t of r.retiring) lines.push(`The previous secret ${t.id} stays valid until ${t.expires} (in ${formatDuration(Date.parse(t.expires!) - Date.parse(r.token.created))}), then it is refused.`);

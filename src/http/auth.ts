@@ -4,7 +4,8 @@
  * reads the token from the Authorization header; only the token's SHA-256 hash is looked up. Repeated
  * failures from one address are slowed down with 429, which never applies to a request that carries a
  * valid token. Derives run in Elysia's transform phase: before validation and before any handler
- * reads a body, so a stranger learns nothing about a route, known or not.
+ * reads a body, so a stranger learns nothing about a route, known or not. A valid token whose scope
+ * does not allow the request (a read token's write, scope.ts) is refused there too, with 403.
  *
  * How the plugin is used, and why. Its derive returns what follows `extract.header` (plus one
  * separator character) when the header starts with it, and otherwise reads `?access_token=` from
@@ -28,10 +29,12 @@
  */
 import { bearer } from "@elysiajs/bearer";
 import { Elysia } from "elysia";
-import { tooManyRequests, unauthorized } from "../scim/errors";
-import type { TokenRecord, TokenStore } from "../store/store";
+import { expiredToken, insufficientScope, tooManyRequests, unauthorized } from "../scim/errors";
+import type { TokenRecord, TokenRefusalDetail, TokenStore } from "../store/store";
 import { hashToken } from "../tokens";
 import { infoOf, type AuthFailure, type RequestInfo } from "./observe";
+import { pathOf } from "./routing";
+import { permits, requiredScope } from "./scope";
 
 /** The scheme as the plugin spells it (its `extract.header`). */
 const SCHEME = "Bearer";
@@ -100,6 +103,12 @@ export function authPlugin(tokens: TokenStore, limiter: FailureLimiter, addressO
       }
       const caller = await authenticate(tokens, limiter, () => addressOf(request), credentials?.trimStart() || undefined, request, info);
       if (info) info.token = caller.name;
+      const needs = requiredScope(request.method, pathOf(request.url));
+      if (!permits(caller.scope, needs))
+        throw insufficientScope(
+          `this token has scope '${caller.scope}'; creating, replacing, patching and deleting need a token with scope '${needs}' (scimd generate-token --scope ${needs})`,
+          needs,
+        );
       return { caller };
     });
 }
@@ -132,10 +141,25 @@ async function authenticate(
     throw tooManyRequests(`too many failed authentications from this address; retry after ${wait} s`, wait);
   }
   limiter.record(address);
-  if (info) info.authFailure = hash === undefined ? headerFailure(request) : await tokens.refusal(hash);
-  throw unauthorized(
-    token === undefined
-      ? "authentication required: send 'Authorization: Bearer <token>' (create a token with `scimd generate-token`)"
-      : "the bearer token is not valid (it may have been revoked); create a new one with `scimd generate-token`",
+  if (hash === undefined) {
+    if (info) info.authFailure = headerFailure(request);
+    throw unauthorized("authentication required: send 'Authorization: Bearer <token>' (create a token with `scimd generate-token`)");
+  }
+  const refused = await tokens.refusal(hash);
+  if (info) info.authFailure = refused.reason;
+  throw refusalError(refused);
+}
+
+/**
+ * The 401 for a secret that was sent and refused. Only a secret that existed and expired is told so
+ * (with when): whoever sends it held a real secret. A revoked secret and one never created get the
+ * same answer, so a token cannot be probed for having been revoked.
+ */
+export function refusalError(refused: TokenRefusalDetail) {
+  if (refused.reason !== "expired") return unauthorized("the bearer token is not valid (it may have been revoked); create a new one with `scimd generate-token`");
+  return expiredToken(
+    refused.by === "lifetime"
+      ? `the bearer token expired at ${refused.at} (the end of the lifetime it was created with); give it a new secret with \`scimd tokens rotate NAME\` and put that into the client`
+      : `the bearer token expired at ${refused.at}: it was replaced by \`scimd tokens rotate\` and its grace period has ended; use the token's new secret`,
   );
 }

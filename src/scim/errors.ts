@@ -57,6 +57,15 @@ export const notFound = (detail: string) => new ScimError(404, detail);
 export const preconditionFailed = (detail: string) => new ScimError(412, detail);
 export const unauthorized = (detail: string) =>
   new ScimError(401, detail, undefined, { "WWW-Authenticate": 'Bearer realm="scimd"' });
+/**
+ * 401 for a secret that existed and expired: RFC 6750 §3.1's invalid_token, so a client that reads the
+ * header (not only the body) knows a new token is needed, not a retry.
+ */
+export const expiredToken = (detail: string) =>
+  new ScimError(401, detail, undefined, { "WWW-Authenticate": 'Bearer realm="scimd", error="invalid_token", error_description="the token expired"' });
+/** 403 for a valid token whose scope does not allow the request (RFC 6750 §3.1 insufficient_scope, naming the scope needed). */
+export const insufficientScope = (detail: string, needed: string) =>
+  new ScimError(403, detail, undefined, { "WWW-Authenticate": `Bearer realm="scimd", error="insufficient_scope", scope="${needed}"` });
 export const methodNotAllowed = (detail: string) => new ScimError(405, detail);
 export const unsupportedMediaType = (detail: string) => new ScimError(415, detail);
 export const payloadTooLarge = (detail: string) => new ScimError(413, detail);

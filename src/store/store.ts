@@ -105,9 +105,13 @@ export interface DeleteOptions {
   origin?: WriteOrigin;
 }
 
+/** What a token may do: "write" (an IdP: reads and writes) or "read" (GET and .search only). */
+export type TokenScope = "read" | "write";
+export const TOKEN_SCOPES: readonly TokenScope[] = ["read", "write"];
+
 /**
  * One secret of an API token. A token is a name (unique among tokens not revoked) with one current
- * secret (`expires` null) and, after a rotation, the secrets it replaced, each accepted until `expires`.
+ * secret (no `rotated`) and, after a rotation, the secrets it replaced, each accepted until `expires`.
  * A revoked secret is kept, never accepted again, for `tokens list --all` and the refusal's reason.
  */
 export interface TokenRecord {
@@ -115,10 +119,33 @@ export interface TokenRecord {
   name: string;
   created: string;
   lastUsed: string | null;
-  /** When this (rotated-out) secret stops being accepted; null for the name's current secret. */
+  /** What the token may do; every secret of a name has the same scope (rotation keeps it). */
+  scope: TokenScope;
+  /**
+   * When this secret stops being accepted, whatever ends it first: the lifetime chosen when it was
+   * made (`expiresAt`), the grace period after a rotation replaced it, or its revocation; null while
+   * nothing ends it.
+   */
   expires: string | null;
+  /** The end of the lifetime chosen with --expires-in (null: no expiry); a rotation does not change it. */
+  expiresAt: string | null;
+  /** When a rotation replaced this secret by a new one; absent for the name's current secret. */
+  rotated?: string;
   /** When this secret was revoked; absent while it is not (so on every record findToken returns). */
   revoked?: string;
+}
+
+/** How a new token or a rotated secret is made: its scope (default write) and the end of its lifetime (default none). */
+export interface TokenOptions {
+  scope?: TokenScope;
+  /** ISO 8601 UTC time; absent or undefined: the secret does not expire. */
+  expiresAt?: string;
+}
+
+/** What rotateToken gives the new secret: the scope is always the token's; the lifetime may be set, dropped (null) or kept (absent). */
+export interface RotateOptions {
+  /** A new end of lifetime (ISO), null for none; absent: as long a lifetime as the replaced secret had (none if it had none). */
+  expiresAt?: string | null;
 }
 
 /** createToken with a name a token not revoked already has (rotate it, or revoke it first). */
@@ -156,27 +183,34 @@ export interface ResourceStore {
 
 export type TokenRefusal = "revoked" | "expired" | "no such token";
 
+/** Why a secret is refused, with when for an expired one (the 401 says it) and whether its lifetime or a rotation ended it. */
+export type TokenRefusalDetail =
+  | { reason: "revoked" | "no such token" }
+  | { reason: "expired"; at: string; by: "lifetime" | "rotation" };
+
 /** API tokens: what authentication and the token commands need. */
 export interface TokenStore {
   /**
    * A new token; throws TokenNameTaken when a secret not revoked (current, rotated or expired) has
    * this name. A name whose secrets are all revoked is free: the revoked ones stay listed beside it.
    */
-  createToken(name: string, hash: string): Promise<TokenRecord>;
+  createToken(name: string, hash: string, opts?: TokenOptions): Promise<TokenRecord>;
   /**
    * Gives `name` a new current secret; every older secret of the name is accepted for at most
-   * `graceMs` more (0: refused from now on). Undefined when no secret of this name is unrevoked
+   * `graceMs` more (0: refused from now on), and never past its own lifetime. The new secret has the
+   * token's scope and the lifetime `opts` says. Undefined when no secret of this name is unrevoked
    * (none ever had it, or the token was revoked: a revoked token is not brought back).
    */
-  rotateToken(name: string, hash: string, graceMs: number): Promise<RotatedToken | undefined>;
+  rotateToken(name: string, hash: string, graceMs: number, opts?: RotateOptions): Promise<RotatedToken | undefined>;
   /** The accepted (not expired, not revoked) secret with this hash, and records its use (at most once a minute). */
   findToken(hash: string): Promise<TokenRecord | undefined>;
   /**
-   * Why a secret that findToken did not accept is refused, for the log: "revoked" for a revoked
-   * secret (current or rotated-out when revoked), "expired" for a rotated-out secret past its grace
-   * period, else "no such token" (never created, or revoked before revocations were kept).
+   * Why a secret that findToken did not accept is refused, for the log and the 401: "revoked" for a
+   * revoked secret (current or rotated-out when revoked), "expired" (with when, and by what) for a
+   * secret past its lifetime or a rotated-out one past its grace period, else "no such token" (never
+   * created, or revoked before revocations were kept).
    */
-  refusal(hash: string): Promise<TokenRefusal>;
+  refusal(hash: string): Promise<TokenRefusalDetail>;
   /** Every secret, expired and revoked ones included, oldest first. */
   listTokens(): Promise<TokenRecord[]>;
   /**

@@ -158,7 +158,7 @@ describe("dist/scimd generate-token: the URL it prints for the IdP", () => {
   /** The URL line and the lines after "Authentication" up to the "shown once" line. */
   function urlOf(err: string): { url: string; guidance: string } {
     const url = /Tenant URL: (\S+)\n/.exec(err)![1]!;
-    const guidance = err.split("\n").filter((l) => !l.startsWith(" ") && !/^(Created|In your|This token|To give)/.test(l)).join("\n");
+    const guidance = err.split("\n").filter((l) => !l.startsWith(" ") && !/^(Created|In your|This token|To give|Scope:|Expires:)/.test(l)).join("\n");
     return { url, guidance };
   }
 

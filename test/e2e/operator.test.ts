@@ -188,8 +188,8 @@ describe("token names are unique; rotate issues a new secret under the same name
     expect(rotate).toContain("rotate okta");
     token(paste(rotate));
     const after = cli(["tokens", "list", "--db", db]).out;
-    expect(after).toMatch(/^okta +\S+ +expires in 23h 59m \(rotated\)/m);
-    expect(after).toMatch(/^okta +\S+ +active /m);
+    expect(after).toMatch(/^okta +\S+ +write +expires in 23h 59m \(rotated\)/m);
+    expect(after).toMatch(/^okta +\S+ +write +active /m);
   });
 
   it("through a running server: after rotate both secrets work, the old one is refused once the grace period ends, and the new one keeps working", async () => {
@@ -206,13 +206,13 @@ describe("token names are unique; rotate issues a new secret under the same name
       const until = Date.parse(/stays valid until (\S+)/.exec(r.err)![1]!);
       expect(await status(s, old)).toBe(200);
       expect(await status(s, fresh)).toBe(200);
-      expect(cli(["tokens", "list", "--db", db]).out).toMatch(/^okta +\S+ +expires in [0-2]s \(rotated\)/m);
+      expect(cli(["tokens", "list", "--db", db]).out).toMatch(/^okta +\S+ +write +expires in [0-2]s \(rotated\)/m);
       await Bun.sleep(Math.max(0, until - Date.now()) + 50);
       expect(await status(s, old)).toBe(401);
       expect(await status(s, fresh)).toBe(200);
       const list = cli(["tokens", "list", "--db", db]).out;
-      expect(list).toMatch(/^okta +\S+ +expired /m);
-      expect(list).toMatch(/^okta +\S+ +active /m);
+      expect(list).toMatch(/^okta +\S+ +write +expired /m);
+      expect(list).toMatch(/^okta +\S+ +write +active /m);
       expect(list).not.toContain(old);
       expect(list).not.toContain(fresh);
     } finally {
@@ -303,7 +303,7 @@ describe("generate-token and tokens on a --db that does not exist", () => {
     expect(line).toContain("--create");
     token(paste(line));
     expect(existsSync(db)).toBe(true);
-    expect(cli(["tokens", "list", "--db", db]).out).toMatch(/^okta +\S+ +active /m);
+    expect(cli(["tokens", "list", "--db", db]).out).toMatch(/^okta +\S+ +write +active /m);
   });
 
   it("a server started with the command the refusal suggests uses that database", async () => {
@@ -509,7 +509,7 @@ describe("the binary's command line (node:util parseArgs under bun build --compi
     expect(r.err).toContain(`SCIM base URL / Tenant URL: http://127.0.0.1:9126${BASE_PATH}\n`);
     const list = cli(["tokens", `--db=${db}`, "--", "list"]);
     expect(list.code).toBe(0);
-    expect(list.out).toMatch(/^okta +\S+ +active /m);
+    expect(list.out).toMatch(/^okta +\S+ +write +active /m);
     expect(cli(["serve", "--strict=false", "--strict", "--port=1", "--help"]).code).toBe(0);
   });
 

@@ -5,7 +5,7 @@ import type { RequestContext } from "../../src/scim/result";
 
 const ctx: RequestContext = {
   baseUrl: "https://scim.example.com/api/v1/scim",
-  caller: { id: "t1", name: "okta", created: "2026-01-01T00:00:00.000Z", lastUsed: null, expires: null },
+  caller: { id: "t1", name: "okta", created: "2026-01-01T00:00:00.000Z", lastUsed: null, scope: "write", expires: null, expiresAt: null },
   read: {},
   conditions: {},
 };

@@ -14,7 +14,7 @@ let operations: ScimOperations;
 let renderer: Renderer;
 let cleanup: () => void;
 const BASE = "http://scimd.test/api/v1/scim";
-const CALLER: TokenRecord = { id: "t1", name: "fast-render", created: "2024-01-01T00:00:00.000Z", lastUsed: null, expires: null };
+const CALLER: TokenRecord = { id: "t1", name: "fast-render", created: "2024-01-01T00:00:00.000Z", lastUsed: null, scope: "write", expires: null, expiresAt: null };
 const ctx = (read: ReadOptions = {}): RequestContext => ({ baseUrl: BASE, caller: CALLER, read, conditions: {} });
 const createdId = (r: ScimResult) => (r.body?.type === "object" ? (r.body.value.id as string) : undefined)!;
 const create = async (kind: ResourceKind, body: unknown) => createdId(await operations.create(kind, body, ctx()));

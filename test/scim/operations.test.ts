@@ -15,7 +15,7 @@ import type { TokenRecord } from "../../src/store/store";
 import { allMembers, GROUP, groupBody, LIST, patchBody, tempDir, userBody } from "../helpers";
 
 const BASE = "https://scim.example.com/api/v1/scim";
-const CALLER: TokenRecord = { id: "t-1", name: "okta", created: "2024-01-01T00:00:00.000Z", lastUsed: null, expires: null };
+const CALLER: TokenRecord = { id: "t-1", name: "okta", created: "2024-01-01T00:00:00.000Z", lastUsed: null, scope: "write", expires: null, expiresAt: null };
 
 let store: SqliteStore;
 let ops: ScimOperations;

@@ -639,20 +639,20 @@ export function storeContract(name: string, open: OpenFresh): void {
         await store.rotateToken("okta", "h-cur", 60 * 60_000);
         await store.createToken("entra", "h-e1");
         await store.rotateToken("entra", "h-e2", 0);
-        expect(await store.refusal("h-never")).toBe("no such token");
-        expect(await store.refusal("h-e1")).toBe("expired");
+        expect((await store.refusal("h-never")).reason).toBe("no such token");
+        expect((await store.refusal("h-e1")).reason).toBe("expired");
         await store.revokeToken("okta");
-        expect(await store.refusal("h-cur")).toBe("revoked");
-        expect(await store.refusal("h-old")).toBe("revoked");
+        expect((await store.refusal("h-cur")).reason).toBe("revoked");
+        expect((await store.refusal("h-old")).reason).toBe("revoked");
         // Revoked wins over expired: the expired secret of a revoked token was revoked.
         await store.revokeToken("entra");
-        expect(await store.refusal("h-e1")).toBe("revoked");
-        expect(await store.refusal("h-e2")).toBe("revoked");
+        expect((await store.refusal("h-e1")).reason).toBe("revoked");
+        expect((await store.refusal("h-e2")).reason).toBe("revoked");
         // One secret revoked by id.
         await store.createToken("one", "h-one");
         const r = await store.rotateToken("one", "h-two", 60 * 60_000);
         await store.revokeToken(r!.retiring[0]!.id);
-        expect(await store.refusal("h-one")).toBe("revoked");
+        expect((await store.refusal("h-one")).reason).toBe("revoked");
         expect((await store.findToken("h-two"))?.name).toBe("one");
       });
 
@@ -663,7 +663,7 @@ export function storeContract(name: string, open: OpenFresh): void {
         expect(fresh.name).toBe("okta");
         expect((await store.findToken("h-new"))?.id).toBe(fresh.id);
         expect(await store.findToken("h-old")).toBeUndefined();
-        expect(await store.refusal("h-old")).toBe("revoked");
+        expect((await store.refusal("h-old")).reason).toBe("revoked");
         expect(await store.tokenCount()).toBe(1);
         const listed = await store.listTokens();
         expect(listed.map((t) => [t.id, t.name, t.revoked !== undefined])).toEqual([
@@ -704,8 +704,8 @@ export function storeContract(name: string, open: OpenFresh): void {
         expect(r!.token.name).toBe("okta");
         expect(r!.retiring).toEqual([]);
         expect(await store.findToken("h-a")).toBeUndefined();
-        expect(await store.refusal("h-a")).toBe("expired");
-        expect(await store.refusal("h-b")).toBe("revoked");
+        expect((await store.refusal("h-a")).reason).toBe("expired");
+        expect((await store.refusal("h-b")).reason).toBe("revoked");
         // The revoked secret was not touched by the rotation: it still ends where it was revoked.
         const kept = (await store.listTokens()).find((t) => t.id === b.id)!;
         expect(kept.expires).toBe(kept.revoked!);

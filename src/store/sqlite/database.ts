@@ -158,8 +158,10 @@ export class SqliteDatabase {
     for (let v = current; v < MIGRATIONS.length; v++) {
       this.db.transaction(() => {
         const m = MIGRATIONS[v]!;
-        if (typeof m === "string") this.db.exec(m);
-        else m(this.db);
+        // A blank migration is a number held for a step merged later (SQLite refuses to run empty SQL).
+        if (typeof m === "string") {
+          if (m.trim()) this.db.exec(m);
+        } else m(this.db);
         this.db.exec(`PRAGMA application_id = ${APPLICATION_ID}`);
         this.db.exec(`PRAGMA user_version = ${v + 1}`);
       }).immediate();

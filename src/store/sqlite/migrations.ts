@@ -96,6 +96,28 @@ const activityLog = `
   CREATE INDEX activity_name ON activity(resource_type, name_key) WHERE name_key IS NOT NULL;
 `;
 
+/**
+ * 6: token scopes and lifetimes. `scope` is what a token may do ('write' for every existing token: they
+ * could always write). `expires_at` is the end of the lifetime chosen with --expires-in (none for
+ * every existing token); the lookup keeps checking `expires` alone, which from now on holds whatever
+ * ends the secret first (its lifetime, a rotation's grace, a revocation), so that an older scimd
+ * running beside the migrated file refuses an expired token too (src/store/sqlite/tokens.ts).
+ * Since `expires` no longer marks a rotated-out secret, `rotated` does: set here for each unrevoked
+ * secret that has an end (only a rotation gave one before), to when the next secret of its name was
+ * created; the one-current-secret-per-name index moves to it. Independent of migration 5.
+ */
+const tokenScopesAndLifetimes = `
+  ALTER TABLE tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'write' CHECK (scope IN ('read', 'write'));
+  ALTER TABLE tokens ADD COLUMN expires_at TEXT;
+  ALTER TABLE tokens ADD COLUMN rotated TEXT;
+  UPDATE tokens SET rotated = coalesce(
+    (SELECT min(n.created) FROM tokens n WHERE n.name = tokens.name AND (n.created > tokens.created OR (n.created = tokens.created AND n.rowid > tokens.rowid))),
+    expires
+  ) WHERE expires IS NOT NULL AND revoked IS NULL;
+  DROP INDEX tokens_current_name;
+  CREATE UNIQUE INDEX tokens_current_name ON tokens(name) WHERE rotated IS NULL AND revoked IS NULL;
+`;
+
 export const MIGRATIONS: Migration[] = [
   // 1: users, groups, membership, tokens.
   `
@@ -176,4 +198,5 @@ export const MIGRATIONS: Migration[] = [
   uniqueTokenNames,
   revokedTokens,
   activityLog,
+  tokenScopesAndLifetimes,
 ];

@@ -23,7 +23,9 @@ import type {
   StoredResource,
   StoreStats,
   TokenRecord,
-  TokenRefusal,
+  TokenRefusalDetail,
+  TokenOptions,
+  RotateOptions,
   UpdateInput,
 } from "../store";
 import { SqliteActivity } from "./activity";
@@ -84,19 +86,19 @@ export class SqliteStore implements Store {
     return this.membership.groupsOf(memberId);
   }
 
-  createToken(name: string, hash: string): Promise<TokenRecord> {
-    return this.tokens.createToken(name, hash);
+  createToken(name: string, hash: string, opts?: TokenOptions): Promise<TokenRecord> {
+    return this.tokens.createToken(name, hash, opts);
   }
 
-  rotateToken(name: string, hash: string, graceMs: number): Promise<RotatedToken | undefined> {
-    return this.tokens.rotateToken(name, hash, graceMs);
+  rotateToken(name: string, hash: string, graceMs: number, opts?: RotateOptions): Promise<RotatedToken | undefined> {
+    return this.tokens.rotateToken(name, hash, graceMs, opts);
   }
 
   findToken(hash: string): Promise<TokenRecord | undefined> {
     return this.tokens.findToken(hash);
   }
 
-  refusal(hash: string): Promise<TokenRefusal> {
+  refusal(hash: string): Promise<TokenRefusalDetail> {
     return this.tokens.refusal(hash);
   }
 

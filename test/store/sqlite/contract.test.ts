@@ -8,6 +8,7 @@ import { openStore } from "../../../src/store/open";
 import { tempDir } from "../../helpers";
 import { activityContract } from "../contract-activity";
 import { storeContract } from "../contract";
+import { tokenScopeContract } from "../contract-tokens-scope";
 
 const tmp = tempDir("scimd-sqlite-contract-");
 afterAll(() => tmp.cleanup());
@@ -20,3 +21,4 @@ const fresh = async () => {
 
 storeContract("SQLite", fresh);
 activityContract("SQLite", fresh);
+tokenScopeContract("SQLite", fresh);

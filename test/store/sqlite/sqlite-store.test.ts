@@ -290,12 +290,12 @@ describe("SqliteStore specifics", () => {
       ]);
       expect((await s.findToken("h-old"))?.id).toBe("id-old");
       expect((await s.findToken("h-cur"))?.id).toBe("id-cur");
-      expect(await s.refusal("h-gone")).toBe("expired");
+      expect((await s.refusal("h-gone")).reason).toBe("expired");
       expect(await s.tokenCount()).toBe(2);
       // One current secret per name is still enforced by the database itself, for a secret not revoked.
       expect(() => s.db.query("INSERT INTO tokens (id, name, hash, created) VALUES ('x', 'okta', 'h-x', '2026-03-01T00:00:00.000Z')").run()).toThrow(/UNIQUE/);
       expect(await s.revokeToken("okta")).toBe(2);
-      expect(await s.refusal("h-cur")).toBe("revoked");
+      expect((await s.refusal("h-cur")).reason).toBe("revoked");
       // The index leaves revoked rows out: the name takes a new current secret, as createToken gives it.
       expect((await s.createToken("okta", "h-new")).name).toBe("okta");
       expect(s.db.query("SELECT count(*) AS n FROM tokens WHERE name = 'okta' AND expires IS NULL").get()).toEqual({ n: 1 });
