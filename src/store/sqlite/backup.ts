@@ -308,6 +308,8 @@ function replaceContent(db: Database): void {
   // Tables first (their SQL names no schema, so it creates them in main), rows, then indexes, triggers and views over them.
   for (const o of fresh) if (o.type === "table") db.exec(o.sql);
   for (const o of fresh) if (o.type === "table") db.exec(`INSERT INTO main.${quoteId(o.name)} SELECT * FROM incoming.${quoteId(o.name)}`);
+  // Inserting rows with their rowids moved the counters: set them to the backup's (a deleted last row leaves its counter above every rowid).
+  if (hasSequence("main")) db.exec("DELETE FROM main.sqlite_sequence");
   if (hasSequence("incoming")) db.exec("INSERT INTO main.sqlite_sequence SELECT * FROM incoming.sqlite_sequence");
   for (const type of ["index", "trigger", "view"]) for (const o of fresh) if (o.type === type) db.exec(o.sql);
   const version = (db.query("PRAGMA incoming.user_version").get() as { user_version: number }).user_version;
