@@ -1,6 +1,7 @@
 #!/usr/bin/env bun
 /** The binary's entry: parse argv, dispatch one command, map failures to exit codes (2 = usage). */
 import { activity, ACTIVITY_USAGE } from "./cli/activity";
+import { backup, BACKUP_USAGE, restore, RESTORE_USAGE } from "./cli/backup";
 import { config, CONFIG_USAGE } from "./cli/config";
 import { healthcheck, HEALTHCHECK_USAGE } from "./cli/healthcheck";
 import { serve, SERVE_USAGE } from "./cli/serve";
@@ -21,6 +22,8 @@ Commands:
   config           print the configuration serve runs with (options, SCIMD_*, --config FILE), with
                    the source of each value
   healthcheck      exit 0 when a running scimd is ready (GET /readyz), 1 when not (Docker, systemd)
+  backup           copy the database while serve runs, verified (--dir and --keep for a rotating set)
+  restore          put a backup back (with the server stopped); the replaced content is kept beside it
 
 Each command's options and examples:
   ${commandLine("serve", ["--help"])}
@@ -29,6 +32,8 @@ Each command's options and examples:
   ${commandLine("activity", ["--help"])}
   ${commandLine("config", ["--help"])}
   ${commandLine("healthcheck", ["--help"])}
+  ${commandLine("backup", ["--help"])}
+  ${commandLine("restore", ["--help"])}
 
 Options:
   --help           show this help
@@ -65,6 +70,10 @@ export async function main(argv: string[]): Promise<number> {
         return await config(rest);
       case "healthcheck":
         return await healthcheck(rest);
+      case "backup":
+        return await backup(rest);
+      case "restore":
+        return await restore(rest);
       default:
         throw new UsageError(`unknown command '${cmd}'`);
     }
@@ -76,7 +85,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (e instanceof UsageError) {
       console.error(`scimd: ${e.message}\n`);
-      const usage: Record<string, string> = { serve: SERVE_USAGE, "generate-token": GENERATE_USAGE, tokens: TOKENS_USAGE, activity: ACTIVITY_USAGE, config: CONFIG_USAGE, healthcheck: HEALTHCHECK_USAGE };
+      const usage: Record<string, string> = { serve: SERVE_USAGE, "generate-token": GENERATE_USAGE, tokens: TOKENS_USAGE, activity: ACTIVITY_USAGE, config: CONFIG_USAGE, healthcheck: HEALTHCHECK_USAGE, backup: BACKUP_USAGE, restore: RESTORE_USAGE };
       console.error(usage[cmd ?? ""] ?? USAGE);
       return 2;
     }

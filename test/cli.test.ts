@@ -651,7 +651,7 @@ describe("help text", () => {
     expect(lines.length).toBeGreaterThan(0);
     for (const line of lines) {
       // From source (as these tests run) the invocation is the npm script in this checkout.
-      expect(line).toMatch(/^(TOKEN=\$\()?npm --prefix \S+ (start|run --silent (generate-token|tokens|activity|config|healthcheck))( |$)/);
+      expect(line).toMatch(/^(TOKEN=\$\()?npm --prefix \S+ (start|run --silent (generate-token|tokens|activity|config|healthcheck|backup|restore))( |$)/);
       expect(line.replace(/^TOKEN=\$\((.*)\)$/, "$1")).not.toMatch(/[<>|;&`]/);
       const syntax = Bun.spawnSync(["sh", "-n", "-c", line]);
       expect({ line, exit: syntax.exitCode }).toEqual({ line, exit: 0 });

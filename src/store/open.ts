@@ -6,6 +6,8 @@
  * A value that holds `://` is always a URL, never a file name, so a URL whose scheme this build does
  * not serve is refused (and its password never repeated) instead of becoming a SQLite file named after it.
  */
+import { resolve } from "node:path";
+import { backupSqlite, inspectDatabase, restoreSqlite } from "./sqlite/backup";
 import { SqliteStore } from "./sqlite/sqlite-store";
 import { StoreOpenError, type Store } from "./store";
 
@@ -94,5 +96,65 @@ export async function openStore(value: string, opts: OpenOptions = {}): Promise<
   switch (where.engine) {
     case "sqlite":
       return new SqliteStore(where.path, { create: opts.create, synchronous: opts.synchronous, busyTimeoutMs: opts.busyTimeoutMs, onMigrated: opts.onMigrated, activityLog: opts.activityLog });
+  }
+}
+
+/** What a backup file (or a restored database) holds, as `backup` and `restore` print it. */
+export interface DatabaseSummary {
+  /** The file, absolute. */
+  path: string;
+  /** The schema version it carries (older than this scimd's is fine: serve migrates it at its next start). */
+  schemaVersion: number;
+  bytes: number;
+  counts: { users: number; groups: number; memberships: number; tokens: number; activity?: number };
+}
+
+export interface BackupOptions {
+  /** Replace the target if it exists (by default an existing file is refused). */
+  force?: boolean;
+  busyTimeoutMs?: number;
+}
+export type BackupResult = DatabaseSummary & { ms: number };
+
+export interface RestoreOptions {
+  /** Told each step as the restore reaches it: validated, locked, saved, copied, committed (or written, for a new database). */
+  onStep?: (step: string) => void;
+}
+export interface RestoreResult {
+  restored: DatabaseSummary;
+  /** Where the replaced content was saved; undefined when there was no database before. */
+  previous?: string;
+}
+
+/**
+ * `scimd backup`: a consistent, verified copy of the database a `--db` value names, taken while a
+ * server may be writing. Throws (one line, nothing written at `target`) when it cannot.
+ */
+export async function backupDatabase(value: string, target: string, opts: BackupOptions = {}): Promise<BackupResult> {
+  const where = parseDbLocation(value);
+  switch (where.engine) {
+    case "sqlite":
+      return backupSqlite(where.path, target, opts);
+  }
+}
+
+/** Checks that `file` is a backup this scimd can restore (a scimd database, a known schema, intact) and says what it holds. */
+export async function inspectBackup(value: string, file: string): Promise<DatabaseSummary> {
+  const where = parseDbLocation(value);
+  switch (where.engine) {
+    case "sqlite":
+      return inspectDatabase(resolve(file), file);
+  }
+}
+
+/**
+ * `scimd restore`: the database a `--db` value names gets the content of the backup `file`, or
+ * nothing changes. Refuses while another process has the database open.
+ */
+export async function restoreDatabase(value: string, file: string, opts: RestoreOptions = {}): Promise<RestoreResult> {
+  const where = parseDbLocation(value);
+  switch (where.engine) {
+    case "sqlite":
+      return restoreSqlite(where.path, file, opts);
   }
 }
