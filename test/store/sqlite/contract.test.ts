@@ -7,12 +7,16 @@ import { join } from "node:path";
 import { openStore } from "../../../src/store/open";
 import { tempDir } from "../../helpers";
 import { storeContract } from "../contract";
+import { scanContract } from "../contract-scan";
 
 const tmp = tempDir("scimd-sqlite-contract-");
 afterAll(() => tmp.cleanup());
 let seq = 0;
 
-storeContract("SQLite", async () => {
+const fresh = async () => {
   const path = join(tmp.dir, `db-${++seq}`, "scimd.db");
   return { store: await openStore(path), reopen: () => openStore(path) };
-});
+};
+
+storeContract("SQLite", fresh);
+scanContract("SQLite", fresh);
