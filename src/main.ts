@@ -1,6 +1,8 @@
 #!/usr/bin/env bun
 /** The binary's entry: parse argv, dispatch one command, map failures to exit codes (2 = usage). */
 import { config, CONFIG_USAGE } from "./cli/config";
+import { exportCommand, EXPORT_USAGE } from "./cli/export";
+import { importCommand, IMPORT_USAGE } from "./cli/import";
 import { healthcheck, HEALTHCHECK_USAGE } from "./cli/healthcheck";
 import { serve, SERVE_USAGE } from "./cli/serve";
 import { commandLine } from "./cli/invocation";
@@ -19,6 +21,8 @@ Commands:
   config           print the configuration serve runs with (options, SCIMD_*, --config FILE), with
                    the source of each value
   healthcheck      exit 0 when a running scimd is ready (GET /readyz), 1 when not (Docker, systemd)
+  export           write every User and Group as JSON, JSON lines or CSV (spreadsheets, migrations)
+  import           load an export into an empty database, keeping ids and timestamps
 
 Each command's options and examples:
   ${commandLine("serve", ["--help"])}
@@ -26,6 +30,8 @@ Each command's options and examples:
   ${commandLine("tokens", ["--help"])}
   ${commandLine("config", ["--help"])}
   ${commandLine("healthcheck", ["--help"])}
+  ${commandLine("export", ["--help"])}
+  ${commandLine("import", ["--help"])}
 
 Options:
   --help           show this help
@@ -60,6 +66,10 @@ export async function main(argv: string[]): Promise<number> {
         return await config(rest);
       case "healthcheck":
         return await healthcheck(rest);
+      case "export":
+        return await exportCommand(rest);
+      case "import":
+        return await importCommand(rest);
       default:
         throw new UsageError(`unknown command '${cmd}'`);
     }
@@ -71,7 +81,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (e instanceof UsageError) {
       console.error(`scimd: ${e.message}\n`);
-      const usage: Record<string, string> = { serve: SERVE_USAGE, "generate-token": GENERATE_USAGE, tokens: TOKENS_USAGE, config: CONFIG_USAGE, healthcheck: HEALTHCHECK_USAGE };
+      const usage: Record<string, string> = { serve: SERVE_USAGE, "generate-token": GENERATE_USAGE, tokens: TOKENS_USAGE, config: CONFIG_USAGE, healthcheck: HEALTHCHECK_USAGE, export: EXPORT_USAGE, import: IMPORT_USAGE };
       console.error(usage[cmd ?? ""] ?? USAGE);
       return 2;
     }

@@ -15,7 +15,7 @@ export function shellQuote(s: string): string {
   return `'${s.replaceAll("'", `'\\''`)}'`;
 }
 
-export type Command = "serve" | "generate-token" | "tokens" | "config" | "healthcheck";
+export type Command = "serve" | "generate-token" | "tokens" | "config" | "healthcheck" | "export" | "import";
 
 /** The checkout this source runs from (src/cli/ is two levels below it). */
 const checkout = resolve(import.meta.dir, "../..");
