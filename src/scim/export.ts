@@ -7,7 +7,6 @@
  * names unique in the file, members that the file holds, groups in an order they can be created in).
  */
 import { canonicalDateTime, fold, userNameKey } from "./compare-keys";
-import { etagOf } from "./conditions";
 import { ScimError } from "./errors";
 import { isObject, memberValue, typeName } from "./json";
 import type { Quirks } from "./quirks";
@@ -24,8 +23,8 @@ export const EXPORT_KEYS: Record<ResourceKind, "Users" | "Groups"> = { User: "Us
 
 /**
  * A resource as it is exported: the API's representation (schemas, id, externalId, the attributes,
- * a User's groups, meta with resourceType, created, lastModified and version), without what only a
- * server's URL gives (meta.location, $ref) and without the password hash, which never leaves the
+ * a User's groups, meta with resourceType, created and lastModified), without what only a server's
+ * URL gives (meta.location, $ref), without meta.version (an ETag), and without the password hash, which never leaves the
  * database. A Group's members are not in it: they are written after it, page by page (memberRecord).
  */
 export function exportRecord(kind: ResourceKind, s: StoredResource): Resource {
@@ -34,7 +33,8 @@ export function exportRecord(kind: ResourceKind, s: StoredResource): Resource {
   if (externalId !== undefined) out.externalId = externalId;
   Object.assign(out, attrs);
   if (kind === "User" && s.groups?.length) out.groups = s.groups.map((g) => ({ value: g.value, display: g.display, type: "direct" }));
-  out.meta = { resourceType: kind, created: s.created, lastModified: s.lastModified, version: etagOf(s.version, kind === "User" ? s.groups : undefined) };
+  // No meta.version: an ETag is this server's concurrency token, not data; an import starts each resource at version 1.
+  out.meta = { resourceType: kind, created: s.created, lastModified: s.lastModified };
   return out;
 }
 

@@ -73,7 +73,7 @@ const stored = (data: Record<string, unknown>, extra: Partial<StoredResource> = 
 });
 
 describe("exportRecord", () => {
-  it("is the API's representation without the password hash, location or $ref; a User's groups as direct groups", () => {
+  it("is the API's representation without the password hash, location, $ref or version; a User's groups as direct groups", () => {
     const r = exportRecord("User", stored({ schemas: [USER], externalId: "e1", userName: "bob", password: "$argon2id$secret" }, { groups: [{ value: "g1", display: "Staff" }] }));
     expect(r).toEqual({
       schemas: [USER],
@@ -81,7 +81,7 @@ describe("exportRecord", () => {
       externalId: "e1",
       userName: "bob",
       groups: [{ value: "g1", display: "Staff", type: "direct" }],
-      meta: { resourceType: "User", created: "2020-01-01T00:00:00.000Z", lastModified: "2021-01-01T00:00:00.000Z", version: expect.stringMatching(/^W\/"3/) },
+      meta: { resourceType: "User", created: "2020-01-01T00:00:00.000Z", lastModified: "2021-01-01T00:00:00.000Z" },
     });
     expect(JSON.stringify(r)).not.toContain("argon2");
   });
