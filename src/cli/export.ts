@@ -69,7 +69,7 @@ ${flagHelp(EXPORT_FLAGS)}
 Examples:
   ${commandLine("export", ["--format", "jsonl", "--out", "scimd-export.jsonl"])}
   ${commandLine("export", ["--format", "csv", "--users", "--out", "users.csv"])}
-  ${commandLine("export", ["--format", "json"])} > scimd-export.json`;
+  ${commandLine("export", ["--format", "json", "--groups", "--out", "groups.json", "--db", "/var/lib/scimd/scimd.db"])}`;
 
 /**
  * Opens an existing database for a command that must not create one (export, import without
