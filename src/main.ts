@@ -3,6 +3,8 @@
 import { activity, ACTIVITY_USAGE } from "./cli/activity";
 import { backup, BACKUP_USAGE, restore, RESTORE_USAGE } from "./cli/backup";
 import { config, CONFIG_USAGE } from "./cli/config";
+import { exportCommand, EXPORT_USAGE } from "./cli/export";
+import { importCommand, IMPORT_USAGE } from "./cli/import";
 import { healthcheck, HEALTHCHECK_USAGE } from "./cli/healthcheck";
 import { serve, SERVE_USAGE } from "./cli/serve";
 import { commandLine } from "./cli/invocation";
@@ -24,6 +26,8 @@ Commands:
   healthcheck      exit 0 when a running scimd is ready (GET /readyz), 1 when not (Docker, systemd)
   backup           copy the database while serve runs, verified (--dir and --keep for a rotating set)
   restore          put a backup back (with the server stopped); the replaced content is kept beside it
+  export           write every User and Group as JSON, JSON lines or CSV (spreadsheets, migrations)
+  import           load an export into an empty database, keeping ids and timestamps
 
 Each command's options and examples:
   ${commandLine("serve", ["--help"])}
@@ -34,6 +38,8 @@ Each command's options and examples:
   ${commandLine("healthcheck", ["--help"])}
   ${commandLine("backup", ["--help"])}
   ${commandLine("restore", ["--help"])}
+  ${commandLine("export", ["--help"])}
+  ${commandLine("import", ["--help"])}
 
 Options:
   --help           show this help
@@ -74,6 +80,10 @@ export async function main(argv: string[]): Promise<number> {
         return await backup(rest);
       case "restore":
         return await restore(rest);
+      case "export":
+        return await exportCommand(rest);
+      case "import":
+        return await importCommand(rest);
       default:
         throw new UsageError(`unknown command '${cmd}'`);
     }
@@ -85,7 +95,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (e instanceof UsageError) {
       console.error(`scimd: ${e.message}\n`);
-      const usage: Record<string, string> = { serve: SERVE_USAGE, "generate-token": GENERATE_USAGE, tokens: TOKENS_USAGE, activity: ACTIVITY_USAGE, config: CONFIG_USAGE, healthcheck: HEALTHCHECK_USAGE, backup: BACKUP_USAGE, restore: RESTORE_USAGE };
+      const usage: Record<string, string> = { serve: SERVE_USAGE, "generate-token": GENERATE_USAGE, tokens: TOKENS_USAGE, activity: ACTIVITY_USAGE, config: CONFIG_USAGE, healthcheck: HEALTHCHECK_USAGE, backup: BACKUP_USAGE, restore: RESTORE_USAGE, export: EXPORT_USAGE, import: IMPORT_USAGE };
       console.error(usage[cmd ?? ""] ?? USAGE);
       return 2;
     }

@@ -79,6 +79,18 @@ export interface CreateInput {
   /** Group members (ids of existing Users or Groups). */
   members?: string[];
   origin?: WriteOrigin;
+  /**
+   * The resource's timestamps when it is not new here (an import from an export keeps them, so that
+   * what an IdP or an auditor saw stays true); by default both are the time of the write. ISO 8601
+   * UTC as `new Date().toISOString()` writes it, so that stored times compare as text.
+   */
+  meta?: { created: string; lastModified: string };
+}
+
+/** A page of ResourceStore.scan: resources in creation order; `next` is absent on the last page. */
+export interface ScanPage {
+  resources: StoredResource[];
+  next?: string;
 }
 
 export interface UpdateInput {
@@ -172,6 +184,13 @@ export interface ResourceStore {
   /** Throws 404 when absent, 412 when `expectedVersion` is stale. Also removes the resource from every group. */
   delete(kind: ResourceKind, id: string, opts?: DeleteOptions): Promise<void>;
   search(kind: ResourceKind, query: SearchQuery): Promise<SearchPage>;
+  /**
+   * Every resource of a type in creation order, one page of at most `limit` after the opaque cursor
+   * `after` a previous page returned as `next` (undefined: from the first). Keyset paging, so reading
+   * any number of resources holds one page at a time and costs the same per page wherever it is; a
+   * resource created while scanning is seen if it comes after the cursor. Users come with their groups.
+   */
+  scan(kind: ResourceKind, after: string | undefined, limit: number): Promise<ScanPage>;
   /**
    * One page of a group's direct members (Users, then Groups, each in creation order), after the opaque `cursor` a previous page returned (keyset paging, so
    * reading a large group never holds it all at once). `next` is absent on the last page.

@@ -466,14 +466,14 @@ describe("--base-url without the /api/v1/scim path", () => {
 });
 
 describe("the binary's help", () => {
-  const helps: [string, string[]][] = [["--help"], ["serve", "--help"], ["generate-token", "--help"], ["tokens", "--help"], ["config", "--help"], ["healthcheck", "--help"]].map((a) => [a.join(" "), a]);
+  const helps: [string, string[]][] = [["--help"], ["serve", "--help"], ["generate-token", "--help"], ["tokens", "--help"], ["config", "--help"], ["healthcheck", "--help"], ["export", "--help"], ["import", "--help"]].map((a) => [a.join(" "), a]);
   it.each(helps)("'scimd %s' suggests commands by the binary's own path, without placeholders", (_t, argv) => {
     const r = run([bin], argv);
     expect(r.code).toBe(0);
     const commands = r.out.split("\n").filter((l) => l.includes(`${bin} `));
     expect(commands.length).toBeGreaterThan(0);
     for (const l of commands) {
-      expect(l).toMatch(new RegExp(`^ {2}(TOKEN=\\$\\()?${bin.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} (serve|generate-token|tokens|activity|config|healthcheck|backup|restore)( |$)`));
+      expect(l).toMatch(new RegExp(`^ {2}(TOKEN=\\$\\()?${bin.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} (serve|generate-token|tokens|activity|config|healthcheck|backup|restore|export|import)( |$)`));
       expect(l).not.toMatch(/<[a-z|-]+>/);
     }
   });

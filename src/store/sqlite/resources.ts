@@ -8,7 +8,7 @@ import { fold, toSearchDoc, userNameKey } from "../../scim/compare-keys";
 import { notFound, preconditionFailed, uniqueness, type ScimError } from "../../scim/errors";
 import type { Resource } from "../../scim/resource";
 import { rtOf, type ResourceKind, type ResourceTypeDef } from "../../scim/schema";
-import type { CreateInput, DeleteOptions, GroupRef, ResourceStore, SearchPage, SearchQuery, StoredResource, UpdateInput } from "../store";
+import type { CreateInput, DeleteOptions, GroupRef, ResourceStore, ScanPage, SearchPage, SearchQuery, StoredResource, UpdateInput } from "../store";
 import { DYNAMIC_STATEMENTS, limitSql, nowIso, type SqliteDatabase } from "./database";
 import type { SqliteActivity } from "./activity";
 import { GROUPS_COLUMN, type MemberLog, type SqliteMembership } from "./membership";
@@ -31,7 +31,7 @@ interface Table {
   /** The attribute unique among the type's resources, compared through `key`. */
   nameAttr: "userName" | "displayName";
   key: (data: Resource) => string;
-  sql: { get: string; keyTaken: string; insert: string; current: string; update: string; delete: string; count: string };
+  sql: { get: string; keyTaken: string; insert: string; current: string; update: string; delete: string; count: string; scan: (limit: number) => string };
 }
 
 type TableSpec = Pick<Table, "kind" | "name" | "nameAttr" | "key"> & { keyColumn: string; /** What `get` reads. */ getColumns: string };
@@ -51,6 +51,8 @@ function table({ kind, name, nameAttr, key, keyColumn, getColumns }: TableSpec):
       update: `UPDATE ${name} SET ${keyColumn} = ?, external_id = ?, last_modified = ?, version = version + 1, data = ?, search = ? WHERE seq = ?`,
       delete: `DELETE FROM ${name} WHERE seq = ?`,
       count: `SELECT count(*) AS n FROM ${name}`,
+      // Through the primary key from the cursor on: each page costs the same wherever it starts.
+      scan: (limit) => `SELECT ${getColumns} FROM ${name} r WHERE r.seq > ? ORDER BY r.seq ${limitSql(limit)}`,
     },
   };
 }
@@ -115,11 +117,12 @@ export class SqliteResources implements Omit<ResourceStore, "memberPage" | "grou
   async create(kind: ResourceKind, input: CreateInput): Promise<StoredResource> {
     const t = TABLES[kind];
     const now = nowIso();
+    const { created, lastModified } = input.meta ?? { created: now, lastModified: now };
     const data = JSON.stringify(input.data);
     const search = JSON.stringify(toSearchDoc(t.rt, input.data));
     const run = () => {
       const key = this.claimKey(t, input.data);
-      const row = this.d.q(t.sql.insert).get(input.id, key, externalIdKey(input.data), now, now, data, search) as { seq: number };
+      const row = this.d.q(t.sql.insert).get(input.id, key, externalIdKey(input.data), created, lastModified, data, search) as { seq: number };
       this.d.tally(t.name, 1);
       if (kind === "User") this.writeEmails(row.seq, input.data, false);
       const log = this.activity.enabled ? memberLog() : undefined;
@@ -143,9 +146,9 @@ export class SqliteResources implements Omit<ResourceStore, "memberPage" | "grou
       // claimKey checked the name in the same transaction, so what is left to clash is the id the caller chose: a 409 too, never SQLite's text.
       throw isUniqueViolation(e) ? uniquenessOf(t, input.data) : e;
     }
-    const created: StoredResource = { id: input.id, data: input.data, version: 1, created: now, lastModified: now };
-    if (kind === "User") created.groups = [];
-    return created;
+    const stored: StoredResource = { id: input.id, data: input.data, version: 1, created, lastModified };
+    if (kind === "User") stored.groups = [];
+    return stored;
   }
 
   async update(kind: ResourceKind, id: string, input: UpdateInput): Promise<StoredResource> {
@@ -259,6 +262,16 @@ export class SqliteResources implements Omit<ResourceStore, "memberPage" | "grou
   private writeEmails(seq: number, data: Resource, replace: boolean): void {
     if (replace) this.d.q("DELETE FROM user_emails WHERE user_seq = ?").run(seq);
     for (const k of emailKeys(data)) this.d.q("INSERT OR IGNORE INTO user_emails (user_seq, value_key) VALUES (?, ?)").run(seq, k);
+  }
+
+  /** ResourceStore.scan: the cursor is the last row's seq (the creation order). */
+  async scan(kind: ResourceKind, after: string | undefined, limit: number): Promise<ScanPage> {
+    if (after !== undefined && !/^\d{1,16}$/.test(after)) throw new RangeError(`'${after}' is not a cursor that scan returned`);
+    if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`scan needs a page size of at least 1, got ${limit}`);
+    const rows = this.d.dynamic(TABLES[kind].sql.scan(limit)).all(after === undefined ? 0 : Number(after)) as Row[];
+    const last = rows[rows.length - 1];
+    const resources = rows.map(toStored);
+    return rows.length === limit && last ? { resources, next: String(last.seq) } : { resources };
   }
 
   async search(kind: ResourceKind, query: SearchQuery): Promise<SearchPage> {

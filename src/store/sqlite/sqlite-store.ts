@@ -16,6 +16,7 @@ import type {
   GroupRef,
   Member,
   Readiness,
+  ScanPage,
   RotatedToken,
   SearchPage,
   SearchQuery,
@@ -76,6 +77,10 @@ export class SqliteStore implements Store {
 
   search(kind: ResourceKind, query: SearchQuery): Promise<SearchPage> {
     return this.resources.search(kind, query);
+  }
+
+  scan(kind: ResourceKind, after: string | undefined, limit: number): Promise<ScanPage> {
+    return this.resources.scan(kind, after, limit);
   }
 
   async memberPage(groupId: string, cursor: string | undefined, limit: number): Promise<{ members: Member[]; next?: string }> {

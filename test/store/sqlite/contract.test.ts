@@ -9,6 +9,7 @@ import { tempDir } from "../../helpers";
 import { activityContract } from "../contract-activity";
 import { storeContract } from "../contract";
 import { tokenScopeContract } from "../contract-tokens-scope";
+import { scanContract } from "../contract-scan";
 
 const tmp = tempDir("scimd-sqlite-contract-");
 afterAll(() => tmp.cleanup());
@@ -22,3 +23,4 @@ const fresh = async () => {
 storeContract("SQLite", fresh);
 activityContract("SQLite", fresh);
 tokenScopeContract("SQLite", fresh);
+scanContract("SQLite", fresh);

@@ -1,0 +1,286 @@
+/**
+ * `scimd import FILE`: loads a JSON or JSON-lines export (scimd's own, a SCIM ListResponse, or an
+ * array of resources) into a database that holds no Users and no Groups, keeping ids and
+ * meta.created/lastModified so that the IdP's mappings survive a move to this server.
+ *
+ * Never half-imported: every record is checked first (the API's validation, then the file as a whole:
+ * ids and names unique, members present, an order the Groups can be created in), and only then is
+ * anything written; if a write still fails part-way (a full disk, another writer), everything this
+ * import wrote is deleted again before it reports the failure.
+ */
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { flag, DB_FLAG, flagHelp, HELP_FLAG, parseFlags, UsageError } from "../config";
+import { EXPORT_KEYS, importRecord, ImportError, ImportSet, recordKind, type ImportRecord } from "../scim/export";
+import { isObject } from "../scim/json";
+import { quirksFor } from "../scim/quirks";
+import type { ResourceKind } from "../scim/schema";
+import { parseDbLocation } from "../store/open";
+import type { Store } from "../store/store";
+import { openExisting } from "./export";
+import { commandLine, dbArg } from "./invocation";
+import { progressBar, type Progress } from "./progress";
+
+/** Creates queued together: the store commits the writes of one turn of the event loop in one transaction. */
+const WRITE_BATCH = 500;
+
+export const IMPORT_FLAGS = [
+  { ...DB_FLAG, help: "the database to import into: a file path or sqlite:PATH; it must hold no Users and no Groups (tokens may exist)" },
+  flag({ name: "create", kind: "bool", default: false, help: "create the database when it does not exist yet" }),
+  HELP_FLAG,
+] as const;
+
+export const IMPORT_USAGE = `Usage: scimd import FILE [--db PATH] [--create]
+
+Loads an export into a database that holds no Users and no Groups yet (tokens may exist), keeping
+each resource's id and meta.created / meta.lastModified, so that an IdP's links to them still hold.
+FILE is what 'scimd export --format json' or '--format jsonl' wrote, a SCIM ListResponse
+({"Resources": [...]}, e.g. saved from another server's GET /Users), or a JSON array of resources;
+a .jsonl or .ndjson file, or one whose first line is a whole resource, is read line by line. Every
+record is checked as the API checks a POST, and the file as a whole (unique ids, userNames and group
+names; every member in the file) before anything is written: one bad record is reported with its
+line or index and nothing is imported. Passwords are not part of an export and are not imported
+(a record with a cleartext 'password' has it hashed, as over the API).
+
+Options:
+${flagHelp(IMPORT_FLAGS)}
+
+Examples:
+  ${commandLine("export", ["--format", "jsonl", "--out", "scimd-export.jsonl", "--db", "/var/lib/scimd/old.db"])}
+  ${commandLine("import", ["scimd-export.jsonl", "--db", "/var/lib/scimd/scimd.db", "--create"])}`;
+
+/** One record of the file, and where it is (for messages). */
+interface RawRecord {
+  kind: ResourceKind | undefined;
+  raw: unknown;
+  where: string;
+}
+
+/** The records of a file, readable more than once (checked first, then written). */
+interface Source {
+  records(): AsyncGenerator<RawRecord>;
+}
+
+/** A JSON document: scimd's export, a ListResponse, or an array of resources. */
+function jsonSource(file: string, text: string): Source {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    throw new ImportError(file, `not a JSON document (${(e as Error).message}); a JSON-lines file must end in .jsonl or hold one resource per line`);
+  }
+  const lists: [string, ResourceKind | undefined, unknown[]][] = [];
+  if (Array.isArray(doc)) lists.push(["", undefined, doc]);
+  else if (isObject(doc)) {
+    for (const kind of ["User", "Group"] as const) {
+      const v = doc[EXPORT_KEYS[kind]];
+      if (v === undefined) continue;
+      if (!Array.isArray(v)) throw new ImportError(file, `'${EXPORT_KEYS[kind]}' must be an array of ${kind}s`);
+      lists.push([EXPORT_KEYS[kind], kind, v]);
+    }
+    if (Array.isArray(doc.Resources)) lists.push(["Resources", undefined, doc.Resources]);
+    if (!lists.length) throw new ImportError(file, `holds neither 'Users' nor 'Groups' (a scimd export) nor 'Resources' (a SCIM ListResponse)`);
+  } else throw new ImportError(file, "must be a JSON object or array");
+  return {
+    async *records() {
+      for (const [key, kind, list] of lists) for (const [i, raw] of list.entries()) yield { kind: kind ?? recordKind(raw), raw, where: `${key}[${i}]` };
+    },
+  };
+}
+
+/** JSON lines, read as a stream each time (one line in memory at a time); blank lines are skipped. */
+function jsonlSource(path: string): Source {
+  return {
+    async *records() {
+      const decoder = new TextDecoder("utf-8", { fatal: true });
+      let rest = "";
+      let line = 0;
+      const parse = (text: string): RawRecord | undefined => {
+        line++;
+        if (text.trim() === "") return undefined;
+        let raw: unknown;
+        try {
+          raw = JSON.parse(text);
+        } catch (e) {
+          throw new ImportError(`line ${line}`, `not JSON (${(e as Error).message})`);
+        }
+        return { kind: recordKind(raw), raw, where: `line ${line}` };
+      };
+      for await (const chunk of Bun.file(path).stream()) {
+        rest += decoder.decode(chunk, { stream: true });
+        let nl: number;
+        while ((nl = rest.indexOf("\n")) >= 0) {
+          const r = parse(rest.slice(0, nl));
+          rest = rest.slice(nl + 1);
+          if (r) yield r;
+        }
+      }
+      rest += decoder.decode();
+      const r = parse(rest);
+      if (r) yield r;
+    },
+  };
+}
+
+/** The file as a Source: JSON lines by its name or its first line, else a JSON document. */
+function openSource(path: string): Source {
+  let head: string;
+  try {
+    const text = readFileSync(path, "utf8");
+    if (/\.(jsonl|ndjson)$/i.test(path)) return jsonlSource(path);
+    head = text.slice(0, text.indexOf("\n") < 0 ? text.length : text.indexOf("\n"));
+    let first: unknown;
+    try {
+      first = JSON.parse(head);
+    } catch {
+      return jsonSource(path, text);
+    }
+    // A whole resource on the first line (not a one-line document holding arrays of them) means JSON lines.
+    if (isObject(first) && !("Users" in first || "Groups" in first || "Resources" in first) && text.slice(head.length).trim() !== "") return jsonlSource(path);
+    return jsonSource(path, text);
+  } catch (e) {
+    if (e instanceof ImportError) throw e;
+    const code = (e as { code?: string }).code;
+    throw new Error(`cannot read ${path}: ${code === "ENOENT" ? "no such file" : code === "EISDIR" ? "it is a folder" : (e as Error).message}`);
+  }
+}
+
+/** The Users and Groups a store holds: an import goes only into a database with neither. */
+async function holdings(store: Store): Promise<{ users: number; groups: number }> {
+  const [u, g] = await Promise.all([store.search("User", { offset: 0, limit: 0 }), store.search("Group", { offset: 0, limit: 0 })]);
+  return { users: u.total, groups: g.total };
+}
+
+/** Checked records of a file: each record through the API's validation, then the set as a whole. */
+interface Checked {
+  users: number;
+  /** The Groups in the order they can be created in. */
+  groups: ImportRecord[];
+}
+
+/** Pass 1: every record checked; nothing is written. Throws ImportError for the first bad one. */
+async function check(source: Source, now: string): Promise<Checked> {
+  const quirks = quirksFor(false);
+  const set = new ImportSet();
+  const groups = new Map<string, ImportRecord>();
+  for await (const { kind, raw, where } of source.records()) {
+    if (!kind) throw new ImportError(where, "says neither that it is a User nor a Group (meta.resourceType, or the core schema in 'schemas')");
+    const r = importRecord(kind, raw, where, quirks, now);
+    set.add(r);
+    if (kind === "Group") groups.set(r.id, r);
+  }
+  return { users: set.users, groups: set.groupOrder().map((id) => groups.get(id)!) };
+}
+
+/** Where a write failed, and why. */
+class WriteFailure extends Error {}
+
+/**
+ * Pass 2: the Users (read from the file again, in file order), then the Groups in their order, in
+ * batches of WRITE_BATCH creates. `written` collects what was created, so that a failure can be undone.
+ */
+async function write(store: Store, source: Source, checked: Checked, now: string, written: { kind: ResourceKind; id: string }[], progress: Progress): Promise<void> {
+  const quirks = quirksFor(false);
+  let batch: ImportRecord[] = [];
+  const flush = async () => {
+    const results = await Promise.allSettled(
+      batch.map(async (r) => {
+        const data = r.password === undefined ? r.data : { ...r.data, password: await Bun.password.hash(r.password) };
+        await store.create(r.kind, { id: r.id, data, members: r.members, meta: r.meta, origin: { via: "import" } });
+        written.push({ kind: r.kind, id: r.id });
+      }),
+    );
+    progress.advance(batch.length);
+    const failed = results.findIndex((x) => x.status === "rejected");
+    if (failed >= 0) {
+      const e = (results[failed] as PromiseRejectedResult).reason;
+      throw new WriteFailure(`${batch[failed]!.where}: ${e?.detail ?? (e instanceof Error ? e.message : String(e))}`);
+    }
+    batch = [];
+    await progress.tick();
+  };
+  for await (const { kind, raw, where } of source.records()) {
+    if (kind !== "User") continue;
+    batch.push(importRecord("User", raw, where, quirks, now));
+    if (batch.length >= WRITE_BATCH) await flush();
+  }
+  for (const g of checked.groups) {
+    batch.push(g);
+    if (batch.length >= WRITE_BATCH) await flush();
+  }
+  if (batch.length) await flush();
+}
+
+/** Deletes what an import wrote (Groups first, so no membership is left pointing at a User); returns what could not be deleted. */
+async function undo(store: Store, written: { kind: ResourceKind; id: string }[]): Promise<number> {
+  let left = 0;
+  const ordered = [...written.filter((w) => w.kind === "Group").reverse(), ...written.filter((w) => w.kind === "User")];
+  for (let i = 0; i < ordered.length; i += WRITE_BATCH) {
+    const results = await Promise.allSettled(ordered.slice(i, i + WRITE_BATCH).map((w) => store.delete(w.kind, w.id)));
+    left += results.filter((r) => r.status === "rejected").length;
+  }
+  return left;
+}
+
+export async function importCommand(argv: string[]): Promise<number> {
+  const { values, args } = parseFlags(argv, IMPORT_FLAGS);
+  if (values.help) {
+    console.log(IMPORT_USAGE);
+    return 0;
+  }
+  if (args.length === 0) throw new UsageError("import needs the FILE to import (what 'scimd export --format json' or 'jsonl' wrote)");
+  if (args.length > 1) throw new UsageError(`unexpected argument '${args[1]}'`);
+  const file = args[0]!;
+  const dbPath = resolve(parseDbLocation(values.db).path);
+  const store = await openExisting(values.db, values.create);
+  try {
+    const refuseNonEmpty = async () => {
+      const h = await holdings(store);
+      if (h.users || h.groups)
+        throw new Error(
+          `the database ${dbPath} already holds ${h.users} user${h.users === 1 ? "" : "s"} and ${h.groups} group${h.groups === 1 ? "" : "s"}; import loads into a database without Users and Groups only (so that nothing is merged or overwritten). Import into a new one, e.g.\n  ${commandLine("import", [file, "--db", `${dbPath.replace(/\.db$/, "")}-imported.db`, "--create"])}`,
+        );
+    };
+    await refuseNonEmpty();
+    const now = new Date().toISOString();
+    const source = openSource(file);
+    let checked: Checked;
+    try {
+      checked = await check(source, now);
+    } catch (e) {
+      if (e instanceof ImportError) {
+        console.error(`scimd: ${file} ${e.where}: ${e.problem}; nothing was imported`);
+        return 1;
+      }
+      throw e;
+    }
+    // Checked again just before writing: another writer may have come in while the file was read.
+    await refuseNonEmpty();
+    const written: { kind: ResourceKind; id: string }[] = [];
+    const progress = progressBar("importing", checked.users + checked.groups.length);
+    try {
+      await write(store, source, checked, now, written, progress);
+    } catch (e) {
+      progress.stop();
+      const why = e instanceof WriteFailure || e instanceof ImportError ? e.message : `${e instanceof Error ? e.message : String(e)}`;
+      const left = await undo(store, written);
+      console.error(
+        left
+          ? `scimd: import failed at ${file} ${why}; ${left} of the ${written.length} resources written could not be removed again: delete ${dbPath} and import into a new database`
+          : `scimd: import failed at ${file} ${why}; the ${written.length} resources written before were removed again: nothing was imported`,
+      );
+      return 1;
+    }
+    progress.stop();
+    console.error(
+      [
+        `imported ${checked.users} user${checked.users === 1 ? "" : "s"} and ${checked.groups.length} group${checked.groups.length === 1 ? "" : "s"} from ${resolve(file)} into ${dbPath} (ids and meta.created/lastModified kept).`,
+        `Point the IdP at this server, with a token for it:`,
+        `  ${commandLine("generate-token", ["--name", "okta", ...dbArg(values.db)])}`,
+      ].join("\n"),
+    );
+    return 0;
+  } finally {
+    await store.close();
+  }
+}
