@@ -42,6 +42,16 @@ const run = (args: string[]) => {
   return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() };
 };
 
+/** The activity log's entries in the database at `path` (the changes that made it). */
+function activityEntries(path: string): number {
+  const db = new Database(path, { readonly: true });
+  try {
+    return (db.query("SELECT count(*) AS n FROM activity").get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
+}
+
 describe("backup", () => {
   it("copies every row of every table, the AUTOINCREMENT counters and the schema version, to a file of mode 0600, and says what it holds", async () => {
     const s = await populated(20);
@@ -50,7 +60,8 @@ describe("backup", () => {
       const r = await backupDatabase(s.dbPath, file);
       expect(r.path).toBe(file);
       // inner: users 0..9 less the deleted user 1; outer: inner and user 19.
-      expect(r.counts).toEqual({ users: 19, groups: 2, memberships: 9 + 2, tokens: 1 });
+      expect(r.counts).toEqual({ users: 19, groups: 2, memberships: 9 + 2, tokens: 1, activity: activityEntries(file) });
+      expect(r.counts.activity).toBe(activityEntries(s.dbPath));
       expect(r.schemaVersion).toBe(MIGRATIONS.length);
       expect(r.bytes).toBe(statSync(file).size);
       expect(statSync(file).mode & 0o777).toBe(0o600);
@@ -100,7 +111,7 @@ describe("restore", () => {
     await s.store.close();
     const r = await restoreDatabase(dbPath, file);
     expect(dumpRows(dbPath)).toEqual(atBackup);
-    expect(r.restored.counts).toEqual({ users: 11, groups: 2, memberships: 5 + 2, tokens: 1 });
+    expect(r.restored.counts).toEqual({ users: 11, groups: 2, memberships: 5 + 2, tokens: 1, activity: activityEntries(file) });
     expect(r.previous).toMatch(/\/scimd\.db\.before-restore-\d{8}T\d{6}Z$/);
     expect(dumpRows(r.previous!)).toEqual(beforeRestore);
     expect(statSync(r.previous!).mode & 0o777).toBe(0o600);
@@ -284,7 +295,7 @@ describe("the commands (from source)", () => {
         const r = run(["backup", "--dir", dir, "--keep", "2", "--db", s.dbPath]);
         expect(r.err).toBe("");
         expect(r.code).toBe(0);
-        expect(r.out).toContain(`schema version ${MIGRATIONS.length}, integrity ok.\nIt holds 1 user, 2 groups, 2 memberships, 1 token.`);
+        expect(r.out).toContain(`schema version ${MIGRATIONS.length}, integrity ok.\nIt holds 1 user, 2 groups, 2 memberships, 1 token, 6 activity entries.`);
         if (i >= 2) expect(r.out).toMatch(/Removed 1 older backup \(keeping 2\): scimd-\d{8}T\d{6}Z(-\d+)?\.db\./);
       }
       const left = readdirSync(dir).sort();
@@ -324,7 +335,7 @@ describe("the commands (from source)", () => {
     const ok = run(["restore", file, "--db", dbPath]);
     expect(ok.err).toBe("");
     expect(ok.code).toBe(0);
-    expect(ok.out).toContain(`Restored ${dbPath} from ${file}: 1 user, 2 groups, 2 memberships, 1 token; schema version ${MIGRATIONS.length}.`);
+    expect(ok.out).toContain(`Restored ${dbPath} from ${file}: 1 user, 2 groups, 2 memberships, 1 token, 6 activity entries; schema version ${MIGRATIONS.length}.`);
     expect(ok.out).toMatch(/The content it replaced is saved in .*scimd\.db\.before-restore-\d{8}T\d{6}Z \(remove it/);
   });
 });
