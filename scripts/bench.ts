@@ -106,6 +106,22 @@ async function drive(name: string, count: number, op: (i: number) => Promise<voi
   return ph;
 }
 
+/** `count` operations over C parallel connections: operations per second (no latencies kept; for ratios of alternated rounds). */
+async function rate(count: number, op: (i: number) => Promise<void>): Promise<number> {
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: C }, async () => {
+      for (;;) {
+        const i = next++;
+        if (i >= count) return;
+        await op(i);
+      }
+    }),
+  );
+  return count / ((performance.now() - t0) / 1000);
+}
+
 async function check(res: Response, expected: number[], what: string): Promise<string> {
   const text = await res.text();
   if (!expected.includes(res.status)) throw new Error(`${what}: HTTP ${res.status} ${text.slice(0, 300)}`);
@@ -276,20 +292,6 @@ async function main() {
       const K = Math.max(1_000, Math.min(N, 5_000));
       const rounds = 4;
       const rates = new Map(variants.map((v) => [v.name, { create: [] as number[], patch: [] as number[] }]));
-      const rate = async (count: number, op: (i: number) => Promise<void>) => {
-        let next = 0;
-        const t0 = performance.now();
-        await Promise.all(
-          Array.from({ length: C }, async () => {
-            for (;;) {
-              const i = next++;
-              if (i >= count) return;
-              await op(i);
-            }
-          }),
-        );
-        return count / ((performance.now() - t0) / 1000);
-      };
       for (let r = 0; r < rounds; r++)
         for (const v of variants) {
           serve = startServe(v.args);
@@ -485,20 +487,6 @@ async function main() {
       const K = Math.max(5_000, Math.min(N, 20_000));
       const rounds = 4;
       const rates = new Map<string, { get: number[]; filter: number[] }>(variants.map((v) => [v.name, { get: [], filter: [] }]));
-      const rate = async (count: number, op: (i: number) => Promise<void>) => {
-        let next = 0;
-        const t0 = performance.now();
-        await Promise.all(
-          Array.from({ length: C }, async () => {
-            for (;;) {
-              const i = next++;
-              if (i >= count) return;
-              await op(i);
-            }
-          }),
-        );
-        return count / ((performance.now() - t0) / 1000);
-      };
       const getOp = async (i: number) => void (await check(await fetch(`${base}/Users/${ids[i % N]}`, { headers: auth }), [200], "get"));
       const filterOp = async (i: number) => {
         const f = encodeURIComponent(`userName eq "user${i % N}@bench.example.com"`);

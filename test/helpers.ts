@@ -164,6 +164,18 @@ export function scimError(fn: () => unknown): ScimError {
 }
 
 /** Asserts an HTTP response is a SCIM Error (RFC 7644 §3.12) with this status and scimType. */
+/** Runs `f` and returns the ScimError it threw; fails the test when it throws nothing or something else. */
+export async function scimErrorOf(f: () => Promise<unknown>): Promise<ScimError> {
+  let caught: unknown;
+  try {
+    await f();
+  } catch (e) {
+    caught = e;
+  }
+  expect(caught).toBeInstanceOf(ScimError);
+  return caught as ScimError;
+}
+
 export function expectScimError(r: { status: number; body: any; headers: Headers }, status: number, scimType?: string): void {
   expect(r.status).toBe(status);
   expect(r.headers.get("content-type")).toStartWith("application/scim+json");

@@ -1,10 +1,8 @@
 /** `scimd activity`: what the IdP did to whom, newest first, from the activity log (works while serve runs). */
-import { resolve } from "node:path";
 import { DB_FLAG, flag, flagHelp, HELP_FLAG, MAX_DURATION_MS, parseDuration, parseFlags, UsageError } from "../config";
 import { ACTIVITY_OP_FILTERS, formatEntry, type ActivityOpFilter, type ActivityQuery } from "../scim/activity";
-import { openStore } from "../store/open";
-import { StoreMissingError } from "../store/store";
-import { commandLine, dbArg } from "./invocation";
+import { openExisting } from "./database";
+import { commandLine } from "./invocation";
 
 const DEFAULT_LIMIT = 100;
 
@@ -82,13 +80,7 @@ export async function activity(argv: string[]): Promise<number> {
   if (values.token !== undefined) q.token = values.token;
   if (values.op !== undefined) q.ops = parseOps(values.op);
   const { db } = values;
-  let store;
-  try {
-    store = await openStore(db, { create: false });
-  } catch (e) {
-    if (!(e instanceof StoreMissingError)) throw e;
-    throw new Error(`there is no scimd database at ${resolve(e.location)}; pass the --db your server uses (serve creates it on its first start: ${commandLine("serve", dbArg(db))})`);
-  }
+  const store = await openExisting(db);
   try {
     const entries = await store.listActivity(q);
     if (!entries.length) {

@@ -21,8 +21,9 @@ import {
 } from "../scim/export";
 import type { Resource } from "../scim/resource";
 import type { ResourceKind } from "../scim/schema";
-import { openStore, parseDbLocation } from "../store/open";
-import { StoreMissingError, type Member, type Store } from "../store/store";
+import { parseDbLocation } from "../store/open";
+import type { Member, Store } from "../store/store";
+import { openExisting } from "./database";
 import { commandLine } from "./invocation";
 import { progressBar, type Progress } from "./progress";
 
@@ -70,20 +71,6 @@ Examples:
   ${commandLine("export", ["--format", "jsonl", "--out", "scimd-export.jsonl"])}
   ${commandLine("export", ["--format", "csv", "--users", "--out", "users.csv"])}
   ${commandLine("export", ["--format", "json", "--groups", "--out", "groups.json", "--db", "/var/lib/scimd/scimd.db"])}`;
-
-/**
- * Opens an existing database for a command that must not create one (export, import without
- * --create); a missing one is refused with what to do.
- */
-export async function openExisting(db: string, create = false): Promise<Store> {
-  try {
-    return await openStore(db, { create });
-  } catch (e) {
-    if (!(e instanceof StoreMissingError)) throw e;
-    const where = resolve(e.location) === db ? db : `${db} (${resolve(e.location)})`;
-    throw new Error(`there is no scimd database at ${where}; pass the --db that your server uses (${commandLine("config", [])} shows it)`);
-  }
-}
 
 /** Where the export goes: text is buffered into chunks, each written before the next is built. */
 interface Sink {

@@ -17,7 +17,7 @@ import { quirksFor } from "../scim/quirks";
 import type { ResourceKind } from "../scim/schema";
 import { parseDbLocation } from "../store/open";
 import type { Store } from "../store/store";
-import { openExisting } from "./export";
+import { openExisting } from "./database";
 import { commandLine, dbArg } from "./invocation";
 import { progressBar, type Progress } from "./progress";
 

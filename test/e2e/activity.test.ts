@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { groupBody, patchBody, userBody } from "../helpers";
-import { buildBinaryInto, cleanEnv, startServe, stopAll, type Served } from "./harness";
+import { api, buildBinaryInto, runCli, startServe, stopAll } from "./harness";
 
 let tmp = "";
 let bin = "";
@@ -23,10 +23,7 @@ beforeAll(() => {
 }, 120_000);
 afterAll(() => stopAll(started, tmp));
 
-function cli(args: string[]): { code: number; out: string; err: string } {
-  const p = Bun.spawnSync([bin, ...args], { cwd: tmp, env: cleanEnv(), stdout: "pipe", stderr: "pipe" });
-  return { code: p.exitCode ?? -1, out: p.stdout.toString(), err: p.stderr.toString() };
-}
+const cli = (args: string[]) => runCli(bin, tmp, args);
 
 /** A new database with a token named `name`; returns its path and the token. */
 function database(name = "okta"): { db: string; token: string } {
@@ -37,15 +34,6 @@ function database(name = "okta"): { db: string; token: string } {
   return { db, token: g.out.trim() };
 }
 
-async function api(s: Served, token: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-  const res = await fetch(`${s.base}${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${token}`, ...(body !== undefined ? { "Content-Type": "application/scim+json" } : {}), ...headers },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined };
-}
 
 describe("scimd activity (compiled binary)", () => {
   it("shows what the IdP did to a user, newest first, while serve runs, and finds the deleted user by its last userName", async () => {

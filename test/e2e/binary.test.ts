@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pkg from "../../package.json";
 import { GROUP, groupBody, LIST, patchBody, userBody } from "../helpers";
-import { BASE_PATH, buildBinaryInto, cleanEnv, startServe, stopAll, type Served } from "./harness";
+import { api, BASE_PATH, buildBinaryInto, cleanEnv, startServe, stopAll, type Served } from "./harness";
 
 let tmp = "";
 let bin = "";
@@ -24,15 +24,6 @@ function run(args: string[]): { code: number; out: string; err: string } {
 /** Starts `scimd serve` from the binary's folder and waits until /healthz answers (or the process exits). */
 const serve = (extra: string[] = []) => startServe(bin, tmp, extra, started);
 
-async function api(s: Served, token: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-  const res = await fetch(`${s.base}${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${token}`, ...(body !== undefined ? { "Content-Type": "application/scim+json" } : {}), ...headers },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined };
-}
 
 beforeAll(() => {
   tmp = mkdtempSync(join(tmpdir(), "scimd-e2e-"));

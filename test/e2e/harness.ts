@@ -100,6 +100,23 @@ export interface Served {
   exited?: number;
 }
 
+/** A JSON request to a served scimd's SCIM API with a bearer token: status, headers and the parsed body (undefined when empty). */
+export async function api(s: Served, token: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
+  const res = await fetch(`${s.base}${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${token}`, ...(body !== undefined ? { "Content-Type": "application/scim+json" } : {}), ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined };
+}
+
+/** Runs `bin <args…>` in `cwd` with a clean environment, to its end: exit code, stdout, stderr. */
+export function runCli(bin: string, cwd: string, args: string[]): { code: number; out: string; err: string } {
+  const p = Bun.spawnSync([bin, ...args], { cwd, env: cleanEnv(), stdout: "pipe", stderr: "pipe" });
+  return { code: p.exitCode ?? -1, out: p.stdout.toString(), err: p.stderr.toString() };
+}
+
 /** scimd from source, as a command prefix in place of the binary: `[...SOURCE, "serve", …]`. */
 export const SOURCE = [process.execPath, join(REPO, "src/main.ts")];
 

@@ -9,7 +9,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { userBody } from "../helpers";
-import { buildBinaryInto, cleanEnv, startServe, stopAll, type Served } from "./harness";
+import { buildBinaryInto, runCli, startServe, stopAll, type Served } from "./harness";
 
 let tmp = "";
 let bin = "";
@@ -21,10 +21,7 @@ beforeAll(() => {
 }, 60_000);
 afterAll(() => stopAll(started, tmp));
 
-function cli(args: string[]): { code: number; out: string; err: string } {
-  const p = Bun.spawnSync([bin, ...args], { cwd: tmp, env: cleanEnv(), stdout: "pipe", stderr: "pipe" });
-  return { code: p.exitCode ?? -1, out: p.stdout.toString(), err: p.stderr.toString() };
-}
+const cli = (args: string[]) => runCli(bin, tmp, args);
 function secret(args: string[]): string {
   const r = cli(args);
   expect(r.code).toBe(0);

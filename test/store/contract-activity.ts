@@ -9,10 +9,11 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from "bun:test";
 import type { ActivityEntry } from "../../src/scim/activity";
-import { preconditionFailed, ScimError } from "../../src/scim/errors";
+import { preconditionFailed } from "../../src/scim/errors";
 import type { Resource } from "../../src/scim/resource";
 import type { Store, WriteOrigin } from "../../src/store/store";
 import type { OpenFresh } from "./contract";
+import { scimErrorOf } from "../helpers";
 
 const USER = "urn:ietf:params:scim:schemas:core:2.0:User";
 const GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -22,17 +23,6 @@ const user = (userName: string, extra: Resource = {}): Resource => ({ schemas: [
 const group = (displayName: string): Resource => ({ schemas: [GROUP], displayName });
 const okta: WriteOrigin = { via: "scim", requestId: "req-1", token: "okta" };
 const tick = () => new Promise((r) => setTimeout(r, 5));
-
-async function refused(f: () => Promise<unknown>): Promise<ScimError> {
-  let caught: unknown;
-  try {
-    await f();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught).toBeInstanceOf(ScimError);
-  return caught as ScimError;
-}
 
 export function activityContract(name: string, open: OpenFresh): void {
   describe(`Store contract, activity log: ${name}`, () => {
@@ -157,10 +147,10 @@ export function activityContract(name: string, open: OpenFresh): void {
       ]);
       expect(clash.status).toBe("rejected");
       expect(ok.status).toBe("fulfilled");
-      expect((await refused(() => store.update("User", "u1", { data: user("bob", { title: "x" }), expectedVersion: 7, origin: okta }))).status).toBe(412);
+      expect((await scimErrorOf(() => store.update("User", "u1", { data: user("bob", { title: "x" }), expectedVersion: 7, origin: okta }))).status).toBe(412);
       expect(
         (
-          await refused(() =>
+          await scimErrorOf(() =>
             store.update("User", "u1", {
               data: user("bob", { title: "y" }),
               origin: okta,
@@ -171,8 +161,8 @@ export function activityContract(name: string, open: OpenFresh): void {
           )
         ).status,
       ).toBe(412);
-      expect((await refused(() => store.delete("User", "u1", { expectedVersion: 9, origin: okta }))).status).toBe(412);
-      expect((await refused(() => store.update("Group", "g1", { data: group("G"), memberChanges: [{ kind: "add", ids: ["u3", "nobody"] }], origin: okta }))).status).toBe(400);
+      expect((await scimErrorOf(() => store.delete("User", "u1", { expectedVersion: 9, origin: okta }))).status).toBe(412);
+      expect((await scimErrorOf(() => store.update("Group", "g1", { data: group("G"), memberChanges: [{ kind: "add", ids: ["u3", "nobody"] }], origin: okta }))).status).toBe(400);
       const after = await all();
       expect(after).toHaveLength(n + 1);
       expect(after[0]).toMatchObject({ op: "create", id: "u3" });

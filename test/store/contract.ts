@@ -17,7 +17,7 @@ import type { MemberChange } from "../../src/scim/patch";
 import type { Resource } from "../../src/scim/resource";
 import { GROUP_RESOURCE, rtOf, USER_RESOURCE, type ResourceKind } from "../../src/scim/schema";
 import { TokenNameTaken, type Member, type Store, type StoredResource } from "../../src/store/store";
-import { allMembers } from "../helpers";
+import { allMembers, scimErrorOf } from "../helpers";
 import { filterFuzzContract } from "./contract-filter-fuzz";
 import { filterContract } from "./contract-filters";
 
@@ -41,18 +41,6 @@ const user = (userName: string, extra: Resource = {}): Resource => ({
   ...extra,
 });
 const group = (displayName: string, extra: Resource = {}): Resource => ({ schemas: [GROUP], displayName, ...extra });
-
-/** Runs `f` and returns the ScimError it threw; fails the test when it throws nothing or something else. */
-async function scimErrorOf(f: () => Promise<unknown>): Promise<ScimError> {
-  let caught: unknown;
-  try {
-    await f();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught).toBeInstanceOf(ScimError);
-  return caught as ScimError;
-}
 
 const tick = () => new Promise((r) => setTimeout(r, 5));
 

@@ -1,0 +1,20 @@
+/**
+ * How the commands other than serve open the database: never creating one unless asked (`--create`),
+ * since a file the server never reads would hold nothing anyone sees; a missing one is refused with
+ * what to do.
+ */
+import { resolve } from "node:path";
+import { openStore } from "../store/open";
+import { StoreMissingError, type Store } from "../store/store";
+import { commandLine, dbArg } from "./invocation";
+
+/** Opens the database `db` names; throws a one-line Error saying what to do when there is none (and `create` is false). */
+export async function openExisting(db: string, create = false): Promise<Store> {
+  try {
+    return await openStore(db, { create });
+  } catch (e) {
+    if (!(e instanceof StoreMissingError)) throw e;
+    const where = resolve(e.location) === db ? db : `${db} (${resolve(e.location)})`;
+    throw new Error(`there is no scimd database at ${where}; pass the --db that your server uses (serve creates it on its first start: ${commandLine("serve", dbArg(db))})`);
+  }
+}
