@@ -5,7 +5,7 @@
  */
 import { Database } from "bun:sqlite";
 import { afterEach, beforeEach, describe, expect, it } from "bun:test";
-import { copyFileSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { rotatedName, rotation } from "../src/cli/backup";
 import { backupDatabase, inspectBackup, restoreDatabase } from "../src/store/open";
@@ -77,7 +77,7 @@ describe("backup", () => {
     try {
       const file = join(tmp.dir, "b.db");
       writeFileSync(file, "precious");
-      expect(backupDatabase(s.dbPath, file)).rejects.toThrow(`${file} exists; choose another file, or pass --force to replace it`);
+      await expect(backupDatabase(s.dbPath, file)).rejects.toThrow(`${file} exists; choose another file, or pass --force to replace it`);
       expect(readFileSync(file, "utf8")).toBe("precious");
       await backupDatabase(s.dbPath, file, { force: true });
       expect(dumpRows(file)).toEqual(dumpRows(s.dbPath));
@@ -87,12 +87,24 @@ describe("backup", () => {
     }
   });
 
+  it("refuses to write the backup over the database itself or a file SQLite keeps beside it, --force or not", async () => {
+    const s = await populated(3);
+    try {
+      const before = dumpRows(s.dbPath);
+      for (const target of [s.dbPath, `${s.dbPath}-wal`, `${s.dbPath}-shm`, `${s.dbPath}-journal`])
+        for (const force of [false, true]) await expect(backupDatabase(s.dbPath, target, { force })).rejects.toThrow("is the database itself");
+      expect(dumpRows(s.dbPath)).toEqual(before);
+    } finally {
+      await s.close();
+    }
+  });
+
   it("refuses a missing database and an SQLite file scimd did not make, writing nothing", async () => {
     const file = join(tmp.dir, "b.db");
-    expect(backupDatabase(join(tmp.dir, "none.db"), file)).rejects.toThrow(`there is no scimd database at ${join(tmp.dir, "none.db")}`);
+    await expect(backupDatabase(join(tmp.dir, "none.db"), file)).rejects.toThrow(`there is no scimd database at ${join(tmp.dir, "none.db")}`);
     const other = join(tmp.dir, "other.db");
     new Database(other).exec("CREATE TABLE t (x); INSERT INTO t VALUES (1)");
-    expect(backupDatabase(other, file)).rejects.toThrow("is an SQLite database that scimd did not create; refusing to touch it");
+    await expect(backupDatabase(other, file)).rejects.toThrow("is an SQLite database that scimd did not create; refusing to touch it");
     expect(readdirSync(tmp.dir).sort()).toEqual(["other.db"]);
   });
 });
@@ -185,7 +197,7 @@ describe("restore", () => {
       await backupDatabase(s.dbPath, file);
       expect((await s.req("POST", "/Users", userBody("after@example.com"))).status).toBe(201);
       const before = dumpRows(s.dbPath);
-      expect(restoreDatabase(s.dbPath, file)).rejects.toThrow(/refusing to restore: another connection has .* open — SQLite refused this restore its exclusive lock \(SQLITE_BUSY\)\. Stop the server/);
+      await expect(restoreDatabase(s.dbPath, file)).rejects.toThrow(/refusing to restore: another connection has .* open — SQLite refused this restore its exclusive lock \(SQLITE_BUSY\)\. Stop the server/);
       expect(dumpRows(s.dbPath)).toEqual(before);
       expect(readdirSync(join(s.dbPath, "..")).filter((n) => n.includes("before-restore"))).toEqual([]);
       // The server still writes afterwards: the refused restore left no lock behind.
@@ -199,7 +211,7 @@ describe("restore", () => {
     const s = await populated(2);
     const dbPath = s.dbPath;
     await s.store.close();
-    expect(restoreDatabase(dbPath, dbPath)).rejects.toThrow("is the database itself");
+    await expect(restoreDatabase(dbPath, dbPath)).rejects.toThrow("is the database itself");
   });
 });
 
@@ -250,8 +262,8 @@ describe("restore validates the file before it touches anything", () => {
   it.each(cases)("refuses %s, and the database keeps its content, with no side copy made", async (_name, damage, why) => {
     const { file, live, before } = await setup();
     damage(file);
-    expect(inspectBackup(live, file)).rejects.toThrow(why);
-    expect(restoreDatabase(live, file)).rejects.toThrow(why);
+    await expect(inspectBackup(live, file)).rejects.toThrow(why);
+    await expect(restoreDatabase(live, file)).rejects.toThrow(why);
     expect(dumpRows(live)).toEqual(before);
     expect(readdirSync(tmp.dir).filter((n) => n.includes("before-restore"))).toEqual([]);
   });
@@ -301,6 +313,21 @@ describe("the commands (from source)", () => {
       const left = readdirSync(dir).sort();
       expect(left).toHaveLength(2);
       for (const f of left) expect(dumpRows(join(dir, f))).toEqual(dumpRows(s.dbPath));
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("backup --dir --keep leaves a folder named like a backup alone, and the backup still succeeds", async () => {
+    const s = await populated(2);
+    try {
+      const dir = join(tmp.dir, "set-with-folder");
+      mkdirSync(join(dir, "scimd-20000101T000000Z.db"), { recursive: true });
+      const r = run(["backup", "--dir", dir, "--keep", "1", "--db", s.dbPath]);
+      expect(r.err).toBe("");
+      expect(r.code).toBe(0);
+      expect(r.out).toContain("Nothing to remove (keeping 1).");
+      expect(statSync(join(dir, "scimd-20000101T000000Z.db")).isDirectory()).toBe(true);
     } finally {
       await s.close();
     }

@@ -6,12 +6,16 @@ import { commandLine } from "./invocation";
 
 const DEFAULT_LIMIT = 100;
 
-/** A point in time: a duration back from `now` (24h, 7d) or an ISO 8601 date or time; throws UsageError naming `option`. */
+/** A point in time: a duration back from `now` (24h, 7d) or an ISO 8601 date or time (UTC unless it names a zone); throws UsageError naming `option`. */
 export function parseWhen(raw: string, option: string, now = Date.now()): string {
   const v = raw.trim();
   if (/^\d+[smhd]$/.test(v)) return new Date(now - parseDuration(v, option)).toISOString();
   // A date or a date-time (ISO 8601); a bare number or a word is not one, whatever Date.parse makes of it.
-  const t = /^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(v) ? Date.parse(v) : NaN;
+  // A time without a zone is UTC, as a date alone is and as every time the log shows is; a day the
+  // calendar does not have (2025-02-30) is refused, not rolled over into the next month.
+  const m = /^(\d{4})-(\d{2})-(\d{2})(?:[T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.exec(v);
+  const real = m !== null && new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!)).toISOString().startsWith(`${m[1]}-${m[2]}-${m[3]}`);
+  const t = real ? Date.parse(v.length > 10 && m[4] === undefined ? `${v.replace(" ", "T")}Z` : v) : NaN;
   if (Number.isNaN(t)) throw new UsageError(`${option} must be a duration back from now (30m, 24h, 7d; at most ${MAX_DURATION_MS / 86_400_000}d) or an ISO date or time (2025-06-01, 2025-06-01T09:00:00Z); got '${raw}'`);
   return new Date(t).toISOString();
 }

@@ -118,9 +118,22 @@ export async function backup(argv: string[]): Promise<number> {
     `It holds ${describeCounts(r.counts)}.`,
   ];
   if (folder && keep !== undefined) {
-    const old = rotation(listed(), keep, basename(r.path));
-    for (const name of old) rmSync(join(folder, name), { force: true });
-    lines.push(old.length ? `Removed ${old.length} older backup${old.length > 1 ? "s" : ""} (keeping ${keep}): ${old.join(", ")}.` : `Nothing to remove (keeping ${keep}).`);
+    // Only regular files are backups of ours (a folder of the same shape of name is not touched); a file
+    // that cannot be removed is said, after the new backup is reported: the backup itself succeeded.
+    const files = readdirSync(folder, { withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name);
+    const old = rotation(files, keep, basename(r.path));
+    const removed: string[] = [];
+    const failed: string[] = [];
+    for (const name of old) {
+      try {
+        rmSync(join(folder, name), { force: true });
+        removed.push(name);
+      } catch (e) {
+        failed.push(`${name} (${(e as { code?: string }).code ?? String(e)})`);
+      }
+    }
+    lines.push(removed.length ? `Removed ${removed.length} older backup${removed.length > 1 ? "s" : ""} (keeping ${keep}): ${removed.join(", ")}.` : `Nothing to remove (keeping ${keep}).`);
+    if (failed.length) lines.push(`Could not remove ${failed.length} older backup${failed.length > 1 ? "s" : ""}: ${failed.join(", ")}; remove ${failed.length > 1 ? "them" : "it"} by hand.`);
   }
   console.log(lines.join("\n"));
   return 0;

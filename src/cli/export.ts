@@ -21,7 +21,7 @@ import {
 } from "../scim/export";
 import type { Resource } from "../scim/resource";
 import type { ResourceKind } from "../scim/schema";
-import { parseDbLocation } from "../store/open";
+import { namesDatabaseFile, parseDbLocation } from "../store/open";
 import type { Member, Store } from "../store/store";
 import { openExisting } from "./database";
 import { commandLine } from "./invocation";
@@ -222,6 +222,8 @@ export async function exportCommand(argv: string[]): Promise<number> {
   // A CSV file is one table: the Users, or with --groups the Groups.
   const kinds: ResourceKind[] = values.groups ? ["Group"] : values.users || format === "csv" ? ["User"] : ["User", "Group"];
   if (values.out === "") throw new UsageError("--out must name a file");
+  if (values.out !== undefined && namesDatabaseFile(values.db, values.out))
+    throw new UsageError(`--out ${values.out} is the database itself (or one of its files); give another file for the export`);
   const store = await openExisting(values.db);
   let sink: Sink | undefined;
   try {

@@ -8,7 +8,7 @@
  * anything written; if a write still fails part-way (a full disk, another writer), everything this
  * import wrote is deleted again before it reports the failure.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { flag, DB_FLAG, flagHelp, HELP_FLAG, parseFlags, UsageError } from "../config";
 import { EXPORT_KEYS, importRecord, ImportError, ImportSet, recordKind, type ImportRecord } from "../scim/export";
@@ -126,8 +126,9 @@ function jsonlSource(path: string): Source {
 function openSource(path: string): Source {
   let head: string;
   try {
+    // JSON lines are streamed: a file named so is not read whole first.
+    if (/\.(jsonl|ndjson)$/i.test(path) && statSync(path).isFile()) return jsonlSource(path);
     const text = readFileSync(path, "utf8");
-    if (/\.(jsonl|ndjson)$/i.test(path)) return jsonlSource(path);
     head = text.slice(0, text.indexOf("\n") < 0 ? text.length : text.indexOf("\n"));
     let first: unknown;
     try {
@@ -136,7 +137,8 @@ function openSource(path: string): Source {
       return jsonSource(path, text);
     }
     // A whole resource on the first line (not a one-line document holding arrays of them) means JSON lines.
-    if (isObject(first) && !("Users" in first || "Groups" in first || "Resources" in first) && text.slice(head.length).trim() !== "") return jsonlSource(path);
+    // (One line holding one resource is JSON lines too: a JSON-lines export of a single resource.)
+    if (isObject(first) && !("Users" in first || "Groups" in first || "Resources" in first)) return jsonlSource(path);
     return jsonSource(path, text);
   } catch (e) {
     if (e instanceof ImportError) throw e;
@@ -211,12 +213,16 @@ async function write(store: Store, source: Source, checked: Checked, now: string
   if (batch.length) await flush();
 }
 
-/** Deletes what an import wrote (Groups first, so no membership is left pointing at a User); returns what could not be deleted. */
+/**
+ * Deletes what an import wrote (Groups first, so no membership is left pointing at a User); returns
+ * what could not be deleted. The deletes are the import's too in the activity log, which keeps the
+ * attempt (its creates, then their removal): history is never rewritten.
+ */
 async function undo(store: Store, written: { kind: ResourceKind; id: string }[]): Promise<number> {
   let left = 0;
   const ordered = [...written.filter((w) => w.kind === "Group").reverse(), ...written.filter((w) => w.kind === "User")];
   for (let i = 0; i < ordered.length; i += WRITE_BATCH) {
-    const results = await Promise.allSettled(ordered.slice(i, i + WRITE_BATCH).map((w) => store.delete(w.kind, w.id)));
+    const results = await Promise.allSettled(ordered.slice(i, i + WRITE_BATCH).map((w) => store.delete(w.kind, w.id, { origin: { via: "import" } })));
     left += results.filter((r) => r.status === "rejected").length;
   }
   return left;
@@ -232,6 +238,7 @@ export async function importCommand(argv: string[]): Promise<number> {
   if (args.length > 1) throw new UsageError(`unexpected argument '${args[1]}'`);
   const file = args[0]!;
   const dbPath = resolve(parseDbLocation(values.db).path);
+  const source = openSource(file);
   const store = await openExisting(values.db, values.create);
   try {
     const refuseNonEmpty = async () => {
@@ -243,7 +250,6 @@ export async function importCommand(argv: string[]): Promise<number> {
     };
     await refuseNonEmpty();
     const now = new Date().toISOString();
-    const source = openSource(file);
     let checked: Checked;
     try {
       checked = await check(source, now);
@@ -267,7 +273,7 @@ export async function importCommand(argv: string[]): Promise<number> {
       console.error(
         left
           ? `scimd: import failed at ${file} ${why}; ${left} of the ${written.length} resources written could not be removed again: delete ${dbPath} and import into a new database`
-          : `scimd: import failed at ${file} ${why}; the ${written.length} resources written before were removed again: nothing was imported`,
+          : `scimd: import failed at ${file} ${why}; the ${written.length} resources written before were removed again: nothing was imported (the activity log keeps the attempt)`,
       );
       return 1;
     }

@@ -7,7 +7,7 @@
  * not serve is refused (and its password never repeated) instead of becoming a SQLite file named after it.
  */
 import { resolve } from "node:path";
-import { backupSqlite, inspectDatabase, restoreSqlite } from "./sqlite/backup";
+import { backupSqlite, inspectDatabase, isDatabaseFile, restoreSqlite } from "./sqlite/backup";
 import { SqliteStore } from "./sqlite/sqlite-store";
 import { StoreOpenError, type Store } from "./store";
 
@@ -135,6 +135,15 @@ export async function backupDatabase(value: string, target: string, opts: Backup
   switch (where.engine) {
     case "sqlite":
       return backupSqlite(where.path, target, opts);
+  }
+}
+
+/** Whether writing to `file` would write over the database a `--db` value names, or a file the engine keeps beside it. */
+export function namesDatabaseFile(value: string, file: string): boolean {
+  const where = parseDbLocation(value);
+  switch (where.engine) {
+    case "sqlite":
+      return isDatabaseFile(resolve(where.path), resolve(file));
   }
 }
 

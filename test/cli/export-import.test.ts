@@ -6,7 +6,7 @@
  */
 import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { main } from "../../src/main";
 import { openStore } from "../../src/store/open";
@@ -102,6 +102,16 @@ describe("scimd export → import → export", () => {
       expect(rec.meta.version).toBeUndefined();
       expect(rec).toMatchObject(attrs);
     });
+
+  it("refuses --out naming the database or a file SQLite keeps beside it (usage error, nothing written)", async () => {
+    const before = readFileSync(srv.dbPath);
+    for (const out of [srv.dbPath, `${srv.dbPath}-wal`]) {
+      const r = await run("export", "--out", out, "--db", srv.dbPath);
+      expect(r.code).toBe(2);
+      expect(r.err).toContain("is the database itself");
+    }
+    expect(readFileSync(srv.dbPath).equals(before)).toBe(true);
+  });
 
   it("writes a JSON document import reads back: {format, version, exported, Users, Groups}, members with value, type, display", async () => {
     const out = file("doc.json");
@@ -236,7 +246,23 @@ describe("scimd import refuses, and leaves the database as it was", () => {
     expect(await holdings(db)).toEqual([0, 0]);
     const left = new Database(db);
     expect(left.query("SELECT count(*) AS n FROM group_members").get()).toEqual({ n: 0 });
+    // The activity log keeps the attempt, every entry the import's: 1,201 creates, then their 1,201 deletes.
+    expect(left.query("SELECT via, op, count(*) AS n FROM activity GROUP BY via, op ORDER BY op").all()).toEqual([
+      { via: "import", op: "create", n: 1201 },
+      { via: "import", op: "delete", n: 1201 },
+    ]);
     left.close();
+  });
+
+  it("a JSON-lines export of one resource imports whatever the file is called; a file that cannot be read creates no database", async () => {
+    const one = join(tmp.dir, "one-user.json");
+    writeFileSync(one, JSON.stringify(u("only", "only-user")) + "\n");
+    const db = fresh();
+    expect((await run("import", one, "--db", db, "--create")).code).toBe(0);
+    expect(await holdings(db)).toEqual([1, 0]);
+    const never = fresh();
+    expect((await run("import", join(tmp.dir, "nope.jsonl"), "--db", never, "--create")).code).toBe(1);
+    expect(existsSync(never)).toBe(false);
   });
 
   it("FILE missing is a usage error; an unreadable FILE one line", async () => {

@@ -128,6 +128,24 @@ export function activityContract(name: string, open: OpenFresh): void {
       expect((await all({ group: "engineering" })).map((x) => `${x.resourceType}:${x.op}`)).toEqual(["User:delete", "Group:create"]);
     });
 
+    it("--user with --op member-add (or member-remove) finds only the entries that added (or removed) that user", async () => {
+      for (const u of ["bob", "carol"]) await store.create("User", { id: u, data: user(u) });
+      await store.create("Group", { id: "g1", data: group("G"), members: ["bob"] });
+      await store.update("Group", "g1", { data: group("G"), memberChanges: [{ kind: "remove", ids: ["bob"] }, { kind: "add", ids: ["carol"] }], op: "patch" });
+      expect((await all({ user: "bob", ops: ["member-add"] })).map((e) => e.op)).toEqual(["create"]);
+      expect((await all({ user: "bob", ops: ["member-remove"] })).map((e) => e.op)).toEqual(["patch"]);
+      expect(await all({ user: "carol", ops: ["member-remove"] })).toEqual([]);
+      expect((await all({ user: "carol", ops: ["member-add", "member-remove"] })).map((e) => e.op)).toEqual(["patch"]);
+    });
+
+    it("members added and removed again in one PATCH, and nothing else, write no entry", async () => {
+      await store.create("User", { id: "a", data: user("a") });
+      await store.create("Group", { id: "g1", data: group("G") });
+      const n = (await all()).length;
+      await store.update("Group", "g1", { data: group("G"), memberChanges: [{ kind: "add", ids: ["a"] }, { kind: "removeAll" }], origin: okta, op: "patch" });
+      expect(await all()).toHaveLength(n);
+    });
+
     it("a no-op update writes no entry", async () => {
       await store.create("User", { id: "u1", data: user("bob", { title: "Engineer" }) });
       await store.create("Group", { id: "g1", data: group("G"), members: ["u1"] });
@@ -206,6 +224,19 @@ export function activityContract(name: string, open: OpenFresh): void {
       expect((await all()).map((e) => e.id)).toEqual(["new"]);
       // Pruning touches the log only.
       expect(await store.get("User", "old0")).toBeDefined();
+    });
+
+    it("a resource whose naming entries were pruned stays findable by the name its oldest entry left records", async () => {
+      await store.create("User", { id: "u1", data: user("alice") });
+      await store.create("User", { id: "u2", data: user("bob") });
+      await tick();
+      const cutoff = new Date().toISOString();
+      await tick();
+      await store.update("User", "u1", { data: user("alice", { title: "Manager" }), op: "patch" });
+      await store.delete("User", "u2");
+      expect(await store.pruneActivity(cutoff, 100)).toBe(2);
+      expect((await all({ user: "ALICE" })).map((e) => `${e.id}:${e.op}`)).toEqual(["u1:patch"]);
+      expect((await all({ user: "bob" })).map((e) => `${e.id}:${e.op}`)).toEqual(["u2:delete"]);
     });
   });
 }

@@ -138,25 +138,36 @@ export class SqliteActivity {
       if (q.ops.includes("member-remove")) ors.push("a.members_removed IS NOT NULL");
       where.push(`(${ors.join(" OR ")})`);
     }
-    const ids = (kind: ResourceKind, value: string) => {
-      params.push(value, kind, nameKey(kind, value));
-      return `(SELECT ? UNION SELECT resource_id FROM activity WHERE resource_type = ? AND name_key = ? AND name_key IS NOT NULL)`;
+    // The resources a --user / --group names (by id, or by any name an entry recorded), once each as a CTE.
+    const ctes: string[] = [];
+    const cteParams: string[] = [];
+    const named = (cte: string, kind: ResourceKind, value: string) => {
+      ctes.push(`${cte}(id) AS (SELECT ? UNION SELECT resource_id FROM activity WHERE resource_type = ? AND name_key = ? AND name_key IS NOT NULL)`);
+      cteParams.push(value, kind, nameKey(kind, value));
+      return `(SELECT id FROM ${cte})`;
     };
     if (q.user !== undefined) {
-      const own = ids("User", q.user);
-      const mentioned = ids("User", q.user);
-      where.push(
-        `((a.resource_type = 'User' AND a.resource_id IN ${own}) OR (a.resource_type = 'Group' AND (a.members_added IS NOT NULL OR a.members_removed IS NOT NULL) AND EXISTS (SELECT 1 FROM json_each(coalesce(a.members_added, '[]')) j WHERE j.value IN ${mentioned} UNION ALL SELECT 1 FROM json_each(coalesce(a.members_removed, '[]')) j WHERE j.value IN ${ids("User", q.user)})))`,
-      );
+      const users = named("named_user", "User", q.user);
+      // Which member lists of a Group's entry mention the user: with --op naming only member-add (or
+      // only member-remove), that list alone, so an entry that removed the user is not an addition of it.
+      const memberOps = q.ops?.filter((o) => o === "member-add" || o === "member-remove") ?? [];
+      const onlyMemberOps = q.ops !== undefined && q.ops.length > 0 && memberOps.length === q.ops.length;
+      const lists = [
+        ...(!onlyMemberOps || memberOps.includes("member-add") ? ["a.members_added"] : []),
+        ...(!onlyMemberOps || memberOps.includes("member-remove") ? ["a.members_removed"] : []),
+      ];
+      const mentions = lists.map((l) => `(${l} IS NOT NULL AND EXISTS (SELECT 1 FROM json_each(${l}) j WHERE j.value IN ${users}))`).join(" OR ");
+      where.push(`((a.resource_type = 'User' AND a.resource_id IN ${users}) OR (a.resource_type = 'Group' AND (${mentions})))`);
     }
     if (q.group !== undefined) {
-      const own = ids("Group", q.group);
+      const groups = named("named_group", "Group", q.group);
       where.push(
-        `((a.resource_type = 'Group' AND a.resource_id IN ${own}) OR (a.left_groups IS NOT NULL AND EXISTS (SELECT 1 FROM json_each(a.left_groups) j WHERE json_extract(j.value, '$.value') IN ${ids("Group", q.group)})))`,
+        `((a.resource_type = 'Group' AND a.resource_id IN ${groups}) OR (a.left_groups IS NOT NULL AND EXISTS (SELECT 1 FROM json_each(a.left_groups) j WHERE json_extract(j.value, '$.value') IN ${groups})))`,
       );
     }
-    const sql = `SELECT a.seq, a.at, a.request_id, a.token, a.via, a.op, a.resource_type, a.resource_id, a.name, a.changes, a.members_added, a.members_removed, a.left_groups
+    const sql = `${ctes.length ? `WITH ${ctes.join(", ")} ` : ""}SELECT a.seq, a.at, a.request_id, a.token, a.via, a.op, a.resource_type, a.resource_id, a.name, a.changes, a.members_added, a.members_removed, a.left_groups
       FROM activity a ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY a.seq DESC ${limitSql(q.limit)}`;
+    params.unshift(...cteParams);
     return (this.d.dynamic(sql).all(...params) as Row[]).map(toEntry);
   }
 
@@ -164,7 +175,16 @@ export class SqliteActivity {
   async prune(olderThan: string, limit: number): Promise<number> {
     let n = 0;
     await this.d.write(() => {
-      n = this.d.dynamic(`DELETE FROM activity WHERE seq IN (SELECT seq FROM activity WHERE at < ? ORDER BY at, seq ${limitSql(limit)})`).run(olderThan).changes;
+      const batch = `SELECT seq FROM activity WHERE at < ? ORDER BY at, seq ${limitSql(limit)}`;
+      // The resources whose naming entries go: each must stay findable by name (--user bob) through
+      // its oldest entry left, which then names it (only naming entries are indexed by name).
+      const losing = this.d.dynamic(`SELECT DISTINCT resource_id AS id FROM activity WHERE name_key IS NOT NULL AND seq IN (${batch})`).all(olderThan) as { id: string }[];
+      n = this.d.dynamic(`DELETE FROM activity WHERE seq IN (${batch})`).run(olderThan).changes;
+      for (const { id } of losing) {
+        if (this.hasName(id)) continue;
+        const oldest = this.d.q("SELECT seq, resource_type AS kind, name FROM activity WHERE resource_id = ? ORDER BY seq LIMIT 1").get(id) as { seq: number; kind: ResourceKind; name: string | null } | null;
+        if (oldest?.name != null) this.d.q("UPDATE activity SET name_key = ? WHERE seq = ?").run(nameKey(oldest.kind, oldest.name), oldest.seq);
+      }
     });
     return n;
   }

@@ -140,6 +140,7 @@ function checkLiveIdentity(db: Database, path: string): void {
 export function backupSqlite(dbPath: string, target: string, opts: BackupOptions = {}): BackupResult {
   const t0 = performance.now();
   const out = resolve(target);
+  if (isDatabaseFile(resolve(dbPath), out)) throw new BackupError(`${target} is the database itself (${resolve(dbPath)}) or one of its files; give another file for the backup`);
   if (existsSync(out) && !opts.force) throw new BackupError(`${out} exists; choose another file, or pass --force to replace it`);
   mkdirSync(dirname(out), { recursive: true, mode: 0o700 });
   const partial = join(dirname(out), `.${basename(out)}.partial-${process.pid}`);
@@ -195,14 +196,24 @@ function freeName(base: string): string {
   return `${base}-${n}`;
 }
 
-/** Whether two paths name one file (restoring the database onto itself). */
+/** Whether two paths name one file: the same path, or one file under two names (a link, another spelling). */
 function sameFile(a: string, b: string): boolean {
+  if (resolve(a) === resolve(b)) return true;
   try {
     const x = statSync(a), y = statSync(b);
     return x.dev === y.dev && x.ino === y.ino;
   } catch {
     return false;
   }
+}
+
+/**
+ * Whether `path` is the database at `dbPath` or one of the files SQLite keeps beside it (-wal, -shm,
+ * -journal): writing there (a backup with --force, an export's --out, a restore's source) would
+ * replace or corrupt the live database under a server that keeps writing to the file it opened.
+ */
+export function isDatabaseFile(dbPath: string, path: string): boolean {
+  return ["", "-wal", "-shm", "-journal"].some((suffix) => sameFile(`${dbPath}${suffix}`, path));
 }
 
 /**
@@ -214,7 +225,7 @@ export async function restoreSqlite(dbPath: string, source: string, opts: Restor
   const step = opts.onStep ?? (() => {});
   const src = resolve(source);
   const path = resolve(dbPath);
-  if (sameFile(src, path)) throw new BackupError(`${source} is the database itself (${path}); give a backup file`);
+  if (isDatabaseFile(path, src)) throw new BackupError(`${source} is the database itself (${path}) or one of its files; give a backup file`);
   const incoming = inspectDatabase(src);
   const holders = await lockHolders(path);
   if (holders?.length) throw new BackupError(heldMessage(path, holders));

@@ -180,7 +180,9 @@ export class SqliteResources implements Omit<ResourceStore, "memberPage" | "grou
         for (const id of added) if (removed.has(id)) (added.delete(id), removed.delete(id));
         const before = JSON.parse(cur.data) as Resource;
         const name = nameOf(t, input.data);
-        this.activity.record({
+        const changes = data === cur.data ? [] : diffResources(t.rt, before, input.data);
+        // Members added and removed again in one request, nothing else: no change to record.
+        if (changes.length || added.size || removed.size) this.activity.record({
           at: now,
           origin: input.origin,
           op: input.op ?? "replace",
@@ -188,7 +190,7 @@ export class SqliteResources implements Omit<ResourceStore, "memberPage" | "grou
           id,
           name,
           named: name !== nameOf(t, before) || !this.activity.hasName(id),
-          changes: data === cur.data ? [] : diffResources(t.rt, before, input.data),
+          changes,
           membersAdded: [...added],
           membersRemoved: [...removed],
         });
