@@ -279,7 +279,7 @@ async function main() {
 
     /**
      * The cost of the activity log: creates and title PATCHes of fresh users against serve with
-     * --activity-log=false and with it on, alternating over rounds on one database so that drift
+     * --activity-log=false and with it on, alternating over rounds (ABBA) on one database so that drift
      * touches both alike; reported as rates and ratios on/off (the issue's target: within 10%).
      */
     const activityCost = async () => {
@@ -292,8 +292,10 @@ async function main() {
       const K = Math.max(1_000, Math.min(N, 5_000));
       const rounds = 4;
       const rates = new Map(variants.map((v) => [v.name, { create: [] as number[], patch: [] as number[] }]));
+      // ABBA: the variant that goes first swaps each round, so warming (the page cache, the file's
+      // growth) favours neither.
       for (let r = 0; r < rounds; r++)
-        for (const v of variants) {
+        for (const v of r % 2 === 0 ? variants : [...variants].reverse()) {
           serve = startServe(v.args);
           await waitHttp(`http://127.0.0.1:${port}/healthz`);
           const made: string[] = new Array(K);
@@ -494,8 +496,10 @@ async function main() {
       };
       let infoBytes = 0;
       let logged = 0;
+      // ABBA: the variant that goes first swaps each round, so warming (the page cache, the file's
+      // growth) favours neither.
       for (let r = 0; r < rounds; r++)
-        for (const v of variants) {
+        for (const v of r % 2 === 0 ? variants : [...variants].reverse()) {
           serve = startServe(v.args);
           await waitHttp(`http://127.0.0.1:${port}/healthz`);
           await rate(Math.min(2_000, K), getOp); // warm-up: page cache, JIT, connections

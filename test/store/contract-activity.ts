@@ -226,7 +226,7 @@ export function activityContract(name: string, open: OpenFresh): void {
       expect(await store.get("User", "old0")).toBeDefined();
     });
 
-    it("a resource whose naming entries were pruned stays findable by the name its oldest entry left records", async () => {
+    it("a resource whose creating entry was pruned stays findable: a kept one by its current name, a deleted one by its last", async () => {
       await store.create("User", { id: "u1", data: user("alice") });
       await store.create("User", { id: "u2", data: user("bob") });
       await tick();

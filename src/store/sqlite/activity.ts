@@ -18,8 +18,13 @@ export interface NewEntry {
   kind: ResourceKind;
   id: string;
   name: string | undefined;
-  /** Whether this entry gives the resource its name (a create, a rename): only those are indexed by name. */
-  named: boolean;
+  /**
+   * The name the resource gives up with this change (a rename's old name, a delete's last name): the
+   * entry is indexed by it, so the resource stays findable by every name it had once the live tables
+   * no longer hold it. Its current name is found through its own table, so a create (or any other
+   * write) adds nothing to that index: only renames and deletes pay for it.
+   */
+  leftName?: string;
   changes: AttributeChange[];
   membersAdded?: string[];
   membersRemoved?: string[];
@@ -90,7 +95,7 @@ export class SqliteActivity {
         e.kind,
         e.id,
         e.name ?? null,
-        e.name === undefined || !e.named ? null : nameKey(e.kind, e.name),
+        e.leftName === undefined ? null : nameKey(e.kind, e.leftName),
         JSON.stringify(e.changes),
         list(e.membersAdded),
         list(e.membersRemoved),
@@ -99,16 +104,11 @@ export class SqliteActivity {
   }
 
   /**
-   * Whether an entry already gives resource `id` a name (a read through the resource index, inside
-   * the write): the first entry of a resource created before the log existed is indexed by name.
-   */
-  hasName(id: string): boolean {
-    return this.d.q("SELECT 1 FROM activity WHERE resource_id = ? AND name_key IS NOT NULL LIMIT 1").get(id) !== null;
-  }
-
-  /**
-   * ActivityStore.listActivity. A --user or --group names a resource by id or by any name its entries
-   * recorded (so a renamed or deleted one is found by an old name); the entries that mention it
+   * ActivityStore.listActivity. A --user or --group names a resource by id, by its current name (one
+   * lookup in its table's unique name index) or by a name it gave up (the entries of renames and
+   * deletes are indexed by the name they left, so a renamed or deleted one is found by an old name
+   * while those entries are kept). The entries of a resource are read by scanning the log within the
+   * time window, as are the entries that mention it
    * inside their member lists are found by reading those lists within the other filters (the time
    * window bounds that scan).
    */
@@ -142,8 +142,10 @@ export class SqliteActivity {
     const ctes: string[] = [];
     const cteParams: string[] = [];
     const named = (cte: string, kind: ResourceKind, value: string) => {
-      ctes.push(`${cte}(id) AS (SELECT ? UNION SELECT resource_id FROM activity WHERE resource_type = ? AND name_key = ? AND name_key IS NOT NULL)`);
-      cteParams.push(value, kind, nameKey(kind, value));
+      const live = kind === "User" ? "SELECT id FROM users WHERE user_name_key = ?" : "SELECT id FROM groups WHERE display_name_key = ?";
+      ctes.push(`${cte}(id) AS (SELECT ? UNION ${live} UNION SELECT resource_id FROM activity WHERE resource_type = ? AND name_key = ? AND name_key IS NOT NULL)`);
+      const key = nameKey(kind, value);
+      cteParams.push(value, key, kind, key);
       return `(SELECT id FROM ${cte})`;
     };
     if (q.user !== undefined) {
@@ -171,20 +173,15 @@ export class SqliteActivity {
     return (this.d.dynamic(sql).all(...params) as Row[]).map(toEntry);
   }
 
-  /** ActivityStore.pruneActivity: one short write of at most `limit` deletions, oldest first. */
+  /**
+   * ActivityStore.pruneActivity: one short write of at most `limit` deletions, oldest first (through
+   * the time index). Nothing else needs fixing up: a kept resource is found by its current name, a
+   * deleted one by its delete entry, the newest of its entries (so the last one pruned).
+   */
   async prune(olderThan: string, limit: number): Promise<number> {
     let n = 0;
     await this.d.write(() => {
-      const batch = `SELECT seq FROM activity WHERE at < ? ORDER BY at, seq ${limitSql(limit)}`;
-      // The resources whose naming entries go: each must stay findable by name (--user bob) through
-      // its oldest entry left, which then names it (only naming entries are indexed by name).
-      const losing = this.d.dynamic(`SELECT DISTINCT resource_id AS id FROM activity WHERE name_key IS NOT NULL AND seq IN (${batch})`).all(olderThan) as { id: string }[];
-      n = this.d.dynamic(`DELETE FROM activity WHERE seq IN (${batch})`).run(olderThan).changes;
-      for (const { id } of losing) {
-        if (this.hasName(id)) continue;
-        const oldest = this.d.q("SELECT seq, resource_type AS kind, name FROM activity WHERE resource_id = ? ORDER BY seq LIMIT 1").get(id) as { seq: number; kind: ResourceKind; name: string | null } | null;
-        if (oldest?.name != null) this.d.q("UPDATE activity SET name_key = ? WHERE seq = ?").run(nameKey(oldest.kind, oldest.name), oldest.seq);
-      }
+      n = this.d.dynamic(`DELETE FROM activity WHERE seq IN (SELECT seq FROM activity WHERE at < ? ORDER BY at, seq ${limitSql(limit)})`).run(olderThan).changes;
     });
     return n;
   }

@@ -40,11 +40,18 @@ export class SqliteMembership {
     return g ? { kind: MEMBER_KIND.Group, seq: g.seq } : undefined;
   }
 
-  /** The id of the member (kind, seq), for the activity log. */
-  private idOf(r: MemberRef): string {
-    if (r.id !== undefined) return r.id;
-    const row = this.d.q(r.kind === MEMBER_KIND.User ? "SELECT id FROM users WHERE seq = ?" : "SELECT id FROM groups WHERE seq = ?").get(r.seq) as { id: string } | null;
-    return row?.id ?? `${KIND_OF[r.kind]}#${r.seq}`;
+  /**
+   * The member rows of group `groupSeq` that `where` (over `m`) selects, with their ids (one statement,
+   * the ids joined in), for the activity log: read before a statement deletes them.
+   */
+  private rowsWithIds(where: string, params: (string | number)[]): Required<MemberRef>[] {
+    return this.d.dynamic(
+      `SELECT m.member_kind AS kind, m.member_seq AS seq, coalesce(u.id, g2.id) AS id
+         FROM group_members m
+         LEFT JOIN users u ON m.member_kind = 0 AND u.seq = m.member_seq
+         LEFT JOIN groups g2 ON m.member_kind = 1 AND g2.seq = m.member_seq
+        WHERE ${where}`,
+    ).all(...params) as Required<MemberRef>[];
   }
 
   /** Resolves each id; refuses unknown ids and a group containing itself. */
@@ -69,7 +76,7 @@ export class SqliteMembership {
     let added = 0;
     for (const r of refs) {
       const n = ins.run(groupSeq, r.kind, r.seq).changes;
-      if (n && log) log.added.push(this.idOf(r));
+      if (n && log) log.added.push(r.id!);
       added += n;
     }
     this.d.tally("memberships", added);
@@ -81,16 +88,23 @@ export class SqliteMembership {
     let removed = 0;
     for (const r of refs) {
       const n = del.run(groupSeq, r.kind, r.seq).changes;
-      if (n && log) log.removed.push(this.idOf(r));
+      if (n && log) log.removed.push(r.id!);
       removed += n;
     }
     return this.removed(removed);
   }
 
-  /** Runs a DELETE … RETURNING member_kind, member_seq; notes the ids removed in `log` and counts them. */
-  private deleted(rows: MemberRef[], log?: MemberLog): number {
-    if (log) for (const r of rows) log.removed.push(this.idOf(r));
-    return this.removed(rows.length);
+  /** Deletes the member rows of group `groupSeq` that `where` (over `m`, after the group) selects; notes their ids in `log` and counts them. */
+  private deleteWhere(groupSeq: number, where: string, params: (string | number)[], log?: MemberLog): number {
+    const cond = `m.group_seq = ?${where ? ` AND ${where}` : ""}`;
+    if (log) {
+      const rows = this.rowsWithIds(cond, [groupSeq, ...params]);
+      for (const r of rows) log.removed.push(r.id);
+    }
+    const sql = where
+      ? `DELETE FROM group_members WHERE group_seq = ? AND (member_kind, member_seq) IN (SELECT m.member_kind, m.member_seq FROM group_members m WHERE ${cond})`
+      : "DELETE FROM group_members WHERE group_seq = ?";
+    return this.removed(this.d.dynamic(sql).run(...(where ? [groupSeq, groupSeq, ...params] : [groupSeq])).changes);
   }
 
   /** Counts `n` membership rows a statement deleted (StoreStats), and returns it. */
@@ -118,23 +132,22 @@ export class SqliteMembership {
         return this.remove(groupSeq, refs, log);
       }
       case "removeAll":
-        if (log) return this.deleted(this.d.q("DELETE FROM group_members WHERE group_seq = ? RETURNING member_kind AS kind, member_seq AS seq").all(groupSeq) as MemberRef[], log);
-        return this.removed(this.d.q("DELETE FROM group_members WHERE group_seq = ?").run(groupSeq).changes);
+        return this.deleteWhere(groupSeq, "", [], log);
       case "replace": {
         // Touch only the difference: a full push of an unchanged list writes nothing.
         const wanted = this.refs(groupSeq, c.ids);
         const key = (r: MemberRef) => r.kind * 2 ** 52 + r.seq;
         const wantedKeys = new Set(wanted.map(key));
-        const current = this.d.q("SELECT member_kind AS kind, member_seq AS seq FROM group_members WHERE group_seq = ?").all(groupSeq) as MemberRef[];
+        const current = log
+          ? this.rowsWithIds("m.group_seq = ?", [groupSeq])
+          : (this.d.q("SELECT member_kind AS kind, member_seq AS seq FROM group_members WHERE group_seq = ?").all(groupSeq) as MemberRef[]);
         const have = new Set(current.map(key));
         const removed = this.remove(groupSeq, current.filter((r) => !wantedKeys.has(key(r))), log);
         return removed + this.add(groupSeq, wanted.filter((r) => !have.has(key(r))), log);
       }
       case "removeWhere": {
         const f = compileMemberFilter(c.filter, "m");
-        const sql = `DELETE FROM group_members WHERE group_seq = ? AND (member_kind, member_seq) IN (SELECT m.member_kind, m.member_seq FROM group_members m WHERE m.group_seq = ? AND ${f.sql})`;
-        if (log) return this.deleted(this.d.dynamic(`${sql} RETURNING member_kind AS kind, member_seq AS seq`).all(groupSeq, groupSeq, ...f.params) as MemberRef[], log);
-        return this.removed(this.d.dynamic(sql).run(groupSeq, groupSeq, ...f.params).changes);
+        return this.deleteWhere(groupSeq, `(${f.sql})`, f.params, log);
       }
     }
   }
@@ -151,8 +164,7 @@ export class SqliteMembership {
       seq,
     );
     this.removed(this.d.q("DELETE FROM group_members WHERE member_kind = ? AND member_seq = ?").run(memberKind, seq).changes);
-    if (kind === "Group" && log) this.deleted(this.d.q("DELETE FROM group_members WHERE group_seq = ? RETURNING member_kind AS kind, member_seq AS seq").all(seq) as MemberRef[], log);
-    else if (kind === "Group") this.removed(this.d.q("DELETE FROM group_members WHERE group_seq = ?").run(seq).changes);
+    if (kind === "Group") this.deleteWhere(seq, "", [], log);
   }
 
   /** ResourceStore.memberPage: the cursor is the last member's (kind, seq), the key the rows are ordered by. */
@@ -180,18 +192,19 @@ export class SqliteMembership {
 
   /** The groups the resource in row `seq` of `kind` is a direct member of (inside a write, before it leaves them). */
   groupsOfRow(kind: ResourceKind, seq: number): GroupRef[] {
-    return this.d.q(
-      "SELECT g.id AS value, json_extract(g.data, '$.displayName') AS display FROM group_members m JOIN groups g ON g.seq = m.group_seq WHERE m.member_kind = ? AND m.member_seq = ? ORDER BY g.seq",
-    ).all(MEMBER_KIND[kind], seq) as GroupRef[];
+    return this.groupsOfRef(MEMBER_KIND[kind], seq);
   }
 
   /** The groups a User or Group is a direct member of, in group creation order. */
   groupsOf(memberId: string): GroupRef[] {
     const ref = this.ref(memberId);
-    if (!ref) return [];
+    return ref ? this.groupsOfRef(ref.kind, ref.seq) : [];
+  }
+
+  private groupsOfRef(memberKind: number, seq: number): GroupRef[] {
     return this.d.q(
       "SELECT g.id AS value, json_extract(g.data, '$.displayName') AS display FROM group_members m JOIN groups g ON g.seq = m.group_seq WHERE m.member_kind = ? AND m.member_seq = ? ORDER BY g.seq",
-    ).all(ref.kind, ref.seq) as GroupRef[];
+    ).all(memberKind, seq) as GroupRef[];
   }
 
   /** The groups of each User row in `seqs` (a page of a search), in one statement; every seq gets a list. */

@@ -135,7 +135,6 @@ export class SqliteResources implements Omit<ResourceStore, "memberPage" | "grou
           kind,
           id: input.id,
           name: nameOf(t, input.data),
-          named: true,
           changes: diffResources(t.rt, undefined, input.data),
           membersAdded: log?.added,
         });
@@ -179,7 +178,7 @@ export class SqliteResources implements Omit<ResourceStore, "memberPage" | "grou
         const added = new Set(log?.added), removed = new Set(log?.removed);
         for (const id of added) if (removed.has(id)) (added.delete(id), removed.delete(id));
         const before = JSON.parse(cur.data) as Resource;
-        const name = nameOf(t, input.data);
+        const name = nameOf(t, input.data), oldName = nameOf(t, before);
         const changes = data === cur.data ? [] : diffResources(t.rt, before, input.data);
         // Members added and removed again in one request, nothing else: no change to record.
         if (changes.length || added.size || removed.size) this.activity.record({
@@ -189,7 +188,7 @@ export class SqliteResources implements Omit<ResourceStore, "memberPage" | "grou
           kind,
           id,
           name,
-          named: name !== nameOf(t, before) || !this.activity.hasName(id),
+          leftName: oldName !== undefined && oldName !== name ? oldName : undefined,
           changes,
           membersAdded: [...added],
           membersRemoved: [...removed],
@@ -208,6 +207,7 @@ export class SqliteResources implements Omit<ResourceStore, "memberPage" | "grou
       const cur = this.current(t, id, opts);
       const log = this.activity.enabled ? memberLog() : undefined;
       const left = log ? this.members.groupsOfRow(kind, cur.seq) : undefined;
+      const name = this.activity.enabled ? nameOf(t, JSON.parse(cur.data) as Resource) : undefined;
       this.members.forget(kind, cur.seq, now, log);
       if (this.activity.enabled)
         this.activity.record({
@@ -216,9 +216,8 @@ export class SqliteResources implements Omit<ResourceStore, "memberPage" | "grou
           op: "delete",
           kind,
           id,
-          name: nameOf(t, JSON.parse(cur.data) as Resource),
-          // A resource created before the log existed is findable by name through its delete.
-          named: !this.activity.hasName(id),
+          name,
+          leftName: name,
           changes: [],
           membersRemoved: log?.removed,
           leftGroups: left?.map((g) => (g.display === null || g.display === undefined ? { value: g.value } : { value: g.value, display: g.display })),

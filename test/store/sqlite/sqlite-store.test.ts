@@ -264,6 +264,56 @@ describe("SqliteStore specifics", () => {
     }
   });
 
+  it("a resource written before the log was on is found by its current name, by a name it gave up and by its last name once deleted", async () => {
+    const path = freshPath();
+    const user = (userName: string) => ({ schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"], userName });
+    const off = new SqliteStore(path, { activityLog: false });
+    await off.create("User", { id: "u1", data: user("carol") });
+    await off.create("User", { id: "u2", data: user("dave") });
+    off.close();
+    const s = new SqliteStore(path);
+    try {
+      const ops = async (user: string) => (await s.listActivity({ user, limit: 100 })).map((e) => `${e.id}:${e.op}`);
+      expect(await s.listActivity({ limit: 100 })).toEqual([]);
+      await s.update("User", "u1", { data: { ...user("carol"), title: "CTO" }, op: "patch" });
+      expect(await ops("CAROL")).toEqual(["u1:patch"]);
+      await s.update("User", "u1", { data: user("caroline"), op: "replace" });
+      await s.delete("User", "u2");
+      expect(await ops("carol")).toEqual(["u1:replace", "u1:patch"]);
+      expect(await ops("Caroline")).toEqual(["u1:replace", "u1:patch"]);
+      expect(await ops("dave")).toEqual(["u2:delete"]);
+      // Only the rename and the delete wrote a name key: the name each gave up.
+      expect(s.db.query("SELECT op, name, name_key FROM activity ORDER BY seq").all()).toEqual([
+        { op: "patch", name: "carol", name_key: null },
+        { op: "replace", name: "caroline", name_key: "carol" },
+        { op: "delete", name: "dave", name_key: "dave" },
+      ]);
+    } finally {
+      s.close();
+    }
+  });
+
+  it("migrating a schema-6 database drops the activity index by resource id and keeps every entry findable by the names it was keyed by", async () => {
+    const path = freshPath();
+    mkdirSync(dirname(path), { recursive: true });
+    const v6 = new Database(path, { create: true });
+    for (const m of MIGRATIONS.slice(0, 6)) typeof m === "string" ? v6.exec(m) : m(v6);
+    v6.exec(`PRAGMA application_id = ${APPLICATION_ID}`);
+    v6.exec("PRAGMA user_version = 6");
+    // As schema 6 wrote them: a create keyed by the name it gave (the user was deleted since, before the log could key its delete).
+    v6.query("INSERT INTO activity (at, via, op, resource_type, resource_id, name, name_key, changes) VALUES ('2026-11-01T00:00:00.000Z', 'scim', 'create', 'User', 'gone', 'Erin', 'erin', '[]')").run();
+    v6.close();
+    const s = new SqliteStore(path);
+    try {
+      expect(s.db.query("PRAGMA user_version").get()).toEqual({ user_version: MIGRATIONS.length });
+      const indexes = (s.db.query("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'activity' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
+      expect(indexes).toEqual(["activity_at", "activity_name"]);
+      expect((await s.listActivity({ user: "ERIN", limit: 100 })).map((e) => e.id)).toEqual(["gone"]);
+    } finally {
+      s.close();
+    }
+  });
+
   it("migrating a schema-3 database to kept revocations keeps every secret as it was, and a revoked name is free again afterwards", async () => {
     const path = freshPath();
     mkdirSync(dirname(path), { recursive: true });
