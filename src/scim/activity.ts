@@ -97,33 +97,39 @@ const same = (a: unknown, b: unknown) =>
 
 const isObject = (v: unknown): v is Resource => typeof v === "object" && v !== null && !Array.isArray(v);
 
+const NONE: Resource = Object.freeze({});
+
 function diffLevel(out: AttributeChange[], prefix: string, defs: readonly AttributeDef[] | undefined, before: Resource, after: Resource, nest: boolean, rt: ResourceTypeDef | undefined): void {
-  const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
-  for (const key of keys) {
-    if (!prefix && SKIPPED.has(key)) continue;
-    const old = before[key], now = after[key];
-    if (same(old, now)) continue;
-    const ext = rt && key.charCodeAt(0) === 117 /* u */ ? rt.extensions.find((e) => e.schema.id.toLowerCase() === key.toLowerCase()) : undefined;
-    if (ext && (isObject(old) || old === undefined) && (isObject(now) || now === undefined)) {
-      diffLevel(out, `${key}:`, ext.schema.attributes, old ?? {}, now ?? {}, true, undefined);
-      continue;
-    }
-    const def = findDef(defs, key);
-    const path = `${prefix}${key}`;
-    if (secret(def)) {
-      out.push({ attr: path, changed: true });
-      continue;
-    }
-    // A single-valued complex attribute (name, manager) is told by its sub-attributes: name.givenName.
-    if (nest && def?.type === "complex" && !def.multiValued && (isObject(old) || old === undefined) && (isObject(now) || now === undefined)) {
-      diffLevel(out, `${path}.`, def.subAttributes, old ?? {}, now ?? {}, false, undefined);
-      continue;
-    }
-    const c: AttributeChange = { attr: path };
-    if (old !== undefined) c.old = old;
-    if (now !== undefined) c.new = now;
-    out.push(c);
+  // The keys of `before`, then those only `after` has (a create reads one side alone, without a set of keys).
+  for (const key of Object.keys(before)) diffKey(out, prefix, defs, before, after, nest, rt, key);
+  if (before === NONE) for (const key of Object.keys(after)) diffKey(out, prefix, defs, before, after, nest, rt, key);
+  else for (const key of Object.keys(after)) if (!Object.hasOwn(before, key)) diffKey(out, prefix, defs, before, after, nest, rt, key);
+}
+
+function diffKey(out: AttributeChange[], prefix: string, defs: readonly AttributeDef[] | undefined, before: Resource, after: Resource, nest: boolean, rt: ResourceTypeDef | undefined, key: string): void {
+  if (!prefix && SKIPPED.has(key)) return;
+  const old = before[key], now = after[key];
+  if (old === undefined ? now === undefined : same(old, now)) return;
+  const ext = rt && key.charCodeAt(0) === 117 /* u */ ? rt.extensions.find((e) => e.schema.id.toLowerCase() === key.toLowerCase()) : undefined;
+  if (ext && (isObject(old) || old === undefined) && (isObject(now) || now === undefined)) {
+    diffLevel(out, `${key}:`, ext.schema.attributes, old ?? NONE, now ?? NONE, true, undefined);
+    return;
   }
+  const def = findDef(defs, key);
+  const path = `${prefix}${key}`;
+  if (secret(def)) {
+    out.push({ attr: path, changed: true });
+    return;
+  }
+  // A single-valued complex attribute (name, manager) is told by its sub-attributes: name.givenName.
+  if (nest && def?.type === "complex" && !def.multiValued && (isObject(old) || old === undefined) && (isObject(now) || now === undefined)) {
+    diffLevel(out, `${path}.`, def.subAttributes, old ?? NONE, now ?? NONE, false, undefined);
+    return;
+  }
+  const c: AttributeChange = { attr: path };
+  if (old !== undefined) c.old = old;
+  if (now !== undefined) c.new = now;
+  out.push(c);
 }
 
 /**
@@ -133,7 +139,7 @@ function diffLevel(out: AttributeChange[], prefix: string, defs: readonly Attrib
  */
 export function diffResources(rt: ResourceTypeDef, before: Resource | undefined, after: Resource | undefined): AttributeChange[] {
   const out: AttributeChange[] = [];
-  diffLevel(out, "", rt.schema.attributes, before ?? {}, after ?? {}, true, rt);
+  diffLevel(out, "", rt.schema.attributes, before ?? NONE, after ?? NONE, true, rt);
   return out;
 }
 
