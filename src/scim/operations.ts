@@ -141,7 +141,7 @@ export class ScimOperations {
       const data = finalizeResource(rt, n.resource, current.data);
       if (hash) data.password = hash;
       else if (current.data.password !== undefined) data.password = current.data.password;
-      return this.store.update(kind, id, { data, expectedVersion: current.version, members: n.members, precondition, origin: originOf(ctx), op: "replace" });
+      return this.store.update(kind, id, { data, expectedVersion: current.version, members: n.members, precondition, origin: originOf(ctx), op: "replace", before: current.data });
     });
     const r = await this.view.resource(kind, s, ctx.baseUrl, projection);
     return { status: 200, headers: { ETag: r.etag }, body: { type: "object", value: r.body } };
@@ -161,7 +161,7 @@ export class ScimOperations {
       const hash = await this.hashPassword(result.password);
       if (hash) data.password = hash;
       if (result.memberChanges.some((c) => c.kind === "removeAll")) this.opts.logger?.info("group emptied", { groupId: id, by: "PATCH remove members" });
-      return this.store.update(kind, id, { data, expectedVersion: current.version, memberChanges: result.memberChanges, precondition, origin: originOf(ctx), op: "patch" });
+      return this.store.update(kind, id, { data, expectedVersion: current.version, memberChanges: result.memberChanges, precondition, origin: originOf(ctx), op: "patch", before: current.data });
     });
     if (kind === "Group" && !asksForAttributes(projection)) return { status: 204, headers: { ETag: etagOf(s.version) } };
     const r = await this.view.resource(kind, s, ctx.baseUrl, projection);

@@ -109,6 +109,11 @@ export interface UpdateInput {
   origin?: WriteOrigin;
   /** The SCIM operation the update is, as the activity log names it (default "replace"). */
   op?: "replace" | "patch";
+  /**
+   * The data the caller read at `expectedVersion`, unchanged: when that is still the stored version,
+   * the activity log's diff starts from it instead of parsing the stored text again.
+   */
+  before?: Resource;
 }
 
 export interface DeleteOptions {

@@ -177,7 +177,7 @@ export class SqliteResources implements Omit<ResourceStore, "memberPage" | "grou
         // A member added, then removed in one PATCH, was neither: the entry lists what changed.
         const added = new Set(log?.added), removed = new Set(log?.removed);
         for (const id of added) if (removed.has(id)) (added.delete(id), removed.delete(id));
-        const before = JSON.parse(cur.data) as Resource;
+        const before = input.before !== undefined && input.expectedVersion === cur.version ? input.before : (JSON.parse(cur.data) as Resource);
         const name = nameOf(t, input.data), oldName = nameOf(t, before);
         const changes = data === cur.data ? [] : diffResources(t.rt, before, input.data);
         // Members added and removed again in one request, nothing else: no change to record.
