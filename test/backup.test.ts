@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from "bun:test";
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { rotatedName, rotation } from "../src/cli/backup";
-import { backupDatabase, inspectBackup, restoreDatabase } from "../src/store/open";
+import { backupDatabase, restoreDatabase } from "../src/store/open";
 import { APPLICATION_ID, MIGRATIONS } from "../src/store/sqlite/migrations";
 import { dumpRows, inconsistencies, userNames } from "./backup-rows";
 import { groupBody, openSqliteStore, patchBody, startServer, tempDir, userBody, type TestServer } from "./helpers";
@@ -262,7 +262,6 @@ describe("restore validates the file before it touches anything", () => {
   it.each(cases)("refuses %s, and the database keeps its content, with no side copy made", async (_name, damage, why) => {
     const { file, live, before } = await setup();
     damage(file);
-    await expect(inspectBackup(live, file)).rejects.toThrow(why);
     await expect(restoreDatabase(live, file)).rejects.toThrow(why);
     expect(dumpRows(live)).toEqual(before);
     expect(readdirSync(tmp.dir).filter((n) => n.includes("before-restore"))).toEqual([]);

@@ -2,6 +2,7 @@
 import { readdirSync, rmSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { DB_FLAG, flag, flagHelp, HELP_FLAG, parseFlags, UsageError } from "../config";
+import { fileStamp, firstFreeName } from "../store/file-names";
 import { backupDatabase, parseDbLocation, restoreDatabase, type DatabaseSummary } from "../store/open";
 import { commandLine, dbArg } from "./invocation";
 
@@ -56,17 +57,11 @@ Example:
 /** The names `--dir` gives backups: scimd-<UTC time>[-n].db. Nothing else in the folder is ever removed. */
 const ROTATED = /^scimd-(\d{8}T\d{6}Z)(?:-(\d+))?\.db$/;
 
-/** A UTC time for file names: 20261202T101500Z. */
-const fileStamp = (d: Date) => d.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
-
 /** The name for a backup made at `now` that no file in `taken` has: a second one in the same second gets -2, -3, … */
 export function rotatedName(now: Date, taken: readonly string[]): string {
   const stamp = fileStamp(now);
   const names = new Set(taken);
-  if (!names.has(`scimd-${stamp}.db`)) return `scimd-${stamp}.db`;
-  let n = 2;
-  while (names.has(`scimd-${stamp}-${n}.db`)) n++;
-  return `scimd-${stamp}-${n}.db`;
+  return firstFreeName((n) => (n === 1 ? `scimd-${stamp}.db` : `scimd-${stamp}-${n}.db`), (name) => names.has(name));
 }
 
 /**

@@ -4,7 +4,7 @@
  * never half-written). Streamed: pages of the store's `scan` are written as they are read, and a
  * Group's members page by page, so memory stays flat whatever the size of the directory.
  */
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, statSync, type Stats, writeSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { DB_FLAG, flag, flagHelp, HELP_FLAG, parseFlags, UsageError } from "../config";
 import {
@@ -81,10 +81,31 @@ interface Sink {
   abort(): void;
 }
 
+function statOrUndefined(path: string): Stats | undefined {
+  try {
+    return statSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
 /** A file written as `<name>.<pid>.partial` (0600) beside it, fsynced and renamed over it at the end. */
 function fileSink(path: string): Sink {
+  // What would fail only at the rename, after the whole export was written, is refused first, naming --out (not the temporary name).
+  const st = statOrUndefined(path);
+  if (st?.isDirectory()) throw new UsageError(`--out ${path} is a folder; name a file in it (e.g. --out ${join(path, "scimd-export.jsonl")})`);
+  if (st && !st.isFile()) throw new UsageError(`--out ${path} is not a regular file; name a file to write the export into`);
+  const folder = statOrUndefined(dirname(path));
+  if (!folder) throw new UsageError(`--out ${path}: the folder ${resolve(dirname(path))} does not exist`);
+  if (!folder.isDirectory()) throw new UsageError(`--out ${path}: ${resolve(dirname(path))} is not a folder`);
   const temp = join(dirname(path), `.${basename(path)}.${process.pid}.partial`);
-  const fd = openSync(temp, "wx", 0o600);
+  let fd: number;
+  try {
+    fd = openSync(temp, "wx", 0o600);
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    throw new UsageError(`--out ${path}: cannot write in ${resolve(dirname(path))}${code === "EACCES" || code === "EPERM" ? " (permission denied)" : code === "EROFS" ? " (read-only file system)" : code ? ` (${code})` : ""}`);
+  }
   let open = true;
   const close = () => {
     if (open) closeSync(fd);

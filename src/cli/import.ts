@@ -13,7 +13,8 @@ import { resolve } from "node:path";
 import { flag, DB_FLAG, flagHelp, HELP_FLAG, parseFlags, UsageError } from "../config";
 import { EXPORT_KEYS, importRecord, ImportError, ImportSet, recordKind, type ImportRecord } from "../scim/export";
 import { isObject } from "../scim/json";
-import { quirksFor } from "../scim/quirks";
+import { hashPassword } from "../scim/operations";
+import { quirksFor, type Quirks } from "../scim/quirks";
 import type { ResourceKind } from "../scim/schema";
 import { parseDbLocation } from "../store/open";
 import type { Store } from "../store/store";
@@ -27,10 +28,11 @@ const WRITE_BATCH = 500;
 export const IMPORT_FLAGS = [
   { ...DB_FLAG, help: "the database to import into: a file path or sqlite:PATH; it must hold no Users and no Groups (tokens may exist)" },
   flag({ name: "create", kind: "bool", default: false, help: "create the database when it does not exist yet" }),
+  flag({ name: "strict", kind: "bool", default: false, help: "check each record as serve --strict checks a POST: no IdP quirks (unknown attributes, string booleans, … refused)" }),
   HELP_FLAG,
 ] as const;
 
-export const IMPORT_USAGE = `Usage: scimd import FILE [--db PATH] [--create]
+export const IMPORT_USAGE = `Usage: scimd import FILE [--db PATH] [--create] [--strict]
 
 Loads an export into a database that holds no Users and no Groups yet (tokens may exist), keeping
 each resource's id and meta.created / meta.lastModified, so that an IdP's links to them still hold.
@@ -88,6 +90,18 @@ function jsonSource(file: string, text: string): Source {
   };
 }
 
+const NOT_UTF8 = "not UTF-8 text (an export is UTF-8; convert the file, e.g. with iconv -t UTF-8, and import it again)";
+
+/** A whole file's text: UTF-8, refused (not patched with U+FFFD) when it is not; a byte order mark is dropped. */
+function utf8Text(path: string, bytes: Uint8Array): string {
+  try {
+    // ignoreBOM false (the default): a leading byte order mark, as some Windows tools write, is dropped.
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new ImportError(path, NOT_UTF8);
+  }
+}
+
 /** JSON lines, read as a stream each time (one line in memory at a time); blank lines are skipped. */
 function jsonlSource(path: string): Source {
   return {
@@ -106,8 +120,18 @@ function jsonlSource(path: string): Source {
         }
         return { kind: recordKind(raw), raw, where: `line ${line}` };
       };
+      const decode = (chunk?: Uint8Array) => {
+        try {
+          return chunk ? decoder.decode(chunk, { stream: true }) : decoder.decode();
+        } catch {
+          // The line of the first bad byte: the lines read so far, plus those the chunk completes before it.
+          const lenient = chunk ? new TextDecoder("utf-8").decode(chunk) : "";
+          const before = lenient.slice(0, Math.max(0, lenient.indexOf("\uFFFD")));
+          throw new ImportError(`line ${line + 1 + (before.match(/\n/g)?.length ?? 0)}`, NOT_UTF8);
+        }
+      };
       for await (const chunk of Bun.file(path).stream()) {
-        rest += decoder.decode(chunk, { stream: true });
+        rest += decode(chunk);
         let nl: number;
         while ((nl = rest.indexOf("\n")) >= 0) {
           const r = parse(rest.slice(0, nl));
@@ -115,7 +139,7 @@ function jsonlSource(path: string): Source {
           if (r) yield r;
         }
       }
-      rest += decoder.decode();
+      rest += decode();
       const r = parse(rest);
       if (r) yield r;
     },
@@ -128,7 +152,7 @@ function openSource(path: string): Source {
   try {
     // JSON lines are streamed: a file named so is not read whole first.
     if (/\.(jsonl|ndjson)$/i.test(path) && statSync(path).isFile()) return jsonlSource(path);
-    const text = readFileSync(path, "utf8");
+    const text = utf8Text(path, readFileSync(path));
     head = text.slice(0, text.indexOf("\n") < 0 ? text.length : text.indexOf("\n"));
     let first: unknown;
     try {
@@ -161,8 +185,7 @@ interface Checked {
 }
 
 /** Pass 1: every record checked; nothing is written. Throws ImportError for the first bad one. */
-async function check(source: Source, now: string): Promise<Checked> {
-  const quirks = quirksFor(false);
+async function check(source: Source, now: string, quirks: Quirks): Promise<Checked> {
   const set = new ImportSet();
   const groups = new Map<string, ImportRecord>();
   for await (const { kind, raw, where } of source.records()) {
@@ -181,13 +204,12 @@ class WriteFailure extends Error {}
  * Pass 2: the Users (read from the file again, in file order), then the Groups in their order, in
  * batches of WRITE_BATCH creates. `written` collects what was created, so that a failure can be undone.
  */
-async function write(store: Store, source: Source, checked: Checked, now: string, written: { kind: ResourceKind; id: string }[], progress: Progress): Promise<void> {
-  const quirks = quirksFor(false);
+async function write(store: Store, source: Source, checked: Checked, now: string, quirks: Quirks, written: { kind: ResourceKind; id: string }[], progress: Progress): Promise<void> {
   let batch: ImportRecord[] = [];
   const flush = async () => {
     const results = await Promise.allSettled(
       batch.map(async (r) => {
-        const data = r.password === undefined ? r.data : { ...r.data, password: await Bun.password.hash(r.password) };
+        const data = r.password === undefined ? r.data : { ...r.data, password: await hashPassword(r.password) };
         await store.create(r.kind, { id: r.id, data, members: r.members, meta: r.meta, origin: { via: "import" } });
         written.push({ kind: r.kind, id: r.id });
       }),
@@ -239,6 +261,7 @@ export async function importCommand(argv: string[]): Promise<number> {
   const file = args[0]!;
   const dbPath = resolve(parseDbLocation(values.db).path);
   const source = openSource(file);
+  const quirks = quirksFor(values.strict);
   const store = await openExisting(values.db, values.create);
   try {
     const refuseNonEmpty = async () => {
@@ -252,7 +275,7 @@ export async function importCommand(argv: string[]): Promise<number> {
     const now = new Date().toISOString();
     let checked: Checked;
     try {
-      checked = await check(source, now);
+      checked = await check(source, now, quirks);
     } catch (e) {
       if (e instanceof ImportError) {
         console.error(`scimd: ${file} ${e.where}: ${e.problem}; nothing was imported`);
@@ -265,7 +288,7 @@ export async function importCommand(argv: string[]): Promise<number> {
     const written: { kind: ResourceKind; id: string }[] = [];
     const progress = progressBar("importing", checked.users + checked.groups.length);
     try {
-      await write(store, source, checked, now, written, progress);
+      await write(store, source, checked, now, quirks, written, progress);
     } catch (e) {
       progress.stop();
       const why = e instanceof WriteFailure || e instanceof ImportError ? e.message : `${e instanceof Error ? e.message : String(e)}`;

@@ -279,10 +279,6 @@ export class ImportSet {
     else this.groups.push({ id: r.id, where: r.where, members: r.members ?? [] });
   }
 
-  get groupCount(): number {
-    return this.groups.length;
-  }
-
   /**
    * The Groups' ids in an order to create them in (file order, except that a Group comes after the
    * Groups among its members). Throws ImportError for a member id the file does not hold, a Group

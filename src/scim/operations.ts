@@ -18,6 +18,11 @@ import { rtOf, type ResourceKind, type ResourceTypeDef } from "./schema";
 import type { Logger } from "../log";
 import type { ResourceStore, StoredResource, WriteOrigin } from "../store/store";
 
+/** How a User's password is stored: Bun's password hash (argon2id), never the password itself. The API and `scimd import` both use it. */
+export function hashPassword(password: string): Promise<string> {
+  return Bun.password.hash(password);
+}
+
 export interface OperationsOptions {
   /** No IdP quirks (quirks.ts): answer every request as RFC 7643/7644 say. */
   strict: boolean;
@@ -236,7 +241,7 @@ export class ScimOperations {
   }
 
   private async hashPassword(password: string | undefined): Promise<string | undefined> {
-    return password === undefined ? undefined : Bun.password.hash(password);
+    return password === undefined ? undefined : hashPassword(password);
   }
 
   /**

@@ -7,7 +7,7 @@
  * not serve is refused (and its password never repeated) instead of becoming a SQLite file named after it.
  */
 import { resolve } from "node:path";
-import { backupSqlite, inspectDatabase, isDatabaseFile, restoreSqlite } from "./sqlite/backup";
+import { backupSqlite, isDatabaseFile, restoreSqlite } from "./sqlite/backup";
 import { SqliteStore } from "./sqlite/sqlite-store";
 import { StoreOpenError, type Store } from "./store";
 
@@ -144,15 +144,6 @@ export function namesDatabaseFile(value: string, file: string): boolean {
   switch (where.engine) {
     case "sqlite":
       return isDatabaseFile(resolve(where.path), resolve(file));
-  }
-}
-
-/** Checks that `file` is a backup this scimd can restore (a scimd database, a known schema, intact) and says what it holds. */
-export async function inspectBackup(value: string, file: string): Promise<DatabaseSummary> {
-  const where = parseDbLocation(value);
-  switch (where.engine) {
-    case "sqlite":
-      return inspectDatabase(resolve(file), file);
   }
 }
 

@@ -6,7 +6,7 @@
  */
 import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { main } from "../../src/main";
 import { openStore } from "../../src/store/open";
@@ -111,6 +111,22 @@ describe("scimd export → import → export", () => {
       expect(r.err).toContain("is the database itself");
     }
     expect(readFileSync(srv.dbPath).equals(before)).toBe(true);
+  });
+
+  it("refuses an --out that could only fail after the export was written (a folder, a missing folder), naming --out, leaving nothing", async () => {
+    const folder = join(tmp.dir, "out-folder");
+    mkdirSync(folder);
+    for (const [out, why] of [
+      [folder, "is a folder; name a file in it"],
+      [join(tmp.dir, "no-such-folder", "users.jsonl"), "does not exist"],
+    ] as const) {
+      const r = await run("export", "--out", out, "--db", srv.dbPath);
+      expect(r.code).toBe(2);
+      expect(r.err).toContain(`--out ${out}`);
+      expect(r.err).toContain(why);
+      expect(r.err).not.toContain(".partial");
+    }
+    expect(readdirSync(folder)).toEqual([]);
   });
 
   it("writes a JSON document import reads back: {format, version, exported, Users, Groups}, members with value, type, display", async () => {
@@ -263,6 +279,43 @@ describe("scimd import refuses, and leaves the database as it was", () => {
     const never = fresh();
     expect((await run("import", join(tmp.dir, "nope.jsonl"), "--db", never, "--create")).code).toBe(1);
     expect(existsSync(never)).toBe(false);
+  });
+
+  it("text that is not UTF-8 is refused with the line it is on (never imported with U+FFFD in it); a byte order mark is fine", async () => {
+    const lines = ["a", "b", "c"].map((n) => Buffer.from(JSON.stringify(u(n, `${n}-user`)) + "\n"));
+    // Latin-1 "é" (0xE9) inside the third line's userName.
+    const bad = Buffer.from(lines[2]!.toString().replace("c-user", "c-\u0001"));
+    bad[bad.indexOf(1)] = 0xe9;
+    const jsonl = join(tmp.dir, "latin1.jsonl");
+    writeFileSync(jsonl, Buffer.concat([lines[0]!, lines[1]!, bad]));
+    const db = fresh();
+    const r = await run("import", jsonl, "--db", db, "--create");
+    expect(r.code).toBe(1);
+    expect(r.err).toContain("line 3: not UTF-8 text");
+    expect(await holdings(db)).toEqual([0, 0]);
+    const doc = join(tmp.dir, "latin1.json");
+    writeFileSync(doc, Buffer.concat([Buffer.from('{"Users":['), bad.subarray(0, bad.length - 1), Buffer.from("]}")]));
+    const r2 = await run("import", doc, "--db", fresh(), "--create");
+    expect(r2.code).toBe(1);
+    expect(r2.err).toContain("not UTF-8 text");
+    const bom = join(tmp.dir, "bom.json");
+    writeFileSync(bom, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify({ Users: [u("bom", "bom-user")] }))]));
+    const db3 = fresh();
+    expect((await run("import", bom, "--db", db3, "--create")).code).toBe(0);
+    expect(await holdings(db3)).toEqual([1, 0]);
+  });
+
+  it("--strict checks records as serve --strict checks a POST: a string boolean an IdP quirk accepts is refused", async () => {
+    const f = join(tmp.dir, "quirky.json");
+    writeFileSync(f, JSON.stringify({ Users: [{ ...u("q", "quirky-user"), active: "true" }] }));
+    const strict = fresh();
+    const r = await run("import", f, "--db", strict, "--create", "--strict");
+    expect(r.code).toBe(1);
+    expect(r.err).toContain("Users[0]");
+    expect(await holdings(strict)).toEqual([0, 0]);
+    const lenient = fresh();
+    expect((await run("import", f, "--db", lenient, "--create")).code).toBe(0);
+    expect(await holdings(lenient)).toEqual([1, 0]);
   });
 
   it("FILE missing is a usage error; an unreadable FILE one line", async () => {

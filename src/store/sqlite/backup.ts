@@ -21,6 +21,7 @@
 import { Database } from "bun:sqlite";
 import { closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, renameSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
+import { fileStamp, firstFreeName } from "../file-names";
 import type { BackupOptions, BackupResult, DatabaseSummary, RestoreOptions, RestoreResult } from "../open";
 import { APPLICATION_ID, MIGRATIONS } from "./migrations";
 import { lockHolders, type LockHolder } from "./lock-holders";
@@ -61,7 +62,7 @@ function createPrivate(path: string): void {
  * finding of `integrity_check`, no row pointing at a missing one. Opened read-only; throws BackupError
  * naming `label` (how the caller calls the file) and what is wrong.
  */
-export function inspectDatabase(path: string, label = path): DatabaseSummary {
+function inspectDatabase(path: string, label = path): DatabaseSummary {
   let st;
   try {
     st = statSync(path);
@@ -185,16 +186,8 @@ function heldMessage(path: string, holders: LockHolder[]): string {
   );
 }
 
-/** A UTC time for file names: 20261202T101500Z. */
-export const fileStamp = (d = new Date()) => d.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
-
 /** `base`, or `base-2`, `base-3`, … : the first name no file has (two restores in one second keep both side copies). */
-function freeName(base: string): string {
-  if (!existsSync(base)) return base;
-  let n = 2;
-  while (existsSync(`${base}-${n}`)) n++;
-  return `${base}-${n}`;
-}
+const freeName = (base: string) => firstFreeName((n) => (n === 1 ? base : `${base}-${n}`), existsSync);
 
 /** Whether two paths name one file: the same path, or one file under two names (a link, another spelling). */
 function sameFile(a: string, b: string): boolean {
