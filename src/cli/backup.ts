@@ -2,7 +2,7 @@
 import { readdirSync, rmSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { DB_FLAG, flag, flagHelp, HELP_FLAG, parseFlags, UsageError } from "../config";
-import { fileStamp, firstFreeName } from "../store/file-names";
+import { fileStamp, firstFreeName } from "../file-names";
 import { backupDatabase, parseDbLocation, restoreDatabase, type DatabaseSummary } from "../store/open";
 import { commandLine, dbArg } from "./invocation";
 

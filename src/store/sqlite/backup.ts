@@ -21,7 +21,7 @@
 import { Database } from "bun:sqlite";
 import { closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, renameSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { fileStamp, firstFreeName } from "../file-names";
+import { fileStamp, firstFreeName } from "../../file-names";
 import type { BackupOptions, BackupResult, DatabaseSummary, RestoreOptions, RestoreResult } from "../open";
 import { APPLICATION_ID, MIGRATIONS } from "./migrations";
 import { lockHolders, type LockHolder } from "./lock-holders";
