@@ -76,9 +76,14 @@ export function splicedJson(kind: ResourceKind, s: StoredResource, baseUrl: stri
 
 const LIST_HEAD = `{"schemas":${JSON.stringify([LIST_RESPONSE_SCHEMA])},`;
 
+/** A ListResponse (RFC 7644 §3.4.2) up to the opening of its `Resources` array: the resources and `]}` follow. */
+export function listResponseHead(totalResults: number, startIndex: number, itemsPerPage: number): string {
+  return `${LIST_HEAD}"totalResults":${totalResults},"startIndex":${startIndex},"itemsPerPage":${itemsPerPage},"Resources":[`;
+}
+
 /** A ListResponse (RFC 7644 §3.4.2) around resources given as JSON text. The envelope holds only integers besides the constant schema: written directly. */
 export function listResponseJson(totalResults: number, startIndex: number, itemsPerPage: number, resources: readonly string[]): string {
-  return `${LIST_HEAD}"totalResults":${totalResults},"startIndex":${startIndex},"itemsPerPage":${itemsPerPage},"Resources":[${resources.join(",")}]}`;
+  return `${listResponseHead(totalResults, startIndex, itemsPerPage)}${resources.join(",")}]}`;
 }
 
 /** Renders stored resources, reading what the stored row does not hold (a User's groups, a Group's members). */
