@@ -188,7 +188,10 @@ export class ScimOperations {
 
   /**
    * GET /Users, /Groups, POST …/.search (RFC 7644 §3.4.2, §3.4.3); `kind` undefined searches both
-   * (the service root, POST /.search). 200 with the ListResponse as JSON text.
+   * (the service root, POST /.search). 200 with the ListResponse as JSON text, or, when its Groups
+   * carry more than one member page in all, as a `list` body whose Groups' members come in batches.
+   * Groups with their members count against `maxListMembers`: the page ends before the one that
+   * would pass it (its first resource always comes).
    */
   async search(kind: ResourceKind | undefined, params: SearchParams, ctx: RequestContext): Promise<ScimResult> {
     const types = kind ? [rtOf(kind)] : [rtOf("User"), rtOf("Group")];

@@ -3,7 +3,7 @@
  * `members`, projected. Two ways to the same JSON: `Renderer.resource` builds objects; `splicedJson`
  * splices the stored canonical JSON text for the default projection without parsing or serialising it
  * again (the hot path of GET by id and of lists). A Group's members can also come in batches
- * (`memberBatches`) for a response that streams them.
+ * (`memberBatches`) for a response that streams them (GET by id, and lists of large groups).
  */
 import { etagOf } from "./conditions";
 import { project, wants, type Projection } from "./projection";
