@@ -31,6 +31,8 @@ export interface AppOptions {
   baseUrl?: string;
   strict?: boolean;
   maxResults?: number;
+  /** The most group members one list response carries (--max-list-members). */
+  maxListMembers?: number;
   maxBodyBytes?: number;
   /** Failed authentications per address per minute before 429. */
   authFailuresPerMinute?: number;
@@ -52,7 +54,7 @@ export function createApp(o: AppOptions) {
   const logger = o.logger ?? createLogger({ level: "warn", format: "json" });
   const maxResults = o.maxResults ?? DEFAULTS.maxResults;
   const maxBodyBytes = o.maxBodyBytes ?? DEFAULTS.maxBodyBytes;
-  const operations = new ScimOperations(o.store, { strict: o.strict ?? false, maxResults, logger });
+  const operations = new ScimOperations(o.store, { strict: o.strict ?? false, maxResults, maxListMembers: o.maxListMembers ?? DEFAULTS.maxListMembers, logger });
   // A Location header holds ASCII only: a base URL with other characters (an internationalised host
   // name, a path in another script) is taken in its ASCII form (punycode, percent-encoding).
   const configured = (o.baseUrl !== undefined && /[^\x20-\x7e]/.test(o.baseUrl) ? new URL(o.baseUrl).href : o.baseUrl)?.replace(/\/+$/, "");

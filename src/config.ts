@@ -372,6 +372,7 @@ export const DEFAULTS = {
   sync: "full",
   maxBodyBytes: 1024 * 1024,
   maxResults: 1000,
+  maxListMembers: 10_000,
   authFailuresPerMinute: 20,
   logLevel: "info",
   acmeDirectory: "https://acme-v02.api.letsencrypt.org/directory",
@@ -450,6 +451,16 @@ export const SERVE_FLAGS = [
       if (v < 1) throw new UsageError("--max-results must be at least 1");
     },
   }),
+  flag({
+    name: "max-list-members",
+    env: "SCIMD_MAX_LIST_MEMBERS",
+    kind: "int",
+    default: DEFAULTS.maxListMembers,
+    help: "most group members one list response carries: a page of Groups ends before the group that would pass it",
+    check: (v) => {
+      if (v < 1) throw new UsageError("--max-list-members must be at least 1");
+    },
+  }),
   flag({ name: "auth-failures-per-minute", env: "SCIMD_AUTH_FAILURES_PER_MINUTE", kind: "int", default: DEFAULTS.authFailuresPerMinute, help: "failed authentications per client address per minute before 429" }),
   flag({ name: "tls-cert", env: "SCIMD_TLS_CERT", kind: "string", help: "serve HTTPS with this certificate chain (PEM); a renewed file is picked up without a restart" }),
   flag({ name: "tls-key", env: "SCIMD_TLS_KEY", kind: "string", help: "the private key (PEM) of --tls-cert" }),
@@ -509,6 +520,7 @@ export interface ServeConfig {
   sync: "FULL" | "NORMAL";
   maxBodyBytes: number;
   maxResults: number;
+  maxListMembers: number;
   authFailuresPerMinute: number;
   /** Certificate and key files for HTTPS. */
   tls: { certFile: string; keyFile: string } | undefined;
@@ -619,6 +631,7 @@ function build(values: FlagValues<typeof SERVE_FLAGS>, args: readonly string[]):
     sync: values.sync.toLowerCase() === "normal" ? "NORMAL" : "FULL",
     maxBodyBytes: values["max-body-bytes"],
     maxResults: values["max-results"],
+    maxListMembers: values["max-list-members"],
     authFailuresPerMinute: values["auth-failures-per-minute"],
     tls,
     acme: domains.length

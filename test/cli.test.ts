@@ -216,6 +216,7 @@ const SERVE_DEFAULTS: ServeConfig = {
   sync: "FULL",
   maxBodyBytes: 1048576,
   maxResults: 1000,
+  maxListMembers: 10_000,
   authFailuresPerMinute: 20,
 };
 
@@ -229,9 +230,10 @@ function configOf(argv: string[], env: Env = {}): ServeConfig {
 describe("serveConfig: serve's configuration, built in one place", () => {
   it("without environment or flags is the defaults, which are createApp's defaults too", () => {
     expect(configOf([])).toEqual(SERVE_DEFAULTS);
-    expect({ maxBodyBytes: DEFAULTS.maxBodyBytes, maxResults: DEFAULTS.maxResults, authFailuresPerMinute: DEFAULTS.authFailuresPerMinute }).toEqual({
+    expect({ maxBodyBytes: DEFAULTS.maxBodyBytes, maxResults: DEFAULTS.maxResults, maxListMembers: DEFAULTS.maxListMembers, authFailuresPerMinute: DEFAULTS.authFailuresPerMinute }).toEqual({
       maxBodyBytes: 1048576,
       maxResults: 1000,
+      maxListMembers: 10_000,
       authFailuresPerMinute: 20,
     });
   });
@@ -245,6 +247,7 @@ describe("serveConfig: serve's configuration, built in one place", () => {
     SCIMD_SYNC: "normal",
     SCIMD_MAX_BODY_BYTES: "2048",
     SCIMD_MAX_RESULTS: "50",
+    SCIMD_MAX_LIST_MEMBERS: "500",
     SCIMD_AUTH_FAILURES_PER_MINUTE: "3",
   };
   const FROM_ENV: ServeConfig = {
@@ -257,6 +260,7 @@ describe("serveConfig: serve's configuration, built in one place", () => {
     sync: "NORMAL",
     maxBodyBytes: 2048,
     maxResults: 50,
+    maxListMembers: 500,
     authFailuresPerMinute: 3,
   };
 
@@ -265,8 +269,8 @@ describe("serveConfig: serve's configuration, built in one place", () => {
   });
 
   it("every flag overrides its variable, in either form", () => {
-    const argv = ["--port=7000", "--host", "::1", "--db", "sqlite:flag.db", "--base-url=https://flag.example.com/api/v1/scim", "--strict=false", "--sync", "FULL", "--max-body-bytes", "4096", "--max-results=7", "--auth-failures-per-minute", "0"];
-    expect(configOf(argv, ENV)).toEqual({ ...OPS_DEFAULTS, port: 7000, host: "::1", db: "sqlite:flag.db", baseUrl: "https://flag.example.com/api/v1/scim", strict: false, sync: "FULL", maxBodyBytes: 4096, maxResults: 7, authFailuresPerMinute: 0 });
+    const argv = ["--port=7000", "--host", "::1", "--db", "sqlite:flag.db", "--base-url=https://flag.example.com/api/v1/scim", "--strict=false", "--sync", "FULL", "--max-body-bytes", "4096", "--max-results=7", "--max-list-members", "20", "--auth-failures-per-minute", "0"];
+    expect(configOf(argv, ENV)).toEqual({ ...OPS_DEFAULTS, port: 7000, host: "::1", db: "sqlite:flag.db", baseUrl: "https://flag.example.com/api/v1/scim", strict: false, sync: "FULL", maxBodyBytes: 4096, maxResults: 7, maxListMembers: 20, authFailuresPerMinute: 0 });
   });
 
   it("an empty SCIMD_* variable counts as unset", () => {
@@ -318,6 +322,7 @@ describe("serveConfig: serve's configuration, built in one place", () => {
     [[], { SCIMD_MAX_BODY_BYTES: "1k" }, "SCIMD_MAX_BODY_BYTES must be a whole number, got '1k'"],
     [[], { SCIMD_AUTH_FAILURES_PER_MINUTE: "-1" }, "SCIMD_AUTH_FAILURES_PER_MINUTE must be a whole number, got '-1'"],
     [["--max-results", "0"], {}, "--max-results must be at least 1"],
+    [["--max-list-members", "0"], {}, "--max-list-members must be at least 1"],
     [[], { SCIMD_MAX_RESULTS: "0" }, "SCIMD_MAX_RESULTS must be at least 1"],
     [["--max-results=-3"], {}, "--max-results must be a whole number, got '-3'"],
     [["--sync", "fast"], {}, "--sync must be 'full' or 'normal'"],
@@ -526,6 +531,9 @@ describe("help text", () => {
         "  --max-body-bytes <n>      largest request body accepted (413 above) (default 1048576, env",
         "                            SCIMD_MAX_BODY_BYTES)",
         "  --max-results <n>         largest page a query returns (default 1000, env SCIMD_MAX_RESULTS)",
+        "  --max-list-members <n>    most group members one list response carries: a page of Groups ends",
+        "                            before the group that would pass it (default 10000, env",
+        "                            SCIMD_MAX_LIST_MEMBERS)",
         "  --auth-failures-per-minute <n>",
         "                            failed authentications per client address per minute before 429 (default",
         "                            20, env SCIMD_AUTH_FAILURES_PER_MINUTE)",

@@ -251,6 +251,7 @@ async function serving(argv: string[], setOnHup: (f: () => void) => void, setOnS
     baseUrl: config.baseUrl,
     strict: config.strict,
     maxResults: config.maxResults,
+    maxListMembers: config.maxListMembers,
     maxBodyBytes: config.maxBodyBytes,
     authFailuresPerMinute: config.authFailuresPerMinute,
     logger,

@@ -15,7 +15,7 @@ import {
   unsupportedMediaType,
 } from "../scim/errors";
 import type { Logger } from "../log";
-import type { ScimResult } from "../scim/result";
+import type { ListItem, ScimResult } from "../scim/result";
 import { infoOf, noteBodySize, noteErrorResponse, noteStreamed } from "./observe";
 import { pathOf } from "./routing";
 
@@ -55,8 +55,14 @@ export function respond(r: ScimResult): Response | Promise<Response> {
       return scimResponse(r.status, b.text, r.headers);
     case "members":
       return respondWithMembers(b.head, b.batches, r.headers, r.status);
+    case "list":
+      return streamedResponse(listChunks(b.head, b.resources), r.headers, r.status);
   }
 }
+
+const batchJson = (b: readonly Record<string, unknown>[]) => b.map((m) => JSON.stringify(m)).join(",");
+/** A group's JSON text with its `members` array opened, the first batch to follow. */
+const openMembers = (headText: string) => headText.slice(0, -1) + ',"members":[';
 
 /**
  * A SCIM response (200 unless told) for a Group whose `members` come in batches after the rest of it
@@ -71,32 +77,75 @@ export async function respondWithMembers(
   status = 200,
 ): Promise<Response> {
   const it = members[Symbol.asyncIterator]();
-  const open = headText.slice(0, -1) + ',"members":[';
-  const batch = (b: Record<string, unknown>[]) => b.map((m) => JSON.stringify(m)).join(",");
   const first = await it.next();
   if (first.done) return scimResponse(status, headText, headers);
   const second = await it.next();
-  if (second.done) return scimResponse(status, `${open}${batch(first.value)}]}`, headers);
-  const encoder = new TextEncoder();
-  let pending: Record<string, unknown>[] | undefined = second.value;
-  let done = false;
-  const stream = new ReadableStream<Uint8Array>({
-    start(controller) {
-      controller.enqueue(encoder.encode(open + batch(first.value)));
-    },
-    async pull(controller) {
-      if (done) return controller.close();
-      const next = pending ? { done: false as const, value: pending } : await it.next();
-      pending = undefined;
-      if (next.done) {
-        controller.enqueue(encoder.encode("]}"));
-        done = true;
-        return controller.close();
+  if (second.done) return scimResponse(status, `${openMembers(headText)}${batchJson(first.value)}]}`, headers);
+  async function* chunks(): AsyncGenerator<string> {
+    try {
+      yield openMembers(headText) + batchJson(first.value);
+      yield "," + batchJson(second.value);
+      for (let next = await it.next(); !next.done; next = await it.next()) yield "," + batchJson(next.value);
+      yield "]}";
+    } finally {
+      // A client gone before the end stops the reading of the store.
+      await it.return?.();
+    }
+  }
+  return streamedResponse(chunks(), headers, status);
+}
+
+/** Small pieces of a streamed list are gathered into chunks of about this many characters. */
+const LIST_CHUNK = 64 * 1024;
+
+/**
+ * The JSON text of a streamed ListResponse, chunk by chunk: the envelope (`head`), each resource, and
+ * each Group's members one batch per chunk, so that only one batch of members is held at a time
+ * however large the groups are.
+ */
+async function* listChunks(head: string, resources: readonly ListItem[]): AsyncGenerator<string> {
+  let out = head;
+  for (let i = 0; i < resources.length; i++) {
+    const r = resources[i]!;
+    if (i > 0) out += ",";
+    if (typeof r === "string") out += r;
+    else {
+      let open = false;
+      for await (const batch of r.batches) {
+        yield out + (open ? "," : openMembers(r.head)) + batchJson(batch);
+        out = "";
+        open = true;
       }
-      controller.enqueue(encoder.encode("," + batch(next.value)));
+      out += open ? "]}" : r.head;
+    }
+    if (out.length >= LIST_CHUNK) {
+      yield out;
+      out = "";
+    }
+  }
+  yield out + "]}";
+}
+
+/** Resolves on a later turn of the event loop, after the I/O waiting meanwhile was served. */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * A SCIM response whose body is written chunk by chunk as the client takes it. Between two chunks the
+ * event loop takes a turn, so other requests (and /healthz) are answered while a long body is being
+ * written: the reads behind one chunk (one member page) are the longest the loop is held. A client
+ * that goes away ends the reading.
+ */
+function streamedResponse(chunks: AsyncGenerator<string>, headers: Readonly<Record<string, string>>, status: number): Response {
+  const encoder = new TextEncoder();
+  const stream = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      await nextTurn();
+      const next = await chunks.next();
+      if (next.done) controller.close();
+      else controller.enqueue(encoder.encode(next.value));
     },
     async cancel() {
-      await it.return?.();
+      await chunks.return(undefined);
     },
   });
   // Counted by the edge as it is sent, so that the log line has its size and its real duration.

@@ -11,9 +11,9 @@ import type { FilterOptions } from "./filter-syntax";
 import { applyPatch } from "./patch";
 import { quirksFor, type Quirks } from "./quirks";
 import { asksForAttributes, parseAttributeList, projectionFor, wants, type Projection } from "./projection";
-import { listResponseJson, Renderer, splicedJson, splices } from "./representation";
+import { listResponseHead, listResponseJson, MEMBER_PAGE, Renderer, splicedJson, splices } from "./representation";
 import { checkProductRules, finalizeResource, normalizeBody } from "./resource";
-import type { ReadOptions, RequestContext, ScimResult } from "./result";
+import type { ListItem, ReadOptions, RequestContext, ScimResult } from "./result";
 import { rtOf, type ResourceKind, type ResourceTypeDef } from "./schema";
 import type { Logger } from "../log";
 import type { ResourceStore, StoredResource, WriteOrigin } from "../store/store";
@@ -28,6 +28,12 @@ export interface OperationsOptions {
   strict: boolean;
   /** The most resources one page returns (advertised as filter.maxResults). */
   maxResults: number;
+  /**
+   * The most group members one list response carries (--max-list-members): a page of Groups with
+   * their members ends before the Group that would pass it, but always holds its first resource.
+   * Absent: no limit.
+   */
+  maxListMembers?: number;
   /** The operator's log (no secrets). */
   logger?: Logger;
 }
@@ -182,7 +188,10 @@ export class ScimOperations {
 
   /**
    * GET /Users, /Groups, POST …/.search (RFC 7644 §3.4.2, §3.4.3); `kind` undefined searches both
-   * (the service root, POST /.search). 200 with the ListResponse as JSON text.
+   * (the service root, POST /.search). 200 with the ListResponse as JSON text, or, when its Groups
+   * carry more than one member page in all, as a `list` body whose Groups' members come in batches.
+   * Groups with their members count against `maxListMembers`: the page ends before the one that
+   * would pass it (its first resource always comes).
    */
   async search(kind: ResourceKind | undefined, params: SearchParams, ctx: RequestContext): Promise<ScimResult> {
     const types = kind ? [rtOf(kind)] : [rtOf("User"), rtOf("Group")];
@@ -221,23 +230,58 @@ export class ScimOperations {
     let offset = startIndex - 1;
     let remaining = count;
     let total = 0;
-    const resources: string[] = [];
+    // The resources of the page, chosen first and rendered after: whether Groups' members are
+    // streamed depends on how many the whole page carries.
+    const picked: { kind: ResourceKind; s: StoredResource; projection: Projection; withMembers: boolean }[] = [];
+    let budget = this.opts.maxListMembers ?? Number.MAX_SAFE_INTEGER;
+    let members = 0;
+    let large = false;
+    let ended = false;
     for (const plan of plans) {
       const k = plan.rt.name;
-      const page = await this.store.search(k, { filter: plan.filter, sortBy: plan.sortBy, descending, offset, limit: remaining });
+      const page = await this.store.search(k, { filter: plan.filter, sortBy: plan.sortBy, descending, offset, limit: ended ? 0 : remaining });
       total += page.total;
       const projection = projectionOf(plan.rt);
-      // Users under the default projection are spliced from their stored text; a Group in a list
-      // carries its members inline, which its stored text does not hold.
-      const splice = k === "User" && splices(k, projection);
+      const withMembers = k === "Group" && wants(projection, null, "members");
       for (const s of page.resources) {
-        const fast = splice ? splicedJson(k, s, ctx.baseUrl) : undefined;
-        resources.push(fast ? fast.json : JSON.stringify((await this.view.resource(k, s, ctx.baseUrl, projection)).body));
+        if (withMembers) {
+          // The member budget ends the page before a Group that would pass it (RFC 7644 §3.4.2.4
+          // lets a page hold fewer than `count`); a page's first resource always comes, so paging on
+          // by itemsPerPage always advances.
+          const room = Math.max(0, budget);
+          const n = await this.store.memberCount(s.id, Math.max(room, MEMBER_PAGE) + 1);
+          if (n > room && picked.length > 0) {
+            ended = true;
+            break;
+          }
+          budget -= n;
+          members += n;
+          large ||= n > MEMBER_PAGE;
+        }
+        picked.push({ kind: k, s, projection, withMembers });
       }
       remaining -= page.resources.length;
       offset = Math.max(0, offset - page.total);
     }
-    return { status: 200, headers: NO_HEADERS, body: { type: "json", text: listResponseJson(total, startIndex, count > 0 ? resources.length : 0, resources) } };
+    const itemsPerPage = count > 0 ? picked.length : 0;
+    // Up to one member page in all, the page is built as one body; more, and each Group's members
+    // are written batch by batch after its other attributes.
+    const stream = large || members > MEMBER_PAGE;
+    const resources: ListItem[] = [];
+    for (const { kind: k, s, projection, withMembers } of picked) {
+      if (withMembers && stream) {
+        const fast = splices(k, projection) ? splicedJson(k, s, ctx.baseUrl) : undefined;
+        const head = fast ? fast.json : JSON.stringify((await this.view.head(k, s, ctx.baseUrl, projection)).body);
+        resources.push({ head, batches: this.view.memberBatches(s.id, ctx.baseUrl, projection) });
+        continue;
+      }
+      // Users, and Groups without members, under the default projection are spliced from their
+      // stored text; a Group with members carries them inline, which its stored text does not hold.
+      const fast = !withMembers && splices(k, projection) ? splicedJson(k, s, ctx.baseUrl) : undefined;
+      resources.push(fast ? fast.json : JSON.stringify((await this.view.resource(k, s, ctx.baseUrl, projection)).body));
+    }
+    if (stream) return { status: 200, headers: NO_HEADERS, body: { type: "list", head: listResponseHead(total, startIndex, itemsPerPage), resources } };
+    return { status: 200, headers: NO_HEADERS, body: { type: "json", text: listResponseJson(total, startIndex, itemsPerPage, resources as string[]) } };
   }
 
   private async hashPassword(password: string | undefined): Promise<string | undefined> {

@@ -3,7 +3,7 @@
  * `members`, projected. Two ways to the same JSON: `Renderer.resource` builds objects; `splicedJson`
  * splices the stored canonical JSON text for the default projection without parsing or serialising it
  * again (the hot path of GET by id and of lists). A Group's members can also come in batches
- * (`memberBatches`) for a response that streams them.
+ * (`memberBatches`) for a response that streams them (GET by id, and lists of large groups).
  */
 import { etagOf } from "./conditions";
 import { project, wants, type Projection } from "./projection";
@@ -76,9 +76,14 @@ export function splicedJson(kind: ResourceKind, s: StoredResource, baseUrl: stri
 
 const LIST_HEAD = `{"schemas":${JSON.stringify([LIST_RESPONSE_SCHEMA])},`;
 
+/** A ListResponse (RFC 7644 §3.4.2) up to the opening of its `Resources` array: the resources and `]}` follow. */
+export function listResponseHead(totalResults: number, startIndex: number, itemsPerPage: number): string {
+  return `${LIST_HEAD}"totalResults":${totalResults},"startIndex":${startIndex},"itemsPerPage":${itemsPerPage},"Resources":[`;
+}
+
 /** A ListResponse (RFC 7644 §3.4.2) around resources given as JSON text. The envelope holds only integers besides the constant schema: written directly. */
 export function listResponseJson(totalResults: number, startIndex: number, itemsPerPage: number, resources: readonly string[]): string {
-  return `${LIST_HEAD}"totalResults":${totalResults},"startIndex":${startIndex},"itemsPerPage":${itemsPerPage},"Resources":[${resources.join(",")}]}`;
+  return `${listResponseHead(totalResults, startIndex, itemsPerPage)}${resources.join(",")}]}`;
 }
 
 /** Renders stored resources, reading what the stored row does not hold (a User's groups, a Group's members). */

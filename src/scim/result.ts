@@ -33,12 +33,19 @@ export interface RequestContext {
  * - `object`: a value to serialise;
  * - `json`: JSON text already (a resource spliced from its stored text, or a ListResponse);
  * - `members`: a Group as JSON text without `members` (`head`), and its members in batches to be
- *   written after it, so that a 100,000-member group is never held as one string.
+ *   written after it, so that a 100,000-member group is never held as one string;
+ * - `list`: a ListResponse whose Groups carry many members: the envelope up to `"Resources":[`
+ *   (`head`), then each resource, as JSON text or as a Group whose members come in batches, so that
+ *   a page of large groups is written one member batch at a time.
  */
 export type ResultBody =
   | { readonly type: "object"; readonly value: Resource }
   | { readonly type: "json"; readonly text: string }
-  | { readonly type: "members"; readonly head: string; readonly batches: AsyncIterable<Resource[]> };
+  | { readonly type: "members"; readonly head: string; readonly batches: AsyncIterable<Resource[]> }
+  | { readonly type: "list"; readonly head: string; readonly resources: readonly ListItem[] };
+
+/** One resource of a streamed ListResponse: JSON text, or a Group's JSON text without `members` and its members in batches. */
+export type ListItem = string | { readonly head: string; readonly batches: AsyncIterable<Resource[]> };
 
 /** One answer of a SCIM operation. */
 export interface ScimResult {

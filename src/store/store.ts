@@ -201,6 +201,12 @@ export interface ResourceStore {
    * reading a large group never holds it all at once). `next` is absent on the last page.
    */
   memberPage(groupId: string, cursor: string | undefined, limit: number): Promise<{ members: Member[]; next?: string }>;
+  /**
+   * How many direct members a group has, counting no further than `atMost` (≥ 0): the answer is
+   * min(members, atMost), so asking about a group of 100,000 members costs `atMost` steps, not 100,000.
+   * 0 for an unknown group.
+   */
+  memberCount(groupId: string, atMost: number): Promise<number>;
   /** The groups a User or Group is a direct member of. */
   groupsOf(memberId: string): Promise<GroupRef[]>;
 }

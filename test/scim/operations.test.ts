@@ -42,9 +42,15 @@ async function valueOf(r: ScimResult): Promise<Resource | undefined> {
   if (!b) return undefined;
   if (b.type === "object") return b.value;
   if (b.type === "json") return JSON.parse(b.text);
-  const members: Resource[] = [];
-  for await (const batch of b.batches) members.push(...batch);
-  return { ...JSON.parse(b.head), ...(members.length ? { members } : {}) };
+  const withMembers = async (head: string, batches: AsyncIterable<Resource[]>) => {
+    const members: Resource[] = [];
+    for await (const batch of batches) members.push(...batch);
+    return { ...JSON.parse(head), ...(members.length ? { members } : {}) };
+  };
+  if (b.type === "members") return withMembers(b.head, b.batches);
+  const resources: Resource[] = [];
+  for (const r of b.resources) resources.push(typeof r === "string" ? JSON.parse(r) : await withMembers(r.head, r.batches));
+  return { ...JSON.parse(`${b.head}]}`), Resources: resources };
 }
 
 async function thrown(p: Promise<unknown>): Promise<ScimError> {

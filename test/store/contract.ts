@@ -296,6 +296,18 @@ export function storeContract(name: string, open: OpenFresh): void {
         expect((await allMembers(store, inner.id))).toEqual([]);
       });
 
+      it("memberCount counts direct members (Users and Groups) up to atMost, and 0 for an unknown or empty group", async () => {
+        const users = [await mkUser("a@example.com"), await mkUser("b@example.com"), await mkUser("c@example.com")];
+        const inner = await mkGroup("Inner", [users[0]!.id]);
+        const g = await mkGroup("Counted", [...users.map((u) => u.id), inner.id]);
+        for (const [atMost, expected] of [[0, 0], [1, 1], [3, 3], [4, 4], [5, 4], [1_000_000, 4]] as const) expect(await store.memberCount(g.id, atMost)).toBe(expected);
+        expect(await store.memberCount(inner.id, 10)).toBe(1);
+        expect(await store.memberCount((await mkGroup("Empty")).id, 10)).toBe(0);
+        expect(await store.memberCount("no-such-group", 10)).toBe(0);
+        await store.update("Group", g.id, { data: group("Counted"), memberChanges: [{ kind: "remove", ids: [users[1]!.id] }] });
+        expect(await store.memberCount(g.id, 10)).toBe(3);
+      });
+
       it("groupsOf lists every group a member is directly in", async () => {
         const a = await mkUser("a@example.com");
         const g1 = await mkGroup("G1", [a.id]);

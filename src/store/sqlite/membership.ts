@@ -190,6 +190,14 @@ export class SqliteMembership {
     return limit > 0 && rows.length === limit && last ? { members, next: `${last.kind}:${last.seq}` } : { members };
   }
 
+  /** ResourceStore.memberCount: walks the group's rows of the primary key and stops after `atMost`. */
+  count(groupId: string, atMost: number): number {
+    const r = this.d.q("SELECT count(*) AS n FROM (SELECT 1 FROM groups g JOIN group_members m ON m.group_seq = g.seq WHERE g.id = ? LIMIT ?)").get(groupId, Math.min(Number.MAX_SAFE_INTEGER, Math.max(0, Math.floor(atMost)))) as {
+      n: number;
+    };
+    return r.n;
+  }
+
   /** The groups the resource in row `seq` of `kind` is a direct member of (inside a write, before it leaves them). */
   groupsOfRow(kind: ResourceKind, seq: number): GroupRef[] {
     return this.groupsOfRef(MEMBER_KIND[kind], seq);

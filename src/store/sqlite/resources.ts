@@ -100,7 +100,7 @@ function toStored(row: Row): StoredResource {
   return s;
 }
 
-export class SqliteResources implements Omit<ResourceStore, "memberPage" | "groupsOf"> {
+export class SqliteResources implements Omit<ResourceStore, "memberPage" | "memberCount" | "groupsOf"> {
   private readonly sortPlans = new Map<string, boolean>();
 
   constructor(

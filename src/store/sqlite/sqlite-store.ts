@@ -87,6 +87,10 @@ export class SqliteStore implements Store {
     return this.membership.page(groupId, cursor, limit);
   }
 
+  async memberCount(groupId: string, atMost: number): Promise<number> {
+    return this.membership.count(groupId, atMost);
+  }
+
   async groupsOf(memberId: string): Promise<GroupRef[]> {
     return this.membership.groupsOf(memberId);
   }
