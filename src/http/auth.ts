@@ -32,6 +32,7 @@ import { Elysia } from "elysia";
 import { expiredToken, insufficientScope, tooManyRequests, unauthorized } from "../scim/errors";
 import type { TokenRecord, TokenRefusalDetail, TokenStore } from "../store/store";
 import { hashToken } from "../tokens";
+import { formatIp, parseIp } from "./client-address";
 import { infoOf, type AuthFailure, type RequestInfo } from "./observe";
 import { pathOf } from "./routing";
 import { permits, requiredScope } from "./scope";
@@ -51,32 +52,83 @@ export interface FailureLimiterOptions {
   /** Failures allowed per address within the window before 429. */
   maxFailures: number;
   windowMs: number;
+  /**
+   * How many client addresses (IPv6: /64 networks) it remembers at most (MAX_LIMITED_CLIENTS when
+   * absent); past that, the one seen least recently is forgotten.
+   */
+  maxClients?: number;
 }
 
-/** Counts failed authentications per client address in a sliding window. */
+/** How many client addresses the failed-auth limiter remembers at most (a few hundred bytes each). */
+export const MAX_LIMITED_CLIENTS = 50_000;
+
+/**
+ * The key an address is limited under: an IPv4 address as itself (an IPv4-mapped IPv6 address too),
+ * an IPv6 address by its /64 network (one site or host is usually given a whole /64, so an attacker
+ * can pick a new address for each attempt inside it), anything else (no address known) as it is.
+ */
+export function limiterKey(address: string): string {
+  const bytes = parseIp(address);
+  if (!bytes) return address;
+  if (bytes.length === 4) return formatIp(bytes);
+  const network = new Uint8Array(16);
+  network.set(bytes.subarray(0, 8));
+  return `${formatIp(network)}/64`;
+}
+
+/**
+ * The times of one client's last `maxFailures` failures, oldest first from `next`: only those decide
+ * whether it is over the limit (it is when the oldest of them is still within the window).
+ */
+interface FailureRing {
+  times: Float64Array;
+  /** The slot the next failure goes to, which holds the oldest of the last `maxFailures`. */
+  next: number;
+}
+
+/**
+ * Counts failed authentications per client (limiterKey) in a sliding window, at a cost that does not
+ * depend on how many clients there are: each client has a fixed-size ring of its last `maxFailures`
+ * failure times, so a check and a record touch one ring; the map of rings is kept in order of last
+ * use (a Map iterates in insertion order, and a touched client is moved to its end) and capped at
+ * `maxClients`, the client seen least recently being dropped first. Nothing is ever scanned.
+ */
 export class FailureLimiter {
-  private readonly failures = new Map<string, number[]>();
-  constructor(private readonly opts: FailureLimiterOptions) {}
+  private readonly rings = new Map<string, FailureRing>();
+  private readonly maxClients: number;
+  constructor(private readonly opts: FailureLimiterOptions) {
+    this.maxClients = Math.max(1, opts.maxClients ?? MAX_LIMITED_CLIENTS);
+  }
+
+  /** How many clients it remembers now (never more than `maxClients`). */
+  get size(): number {
+    return this.rings.size;
+  }
 
   /** Seconds to wait when the address is over the limit, else 0. */
   retryAfter(address: string, now = Date.now()): number {
-    const list = this.recent(address, now);
-    if (list.length < this.opts.maxFailures) return 0;
-    return Math.max(1, Math.ceil((list[0]! + this.opts.windowMs - now) / 1000));
+    if (this.opts.maxFailures < 1) return Math.max(1, Math.ceil(this.opts.windowMs / 1000));
+    const ring = this.rings.get(limiterKey(address));
+    if (!ring) return 0;
+    // The slot `next` holds the oldest of the last maxFailures failures (-Infinity until there were that many).
+    const oldest = ring.times[ring.next]!;
+    if (oldest <= now - this.opts.windowMs) return 0;
+    return Math.max(1, Math.ceil((oldest + this.opts.windowMs - now) / 1000));
   }
 
   record(address: string, now = Date.now()): void {
-    const list = this.recent(address, now);
-    list.push(now);
-    this.failures.set(address, list);
-    if (this.failures.size > 10_000) for (const [k, v] of this.failures) if (!v.length || v[v.length - 1]! < now - this.opts.windowMs) this.failures.delete(k);
-  }
-
-  private recent(address: string, now: number): number[] {
-    const list = (this.failures.get(address) ?? []).filter((t) => t > now - this.opts.windowMs);
-    if (list.length) this.failures.set(address, list);
-    else this.failures.delete(address);
-    return list;
+    if (this.opts.maxFailures < 1) return;
+    const key = limiterKey(address);
+    let ring = this.rings.get(key);
+    if (ring) this.rings.delete(key);
+    else {
+      ring = { times: new Float64Array(this.opts.maxFailures).fill(-Infinity), next: 0 };
+      if (this.rings.size >= this.maxClients) this.rings.delete(this.rings.keys().next().value!);
+    }
+    // Re-inserted: the map's first entry is always the client seen least recently.
+    this.rings.set(key, ring);
+    ring.times[ring.next] = now;
+    ring.next = (ring.next + 1) % ring.times.length;
   }
 }
 
