@@ -49,7 +49,7 @@ function inPluginSpelling(authorization: string | undefined): string {
 }
 
 export interface FailureLimiterOptions {
-  /** Failures allowed per address within the window before 429. */
+  /** Failures allowed per address within the window before 429 (0: no limit). */
   maxFailures: number;
   windowMs: number;
   /**
@@ -107,7 +107,7 @@ export class FailureLimiter {
 
   /** Seconds to wait when the address is over the limit, else 0. */
   retryAfter(address: string, now = Date.now()): number {
-    if (this.opts.maxFailures < 1) return Math.max(1, Math.ceil(this.opts.windowMs / 1000));
+    if (this.opts.maxFailures < 1) return 0; // 0 turns the limit off
     const ring = this.rings.get(limiterKey(address));
     if (!ring) return 0;
     // The slot `next` holds the oldest of the last maxFailures failures (-Infinity until there were that many).
