@@ -156,11 +156,13 @@ export function authPlugin(tokens: TokenStore, limiter: FailureLimiter, addressO
       const caller = await authenticate(tokens, limiter, () => addressOf(request), credentials?.trimStart() || undefined, request, info);
       if (info) info.token = caller.name;
       const needs = requiredScope(request.method, pathOf(request.url));
-      if (!permits(caller.scope, needs))
+      if (!permits(caller.scope, needs)) {
+        if (info) info.authFailure = "insufficient scope";
         throw insufficientScope(
           `this token has scope '${caller.scope}'; creating, replacing, patching and deleting need a token with scope '${needs}' (scimd generate-token --scope ${needs})`,
           needs,
         );
+      }
       return { caller };
     });
 }
