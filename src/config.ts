@@ -450,7 +450,7 @@ export const SERVE_FLAGS = [
       if (v < 1) throw new UsageError("--max-results must be at least 1");
     },
   }),
-  flag({ name: "auth-failures-per-minute", env: "SCIMD_AUTH_FAILURES_PER_MINUTE", kind: "int", default: DEFAULTS.authFailuresPerMinute, help: "failed authentications per client address (IPv6: per /64 network) per minute before 429" }),
+  flag({ name: "auth-failures-per-minute", env: "SCIMD_AUTH_FAILURES_PER_MINUTE", kind: "int", default: DEFAULTS.authFailuresPerMinute, help: "failed authentications per client address per minute before 429" }),
   flag({ name: "tls-cert", env: "SCIMD_TLS_CERT", kind: "string", help: "serve HTTPS with this certificate chain (PEM); a renewed file is picked up without a restart" }),
   flag({ name: "tls-key", env: "SCIMD_TLS_KEY", kind: "string", help: "the private key (PEM) of --tls-cert" }),
   flag({ name: "acme-domain", env: "SCIMD_ACME_DOMAIN", kind: "string", help: "obtain and renew a certificate for this domain (comma-separated for several) over ACME" }),
