@@ -2,7 +2,7 @@
 import { createApp, SCIM_BASE_PATH } from "../app";
 import { flagHelp, SERVE_FLAGS, serveConfig } from "../config";
 import { clientAddressResolver } from "../http/client-address";
-import { exposure, isLoopback, listen, reloadWarning, type Listener, type TlsPair } from "../http/listener";
+import { exposure, isLoopback, listen, reloadWarning, UNCAPPED_BODY, type Listener, type TlsPair } from "../http/listener";
 import { edgeHandler, infoOf, type RequestInfo } from "../http/observe";
 import { requestLogger } from "../http/request-log";
 import { createLogger, type Logger } from "../log";
@@ -285,8 +285,10 @@ async function serving(argv: string[], setOnHup: (f: () => void) => void, setOnS
       host: config.host,
       tls: certificates ? await certificates.current() : undefined,
       fetch,
-      // Bun's own cap, above ours, so that a body without Content-Length cannot grow without bound.
-      maxRequestBodySize: config.maxBodyBytes * 2 + 65536,
+      // scimd enforces --max-body-bytes itself (readJsonBody: Content-Length first, a chunked body
+      // counted as it is read), with the SCIM 413. Bun's own cap answers a bare 413 and closes the
+      // connection before scimd sees the request, so it is set out of reach.
+      maxRequestBodySize: UNCAPPED_BODY,
     });
   } catch (e) {
     return abort(listenError(e, config.host, config.port));

@@ -32,6 +32,7 @@ import { Elysia } from "elysia";
 import { expiredToken, insufficientScope, tooManyRequests, unauthorized } from "../scim/errors";
 import type { TokenRecord, TokenRefusalDetail, TokenStore } from "../store/store";
 import { hashToken } from "../tokens";
+import { formatIp, parseIp } from "./client-address";
 import { infoOf, type AuthFailure, type RequestInfo } from "./observe";
 import { pathOf } from "./routing";
 import { permits, requiredScope } from "./scope";
@@ -48,35 +49,104 @@ function inPluginSpelling(authorization: string | undefined): string {
 }
 
 export interface FailureLimiterOptions {
-  /** Failures allowed per address within the window before 429. */
+  /** Failures allowed per address within the window before 429 (0: no limit). */
   maxFailures: number;
   windowMs: number;
+  /**
+   * How many client addresses (IPv6: /64 networks) it remembers at most (MAX_LIMITED_CLIENTS when
+   * absent); past that, the one seen least recently is forgotten.
+   */
+  maxClients?: number;
 }
 
-/** Counts failed authentications per client address in a sliding window. */
+/** How many client addresses the failed-auth limiter remembers at most (about 500 bytes each, measured: 24 MB for 50,000). */
+export const MAX_LIMITED_CLIENTS = 50_000;
+
+/**
+ * The key an address is limited under: an IPv4 address as itself (an IPv4-mapped IPv6 address too),
+ * an IPv6 address by its /64 network (one site or host is usually given a whole /64, so an attacker
+ * can pick a new address for each attempt inside it), anything else (no address known) as it is.
+ */
+export function limiterKey(address: string): string {
+  const bytes = parseIp(address);
+  if (!bytes) return address;
+  if (bytes.length === 4) return formatIp(bytes);
+  const network = new Uint8Array(16);
+  network.set(bytes.subarray(0, 8));
+  return `${formatIp(network)}/64`;
+}
+
+/** How many buckets the window is cut into: a client's record has this fixed size, whatever the limit. */
+export const LIMITER_BUCKETS = 16;
+
+/**
+ * One client's failures in the last LIMITER_BUCKETS buckets of window/LIMITER_BUCKETS each: `counts[i]`
+ * failures in bucket number `stamps[i]` (a bucket number is the time divided by the bucket's length).
+ */
+interface FailureBuckets {
+  counts: Uint32Array;
+  stamps: Float64Array;
+}
+
+/**
+ * Counts failed authentications per client (limiterKey) in a sliding window, at a cost that depends
+ * neither on how many clients there are nor on the limit: each client has a fixed-size record of
+ * LIMITER_BUCKETS buckets (the window moves a bucket at a time, window/16: 3.75 s of a minute), so a
+ * check and a record touch one client's buckets; the map of clients is kept in order of last failure
+ * (a Map iterates in insertion order, and a client that fails again is moved to its end) and capped at
+ * `maxClients`, the client that failed least recently being dropped first. Nothing is ever scanned.
+ */
 export class FailureLimiter {
-  private readonly failures = new Map<string, number[]>();
-  constructor(private readonly opts: FailureLimiterOptions) {}
+  private readonly clients = new Map<string, FailureBuckets>();
+  private readonly maxClients: number;
+  private readonly bucketMs: number;
+  constructor(private readonly opts: FailureLimiterOptions) {
+    this.maxClients = Math.max(1, opts.maxClients ?? MAX_LIMITED_CLIENTS);
+    this.bucketMs = Math.max(1, Math.ceil(opts.windowMs / LIMITER_BUCKETS));
+  }
+
+  /** How many clients it remembers now (never more than `maxClients`). */
+  get size(): number {
+    return this.clients.size;
+  }
 
   /** Seconds to wait when the address is over the limit, else 0. */
   retryAfter(address: string, now = Date.now()): number {
-    const list = this.recent(address, now);
-    if (list.length < this.opts.maxFailures) return 0;
-    return Math.max(1, Math.ceil((list[0]! + this.opts.windowMs - now) / 1000));
+    if (this.opts.maxFailures < 1) return 0; // 0 turns the limit off
+    const b = this.clients.get(limiterKey(address));
+    if (!b) return 0;
+    const current = Math.floor(now / this.bucketMs);
+    const first = current - LIMITER_BUCKETS + 1;
+    let total = 0;
+    for (let i = 0; i < LIMITER_BUCKETS; i++) if (b.stamps[i]! >= first) total += b.counts[i]!;
+    if (total < this.opts.maxFailures) return 0;
+    // Under the limit again once enough of the oldest buckets have left the window.
+    for (let bucket = first; bucket <= current; bucket++) {
+      const i = bucket % LIMITER_BUCKETS;
+      if (b.stamps[i] === bucket) total -= b.counts[i]!;
+      if (total < this.opts.maxFailures) return Math.max(1, Math.ceil(((bucket + LIMITER_BUCKETS) * this.bucketMs - now) / 1000));
+    }
+    return Math.max(1, Math.ceil(this.opts.windowMs / 1000));
   }
 
   record(address: string, now = Date.now()): void {
-    const list = this.recent(address, now);
-    list.push(now);
-    this.failures.set(address, list);
-    if (this.failures.size > 10_000) for (const [k, v] of this.failures) if (!v.length || v[v.length - 1]! < now - this.opts.windowMs) this.failures.delete(k);
-  }
-
-  private recent(address: string, now: number): number[] {
-    const list = (this.failures.get(address) ?? []).filter((t) => t > now - this.opts.windowMs);
-    if (list.length) this.failures.set(address, list);
-    else this.failures.delete(address);
-    return list;
+    if (this.opts.maxFailures < 1) return;
+    const key = limiterKey(address);
+    let b = this.clients.get(key);
+    if (b) this.clients.delete(key);
+    else {
+      b = { counts: new Uint32Array(LIMITER_BUCKETS), stamps: new Float64Array(LIMITER_BUCKETS).fill(-Infinity) };
+      if (this.clients.size >= this.maxClients) this.clients.delete(this.clients.keys().next().value!);
+    }
+    // Re-inserted: the map's first entry is always the client that failed least recently.
+    this.clients.set(key, b);
+    const bucket = Math.floor(now / this.bucketMs);
+    const i = bucket % LIMITER_BUCKETS;
+    if (b.stamps[i] !== bucket) {
+      b.stamps[i] = bucket;
+      b.counts[i] = 0;
+    }
+    b.counts[i]!++;
   }
 }
 
@@ -104,11 +174,13 @@ export function authPlugin(tokens: TokenStore, limiter: FailureLimiter, addressO
       const caller = await authenticate(tokens, limiter, () => addressOf(request), credentials?.trimStart() || undefined, request, info);
       if (info) info.token = caller.name;
       const needs = requiredScope(request.method, pathOf(request.url));
-      if (!permits(caller.scope, needs))
+      if (!permits(caller.scope, needs)) {
+        if (info) info.authFailure = "insufficient scope";
         throw insufficientScope(
           `this token has scope '${caller.scope}'; creating, replacing, patching and deleting need a token with scope '${needs}' (scimd generate-token --scope ${needs})`,
           needs,
         );
+      }
       return { caller };
     });
 }

@@ -38,7 +38,11 @@ export interface ListenOptions {
   port: number;
   tls?: TlsPair;
   fetch: (request: Request, server: Server<unknown>) => Response | Promise<Response>;
-  /** Bun's own cap on a request body (above scimd's, which answers 413 itself). */
+  /**
+   * Bun's own cap on a request body: past it Bun answers a bare 413 (no SCIM body) and closes the
+   * connection without calling `fetch`. The API's listener passes UNCAPPED_BODY and enforces its
+   * limit itself.
+   */
   maxRequestBodySize: number;
   /** How long the old server answers with `Connection: close` during a reload before it stops. */
   drainMs?: number;
@@ -60,6 +64,13 @@ export interface Listener {
   /** Stops accepting connections and resolves when the requests in flight have been answered. */
   stop(): Promise<void>;
 }
+
+/**
+ * A body cap Bun never reaches, for a listener whose handlers read bodies with a limit of their own
+ * (measured on Bun 1.4.5: with it, a 200 MB body left unread is discarded as it arrives, in constant
+ * memory, and the connection carries the next request).
+ */
+export const UNCAPPED_BODY = Number.MAX_SAFE_INTEGER;
 
 /** Long enough for a busy keep-alive connection to carry one more request and be closed after it. */
 export const DEFAULT_DRAIN_MS = 2000;

@@ -26,7 +26,7 @@ export const UNMATCHED_ROUTE = "unmatched";
 
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 /** Every reason observe.ts knows, so each series exists (at 0) from the first scrape. */
-const AUTH_FAILURES = ["missing header", "malformed header", "no such token", "revoked", "expired", "rate limited"] as const satisfies readonly AuthFailure[];
+const AUTH_FAILURES = ["missing header", "malformed header", "no such token", "revoked", "expired", "rate limited", "insufficient scope"] as const satisfies readonly AuthFailure[];
 
 /**
  * prom-client's default collectors that mean nothing on Bun (JavaScriptCore, not V8): heap spaces are
@@ -76,7 +76,7 @@ export function createMetrics(o: { store: Store; version: string }): Metrics {
     buckets: LATENCY_BUCKETS,
     registers,
   });
-  const authFailures = new Counter({ name: "scimd_auth_failures_total", help: "Requests refused authentication (401, 429), by reason", labelNames: ["reason"], registers });
+  const authFailures = new Counter({ name: "scimd_auth_failures_total", help: "Requests refused authentication (401, 429) or, with a valid token, authorization (403: insufficient scope), by reason", labelNames: ["reason"], registers });
   for (const reason of AUTH_FAILURES) authFailures.inc({ reason }, 0);
   const users = new Gauge({ name: "scimd_users", help: "Users stored", registers });
   const groups = new Gauge({ name: "scimd_groups", help: "Groups stored", registers });

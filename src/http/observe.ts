@@ -6,8 +6,8 @@
  */
 import type { Server } from "bun";
 
-/** Why a request was refused authentication; a reason, never the token. */
-export type AuthFailure = "missing header" | "malformed header" | "no such token" | "revoked" | "expired" | "rate limited";
+/** Why a request was refused authentication (401, 429) or, with a valid token, authorization (403); a reason, never the token. */
+export type AuthFailure = "missing header" | "malformed header" | "no such token" | "revoked" | "expired" | "rate limited" | "insufficient scope";
 
 export interface RequestInfo {
   /** The incoming X-Request-Id when it is usable, else a generated one; returned as X-Request-Id. */

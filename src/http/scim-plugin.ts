@@ -217,24 +217,67 @@ export function invalidUtf8At(b: Uint8Array): number {
 
 const JSON_TYPES = /^application\/(scim\+)?json\s*(;|$)/i;
 
+/** The limit's 413: names the limit and the setting, so that the client's operator knows what to ask for. */
+function tooLarge(size: string, maxBytes: number) {
+  return payloadTooLarge(`the request body is ${size}; the limit is ${maxBytes} bytes (--max-body-bytes): send a smaller body (fewer attributes or members per request, PATCH instead of PUT)`);
+}
+
+/**
+ * The body's bytes, at most `maxBytes` of them: a Content-Length above the limit is refused before
+ * anything is read, and a body without one (chunked) is counted as it arrives and refused as soon as
+ * it passes the limit, so that no more than the limit is ever held. Bun's own cap is set far above
+ * (listener.ts), so that every body over the limit gets this SCIM 413, not Bun's bare one.
+ */
+async function readCapped(request: Request, maxBytes: number): Promise<Uint8Array> {
+  const declared = request.headers.get("content-length");
+  if (declared !== null) {
+    const length = Number(declared);
+    if (Number.isFinite(length) && length > maxBytes) throw tooLarge(`${length} bytes`, maxBytes);
+    return new Uint8Array(await request.arrayBuffer());
+  }
+  const body = request.body;
+  if (body === null) return new Uint8Array(0);
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      // The rest is not read here; Bun discards it as it arrives, and the connection stays usable.
+      await reader.cancel().catch(() => {});
+      throw tooLarge(`larger than ${maxBytes} bytes`, maxBytes);
+    }
+    chunks.push(value);
+  }
+  if (chunks.length === 1) return chunks[0]!;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
+
 /** Reads and parses a SCIM request body, or returns undefined when there is none. */
 export async function readJsonBody(request: Request, maxBytes: number): Promise<unknown> {
-  const length = Number(request.headers.get("content-length") ?? "NaN");
-  if (Number.isFinite(length) && length > maxBytes) throw payloadTooLarge(`the request body is ${length} bytes; the limit is ${maxBytes} bytes (--max-body-bytes)`);
-  let buf: ArrayBuffer;
+  let buf: Uint8Array;
   try {
-    buf = await request.arrayBuffer();
-  } catch {
+    buf = await readCapped(request, maxBytes);
+  } catch (e) {
+    if (e instanceof ScimError) throw e;
     // The body stopped before its end (the client closed the connection mid-body, or its chunked
     // framing broke): an incomplete message (RFC 9112 §6.3), the client's fault, not a server failure.
     throw invalidSyntax("the request body ended before it was complete; send the whole body");
   }
-  if (buf.byteLength > maxBytes) throw payloadTooLarge(`the request body is larger than the limit of ${maxBytes} bytes (--max-body-bytes)`);
+  if (buf.byteLength > maxBytes) throw tooLarge(`${buf.byteLength} bytes`, maxBytes);
   if (buf.byteLength === 0) return undefined;
   const type = request.headers.get("content-type") ?? "";
   if (!JSON_TYPES.test(type))
     throw unsupportedMediaType(`send the body as application/scim+json or application/json${type ? `, not ${type.split(";")[0]}` : " (Content-Type is missing)"}`);
-  const text = decodeUtf8(new Uint8Array(buf));
+  const text = decodeUtf8(buf);
   if (text.trim() === "") return undefined;
   checkDepth(text);
   let parsed: unknown;
@@ -250,6 +293,26 @@ export async function readJsonBody(request: Request, maxBytes: number): Promise<
 }
 
 /**
+ * A refusal before the body is read ends the connection (`Connection: close`, so that Bun closes it
+ * right after the response instead of first reading and discarding whatever body was announced):
+ * always for 401 and 429, whose client has no usable token (an unauthenticated client gets no
+ * keep-alive connection to hold, and its body is never read), and for a 403 when the request
+ * declares a body. A 413 keeps the connection: Bun discards the rest of the body in constant memory,
+ * and the (authenticated) client reads its SCIM error cleanly instead of a reset mid-upload.
+ */
+export function closingAfterRefusal(request: Request, response: Response): Response {
+  const status = response.status;
+  if (status === 401 || status === 429 || (status === 403 && declaresBody(request))) response.headers.set("Connection", "close");
+  return response;
+}
+
+/** Whether a request announces a body (a Content-Length above 0, or a chunked one). */
+function declaresBody(request: Request): boolean {
+  const length = request.headers.get("content-length");
+  return (length !== null && length !== "0") || request.headers.has("transfer-encoding");
+}
+
+/**
  * The SCIM plugin: the error renderer for every route of the app. `allowedMethods` (the methods the
  * app's router serves a path with) lets an unknown method on a known path answer 405 instead of 404;
  * under the SCIM base path that answer comes only after authentication (app.ts routes unknown paths
@@ -262,7 +325,9 @@ export function scimPlugin(opts: {
   routeOf?: (path: string) => string | undefined;
   logger: Logger;
 }) {
-  return new Elysia({ name: "scim" }).onError({ as: "global" }, ({ code, error, request, path: routed }) => noteErrorResponse(request, renderError(code, error, request, routed)));
+  return new Elysia({ name: "scim" }).onError({ as: "global" }, ({ code, error, request, path: routed }) =>
+    noteErrorResponse(request, closingAfterRefusal(request, renderError(code, error, request, routed))),
+  );
 
   function renderError(code: unknown, error: unknown, request: Request, routed: string | undefined): Response {
     if (error instanceof ScimError) return errorResponse(error);

@@ -147,7 +147,7 @@ describe("metrics", () => {
     expect(s.value("process_resident_memory_bytes")).toBeGreaterThan(10 * 1024 * 1024);
     expect(s.value("scimd_build_info", { version: VERSION, bun: Bun.version })).toBe(1);
     expect(s.value("scimd_database_bytes")).toBe(Bun.file(dbPath).size);
-    for (const reason of ["missing header", "no such token", "revoked", "expired", "rate limited"]) expect(s.value("scimd_auth_failures_total", { reason })).toBeDefined();
+    for (const reason of ["missing header", "no such token", "revoked", "expired", "rate limited", "insufficient scope"]) expect(s.value("scimd_auth_failures_total", { reason })).toBeDefined();
   });
 
   it("counters and gauges move with the requests: by route template (never the path), method and status; counts, commits and latency", async () => {
@@ -223,6 +223,24 @@ describe("metrics", () => {
     expect(failures(after, "revoked") - failures(before, "revoked")).toBe(2);
     expect(failures(after, "expired") - failures(before, "expired")).toBe(1);
     expect(failures(after, "no such token") - failures(before, "no such token")).toBe(1);
+  });
+
+  it("counts a 403 to a valid read token's write under its own reason, insufficient scope", async () => {
+    const reader = newToken();
+    await store.createToken("metrics-reader", hashToken(reader), { scope: "read" });
+    const before = await scrape();
+    const r = await fetch(`${url}${SCIM_BASE_PATH}/Users`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${reader}`, "Content-Type": "application/scim+json" },
+      body: JSON.stringify(userBody("metrics-reader@example.com")),
+    });
+    expect(r.status).toBe(403);
+    // It announced a body that was never read: the connection ends after the answer.
+    expect(r.headers.get("connection")).toBe("close");
+    const after = await scrape();
+    const delta = (reason: string) => (after.value("scimd_auth_failures_total", { reason }) ?? 0) - (before.value("scimd_auth_failures_total", { reason }) ?? 0);
+    expect(delta("insufficient scope")).toBe(1);
+    expect(delta("no such token")).toBe(0);
   });
 
   it("observe counts a method outside HTTP's usual ones as `other`", async () => {

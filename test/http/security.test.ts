@@ -240,6 +240,16 @@ describe("failed-authentication throttling", () => {
     const other = createApp({ store, authFailuresPerMinute: LIMIT, addressOf: () => "198.51.100.1", logger: SILENT_LOGGER });
     expectUnauthorized(await handle(other, "GET", users, { Authorization: "Bearer wrong" }), "second app");
   });
+
+  it("counts IPv6 clients by their /64 network and an IPv4-mapped address as its IPv4 address", async () => {
+    const bad = (addr: string) => handle(app, "GET", users, { Authorization: "Bearer wrong", "x-test-addr": addr });
+    // A new address inside the same /64 for every attempt does not escape the limit.
+    for (let i = 0; i < LIMIT; i++) expectUnauthorized(await bad(`2001:db8:1:2::${(i + 1).toString(16)}`), `v6 ${i}`);
+    expectScimError(await bad("2001:db8:1:2:ffff:eeee:dddd:cccc"), 429);
+    expectUnauthorized(await bad("2001:db8:1:3::1"), "the next /64");
+    for (let i = 0; i < LIMIT; i++) expectUnauthorized(await bad("192.0.2.77"), `v4 ${i}`);
+    expectScimError(await bad("::ffff:192.0.2.77"), 429);
+  });
 });
 
 describe("no secret in logs or in the database file", () => {
