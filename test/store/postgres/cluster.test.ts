@@ -17,7 +17,7 @@ describePostgres("PostgreSQL test cluster and Bun.SQL", () => {
   afterAll(async () => {
     await sql?.close();
     cluster?.stop();
-  });
+  }, 60_000);
 
   it("starts a server on 127.0.0.1 that answers as the test role", async () => {
     const [row] = await sql`SELECT current_user AS who, inet_server_addr()::text AS addr, current_setting('fsync') AS fsync`;
