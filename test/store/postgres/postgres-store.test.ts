@@ -1,0 +1,152 @@
+/**
+ * What the PostgreSQL store does beyond the shared contract: its migrations (under an advisory lock,
+ * refusing a newer or a foreign database), opening errors that never show the password, and
+ * uniqueness and ordering when several stores (as several replicas would) write to one database.
+ */
+import { afterAll, beforeAll, expect, it } from "bun:test";
+import { SQL } from "bun";
+import { openStore } from "../../../src/store/open";
+import { StoreMissingError, StoreOpenError, type Store } from "../../../src/store/store";
+import { MIGRATIONS } from "../../../src/store/postgres/migrations";
+import { USER } from "../../helpers";
+import { describePostgres, startCluster, TEST_ROLE, type PgCluster } from "./cluster";
+
+describePostgres("PostgreSQL store", () => {
+  let cluster: PgCluster;
+  let admin: SQL;
+  let n = 0;
+  beforeAll(async () => {
+    cluster = await startCluster();
+    admin = new SQL(cluster.url(), { max: 1 });
+  }, 120_000);
+  afterAll(async () => {
+    await admin?.close();
+    cluster?.stop();
+  }, 60_000);
+
+  const newDb = async () => {
+    const db = `pgstore_${++n}`;
+    await admin.unsafe(`CREATE DATABASE ${db}`);
+    return cluster.url(db);
+  };
+  const refusal = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => e as Error);
+
+  it("stores opened together on an empty database migrate it once, under the advisory lock", async () => {
+    const url = await newDb();
+    const migrated: number[] = [];
+    const stores = await Promise.all([1, 2, 3].map(() => openStore(url, { onMigrated: (_f, to) => migrated.push(to) })));
+    try {
+      expect(migrated).toEqual(MIGRATIONS.map((_, i) => i + 1));
+      const check = new SQL(url, { max: 1 });
+      const [{ version }] = await check`SELECT version FROM scimd_schema`;
+      await check.close();
+      expect(version).toBe(MIGRATIONS.length);
+    } finally {
+      for (const s of stores) await s.close();
+    }
+  });
+
+  it("refuses a database from a newer scimd, changing nothing", async () => {
+    const url = await newDb();
+    await (await openStore(url)).close();
+    const db = new SQL(url, { max: 1 });
+    await db`UPDATE scimd_schema SET version = ${MIGRATIONS.length + 1}`;
+    const e = await refusal(openStore(url));
+    expect(e).toBeInstanceOf(StoreOpenError);
+    expect(e!.message).toContain(`schema version ${MIGRATIONS.length + 1}, newer than this scimd understands`);
+    const [{ version }] = await db`SELECT version FROM scimd_schema`;
+    expect(version).toBe(MIGRATIONS.length + 1);
+    await db.close();
+  });
+
+  it("refuses a database holding tables scimd did not create, and creates none", async () => {
+    const url = await newDb();
+    const db = new SQL(url, { max: 1 });
+    await db`CREATE TABLE invoices (id int)`;
+    const e = await refusal(openStore(url));
+    expect(e).toBeInstanceOf(StoreOpenError);
+    expect(e!.message).toContain("tables that scimd did not create");
+    const [{ n: tables }] = await db`SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public'`;
+    expect(tables).toBe(1);
+    await db.close();
+  });
+
+  it("without create, an empty database is StoreMissingError", async () => {
+    const url = await newDb();
+    expect(await refusal(openStore(url, { create: false }))).toBeInstanceOf(StoreMissingError);
+  });
+
+  it("a server that cannot be reached is a StoreOpenError that names the URL without its password", async () => {
+    const url = `postgres://${TEST_ROLE}:hunter2secret@127.0.0.1:1/nowhere?password=alsosecret`;
+    const e = await refusal(openStore(url));
+    expect(e).toBeInstanceOf(StoreOpenError);
+    expect(e!.message).toContain("127.0.0.1:1/nowhere");
+    expect(e!.message).not.toContain("hunter2secret");
+    expect(e!.message).not.toContain("alsosecret");
+  });
+
+  it("the search document is stored as a jsonb object, not a JSON string (oven-sh/bun #28819)", async () => {
+    const url = await newDb();
+    const store = await openStore(url);
+    await store.create("User", { id: "u1", data: { schemas: [USER], userName: "Åsa@Example.com" } });
+    await store.close();
+    const db = new SQL(url, { max: 1 });
+    const [row] = await db`SELECT jsonb_typeof(search) AS t, search ->> 'userName' AS key, user_name_key FROM users`;
+    await db.close();
+    expect(row).toEqual({ t: "object", key: "åsa@example.com", user_name_key: "åsa@example.com" });
+  });
+
+  it("two stores on one database creating one userName (differing in case and normalisation) at once: one is stored, the other gets 409 uniqueness", async () => {
+    const url = await newDb();
+    const a = await openStore(url), b = await openStore(url);
+    try {
+      for (let round = 0; round < 10; round++) {
+        const results = await Promise.allSettled([
+          a.create("User", { id: `a${round}`, data: { schemas: [USER], userName: `\u00e5sa.race${round}@example.com` } }),
+          b.create("User", { id: `b${round}`, data: { schemas: [USER], userName: `A\u030aSA.RACE${round}@EXAMPLE.COM` } }),
+        ]);
+        expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+        const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected")!;
+        expect(failed.reason).toMatchObject({ status: 409, scimType: "uniqueness" });
+      }
+      expect((await a.search("User", { offset: 0, limit: 0 })).total).toBe(10);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it("member PATCHes on one group from two stores at once lose nothing", async () => {
+    const url = await newDb();
+    const a = await openStore(url), b = await openStore(url);
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 40; i++) ids.push((await a.create("User", { id: `m${i}`, data: { schemas: [USER], userName: `m${i}@example.com` } })).id);
+      await a.create("Group", { id: "g", data: { displayName: "G" } });
+      await Promise.all(ids.map((id, i) => (i % 2 ? a : b).update("Group", "g", { data: { displayName: "G" }, memberChanges: [{ kind: "add", ids: [id] }] })));
+      const stored = await b.get("Group", "g");
+      const members = await b.memberPage("g", undefined, 100);
+      expect(members.members.map((m) => m.value).sort()).toEqual([...ids].sort());
+      // Every add that changed the membership is a version.
+      expect(stored!.version).toBe(41);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it("a token created through one store is found by another on its next lookup, and refused there once revoked", async () => {
+    const url = await newDb();
+    const a: Store = await openStore(url), b: Store = await openStore(url);
+    try {
+      await a.createToken("idp", "hash-1");
+      expect((await b.findToken("hash-1"))?.name).toBe("idp");
+      expect(await a.revokeToken("idp")).toBe(1);
+      expect(await b.findToken("hash-1")).toBeUndefined();
+      expect(await b.refusal("hash-1")).toEqual({ reason: "revoked" });
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});
