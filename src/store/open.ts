@@ -68,6 +68,14 @@ export function isPostgresUrl(value: string): boolean {
   return /^postgres(ql)?:\/\//i.test(value.trim());
 }
 
+/**
+ * The database a `--db` value names, as messages and suggested commands show it: the absolute path of
+ * a SQLite file, or a PostgreSQL URL with its password redacted.
+ */
+export function describeDb(value: string): string {
+  return isPostgresUrl(value) ? redactDbLocation(value.trim()) : resolve(parseDbLocation(value).path);
+}
+
 /** Query parameters whose value is a secret (libpq's `password`, `sslpassword`, a `token`, `secret`, `pwd`, …), however spelt. */
 const SECRET_PARAM = /pass|pwd|secret|token|key|auth|cred/i;
 
