@@ -14,15 +14,17 @@
 export const MIGRATIONS: string[] = [
   // 1: users, groups, membership, tokens, activity.
   `
+  -- Keys, ids and times are compared and sorted by code point (COLLATE "C"), as SQLite does and the
+  -- filter compiler asks, so their indexes serve those comparisons whatever the database's collation.
   CREATE TABLE users (
     seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    id text NOT NULL UNIQUE,
-    user_name_key text NOT NULL UNIQUE,
-    external_id text,
+    id text COLLATE "C" NOT NULL UNIQUE,
+    user_name_key text COLLATE "C" NOT NULL UNIQUE,
+    external_id text COLLATE "C",
     -- What a Group shows for this User as a member: displayName, else name.formatted.
     display text,
-    created text NOT NULL,
-    last_modified text NOT NULL,
+    created text COLLATE "C" NOT NULL,
+    last_modified text COLLATE "C" NOT NULL,
     version integer NOT NULL,
     data text NOT NULL,
     search jsonb NOT NULL
@@ -32,13 +34,13 @@ export const MIGRATIONS: string[] = [
 
   CREATE TABLE groups (
     seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    id text NOT NULL UNIQUE,
-    display_name_key text NOT NULL UNIQUE,
-    external_id text,
+    id text COLLATE "C" NOT NULL UNIQUE,
+    display_name_key text COLLATE "C" NOT NULL UNIQUE,
+    external_id text COLLATE "C",
     -- displayName as written, for the groups of a User and the members of a Group.
     display text,
-    created text NOT NULL,
-    last_modified text NOT NULL,
+    created text COLLATE "C" NOT NULL,
+    last_modified text COLLATE "C" NOT NULL,
     version integer NOT NULL,
     data text NOT NULL,
     search jsonb NOT NULL
@@ -57,10 +59,10 @@ export const MIGRATIONS: string[] = [
 
   CREATE TABLE tokens (
     seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    id text NOT NULL UNIQUE,
+    id text COLLATE "C" NOT NULL UNIQUE,
     name text NOT NULL,
     hash text NOT NULL UNIQUE,
-    created text NOT NULL,
+    created text COLLATE "C" NOT NULL,
     last_used text,
     scope text NOT NULL CHECK (scope IN ('read', 'write')),
     -- Whatever ends the secret first: its lifetime, a rotation's grace, its revocation (see tokens.ts).

@@ -115,10 +115,11 @@ function comparison(x: Expr, op: CompareOp, v: CompareValue, params: unknown[]):
   }
   const t = `${x.text} COLLATE "C"`;
   switch (op) {
+    // Equality means the same under every deterministic collation: without COLLATE, so the key columns' indexes serve it.
     case "eq":
-      return `(${t} = ${p(v)}::text)`;
+      return `(${x.text} = ${p(v)}::text)`;
     case "ne":
-      return `(${x.text} IS NULL OR ${t} <> ${p(v)}::text)`;
+      return `(${x.text} IS NULL OR ${x.text} <> ${p(v)}::text)`;
     case "co":
       return `(strpos(${x.text}, ${p(v)}::text) > 0)`;
     case "sw":

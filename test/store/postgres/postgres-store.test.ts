@@ -7,7 +7,10 @@ import { afterAll, beforeAll, expect, it } from "bun:test";
 import { SQL } from "bun";
 import { openStore } from "../../../src/store/open";
 import { StoreMissingError, StoreOpenError, type Store } from "../../../src/store/store";
+import { resolveFilter } from "../../../src/scim/filter";
+import { USER_RESOURCE } from "../../../src/scim/schema";
 import { MIGRATIONS } from "../../../src/store/postgres/migrations";
+import { compileFilter } from "../../../src/store/postgres/sql-filter";
 import { USER } from "../../helpers";
 import { describePostgres, startCluster, TEST_ROLE, type PgCluster } from "./cluster";
 
@@ -147,6 +150,27 @@ describePostgres("PostgreSQL store", () => {
     } finally {
       await a.close();
       await b.close();
+    }
+  });
+
+  it("in a database whose collation is not C, filters on the key columns (code-point order, as SQLite) are served by their indexes", async () => {
+    const db = `pgstore_${++n}`;
+    await admin.unsafe(`CREATE DATABASE ${db} TEMPLATE template0 LOCALE 'C.UTF-8'`);
+    await (await openStore(cluster.url(db))).close();
+    const sql = new SQL(cluster.url(db), { max: 1 });
+    try {
+      await sql.unsafe("SET enable_seqscan = off");
+      for (const [filter, index] of [
+        ['userName eq "Bob@example.com"', "users_user_name_key_key"],
+        ['externalId eq "e1"', "users_external_id"],
+        ['meta.lastModified gt "2020-01-01T00:00:00Z"', "users_last_modified"],
+      ]) {
+        const where = compileFilter("User", resolveFilter(USER_RESOURCE, filter!));
+        const plan = (await sql.unsafe(`EXPLAIN SELECT 1 FROM users r WHERE ${where.sql}`, where.params)).map((r: Record<string, string>) => r["QUERY PLAN"]).join("\n");
+        expect(plan).toContain(index!);
+      }
+    } finally {
+      await sql.close();
     }
   });
 });
