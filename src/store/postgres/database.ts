@@ -43,11 +43,22 @@ export type Tally = { users: number; groups: number; memberships: number };
 export const sqlState = (e: unknown): string | undefined => (e && typeof e === "object" && typeof (e as { errno?: unknown }).errno === "string" ? (e as { errno: string }).errno : undefined);
 export const isUniqueViolation = (e: unknown) => sqlState(e) === "23505";
 
-/** Bun's codes for a connection that failed or was lost: the request gets a 503 to retry. */
-const isConnectionError = (e: unknown) => e instanceof Error && /^ERR_POSTGRES_(CONNECTION_|.*TIMEOUT)/.test(String((e as { code?: string }).code ?? ""));
+/**
+ * A failure that says the server cannot be reached or ended the connection: Bun's connection and
+ * timeout codes, and the server's SQLSTATE classes 08 (connection exception) and 57P01–57P03 (shut
+ * down, crashed, starting up). The request gets a 503 to retry; the pool reconnects on its own.
+ */
+export const isConnectionError = (e: unknown) =>
+  e instanceof Error && (/^ERR_POSTGRES_(CONNECTION_|.*TIMEOUT)/.test(String((e as { code?: string }).code ?? "")) || /^(08|57P0[123])/.test(sqlState(e) ?? ""));
 
 /** A one-line reason of a failure, for messages that name no secret: Bun's code and message only. */
 const reasonOf = (e: unknown) => (e instanceof Error ? `${e.message}${(e as { code?: string }).code ? ` (${(e as { code?: string }).code})` : ""}` : String(e));
+
+/** `e` as the store throws it: a connection failure becomes a 503 with Retry-After (`what` says what it means for the request); anything else as it is. */
+export function unavailable(e: unknown, what = "retry shortly"): unknown {
+  if (!isConnectionError(e)) return e;
+  return new ScimError(503, `the database does not answer (${reasonOf(e)}); ${what === "retry shortly" ? what : `${what}, retry shortly`}`, undefined, { "Retry-After": "1" });
+}
 
 export class PostgresDatabase {
   readonly sql: SQL;
@@ -156,8 +167,7 @@ export class PostgresDatabase {
     try {
       result = (await run) as T;
     } catch (e) {
-      if (isConnectionError(e)) throw new ScimError(503, `the database does not answer (${reasonOf(e)}); nothing was changed, retry shortly`, undefined, { "Retry-After": "1" });
-      throw e;
+      throw unavailable(e, "nothing was changed");
     } finally {
       this.inFlight.delete(run);
     }

@@ -29,12 +29,17 @@ import type {
   UpdateInput,
 } from "../store";
 import { PostgresActivity } from "./activity";
-import { PostgresDatabase, type PostgresStoreOptions } from "./database";
+import { PostgresDatabase, unavailable, type PostgresStoreOptions } from "./database";
 import { PostgresMembership } from "./membership";
 import { PostgresResources } from "./resources";
 import { PostgresTokens } from "./tokens";
 
 export type { PostgresStoreOptions };
+
+/** Reads (and the token writes outside a transaction): a lost connection is a 503, as writes' are. */
+const fail = (e: unknown): never => {
+  throw unavailable(e);
+};
 
 export class PostgresStore implements Store {
   private readonly resources: PostgresResources;
@@ -60,7 +65,7 @@ export class PostgresStore implements Store {
   }
 
   get(kind: ResourceKind, id: string): Promise<StoredResource | undefined> {
-    return this.resources.get(kind, id);
+    return this.resources.get(kind, id).catch(fail);
   }
 
   create(kind: ResourceKind, input: CreateInput): Promise<StoredResource> {
@@ -76,19 +81,19 @@ export class PostgresStore implements Store {
   }
 
   search(kind: ResourceKind, query: SearchQuery): Promise<SearchPage> {
-    return this.resources.search(kind, query);
+    return this.resources.search(kind, query).catch(fail);
   }
 
   scan(kind: ResourceKind, after: string | undefined, limit: number): Promise<ScanPage> {
-    return this.resources.scan(kind, after, limit);
+    return this.resources.scan(kind, after, limit).catch(fail);
   }
 
   memberPage(groupId: string, cursor: string | undefined, limit: number): Promise<{ members: Member[]; next?: string }> {
-    return this.membership.page(this.database.sql, groupId, cursor, limit);
+    return this.membership.page(this.database.sql, groupId, cursor, limit).catch(fail);
   }
 
   groupsOf(memberId: string): Promise<GroupRef[]> {
-    return this.membership.groupsOf(this.database.sql, memberId);
+    return this.membership.groupsOf(this.database.sql, memberId).catch(fail);
   }
 
   createToken(name: string, hash: string, opts?: TokenOptions): Promise<TokenRecord> {
@@ -100,27 +105,27 @@ export class PostgresStore implements Store {
   }
 
   findToken(hash: string): Promise<TokenRecord | undefined> {
-    return this.tokens.findToken(hash);
+    return this.tokens.findToken(hash).catch(fail);
   }
 
   refusal(hash: string): Promise<TokenRefusalDetail> {
-    return this.tokens.refusal(hash);
+    return this.tokens.refusal(hash).catch(fail);
   }
 
   listTokens(): Promise<TokenRecord[]> {
-    return this.tokens.listTokens();
+    return this.tokens.listTokens().catch(fail);
   }
 
   revokeToken(idOrName: string): Promise<number> {
-    return this.tokens.revokeToken(idOrName);
+    return this.tokens.revokeToken(idOrName).catch(fail);
   }
 
   tokenCount(): Promise<number> {
-    return this.tokens.tokenCount();
+    return this.tokens.tokenCount().catch(fail);
   }
 
   listActivity(q: ActivityQuery): Promise<ActivityEntry[]> {
-    return this.activity.list(q);
+    return this.activity.list(q).catch(fail);
   }
 
   pruneActivity(olderThan: string, limit: number): Promise<number> {

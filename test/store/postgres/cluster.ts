@@ -73,6 +73,10 @@ export interface PgCluster {
   port: number;
   /** A URL of database `db` on this cluster (as scimd's --db takes it). */
   url(db?: string): string;
+  /** Stops the server, keeping its data (`pg_ctl stop -m fast`: connections are ended). */
+  halt(): void;
+  /** Starts a halted server again on the same port. */
+  resume(): void;
   /** Stops the server and removes its folder. Safe to call twice. */
   stop(): void;
 }
@@ -127,7 +131,15 @@ export async function startCluster(): Promise<PgCluster> {
       try {
         run("pg_ctl", ["-D", data, "-l", join(dir, "server.log"), "-w", "-t", "60", "start"], 90_000);
         started = true;
-        return { port, url: (db = "postgres") => `postgres://${TEST_ROLE}@127.0.0.1:${port}/${db}`, stop };
+        const halt = () => {
+          run("pg_ctl", ["-D", data, "-m", "fast", "-w", "stop"], 60_000);
+          started = false;
+        };
+        const resume = () => {
+          run("pg_ctl", ["-D", data, "-l", join(dir, "server.log"), "-w", "-t", "60", "start"], 90_000);
+          started = true;
+        };
+        return { port, url: (db = "postgres") => `postgres://${TEST_ROLE}@127.0.0.1:${port}/${db}`, halt, resume, stop };
       } catch (e) {
         if (attempt >= 3) throw e;
       }

@@ -173,4 +173,37 @@ describePostgres("PostgreSQL store", () => {
       await sql.close();
     }
   });
+
+  it("while the server is down a write fails with 503 and Retry-After, nothing half-written; the pool reconnects when it is back", async () => {
+    // A cluster of its own: halting the shared one would disturb the other tests of this file.
+    const own = await startCluster();
+    try {
+      const store = await openStore(own.url());
+      try {
+        await store.create("User", { id: "before", data: { schemas: [USER], userName: "before@example.com" } });
+        own.halt();
+        const e = await refusal(store.create("User", { id: "during", data: { schemas: [USER], userName: "during@example.com" } }));
+        expect(e).toMatchObject({ status: 503, headers: { "Retry-After": "1" } });
+        expect(e!.message).not.toContain("scimd_test@");
+        expect(await refusal(store.get("User", "before"))).toMatchObject({ status: 503 });
+        expect((await store.ready(2000)).ok).toBe(false);
+        own.resume();
+        // A pooled connection the server ended while down fails its next statement once (a 503 like the
+        // others, nothing written), then the pool replaces it: the client's retry succeeds.
+        let created;
+        const failures: unknown[] = [];
+        while (!created && failures.length < 10)
+          created = await store.create("User", { id: "after", data: { schemas: [USER], userName: "after@example.com" } }).catch((x: unknown) => void failures.push(x));
+        for (const f of failures) expect(f).toMatchObject({ status: 503 });
+        expect(created?.id).toBe("after");
+        expect((await store.ready(5000)).ok).toBe(true);
+        const all = await store.search("User", { offset: 0, limit: 10 });
+        expect(all.resources.map((r) => r.id)).toEqual(["before", "after"]);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      own.stop();
+    }
+  }, 120_000);
 });
