@@ -36,6 +36,9 @@ export const nowIso = () => new Date().toISOString();
 /** The key of scimd's advisory lock (pg_advisory_lock) held while migrating: "SCIM" as an int. */
 const MIGRATION_LOCK = 0x5343494d;
 
+/** How many times a write rolled back by a deadlock or a serialization failure is tried in all. */
+const WRITE_ATTEMPTS = 4;
+
 /** The rows StoreStats counts. */
 export type Tally = { users: number; groups: number; memberships: number };
 
@@ -159,9 +162,24 @@ export class PostgresDatabase {
 
   private async transact<T>(fn: (tx: Tx, delta: Tally) => Promise<T>): Promise<T> {
     if (this.closed) throw new ScimError(503, "the database is closed (scimd is stopping); retry shortly", undefined, { "Retry-After": "1" });
-    const delta: Tally = { users: 0, groups: 0, memberships: 0 };
+    let delta: Tally = { users: 0, groups: 0, memberships: 0 };
     const t0 = performance.now();
-    const run = this.sql.begin((tx) => fn(tx, delta));
+    // A deadlock (two writes locking rows in opposite orders: a delete bumping the versions of the
+    // groups it leaves while another write holds one of them) or a serialization failure rolled the
+    // whole transaction back: it is run again, a few times, before the request is refused with 503.
+    const attempt = async (): Promise<T> => {
+      for (let i = 1; ; i++) {
+        delta = { users: 0, groups: 0, memberships: 0 };
+        try {
+          return (await this.sql.begin((tx) => fn(tx, delta))) as T;
+        } catch (e) {
+          const state = sqlState(e);
+          if ((state !== "40P01" && state !== "40001") || this.closed) throw e;
+          if (i >= WRITE_ATTEMPTS) throw new ScimError(503, "the database kept refusing the write as conflicting with concurrent writes; nothing was changed, retry shortly", undefined, { "Retry-After": "1" });
+        }
+      }
+    };
+    const run = attempt();
     this.inFlight.add(run);
     let result: T;
     try {

@@ -206,4 +206,26 @@ describePostgres("PostgreSQL store", () => {
       own.stop();
     }
   }, 120_000);
+
+  it("two groups that are members of each other, deleted at once from two stores, are both deleted: the deadlock PostgreSQL breaks is retried, not a 500", async () => {
+    const url = await newDb();
+    const a = await openStore(url), b = await openStore(url);
+    try {
+      // Each round deadlocks (checked with the retry turned off); PostgreSQL detects it after deadlock_timeout (1 s).
+      for (let round = 0; round < 3; round++) {
+        const [x, y] = [`x${round}`, `y${round}`];
+        await a.create("Group", { id: x, data: { displayName: x } });
+        await a.create("Group", { id: y, data: { displayName: y }, members: [x] });
+        await a.update("Group", x, { data: { displayName: x }, memberChanges: [{ kind: "add", ids: [y] }] });
+        const results = await Promise.allSettled([a.delete("Group", x), b.delete("Group", y)]);
+        expect(results.map((r) => (r.status === "rejected" ? String(r.reason) : "deleted"))).toEqual(["deleted", "deleted"]);
+        expect(await a.get("Group", x)).toBeUndefined();
+        expect(await a.get("Group", y)).toBeUndefined();
+      }
+      expect(a.stats().memberships + b.stats().memberships).toBe(0);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
 });
