@@ -427,11 +427,20 @@ describe("main: exit codes", () => {
     ["serve", ["serve", "--port", "0"]],
   ];
   it.each(unopenable)("returns 1 for a --db it cannot open (%s): one line naming the supported forms, no usage, no password", async (_t, argv) => {
-    const r = await runMain([...argv, "--db", "postgres://scimd:secret@db.example.com/scimd"]);
+    const r = await runMain([...argv, "--db", "mysql://scimd:secret@db.example.com/scimd"]);
     expect(r.code).toBe(1);
     expect(r.out).toBe("");
-    expect(r.err).toMatch(/^scimd: --db names a 'postgres:' database, which scimd does not serve .*give a file path/);
+    expect(r.err).toMatch(/^scimd: --db names a 'mysql:' database, which scimd does not serve; give a file path/);
     expect(r.err.split("\n")).toHaveLength(1);
+    expect(r.err).not.toContain("secret");
+  });
+
+  it.each(unopenable)("returns 1 for a PostgreSQL --db it cannot reach (%s): one line naming the URL without its password, no usage", async (_t, argv) => {
+    const r = await runMain([...argv, "--db", "postgres://scimd:secret@127.0.0.1:1/scimd"]);
+    expect(r.code).toBe(1);
+    expect(r.out).toBe("");
+    expect(r.err).toMatch(/^scimd: cannot open postgres:\/\/scimd:\*\*\*@127\.0\.0\.1:1\/scimd as a scimd database: /);
+    expect(r.err.trimEnd().split("\n")).toHaveLength(1);
     expect(r.err).not.toContain("secret");
   });
 

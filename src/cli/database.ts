@@ -4,7 +4,7 @@
  * what to do.
  */
 import { resolve } from "node:path";
-import { openStore } from "../store/open";
+import { isPostgresUrl, openStore } from "../store/open";
 import { StoreMissingError, type Store } from "../store/store";
 import { commandLine, dbArg } from "./invocation";
 
@@ -14,7 +14,8 @@ export async function openExisting(db: string, create = false): Promise<Store> {
     return await openStore(db, { create });
   } catch (e) {
     if (!(e instanceof StoreMissingError)) throw e;
-    const where = resolve(e.location) === db ? db : `${db} (${resolve(e.location)})`;
+    // A PostgreSQL location is the URL as it may be shown (no password); never `db` itself.
+    const where = isPostgresUrl(db) ? e.location : resolve(e.location) === db ? db : `${db} (${resolve(e.location)})`;
     throw new Error(`there is no scimd database at ${where}; pass the --db that your server uses (serve creates it on its first start: ${commandLine("serve", dbArg(db))})`);
   }
 }

@@ -4,7 +4,7 @@
  * path when compiled), concrete values instead of placeholders, and every argument shell-quoted.
  */
 import { basename, resolve } from "node:path";
-import { parseDbLocation } from "../store/open";
+import { describeDb } from "../store/open";
 
 /** True when running from source under Bun (npm start / bun run), false for the compiled binary. */
 export const fromSource = /^bun(\.exe)?$/.test(basename(process.execPath));
@@ -35,6 +35,7 @@ export function commandLine(command: Command, args: string[] = []): string {
 
 /**
  * A --db value for a suggested command: the absolute path of the file it names (a `sqlite:` URL's
- * path, not a file called `sqlite:…`), so the line works whatever the current folder.
+ * path, not a file called `sqlite:…`), so the line works whatever the current folder; a PostgreSQL
+ * URL without its password (never printed: the reader adds it, or uses PGPASSWORD).
  */
-export const dbArg = (db: string): string[] => ["--db", resolve(parseDbLocation(db).path)];
+export const dbArg = (db: string): string[] => ["--db", describeDb(db)];

@@ -20,7 +20,7 @@ import {
   type ConfigFileSettings,
   type Env,
 } from "../config";
-import { openStore, parseDbLocation } from "../store/open";
+import { describeDb, isPostgresUrl, openStore } from "../store/open";
 import { StoreMissingError, TOKEN_SCOPES, TokenNameTaken, type Store, type TokenRecord, type TokenScope, type TokenStore } from "../store/store";
 import { SCIM_BASE_PATH } from "../app";
 import { expiringTokens, expiryWarning, hashToken, newToken } from "../tokens";
@@ -163,7 +163,8 @@ async function openDatabase(db: string, create: boolean, command: "generate-toke
   } catch (e) {
     if (!(e instanceof StoreMissingError)) throw e;
     const path = e.location;
-    const where = resolve(path) === db ? db : `${db} (${resolve(path)})`;
+    // A PostgreSQL location is the URL as it may be shown (no password); never `db` itself.
+    const where = isPostgresUrl(db) ? path : resolve(path) === db ? db : `${db} (${resolve(path)})`;
     throw new Error(
       [
         `there is no scimd database at ${where}.`,
@@ -213,7 +214,7 @@ export async function generateToken(argv: string[]): Promise<number> {
     const host = values.host ?? (tls ? DEFAULTS.tlsHost : DEFAULTS.host);
     console.error(
       [
-        `Created token '${rec.name}' (id ${rec.id}) in ${resolve(parseDbLocation(db).path)}.`,
+        `Created token '${rec.name}' (id ${rec.id}) in ${describeDb(db)}.`,
         `In your identity provider, set:`,
         `  SCIM base URL / Tenant URL: ${tls && baseUrl === undefined ? httpsUrl(host, values.port, serveSetting("acme-domain", file, process.env)) : apiUrl(host, values.port, baseUrl, hostname())}`,
         `  Authentication: HTTP header, Bearer token (the line printed on stdout)`,

@@ -1,13 +1,15 @@
 /**
  * The one place that turns a `--db` value into a store: the engine is chosen by the value's form, as
  * lldap chooses its backend from a database URL. Today that is SQLite, named by a file path or a
- * `sqlite:` URL; a PostgreSQL store (`postgres://…`) plugs in here behind the same interfaces.
+ * `sqlite:` URL, or PostgreSQL, named by a `postgres://` or `postgresql://` URL (openStore only, so far:
+ * backup, restore, import and the token commands still need a SQLite file).
  *
  * A value that holds `://` is always a URL, never a file name, so a URL whose scheme this build does
  * not serve is refused (and its password never repeated) instead of becoming a SQLite file named after it.
  */
 import { resolve } from "node:path";
 import { backupSqlite, isDatabaseFile, restoreSqlite } from "./sqlite/backup";
+import { PostgresStore } from "./postgres/postgres-store";
 import { SqliteStore } from "./sqlite/sqlite-store";
 import { StoreOpenError, type Store } from "./store";
 
@@ -46,7 +48,12 @@ export function parseDbLocation(value: string): DbLocation {
     const head = path.slice(0, sep).trim();
     // Only a scheme is named (the text before `://` holds no password); anything else is not repeated.
     const scheme = /^[A-Za-z][A-Za-z0-9+.:_-]*$/.test(head) ? head.toLowerCase() : undefined;
-    const hint = scheme && /(^|:)postgres(ql)?$/.test(scheme) ? " (this build of scimd has no PostgreSQL store)" : "";
+    const hint =
+      scheme === "postgres" || scheme === "postgresql"
+        ? " (PostgreSQL serves `scimd serve` so far; this command needs a SQLite file)"
+        : scheme && /(^|:)postgres(ql)?$/.test(scheme)
+          ? " (for PostgreSQL give a postgres:// URL)"
+          : "";
     throw new StoreOpenError(
       scheme
         ? `--db names a '${scheme}:' database, which scimd does not serve${hint}; give ${DB_FORMS}`
@@ -54,6 +61,19 @@ export function parseDbLocation(value: string): DbLocation {
     );
   }
   return { engine: "sqlite", path };
+}
+
+/** Whether a `--db` value names a PostgreSQL database (`postgres://…` or `postgresql://…`). */
+export function isPostgresUrl(value: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(value.trim());
+}
+
+/**
+ * The database a `--db` value names, as messages and suggested commands show it: the absolute path of
+ * a SQLite file, or a PostgreSQL URL with its password redacted.
+ */
+export function describeDb(value: string): string {
+  return isPostgresUrl(value) ? redactDbLocation(value.trim()) : resolve(parseDbLocation(value).path);
 }
 
 /** Query parameters whose value is a secret (libpq's `password`, `sslpassword`, a `token`, `secret`, `pwd`, …), however spelt. */
@@ -92,6 +112,8 @@ export function redactDbLocation(value: string): string {
 
 /** Opens the store a `--db` value names. Throws StoreOpenError (or StoreMissingError) with what to do. */
 export async function openStore(value: string, opts: OpenOptions = {}): Promise<Store> {
+  // The URL goes to Bun.SQL as given; errors name it only as redactDbLocation shows it.
+  if (isPostgresUrl(value)) return PostgresStore.open(value.trim(), redactDbLocation(value.trim()), { create: opts.create, onMigrated: opts.onMigrated, activityLog: opts.activityLog });
   const where = parseDbLocation(value);
   switch (where.engine) {
     case "sqlite":

@@ -29,8 +29,6 @@ describe("openStore chooses the engine from the --db value", () => {
   });
 
   it.each([
-    ["a PostgreSQL URL", "postgres://scimd:secret@db.example.com/scimd", "postgres:"],
-    ["a postgresql: URL", "postgresql://scimd:secret@db/scimd", "postgresql:"],
     ["a MySQL URL", "mysql://scimd:secret@db/scimd", "mysql:"],
     ["an http URL", "http://scimd:secret@x/y", "http:"],
     ["a JDBC URL", "jdbc:postgresql://scimd:secret@db.example.com/scimd", "jdbc:postgresql:"],

@@ -1,0 +1,69 @@
+/**
+ * The compiled binary on PostgreSQL: dist/scimd, alone in an empty folder, creates a token in and
+ * serves a database of a throwaway cluster; two binaries on one database serve one directory (a write
+ * through one is read through the other, one userName created through both at once is stored once, a
+ * token revoked by the CLI is refused by both), and the URL's password reaches no output.
+ */
+import { afterAll, beforeAll, expect, it } from "bun:test";
+import { SQL } from "bun";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describePostgres, startCluster, TEST_ROLE, type PgCluster } from "../store/postgres/cluster";
+import { api, buildBinaryInto, runCli, startServe, stopAll, type Served } from "./harness";
+
+const USER = "urn:ietf:params:scim:schemas:core:2.0:User";
+// The cluster trusts the test role, so any password is accepted: it is there to prove it is never shown.
+const userBody = (userName: string) => ({ schemas: [USER], userName, displayName: userName.split("@")[0], emails: [{ value: userName, type: "work", primary: true }] });
+const PASSWORD = "pg-S3cret-never-shown";
+
+describePostgres("dist/scimd on PostgreSQL", () => {
+  let cluster: PgCluster;
+  let dir: string;
+  let bin: string;
+  let url: string;
+  const started = new Set<Bun.Subprocess>();
+  beforeAll(async () => {
+    cluster = await startCluster();
+    const admin = new SQL(cluster.url(), { max: 1 });
+    await admin`CREATE DATABASE scimd_e2e`;
+    await admin.close();
+    url = `postgres://${TEST_ROLE}:${PASSWORD}@127.0.0.1:${cluster.port}/scimd_e2e`;
+    dir = mkdtempSync(join(tmpdir(), "scimd-e2e-pg-"));
+    bin = buildBinaryInto(dir);
+  }, 300_000);
+  afterAll(async () => {
+    await stopAll(started, dir);
+    cluster?.stop();
+  }, 60_000);
+
+  it("two binaries on one database serve one directory, and the password appears in no output", async () => {
+    const gen = runCli(bin, dir, ["generate-token", "--name", "idp", "--db", url, "--create"]);
+    expect(gen.code).toBe(0);
+    const token = gen.out.trim();
+    expect(gen.err).toContain(`127.0.0.1:${cluster.port}/scimd_e2e`);
+    const a: Served = await startServe(bin, dir, ["--db", url], started, 20_000);
+    const b: Served = await startServe(bin, dir, ["--db", url], started, 20_000);
+    expect(a.exited ?? b.exited).toBeUndefined();
+
+    const created = await api(a, token, "POST", "/Users", userBody("shared@example.com"));
+    expect(created.status).toBe(201);
+    const read = await api(b, token, "GET", `/Users/${created.body.id}`);
+    expect(read.status).toBe(200);
+    expect(read.body.userName).toBe("shared@example.com");
+
+    // One userName created through both at once (differing in case): one 201, one 409.
+    const race = await Promise.all([
+      api(a, token, "POST", "/Users", userBody("race@example.com")),
+      api(b, token, "POST", "/Users", userBody("RACE@example.com")),
+    ]);
+    expect(race.map((r) => r.status).sort()).toEqual([201, 409]);
+    expect(race.find((r) => r.status === 409)!.body.scimType).toBe("uniqueness");
+
+    expect(runCli(bin, dir, ["tokens", "revoke", "idp", "--db", url]).code).toBe(0);
+    expect((await api(a, token, "GET", "/Users")).status).toBe(401);
+    expect((await api(b, token, "GET", "/Users")).status).toBe(401);
+
+    for (const out of [gen.out.replace(token, ""), gen.err, a.log(), b.log()]) expect(out).not.toContain(PASSWORD);
+  }, 120_000);
+});
