@@ -154,6 +154,16 @@ export class PostgresMembership {
     return limit > 0 && rows.length === limit && last ? { members, next: `${last.kind}:${last.seq}` } : { members };
   }
 
+  /** ResourceStore.memberCount: reads the group's member rows through the primary key and stops after `atMost`. */
+  async count(sql: Runner, groupId: string, atMost: number): Promise<number> {
+    const limit = Math.min(Number.MAX_SAFE_INTEGER, Math.max(0, Math.floor(atMost)));
+    const rows = (await sql.unsafe(
+      `SELECT count(*)::float8 AS n FROM (SELECT 1 FROM groups g JOIN group_members m ON m.group_seq = g.seq WHERE g.id = $1 LIMIT $2::bigint) t`,
+      [groupId, limit],
+    )) as { n: number }[];
+    return rows[0]!.n;
+  }
+
   /** The groups a User or Group (by kind and seq) is a direct member of, in group creation order. */
   async groupsOfRow(sql: Runner, kind: ResourceKind, seq: number): Promise<GroupRef[]> {
     const rows = await sql`SELECT g.id AS value, g.display FROM group_members m JOIN groups g ON g.seq = m.group_seq WHERE m.member_kind = ${MEMBER_KIND[kind]} AND m.member_seq = ${seq} ORDER BY g.seq`;

@@ -92,6 +92,10 @@ export class PostgresStore implements Store {
     return this.membership.page(this.database.sql, groupId, cursor, limit).catch(fail);
   }
 
+  memberCount(groupId: string, atMost: number): Promise<number> {
+    return this.membership.count(this.database.sql, groupId, atMost).catch(fail);
+  }
+
   groupsOf(memberId: string): Promise<GroupRef[]> {
     return this.membership.groupsOf(this.database.sql, memberId).catch(fail);
   }

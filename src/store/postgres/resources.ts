@@ -72,7 +72,7 @@ function toStored(row: Row): StoredResource {
   return s;
 }
 
-export class PostgresResources implements Omit<ResourceStore, "memberPage" | "groupsOf"> {
+export class PostgresResources implements Omit<ResourceStore, "memberPage" | "memberCount" | "groupsOf"> {
   constructor(
     private readonly d: PostgresDatabase,
     private readonly members: PostgresMembership,
