@@ -609,7 +609,8 @@ describe("help text", () => {
       [
         "  --db <value>              the database: a file path or sqlite:PATH (SQLite); serve creates it and",
         "                            its folder (default ./data/scimd.db, env SCIMD_DB)",
-        "  --all                     list: the revoked secrets too, with when they were revoked",
+        "  --all                     list: the revoked secrets too, with when they were revoked, and the",
+        "                            secrets a rotation replaced",
         "  --grace <value>           rotate: how long the previous secret stays valid: 30m, 24h, 7d, or 0 to",
         "                            refuse it at once (default 24h)",
         "  --expires-in <value>      rotate: the new secret's lifetime (30d, 90d, or never); default the",
@@ -744,7 +745,7 @@ describe("invocation and formatting helpers", () => {
     expect(formatDuration(ms)).toBe(text);
   });
 
-  it("tokenState says revoked, active, expires in … (rotated), or expired", () => {
+  it("tokenState says revoked, active, expires in … (rotated), replaced, or expired", () => {
     const now = Date.parse("2026-01-01T00:00:00.000Z");
     const t = { id: "i", name: "okta", created: "2025-12-31T00:00:00.000Z", lastUsed: null, scope: "write", expiresAt: null } as const;
     expect(tokenState({ ...t, expires: null }, now)).toBe("active");
@@ -753,6 +754,10 @@ describe("invocation and formatting helpers", () => {
     expect(tokenState({ ...t, expires: "2026-03-01T00:00:00.000Z", expiresAt: "2026-03-01T00:00:00.000Z" }, now)).toBe("expires in 59d");
     expect(tokenState({ ...t, expires: "2026-01-01T00:00:00.000Z" }, now)).toBe("expired");
     expect(tokenState({ ...t, expires: "2025-12-31T12:00:00.000Z" }, now)).toBe("expired");
+    // Rotated out and its grace over: replaced (not expired), unless its own lifetime ended it.
+    expect(tokenState({ ...t, expires: "2025-12-31T12:00:00.000Z", rotated: "2025-12-31T11:00:00.000Z" }, now)).toBe("replaced");
+    expect(tokenState({ ...t, expires: "2025-12-31T12:00:00.000Z", expiresAt: "2026-02-01T00:00:00.000Z", rotated: "2025-12-31T11:00:00.000Z" }, now)).toBe("replaced");
+    expect(tokenState({ ...t, expires: "2025-12-31T12:00:00.000Z", expiresAt: "2025-12-31T12:00:00.000Z", rotated: "2025-12-31T11:00:00.000Z" }, now)).toBe("expired");
     // Revoked wins: a current secret and a rotated-out one still in its grace alike.
     expect(tokenState({ ...t, expires: null, revoked: "2025-12-31T18:00:00.000Z" }, now)).toBe("revoked");
     expect(tokenState({ ...t, expires: "2026-01-01T23:59:30.000Z", revoked: "2025-12-31T18:00:00.000Z" }, now)).toBe("revoked");

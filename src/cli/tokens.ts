@@ -35,6 +35,8 @@ const DEFAULT_GRACE = "24h";
  */
 export function parseExpiresIn(raw: string): number | null {
   if (raw.trim().toLowerCase() === "never") return null;
+  // Not parseDuration's own message, which offers 0: here 0 is refused and 'never' is the other choice.
+  if (!/^\s*\d+[smhd]\s*$/.test(raw) && raw.trim() !== "0") throw new UsageError(`--expires-in must be a duration such as 30m, 24h or 90d (s, m, h, d), or 'never'; got '${raw}'`);
   const ms = parseDuration(raw, "--expires-in");
   if (ms === 0) throw new UsageError(`--expires-in must be longer than 0 (e.g. 90d), or 'never'; got '${raw}'`);
   return ms;
@@ -58,6 +60,10 @@ export const GENERATE_FLAGS = [
       if (!v.trim() || v.length > 100) throw new UsageError("--name must be 1 to 100 characters");
       // `tokens rotate -x` would read the name as an option: the commands scimd suggests must paste.
       if (v.startsWith("-")) throw new UsageError(`--name must not begin with '-' (the tokens commands would read '${v}' as an option)`);
+      // `tokens revoke X` takes a secret's id (a UUID) or a token's name: a name shaped like an id
+      // could revoke another token's secret, or be revoked by its id.
+      if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v.trim()))
+        throw new UsageError(`--name must not look like a token id (a UUID): 'tokens revoke' takes a name or an id; got '${v}'`);
     },
   }),
   flag({
@@ -85,7 +91,7 @@ export const GENERATE_FLAGS = [
 ] as const;
 export const TOKENS_FLAGS = [
   DB_FLAG,
-  flag({ name: "all", kind: "bool", default: false, help: "list: the revoked secrets too, with when they were revoked" }),
+  flag({ name: "all", kind: "bool", default: false, help: "list: the revoked secrets too, with when they were revoked, and the secrets a rotation replaced" }),
   flag({
     name: "grace",
     kind: "string",
@@ -129,11 +135,12 @@ export const TOKENS_USAGE = `Usage: scimd tokens list [--all] [--db PATH]
        scimd tokens revoke NAME [--db PATH]
        scimd tokens revoke ID [--db PATH]
 
-list    every secret not revoked: name, id, scope, state, expiry, created, last used (never the
+list    every secret still in use: name, id, scope, state, expiry, created, last used (never the
         secret itself). The state is 'active', 'expires in …' for a token with a lifetime,
         'expires in … (rotated)' while a replaced secret is still accepted, or 'expired'. Tokens that
         expire within 14 days (or have expired) are warned about on stderr. --all adds the revoked
-        secrets, with when they were revoked.
+        secrets, with when they were revoked, and the replaced ones whose grace has ended
+        ('replaced').
 rotate  gives the token NAME a new secret, printed alone on stdout; the previous one stays valid for
         --grace (default ${DEFAULT_GRACE}) so the IdP can be updated first, and is refused after that
         (or when its own lifetime ends, if sooner). The new secret keeps the token's scope and the
@@ -274,13 +281,29 @@ export function urlGuidance(baseUrl: string | undefined, host: string, tls: bool
   return [`Okta and Entra ID call https URLs only: ${https}, start serve with --base-url set to the public https URL, and give the IdP that URL.`];
 }
 
-/** 'revoked', 'active', 'expires in 89d 23h' (its lifetime), 'expires in 23h 59m (rotated)' or 'expired'. */
+/**
+ * 'revoked', 'active', 'expires in 89d 23h' (its lifetime), 'expires in 23h 59m (rotated)' while a
+ * replaced secret's grace runs, 'replaced' once it has ended (rotated out, not expired), or 'expired'.
+ */
 export function tokenState(t: TokenRecord, now = Date.now()): string {
   if (t.revoked !== undefined) return "revoked";
   if (t.expires === null) return "active";
   const left = Date.parse(t.expires) - now;
-  if (left <= 0) return "expired";
+  if (left <= 0) return replacedSecret(t, now) ? "replaced" : "expired";
   return `expires in ${formatDuration(left)}${t.rotated !== undefined ? " (rotated)" : ""}`;
+}
+
+/** A rotated-out secret that the rotation ended (its grace is over), not its own lifetime. */
+function replacedSecret(t: TokenRecord, now: number): boolean {
+  return t.rotated !== undefined && t.revoked === undefined && t.expires !== null && Date.parse(t.expires) <= now && (t.expiresAt === null || t.expires < t.expiresAt);
+}
+
+/** "3 revoked secrets", "1 replaced secret", "2 revoked and 1 replaced secret", or "" for none. */
+function hiddenSecrets(revoked: number, replaced: number): string {
+  const n = revoked + replaced;
+  if (n === 0) return "";
+  const what = revoked && replaced ? `${revoked} revoked and ${replaced} replaced` : revoked ? `${revoked} revoked` : `${replaced} replaced`;
+  return `${what} secret${n > 1 ? "s" : ""}`;
 }
 
 export async function tokens(argv: string[]): Promise<number> {
@@ -301,26 +324,30 @@ export async function tokens(argv: string[]): Promise<number> {
   try {
     if (sub === "list") {
       const every = await store.listTokens();
-      const list = values.all ? every : every.filter((t) => t.revoked === undefined);
+      const now = Date.now();
+      // Revoked secrets and those a rotation replaced (grace over) are history: --all shows them.
+      const list = values.all ? every : every.filter((t) => t.revoked === undefined && !replacedSecret(t, now));
+      const revoked = values.all ? 0 : every.filter((t) => t.revoked !== undefined).length;
+      const hidden = values.all ? "" : hiddenSecrets(revoked, every.length - list.length - revoked);
       if (!list.length) {
-        const revoked = every.length;
         console.error(
           [
-            `no tokens${revoked ? ` (${revoked} revoked secret${revoked > 1 ? "s" : ""}: ${commandLine("tokens", ["list", "--all", ...dbArg(db)])})` : ""}; create one with`,
+            `no tokens${hidden ? ` (${hidden}: ${commandLine("tokens", ["list", "--all", ...dbArg(db)])})` : ""}; create one with`,
             `  ${commandLine("generate-token", ["--name", "okta", ...dbArg(db)])}`,
           ].join("\n"),
         );
         return 0;
       }
-      const now = Date.now();
       const head = ["NAME", "ID", "SCOPE", "STATE", "EXPIRES", "CREATED", "LAST USED", ...(values.all ? ["REVOKED"] : [])];
+      // EXPIRES is when the secret stops being accepted: a rotated-out one's grace end when that comes first.
       const rows = [
         head,
-        ...list.map((t) => [t.name, t.id, t.scope, tokenState(t, now), t.expiresAt ?? "never", t.created, t.lastUsed ?? "never", ...(values.all ? [t.revoked ?? ""] : [])]),
+        ...list.map((t) => [t.name, t.id, t.scope, tokenState(t, now), (t.rotated !== undefined ? t.expires : t.expiresAt) ?? "never", t.created, t.lastUsed ?? "never", ...(values.all ? [t.revoked ?? ""] : [])]),
       ];
       const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
       for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd());
       // On stderr: the table on stdout stays a table for a script.
+      if (hidden) console.error(`(${hidden} not shown: ${commandLine("tokens", ["list", "--all", ...dbArg(db)])})`);
       for (const t of expiringTokens(every, now)) console.error(`warning: ${expiryWarning(t)}:\n  ${commandLine("tokens", ["rotate", t.name, ...dbArg(db)])}`);
       return 0;
     }

@@ -206,6 +206,13 @@ async function authenticate(
   const hash = token === undefined ? undefined : hashToken(token);
   const found = hash === undefined ? undefined : await tokens.findToken(hash);
   if (found) return found;
+  // A secret that existed and expired is answered as such before the limiter sees it: whoever sends it
+  // held a real secret, and a client retrying with it must keep hearing why (not a 429 after 20 tries).
+  const refused = hash === undefined ? undefined : await tokens.refusal(hash);
+  if (refused?.reason === "expired") {
+    if (info) info.authFailure = refused.reason;
+    throw refusalError(refused);
+  }
   const address = addressOf();
   const wait = limiter.retryAfter(address);
   if (wait > 0) {
@@ -213,11 +220,10 @@ async function authenticate(
     throw tooManyRequests(`too many failed authentications from this address; retry after ${wait} s`, wait);
   }
   limiter.record(address);
-  if (hash === undefined) {
+  if (refused === undefined) {
     if (info) info.authFailure = headerFailure(request);
     throw unauthorized("authentication required: send 'Authorization: Bearer <token>' (create a token with `scimd generate-token`)");
   }
-  const refused = await tokens.refusal(hash);
   if (info) info.authFailure = refused.reason;
   throw refusalError(refused);
 }
@@ -231,7 +237,7 @@ export function refusalError(refused: TokenRefusalDetail) {
   if (refused.reason !== "expired") return unauthorized("the bearer token is not valid (it may have been revoked); create a new one with `scimd generate-token`");
   return expiredToken(
     refused.by === "lifetime"
-      ? `the bearer token expired at ${refused.at} (the end of the lifetime it was created with); give it a new secret with \`scimd tokens rotate NAME\` and put that into the client`
+      ? `the bearer token expired at ${refused.at} (the end of the lifetime it was created with); give it a new secret with \`scimd tokens rotate NAME\` (NAME as \`scimd tokens list\` shows this token) and put that into the client`
       : `the bearer token expired at ${refused.at}: it was replaced by \`scimd tokens rotate\` and its grace period has ended; use the token's new secret`,
   );
 }

@@ -127,6 +127,16 @@ export type TokenScope = "read" | "write";
 export const TOKEN_SCOPES: readonly TokenScope[] = ["read", "write"];
 
 /**
+ * The lifetime a rotation keeps: from the secret's creation to the end of its lifetime, to the
+ * second. The end was computed from the command's clock a moment before the store stamped
+ * `created`, so the raw difference is a few milliseconds short of the 30d asked for; lifetimes are
+ * chosen in whole seconds (--expires-in 30m, 90d), so the second is exact.
+ */
+export function keptLifetimeMs(created: string, expiresAt: string): number {
+  return Math.max(0, Math.round((Date.parse(expiresAt) - Date.parse(created)) / 1000) * 1000);
+}
+
+/**
  * One secret of an API token. A token is a name (unique among tokens not revoked) with one current
  * secret (no `rotated`) and, after a rotation, the secrets it replaced, each accepted until `expires`.
  * A revoked secret is kept, never accepted again, for `tokens list --all` and the refusal's reason.

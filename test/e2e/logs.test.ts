@@ -71,6 +71,8 @@ async function session(s: Served, db: string) {
   expect((await call("GET", "/Users", auth(expired))).status).toBe(401);
   expect((await call("GET", "/Users", auth(revoked))).status).toBe(401);
   expect((await call("GET", "/Users", auth(`scimd_${"B".repeat(43)}`))).status).toBe(401);
+  // The expired secret was not counted (it keeps its 401 saying why): a fifth failure, then 429.
+  expect((await call("GET", "/Users", auth(`scimd_${"C".repeat(43)}`))).status).toBe(401);
   expect((await call("GET", "/Users", auth(good.slice(0, -4) + "AAAA"))).status).toBe(429);
   expect((await call("DELETE", `/Users/${uid}`, auth(good))).status).toBe(204);
   return { secrets: [good, revoked, expired, rotated], sent, uid };
@@ -149,6 +151,7 @@ describe("dist/scimd's log (info, the default)", () => {
       [401, "malformed header", "warn"],
       [401, "expired", "warn"],
       [401, "revoked", "warn"],
+      [401, "no such token", "warn"],
       [401, "no such token", "warn"],
       [429, "rate limited", "warn"],
     ]);

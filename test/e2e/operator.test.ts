@@ -210,8 +210,13 @@ describe("token names are unique; rotate issues a new secret under the same name
       await Bun.sleep(Math.max(0, until - Date.now()) + 50);
       expect(await status(s, old)).toBe(401);
       expect(await status(s, fresh)).toBe(200);
-      const list = cli(["tokens", "list", "--db", db]).out;
-      expect(list).toMatch(/^okta +\S+ +write +expired /m);
+      // The replaced secret is history: shown with --all only, as replaced at the end of its grace.
+      const shown = cli(["tokens", "list", "--db", db]);
+      expect(shown.out).toMatch(/^okta +\S+ +write +active /m);
+      expect(shown.out.match(/^okta /gm)).toHaveLength(1);
+      expect(shown.err).toContain("(1 replaced secret not shown: ");
+      const list = cli(["tokens", "list", "--all", "--db", db]).out;
+      expect(list).toMatch(new RegExp(`^okta +\\S+ +write +replaced +${new Date(until).toISOString().replace(/\./g, "\\.")} `, "m"));
       expect(list).toMatch(/^okta +\S+ +write +active /m);
       expect(list).not.toContain(old);
       expect(list).not.toContain(fresh);

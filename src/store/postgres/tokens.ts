@@ -6,7 +6,7 @@
  * No `read:` hash prefix: it exists in SQLite for older binaries sharing a file, which no PostgreSQL
  * database has had.
  */
-import { TokenNameTaken, type RotatedToken, type RotateOptions, type TokenOptions, type TokenRecord, type TokenRefusalDetail, type TokenScope, type TokenStore } from "../store";
+import { keptLifetimeMs, TokenNameTaken, type RotatedToken, type RotateOptions, type TokenOptions, type TokenRecord, type TokenRefusalDetail, type TokenScope, type TokenStore } from "../store";
 import { nowIso, type PostgresDatabase, type Tx } from "./database";
 
 type TokenRow = {
@@ -69,7 +69,7 @@ export class PostgresTokens implements TokenStore {
       )) as { scope: TokenScope; created: string; expires_at: string | null }[];
       if (!cur) return undefined;
       const expiresAt =
-        opts.expiresAt !== undefined ? opts.expiresAt : cur.expires_at === null ? null : new Date(now + Math.max(0, Date.parse(cur.expires_at) - Date.parse(cur.created))).toISOString();
+        opts.expiresAt !== undefined ? opts.expiresAt : cur.expires_at === null ? null : new Date(now + keptLifetimeMs(cur.created, cur.expires_at)).toISOString();
       await tx.unsafe("UPDATE tokens SET rotated = coalesce(rotated, $3), expires = CASE WHEN expires IS NULL OR expires > $2 THEN $2 ELSE expires END WHERE name = $1 AND revoked IS NULL", [
         name,
         until,

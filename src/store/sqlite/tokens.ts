@@ -15,7 +15,7 @@
  * write. This store looks both spellings up in one indexed lookup (`hash IN (h, 'read:' || h)`); the
  * `scope` column stays the record's scope, written with the prefixed hash in the same row.
  */
-import { TokenNameTaken, type RotatedToken, type RotateOptions, type TokenOptions, type TokenRecord, type TokenRefusalDetail, type TokenScope, type TokenStore } from "../store";
+import { keptLifetimeMs, TokenNameTaken, type RotatedToken, type RotateOptions, type TokenOptions, type TokenRecord, type TokenRefusalDetail, type TokenScope, type TokenStore } from "../store";
 import { nowIso, type SqliteDatabase } from "./database";
 
 type TokenRow = {
@@ -85,7 +85,7 @@ export class SqliteTokens implements TokenStore {
             ? opts.expiresAt
             : cur.expires_at === null
               ? null
-              : new Date(now + Math.max(0, Date.parse(cur.expires_at) - Date.parse(cur.created))).toISOString();
+              : new Date(now + keptLifetimeMs(cur.created, cur.expires_at)).toISOString();
         // Every older secret stops at `until` at the latest (one rotated before, or one whose lifetime
         // ends sooner, keeps its earlier end); the current one is marked as replaced now.
         this.d
