@@ -221,9 +221,9 @@ describe("serve's token expiry watch", () => {
       expect(records.length).toBeGreaterThanOrEqual(6);
       watch.stop();
       // A check already running when stop() came may still log; none starts after it.
-      await new Promise((r) => setTimeout(r, 30));
+      await new Promise((r) => setTimeout(r, 200));
       const n = records.length;
-      await new Promise((r) => setTimeout(r, 150));
+      await new Promise((r) => setTimeout(r, 200));
       expect(records.length).toBe(n);
       // No secret in any line.
       expect(lines.join("\n")).not.toContain("scimd_");
