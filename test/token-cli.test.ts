@@ -89,7 +89,7 @@ describe("generate-token --scope and --expires-in", () => {
     [["generate-token", "--name", "0B6F3C2E-1D4A-4F5B-9C8D-7E6F5A4B3C2D"], "--name must not look like a token id (a UUID): 'tokens revoke' takes a name or an id; got '0B6F3C2E-1D4A-4F5B-9C8D-7E6F5A4B3C2D'"],
     [["generate-token", "--scope", "metrics"], "--scope must be read or write; got 'metrics'"],
     [["generate-token", "--expires-in", "0"], "--expires-in must be longer than 0 (e.g. 90d), or 'never'; got '0'"],
-    [["generate-token", "--expires-in", "90"], "--expires-in must be a duration such as 30m, 24h or 90d (s, m, h, d), or 'never'; got '90'"],
+    [["generate-token", "--expires-in", "90"], "--expires-in must be a duration such as 30m, 24h or 7d (s, m, h, d), or 'never'; got '90'"],
     [["generate-token", "--expires-in", "400d"], "--expires-in must be at most 366d; got '400d'"],
     [["tokens", "list", "--expires-in", "30d"], "--expires-in applies to 'tokens rotate' only (and to generate-token)"],
     [["tokens", "revoke", "x", "--expires-in", "30d"], "--expires-in applies to 'tokens rotate' only (and to generate-token)"],
