@@ -205,7 +205,8 @@ describe("serve's token expiry watch", () => {
     const store = await openStore(join(dir, "scimd.db"));
     try {
       await store.createToken("okta", hashToken(newToken()));
-      await store.createToken("soon", hashToken(newToken()), { expiresAt: new Date(Date.now() + 3 * DAY).toISOString() });
+      // Half an hour short of 3 days: "in 2d 23h" however long the check takes (exactly 3 days read "3d").
+      await store.createToken("soon", hashToken(newToken()), { expiresAt: new Date(Date.now() + 3 * DAY - 1_800_000).toISOString() });
       await store.createToken("gone", hashToken(newToken()), { expiresAt: new Date(Date.now() - DAY).toISOString() });
       const { logger, records, lines } = memoryLogger("info");
       const watch = watchTokenExpiry(store, logger, "/var/lib/scimd/scimd.db", 20);
