@@ -123,11 +123,11 @@ export class SqliteTokens implements TokenStore {
     const now = Date.now();
     if ((this.touched.get(row.id) ?? 0) < now - 60_000) {
       this.touched.set(row.id, now);
-      try {
-        this.d.q("UPDATE tokens SET last_used = ? WHERE id = ?").run(new Date(now).toISOString(), row.id);
-      } catch {
-        // Recording last use is best effort: a busy database must not fail the request.
-      }
+      // Through the group commit, not awaited: the request never waits for it, and while another
+      // process holds the write lock it waits asynchronously (a direct UPDATE would block the event
+      // loop for the busy timeout). Best effort: a busy or failing database must not fail the request.
+      const at = new Date(now).toISOString();
+      this.d.write(() => void this.d.q("UPDATE tokens SET last_used = ? WHERE id = ?").run(at, row.id)).catch(() => {});
     }
     return tokenRecord(row);
   }
