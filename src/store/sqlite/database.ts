@@ -3,7 +3,7 @@
  * busy timeout, checked to be scimd's, migrated by `PRAGMA user_version`; statements prepared once and
  * reused; and every write of a request queued into a group commit.
  */
-import { Database, type Statement } from "bun:sqlite";
+import { Database, type SQLQueryBindings, type Statement } from "bun:sqlite";
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { ScimError } from "../../scim/errors";
@@ -225,6 +225,25 @@ export class SqliteDatabase {
   }
 
   /**
+   * Runs one small write now, outside the group commit, if the write lock is free at once; false
+   * (nothing written) when another connection holds it or a group commit is open. For best-effort
+   * bookkeeping (a token's last use) that must never make a request wait for the lock.
+   */
+  writeNowIfFree(sql: string, ...params: SQLQueryBindings[]): boolean {
+    if (this.closed || this.db.inTransaction) return false;
+    this.q("PRAGMA busy_timeout = 0").run();
+    try {
+      this.q(sql).run(...params);
+      return true;
+    } catch (e) {
+      if (isBusy(e)) return false;
+      throw e;
+    } finally {
+      this.q(`PRAGMA busy_timeout = ${this.busyTimeoutMs}`).run();
+    }
+  }
+
+  /**
    * Takes the write lock without waiting: bun:sqlite's busy timeout waits synchronously, which would
    * stall every request (reads, /healthz, signals) while another process (a backup, a token command,
    * a second server) holds the lock. True when the transaction began; false when the lock is held
@@ -252,13 +271,14 @@ export class SqliteDatabase {
    * is spent get 503; the others go back to the head of the queue, in their order, and are tried again
    * after a wait that doubles up to LOCK_RETRY_MAX_MS. The event loop stays free meanwhile.
    */
-  private retryLater(batch: Unit[]): void {
+  private retryLater(batch: Unit[], lastWaitMs: number | undefined): void {
     const now = performance.now();
     const keep = batch.filter((u) => u.deadline > now);
     for (const u of batch) if (u.deadline <= now) u.reject(busyError());
     this.pending.unshift(...keep);
+    // Nothing left to wait for: the next write starts afresh (write() schedules its flush).
     if (this.pending.length === 0) return;
-    const waitMs = this.lockRetry ? Math.min(this.lockRetry.waitMs * 2, LOCK_RETRY_MAX_MS) : LOCK_RETRY_FIRST_MS;
+    const waitMs = lastWaitMs === undefined ? LOCK_RETRY_FIRST_MS : Math.min(lastWaitMs * 2, LOCK_RETRY_MAX_MS);
     // No longer than the earliest deadline: that write is answered on time.
     const until = Math.max(1, Math.min(waitMs, Math.min(...this.pending.map((u) => u.deadline)) - now));
     this.lockRetry = { waitMs, timer: setTimeout(() => this.flush(), until) };
@@ -282,10 +302,7 @@ export class SqliteDatabase {
     const delta = zero();
     let commitMs = 0;
     try {
-      if (!this.begin(wait)) {
-        this.lockRetry = retrying; // keeps the backoff growing
-        return this.retryLater(batch);
-      }
+      if (!this.begin(wait)) return this.retryLater(batch, retrying?.waitMs);
       began = true;
       batch.forEach((unit, i) => {
         this.q("SAVEPOINT unit").run();

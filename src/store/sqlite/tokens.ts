@@ -123,11 +123,14 @@ export class SqliteTokens implements TokenStore {
     const now = Date.now();
     if ((this.touched.get(row.id) ?? 0) < now - 60_000) {
       this.touched.set(row.id, now);
-      // Through the group commit, not awaited: the request never waits for it, and while another
-      // process holds the write lock it waits asynchronously (a direct UPDATE would block the event
-      // loop for the busy timeout). Best effort: a busy or failing database must not fail the request.
-      const at = new Date(now).toISOString();
-      this.d.write(() => void this.d.q("UPDATE tokens SET last_used = ? WHERE id = ?").run(at, row.id)).catch(() => {});
+      // Best effort, never waiting: while another process holds the write lock, this use is not
+      // recorded (a later request tries again), where a waiting UPDATE would stall the event loop for
+      // the busy timeout. A failing database must not fail the request either.
+      try {
+        if (!this.d.writeNowIfFree("UPDATE tokens SET last_used = ? WHERE id = ?", new Date(now).toISOString(), row.id)) this.touched.delete(row.id);
+      } catch {
+        this.touched.delete(row.id);
+      }
     }
     return tokenRecord(row);
   }
