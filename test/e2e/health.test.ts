@@ -92,6 +92,47 @@ describe("dist/scimd: /healthz, /readyz and /metrics", () => {
     expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
   });
 
+  it("a write waiting for another process's write lock stalls nobody: /healthz, a lookup and a GET answer within 50 ms, SIGHUP is survived, the write lands once the lock is free", async () => {
+    const made = await api("POST", "/Users", userBody("waits-first@example.com"));
+    expect(made.status).toBe(201);
+    const id = ((await made.json()) as { id: string }).id;
+    const holder = await holdWriteLock(db, started);
+    let released = false;
+    try {
+      const t0 = performance.now();
+      const waiting = api("POST", "/Users", userBody("waits@example.com")).then(async (r) => ({ status: r.status, ms: performance.now() - t0, body: await r.text() }));
+      await Bun.sleep(300); // the POST is queued and retrying by now
+      const slowest: Record<string, number> = {};
+      for (let round = 0; round < 5; round++) {
+        for (const [what, go] of [
+          ["healthz", () => fetch(`${server.url}/healthz`)],
+          ["lookup", () => api("GET", `/Users?filter=${encodeURIComponent('userName eq "waits-first@example.com"')}`)],
+          ["get", () => api("GET", `/Users/${id}`)],
+        ] as const) {
+          const t = performance.now();
+          const r = await go();
+          await r.arrayBuffer();
+          expect(r.status).toBe(200);
+          slowest[what] = Math.max(slowest[what] ?? 0, performance.now() - t);
+        }
+        if (round === 2) server.proc.kill("SIGHUP");
+      }
+      for (const [what, ms] of Object.entries(slowest)) expect({ what, slow: ms >= 50 }).toEqual({ what, slow: false });
+      expect(server.proc.exitCode).toBeNull();
+      await holder.release();
+      released = true;
+      const w = await waiting;
+      expect(w.status).toBe(201);
+      expect(w.ms).toBeGreaterThan(300);
+      expect(w.ms).toBeLessThan(5000);
+    } finally {
+      if (!released) await holder.release();
+    }
+    const found = await api("GET", `/Users?filter=${encodeURIComponent('userName eq "waits@example.com"')}`);
+    expect(((await found.json()) as { totalResults: number }).totalResults).toBe(1);
+    await server.waitForLog(/"signal":"SIGHUP"/);
+  });
+
   it("/metrics is on --metrics-listen only: the API's port answers 404, the metrics port only /metrics", async () => {
     expect((await fetch(`${server.url}/metrics`)).status).toBe(404);
     expect((await fetch(`${server.url}/metrics`, { headers: { Authorization: `Bearer ${token}` } })).status).toBe(404);

@@ -3,7 +3,7 @@
  * busy timeout, checked to be scimd's, migrated by `PRAGMA user_version`; statements prepared once and
  * reused; and every write of a request queued into a group commit.
  */
-import { Database, type Statement } from "bun:sqlite";
+import { Database, type SQLQueryBindings, type Statement } from "bun:sqlite";
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { ScimError } from "../../scim/errors";
@@ -45,7 +45,8 @@ export function limitSql(limit: number): string {
   return `LIMIT ${limit}`;
 }
 
-type Unit = { run: () => void; resolve: () => void; reject: (e: unknown) => void };
+/** A queued write: refused with 503 if the write lock cannot be had by `deadline` (performance.now()). */
+type Unit = { run: () => void; resolve: () => void; reject: (e: unknown) => void; deadline: number };
 
 /** The rows StoreStats counts. */
 export type Tally = { users: number; groups: number; memberships: number };
@@ -61,6 +62,12 @@ const isBusy = (e: unknown) => e instanceof Error && /SQLITE_BUSY|database is lo
 
 /** How long ready() sleeps between two tries for the write lock. */
 const READY_RETRY_MS = 10;
+/** The group commit's waits between two tries for the write lock: doubling from the first to the last. */
+const LOCK_RETRY_FIRST_MS = 5;
+const LOCK_RETRY_MAX_MS = 100;
+
+/** What a write gets when another connection kept the write lock for its whole budget. */
+const busyError = () => new ScimError(503, "the database is busy (another process holds its write lock); nothing was changed, retry shortly", undefined, { "Retry-After": "1" });
 
 export class SqliteDatabase {
   readonly db: Database;
@@ -74,6 +81,8 @@ export class SqliteDatabase {
   private unit: Tally | undefined;
   private readonly commitObservers = new Set<(batch: CommitBatch) => void>();
   private closed = false;
+  /** Set while the queued writes wait (asynchronously) for another connection to release the write lock. */
+  private lockRetry: { timer: ReturnType<typeof setTimeout>; waitMs: number } | undefined;
   /** The file's device and inode as opened: a path that names another file (or none) later means it was deleted or replaced. */
   private readonly identity: { dev: number; ino: number } | undefined;
 
@@ -209,12 +218,78 @@ export class SqliteDatabase {
    */
   write(run: () => void): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ run, resolve, reject });
-      if (this.pending.length === 1) setImmediate(() => this.flush());
+      this.pending.push({ run, resolve, reject, deadline: performance.now() + this.busyTimeoutMs });
+      // While the queue waits for the lock, the retry's timer takes the new writes along.
+      if (this.pending.length === 1 && !this.lockRetry) setImmediate(() => this.flush());
     });
   }
 
-  private flush(): void {
+  /**
+   * Runs one small write now, outside the group commit, if the write lock is free at once; false
+   * (nothing written) when another connection holds it or a group commit is open. For best-effort
+   * bookkeeping (a token's last use) that must never make a request wait for the lock.
+   */
+  writeNowIfFree(sql: string, ...params: SQLQueryBindings[]): boolean {
+    if (this.closed || this.db.inTransaction) return false;
+    this.q("PRAGMA busy_timeout = 0").run();
+    try {
+      this.q(sql).run(...params);
+      return true;
+    } catch (e) {
+      if (isBusy(e)) return false;
+      throw e;
+    } finally {
+      this.q(`PRAGMA busy_timeout = ${this.busyTimeoutMs}`).run();
+    }
+  }
+
+  /**
+   * Takes the write lock without waiting: bun:sqlite's busy timeout waits synchronously, which would
+   * stall every request (reads, /healthz, signals) while another process (a backup, a token command,
+   * a second server) holds the lock. True when the transaction began; false when the lock is held
+   * elsewhere. `wait` (close(), when nothing is served any more) takes the busy timeout instead.
+   */
+  private begin(wait: boolean): boolean {
+    if (wait) {
+      this.q("BEGIN IMMEDIATE").run();
+      return true;
+    }
+    this.q("PRAGMA busy_timeout = 0").run();
+    try {
+      this.q("BEGIN IMMEDIATE").run();
+      return true;
+    } catch (e) {
+      if (isBusy(e)) return false;
+      throw e;
+    } finally {
+      this.q(`PRAGMA busy_timeout = ${this.busyTimeoutMs}`).run();
+    }
+  }
+
+  /**
+   * The lock is held elsewhere: the writes whose budget (the busy timeout from when each was queued)
+   * is spent get 503; the others go back to the head of the queue, in their order, and are tried again
+   * after a wait that doubles up to LOCK_RETRY_MAX_MS. The event loop stays free meanwhile.
+   */
+  private retryLater(batch: Unit[], lastWaitMs: number | undefined): void {
+    const now = performance.now();
+    const keep = batch.filter((u) => u.deadline > now);
+    for (const u of batch) if (u.deadline <= now) u.reject(busyError());
+    this.pending.unshift(...keep);
+    // Nothing left to wait for: the next write starts afresh (write() schedules its flush).
+    if (this.pending.length === 0) return;
+    const waitMs = lastWaitMs === undefined ? LOCK_RETRY_FIRST_MS : Math.min(lastWaitMs * 2, LOCK_RETRY_MAX_MS);
+    // No longer than the earliest deadline: that write is answered on time.
+    const until = Math.max(1, Math.min(waitMs, Math.min(...this.pending.map((u) => u.deadline)) - now));
+    this.lockRetry = { waitMs, timer: setTimeout(() => this.flush(), until) };
+  }
+
+  private flush(wait = false): void {
+    if (this.lockRetry) {
+      clearTimeout(this.lockRetry.timer);
+    }
+    const retrying = this.lockRetry;
+    this.lockRetry = undefined;
     const batch = this.pending.splice(0);
     if (batch.length === 0) return;
     const failures = new Map<number, unknown>();
@@ -227,7 +302,7 @@ export class SqliteDatabase {
     const delta = zero();
     let commitMs = 0;
     try {
-      this.q("BEGIN IMMEDIATE").run();
+      if (!this.begin(wait)) return this.retryLater(batch, retrying?.waitMs);
       began = true;
       batch.forEach((unit, i) => {
         this.q("SAVEPOINT unit").run();
@@ -254,7 +329,7 @@ export class SqliteDatabase {
       } catch {
         // the connection already rolled back
       }
-      const err = isBusy(e) ? new ScimError(503, "the database is busy (another process holds its write lock); nothing was changed, retry shortly", undefined, { "Retry-After": "1" }) : e;
+      const err = isBusy(e) ? busyError() : e;
       for (const unit of batch) unit.reject(err);
       return;
     }
@@ -353,7 +428,8 @@ export class SqliteDatabase {
 
   /** Commits (or refuses) the writes still queued, then releases every statement and the connection. */
   close(): void {
-    this.flush();
+    // Nothing is served any more: the writes still queued wait for the lock (the busy timeout) here.
+    this.flush(true);
     for (const s of [...this.stmts.values(), ...this.dynamicStmts.values()]) s.finalize();
     this.stmts.clear();
     this.dynamicStmts.clear();

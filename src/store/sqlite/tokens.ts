@@ -123,10 +123,13 @@ export class SqliteTokens implements TokenStore {
     const now = Date.now();
     if ((this.touched.get(row.id) ?? 0) < now - 60_000) {
       this.touched.set(row.id, now);
+      // Best effort, never waiting: while another process holds the write lock, this use is not
+      // recorded (a later request tries again), where a waiting UPDATE would stall the event loop for
+      // the busy timeout. A failing database must not fail the request either.
       try {
-        this.d.q("UPDATE tokens SET last_used = ? WHERE id = ?").run(new Date(now).toISOString(), row.id);
+        if (!this.d.writeNowIfFree("UPDATE tokens SET last_used = ? WHERE id = ?", new Date(now).toISOString(), row.id)) this.touched.delete(row.id);
       } catch {
-        // Recording last use is best effort: a busy database must not fail the request.
+        this.touched.delete(row.id);
       }
     }
     return tokenRecord(row);

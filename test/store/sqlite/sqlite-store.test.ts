@@ -198,6 +198,47 @@ describe("SqliteStore specifics", () => {
     }
   });
 
+  it("a write waiting for another connection's write lock leaves the event loop free; writes queued meanwhile commit in their order once it is released", async () => {
+    const path = freshPath();
+    const store = new SqliteStore(path, { busyTimeoutMs: 5000 });
+    const other = new Database(path);
+    try {
+      other.exec("BEGIN IMMEDIATE");
+      const t0 = performance.now();
+      const first = store.create("User", { id: "a", data: { userName: "a@example.com" } });
+      let ticks = 0;
+      let longestGap = 0;
+      let last = performance.now();
+      const iv = setInterval(() => {
+        const now = performance.now();
+        longestGap = Math.max(longestGap, now - last);
+        last = now;
+        ticks++;
+      }, 10);
+      await Bun.sleep(150);
+      const later = ["b", "c", "d"].map((id) => store.create("User", { id, data: { userName: `${id}@example.com` } }));
+      await Bun.sleep(150);
+      other.exec("ROLLBACK");
+      await Promise.all([first, ...later]);
+      clearInterval(iv);
+      expect(performance.now() - t0).toBeGreaterThan(250);
+      expect(ticks).toBeGreaterThan(10);
+      expect(longestGap).toBeLessThan(150);
+      // Commit order is rowid order.
+      expect(store.db.query("SELECT id FROM users ORDER BY rowid").all()).toEqual([{ id: "a" }, { id: "b" }, { id: "c" }, { id: "d" }]);
+      // A token's last use is never waited for: a lookup under the lock returns at once.
+      await store.createToken("t", "hash-t");
+      other.exec("BEGIN IMMEDIATE");
+      const t1 = performance.now();
+      expect((await store.findToken("hash-t"))?.name).toBe("t");
+      expect(performance.now() - t1).toBeLessThan(100);
+      other.exec("ROLLBACK");
+    } finally {
+      other.close();
+      store.close();
+    }
+  });
+
   it("with create: false refuses a missing file, or an empty one, with StoreMissingError naming the path, and creates nothing", () => {
     const path = join(tmp.dir, "missing-folder", "scimd.db");
     let caught: unknown;
