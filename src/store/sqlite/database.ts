@@ -91,6 +91,16 @@ function refuseOrphanedLog(path: string): void {
   );
 }
 
+/** Refuses to open a database file scimd cannot write (SQLite would open it read-only and fail every write). */
+function refuseUnwritable(path: string): void {
+  try {
+    accessSync(path, constants.W_OK);
+  } catch (e) {
+    const code = (e as { code?: string }).code ?? String(e);
+    throw new StoreOpenError(`the database file ${path} is not writable by scimd's user (${code}): make it writable (chmod u+w, or chown it to that user) and start again`);
+  }
+}
+
 /** How long ready() sleeps between two tries for the write lock. */
 const READY_RETRY_MS = 10;
 
@@ -122,6 +132,7 @@ export class SqliteDatabase {
     const create = opts.create ?? true;
     if (!create && fresh && path !== ":memory:") throw new StoreMissingError(path);
     if (create && path !== ":memory:") refuseOrphanedLog(path);
+    if (path !== ":memory:" && !fresh) refuseUnwritable(path);
     if (create && path !== ":memory:") {
       mkdirSync(dirname(path), { recursive: true });
       if (!existsSync(path)) closeSync(openSync(path, "a", 0o600));

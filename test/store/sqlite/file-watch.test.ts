@@ -186,6 +186,22 @@ describe("SqliteStore writes while its file is unwritable", () => {
   });
 });
 
+describe("SqliteStore opening an unwritable file", () => {
+  it.skipIf(root && !canChattr())("is refused with a StoreOpenError saying to make it writable, and opens once it is", async () => {
+    const path = freshPath();
+    await new SqliteStore(path).close();
+    chmodSync(path, 0o400);
+    if (root) Bun.spawnSync(["chattr", "+i", path]);
+    try {
+      expect(() => new SqliteStore(path)).toThrow(new RegExp(`^the database file ${path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} is not writable by scimd's user \\((EACCES|EPERM)\\): make it writable`));
+    } finally {
+      if (root) Bun.spawnSync(["chattr", "-i", path]);
+      chmodSync(path, 0o600);
+    }
+    await new SqliteStore(path).close();
+  });
+});
+
 describe("SqliteStore on a full disk (PRAGMA max_page_count)", () => {
   it("a group with members that does not fit answers 507 and stores nothing of it; once the limit is raised the same write succeeds, whole", async () => {
     const path = freshPath();
