@@ -61,8 +61,9 @@ const isBusy = (e: unknown) => e instanceof Error && /SQLITE_BUSY|database is lo
 
 /**
  * SQLite's errors of the disk (full, read-only, I/O) as the SCIM errors a client can act on, naming
- * the file; any other error as it is. Only errors from which SQLite rolled back are mapped here, so
- * the detail can say that nothing was written.
+ * the file; any other error as it is. Each comes from a statement or a COMMIT SQLite rolled back: a
+ * full disk or a read-only file wrote nothing (a WAL frame without its commit frame is ignored); after
+ * an I/O error the disk itself is in doubt, so that detail says only that the write is not acknowledged.
  */
 export function storageError(e: unknown, path: string): unknown {
   if (!(e instanceof Error)) return e;
@@ -72,7 +73,12 @@ export function storageError(e: unknown, path: string): unknown {
   if (code.startsWith("SQLITE_READONLY"))
     return new ScimError(503, `the database ${path} is read-only for scimd (${code}): nothing was written; make the file and its folder writable for scimd's user, then restart scimd`, undefined, { "Retry-After": "5" });
   if (code.startsWith("SQLITE_IOERR"))
-    return new ScimError(503, `the database ${path} could not be read or written (${code}: ${e.message}): nothing was written; check the disk and the system log, then retry`, undefined, { "Retry-After": "5" });
+    return new ScimError(
+      503,
+      `the database ${path} could not be read or written (${code}: ${e.message}): the write was rolled back and is not acknowledged; check the disk and the system log, then retry`,
+      undefined,
+      { "Retry-After": "5" },
+    );
   return e;
 }
 
@@ -300,8 +306,9 @@ export class SqliteDatabase {
    * Group commit: every write of a request is queued as one unit and the units queued in the same
    * turn of the event loop are committed in one transaction, one fsync. Each unit runs inside its
    * own SAVEPOINT, so a unit that fails (uniqueness, a stale version, an unknown member) is rolled
-   * back alone and the others commit. A promise resolves only after COMMIT returned: a response
-   * never leaves before its write is durable.
+   * back alone and the others commit. A promise resolves only after COMMIT returned and the
+   * database's files were checked to be still the ones opened (writeGuard): a response never leaves
+   * before its write is durable in the file the path names.
    */
   write(run: () => void): Promise<void> {
     return new Promise((resolve, reject) => {
