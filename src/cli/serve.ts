@@ -7,7 +7,7 @@ import { edgeHandler, infoOf, type RequestInfo } from "../http/observe";
 import { requestLogger } from "../http/request-log";
 import { createLogger, type Logger } from "../log";
 import { openStore, parseDbLocation, redactDbLocation } from "../store/open";
-import type { ActivityStore } from "../store/store";
+import type { ActivityStore, FileProblem, StoreProbes } from "../store/store";
 import type { TokenStore } from "../store/store";
 import { expiringTokens, expiryWarning } from "../tokens";
 import { describeCertificate, fileCertificates, type CertificateSource } from "../tls/certificates";
@@ -83,12 +83,45 @@ export function watchTokenExpiry(tokens: Pick<TokenStore, "listTokens">, logger:
   };
 }
 
+/** How often serve checks the database's files (a stat of each and an access(2): microseconds). */
+export const DB_WATCH_MS = 2_000;
+
+/**
+ * Checks the database's files every `intervalMs` (a file engine's fileProblem: deleted, replaced,
+ * unwritable) and logs each change once: an error naming what happened and what to do, and a line
+ * when the files are as opened again (an unwritable file made writable). Writes check for themselves
+ * (before BEGIN, after COMMIT) and /readyz too; this is what tells the operator of a server that
+ * nobody writes to. Never keeps the process alive; undefined for an engine without files.
+ */
+export function watchDatabaseFile(store: Pick<StoreProbes, "fileProblem">, logger: Logger, db: string, intervalMs = DB_WATCH_MS): { stop: () => void; check: () => void } | undefined {
+  const probe = store.fileProblem?.bind(store);
+  if (!probe) return undefined;
+  let last: FileProblem | undefined;
+  const check = () => {
+    let now: FileProblem | undefined;
+    try {
+      now = probe();
+    } catch (e) {
+      now = { event: "database file check failed", gone: false, reason: e instanceof Error ? e.message : String(e) };
+    }
+    if (now?.event === last?.event && now?.reason === last?.reason) return;
+    if (now) logger.error(now.event, { db, message: now.reason });
+    else logger.info("database file ok", { db, message: `the database files are as scimd opened them again (after: ${last!.event}); writes are accepted` });
+    last = now;
+  };
+  const timer = setInterval(check, intervalMs);
+  timer.unref();
+  return { check, stop: () => clearInterval(timer) };
+}
+
 export const SERVE_USAGE = `Usage: scimd serve [options]
 
 Serves the SCIM 2.0 API at http://HOST:PORT${SCIM_BASE_PATH} (https:// with --tls-cert and --tls-key,
 or --acme-domain), GET /healthz and GET /readyz (and Prometheus /metrics on --metrics-listen only).
-Creates the database (and its folder) when it does not exist. Refuses to start when a port is already
-in use. SIGHUP reads the certificate files again.
+Creates the database (and its folder) when it does not exist, and says so in its log ("created a new
+database at …"); refuses to start when a -wal or -shm file is there without its database. Refuses to
+start when a port is already in use. SIGHUP reads the certificate files again. Checks the database's
+files every 2 s: deleted, replaced or unwritable, writes answer 503 and the log says what to do.
 
 Options:
 ${flagHelp(SERVE_FLAGS)}
@@ -235,6 +268,13 @@ async function serving(argv: string[], setOnHup: (f: () => void) => void, setOnS
     onMigrated: (from, to) => logger.info("migrated", { db, from, to }),
   }).catch(abort);
   undo.push(() => store.close());
+  if (store.created)
+    logger.warn("database created", {
+      db,
+      message: `created a new database at ${store.created}: it holds no users, groups or tokens yet; if you expected existing data, stop scimd and check --db (or restore a backup to that path)`,
+    });
+  const fileWatch = watchDatabaseFile(store, logger, db);
+  if (fileWatch) undo.push(() => fileWatch.stop());
   // Entries are pruned whether or not new ones are recorded: retention applies to those kept so far.
   const pruner = config.activityRetentionMs > 0 ? activityPruner(store, config.activityRetentionMs, logger) : undefined;
   if (pruner) undo.push(() => pruner.stop());
@@ -344,6 +384,7 @@ async function serving(argv: string[], setOnHup: (f: () => void) => void, setOnS
       logger.info("stopping", { signal, message: "finishing in-flight requests, then closing the database" });
       certificates?.stop();
       expiry.stop();
+      fileWatch?.stop();
       await Promise.all([server.stop(), metricsServer?.stop()]);
       metrics?.stop();
       await pruner?.stop();

@@ -289,8 +289,28 @@ export interface CommitBatch {
   commitSeconds: number;
 }
 
+/** What is wrong with a database's files on disk (see StoreProbes.fileProblem). */
+export interface FileProblem {
+  /** The log's event for it: "database file deleted", "database file replaced", "database file unwritable", "database WAL file deleted", … */
+  event: string;
+  /** Deleted or replaced: the open files are no longer the ones the path names, so only a restart mends it. */
+  gone: boolean;
+  /** What happened and what the operator does, for /readyz, the log and a refused write's 503. */
+  reason: string;
+}
+
 /** Health and statistics of an opened database, for /readyz and /metrics. */
 export interface StoreProbes {
+  /**
+   * Where opening made a new, empty database (a file engine: its absolute path), for serve's banner;
+   * undefined when an existing one was opened.
+   */
+  readonly created?: string;
+  /**
+   * A file engine's files checked now (a stat or two, cheap enough for a timer of seconds): what is
+   * wrong with them, or undefined while nothing is. Writes are refused while it says something.
+   */
+  fileProblem?(): FileProblem | undefined;
   /**
    * Whether the database answers a read and its write lock can be taken (and is released at once)
    * within `timeoutMs`. Waiting for the lock never blocks the event loop for the whole timeout.

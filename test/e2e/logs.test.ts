@@ -103,9 +103,12 @@ describe("dist/scimd's log (info, the default)", () => {
     records = expectNoSecret(s, run.secrets);
   }, 30_000);
 
-  it("writes the lifecycle: started, migrated (a new database), listening, stopping, stopped", () => {
+  it("writes the lifecycle: started, migrated and database created (a new database), listening, stopping, stopped", () => {
     const events = records.filter((r) => r.event !== "request" && r.event !== "no token yet").map((r) => r.event);
-    expect(events).toEqual(["started", ...events.filter((e) => e === "migrated"), "listening", "stopping", "stopped"]);
+    expect(events).toEqual(["started", ...events.filter((e) => e === "migrated"), "database created", "listening", "stopping", "stopped"]);
+    const created = records.find((r) => r.event === "database created");
+    expect(created?.level).toBe("warn");
+    expect(String(created?.message)).toStartWith(`created a new database at ${db()}:`);
     expect(events.filter((e) => e === "migrated").length).toBeGreaterThan(0);
     const listening = records.find((r) => r.event === "listening")!;
     expect(listening.apiUrl).toBe(s.base);

@@ -4,10 +4,10 @@
  * reused; and every write of a request queued into a group commit.
  */
 import { Database, type SQLQueryBindings, type Statement } from "bun:sqlite";
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from "node:fs";
-import { dirname } from "node:path";
+import { accessSync, chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, statSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { ScimError } from "../../scim/errors";
-import { StoreMissingError, StoreOpenError, type CommitBatch, type Readiness, type StoreStats } from "../store";
+import { StoreMissingError, StoreOpenError, type CommitBatch, type FileProblem, type Readiness, type StoreStats } from "../store";
 import { APPLICATION_ID, MIGRATIONS } from "./migrations";
 
 type Synchronous = "FULL" | "NORMAL";
@@ -60,6 +60,54 @@ const addTo = (into: Tally, d: Tally) => {
 /** SQLite's answer when another connection holds the lock (code SQLITE_BUSY, or its message). */
 const isBusy = (e: unknown) => e instanceof Error && /SQLITE_BUSY|database is locked/i.test(`${(e as { code?: string }).code ?? ""} ${e.message}`);
 
+/**
+ * SQLite's errors of the disk (full, read-only, I/O) as the SCIM errors a client can act on, naming
+ * the file; any other error as it is. Each comes from a statement or a COMMIT SQLite rolled back: a
+ * full disk or a read-only file wrote nothing (a WAL frame without its commit frame is ignored); after
+ * an I/O error the disk itself is in doubt, so that detail says only that the write is not acknowledged.
+ */
+export function storageError(e: unknown, path: string): unknown {
+  if (!(e instanceof Error)) return e;
+  const code = String((e as { code?: string }).code ?? "");
+  if (code === "SQLITE_FULL" || /database or disk is full/i.test(e.message))
+    return new ScimError(507, `the disk holding the database ${path} is full (or the database reached its size limit): nothing was written; free space, then retry (scimd needs no restart)`);
+  if (code.startsWith("SQLITE_READONLY"))
+    return new ScimError(503, `the database ${path} is read-only for scimd (${code}): nothing was written; make the file and its folder writable for scimd's user, then restart scimd`, undefined, { "Retry-After": "5" });
+  if (code.startsWith("SQLITE_IOERR"))
+    return new ScimError(
+      503,
+      `the database ${path} could not be read or written (${code}: ${e.message}): the write was rolled back and is not acknowledged; check the disk and the system log, then retry`,
+      undefined,
+      { "Retry-After": "5" },
+    );
+  return e;
+}
+
+/**
+ * Refuses to create a database beside a -wal or -shm file that has none: the database file was
+ * deleted or moved away while its log was kept (its last writes may be in the -wal), and a new
+ * empty file would be read with that log. Nothing is created.
+ */
+function refuseOrphanedLog(path: string): void {
+  if (existsSync(path)) return;
+  const left = [`${path}-wal`, `${path}-shm`].filter((f) => existsSync(f));
+  if (left.length === 0) return;
+  throw new StoreOpenError(
+    `refusing to create a new database at ${path}: ${left.join(" and ")} ${left.length > 1 ? "are" : "is"} there without the database file, which was deleted or moved away (its last writes may be in the -wal file). ` +
+      `Put the database file back (restore it from a backup), or, to start with an empty database, remove ${left.join(" and ")}`,
+  );
+}
+
+/** Refuses to open a database file scimd cannot write (SQLite would open it read-only and fail every write). */
+function refuseUnwritable(path: string): void {
+  try {
+    accessSync(path, constants.W_OK);
+  } catch (e) {
+    const code = (e as { code?: string }).code ?? String(e);
+    throw new StoreOpenError(`the database file ${path} is not writable by scimd's user (${code}): make it writable (chmod u+w, or chown it to that user) and start again`);
+  }
+}
+
 /** How long ready() sleeps between two tries for the write lock. */
 const READY_RETRY_MS = 10;
 /** The group commit's waits between two tries for the write lock: doubling from the first to the last. */
@@ -83,8 +131,13 @@ export class SqliteDatabase {
   private closed = false;
   /** Set while the queued writes wait (asynchronously) for another connection to release the write lock. */
   private lockRetry: { timer: ReturnType<typeof setTimeout>; waitMs: number } | undefined;
-  /** The file's device and inode as opened: a path that names another file (or none) later means it was deleted or replaced. */
-  private readonly identity: { dev: number; ino: number } | undefined;
+  /**
+   * The device and inode of the database file and of its -wal and -shm files as opened: a path that
+   * names another file (or none) later means it was deleted or replaced under the open connection.
+   */
+  private readonly identities: { path: string; name: string; dev: number; ino: number }[] = [];
+  /** The absolute path of the database file when this open created it (it did not exist, or was empty). */
+  readonly created: string | undefined;
 
   constructor(
     readonly path: string,
@@ -93,6 +146,8 @@ export class SqliteDatabase {
     const fresh = path === ":memory:" || !existsSync(path) || statSync(path).size === 0;
     const create = opts.create ?? true;
     if (!create && fresh && path !== ":memory:") throw new StoreMissingError(path);
+    if (create && path !== ":memory:") refuseOrphanedLog(path);
+    if (path !== ":memory:" && !fresh) refuseUnwritable(path);
     if (create && path !== ":memory:") {
       mkdirSync(dirname(path), { recursive: true });
       if (!existsSync(path)) closeSync(openSync(path, "a", 0o600));
@@ -129,27 +184,74 @@ export class SqliteDatabase {
     }
     if (path !== ":memory:") {
       for (const f of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
-      const st = statSync(path);
-      this.identity = { dev: st.dev, ino: st.ino };
+      // The -wal and -shm exist by now (the count above read in WAL mode), and SQLite keeps both open until close.
+      for (const [f, name] of [[path, "database file"], [`${path}-wal`, "WAL file"], [`${path}-shm`, "shared-memory file"]] as const) {
+        const st = statSync(f, { throwIfNoEntry: false });
+        if (st) this.identities.push({ path: f, name, dev: st.dev, ino: st.ino });
+      }
+      if (fresh) this.created = resolve(path);
     }
   }
 
   /**
-   * Why the path no longer names the file this connection opened (deleted, or replaced by `mv`), or
-   * undefined while it does. SQLite keeps writing to the open file descriptor, so every write from
-   * then on is lost at the next restart; only a restart opens the file the path names now.
+   * What is wrong with the database's files on disk, or undefined while nothing is; a stat of each
+   * file and an access(W_OK) of the database (about 1 µs each), so it is asked before and after every
+   * write transaction, by ready() and by serve's watch. A deleted or replaced file (`rm`, `mv` of
+   * scimd.db or of its -wal or -shm): SQLite goes on writing to the files it holds open, which nobody
+   * can reach any more, so every write from then on would be lost at the next restart; only a restart
+   * opens the files the path names now. An unwritable file (chmod a-w) is the same file: writes are
+   * refused while it is, and accepted again once it is writable.
    */
-  private fileGone(): string | undefined {
-    if (!this.identity) return undefined;
-    let st;
-    try {
-      st = statSync(this.path);
-    } catch (e) {
-      const code = (e as { code?: string }).code;
-      if (code !== "ENOENT" && code !== "ENOTDIR") return `the database file ${this.path} cannot be checked: ${code ?? String(e)}`;
+  fileProblem(): FileProblem | undefined {
+    for (const id of this.identities) {
+      const label = id.name === "database file" ? id.name : `database ${id.name}`;
+      let st;
+      try {
+        st = statSync(id.path, { throwIfNoEntry: false });
+      } catch (e) {
+        const code = (e as { code?: string }).code;
+        if (code !== "ENOTDIR")
+          return { event: `${label} unreadable`, gone: true, reason: `the ${id.name} ${id.path} cannot be checked: ${code ?? String(e)}` };
+      }
+      if (st && st.dev === id.dev && st.ino === id.ino) continue;
+      const how = st ? "replaced" : "deleted";
+      const was = `the ${id.name} ${id.path} was ${st ? "replaced by another file" : "deleted"} while scimd had it open`;
+      // Closing checkpoints the WAL it holds open into the database file it holds open: a clean stop keeps
+      // the writes when only the -wal or -shm went, never when the database file itself did.
+      const reason =
+        id === this.identities[0]
+          ? `${was}; writes now go to a file nobody can reach and are lost at the next restart: restart scimd to open the file the path names now (restore the database from a backup first if it was ${how} by mistake)`
+          : `${was}; the writes not yet copied into the database file are lost if scimd is killed: stop it cleanly (SIGTERM: closing copies them into the database file) and start it again`;
+      return { event: `${label} ${how}`, gone: true, reason };
     }
-    if (st && st.dev === this.identity.dev && st.ino === this.identity.ino) return undefined;
-    return `the database file ${this.path} was ${st ? "replaced by another file" : "deleted"} while scimd had it open; writes now go to a file nobody can reach and are lost at the next restart: restart scimd to open the file the path names now (restore the database first if it was deleted by mistake)`;
+    const main = this.identities[0];
+    if (main) {
+      try {
+        accessSync(main.path, constants.W_OK);
+      } catch (e) {
+        const code = (e as { code?: string }).code ?? String(e);
+        return {
+          event: "database file unwritable",
+          gone: false,
+          reason: `the database file ${main.path} is not writable (${code}: its permissions or attributes changed?); scimd refuses writes until it is: make it writable for scimd's user again (chmod u+w), no restart needed`,
+        };
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * The write guard, called by flush before BEGIN (`before`) and after COMMIT (`after`): a 503 when
+   * the database's files are not the ones opened (before and after: a write committed into a deleted
+   * file is not durable, so it is not acknowledged) or the file is unwritable (before only: a commit
+   * that happened went to the right file).
+   */
+  private writeGuard(stage: "before" | "after"): ScimError | undefined {
+    if (this.identities.length === 0) return undefined;
+    const problem = this.fileProblem();
+    if (!problem || (stage === "after" && !problem.gone)) return undefined;
+    const what = stage === "before" ? "nothing was written" : "the write may not be stored";
+    return new ScimError(503, `${what}: ${problem.reason}`, undefined, problem.gone ? undefined : { "Retry-After": "5" });
   }
 
   private checkIdentity(fresh: boolean): void {
@@ -213,8 +315,9 @@ export class SqliteDatabase {
    * Group commit: every write of a request is queued as one unit and the units queued in the same
    * turn of the event loop are committed in one transaction, one fsync. Each unit runs inside its
    * own SAVEPOINT, so a unit that fails (uniqueness, a stale version, an unknown member) is rolled
-   * back alone and the others commit. A promise resolves only after COMMIT returned: a response
-   * never leaves before its write is durable.
+   * back alone and the others commit. A promise resolves only after COMMIT returned and the
+   * database's files were checked to be still the ones opened (writeGuard): a response never leaves
+   * before its write is durable in the file the path names.
    */
   write(run: () => void): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -298,6 +401,11 @@ export class SqliteDatabase {
       for (const unit of batch) unit.reject(new Error("the store's connection is inside a transaction it did not open"));
       return;
     }
+    const refused = this.writeGuard("before");
+    if (refused) {
+      for (const unit of batch) unit.reject(refused);
+      return;
+    }
     let began = false;
     const delta = zero();
     let commitMs = 0;
@@ -312,6 +420,8 @@ export class SqliteDatabase {
           this.q("RELEASE unit").run();
           addTo(delta, this.unit);
         } catch (e) {
+          // SQLite ends the whole transaction on some errors (SQLITE_FULL, SQLITE_IOERR): then nothing of the batch is stored.
+          if (!this.db.inTransaction) throw e;
           this.q("ROLLBACK TO unit").run();
           this.q("RELEASE unit").run();
           failures.set(i, e);
@@ -329,7 +439,7 @@ export class SqliteDatabase {
       } catch {
         // the connection already rolled back
       }
-      const err = isBusy(e) ? busyError() : e;
+      const err = isBusy(e) ? busyError() : storageError(e, this.path);
       for (const unit of batch) unit.reject(err);
       return;
     }
@@ -342,7 +452,8 @@ export class SqliteDatabase {
         // An observer (metrics) cannot fail the writes, which are committed.
       }
     }
-    batch.forEach((unit, i) => (failures.has(i) ? unit.reject(failures.get(i)) : unit.resolve()));
+    const lost = this.writeGuard("after");
+    batch.forEach((unit, i) => (failures.has(i) ? unit.reject(storageError(failures.get(i), this.path)) : lost ? unit.reject(lost) : unit.resolve()));
   }
 
   /**
@@ -359,7 +470,7 @@ export class SqliteDatabase {
    * file or 0: /readyz says why.
    */
   stats(): StoreStats {
-    if (this.fileGone()) return { ...this.counts, databaseBytes: NaN, walBytes: NaN };
+    if (this.fileProblem()?.gone) return { ...this.counts, databaseBytes: NaN, walBytes: NaN };
     const size = (f: string) => {
       try {
         return statSync(f).size;
@@ -400,8 +511,8 @@ export class SqliteDatabase {
 
   private tryLock(): Readiness | "busy" {
     if (this.closed) return { ok: false, reason: "the database is closed (scimd is stopping)" };
-    const gone = this.fileGone();
-    if (gone) return { ok: false, reason: gone };
+    const problem = this.fileProblem();
+    if (problem) return { ok: false, reason: problem.reason };
     // Never inside a write: flush runs in one turn too. A transaction left open by someone else counts as busy.
     if (this.db.inTransaction) return "busy";
     let began = false;

@@ -23,6 +23,7 @@ import type {
   Store,
   StoredResource,
   StoreStats,
+  FileProblem,
   TokenRecord,
   TokenRefusalDetail,
   TokenOptions,
@@ -137,6 +138,15 @@ export class SqliteStore implements Store {
 
   stats(): StoreStats {
     return this.database.stats();
+  }
+
+  /** The absolute path of the database file when this open created it (it did not exist, or was empty). */
+  get created(): string | undefined {
+    return this.database.created;
+  }
+
+  fileProblem(): FileProblem | undefined {
+    return this.database.fileProblem();
   }
 
   onCommit(observer: (batch: CommitBatch) => void): () => void {
