@@ -471,6 +471,7 @@ export const SERVE_FLAGS = [
   flag({ name: "acme-email", env: "SCIMD_ACME_EMAIL", kind: "string", help: "contact address for the ACME account (expiry notices)" }),
   flag({ name: "acme-directory", env: "SCIMD_ACME_DIRECTORY", kind: "string", default: DEFAULTS.acmeDirectory, help: "the ACME server's directory URL" }),
   flag({ name: "acme-ca-file", env: "SCIMD_ACME_CA_FILE", kind: "string", help: "trust this CA (PEM) for the ACME server's own HTTPS (a private or test ACME server)" }),
+  flag({ name: "acme-dir", env: "SCIMD_ACME_DIR", kind: "string", help: "keep the ACME account key and certificate in this folder (default: an acme folder beside a SQLite --db; needed with a PostgreSQL --db)" }),
   flag({ name: "acme-http-port", env: "SCIMD_ACME_HTTP_PORT", kind: "int", default: DEFAULTS.acmeHttpPort, help: "port that answers the ACME HTTP-01 challenge", check: (v) => checkPort("--acme-http-port", v) }),
   flag({
     name: "trust-proxy",
@@ -528,7 +529,7 @@ export interface ServeConfig {
   /** Certificate and key files for HTTPS. */
   tls: { certFile: string; keyFile: string } | undefined;
   /** Automatic certificates over ACME. */
-  acme: { domains: string[]; email: string; directory: string; caFile: string | undefined; httpPort: number } | undefined;
+  acme: { domains: string[]; email: string; directory: string; caFile: string | undefined; httpPort: number; dir?: string } | undefined;
   /** --trust-proxy as given, split at commas (CIDRs or addresses). */
   trustProxy: readonly string[];
   logLevel: LogLevel;
@@ -610,6 +611,8 @@ function build(values: FlagValues<typeof SERVE_FLAGS>, args: readonly string[]):
   if (domains.length && certFile !== undefined) throw new UsageError("--acme-domain and --tls-cert are alternatives: scimd either obtains its certificate or serves the one in the files");
   if (domains.length && !values["acme-email"]) throw new UsageError("--acme-domain needs --acme-email, the contact address of the ACME account");
   if (!domains.length && values["acme-email"] !== undefined) throw new UsageError("--acme-email needs --acme-domain, the domain to obtain a certificate for");
+  if (!domains.length && values["acme-dir"] !== undefined) throw new UsageError("--acme-dir needs --acme-domain: it is where the certificate scimd obtains is kept");
+  if (values["acme-dir"] !== undefined && values["acme-dir"].trim() === "") throw new UsageError("--acme-dir is empty; name a folder such as /var/lib/scimd/acme");
   const tls = certFile !== undefined && keyFile !== undefined ? { certFile, keyFile } : undefined;
   if (values.host !== undefined && values.host.trim() === "") throw new UsageError(`--host is empty; give an address such as ${DEFAULTS.host}, 0.0.0.0 or ::`);
   const host = values.host ?? (tls || domains.length ? DEFAULTS.tlsHost : DEFAULTS.host);
@@ -638,7 +641,7 @@ function build(values: FlagValues<typeof SERVE_FLAGS>, args: readonly string[]):
     authFailuresPerMinute: values["auth-failures-per-minute"],
     tls,
     acme: domains.length
-      ? { domains, email: values["acme-email"]!, directory: values["acme-directory"], caFile: values["acme-ca-file"], httpPort: values["acme-http-port"] }
+      ? { domains, email: values["acme-email"]!, directory: values["acme-directory"], caFile: values["acme-ca-file"], httpPort: values["acme-http-port"], dir: values["acme-dir"] }
       : undefined,
     trustProxy: (values["trust-proxy"] ?? "").split(",").map((c) => c.trim()).filter(Boolean),
     logLevel: level as LogLevel,

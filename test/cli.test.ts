@@ -333,6 +333,8 @@ describe("serveConfig: serve's configuration, built in one place", () => {
     [[], { SCIMD_BASE_URL: "nope" }, "SCIMD_BASE_URL must be an absolute http(s) URL, got 'nope'"],
     [["--host", ""], {}, "--host is empty; give an address such as 127.0.0.1, 0.0.0.0 or ::"],
     [["--host", " "], {}, "--host is empty; give an address such as 127.0.0.1, 0.0.0.0 or ::"],
+    [["--acme-dir", "/var/lib/scimd/acme"], {}, "--acme-dir needs --acme-domain: it is where the certificate scimd obtains is kept"],
+    [["--acme-domain", "scim.example.com", "--acme-email", "a@example.com", "--acme-dir", " "], {}, "--acme-dir is empty; name a folder such as /var/lib/scimd/acme"],
     [
       ["--acme-domain", "scim.example.com", "--acme-email", "a@example.com", "--port", "80"],
       {},
@@ -390,6 +392,14 @@ describe("main: exit codes", () => {
     expect(r.code).toBe(2);
     expect(r.err).toContain("unknown option '--bogus'");
     expect(r.err).toContain("Usage: scimd serve");
+  });
+
+  it("refuses ACME on a PostgreSQL --db without --acme-dir (exit 2, before connecting; the password not shown)", async () => {
+    const r = await runMain(["serve", "--port", "0", "--db", "postgres://scimd:pw-never-shown@127.0.0.1:1/scimd", "--acme-domain", "scim.example.com", "--acme-email", "a@example.com", "--acme-http-port", "0"]);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain("--acme-domain with a PostgreSQL --db needs --acme-dir");
+    expect(r.out + r.err).not.toContain("pw-never-shown");
+    expect(r.out + r.err).not.toContain("ECONNREFUSED");
   });
 
   it("returns 2 with the usage when no command is given", async () => {
@@ -558,6 +568,9 @@ describe("help text", () => {
         "                            SCIMD_ACME_DIRECTORY)",
         "  --acme-ca-file <value>    trust this CA (PEM) for the ACME server's own HTTPS (a private or test",
         "                            ACME server) (env SCIMD_ACME_CA_FILE)",
+        "  --acme-dir <value>        keep the ACME account key and certificate in this folder (default: an",
+        "                            acme folder beside a SQLite --db; needed with a PostgreSQL --db) (env",
+        "                            SCIMD_ACME_DIR)",
         "  --acme-http-port <n>      port that answers the ACME HTTP-01 challenge (default 80, env",
         "                            SCIMD_ACME_HTTP_PORT)",
         "  --trust-proxy <value>     take the client address from X-Forwarded-For when the connection comes",

@@ -21,7 +21,7 @@ import {
 } from "../scim/export";
 import type { Resource } from "../scim/resource";
 import type { ResourceKind } from "../scim/schema";
-import { namesDatabaseFile, parseDbLocation } from "../store/open";
+import { describeDb, namesDatabaseFile } from "../store/open";
 import type { Member, Store } from "../store/store";
 import { openExisting } from "./database";
 import { commandLine } from "./invocation";
@@ -260,7 +260,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
     }
     await sink.finish();
     const what = kinds.map((k) => `${counts[k]} ${k === "User" ? "user" : "group"}${counts[k] === 1 ? "" : "s"}`).join(" and ");
-    console.error(`exported ${what} from ${resolve(parseDbLocation(values.db).path)}${values.out === undefined ? "" : ` into ${resolve(values.out)}`} (${format})`);
+    console.error(`exported ${what} from ${describeDb(values.db)}${values.out === undefined ? "" : ` into ${resolve(values.out)}`} (${format})`);
     return 0;
   } catch (e) {
     sink?.abort();

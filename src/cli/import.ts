@@ -16,7 +16,7 @@ import { isObject } from "../scim/json";
 import { hashPassword } from "../scim/operations";
 import { quirksFor, type Quirks } from "../scim/quirks";
 import type { ResourceKind } from "../scim/schema";
-import { parseDbLocation } from "../store/open";
+import { describeDb, isPostgresUrl } from "../store/open";
 import type { Store } from "../store/store";
 import { openExisting } from "./database";
 import { commandLine, dbArg } from "./invocation";
@@ -228,9 +228,22 @@ async function write(store: Store, source: Source, checked: Checked, now: string
     batch.push(importRecord("User", raw, where, quirks, now));
     if (batch.length >= WRITE_BATCH) await flush();
   }
+  // The creates of one batch run concurrently, and an engine with a connection pool (PostgreSQL) may
+  // commit them in any order: every User is written before the first Group, and a Group that has a
+  // member in the batch being gathered starts the next one.
+  if (batch.length) await flush();
+  const inBatch = new Set<string>();
   for (const g of checked.groups) {
+    if (g.members?.some((m) => inBatch.has(m))) {
+      await flush();
+      inBatch.clear();
+    }
     batch.push(g);
-    if (batch.length >= WRITE_BATCH) await flush();
+    inBatch.add(g.id);
+    if (batch.length >= WRITE_BATCH) {
+      await flush();
+      inBatch.clear();
+    }
   }
   if (batch.length) await flush();
 }
@@ -259,7 +272,8 @@ export async function importCommand(argv: string[]): Promise<number> {
   if (args.length === 0) throw new UsageError("import needs the FILE to import (what 'scimd export --format json' or 'jsonl' wrote)");
   if (args.length > 1) throw new UsageError(`unexpected argument '${args[1]}'`);
   const file = args[0]!;
-  const dbPath = resolve(parseDbLocation(values.db).path);
+  const dbPath = describeDb(values.db);
+  const postgres = isPostgresUrl(values.db);
   const source = openSource(file);
   const quirks = quirksFor(values.strict);
   const store = await openExisting(values.db, values.create);
@@ -268,7 +282,7 @@ export async function importCommand(argv: string[]): Promise<number> {
       const h = await holdings(store);
       if (h.users || h.groups)
         throw new Error(
-          `the database ${dbPath} already holds ${h.users} user${h.users === 1 ? "" : "s"} and ${h.groups} group${h.groups === 1 ? "" : "s"}; import loads into a database without Users and Groups only (so that nothing is merged or overwritten). Import into a new one, e.g.\n  ${commandLine("import", [file, "--db", `${dbPath.replace(/\.db$/, "")}-imported.db`, "--create"])}`,
+          `the database ${dbPath} already holds ${h.users} user${h.users === 1 ? "" : "s"} and ${h.groups} group${h.groups === 1 ? "" : "s"}; import loads into a database without Users and Groups only (so that nothing is merged or overwritten). ${postgres ? "Import into a new database (CREATE DATABASE …), or empty this one first" : `Import into a new one, e.g.\n  ${commandLine("import", [file, "--db", `${dbPath.replace(/\.db$/, "")}-imported.db`, "--create"])}`}`,
         );
     };
     await refuseNonEmpty();
@@ -295,7 +309,7 @@ export async function importCommand(argv: string[]): Promise<number> {
       const left = await undo(store, written);
       console.error(
         left
-          ? `scimd: import failed at ${file} ${why}; ${left} of the ${written.length} resources written could not be removed again: delete ${dbPath} and import into a new database`
+          ? `scimd: import failed at ${file} ${why}; ${left} of the ${written.length} resources written could not be removed again: ${postgres ? `drop ${dbPath}` : `delete ${dbPath}`} and import into a new database`
           : `scimd: import failed at ${file} ${why}; the ${written.length} resources written before were removed again: nothing was imported (the activity log keeps the attempt)`,
       );
       return 1;

@@ -1,12 +1,13 @@
 /** `scimd serve`: open the store, build the app, listen; stop cleanly on SIGTERM/SIGINT. */
+import { dirname, join, resolve } from "node:path";
 import { createApp, SCIM_BASE_PATH } from "../app";
-import { flagHelp, SERVE_FLAGS, serveConfig } from "../config";
+import { flagHelp, SERVE_FLAGS, serveConfig, UsageError } from "../config";
 import { clientAddressResolver } from "../http/client-address";
 import { exposure, isLoopback, listen, reloadWarning, UNCAPPED_BODY, type Listener, type TlsPair } from "../http/listener";
 import { edgeHandler, infoOf, type RequestInfo } from "../http/observe";
 import { requestLogger } from "../http/request-log";
 import { createLogger, type Logger } from "../log";
-import { openStore, parseDbLocation, redactDbLocation } from "../store/open";
+import { isPostgresUrl, openStore, parseDbLocation, redactDbLocation } from "../store/open";
 import type { ActivityStore, FileProblem, StoreProbes } from "../store/store";
 import type { TokenStore } from "../store/store";
 import { expiringTokens, expiryWarning } from "../tokens";
@@ -255,7 +256,11 @@ async function serving(argv: string[], setOnHup: (f: () => void) => void, setOnS
   if (files) undo.push(() => files.stop());
   // A busy port is refused before the database is opened (and perhaps created): nothing is left behind.
   const metricsAt = config.metricsListen;
+  let acmeDir: string | undefined;
   try {
+    if (config.acme) acmeDir = config.acme.dir ?? (isPostgresUrl(config.db) ? undefined : join(dirname(resolve(parseDbLocation(config.db).path)), "acme"));
+    if (config.acme && acmeDir === undefined)
+      throw new UsageError("--acme-domain with a PostgreSQL --db needs --acme-dir, the folder where the ACME account key and certificate are kept (there is no database file to keep them beside)");
     checkPortFree(config.host, config.port);
     if (metricsAt) checkPortFree(metricsAt.host, metricsAt.port, "--metrics-listen");
   } catch (e) {
@@ -281,7 +286,7 @@ async function serving(argv: string[], setOnHup: (f: () => void) => void, setOnS
   // ACME: a valid certificate is at hand (stored, or obtained now) before the API listens.
   const acme = config.acme
     ? await import("../tls/acme")
-        .then(({ acmeCertificates, acmePaths }) => acmeCertificates({ ...config, acme: config.acme! }, acmePaths(parseDbLocation(config.db).path), logger))
+        .then(({ acmeCertificates, acmePathsIn }) => acmeCertificates({ ...config, acme: config.acme! }, acmePathsIn(acmeDir!), logger))
         .catch(abort)
     : undefined;
   if (acme) undo.push(() => acme.stop());

@@ -50,7 +50,7 @@ export function parseDbLocation(value: string): DbLocation {
     const scheme = /^[A-Za-z][A-Za-z0-9+.:_-]*$/.test(head) ? head.toLowerCase() : undefined;
     const hint =
       scheme === "postgres" || scheme === "postgresql"
-        ? " (PostgreSQL serves `scimd serve` so far; this command needs a SQLite file)"
+        ? " (this command needs a SQLite file: back PostgreSQL up with pg_dump)"
         : scheme && /(^|:)postgres(ql)?$/.test(scheme)
           ? " (for PostgreSQL give a postgres:// URL)"
           : "";
@@ -162,6 +162,8 @@ export async function backupDatabase(value: string, target: string, opts: Backup
 
 /** Whether writing to `file` would write over the database a `--db` value names, or a file the engine keeps beside it. */
 export function namesDatabaseFile(value: string, file: string): boolean {
+  // A PostgreSQL database has no file here.
+  if (isPostgresUrl(value)) return false;
   const where = parseDbLocation(value);
   switch (where.engine) {
     case "sqlite":

@@ -39,7 +39,12 @@ export interface AcmePaths {
 
 /** The ACME folder beside the database file. */
 export function acmePaths(dbFile: string): AcmePaths {
-  const dir = join(dirname(resolve(dbFile)), "acme");
+  return acmePathsIn(join(dirname(resolve(dbFile)), "acme"));
+}
+
+/** The ACME files in the folder `folder` (--acme-dir). */
+export function acmePathsIn(folder: string): AcmePaths {
+  const dir = resolve(folder);
   return { dir, cert: join(dir, "certificate.pem"), key: join(dir, "certificate.key"), origin: join(dir, "certificate.json"), lastFailure: join(dir, "last-failure") };
 }
 

@@ -4,7 +4,7 @@
  * validates, and trusting pebble's HTTPS through --acme-ca-file only. Skipped, visibly, without pebble.
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import tls from "node:tls";
@@ -168,6 +168,21 @@ describe.skipIf(!hasPebble)("ACME with a local pebble, through dist/scimd", () =
       expect(again.events().find((e) => e.event === "certificate loaded")).toMatchObject({ source: "acme storage" });
     } finally {
       expect(await again.stop()).toBe(0);
+    }
+  }, 60_000);
+
+  it("--acme-dir names the folder instead: a server on another database finds the certificate there, no new order", async () => {
+    const moved = join(tmp, "acme-elsewhere");
+    cpSync(acmeDir(), moved, { recursive: true });
+    const orders = pebble.orders();
+    const other = await serveAcme(pebble, httpPort, join(tmp, "other-data", "scimd.db"), ["--acme-dir", moved]);
+    try {
+      expect(other.exited()).toBeUndefined();
+      expect((await peer(other.port, root)).fingerprint).toBe(fingerprintOf(issued));
+      expect(pebble.orders()).toBe(orders);
+      expect(existsSync(join(tmp, "other-data", "acme"))).toBe(false);
+    } finally {
+      expect(await other.stop()).toBe(0);
     }
   }, 60_000);
 });
