@@ -31,8 +31,21 @@ async function run(...argv: string[]): Promise<{ code: number; out: string }> {
 }
 
 const content = (path: string) => readFileSync(path, "utf8").replace(/"exported":"[^"]+"/, "");
-/** The records of a JSON-lines export, sorted: on PostgreSQL the creates of one import batch may commit in another order. */
-const records = (path: string) => content(path).split("\n").filter(Boolean).sort();
+/**
+ * The records of a JSON-lines export, sorted, with members and groups sorted by id: on PostgreSQL the
+ * creates of one import batch may commit in another order, and a group lists its members (a user its
+ * groups) in their creation order.
+ */
+const records = (path: string) =>
+  content(path)
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => {
+      const r = JSON.parse(line) as Record<string, unknown>;
+      for (const k of ["members", "groups"]) if (Array.isArray(r[k])) (r[k] as { value: string }[]).sort((a, b) => a.value.localeCompare(b.value));
+      return JSON.stringify(r);
+    })
+    .sort();
 
 describePostgres("export, import and activity on PostgreSQL", () => {
   const tmp = tempDir("scimd-pg-cli-");
