@@ -19,8 +19,7 @@ const SMALL_USERS = 5;
 let userId: string;
 let groupId: string;
 
-const count = (srv: TestServer, table: "users" | "groups" | "group_members" = "users") =>
-  (srv.store.db.query(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
+const count = (srv: TestServer, table: "users" | "groups" | "group_members" = "users") => srv.count(table);
 
 beforeAll(async () => {
   s = await startServer();
@@ -40,15 +39,15 @@ afterAll(async () => {
 
 /** Sends a request that must fail with a 4xx SCIM error and change nothing in the store. */
 async function expectRefused(method: string, path: string, body: unknown, status = 400, scimType?: string) {
-  const users = count(s);
-  const groups = count(s, "groups");
-  const members = count(s, "group_members");
+  const users = await count(s);
+  const groups = await count(s, "groups");
+  const members = await count(s, "group_members");
   const beforeUser = (await s.req("GET", `/Users/${userId}`)).text;
   const beforeGroup = (await s.req("GET", `/Groups/${groupId}`)).text;
   const r = await s.req(method, path, body);
   expectScimError(r, status, scimType);
   expect(r.text).not.toMatch(/\.(ts|js):\d+/);
-  expect({ users: count(s), groups: count(s, "groups"), members: count(s, "group_members") }).toEqual({ users, groups, members });
+  expect({ users: await count(s), groups: await count(s, "groups"), members: await count(s, "group_members") }).toEqual({ users, groups, members });
   expect((await s.req("GET", `/Users/${userId}`)).text).toBe(beforeUser);
   expect((await s.req("GET", `/Groups/${groupId}`)).text).toBe(beforeGroup);
   return r;
@@ -130,7 +129,7 @@ describe("an id whose percent-encoding is malformed is a 4xx, never 500 or an id
   afterAll(() => store.close());
 
   test.each(["/Users/%E0", "/Groups/%", "/Schemas/%E0%A4", "/ResourceTypes/%ZZ"])("answers every method on %s served and through app.handle with a 4xx", async (path) => {
-    const users = count(s);
+    const users = await count(s);
     for (const method of ["GET", "PUT", "PATCH", "DELETE"]) {
       const body = method === "PUT" || method === "PATCH" ? {} : undefined;
       const served = await s.req(method, path, body);
@@ -143,7 +142,7 @@ describe("an id whose percent-encoding is malformed is a 4xx, never 500 or an id
         expect(r.body.detail).not.toMatch(/ null not found/);
       }
     }
-    expect(count(s)).toBe(users);
+    expect(await count(s)).toBe(users);
   });
 });
 
@@ -415,17 +414,17 @@ describe("a large but legal PATCH (RFC 7644 §3.5.2.1)", () => {
 
   it("refuses 1,001 operations with 400 and applies none of them", async () => {
     const body = patchBody(...[...ids, ids[0]!].map((value) => ({ op: "add", path: "members", value: [{ value }] })));
-    const before = count(s, "group_members");
+    const before = await count(s, "group_members");
     const r = await s.req("PATCH", `/Groups/${bigGroup}`, body);
     expectScimError(r, 400);
-    expect(count(s, "group_members")).toBe(before);
+    expect(await count(s, "group_members")).toBe(before);
   });
 
   it("refuses a member list naming one unknown id among 1,000 with 400 and adds none", async () => {
     const value = [...ids.slice(0, 999), "no-such-user"].map((v) => ({ value: v }));
-    const before = count(s, "group_members");
+    const before = await count(s, "group_members");
     const r = await s.req("PATCH", `/Groups/${bigGroup}`, patchBody({ op: "add", path: "members", value }));
     expectScimError(r, 400, "invalidValue");
-    expect(count(s, "group_members")).toBe(before);
+    expect(await count(s, "group_members")).toBe(before);
   });
 });
