@@ -8,9 +8,12 @@ import { allMembers } from "../helpers";
 import { afterAll, beforeAll, describe, expect, it, test } from "bun:test";
 import { createApp } from "../../src/app";
 import { SILENT_LOGGER } from "../../src/log";
-import { SqliteStore } from "../../src/store/sqlite/sqlite-store";
 import { hashToken, newToken } from "../../src/tokens";
-import { ENTERPRISE, expectScimError, GROUP, groupBody, LIST, PATCH_OP, patchBody, memoryLogger, rawRequest, readResponse, startServer, USER, userBody, type TestServer } from "../helpers";
+import { ENTERPRISE, expectScimError, GROUP, groupBody, LIST, PATCH_OP, patchBody, memoryLogger, openTestStore, rawRequest, readResponse, startServer, USER, userBody, type TestServer } from "../helpers";
+
+/** The stores of the describes below that build their apps at once (of the test engine). */
+const cutDb = await openTestStore();
+const pctDb = await openTestStore();
 
 let s: TestServer;
 let small: TestServer;
@@ -73,12 +76,12 @@ describe("malformed JSON is 400 invalidSyntax (RFC 7644 §3.12)", () => {
 describe("a body that ends before it is complete is 400, not a server failure (RFC 9112 §6.3)", () => {
   // A client that closes the connection (or whose stream breaks) before all of its body arrived sent
   // an incomplete message: its fault, so no 500 and no "error:" line for the operator to chase.
-  const store = new SqliteStore(":memory:");
+  const store = cutDb.store;
   const token = newToken();
   const { logger, lines: logs } = memoryLogger();
   const app = createApp({ store, logger });
   beforeAll(async () => void (await store.createToken("cut", hashToken(token))));
-  afterAll(() => store.close());
+  afterAll(() => cutDb.cleanup());
   const routes: [string, string][] = [
     ["POST", "/Users"],
     ["PUT", "/Users/x"],
@@ -122,11 +125,11 @@ describe("a body that ends before it is complete is 400, not a server failure (R
 describe("an id whose percent-encoding is malformed is a 4xx, never 500 or an id of null (RFC 3986 §2.1)", () => {
   // Served, Bun's router decodes such a segment to U+FFFD (an id that matches nothing: 404); through
   // app.handle, Elysia's router gives it as null, which the routes' params schema refuses with 400.
-  const store = new SqliteStore(":memory:");
+  const store = pctDb.store;
   const token = newToken();
   const app = createApp({ store, logger: SILENT_LOGGER });
   beforeAll(async () => void (await store.createToken("pct", hashToken(token))));
-  afterAll(() => store.close());
+  afterAll(() => pctDb.cleanup());
 
   test.each(["/Users/%E0", "/Groups/%", "/Schemas/%E0%A4", "/ResourceTypes/%ZZ"])("answers every method on %s served and through app.handle with a 4xx", async (path) => {
     const users = await count(s);

@@ -12,7 +12,11 @@ import { createApp, PROBE_PATHS, SCIM_BASE_PATH } from "../../src/app";
 import { SILENT_LOGGER } from "../../src/log";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store";
 import { hashToken, newToken } from "../../src/tokens";
-import { expectScimError, groupBody, patchBody, rawRequest, startServer, tempDir, userBody, type TestResponse, type TestServer } from "../helpers";
+import { expectScimError, groupBody, itSqlite, openTestStore, patchBody, rawRequest, startServer, tempDir, userBody, type TestResponse, type TestServer } from "../helpers";
+
+/** The stores of the describes below that build their apps at once (of the test engine). */
+const routesDb = await openTestStore();
+const limitDb = await openTestStore();
 
 const HOST = "http://scimd.test";
 
@@ -48,8 +52,7 @@ function bodyFor(method: string): unknown {
 }
 
 describe("every SCIM route requires a bearer token (RFC 7644 §2, RFC 6750 §3)", () => {
-  const { dir, cleanup } = tempDir();
-  const store = new SqliteStore(join(dir, "routes.db"));
+  const store = routesDb.store;
   const token = newToken();
   const app = createApp({ store, authFailuresPerMinute: 1_000_000, logger: SILENT_LOGGER });
   const routes = app.routes.map((r) => ({ method: r.method, path: r.path })).filter((r) => !(r.method === "GET" && PROBE_PATHS.includes(r.path)));
@@ -58,10 +61,7 @@ describe("every SCIM route requires a bearer token (RFC 7644 §2, RFC 6750 §3)"
   beforeAll(async () => {
     await store.createToken("routes", hashToken(token));
   });
-  afterAll(() => {
-    store.close();
-    cleanup();
-  });
+  afterAll(() => routesDb.cleanup());
 
   it("reads a non-empty route table holding the core SCIM routes", () => {
     const keys = routes.map((r) => `${r.method} ${r.path}`);
@@ -192,8 +192,7 @@ describe("every SCIM route requires a bearer token (RFC 7644 §2, RFC 6750 §3)"
 });
 
 describe("failed-authentication throttling", () => {
-  const { dir, cleanup } = tempDir();
-  const store = new SqliteStore(join(dir, "limit.db"));
+  const store = limitDb.store;
   const token = newToken();
   const LIMIT = 5;
   // The client address comes from a test header so one app can play several clients.
@@ -203,10 +202,7 @@ describe("failed-authentication throttling", () => {
   beforeAll(async () => {
     await store.createToken("limit", hashToken(token));
   });
-  afterAll(() => {
-    store.close();
-    cleanup();
-  });
+  afterAll(() => limitDb.cleanup());
 
   const users = `${SCIM_BASE_PATH}/Users?count=0`;
 
@@ -321,7 +317,7 @@ describe("no secret in logs or in the database file", () => {
 });
 
 describe("database file permissions", () => {
-  it("creates the database file with mode 0600, and its -wal/-shm files too", async () => {
+  itSqlite("PostgreSQL keeps no file of scimd's")("creates the database file with mode 0600, and its -wal/-shm files too", async () => {
     const { dir, cleanup } = tempDir();
     try {
       const path = join(dir, "sub", "perm.db");
