@@ -22,7 +22,7 @@ import { openStore } from "../src/store/open";
 import { SqliteStore } from "../src/store/sqlite/sqlite-store";
 import type { Member, ResourceStore, Store } from "../src/store/store";
 import { hashToken, newToken } from "../src/tokens";
-import { startCluster, type PgCluster } from "./store/postgres/cluster";
+import { sharedCluster } from "./store/postgres/shared-cluster";
 
 export {
   USER_SCHEMA as USER,
@@ -69,16 +69,8 @@ export function itSqlite(why: string): typeof it {
   return named;
 }
 
-/** One cluster for the whole test process, started at the first PostgreSQL store and stopped at exit. */
-let sharedCluster: Promise<{ cluster: PgCluster; admin: SQL }> | undefined;
+/** The databases made in the process's shared cluster (shared-cluster.ts, stopped by test/preload.ts), for their names. */
 let databases = 0;
-function cluster(): Promise<{ cluster: PgCluster; admin: SQL }> {
-  sharedCluster ??= startCluster().then((c) => {
-    process.once("exit", () => c.stop());
-    return { cluster: c, admin: new SQL(c.url(), { max: 1 }) };
-  });
-  return sharedCluster;
-}
 
 /** A fresh, empty store of the test engine, opened through openStore as `serve` opens it. */
 export interface TestDb {
@@ -97,7 +89,7 @@ export interface TestDb {
 
 export async function openTestStore(engine: "sqlite" | "postgres" = TEST_STORE): Promise<TestDb> {
   if (engine === "postgres") {
-    const { cluster: c, admin } = await cluster();
+    const { cluster: c, admin } = await sharedCluster();
     const name = `scimd_http_${process.pid}_${++databases}`;
     await admin.unsafe(`CREATE DATABASE ${name}`);
     const location = c.url(name);
