@@ -11,7 +11,7 @@ import { rotatedName, rotation } from "../src/cli/backup";
 import { backupDatabase, restoreDatabase } from "../src/store/open";
 import { APPLICATION_ID, MIGRATIONS } from "../src/store/sqlite/migrations";
 import { dumpRows, inconsistencies, userNames } from "./backup-rows";
-import { groupBody, openSqliteStore, patchBody, startServer, tempDir, userBody, type TestServer } from "./helpers";
+import { groupBody, openSqliteStore, patchBody, startSqliteServer, tempDir, userBody, type SqliteTestServer } from "./helpers";
 import { SOURCE } from "./e2e/harness";
 
 let tmp: { dir: string; cleanup: () => void };
@@ -19,8 +19,8 @@ beforeEach(() => (tmp = tempDir("scimd-backup-")));
 afterEach(() => tmp.cleanup());
 
 /** A server with `n` users, two groups (one nested in the other), memberships and a second token. */
-async function populated(n: number): Promise<TestServer> {
-  const s = await startServer();
+async function populated(n: number): Promise<SqliteTestServer> {
+  const s = await startSqliteServer();
   const ids: string[] = [];
   for (let i = 0; i < n; i++) {
     const r = await s.req("POST", "/Users", userBody(`user${i}@example.com`, { title: `t${i}`, name: { givenName: `G${i}`, familyName: "F" } }));

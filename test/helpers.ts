@@ -1,8 +1,14 @@
 /**
- * Test harness: a real SQLite file in a temp folder, opened through openStore as `serve` opens it,
- * and a real server on an ephemeral port on 127.0.0.1. No mocks of the store.
+ * Test harness: a real store opened through openStore as `serve` opens it, and a real server on an
+ * ephemeral port on 127.0.0.1. No mocks of the store.
+ *
+ * The store is a SQLite file in a temp folder, or with SCIMD_TEST_STORE=postgres (the second run of
+ * `npm test`, scripts/test.ts) a fresh database in one throwaway PostgreSQL cluster shared by the
+ * whole test process (test/store/postgres/cluster.ts), so the HTTP tests run against both engines.
+ * Tests that look into the store's tables do it through `sql`/`count`, which speak to either engine.
  */
-import { expect } from "bun:test";
+import { expect, it } from "bun:test";
+import { SQL } from "bun";
 import { mkdtempSync, rmSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
@@ -14,8 +20,9 @@ import { ERROR_SCHEMA as ERROR, ScimError } from "../src/scim/errors";
 import { GROUP_SCHEMA as GROUP, PATCH_OP_SCHEMA as PATCH_OP, USER_SCHEMA as USER } from "../src/scim/schema";
 import { openStore } from "../src/store/open";
 import { SqliteStore } from "../src/store/sqlite/sqlite-store";
-import type { Member, ResourceStore } from "../src/store/store";
+import type { Member, ResourceStore, Store } from "../src/store/store";
 import { hashToken, newToken } from "../src/tokens";
+import { sharedCluster } from "./store/postgres/shared-cluster";
 
 export {
   USER_SCHEMA as USER,
@@ -49,14 +56,89 @@ export function tempDir(prefix = "scimd-test-"): { dir: string; cleanup: () => v
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
+/** The engine the tests' stores are opened on: SCIMD_TEST_STORE=postgres, else SQLite. */
+export const TEST_STORE: "sqlite" | "postgres" = process.env.SCIMD_TEST_STORE === "postgres" ? "postgres" : "sqlite";
+export const onPostgres = TEST_STORE === "postgres";
+
+/**
+ * `it` for a test that reads what only SQLite has (its file, WAL, a second process holding its write
+ * lock): skipped on the PostgreSQL run, with `why` (the SQLite-only part) in the test's name.
+ */
+export function itSqlite(why: string): typeof it {
+  const named = ((name: string, ...rest: unknown[]) => (it.skipIf(onPostgres) as any)(onPostgres ? `${name} [SQLite only: ${why}]` : name, ...rest)) as typeof it;
+  return named;
+}
+
+/** The databases made in the process's shared cluster (shared-cluster.ts, stopped by test/preload.ts), for their names. */
+let databases = 0;
+
+/** A fresh, empty store of the test engine, opened through openStore as `serve` opens it. */
+export interface TestDb {
+  store: Store;
+  /** What `--db` would name: the SQLite file, or the PostgreSQL URL. */
+  location: string;
+  /** The SQLite store itself (undefined on PostgreSQL), for what only it has. */
+  sqlite?: SqliteStore;
+  /** Runs raw SQL on the store's database (both engines have the same tables); returns its rows. */
+  sql(query: string): Promise<Record<string, unknown>[]>;
+  /** How many rows `table` holds. */
+  count(table: string): Promise<number>;
+  /** Closes the store (if not yet) and removes its file or database. */
+  cleanup(): Promise<void>;
+}
+
+export async function openTestStore(engine: "sqlite" | "postgres" = TEST_STORE): Promise<TestDb> {
+  if (engine === "postgres") {
+    const { cluster: c, admin } = await sharedCluster();
+    const name = `scimd_http_${process.pid}_${++databases}`;
+    await admin.unsafe(`CREATE DATABASE ${name}`);
+    const location = c.url(name);
+    const store = await openStore(location);
+    let raw: SQL | undefined;
+    const sql = async (query: string) => [...(await (raw ??= new SQL(location, { max: 1 })).unsafe(query))] as Record<string, unknown>[];
+    return {
+      store,
+      location,
+      sql,
+      count: async (table) => Number((await sql(`SELECT count(*) AS n FROM ${table}`))[0]!.n),
+      cleanup: async () => {
+        await raw?.close();
+        await store.close();
+        await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      },
+    };
+  }
+  const { dir, cleanup } = tempDir();
+  const location = join(dir, "scimd.db");
+  const store = await openSqliteStore(location);
+  const sql = async (query: string) => store.db.query(query).all() as Record<string, unknown>[];
+  return {
+    store,
+    location,
+    sqlite: store,
+    sql,
+    count: async (table) => Number((await sql(`SELECT count(*) AS n FROM ${table}`))[0]!.n),
+    cleanup: async () => {
+      await store.close();
+      cleanup();
+    },
+  };
+}
+
 export interface TestServer {
   url: string;
   /** `${url}/api/v1/scim` */
   base: string;
   token: string;
-  /** The SQLite store, so that a test can also look into its tables. */
-  store: SqliteStore;
-  dbPath: string;
+  /** The store (SQLite or PostgreSQL: TEST_STORE), so that a test can also write to it directly. */
+  store: Store;
+  /** What `--db` names for this store: a SQLite file or a PostgreSQL URL. */
+  db: string;
+  /** The SQLite store (undefined on PostgreSQL). */
+  sqlite?: SqliteStore;
+  /** Raw SQL on the store's database, and a table's row count (either engine). */
+  sql: TestDb["sql"];
+  count: TestDb["count"];
   /** Every line the app logged (parsed; no request lines: the edge writes those, tested in request-log.test.ts and e2e/logs.test.ts). */
   logs: LogRecord[];
   /** The same lines as written. */
@@ -86,10 +168,21 @@ export async function readResponse(res: Response): Promise<TestResponse> {
   return { status: res.status, headers: res.headers, text, body };
 }
 
-export async function startServer(opts: Partial<Omit<AppOptions, "store">> = {}): Promise<TestServer> {
-  const { dir, cleanup } = tempDir();
-  const dbPath = join(dir, "scimd.db");
-  const store = await openSqliteStore(dbPath);
+/** A server on a store of the test engine (TEST_STORE). */
+export function startServer(opts: Partial<Omit<AppOptions, "store">> = {}): Promise<TestServer> {
+  return serveTestStore(opts, TEST_STORE);
+}
+
+/** A server on a SQLite file whatever TEST_STORE says, for tests of what only SQLite has (backup, export). */
+export type SqliteTestServer = TestServer & { store: SqliteStore; dbPath: string };
+export async function startSqliteServer(opts: Partial<Omit<AppOptions, "store">> = {}): Promise<SqliteTestServer> {
+  const s = await serveTestStore(opts, "sqlite");
+  return { ...s, store: s.sqlite!, dbPath: s.db };
+}
+
+async function serveTestStore(opts: Partial<Omit<AppOptions, "store">>, engine: "sqlite" | "postgres"): Promise<TestServer> {
+  const t = await openTestStore(engine);
+  const store = t.store;
   const token = newToken();
   await store.createToken("test", hashToken(token));
   const { logger, lines, records } = memoryLogger("info");
@@ -114,14 +207,16 @@ export async function startServer(opts: Partial<Omit<AppOptions, "store">> = {})
     base,
     token,
     store,
-    dbPath,
+    db: t.location,
+    sqlite: t.sqlite,
+    sql: t.sql,
+    count: t.count,
     logs: records,
     logLines: lines,
     req,
     close: async () => {
       await server!.stop(true);
-      await store.close();
-      cleanup();
+      await t.cleanup();
     },
   };
 }
@@ -213,10 +308,14 @@ export async function expectRefusedUnchanged(
  * requests fetch cannot send, and reads until the server closes; returns the status, the header
  * block, Content-Type and body.
  */
-export async function rawExchange(port: number, text: string): Promise<{ status: number; headers: string; type: string; body: string }> {
+export async function rawExchange(port: number, text: string, opts: { halfClose?: boolean } = {}): Promise<{ status: number; headers: string; type: string; body: string }> {
   const chunks: Buffer[] = [];
   await new Promise<void>((resolve, reject) => {
-    const socket = connect(port, "127.0.0.1", () => socket.end(text));
+    // halfClose (the default) ends the client's side once the request is written. Bun drops the
+    // answer to a request whose client has half-closed if it is not ready yet (a store query on
+    // PostgreSQL is real I/O): a request whose answer needs the store passes halfClose: false, and
+    // must make the server close (HTTP/1.0, or Connection: close).
+    const socket = connect(port, "127.0.0.1", () => (opts.halfClose === false ? socket.write(text) : socket.end(text)));
     socket.on("data", (d) => chunks.push(Buffer.from(d)));
     socket.on("end", resolve);
     socket.on("error", reject);
@@ -229,8 +328,8 @@ export async function rawExchange(port: number, text: string): Promise<{ status:
 }
 
 /** `head` (a request line and headers, no Host unless it has one) sent by rawExchange, with the blank line that ends it. */
-export function rawRequest(port: number, head: string): Promise<{ status: number; headers: string; type: string; body: string }> {
-  return rawExchange(port, head + "\r\n");
+export function rawRequest(port: number, head: string, opts: { halfClose?: boolean } = {}): Promise<{ status: number; headers: string; type: string; body: string }> {
+  return rawExchange(port, head + "\r\n", opts);
 }
 
 /** The UsageError `f` throws (the test fails when it throws none, or another error). */

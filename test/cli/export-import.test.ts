@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSy
 import { join } from "node:path";
 import { main } from "../../src/main";
 import { openStore } from "../../src/store/open";
-import { ENTERPRISE, groupBody, startServer, tempDir, USER, userBody, type TestServer } from "../helpers";
+import { ENTERPRISE, groupBody, startSqliteServer, tempDir, USER, userBody, type SqliteTestServer } from "../helpers";
 
 /** Runs main(argv) with console output captured (the commands write their data into --out files here). */
 async function run(...argv: string[]): Promise<{ code: number; err: string }> {
@@ -27,7 +27,7 @@ async function run(...argv: string[]): Promise<{ code: number; err: string }> {
 }
 
 const tmp = tempDir("scimd-export-");
-let srv: TestServer;
+let srv: SqliteTestServer;
 const ids: Record<string, string> = {};
 let n = 0;
 const file = (name: string) => join(tmp.dir, `${++n}-${name}`);
@@ -46,7 +46,7 @@ async function holdings(db: string): Promise<[number, number]> {
 const content = (path: string) => readFileSync(path, "utf8").replace(/"exported":"[^"]+"/, "");
 
 beforeAll(async () => {
-  srv = await startServer();
+  srv = await startSqliteServer();
   const post = async (path: string, body: unknown) => {
     const r = await srv.req("POST", path, body);
     expect(r.status).toBe(201);

@@ -5,20 +5,20 @@
  * never stored, only "changed".
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { join } from "node:path";
 import { createApp } from "../../src/app";
 import { edgeHandler, infoOf } from "../../src/http/observe";
-import type { SqliteStore } from "../../src/store/sqlite/sqlite-store";
+import type { Store } from "../../src/store/store";
 import { hashToken, newToken } from "../../src/tokens";
-import { groupBody, memoryLogger, openSqliteStore, patchBody, readResponse, tempDir, userBody, type TestResponse } from "../helpers";
+import { groupBody, memoryLogger, openTestStore, patchBody, readResponse, userBody, type TestDb, type TestResponse } from "../helpers";
 
-const tmp = tempDir("scimd-activity-http-");
-let store: SqliteStore;
+let db: TestDb;
+let store: Store;
 let okta: string, entra: string;
 let handle: (r: Request) => Promise<Response>;
 
 beforeAll(async () => {
-  store = await openSqliteStore(join(tmp.dir, "scimd.db"));
+  db = await openTestStore();
+  store = db.store;
   okta = newToken();
   entra = newToken();
   await store.createToken("okta", hashToken(okta));
@@ -27,8 +27,7 @@ beforeAll(async () => {
   handle = edgeHandler((r) => app.handle(r), { clientAddress: () => "192.0.2.1", onFinish: () => {} });
 });
 afterAll(async () => {
-  await store.close();
-  tmp.cleanup();
+  await db.cleanup();
 });
 
 async function send(token: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<TestResponse> {
@@ -47,7 +46,7 @@ describe("activity log over HTTP", () => {
     const e = (await latest())!;
     expect(e).toMatchObject({ op: "create", resourceType: "User", id: r.body.id, name: "bob@example.com", via: "scim", token: "okta", requestId: "okta-req-42" });
     expect(e.changes).toContainEqual({ attr: "password", changed: true });
-    const everything = JSON.stringify(store.db.query("SELECT * FROM activity").all());
+    const everything = JSON.stringify(await db.sql("SELECT * FROM activity"));
     expect(everything).not.toContain("Sup3r-secret!");
     expect(everything).not.toContain("$argon2");
   });

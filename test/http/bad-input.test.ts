@@ -8,9 +8,12 @@ import { allMembers } from "../helpers";
 import { afterAll, beforeAll, describe, expect, it, test } from "bun:test";
 import { createApp } from "../../src/app";
 import { SILENT_LOGGER } from "../../src/log";
-import { SqliteStore } from "../../src/store/sqlite/sqlite-store";
 import { hashToken, newToken } from "../../src/tokens";
-import { ENTERPRISE, expectScimError, GROUP, groupBody, LIST, PATCH_OP, patchBody, memoryLogger, rawRequest, readResponse, startServer, USER, userBody, type TestServer } from "../helpers";
+import { ENTERPRISE, expectScimError, GROUP, groupBody, LIST, PATCH_OP, patchBody, memoryLogger, openTestStore, rawRequest, readResponse, startServer, USER, userBody, type TestServer } from "../helpers";
+
+/** The stores of the describes below that build their apps at once (of the test engine). */
+const cutDb = await openTestStore();
+const pctDb = await openTestStore();
 
 let s: TestServer;
 let small: TestServer;
@@ -19,8 +22,7 @@ const SMALL_USERS = 5;
 let userId: string;
 let groupId: string;
 
-const count = (srv: TestServer, table: "users" | "groups" | "group_members" = "users") =>
-  (srv.store.db.query(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
+const count = (srv: TestServer, table: "users" | "groups" | "group_members" = "users") => srv.count(table);
 
 beforeAll(async () => {
   s = await startServer();
@@ -40,15 +42,15 @@ afterAll(async () => {
 
 /** Sends a request that must fail with a 4xx SCIM error and change nothing in the store. */
 async function expectRefused(method: string, path: string, body: unknown, status = 400, scimType?: string) {
-  const users = count(s);
-  const groups = count(s, "groups");
-  const members = count(s, "group_members");
+  const users = await count(s);
+  const groups = await count(s, "groups");
+  const members = await count(s, "group_members");
   const beforeUser = (await s.req("GET", `/Users/${userId}`)).text;
   const beforeGroup = (await s.req("GET", `/Groups/${groupId}`)).text;
   const r = await s.req(method, path, body);
   expectScimError(r, status, scimType);
   expect(r.text).not.toMatch(/\.(ts|js):\d+/);
-  expect({ users: count(s), groups: count(s, "groups"), members: count(s, "group_members") }).toEqual({ users, groups, members });
+  expect({ users: await count(s), groups: await count(s, "groups"), members: await count(s, "group_members") }).toEqual({ users, groups, members });
   expect((await s.req("GET", `/Users/${userId}`)).text).toBe(beforeUser);
   expect((await s.req("GET", `/Groups/${groupId}`)).text).toBe(beforeGroup);
   return r;
@@ -74,12 +76,12 @@ describe("malformed JSON is 400 invalidSyntax (RFC 7644 §3.12)", () => {
 describe("a body that ends before it is complete is 400, not a server failure (RFC 9112 §6.3)", () => {
   // A client that closes the connection (or whose stream breaks) before all of its body arrived sent
   // an incomplete message: its fault, so no 500 and no "error:" line for the operator to chase.
-  const store = new SqliteStore(":memory:");
+  const store = cutDb.store;
   const token = newToken();
   const { logger, lines: logs } = memoryLogger();
   const app = createApp({ store, logger });
   beforeAll(async () => void (await store.createToken("cut", hashToken(token))));
-  afterAll(() => store.close());
+  afterAll(() => cutDb.cleanup());
   const routes: [string, string][] = [
     ["POST", "/Users"],
     ["PUT", "/Users/x"],
@@ -123,14 +125,14 @@ describe("a body that ends before it is complete is 400, not a server failure (R
 describe("an id whose percent-encoding is malformed is a 4xx, never 500 or an id of null (RFC 3986 §2.1)", () => {
   // Served, Bun's router decodes such a segment to U+FFFD (an id that matches nothing: 404); through
   // app.handle, Elysia's router gives it as null, which the routes' params schema refuses with 400.
-  const store = new SqliteStore(":memory:");
+  const store = pctDb.store;
   const token = newToken();
   const app = createApp({ store, logger: SILENT_LOGGER });
   beforeAll(async () => void (await store.createToken("pct", hashToken(token))));
-  afterAll(() => store.close());
+  afterAll(() => pctDb.cleanup());
 
   test.each(["/Users/%E0", "/Groups/%", "/Schemas/%E0%A4", "/ResourceTypes/%ZZ"])("answers every method on %s served and through app.handle with a 4xx", async (path) => {
-    const users = count(s);
+    const users = await count(s);
     for (const method of ["GET", "PUT", "PATCH", "DELETE"]) {
       const body = method === "PUT" || method === "PATCH" ? {} : undefined;
       const served = await s.req(method, path, body);
@@ -143,7 +145,7 @@ describe("an id whose percent-encoding is malformed is a 4xx, never 500 or an id
         expect(r.body.detail).not.toMatch(/ null not found/);
       }
     }
-    expect(count(s)).toBe(users);
+    expect(await count(s)).toBe(users);
   });
 });
 
@@ -415,17 +417,17 @@ describe("a large but legal PATCH (RFC 7644 §3.5.2.1)", () => {
 
   it("refuses 1,001 operations with 400 and applies none of them", async () => {
     const body = patchBody(...[...ids, ids[0]!].map((value) => ({ op: "add", path: "members", value: [{ value }] })));
-    const before = count(s, "group_members");
+    const before = await count(s, "group_members");
     const r = await s.req("PATCH", `/Groups/${bigGroup}`, body);
     expectScimError(r, 400);
-    expect(count(s, "group_members")).toBe(before);
+    expect(await count(s, "group_members")).toBe(before);
   });
 
   it("refuses a member list naming one unknown id among 1,000 with 400 and adds none", async () => {
     const value = [...ids.slice(0, 999), "no-such-user"].map((v) => ({ value: v }));
-    const before = count(s, "group_members");
+    const before = await count(s, "group_members");
     const r = await s.req("PATCH", `/Groups/${bigGroup}`, patchBody({ op: "add", path: "members", value }));
     expectScimError(r, 400, "invalidValue");
-    expect(count(s, "group_members")).toBe(before);
+    expect(await count(s, "group_members")).toBe(before);
   });
 });

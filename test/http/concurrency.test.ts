@@ -208,7 +208,7 @@ describe("concurrent PATCHes without If-Match lose no update", () => {
 
 describe("token commands as separate processes while the server is under load", () => {
   async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-    const p = Bun.spawn([process.execPath, "src/main.ts", ...args, "--db", s.dbPath], { cwd: REPO, env: { ...process.env }, stdout: "pipe", stderr: "pipe" });
+    const p = Bun.spawn([process.execPath, "src/main.ts", ...args, "--db", s.db], { cwd: REPO, env: { ...process.env }, stdout: "pipe", stderr: "pipe" });
     const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
     return { code, out, err };
   }

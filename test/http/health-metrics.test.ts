@@ -4,7 +4,6 @@
  * database's write lock. The metrics are scraped (render) and every line parsed.
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { join } from "node:path";
 import { createApp, SCIM_BASE_PATH } from "../../src/app";
 import { SILENT_LOGGER } from "../../src/log";
 import { listen, type Listener } from "../../src/http/listener";
@@ -13,13 +12,12 @@ import { edgeHandler, infoOf, type RequestInfo } from "../../src/http/observe";
 import type { Store } from "../../src/store/store";
 import { hashToken, newToken } from "../../src/tokens";
 import { VERSION } from "../../src/version";
-import { ERROR, groupBody, openSqliteStore, patchBody, readResponse, tempDir, userBody, type TestResponse } from "../helpers";
+import { ERROR, groupBody, itSqlite, openTestStore, patchBody, readResponse, userBody, type TestDb, type TestResponse } from "../helpers";
 import { holdWriteLock } from "../lock-holder";
 import { parseScrape } from "../prometheus";
 
 const READY_TIMEOUT_MS = 400;
-const tmp = tempDir("scimd-health-");
-const dbPath = join(tmp.dir, "scimd.db");
+let db: TestDb;
 const started = new Set<Bun.Subprocess>();
 let store: Store;
 let metrics: Metrics;
@@ -28,7 +26,8 @@ let url = "";
 const token = newToken();
 
 beforeAll(async () => {
-  store = await openSqliteStore(dbPath);
+  db = await openTestStore();
+  store = db.store;
   await store.createToken("test", hashToken(token));
   const app = createApp({ store, logger: SILENT_LOGGER, addressOf: (r) => infoOf(r)?.client ?? "unknown", readyTimeoutMs: READY_TIMEOUT_MS });
   metrics = createMetrics({ store, version: VERSION });
@@ -41,8 +40,7 @@ afterAll(async () => {
   for (const p of started) p.kill("SIGKILL");
   await server.stop();
   metrics.stop();
-  await store.close();
-  tmp.cleanup();
+  await db.cleanup();
 });
 
 const get = async (path: string, headers: Record<string, string> = {}) => readResponse(await fetch(`${url}${path}`, { headers }));
@@ -72,10 +70,10 @@ describe("/healthz and /readyz", () => {
     expect(r.headers.get("cache-control")).toBe("no-store");
   });
 
-  it("GET /readyz answers 503 with the reason while another process holds the write lock, other requests are answered meanwhile, and 200 after it lets go", async () => {
+  itSqlite("another process holds SQLite's write lock")("GET /readyz answers 503 with the reason while another process holds the write lock, other requests are answered meanwhile, and 200 after it lets go", async () => {
     // The token's last use is recorded now: a read with it below then writes nothing (a write would wait for the lock).
     expect((await api("GET", "/Users?count=1")).status).toBe(200);
-    const holder = await holdWriteLock(dbPath, started);
+    const holder = await holdWriteLock(db.location, started);
     let released = false;
     try {
       const t0 = performance.now();
@@ -146,7 +144,8 @@ describe("metrics", () => {
     expect(s.value("scimd_js_heap_capacity_bytes")).toBeGreaterThanOrEqual(s.value("scimd_js_heap_bytes")!);
     expect(s.value("process_resident_memory_bytes")).toBeGreaterThan(10 * 1024 * 1024);
     expect(s.value("scimd_build_info", { version: VERSION, bun: Bun.version })).toBe(1);
-    expect(s.value("scimd_database_bytes")).toBe(Bun.file(dbPath).size);
+    if (db.sqlite) expect(s.value("scimd_database_bytes")).toBe(Bun.file(db.location).size);
+    else expect(s.value("scimd_database_bytes")).toBeGreaterThan(0); // pg_database_size, as of the last /readyz
     for (const reason of ["missing header", "no such token", "revoked", "expired", "rate limited", "insufficient scope"]) expect(s.value("scimd_auth_failures_total", { reason })).toBeDefined();
   });
 

@@ -6,7 +6,6 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { Elysia } from "elysia";
-import { join } from "node:path";
 import { createApp, SCIM_BASE_PATH } from "../../src/app";
 import { SILENT_LOGGER } from "../../src/log";
 import { authPlugin, FailureLimiter } from "../../src/http/auth";
@@ -15,10 +14,10 @@ import { scimPlugin } from "../../src/http/scim-plugin";
 import { ScimOperations, type SearchParams } from "../../src/scim/operations";
 import type { RequestContext, ScimResult } from "../../src/scim/result";
 import type { ResourceKind } from "../../src/scim/schema";
-import { SqliteStore } from "../../src/store/sqlite/sqlite-store";
+import type { Store } from "../../src/store/store";
 import type { TokenRecord } from "../../src/store/store";
 import { hashToken, newToken } from "../../src/tokens";
-import { groupBody, patchBody, readResponse, tempDir, userBody } from "../helpers";
+import { groupBody, openTestStore, patchBody, readResponse, userBody } from "../helpers";
 
 const BASE = `https://scim.example.com${SCIM_BASE_PATH}`;
 
@@ -54,16 +53,16 @@ class Recording extends ScimOperations {
   }
 }
 
-let store: SqliteStore;
-let cleanup: () => void;
+let store: Store;
+let cleanup: () => Promise<void>;
 let ops: Recording;
 let app: { handle: (r: Request) => Promise<Response> };
 const tokens: Record<"okta" | "entra", { secret: string; record?: TokenRecord }> = { okta: { secret: newToken() }, entra: { secret: newToken() } };
 
 beforeAll(async () => {
-  const t = tempDir();
+  const t = await openTestStore();
   cleanup = t.cleanup;
-  store = new SqliteStore(join(t.dir, "db"));
+  store = t.store;
   for (const [name, tok] of Object.entries(tokens)) tok.record = await store.createToken(name, hashToken(tok.secret));
   ops = new Recording(store, { strict: false, maxResults: 100 });
   const auth = authPlugin(store, new FailureLimiter({ maxFailures: 1000, windowMs: 60_000 }), () => "test");
@@ -73,8 +72,7 @@ beforeAll(async () => {
     .use(new Elysia({ prefix: SCIM_BASE_PATH }).use(auth).use(resourceController("User", deps)).use(resourceController("Group", deps)).use(rootSearchController(deps)));
 });
 afterAll(async () => {
-  await store.close();
-  cleanup();
+  await cleanup();
 });
 
 async function call(as: keyof typeof tokens, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {

@@ -5,7 +5,6 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import fc from "fast-check";
-import { join } from "node:path";
 import { createApp } from "../../src/app";
 import { clientAddressResolver, parseCidr } from "../../src/http/client-address";
 import { edgeHandler, infoOf } from "../../src/http/observe";
@@ -15,9 +14,12 @@ import { ScimError } from "../../src/scim/errors";
 import { applyPatch } from "../../src/scim/patch";
 import { quirksFor } from "../../src/scim/quirks";
 import { USER_RESOURCE } from "../../src/scim/schema";
-import { SqliteStore } from "../../src/store/sqlite/sqlite-store";
 import { hashToken, newToken } from "../../src/tokens";
-import { groupBody, memoryLogger, PATCH_OP, patchBody, rawExchange, tempDir, USER, userBody, type LogRecord } from "../helpers";
+import { groupBody, memoryLogger, openTestStore, PATCH_OP, patchBody, rawExchange, USER, userBody, type LogRecord } from "../helpers";
+
+/** The stores of the describes below that build their app at once (of the test engine: SQLite, or PostgreSQL under SCIMD_TEST_STORE=postgres). */
+const edgeDb = await openTestStore();
+const hostDb = await openTestStore();
 
 describe("routeMeaning: the SCIM operation and resource type of a method on a route template", () => {
   const B = "/api/v1/scim";
@@ -252,8 +254,7 @@ describe("prettyLine: nothing a client sent reaches the terminal as a control ch
 });
 
 describe("the request line, through the real edge and app", () => {
-  const { dir, cleanup } = tempDir();
-  const store = new SqliteStore(join(dir, "scimd.db"));
+  const store = edgeDb.store;
   const token = newToken();
   const memory = memoryLogger("debug");
   const app = createApp({ store, logger: memory.logger, authFailuresPerMinute: 2, addressOf: (r) => infoOf(r)?.client ?? "unknown" });
@@ -274,10 +275,7 @@ describe("the request line, through the real edge and app", () => {
     return { res, text, line: lines[0]! as LogRecord };
   };
   beforeAll(async () => void (await store.createToken("okta", hashToken(token))));
-  afterAll(() => {
-    store.close();
-    cleanup();
-  });
+  afterAll(() => edgeDb.cleanup());
 
   it("a create: operation, type, the new id, the token's name, the client, the size sent", async () => {
     const { res, text, line } = await send("POST", "/Users", userBody("edge@example.com", { password: "hunter2-secret" }));
@@ -409,8 +407,7 @@ describe("the request line, through the real edge and app", () => {
 describe("a request without a Host header, or with a short one, through the edge on a real server", () => {
   // Elysia reads the path from the first "/" at index 11 on: `http://x/readyz` or a path-only URL
   // (HTTP/1.0 without Host) was answered 404, and a path-only `/api/v1/scim/Users` was routed as `/Users`.
-  const { dir, cleanup } = tempDir();
-  const store = new SqliteStore(join(dir, "host.db"));
+  const store = hostDb.store;
   const token = newToken();
   const memory = memoryLogger("info");
   const app = createApp({ store, logger: memory.logger, addressOf: (r) => infoOf(r)?.client ?? "unknown" });
@@ -423,11 +420,13 @@ describe("a request without a Host header, or with a short one, through the edge
   const head = (line: string, host: string | undefined, extra = "") =>
     host === undefined ? `${line} HTTP/1.0\r\n${extra}\r\n` : `${line} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n${extra}\r\n`;
   const auth = () => `Authorization: Bearer ${token}\r\n`;
+  // Each request makes the server close (HTTP/1.0, or Connection: close); the client's side stays open
+  // until it does: Bun drops an answer not ready when the client half-closes (the store's I/O on PostgreSQL).
+  const exchange = (port: number, text: string) => rawExchange(port, text, { halfClose: false });
   beforeAll(async () => void (await store.createToken("okta", hashToken(token))));
   afterAll(async () => {
     await server.stop(true);
-    store.close();
-    cleanup();
+    await hostDb.cleanup();
   });
 
   it.each([
@@ -438,21 +437,21 @@ describe("a request without a Host header, or with a short one, through the edge
     ["Host: lb:80 (the default port, dropped from the URL)", "lb:80"],
   ])("%s: /readyz, /healthz, a list, a create and a get are answered by their routes, and logged with the path as sent", async (_t, host) => {
     const port = server.port!;
-    expect((await rawExchange(port, head("GET /readyz", host))).status).toBe(200);
-    expect(JSON.parse((await rawExchange(port, head("GET /healthz", host))).body).status).toBe("ok");
-    const list = await rawExchange(port, head(`GET ${B}/Users?count=1`, host, auth()));
+    expect((await exchange(port, head("GET /readyz", host))).status).toBe(200);
+    expect(JSON.parse((await exchange(port, head("GET /healthz", host))).body).status).toBe("ok");
+    const list = await exchange(port, head(`GET ${B}/Users?count=1`, host, auth()));
     expect(list.status).toBe(200);
     expect(JSON.parse(list.body).schemas).toEqual(["urn:ietf:params:scim:api:messages:2.0:ListResponse"]);
     const body = JSON.stringify(userBody(`host-${host ?? "none"}@example.com`));
-    const created = await rawExchange(port, head(`POST ${B}/Users`, host, `${auth()}Content-Type: application/scim+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`) + body);
+    const created = await exchange(port, head(`POST ${B}/Users`, host, `${auth()}Content-Type: application/scim+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`) + body);
     expect(created.status).toBe(201);
     const user = JSON.parse(created.body);
     // Links are built on the Host the client sent; without one they are relative (no origin to name).
     const origin = host === undefined ? "" : `http://${host.replace(/:80$/, "")}`;
     expect(user.meta.location).toBe(`${origin}${B}/Users/${user.id}`);
     expect(created.headers.toLowerCase()).toContain(`\r\nlocation: ${origin}${B}/Users/${user.id}`.toLowerCase());
-    expect((await rawExchange(port, head(`GET ${B}/Users/${user.id}`, host, auth()))).status).toBe(200);
-    expect((await rawExchange(port, head(`GET ${B}/Users/${user.id}`, host))).status).toBe(401);
+    expect((await exchange(port, head(`GET ${B}/Users/${user.id}`, host, auth()))).status).toBe(200);
+    expect((await exchange(port, head(`GET ${B}/Users/${user.id}`, host))).status).toBe(401);
     const lines = memory.records.filter((r) => r.event === "request").slice(-6);
     expect(lines.map((r) => [r.path, r.route, r.status])).toEqual([
       ["/readyz", "/readyz", 200],
@@ -464,10 +463,10 @@ describe("a request without a Host header, or with a short one, through the edge
     ]);
     expect(lines[3]).toMatchObject({ operation: "create", resourceId: user.id, tokenName: "okta", client: "127.0.0.1" });
     // An endpoint name in another case is answered by its route too, and a 404 names the path as sent.
-    const miscased = await rawExchange(port, head(`GET ${B}/users/${user.id}`, host, auth()));
+    const miscased = await exchange(port, head(`GET ${B}/users/${user.id}`, host, auth()));
     expect(miscased.status).toBe(200);
     expect(JSON.parse(miscased.body).meta.location).toBe(`${origin}${B}/Users/${user.id}`);
-    const missing = await rawExchange(port, head(`GET ${B}/Nothing`, host, auth()));
+    const missing = await exchange(port, head(`GET ${B}/Nothing`, host, auth()));
     expect(missing.status).toBe(404);
     expect(JSON.parse(missing.body).detail).toBe(`no SCIM endpoint at GET ${B}/Nothing`);
   });

@@ -12,7 +12,11 @@ import { createApp, PROBE_PATHS, SCIM_BASE_PATH } from "../../src/app";
 import { SILENT_LOGGER } from "../../src/log";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store";
 import { hashToken, newToken } from "../../src/tokens";
-import { expectScimError, groupBody, patchBody, rawRequest, startServer, tempDir, userBody, type TestResponse, type TestServer } from "../helpers";
+import { expectScimError, groupBody, itSqlite, openTestStore, patchBody, rawRequest, startServer, tempDir, userBody, type TestResponse, type TestServer } from "../helpers";
+
+/** The stores of the describes below that build their apps at once (of the test engine). */
+const routesDb = await openTestStore();
+const limitDb = await openTestStore();
 
 const HOST = "http://scimd.test";
 
@@ -48,8 +52,7 @@ function bodyFor(method: string): unknown {
 }
 
 describe("every SCIM route requires a bearer token (RFC 7644 §2, RFC 6750 §3)", () => {
-  const { dir, cleanup } = tempDir();
-  const store = new SqliteStore(join(dir, "routes.db"));
+  const store = routesDb.store;
   const token = newToken();
   const app = createApp({ store, authFailuresPerMinute: 1_000_000, logger: SILENT_LOGGER });
   const routes = app.routes.map((r) => ({ method: r.method, path: r.path })).filter((r) => !(r.method === "GET" && PROBE_PATHS.includes(r.path)));
@@ -58,10 +61,7 @@ describe("every SCIM route requires a bearer token (RFC 7644 §2, RFC 6750 §3)"
   beforeAll(async () => {
     await store.createToken("routes", hashToken(token));
   });
-  afterAll(() => {
-    store.close();
-    cleanup();
-  });
+  afterAll(() => routesDb.cleanup());
 
   it("reads a non-empty route table holding the core SCIM routes", () => {
     const keys = routes.map((r) => `${r.method} ${r.path}`);
@@ -192,8 +192,7 @@ describe("every SCIM route requires a bearer token (RFC 7644 §2, RFC 6750 §3)"
 });
 
 describe("failed-authentication throttling", () => {
-  const { dir, cleanup } = tempDir();
-  const store = new SqliteStore(join(dir, "limit.db"));
+  const store = limitDb.store;
   const token = newToken();
   const LIMIT = 5;
   // The client address comes from a test header so one app can play several clients.
@@ -203,10 +202,7 @@ describe("failed-authentication throttling", () => {
   beforeAll(async () => {
     await store.createToken("limit", hashToken(token));
   });
-  afterAll(() => {
-    store.close();
-    cleanup();
-  });
+  afterAll(() => limitDb.cleanup());
 
   const users = `${SCIM_BASE_PATH}/Users?count=0`;
 
@@ -286,11 +282,12 @@ describe("no secret in logs or in the database file", () => {
     await s.req("DELETE", "/Users/does-not-exist");
     // A logged operator event: removing every member of a group.
     await s.req("PATCH", `/Groups/${g.body.id}`, patchBody({ op: "remove", path: "members" }));
-    // An unexpected failure (500): a table the store needs is gone.
-    s.store.db.exec("DROP TABLE user_emails");
+    // An unexpected failure (500): a table the store needs to create a User is gone.
+    const gone = s.sqlite ? "user_emails" : "activity";
+    await s.sql(`DROP TABLE ${gone}`);
     const boom = await s.req("POST", "/Users", userBody("boom@example.com"), { Authorization: `Bearer ${s.token}`, "X-Debug": `Bearer ${s.token}` });
     expectScimError(boom, 500);
-    expect(boom.text).not.toContain("user_emails");
+    expect(boom.text).not.toContain(gone);
 
     expect(s.logs.some((l) => l.event === "unexpected error")).toBe(true); // the 500 was logged, so the check below is not vacuous
     for (const line of logs) {
@@ -301,10 +298,15 @@ describe("no secret in logs or in the database file", () => {
     }
   });
 
-  it("stores only token hashes: the database file (and its -wal) holds no plaintext token", async () => {
-    const files = [s.dbPath, `${s.dbPath}-wal`].filter(existsSync);
-    const bytes = Buffer.concat(files.map((f) => readFileSync(f)));
-    const text = bytes.toString("latin1");
+  it("stores only token hashes: the database file (and its -wal) holds no plaintext token (on PostgreSQL: no row of any table)", async () => {
+    let text: string;
+    if (s.sqlite) {
+      const files = [s.db, `${s.db}-wal`].filter(existsSync);
+      text = Buffer.concat(files.map((f) => readFileSync(f))).toString("latin1");
+    } else {
+      const tables = await s.sql("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()");
+      text = JSON.stringify(await Promise.all(tables.map((t) => s.sql(`SELECT * FROM ${t.tablename}`))));
+    }
     for (const t of [s.token, otherToken]) {
       expect(text).not.toContain(t);
       expect(text).not.toContain(t.slice("scimd_".length));
@@ -315,7 +317,7 @@ describe("no secret in logs or in the database file", () => {
 });
 
 describe("database file permissions", () => {
-  it("creates the database file with mode 0600, and its -wal/-shm files too", async () => {
+  itSqlite("PostgreSQL keeps no file of scimd's")("creates the database file with mode 0600, and its -wal/-shm files too", async () => {
     const { dir, cleanup } = tempDir();
     try {
       const path = join(dir, "sub", "perm.db");
@@ -338,11 +340,11 @@ describe("SQL injection through every parameter that reaches SQL", () => {
   let snapshot: string;
   const N = 6;
 
-  const counts = () => ({
-    users: (s.store.db.query("SELECT count(*) AS n FROM users").get() as { n: number }).n,
-    groups: (s.store.db.query("SELECT count(*) AS n FROM groups").get() as { n: number }).n,
-    members: (s.store.db.query("SELECT count(*) AS n FROM group_members").get() as { n: number }).n,
-    tokens: (s.store.db.query("SELECT count(*) AS n FROM tokens").get() as { n: number }).n,
+  const counts = async () => ({
+    users: await s.count("users"),
+    groups: await s.count("groups"),
+    members: await s.count("group_members"),
+    tokens: await s.count("tokens"),
   });
   const allUsers = async () => {
     const r = await s.req("GET", "/Users?sortBy=userName");
@@ -367,7 +369,7 @@ describe("SQL injection through every parameter that reaches SQL", () => {
   });
 
   async function expectIntact() {
-    expect(counts()).toEqual({ users: N, groups: 1, members: 4, tokens: 1 });
+    expect(await counts()).toEqual({ users: N, groups: 1, members: 4, tokens: 1 });
     expect(await allUsers()).toBe(snapshot);
   }
 

@@ -5,13 +5,12 @@
  * added later without one fails the first test, so nobody adds a route whose scope was never decided.
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { join } from "node:path";
 import { createApp, PROBE_PATHS } from "../../src/app";
 import { SILENT_LOGGER } from "../../src/log";
-import type { SqliteStore } from "../../src/store/sqlite/sqlite-store";
+import type { Store } from "../../src/store/store";
 import type { TokenScope } from "../../src/store/store";
 import { hashToken, newToken } from "../../src/tokens";
-import { expectScimError, openSqliteStore, readResponse, tempDir, userBody, groupBody, type TestResponse } from "../helpers";
+import { expectScimError, openTestStore, readResponse, userBody, groupBody, type TestResponse } from "../helpers";
 
 const HOST = "http://scimd.test";
 const BASE = "/api/v1/scim";
@@ -53,17 +52,17 @@ const DECISIONS: Record<string, Decision | typeof BY_METHOD> = {
   [`ALL ${BASE}/*`]: BY_METHOD,
 };
 
-let store: SqliteStore;
+let store: Store;
 let app: ReturnType<typeof createApp>;
-let cleanup: () => void;
+let cleanup: () => Promise<void>;
 const secrets: Record<TokenScope, string> = { read: newToken(), write: newToken() };
 let userId: string;
 let groupId: string;
 
 beforeAll(async () => {
-  const tmp = tempDir("scimd-scope-routes-");
-  cleanup = tmp.cleanup;
-  store = await openSqliteStore(join(tmp.dir, "scimd.db"));
+  const t = await openTestStore();
+  cleanup = t.cleanup;
+  store = t.store;
   await store.createToken("reader", hashToken(secrets.read), { scope: "read" });
   await store.createToken("idp", hashToken(secrets.write));
   app = createApp({ store, logger: SILENT_LOGGER, authFailuresPerMinute: 10_000 });
@@ -72,8 +71,7 @@ beforeAll(async () => {
   expect([typeof userId, typeof groupId]).toEqual(["string", "string"]);
 });
 afterAll(async () => {
-  await store.close();
-  cleanup();
+  await cleanup();
 });
 
 async function send(method: string, path: string, scope: TokenScope | undefined, body?: unknown): Promise<TestResponse> {

@@ -244,6 +244,13 @@ export function storeContract(name: string, open: OpenFresh): void {
         expect(page.resources.map((r) => r.id)).toEqual(idx.map((i) => users[i]!.id));
       });
 
+      // A client's startIndex far past the end: the SCIM layer clamps it to the largest safe integer.
+      it.each([2 ** 31, Number.MAX_SAFE_INTEGER - 1])("an offset of %d, past any 32-bit int, is an empty page with the full total", async (offset) => {
+        await seed();
+        expect(await store.search("User", { offset, limit: 2 })).toEqual({ total: 5, resources: [] });
+        expect(await store.search("User", { offset, limit: 2, sortBy: { extension: null, attr: resolveAttrPath(USER_RESOURCE, "userName")!.attr } })).toEqual({ total: 5, resources: [] });
+      });
+
       it("limit 0 returns only the total and no resources (RFC 7644 §3.4.2.4)", async () => {
         await seed();
         const page = await store.search("User", { offset: 0, limit: 0 });

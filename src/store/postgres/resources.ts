@@ -231,9 +231,11 @@ export class PostgresResources implements Omit<ResourceStore, "memberPage" | "me
     };
     if (query.limit <= 0) return { total: await count(), resources: [] };
     const order = compileOrder(kind, query.sortBy, query.descending ?? false);
-    const page = [...params, query.limit, query.offset];
+    // startIndex is the client's: far past the end (startIndex=1e300) is an empty page, not an int
+    // overflow (a 500); no table holds 2^53 rows, so the offset is clamped there and bound as bigint.
+    const page = [...params, query.limit, Math.min(query.offset, Number.MAX_SAFE_INTEGER)];
     const rows = (await this.d.sql.unsafe(
-      `SELECT ${t.columns} FROM ${t.name} r WHERE ${where?.sql ?? "true"} ORDER BY ${order} LIMIT $${params.length + 1}::int OFFSET $${params.length + 2}::int`,
+      `SELECT ${t.columns} FROM ${t.name} r WHERE ${where?.sql ?? "true"} ORDER BY ${order} LIMIT $${params.length + 1}::int OFFSET $${params.length + 2}::bigint`,
       page,
     )) as Row[];
     // A first page that is not full holds every match: no count query needed (an IdP's lookup by userName).

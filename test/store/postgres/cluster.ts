@@ -57,6 +57,14 @@ function run(bin: string, args: string[], timeoutMs = 60_000): void {
   if (r.status !== 0) throw new Error(`${bin} ${args.join(" ")} failed (${r.error?.message ?? `exit ${r.status}`}):\n${r.stdout}\n${r.stderr}`);
 }
 
+/** run, without blocking the event loop (a test's load goes on while the server stops and starts). */
+async function runAsync(bin: string, args: string[], timeoutMs = 60_000): Promise<void> {
+  const argv = isRoot ? ["runuser", "-u", "postgres", "--", join(BIN!, bin), ...args] : [join(BIN!, bin), ...args];
+  const p = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe", env: { ...process.env, LC_ALL: "C", LANG: "C" }, timeout: timeoutMs });
+  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  if (code !== 0) throw new Error(`${bin} ${args.join(" ")} failed (exit ${code}):\n${out}\n${err}`);
+}
+
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
@@ -77,6 +85,12 @@ export interface PgCluster {
   halt(): void;
   /** Starts a halted server again on the same port. */
   resume(): void;
+  /**
+   * Stops the server (`pg_ctl stop -m fast`: sessions are ended, in-flight transactions rolled back),
+   * keeps it down for `downMs`, and starts it again, without blocking the event loop. Resolves with
+   * the moments (performance.now()) the stop returned and the start returned.
+   */
+  restart(downMs: number): Promise<{ stoppedAt: number; startedAt: number }>;
   /** Stops the server and removes its folder. Safe to call twice. */
   stop(): void;
 }
@@ -139,7 +153,16 @@ export async function startCluster(): Promise<PgCluster> {
           run("pg_ctl", ["-D", data, "-l", join(dir, "server.log"), "-w", "-t", "60", "start"], 90_000);
           started = true;
         };
-        return { port, url: (db = "postgres") => `postgres://${TEST_ROLE}@127.0.0.1:${port}/${db}`, halt, resume, stop };
+        const restart = async (downMs: number) => {
+          await runAsync("pg_ctl", ["-D", data, "-m", "fast", "-w", "stop"]);
+          started = false;
+          const stoppedAt = performance.now();
+          await Bun.sleep(downMs);
+          await runAsync("pg_ctl", ["-D", data, "-l", join(dir, "server.log"), "-w", "-t", "60", "start"], 90_000);
+          started = true;
+          return { stoppedAt, startedAt: performance.now() };
+        };
+        return { port, url: (db = "postgres") => `postgres://${TEST_ROLE}@127.0.0.1:${port}/${db}`, halt, resume, restart, stop };
       } catch (e) {
         if (attempt >= 3) throw e;
       }
