@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { main } from "../../src/main";
 import { openStore } from "../../src/store/open";
 import { describePostgres, startCluster, type PgCluster } from "../store/postgres/cluster";
-import { groupBody, startServer, tempDir, userBody, type TestServer } from "../helpers";
+import { groupBody, startSqliteServer as startServer, tempDir, userBody, type SqliteTestServer as TestServer } from "../helpers";
 
 async function run(...argv: string[]): Promise<{ code: number; out: string }> {
   const out: string[] = [];

@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, it } from "bun:test";
 import { rmSync } from "node:fs";
 import { ERROR_SCHEMA } from "../../src/scim/errors";
-import { groupBody, patchBody, startServer, userBody, type TestServer } from "../helpers";
+import { groupBody, patchBody, startSqliteServer as startServer, userBody, type SqliteTestServer as TestServer } from "../helpers";
 
 let srv: TestServer | undefined;
 afterEach(async () => {
