@@ -89,12 +89,13 @@ export class PostgresResources implements Omit<ResourceStore, "memberPage" | "me
     const t = TABLES[kind];
     const now = nowIso();
     const { created, lastModified } = input.meta ?? { created: now, lastModified: now };
+    const version = input.meta?.version ?? 1;
     try {
       await this.d.write(async (tx, delta) => {
         const [row] = await tx.unsafe(
           `INSERT INTO ${t.name} (id, ${t.keyColumn}, external_id, display, created, last_modified, version, data, search)
-           VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8::text::jsonb) RETURNING seq::float8 AS seq`,
-          [input.id, t.key(input.data), externalIdKey(input.data), displayOf(kind, input.data), created, lastModified, JSON.stringify(input.data), JSON.stringify(toSearchDoc(t.rt, input.data))],
+           VALUES ($1, $2, $3, $4, $5, $6, $9::int, $7, $8::text::jsonb) RETURNING seq::float8 AS seq`,
+          [input.id, t.key(input.data), externalIdKey(input.data), displayOf(kind, input.data), created, lastModified, JSON.stringify(input.data), JSON.stringify(toSearchDoc(t.rt, input.data)), version],
         );
         delta[t.name] += 1;
         const log = this.activity.enabled ? memberLog() : undefined;
@@ -114,7 +115,7 @@ export class PostgresResources implements Omit<ResourceStore, "memberPage" | "me
       // The unique index on the name key (or on the id the caller chose) refused it: 409, never the server's text.
       throw isUniqueViolation(e) ? uniquenessOf(t, input.data) : e;
     }
-    const stored: StoredResource = { id: input.id, data: input.data, version: 1, created, lastModified };
+    const stored: StoredResource = { id: input.id, data: input.data, version, created, lastModified };
     if (kind === "User") stored.groups = [];
     return stored;
   }

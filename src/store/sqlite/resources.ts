@@ -46,7 +46,7 @@ function table({ kind, name, nameAttr, key, keyColumn, getColumns }: TableSpec):
     sql: {
       get: `SELECT ${getColumns} FROM ${name} r WHERE r.id = ?`,
       keyTaken: `SELECT 1 FROM ${name} WHERE ${keyColumn} = ?`,
-      insert: `INSERT INTO ${name} (id, ${keyColumn}, external_id, created, last_modified, version, data, search) VALUES (?, ?, ?, ?, ?, 1, ?, ?) RETURNING seq`,
+      insert: `INSERT INTO ${name} (id, ${keyColumn}, external_id, created, last_modified, version, data, search) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
       current: `SELECT seq, version, created, last_modified, data, ${keyColumn} AS key FROM ${name} WHERE id = ?`,
       update: `UPDATE ${name} SET ${keyColumn} = ?, external_id = ?, last_modified = ?, version = version + 1, data = ?, search = ? WHERE seq = ?`,
       delete: `DELETE FROM ${name} WHERE seq = ?`,
@@ -118,11 +118,12 @@ export class SqliteResources implements Omit<ResourceStore, "memberPage" | "memb
     const t = TABLES[kind];
     const now = nowIso();
     const { created, lastModified } = input.meta ?? { created: now, lastModified: now };
+    const version = input.meta?.version ?? 1;
     const data = JSON.stringify(input.data);
     const search = JSON.stringify(toSearchDoc(t.rt, input.data));
     const run = () => {
       const key = this.claimKey(t, input.data);
-      const row = this.d.q(t.sql.insert).get(input.id, key, externalIdKey(input.data), created, lastModified, data, search) as { seq: number };
+      const row = this.d.q(t.sql.insert).get(input.id, key, externalIdKey(input.data), created, lastModified, version, data, search) as { seq: number };
       this.d.tally(t.name, 1);
       if (kind === "User") this.writeEmails(row.seq, input.data, false);
       const log = this.activity.enabled ? memberLog() : undefined;
@@ -145,7 +146,7 @@ export class SqliteResources implements Omit<ResourceStore, "memberPage" | "memb
       // claimKey checked the name in the same transaction, so what is left to clash is the id the caller chose: a 409 too, never SQLite's text.
       throw isUniqueViolation(e) ? uniquenessOf(t, input.data) : e;
     }
-    const stored: StoredResource = { id: input.id, data: input.data, version: 1, created, lastModified };
+    const stored: StoredResource = { id: input.id, data: input.data, version, created, lastModified };
     if (kind === "User") stored.groups = [];
     return stored;
   }

@@ -28,6 +28,9 @@ import type {
   TokenOptions,
   RotateOptions,
   UpdateInput,
+  ActivityCopy,
+  RowCounts,
+  TokenCopy,
 } from "../store";
 import { SqliteActivity } from "./activity";
 import { SqliteDatabase, type SqliteStoreOptions } from "./database";
@@ -129,6 +132,30 @@ export class SqliteStore implements Store {
 
   pruneActivity(olderThan: string, limit: number): Promise<number> {
     return this.activity.prune(olderThan, limit);
+  }
+
+  async rowCounts(): Promise<RowCounts> {
+    return this.database
+      .q(
+        "SELECT (SELECT count(*) FROM users) AS users, (SELECT count(*) FROM groups) AS groups, (SELECT count(*) FROM group_members) AS memberships, (SELECT count(*) FROM tokens) AS tokens, (SELECT count(*) FROM activity) AS activity",
+      )
+      .get() as RowCounts;
+  }
+
+  tokenCopies(): Promise<TokenCopy[]> {
+    return this.tokens.copies();
+  }
+
+  insertTokenCopies(tokens: readonly TokenCopy[]): Promise<void> {
+    return this.tokens.insertCopies(tokens);
+  }
+
+  async activityCopies(after: number, limit: number): Promise<ActivityCopy[]> {
+    return this.activity.copies(after, limit);
+  }
+
+  insertActivityCopies(entries: readonly ActivityCopy[]): Promise<void> {
+    return this.activity.insertCopies(entries);
   }
 
   ready(timeoutMs: number): Promise<Readiness> {
