@@ -1,0 +1,290 @@
+/**
+ * `scimd migrate --from DB --to DB`: copies one scimd database into another, empty one, of either
+ * engine (SQLite → PostgreSQL, PostgreSQL → SQLite, or SQLite → SQLite): Users, Groups and their
+ * memberships (ids, meta.created / lastModified and versions kept, so an IdP's links and ETags stay
+ * valid), every token secret (its hash, scope, lifetime, rotated and revoked state) and the activity
+ * log, in batches, with a progress bar on a terminal. Then it verifies: every count, a sample of
+ * resources compared as JSON (with their groups or members), every token, the newest activity entries.
+ *
+ * The target's own activity log is off while copying: the entries copied are the source's history,
+ * and the copy adds none of its own.
+ */
+import { existsSync, realpathSync } from "node:fs";
+import { flag, flagHelp, HELP_FLAG, parseFlags, UsageError } from "../config";
+import type { ResourceKind } from "../scim/schema";
+import { describeDb, isPostgresUrl, namesDatabaseFile, openStore, parseDbLocation } from "../store/open";
+import type { Member, RowCounts, Store, StoredResource, TokenCopy } from "../store/store";
+import { openExisting } from "./database";
+import { commandLine } from "./invocation";
+import { progressBar, type Progress } from "./progress";
+
+/** Creates queued together (one group commit in SQLite; concurrent transactions in PostgreSQL). */
+const DEFAULT_BATCH = 500;
+const MEMBER_PAGE = 1000;
+const DEFAULT_SAMPLE = 100;
+
+export const MIGRATE_FLAGS = [
+  flag({ name: "from", kind: "string", help: "the database to copy: a file path, sqlite:PATH or a postgres:// URL (not changed)" }),
+  flag({ name: "to", kind: "string", help: "the empty database to copy into: a file path or sqlite:PATH (created when missing), or a postgres:// URL of an existing, empty database" }),
+  flag({ name: "batch", kind: "int", default: DEFAULT_BATCH, help: "resources (and activity entries ×2) written per batch" }),
+  flag({ name: "sample", kind: "int", default: DEFAULT_SAMPLE, help: "resources (and newest activity entries) compared document by document after the copy" }),
+  HELP_FLAG,
+] as const;
+
+export const MIGRATE_USAGE = `Usage: scimd migrate --from DB --to DB [--batch N] [--sample N]
+
+Copies a scimd database into an empty one, SQLite to PostgreSQL or back (or SQLite to SQLite):
+every User and Group with its id, meta.created / meta.lastModified and version (so ETags stay
+valid), the group memberships, every API token (hashes, scope, lifetime, rotated and revoked
+secrets: the IdP keeps its token) and the activity log. Then it verifies that every count matches
+and compares a sample of resources, every token and the newest activity entries in both, and
+prints what it copied. Stop the server on --from first (a write made during the copy may be
+missed). The target must hold nothing (not even a token); a PostgreSQL target is a database that
+exists (CREATE DATABASE scimd OWNER scimd) and scimd creates its tables. A password is never
+printed: give it in the URL, PGPASSWORD or as the server's docs say.
+
+Options:
+${flagHelp(MIGRATE_FLAGS)}
+
+Examples:
+  ${commandLine("migrate", ["--from", "/var/lib/scimd/scimd.db", "--to", "postgres://scimd@db.internal:5432/scimd?sslmode=require"])}
+  ${commandLine("migrate", ["--from", "postgres://scimd@db.internal:5432/scimd", "--to", "/var/lib/scimd/back.db"])}`;
+
+const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
+/** A database's identity for "is it the same one": a SQLite file's real path, or a PostgreSQL server's host, port and database. */
+function identity(value: string): string {
+  if (isPostgresUrl(value)) {
+    try {
+      const u = new URL(value.trim());
+      const db = decodeURIComponent(u.pathname.replace(/^\//, "")) || decodeURIComponent(u.username);
+      return `postgres://${u.hostname.toLowerCase()}:${u.port || "5432"}/${db}`;
+    } catch {
+      return value.trim();
+    }
+  }
+  const path = parseDbLocation(value).path;
+  try {
+    return `sqlite:${existsSync(path) ? realpathSync(path) : describeDb(value)}`;
+  } catch {
+    return `sqlite:${describeDb(value)}`;
+  }
+}
+
+function sameDatabase(from: string, to: string): boolean {
+  if (identity(from) === identity(to)) return true;
+  // A SQLite target that is the source's -wal or -shm file, or the other way round.
+  if (!isPostgresUrl(from) && !isPostgresUrl(to)) return namesDatabaseFile(from, parseDbLocation(to).path) || namesDatabaseFile(to, parseDbLocation(from).path);
+  return false;
+}
+
+const countsLine = (c: RowCounts) =>
+  `${plural(c.users, "user")}, ${plural(c.groups, "group")}, ${plural(c.memberships, "membership")}, ${plural(c.tokens, "token secret")}, ${plural(c.activity, "activity entry", "activity entries")}`;
+
+const KINDS: (keyof RowCounts)[] = ["users", "groups", "memberships", "tokens", "activity"];
+
+/** Up to `size` items chosen uniformly from those offered (reservoir sampling), so the sample spans the whole database. */
+class Sample<T> {
+  readonly items: T[] = [];
+  private seen = 0;
+  constructor(private readonly size: number) {}
+  offer(item: T): void {
+    this.seen++;
+    if (this.items.length < this.size) this.items.push(item);
+    else {
+      const j = Math.floor(Math.random() * this.seen);
+      if (j < this.size) this.items[j] = item;
+    }
+  }
+}
+
+async function allMembers(store: Store, groupId: string): Promise<Member[]> {
+  const members: Member[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await store.memberPage(groupId, cursor, MEMBER_PAGE);
+    members.push(...page.members);
+    cursor = page.next;
+  } while (cursor !== undefined);
+  return members;
+}
+
+/** A resource as compared: its document, timestamps, version, and its groups or members (in a fixed order). */
+async function comparable(store: Store, kind: ResourceKind, id: string): Promise<string | undefined> {
+  const r = await store.get(kind, id);
+  if (!r) return undefined;
+  const byValue = <T extends { value: string }>(xs: T[]) => [...xs].sort((a, b) => (a.value < b.value ? -1 : a.value > b.value ? 1 : 0));
+  const related = kind === "User" ? byValue(r.groups ?? (await store.groupsOf(id))) : byValue(await allMembers(store, id));
+  return JSON.stringify({ id: r.id, data: r.data, created: r.created, lastModified: r.lastModified, version: r.version, related });
+}
+
+/** A failure of the copy, after which the target holds part of the source. */
+class CopyFailure extends Error {}
+
+interface Copied {
+  sample: Sample<{ kind: ResourceKind; id: string }>;
+}
+
+async function copyUsers(from: Store, to: Store, batch: number, progress: Progress, copied: Copied): Promise<void> {
+  let after: string | undefined;
+  do {
+    const page = await from.scan("User", after, batch);
+    await Promise.all(page.resources.map((r) => to.create("User", { id: r.id, data: r.data, meta: { created: r.created, lastModified: r.lastModified, version: r.version } })));
+    for (const r of page.resources) copied.sample.offer({ kind: "User", id: r.id });
+    progress.advance(page.resources.length);
+    await progress.tick();
+    after = page.next;
+  } while (after !== undefined);
+}
+
+/**
+ * Groups, each after the groups it has as members (a Group is created with its members, which must
+ * exist): in waves, each wave the groups whose member groups are all copied, in creation order.
+ */
+async function copyGroups(from: Store, to: Store, batch: number, progress: Progress, copied: Copied): Promise<void> {
+  const order: string[] = [];
+  /** For a Group that is a member of others: those others. */
+  const parentsOf = new Map<string, string[]>();
+  /** For a Group with member Groups: how many of them are not copied yet. */
+  const waiting = new Map<string, number>();
+  let after: string | undefined;
+  do {
+    const page = await from.scan("Group", after, batch);
+    for (const r of page.resources) order.push(r.id);
+    const parents = await Promise.all(page.resources.map((r) => from.groupsOf(r.id)));
+    page.resources.forEach((r, i) => {
+      if (!parents[i]!.length) return;
+      parentsOf.set(r.id, parents[i]!.map((p) => p.value));
+      for (const p of parents[i]!) waiting.set(p.value, (waiting.get(p.value) ?? 0) + 1);
+    });
+    after = page.next;
+  } while (after !== undefined);
+
+  const position = new Map(order.map((id, i) => [id, i]));
+  let wave = order.filter((id) => !waiting.get(id));
+  let done = 0;
+  while (wave.length) {
+    const next: string[] = [];
+    for (let i = 0; i < wave.length; i += batch) {
+      const ids = wave.slice(i, i + batch);
+      await Promise.all(
+        ids.map(async (id) => {
+          const g: StoredResource | undefined = await from.get("Group", id);
+          if (!g) throw new CopyFailure(`Group ${id} was deleted from the source during the copy (stop the server on --from and migrate into an empty database again)`);
+          const members = (await allMembers(from, id)).map((m) => m.value);
+          await to.create("Group", { id, data: g.data, members, meta: { created: g.created, lastModified: g.lastModified, version: g.version } });
+        }),
+      );
+      for (const id of ids) {
+        copied.sample.offer({ kind: "Group", id });
+        for (const p of parentsOf.get(id) ?? []) {
+          const left = (waiting.get(p) ?? 0) - 1;
+          waiting.set(p, left);
+          if (left === 0) next.push(p);
+        }
+      }
+      done += ids.length;
+      progress.advance(ids.length);
+      await progress.tick();
+    }
+    wave = next.sort((a, b) => position.get(a)! - position.get(b)!);
+  }
+  if (done < order.length) throw new CopyFailure(`${order.length - done} groups are members of each other in a cycle and cannot be created one after another`);
+}
+
+async function copyActivity(from: Store, to: Store, batch: number, progress: Progress): Promise<void> {
+  let after = 0;
+  for (;;) {
+    const page = await from.activityCopies(after, batch * 2);
+    if (!page.length) return;
+    await to.insertActivityCopies(page);
+    after = page[page.length - 1]!.entry.seq;
+    progress.advance(page.length);
+    await progress.tick();
+  }
+}
+
+/** What differs between the source and the copy (empty: nothing). */
+async function verify(from: Store, to: Store, sampleSize: number, copied: Copied): Promise<{ problems: string[]; counts: RowCounts; sampled: number; tokens: number; activity: number }> {
+  const problems: string[] = [];
+  const [a, b] = await Promise.all([from.rowCounts(), to.rowCounts()]);
+  for (const k of KINDS) if (a[k] !== b[k]) problems.push(`${k}: ${a[k]} in the source, ${b[k]} in the copy`);
+  for (const { kind, id } of copied.sample.items) {
+    const [x, y] = await Promise.all([comparable(from, kind, id), comparable(to, kind, id)]);
+    if (x !== y) problems.push(`${kind} ${id} differs${y === undefined ? " (missing from the copy)" : ""}`);
+  }
+  const key = (t: TokenCopy) => t.hash;
+  const [ts, tt] = await Promise.all([from.tokenCopies(), to.tokenCopies()]);
+  const target = new Map(tt.map((t) => [key(t), JSON.stringify(t)]));
+  for (const t of ts) if (target.get(key(t)) !== JSON.stringify(t)) problems.push(`token '${t.name}' (id ${t.id}) differs`);
+  const strip = (es: { seq: number }[]) => es.map(({ seq: _, ...e }) => JSON.stringify(e));
+  const [ea, eb] = await Promise.all([from.listActivity({ limit: sampleSize }), to.listActivity({ limit: sampleSize })]);
+  const sa = strip(ea), sb = strip(eb);
+  if (sa.length !== sb.length || sa.some((e, i) => e !== sb[i])) problems.push(`the newest ${sa.length} activity entries differ`);
+  return { problems, counts: b, sampled: copied.sample.items.length, tokens: ts.length, activity: sa.length };
+}
+
+export async function migrate(argv: string[]): Promise<number> {
+  const { values, args } = parseFlags(argv, MIGRATE_FLAGS);
+  if (values.help) {
+    console.log(MIGRATE_USAGE);
+    return 0;
+  }
+  if (args.length) throw new UsageError(`unexpected argument '${args[0]}' (give the databases as --from and --to)`);
+  if (!values.from) throw new UsageError("migrate needs --from, the database to copy");
+  if (!values.to) throw new UsageError("migrate needs --to, the empty database to copy into");
+  if (values.batch < 1) throw new UsageError("--batch must be at least 1");
+  if (values.sample < 0) throw new UsageError("--sample must be 0 or more");
+  const fromShown = describeDb(values.from);
+  const toShown = describeDb(values.to);
+  if (sameDatabase(values.from, values.to)) throw new Error(`--from and --to name the same database (${toShown}); migrate copies into another, empty database`);
+
+  const started = performance.now();
+  const from = await openExisting(values.from);
+  let to: Store | undefined;
+  try {
+    // The copy records no activity of its own: the source's log is copied as it is.
+    to = await openStore(values.to, { create: true, activityLog: false });
+    const held = await to.rowCounts();
+    if (KINDS.some((k) => held[k] > 0))
+      throw new Error(`the target ${toShown} is not empty (it holds ${countsLine(held)}); migrate copies into an empty database only, so that nothing is merged or overwritten`);
+    const source = await from.rowCounts();
+    const progress = progressBar("migrating", source.users + source.groups + source.tokens + source.activity);
+    const copied: Copied = { sample: new Sample(values.sample) };
+    try {
+      await copyUsers(from, to, values.batch, progress, copied);
+      await copyGroups(from, to, values.batch, progress, copied);
+      const tokens = await from.tokenCopies();
+      await to.insertTokenCopies(tokens);
+      progress.advance(tokens.length);
+      await copyActivity(from, to, values.batch, progress);
+    } catch (e) {
+      progress.stop();
+      const why = e instanceof Error ? ((e as { detail?: string }).detail ?? e.message) : String(e);
+      console.error(
+        `scimd: migrate failed: ${why}; ${toShown} now holds part of the copy: empty it (a new file, or DROP DATABASE and CREATE DATABASE) and run migrate again; ${fromShown} is unchanged`,
+      );
+      return 1;
+    }
+    progress.stop();
+    const v = await verify(from, to, values.sample, copied);
+    if (v.problems.length) {
+      console.error(`scimd: migrate copied, but the copy in ${toShown} does not match ${fromShown}: ${v.problems.slice(0, 5).join("; ")}${v.problems.length > 5 ? `; and ${v.problems.length - 5} more` : ""} (was the source written during the copy?)`);
+      return 1;
+    }
+    const seconds = ((performance.now() - started) / 1000).toFixed(1);
+    console.log(
+      [
+        `migrated ${fromShown} to ${toShown} in ${seconds}s:`,
+        `  ${countsLine(v.counts)} (ids, meta.created/lastModified and versions kept)`,
+        `verified: every count matches; ${plural(v.sampled, "sampled resource")}, ${plural(v.tokens, "token secret")} and the newest ${plural(v.activity, "activity entry", "activity entries")} are the same in both.`,
+        `Serve from it (the IdP's tokens work there as they did):`,
+        `  ${commandLine("serve", ["--db", toShown])}`,
+      ].join("\n"),
+    );
+    return 0;
+  } finally {
+    await to?.close();
+    await from.close();
+  }
+}
