@@ -1,0 +1,304 @@
+/**
+ * `scimd migrate`, in-process through main(), on real databases: a SQLite file filled through the
+ * store (Users with enterprise attributes, nested Groups, a rotated, a revoked and a read token,
+ * activity with renames and deletes) copied SQLite → SQLite, and SQLite → PostgreSQL → SQLite on a
+ * throwaway cluster (skipped without the server binaries, as the store's PostgreSQL tests are); every
+ * copy compared with the original row by row. Then the refusals: a target that is not empty, the same
+ * database twice, an unreachable server, never with a password in what is printed.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { SQL } from "bun";
+import { join } from "node:path";
+import { main } from "../src/main";
+import { NO_QUIRKS } from "../src/scim/quirks";
+import { finalizeResource, normalizeBody, type Resource } from "../src/scim/resource";
+import { ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_RESOURCE, USER_SCHEMA } from "../src/scim/schema";
+import { openStore } from "../src/store/open";
+import type { Store } from "../src/store/store";
+import { hashToken, newToken } from "../src/tokens";
+import { tempDir } from "./helpers";
+import { describePostgres, startCluster, type PgCluster } from "./store/postgres/cluster";
+
+async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const { log, error } = console;
+  console.log = (...a: unknown[]) => void out.push(a.map(String).join(" "));
+  console.error = (...a: unknown[]) => void err.push(a.map(String).join(" "));
+  try {
+    const code = await main(argv);
+    return { code, out: out.join("\n"), err: err.join("\n") };
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}
+
+const userData = (i: number, extra: Record<string, unknown> = {}): Resource =>
+  finalizeResource(
+    USER_RESOURCE,
+    normalizeBody(
+      USER_RESOURCE,
+      {
+        schemas: [USER_SCHEMA, ENTERPRISE_USER_SCHEMA],
+        userName: `user${i}@example.com`,
+        name: { givenName: `Given${i}`, familyName: `Family${i}` },
+        displayName: `User ${i}`,
+        emails: [{ value: `user${i}@example.com`, type: "work", primary: true }],
+        [ENTERPRISE_USER_SCHEMA]: { employeeNumber: String(i), department: "R&D", manager: { value: "m-1" } },
+        ...extra,
+      },
+      { quirks: NO_QUIRKS },
+    ).resource,
+  );
+
+/** The plain secrets made while filling, to prove the copy accepts them. */
+interface Secrets {
+  okta: string;
+  oktaOld: string;
+  dash: string;
+  revoked: string;
+}
+
+/** Fills an empty store as a server's life would: creates, updates, renames, deletes, nested groups, tokens. */
+async function fill(store: Store, users = 1234): Promise<Secrets> {
+  const ids: string[] = [];
+  for (let start = 0; start < users; start += 500) {
+    const batch: Promise<unknown>[] = [];
+    for (let i = start; i < Math.min(users, start + 500); i++) {
+      const id = `u-${i}-${crypto.randomUUID()}`;
+      ids.push(id);
+      const meta = i % 3 === 0 ? { created: "2021-01-02T03:04:05.678Z", lastModified: "2023-04-05T06:07:08.901Z" } : undefined;
+      batch.push(store.create("User", { id, data: userData(i), meta, origin: { via: "scim", requestId: `req-${i}`, token: "okta" } }));
+    }
+    await Promise.all(batch);
+  }
+  // Versions above 1, a rename (indexed by its old name), a delete (leaves its groups).
+  await store.update("User", ids[1]!, { data: userData(1, { title: "Boss" }), origin: { via: "scim", token: "okta" } });
+  await store.update("User", ids[1]!, { data: userData(1, { title: "Chief" }), op: "patch" });
+  await store.update("User", ids[2]!, { data: userData(100_002) });
+  const staff = await store.create("Group", { id: "g-staff", data: { schemas: [GROUP_SCHEMA], displayName: "Staff" }, members: ids.slice(0, 800) });
+  const admins = await store.create("Group", { id: "g-admins", data: { schemas: [GROUP_SCHEMA], displayName: "Admins" }, members: [ids[0]!, ids[1]!, ids[3]!] });
+  // A group made before its member group (so the copy must order them), and one nested two deep.
+  const all = await store.create("Group", { id: "g-all", data: { schemas: [GROUP_SCHEMA], displayName: "All" }, members: [ids[4]!] });
+  const ops = await store.create("Group", { id: "g-ops", data: { schemas: [GROUP_SCHEMA], displayName: "Ops" }, members: [admins.id, ids[5]!] });
+  await store.update("Group", all.id, { data: { schemas: [GROUP_SCHEMA], displayName: "All" }, memberChanges: [{ kind: "add", ids: [ops.id, staff.id] }] });
+  await store.create("Group", { id: "g-empty", data: { schemas: [GROUP_SCHEMA], displayName: "Empty" } });
+  await store.delete("User", ids[3]!, { origin: { via: "scim", requestId: "del-1" } });
+  const s: Secrets = { okta: newToken(), oktaOld: newToken(), dash: newToken(), revoked: newToken() };
+  await store.createToken("okta", hashToken(s.oktaOld));
+  await store.rotateToken("okta", hashToken(s.okta), 3_600_000);
+  await store.createToken("dashboard", hashToken(s.dash), { scope: "read", expiresAt: new Date(Date.now() + 30 * 86_400_000).toISOString() });
+  await store.createToken("gone", hashToken(s.revoked));
+  await store.revokeToken("gone");
+  return s;
+}
+
+/** Everything a store holds, in an order that does not depend on the engine. */
+async function snapshot(store: Store) {
+  const scan = async (kind: "User" | "Group") => {
+    const all = [];
+    let after: string | undefined;
+    do {
+      const page = await store.scan(kind, after, 300);
+      all.push(...page.resources);
+      after = page.next;
+    } while (after !== undefined);
+    return all;
+  };
+  // By id: a PostgreSQL target commits a batch's creates concurrently, so creation order within a batch is not kept.
+  const users = (await scan("User")).sort((a, b) => a.id.localeCompare(b.id)).map((u) => ({ id: u.id, data: u.data, created: u.created, lastModified: u.lastModified, version: u.version, groups: [...(u.groups ?? [])].sort((a, b) => a.value.localeCompare(b.value)) }));
+  const groups = [];
+  for (const g of (await scan("Group")).sort((a, b) => a.id.localeCompare(b.id))) {
+    const members = [];
+    let cursor: string | undefined;
+    do {
+      const page = await store.memberPage(g.id, cursor, 250);
+      members.push(...page.members);
+      cursor = page.next;
+    } while (cursor !== undefined);
+    groups.push({ id: g.id, data: g.data, created: g.created, lastModified: g.lastModified, version: g.version, members: members.sort((a, b) => a.value.localeCompare(b.value)) });
+  }
+  const tokens = (await store.tokenCopies()).sort((a, b) => a.hash.localeCompare(b.hash));
+  const activity = [];
+  for (let after = 0; ; ) {
+    const page = await store.activityCopies(after, 400);
+    if (!page.length) break;
+    activity.push(...page.map(({ entry: { seq: _, ...entry }, nameKey }) => ({ entry, nameKey })));
+    after = page[page.length - 1]!.entry.seq;
+  }
+  return { counts: await store.rowCounts(), users, groups, tokens, activity };
+}
+
+/** What the copy must still do as the original did: tokens found by their hash with their scope, history by an old name. */
+async function behaves(store: Store, s: Secrets): Promise<void> {
+  expect(await store.findToken(hashToken(s.okta))).toMatchObject({ name: "okta", scope: "write" });
+  expect(await store.findToken(hashToken(s.oktaOld))).toMatchObject({ name: "okta", rotated: expect.any(String) });
+  expect(await store.findToken(hashToken(s.dash))).toMatchObject({ name: "dashboard", scope: "read", expiresAt: expect.any(String) });
+  expect(await store.findToken(hashToken(s.revoked))).toBeUndefined();
+  expect(await store.refusal(hashToken(s.revoked))).toEqual({ reason: "revoked" });
+  // The user renamed away from user2@… is found by that name in the copied log (and the group that added it).
+  expect((await store.listActivity({ user: "user2@example.com", limit: 10 })).map((e) => [e.op, e.resourceType])).toEqual([
+    ["create", "Group"],
+    ["replace", "User"],
+    ["create", "User"],
+  ]);
+  expect((await store.listActivity({ group: "Admins", limit: 10 })).map((e) => e.op)).toEqual(["delete", "create"]);
+}
+
+const tmp = tempDir("scimd-migrate-");
+afterAll(() => tmp.cleanup());
+let n = 0;
+const file = () => join(tmp.dir, `db-${++n}`, "scimd.db");
+
+describe("scimd migrate (SQLite)", () => {
+  let source: string;
+  let secrets: Secrets;
+  let original: Awaited<ReturnType<typeof snapshot>>;
+  beforeAll(async () => {
+    source = file();
+    const store = await openStore(source, { create: true });
+    secrets = await fill(store);
+    original = await snapshot(store);
+    await store.close();
+  }, 60_000);
+
+  it("copies SQLite to a new SQLite file: every resource, membership, token and activity entry, as they were", async () => {
+    expect(original.counts).toMatchObject({ users: 1233, groups: 5, tokens: 4 });
+    expect(original.activity.length).toBeGreaterThan(1240);
+    const target = file();
+    const r = await run(["migrate", "--from", source, "--to", target, "--batch", "200"]);
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.out).toContain(`migrated ${source} to ${target}`);
+    expect(r.out).toContain("1233 users, 5 groups");
+    expect(r.out).toContain("verified: every count matches; 100 sampled resources, 4 token secrets and the newest 100 activity entries");
+    const copy = await openStore(target);
+    try {
+      expect(await snapshot(copy)).toEqual(original);
+      await behaves(copy, secrets);
+    } finally {
+      await copy.close();
+    }
+  }, 60_000);
+
+  it("refuses a target that holds anything (a token is enough), in one line, and leaves it as it was", async () => {
+    const target = file();
+    const t = await openStore(target, { create: true });
+    await t.createToken("x", "h");
+    await t.close();
+    const r = await run(["migrate", "--from", source, "--to", `sqlite:${target}`]);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(`scimd: the target ${target} is not empty (it holds 0 users, 0 groups, 0 memberships, 1 token secret, 0 activity entries); migrate copies into an empty database only, so that nothing is merged or overwritten`);
+    const again = await openStore(target);
+    expect(await again.rowCounts()).toEqual({ users: 0, groups: 0, memberships: 0, tokens: 1, activity: 0 });
+    await again.close();
+  });
+
+  it("refuses the same database twice, however it is spelt", async () => {
+    for (const to of [source, `sqlite:${source}`, `sqlite://${source}`, `${source}-wal`]) {
+      const r = await run(["migrate", "--from", source, "--to", to]);
+      expect([r.code, r.err]).toEqual([1, `scimd: --from and --to name the same database (${to.endsWith("-wal") ? `${source}-wal` : source}); migrate copies into another, empty database`]);
+    }
+  });
+
+  it("asks for --from and --to (usage, exit 2), and --help says how", async () => {
+    expect((await run(["migrate", "--to", file()])).code).toBe(2);
+    expect((await run(["migrate", "--from", source])).code).toBe(2);
+    const help = await run(["migrate", "--help"]);
+    expect(help.code).toBe(0);
+    expect(help.out).toContain("Usage: scimd migrate --from DB --to DB");
+    expect(help.out).toContain("--from <value>");
+    const top = await run(["--help"]);
+    expect(top.out).toMatch(/\n  migrate +copy a database into an empty one/);
+  });
+
+  it("refuses an unreachable PostgreSQL server without printing the password, and a missing source", async () => {
+    const r = await run(["migrate", "--from", source, "--to", "postgres://scimd:hunter2-secret@127.0.0.1:1/scimd?sslmode=disable"]);
+    expect(r.code).toBe(1);
+    expect(r.err).toStartWith("scimd: cannot open postgres://scimd:***@127.0.0.1:1/scimd");
+    expect(r.err).not.toContain("hunter2");
+    const from = await run(["migrate", "--from", "postgres://scimd:hunter2-secret@127.0.0.1:1/scimd", "--to", file()]);
+    expect(from.code).toBe(1);
+    expect(from.err).not.toContain("hunter2");
+    const missing = await run(["migrate", "--from", join(tmp.dir, "none.db"), "--to", file()]);
+    expect(missing.code).toBe(1);
+    expect(missing.err).toContain("there is no scimd database at");
+  }, 30_000);
+});
+
+describePostgres("scimd migrate (SQLite → PostgreSQL → SQLite)", () => {
+  let cluster: PgCluster;
+  let admin: SQL;
+  let source: string;
+  let secrets: Secrets;
+  let original: Awaited<ReturnType<typeof snapshot>>;
+  beforeAll(async () => {
+    cluster = await startCluster();
+    admin = new SQL(cluster.url(), { max: 1 });
+    source = file();
+    const store = await openStore(source, { create: true });
+    secrets = await fill(store);
+    original = await snapshot(store);
+    await store.close();
+  }, 120_000);
+  afterAll(async () => {
+    await admin?.close();
+    cluster?.stop();
+  }, 60_000);
+
+  /** The URL of a new, empty database, with a password (the test cluster trusts loopback, so it is not checked). */
+  const database = async (name: string) => {
+    await admin.unsafe(`CREATE DATABASE ${name}`);
+    return cluster.url(name).replace("scimd_test@", "scimd_test:hunter2-secret@");
+  };
+
+  it("copies to PostgreSQL and back to a new SQLite file, with nothing lost or changed on the way, never printing the password", async () => {
+    const pg = await database("migrate_to");
+    const there = await run(["migrate", "--from", source, "--to", pg]);
+    expect(there.err).toBe("");
+    expect(there.code).toBe(0);
+    expect(there.out).not.toContain("hunter2");
+    expect(there.out).toContain("postgres://scimd_test:***@127.0.0.1:");
+    const onPg = await openStore(pg);
+    /** What PostgreSQL holds once its tokens were used (findToken records lastUsed): what the copy back must hold. */
+    let used: typeof original;
+    try {
+      expect(await snapshot(onPg)).toEqual(original);
+      await behaves(onPg, secrets);
+      used = await snapshot(onPg);
+      expect(used.tokens.filter((t) => t.lastUsed !== null).length).toBe(3);
+    } finally {
+      await onPg.close();
+    }
+
+    const back = file();
+    const home = await run(["migrate", "--from", pg, "--to", back, "--sample", "2000"]);
+    expect(home.err).toBe("");
+    expect(home.code).toBe(0);
+    expect(home.out).not.toContain("hunter2");
+    expect(home.out).toContain("1238 sampled resources");
+    const copy = await openStore(back);
+    try {
+      expect(await snapshot(copy)).toEqual(used);
+      await behaves(copy, secrets);
+    } finally {
+      await copy.close();
+    }
+
+    // Now the PostgreSQL database holds a directory: a second migrate into it is refused.
+    const again = await run(["migrate", "--from", source, "--to", pg]);
+    expect(again.code).toBe(1);
+    expect(again.err).toMatch(/^scimd: the target postgres:\/\/scimd_test:\*\*\*@127\.0\.0\.1:\d+\/migrate_to is not empty \(it holds 1233 users, 5 groups, /);
+    expect(again.err).not.toContain("hunter2");
+  }, 120_000);
+
+  it("refuses the same PostgreSQL database under two spellings, without the password", async () => {
+    const pg = await database("migrate_same");
+    const other = pg.replace("postgres://", "postgresql://").replace("hunter2-secret", "other-secret") + "?sslmode=disable";
+    const r = await run(["migrate", "--from", pg, "--to", other]);
+    expect(r.code).toBe(1);
+    expect(r.err).toStartWith("scimd: --from and --to name the same database (postgresql://scimd_test:***@127.0.0.1:");
+    expect(r.err).not.toContain("secret");
+  });
+});
