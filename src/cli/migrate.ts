@@ -121,6 +121,13 @@ async function comparable(store: Store, kind: ResourceKind, id: string): Promise
 /** A failure of the copy, after which the target holds part of the source. */
 class CopyFailure extends Error {}
 
+/** Runs the writes of a batch side by side; once all have ended (none left in flight), throws the first failure. */
+async function settle(writes: Promise<unknown>[]): Promise<void> {
+  const results = await Promise.allSettled(writes);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) throw failed.reason;
+}
+
 interface Copied {
   sample: Sample<{ kind: ResourceKind; id: string }>;
 }
@@ -129,7 +136,7 @@ async function copyUsers(from: Store, to: Store, batch: number, progress: Progre
   let after: string | undefined;
   do {
     const page = await from.scan("User", after, batch);
-    await Promise.all(page.resources.map((r) => to.create("User", { id: r.id, data: r.data, meta: { created: r.created, lastModified: r.lastModified, version: r.version } })));
+    await settle(page.resources.map((r) => to.create("User", { id: r.id, data: r.data, meta: { created: r.created, lastModified: r.lastModified, version: r.version } })));
     for (const r of page.resources) copied.sample.offer({ kind: "User", id: r.id });
     progress.advance(page.resources.length);
     await progress.tick();
@@ -167,7 +174,7 @@ async function copyGroups(from: Store, to: Store, batch: number, progress: Progr
     const next: string[] = [];
     for (let i = 0; i < wave.length; i += batch) {
       const ids = wave.slice(i, i + batch);
-      await Promise.all(
+      await settle(
         ids.map(async (id) => {
           const g: StoredResource | undefined = await from.get("Group", id);
           if (!g) throw new CopyFailure(`Group ${id} was deleted from the source during the copy (stop the server on --from and migrate into an empty database again)`);
