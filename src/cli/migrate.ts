@@ -40,8 +40,8 @@ secrets: the IdP keeps its token) and the activity log. Then it verifies that ev
 and compares a sample of resources, every token and the newest activity entries in both, and
 prints what it copied. Stop the server on --from first (a write made during the copy may be
 missed). The target must hold nothing (not even a token); a PostgreSQL target is a database that
-exists (CREATE DATABASE scimd OWNER scimd) and scimd creates its tables. A password is never
-printed: give it in the URL, PGPASSWORD or as the server's docs say.
+exists (CREATE DATABASE scimd OWNER scimd) and scimd creates its tables. A password in a
+postgres:// URL is never printed (shown as ***).
 
 Options:
 ${flagHelp(MIGRATE_FLAGS)}
