@@ -24,7 +24,7 @@ const MEMBER_PAGE = 1000;
 const DEFAULT_SAMPLE = 100;
 
 export const MIGRATE_FLAGS = [
-  flag({ name: "from", kind: "string", help: "the database to copy: a file path, sqlite:PATH or a postgres:// URL (not changed)" }),
+  flag({ name: "from", kind: "string", help: "the database to copy: a file path, sqlite:PATH or a postgres:// URL (only read)" }),
   flag({ name: "to", kind: "string", help: "the empty database to copy into: a file path or sqlite:PATH (created when missing), or a postgres:// URL of an existing, empty database" }),
   flag({ name: "batch", kind: "int", default: DEFAULT_BATCH, help: "resources (and activity entries ×2) written per batch" }),
   flag({ name: "sample", kind: "int", default: DEFAULT_SAMPLE, help: "resources (and newest activity entries) compared document by document after the copy" }),
