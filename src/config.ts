@@ -337,11 +337,14 @@ const DURATION_UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_00
 /** The longest duration parseDuration accepts (a year), so that every end time is a valid date. */
 export const MAX_DURATION_MS = 366 * DURATION_UNITS.d!;
 
-/** "30m", "24h", "7d", "90s" or "0" as milliseconds; throws UsageError naming `option`. */
-export function parseDuration(raw: string, option: string): number {
+/**
+ * "30m", "24h", "7d", "90s" or "0" as milliseconds; throws UsageError naming `option` and, as the
+ * other accepted value, `orElse` (an option that refuses 0 offers its own word instead).
+ */
+export function parseDuration(raw: string, option: string, orElse = "0"): number {
   const m = /^(\d+)([smhd])?$/.exec(raw.trim());
   if (!m || (m[2] === undefined && m[1] !== "0") || !Number.isSafeInteger(Number(m[1])))
-    throw new UsageError(`${option} must be a duration such as 30m, 24h or 7d (s, m, h, d), or 0; got '${raw}'`);
+    throw new UsageError(`${option} must be a duration such as 30m, 24h or 7d (s, m, h, d), or ${orElse}; got '${raw}'`);
   const ms = Number(m[1]) * (m[2] ? DURATION_UNITS[m[2]]! : 0);
   if (ms > MAX_DURATION_MS) throw new UsageError(`${option} must be at most 366d; got '${raw}'`);
   return ms;

@@ -89,7 +89,7 @@ describe("generate-token --scope and --expires-in", () => {
     [["generate-token", "--name", "0B6F3C2E-1D4A-4F5B-9C8D-7E6F5A4B3C2D"], "--name must not look like a token id (a UUID): 'tokens revoke' takes a name or an id; got '0B6F3C2E-1D4A-4F5B-9C8D-7E6F5A4B3C2D'"],
     [["generate-token", "--scope", "metrics"], "--scope must be read or write; got 'metrics'"],
     [["generate-token", "--expires-in", "0"], "--expires-in must be longer than 0 (e.g. 90d), or 'never'; got '0'"],
-    [["generate-token", "--expires-in", "90"], "--expires-in must be a duration such as 30m, 24h or 90d (s, m, h, d), or 'never'; got '90'"],
+    [["generate-token", "--expires-in", "90"], "--expires-in must be a duration such as 30m, 24h or 7d (s, m, h, d), or 'never'; got '90'"],
     [["generate-token", "--expires-in", "400d"], "--expires-in must be at most 366d; got '400d'"],
     [["tokens", "list", "--expires-in", "30d"], "--expires-in applies to 'tokens rotate' only (and to generate-token)"],
     [["tokens", "revoke", "x", "--expires-in", "30d"], "--expires-in applies to 'tokens rotate' only (and to generate-token)"],
@@ -205,7 +205,8 @@ describe("serve's token expiry watch", () => {
     const store = await openStore(join(dir, "scimd.db"));
     try {
       await store.createToken("okta", hashToken(newToken()));
-      await store.createToken("soon", hashToken(newToken()), { expiresAt: new Date(Date.now() + 3 * DAY).toISOString() });
+      // Half an hour short of 3 days: "in 2d 23h" however long the check takes (exactly 3 days read "3d").
+      await store.createToken("soon", hashToken(newToken()), { expiresAt: new Date(Date.now() + 3 * DAY - 1_800_000).toISOString() });
       await store.createToken("gone", hashToken(newToken()), { expiresAt: new Date(Date.now() - DAY).toISOString() });
       const { logger, records, lines } = memoryLogger("info");
       const watch = watchTokenExpiry(store, logger, "/var/lib/scimd/scimd.db", 20);
@@ -221,9 +222,9 @@ describe("serve's token expiry watch", () => {
       expect(records.length).toBeGreaterThanOrEqual(6);
       watch.stop();
       // A check already running when stop() came may still log; none starts after it.
-      await new Promise((r) => setTimeout(r, 30));
+      await new Promise((r) => setTimeout(r, 200));
       const n = records.length;
-      await new Promise((r) => setTimeout(r, 150));
+      await new Promise((r) => setTimeout(r, 200));
       expect(records.length).toBe(n);
       // No secret in any line.
       expect(lines.join("\n")).not.toContain("scimd_");

@@ -35,9 +35,8 @@ const DEFAULT_GRACE = "24h";
  */
 export function parseExpiresIn(raw: string): number | null {
   if (raw.trim().toLowerCase() === "never") return null;
-  // Not parseDuration's own message, which offers 0: here 0 is refused and 'never' is the other choice.
-  if (!/^\s*\d+[smhd]\s*$/.test(raw) && raw.trim() !== "0") throw new UsageError(`--expires-in must be a duration such as 30m, 24h or 90d (s, m, h, d), or 'never'; got '${raw}'`);
-  const ms = parseDuration(raw, "--expires-in");
+  // 0 is refused here, so the message offers 'never' as the other choice.
+  const ms = parseDuration(raw, "--expires-in", "'never'");
   if (ms === 0) throw new UsageError(`--expires-in must be longer than 0 (e.g. 90d), or 'never'; got '${raw}'`);
   return ms;
 }
@@ -327,7 +326,7 @@ export async function tokens(argv: string[]): Promise<number> {
       const now = Date.now();
       // Revoked secrets and those a rotation replaced (grace over) are history: --all shows them.
       const list = values.all ? every : every.filter((t) => t.revoked === undefined && !replacedSecret(t, now));
-      const revoked = values.all ? 0 : every.filter((t) => t.revoked !== undefined).length;
+      const revoked = every.filter((t) => t.revoked !== undefined).length;
       const hidden = values.all ? "" : hiddenSecrets(revoked, every.length - list.length - revoked);
       if (!list.length) {
         console.error(
