@@ -8,6 +8,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { SQL } from "bun";
+import { Database } from "bun:sqlite";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { main } from "../src/main";
 import { NO_QUIRKS } from "../src/scim/quirks";
@@ -212,6 +214,37 @@ describe("scimd migrate (SQLite)", () => {
     const top = await run(["--help"]);
     expect(top.out).toMatch(/\n  migrate +copy a database into an empty one/);
   });
+
+  it("on Ctrl-C (SIGINT) or SIGTERM stops after the batch in flight and says that the target holds part of the copy (exit 130, 143)", async () => {
+    for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+      const target = file();
+      // One User per batch, each its own durable commit: the copy takes seconds, the signal comes after the first rows.
+      const child = Bun.spawn([process.execPath, "run", join(import.meta.dir, "../src/main.ts"), "migrate", "--from", source, "--to", target, "--batch", "1"], { stdout: "pipe", stderr: "pipe" });
+      const usersIn = () => {
+        if (!existsSync(target)) return 0;
+        try {
+          const db = new Database(target, { readonly: true });
+          try {
+            return (db.query("SELECT count(*) AS n FROM users").get() as { n: number }).n;
+          } finally {
+            db.close();
+          }
+        } catch {
+          return 0; // not created yet
+        }
+      };
+      const t0 = Date.now();
+      while (usersIn() === 0 && Date.now() - t0 < 20_000) await Bun.sleep(10);
+      child.kill(signal);
+      expect(await child.exited).toBe(code);
+      const err = await new Response(child.stderr).text();
+      expect(err).toBe(`scimd: migrate stopped (${signal}) before the copy was complete; ${target} now holds part of the copy: empty it (a new file, or DROP DATABASE and CREATE DATABASE) and run migrate again; ${source} is unchanged\n`);
+      expect(await new Response(child.stdout).text()).toBe("");
+      const left = usersIn();
+      expect(left).toBeGreaterThan(0);
+      expect(left).toBeLessThan(original.counts.users);
+    }
+  }, 60_000);
 
   it("refuses an unreachable PostgreSQL server without printing the password, and a missing source", async () => {
     const r = await run(["migrate", "--from", source, "--to", "postgres://scimd:hunter2-secret@127.0.0.1:1/scimd?sslmode=disable"]);

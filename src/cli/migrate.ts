@@ -121,6 +121,15 @@ async function comparable(store: Store, kind: ResourceKind, id: string): Promise
 /** A failure of the copy, after which the target holds part of the source. */
 class CopyFailure extends Error {}
 
+/** SIGINT (Ctrl-C) or SIGTERM during the copy: the batch in flight ends, then the copy stops (a second signal stops at once). */
+class Interrupted extends Error {
+  constructor(readonly signal: "SIGINT" | "SIGTERM") {
+    super(`interrupted (${signal})`);
+  }
+}
+
+const signalExit = (s: "SIGINT" | "SIGTERM") => (s === "SIGINT" ? 130 : 143);
+
 /** Runs the writes of a batch side by side; once all have ended (none left in flight), throws the first failure. */
 async function settle(writes: Promise<unknown>[]): Promise<void> {
   const results = await Promise.allSettled(writes);
@@ -130,11 +139,14 @@ async function settle(writes: Promise<unknown>[]): Promise<void> {
 
 interface Copied {
   sample: Sample<{ kind: ResourceKind; id: string }>;
+  /** Throws Interrupted once a signal asked to stop: called between batches, never inside one. */
+  check(): void;
 }
 
 async function copyUsers(from: Store, to: Store, batch: number, progress: Progress, copied: Copied): Promise<void> {
   let after: string | undefined;
   do {
+    copied.check();
     const page = await from.scan("User", after, batch);
     await settle(page.resources.map((r) => to.create("User", { id: r.id, data: r.data, meta: { created: r.created, lastModified: r.lastModified, version: r.version } })));
     for (const r of page.resources) copied.sample.offer({ kind: "User", id: r.id });
@@ -173,6 +185,7 @@ async function copyGroups(from: Store, to: Store, batch: number, progress: Progr
   while (wave.length) {
     const next: string[] = [];
     for (let i = 0; i < wave.length; i += batch) {
+      copied.check();
       const ids = wave.slice(i, i + batch);
       await settle(
         ids.map(async (id) => {
@@ -199,9 +212,10 @@ async function copyGroups(from: Store, to: Store, batch: number, progress: Progr
   if (done < order.length) throw new CopyFailure(`${order.length - done} groups are members of each other in a cycle and cannot be created one after another`);
 }
 
-async function copyActivity(from: Store, to: Store, batch: number, progress: Progress): Promise<void> {
+async function copyActivity(from: Store, to: Store, batch: number, progress: Progress, copied: Copied): Promise<void> {
   let after = 0;
   for (;;) {
+    copied.check();
     const page = await from.activityCopies(after, batch * 2);
     if (!page.length) return;
     await to.insertActivityCopies(page);
@@ -217,6 +231,7 @@ async function verify(from: Store, to: Store, sampleSize: number, copied: Copied
   const [a, b] = await Promise.all([from.rowCounts(), to.rowCounts()]);
   for (const k of KINDS) if (a[k] !== b[k]) problems.push(`${k}: ${a[k]} in the source, ${b[k]} in the copy`);
   for (const { kind, id } of copied.sample.items) {
+    copied.check();
     const [x, y] = await Promise.all([comparable(from, kind, id), comparable(to, kind, id)]);
     if (x !== y) problems.push(`${kind} ${id} differs${y === undefined ? " (missing from the copy)" : ""}`);
   }
@@ -247,34 +262,70 @@ export async function migrate(argv: string[]): Promise<number> {
   if (sameDatabase(values.from, values.to)) throw new Error(`--from and --to name the same database (${toShown}); migrate copies into another, empty database`);
 
   const started = performance.now();
-  const from = await openExisting(values.from);
+  // Ctrl-C or SIGTERM must not end the process with the target half written and nothing said (nor
+  // leave the terminal's cursor hidden by the bar): the first one stops the copy after the batch in
+  // flight and says what the target holds; a second one stops at once, saying the same.
+  let stopped: "SIGINT" | "SIGTERM" | undefined;
+  let phase: "opening" | "copying" | "verifying" = "opening";
+  let progress: Progress | undefined;
+  const partial = () => `${toShown} now holds part of the copy: empty it (a new file, or DROP DATABASE and CREATE DATABASE) and run migrate again; ${fromShown} is unchanged`;
+  const onSignal = (signal: "SIGINT" | "SIGTERM") => {
+    if (stopped === undefined && phase !== "opening") {
+      stopped = signal;
+      return;
+    }
+    progress?.stop();
+    console.error(`scimd: migrate stopped (${signal})${phase === "opening" ? "" : `; ${phase === "copying" ? partial() : `the copy in ${toShown} is complete but not verified`}`}`);
+    process.exit(signalExit(signal));
+  };
+  const int = () => onSignal("SIGINT");
+  const term = () => onSignal("SIGTERM");
+  process.on("SIGINT", int);
+  process.on("SIGTERM", term);
+  const check = () => {
+    if (stopped) throw new Interrupted(stopped);
+  };
+  let from: Store | undefined;
   let to: Store | undefined;
   try {
+    from = await openExisting(values.from);
     // The copy records no activity of its own: the source's log is copied as it is.
     to = await openStore(values.to, { create: true, activityLog: false });
     const held = await to.rowCounts();
     if (KINDS.some((k) => held[k] > 0))
       throw new Error(`the target ${toShown} is not empty (it holds ${countsLine(held)}); migrate copies into an empty database only, so that nothing is merged or overwritten`);
     const source = await from.rowCounts();
-    const progress = progressBar("migrating", source.users + source.groups + source.tokens + source.activity);
-    const copied: Copied = { sample: new Sample(values.sample) };
+    progress = progressBar("migrating", source.users + source.groups + source.tokens + source.activity);
+    const copied: Copied = { sample: new Sample(values.sample), check };
+    phase = "copying";
     try {
       await copyUsers(from, to, values.batch, progress, copied);
       await copyGroups(from, to, values.batch, progress, copied);
+      check();
       const tokens = await from.tokenCopies();
       await to.insertTokenCopies(tokens);
       progress.advance(tokens.length);
-      await copyActivity(from, to, values.batch, progress);
+      await copyActivity(from, to, values.batch, progress, copied);
     } catch (e) {
       progress.stop();
+      if (e instanceof Interrupted) {
+        console.error(`scimd: migrate stopped (${e.signal}) before the copy was complete; ${partial()}`);
+        return signalExit(e.signal);
+      }
       const why = e instanceof Error ? ((e as { detail?: string }).detail ?? e.message) : String(e);
-      console.error(
-        `scimd: migrate failed: ${why}; ${toShown} now holds part of the copy: empty it (a new file, or DROP DATABASE and CREATE DATABASE) and run migrate again; ${fromShown} is unchanged`,
-      );
+      console.error(`scimd: migrate failed: ${why}; ${partial()}`);
       return 1;
     }
     progress.stop();
-    const v = await verify(from, to, values.sample, copied);
+    phase = "verifying";
+    let v: Awaited<ReturnType<typeof verify>>;
+    try {
+      v = await verify(from, to, values.sample, copied);
+    } catch (e) {
+      if (!(e instanceof Interrupted)) throw e;
+      console.error(`scimd: migrate stopped (${e.signal}) while verifying: the copy in ${toShown} is complete but not verified; to be sure, empty it and run migrate again`);
+      return signalExit(e.signal);
+    }
     if (v.problems.length) {
       console.error(`scimd: migrate copied, but the copy in ${toShown} does not match ${fromShown}: ${v.problems.slice(0, 5).join("; ")}${v.problems.length > 5 ? `; and ${v.problems.length - 5} more` : ""} (was the source written during the copy?)`);
       return 1;
@@ -291,7 +342,9 @@ export async function migrate(argv: string[]): Promise<number> {
     );
     return 0;
   } finally {
+    process.off("SIGINT", int);
+    process.off("SIGTERM", term);
     await to?.close();
-    await from.close();
+    await from?.close();
   }
 }
