@@ -108,10 +108,10 @@ async function snapshot(store: Store) {
     } while (after !== undefined);
     return all;
   };
-  // By id: a PostgreSQL target commits a batch's creates concurrently, so creation order within a batch is not kept.
-  const users = (await scan("User")).sort((a, b) => a.id.localeCompare(b.id)).map((u) => ({ id: u.id, data: u.data, created: u.created, lastModified: u.lastModified, version: u.version, groups: [...(u.groups ?? [])].sort((a, b) => a.value.localeCompare(b.value)) }));
+  // In creation order, the members and groups as the store orders them: the copy keeps the order, so it serves the same documents and lists.
+  const users = (await scan("User")).map((u) => ({ id: u.id, data: u.data, created: u.created, lastModified: u.lastModified, version: u.version, groups: u.groups ?? [] }));
   const groups = [];
-  for (const g of (await scan("Group")).sort((a, b) => a.id.localeCompare(b.id))) {
+  for (const g of await scan("Group")) {
     const members = [];
     let cursor: string | undefined;
     do {
@@ -119,7 +119,7 @@ async function snapshot(store: Store) {
       members.push(...page.members);
       cursor = page.next;
     } while (cursor !== undefined);
-    groups.push({ id: g.id, data: g.data, created: g.created, lastModified: g.lastModified, version: g.version, members: members.sort((a, b) => a.value.localeCompare(b.value)) });
+    groups.push({ id: g.id, data: g.data, created: g.created, lastModified: g.lastModified, version: g.version, members });
   }
   const tokens = (await store.tokenCopies()).sort((a, b) => a.hash.localeCompare(b.hash));
   const activity = [];

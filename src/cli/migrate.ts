@@ -13,12 +13,12 @@ import { existsSync, realpathSync } from "node:fs";
 import { flag, flagHelp, HELP_FLAG, parseFlags, UsageError } from "../config";
 import type { ResourceKind } from "../scim/schema";
 import { describeDb, isPostgresUrl, namesDatabaseFile, openStore, parseDbLocation } from "../store/open";
-import type { Member, RowCounts, Store, StoredResource, TokenCopy } from "../store/store";
+import type { CreateInput, Member, RowCounts, Store, TokenCopy } from "../store/store";
 import { openExisting } from "./database";
 import { commandLine } from "./invocation";
 import { progressBar, type Progress } from "./progress";
 
-/** Creates queued together (one group commit in SQLite; concurrent transactions in PostgreSQL). */
+/** Resources created per batch: one transaction (createCopies), in the source's creation order. */
 const DEFAULT_BATCH = 500;
 const MEMBER_PAGE = 1000;
 const DEFAULT_SAMPLE = 100;
@@ -109,17 +109,14 @@ async function allMembers(store: Store, groupId: string): Promise<Member[]> {
   return members;
 }
 
-/** A resource as compared: its document, timestamps, version, and its groups or members (in a fixed order). */
+/** A resource as compared: its document, timestamps, version, and its groups or members (in the order served). */
 async function comparable(store: Store, kind: ResourceKind, id: string): Promise<string | undefined> {
   const r = await store.get(kind, id);
   if (!r) return undefined;
-  const byValue = <T extends { value: string }>(xs: T[]) => [...xs].sort((a, b) => (a.value < b.value ? -1 : a.value > b.value ? 1 : 0));
-  const related = kind === "User" ? byValue(r.groups ?? (await store.groupsOf(id))) : byValue(await allMembers(store, id));
+  // In the store's order (creation order of the groups, of the members): the copy keeps it, so the documents served are the same.
+  const related = kind === "User" ? (r.groups ?? (await store.groupsOf(id))) : await allMembers(store, id);
   return JSON.stringify({ id: r.id, data: r.data, created: r.created, lastModified: r.lastModified, version: r.version, related });
 }
-
-/** A failure of the copy, after which the target holds part of the source. */
-class CopyFailure extends Error {}
 
 /** SIGINT (Ctrl-C) or SIGTERM during the copy: the batch in flight ends, then the copy stops (a second signal stops at once). */
 class Interrupted extends Error {
@@ -130,86 +127,46 @@ class Interrupted extends Error {
 
 const signalExit = (s: "SIGINT" | "SIGTERM") => (s === "SIGINT" ? 130 : 143);
 
-/** Runs the writes of a batch side by side; once all have ended (none left in flight), throws the first failure. */
-async function settle(writes: Promise<unknown>[]): Promise<void> {
-  const results = await Promise.allSettled(writes);
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
-  if (failed) throw failed.reason;
-}
-
 interface Copied {
   sample: Sample<{ kind: ResourceKind; id: string }>;
   /** Throws Interrupted once a signal asked to stop: called between batches, never inside one. */
   check(): void;
 }
 
-async function copyUsers(from: Store, to: Store, batch: number, progress: Progress, copied: Copied): Promise<void> {
+/**
+ * Users, then Groups, each kind in the source's creation order and each batch in one transaction
+ * (createCopies), so the copy lists them in the same order and orders a Group's members and a User's
+ * groups as the source does (the same document under the same ETag). A Group is created with its
+ * User members; its Group members are added once every Group exists (a group may have been given a
+ * member group created after it), without touching its version or meta.lastModified.
+ */
+async function copyResources(from: Store, to: Store, kind: ResourceKind, batch: number, progress: Progress, copied: Copied): Promise<void> {
+  /** For each Group that has member Groups: their ids, added after all Groups are created. */
+  const nested: [string, string[]][] = [];
   let after: string | undefined;
   do {
     copied.check();
-    const page = await from.scan("User", after, batch);
-    await settle(page.resources.map((r) => to.create("User", { id: r.id, data: r.data, meta: { created: r.created, lastModified: r.lastModified, version: r.version } })));
-    for (const r of page.resources) copied.sample.offer({ kind: "User", id: r.id });
+    const page = await from.scan(kind, after, batch);
+    const inputs = await Promise.all(
+      page.resources.map(async (r): Promise<CreateInput> => {
+        const meta = { created: r.created, lastModified: r.lastModified, version: r.version };
+        if (kind === "User") return { id: r.id, data: r.data, meta };
+        const members = await allMembers(from, r.id);
+        const groups = members.filter((m) => m.type === "Group").map((m) => m.value);
+        if (groups.length) nested.push([r.id, groups]);
+        return { id: r.id, data: r.data, meta, members: members.filter((m) => m.type !== "Group").map((m) => m.value) };
+      }),
+    );
+    await to.createCopies(kind, inputs);
+    for (const r of page.resources) copied.sample.offer({ kind, id: r.id });
     progress.advance(page.resources.length);
     await progress.tick();
     after = page.next;
   } while (after !== undefined);
-}
-
-/**
- * Groups, each after the groups it has as members (a Group is created with its members, which must
- * exist): in waves, each wave the groups whose member groups are all copied, in creation order.
- */
-async function copyGroups(from: Store, to: Store, batch: number, progress: Progress, copied: Copied): Promise<void> {
-  const order: string[] = [];
-  /** For a Group that is a member of others: those others. */
-  const parentsOf = new Map<string, string[]>();
-  /** For a Group with member Groups: how many of them are not copied yet. */
-  const waiting = new Map<string, number>();
-  let after: string | undefined;
-  do {
-    const page = await from.scan("Group", after, batch);
-    for (const r of page.resources) order.push(r.id);
-    const parents = await Promise.all(page.resources.map((r) => from.groupsOf(r.id)));
-    page.resources.forEach((r, i) => {
-      if (!parents[i]!.length) return;
-      parentsOf.set(r.id, parents[i]!.map((p) => p.value));
-      for (const p of parents[i]!) waiting.set(p.value, (waiting.get(p.value) ?? 0) + 1);
-    });
-    after = page.next;
-  } while (after !== undefined);
-
-  const position = new Map(order.map((id, i) => [id, i]));
-  let wave = order.filter((id) => !waiting.get(id));
-  let done = 0;
-  while (wave.length) {
-    const next: string[] = [];
-    for (let i = 0; i < wave.length; i += batch) {
-      copied.check();
-      const ids = wave.slice(i, i + batch);
-      await settle(
-        ids.map(async (id) => {
-          const g: StoredResource | undefined = await from.get("Group", id);
-          if (!g) throw new CopyFailure(`Group ${id} was deleted from the source during the copy (stop the server on --from and migrate into an empty database again)`);
-          const members = (await allMembers(from, id)).map((m) => m.value);
-          await to.create("Group", { id, data: g.data, members, meta: { created: g.created, lastModified: g.lastModified, version: g.version } });
-        }),
-      );
-      for (const id of ids) {
-        copied.sample.offer({ kind: "Group", id });
-        for (const p of parentsOf.get(id) ?? []) {
-          const left = (waiting.get(p) ?? 0) - 1;
-          waiting.set(p, left);
-          if (left === 0) next.push(p);
-        }
-      }
-      done += ids.length;
-      progress.advance(ids.length);
-      await progress.tick();
-    }
-    wave = next.sort((a, b) => position.get(a)! - position.get(b)!);
+  for (const [id, members] of nested) {
+    copied.check();
+    await to.insertMemberCopies(id, members);
   }
-  if (done < order.length) throw new CopyFailure(`${order.length - done} groups are members of each other in a cycle and cannot be created one after another`);
 }
 
 async function copyActivity(from: Store, to: Store, batch: number, progress: Progress, copied: Copied): Promise<void> {
@@ -299,8 +256,8 @@ export async function migrate(argv: string[]): Promise<number> {
     const copied: Copied = { sample: new Sample(values.sample), check };
     phase = "copying";
     try {
-      await copyUsers(from, to, values.batch, progress, copied);
-      await copyGroups(from, to, values.batch, progress, copied);
+      await copyResources(from, to, "User", values.batch, progress, copied);
+      await copyResources(from, to, "Group", values.batch, progress, copied);
       check();
       const tokens = await from.tokenCopies();
       await to.insertTokenCopies(tokens);

@@ -352,6 +352,14 @@ export interface RowCounts {
 export interface CopyStore {
   /** Counted now, in the database (not the tallies of stats()). */
   rowCounts(): Promise<RowCounts>;
+  /**
+   * Creates these resources (as create does, each with its meta kept) one after another in one
+   * transaction, all or none: their creation order, which lists and scans follow and by which a
+   * Group's members and a User's groups are ordered, is the order given.
+   */
+  createCopies(kind: ResourceKind, inputs: readonly CreateInput[]): Promise<void>;
+  /** Adds these Users or Groups to an existing Group as members without changing its version, meta.lastModified or the log (404 for an unknown group, 400 for an unknown member). */
+  insertMemberCopies(groupId: string, memberIds: string[]): Promise<void>;
   /** Every token secret with its hash, oldest first (a store holds few: they are made by hand). */
   tokenCopies(): Promise<TokenCopy[]>;
   /** Writes these secrets as they are, in one transaction; throws on a clash of id or hash. */

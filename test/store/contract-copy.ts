@@ -106,6 +106,55 @@ export function copyContract(name: string, open: OpenFresh): void {
       expect((await store.rowCounts()).activity).toBe(8);
     });
 
+    it("creates copies in one transaction in the order given (lists, members and groups follow it), all or none", async () => {
+      // Ids whose order is neither their text order nor the order of their names.
+      const ids = ["u-9", "u-1", "u-5", "u-3", "u-7", "u-2"];
+      const meta = (v: number) => ({ created: "2020-01-02T03:04:05.000Z", lastModified: "2022-01-02T03:04:05.000Z", version: v });
+      await store.createCopies("User", ids.map((id, i) => ({ id, data: user(`n${(i * 7) % 6}`), meta: meta(i + 1) })));
+      const scanned = await store.scan("User", undefined, 100);
+      expect(scanned.resources.map((r) => r.id)).toEqual(ids);
+      expect(scanned.resources.map((r) => r.version)).toEqual([1, 2, 3, 4, 5, 6]);
+      expect((await store.search("User", { offset: 0, limit: 100 })).resources.map((r) => r.id)).toEqual(ids);
+      await store.createCopies("Group", [
+        { id: "g-z", data: group("Zeta"), members: ["u-3", "u-9"], meta: meta(4) },
+        { id: "g-a", data: group("Alpha"), members: ["u-3"], meta: meta(2) },
+      ]);
+      expect((await store.scan("Group", undefined, 10)).resources.map((r) => r.id)).toEqual(["g-z", "g-a"]);
+      expect((await store.memberPage("g-z", undefined, 10)).members.map((m) => m.value)).toEqual(["u-9", "u-3"]);
+      expect((await store.groupsOf("u-3")).map((g) => g.value)).toEqual(["g-z", "g-a"]);
+      expect((await store.get("User", "u-3"))!.groups!.map((g) => g.value)).toEqual(["g-z", "g-a"]);
+      // A clash (a taken userName, however it is cased) writes none of the batch: a 409 naming it.
+      const before = await store.rowCounts();
+      await expect(store.createCopies("User", [{ id: "u-new", data: user("fresh") }, { id: "u-dup", data: user("N0") }])).rejects.toMatchObject({ status: 409 });
+      expect(await store.rowCounts()).toEqual(before);
+      expect(await store.get("User", "u-new")).toBeUndefined();
+      // An unknown member too (400).
+      await expect(store.createCopies("Group", [{ id: "g-x", data: group("X"), members: ["nobody"] }])).rejects.toMatchObject({ status: 400 });
+      expect(await store.rowCounts()).toEqual(before);
+    });
+
+    it("adds member copies to a Group without changing its version, lastModified or the log", async () => {
+      const meta = { created: "2020-01-02T03:04:05.000Z", lastModified: "2022-01-02T03:04:05.000Z", version: 5 };
+      await store.createCopies("User", [{ id: "u-1", data: user("one") }]);
+      // A group created before the group it will hold (as a source's history may have it).
+      await store.createCopies("Group", [
+        { id: "g-outer", data: group("Outer"), members: ["u-1"], meta },
+        { id: "g-inner", data: group("Inner"), meta },
+      ]);
+      const log = (await store.rowCounts()).activity;
+      await store.insertMemberCopies("g-outer", ["g-inner"]);
+      const outer = (await store.get("Group", "g-outer"))!;
+      expect([outer.version, outer.lastModified]).toEqual([5, meta.lastModified]);
+      expect((await store.memberPage("g-outer", undefined, 10)).members).toEqual([
+        { value: "u-1", type: "User" },
+        { value: "g-inner", type: "Group", display: "Inner" },
+      ]);
+      expect((await store.rowCounts()).memberships).toBe(2);
+      expect((await store.rowCounts()).activity).toBe(log);
+      await expect(store.insertMemberCopies("g-none", ["u-1"])).rejects.toMatchObject({ status: 404 });
+      await expect(store.insertMemberCopies("g-inner", ["nobody"])).rejects.toMatchObject({ status: 400 });
+    });
+
     it("creates a resource with the version it is given (ETags survive a migration), and 1 otherwise", async () => {
       const meta = { created: "2020-01-02T03:04:05.000Z", lastModified: "2022-01-02T03:04:05.000Z", version: 7 };
       const made = await store.create("User", { id: "u-v", data: user("v"), meta });

@@ -148,6 +148,14 @@ export class PostgresStore implements Store {
     return { users: row.users, groups: row.groups, memberships: row.memberships, tokens: row.tokens, activity: row.activity };
   }
 
+  createCopies(kind: ResourceKind, inputs: readonly CreateInput[]): Promise<void> {
+    return this.resources.createCopies(kind, inputs);
+  }
+
+  insertMemberCopies(groupId: string, memberIds: string[]): Promise<void> {
+    return this.resources.insertMemberCopies(groupId, memberIds);
+  }
+
   tokenCopies(): Promise<TokenCopy[]> {
     return this.tokens.copies().catch(fail);
   }

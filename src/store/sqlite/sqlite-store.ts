@@ -142,6 +142,14 @@ export class SqliteStore implements Store {
       .get() as RowCounts;
   }
 
+  createCopies(kind: ResourceKind, inputs: readonly CreateInput[]): Promise<void> {
+    return this.resources.createCopies(kind, inputs);
+  }
+
+  insertMemberCopies(groupId: string, memberIds: string[]): Promise<void> {
+    return this.resources.insertMemberCopies(groupId, memberIds);
+  }
+
   tokenCopies(): Promise<TokenCopy[]> {
     return this.tokens.copies();
   }
