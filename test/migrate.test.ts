@@ -326,6 +326,32 @@ describePostgres("scimd migrate (SQLite → PostgreSQL → SQLite)", () => {
     expect(again.err).not.toContain("hunter2");
   }, 120_000);
 
+  it("when the PostgreSQL server goes away part-way, says the target holds part of the copy (and not 'nothing was changed')", async () => {
+    const pg = await database("migrate_halted");
+    const name = "migrate_halted";
+    const copying = run(["migrate", "--from", source, "--to", pg, "--batch", "1"]);
+    const t0 = Date.now();
+    for (;;) {
+      const probe = new SQL(cluster.url(name), { max: 1 });
+      const users = await probe.unsafe("SELECT count(*)::int AS n FROM users").then((r) => r[0].n as number, () => 0);
+      await probe.close();
+      if (users > 0 || Date.now() - t0 > 20_000) break;
+      await Bun.sleep(20);
+    }
+    cluster.halt();
+    try {
+      const r = await copying;
+      expect(r.code).toBe(1);
+      expect(r.err).toStartWith("scimd: migrate failed: the database does not answer (");
+      expect(r.err).toContain(`${pg.replace("hunter2-secret", "***")} now holds part of the copy: empty it`);
+      expect(r.err).not.toContain("nothing was changed");
+      expect(r.err).not.toContain("retry shortly");
+      expect(r.err).not.toContain("hunter2");
+    } finally {
+      cluster.resume();
+    }
+  }, 60_000);
+
   it("refuses the same PostgreSQL database under two spellings, without the password", async () => {
     const pg = await database("migrate_same");
     const other = pg.replace("postgres://", "postgresql://").replace("hunter2-secret", "other-secret") + "?sslmode=disable";

@@ -269,7 +269,8 @@ export async function migrate(argv: string[]): Promise<number> {
         console.error(`scimd: migrate stopped (${e.signal}) before the copy was complete; ${partial()}`);
         return signalExit(e.signal);
       }
-      const why = e instanceof Error ? ((e as { detail?: string }).detail ?? e.message) : String(e);
+      // A store's 503 ends with advice for a SCIM client ("nothing was changed, retry shortly"), which is not true of a copy part-way.
+      const why = (e instanceof Error ? ((e as { detail?: string }).detail ?? e.message) : String(e)).replace(/; (nothing was changed, )?retry shortly$/, "");
       console.error(`scimd: migrate failed: ${why}; ${partial()}`);
       return 1;
     }
