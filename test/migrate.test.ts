@@ -204,6 +204,19 @@ describe("scimd migrate (SQLite)", () => {
     }
   });
 
+  it("refuses a --from or --to no engine serves by that flag's name, with the forms migrate takes, never repeating the value", async () => {
+    const to = await run(["migrate", "--from", source, "--to", "mysql://scimd:hunter2-secret@db/scimd"]);
+    expect(to.code).toBe(2);
+    expect(to.err).toStartWith("scimd: --to names a 'mysql:' database, which scimd does not serve; give a file path, sqlite:PATH or a postgres:// URL\n");
+    const from = await run(["migrate", "--from", "jdbc:postgresql://scimd:hunter2-secret@db/scimd", "--to", file()]);
+    expect(from.code).toBe(2);
+    expect(from.err).toStartWith("scimd: --from names a 'jdbc:postgresql:' database, which scimd does not serve (for PostgreSQL give a postgres:// URL); give a file path, sqlite:PATH or a postgres:// URL\n");
+    for (const r of [to, from]) {
+      expect(r.err).not.toContain("hunter2");
+      expect(r.err).not.toContain("--db");
+    }
+  });
+
   it("asks for --from and --to (usage, exit 2), and --help says how", async () => {
     expect((await run(["migrate", "--to", file()])).code).toBe(2);
     expect((await run(["migrate", "--from", source])).code).toBe(2);

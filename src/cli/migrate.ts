@@ -12,8 +12,8 @@
 import { existsSync, realpathSync } from "node:fs";
 import { flag, flagHelp, HELP_FLAG, parseFlags, UsageError } from "../config";
 import type { ResourceKind } from "../scim/schema";
-import { describeDb, isPostgresUrl, namesDatabaseFile, openStore, parseDbLocation } from "../store/open";
-import type { CreateInput, Member, RowCounts, Store, TokenCopy } from "../store/store";
+import { DB_FORMS, describeDb, isPostgresUrl, namesDatabaseFile, openStore, parseDbLocation } from "../store/open";
+import { StoreOpenError, type CreateInput, type Member, type RowCounts, type Store, type TokenCopy } from "../store/store";
 import { openExisting } from "./database";
 import { commandLine } from "./invocation";
 import { progressBar, type Progress } from "./progress";
@@ -68,6 +68,24 @@ function identity(value: string): string {
     return `sqlite:${existsSync(path) ? realpathSync(path) : describeDb(value)}`;
   } catch {
     return `sqlite:${describeDb(value)}`;
+  }
+}
+
+const MIGRATE_FORMS = "a file path, sqlite:PATH or a postgres:// URL";
+
+/** describeDb, refusing a value no engine serves in the words of migrate's own flag (not serve's --db) and with the forms migrate takes (PostgreSQL too). */
+function shownAs(flagName: "from" | "to", value: string): string {
+  try {
+    return describeDb(value);
+  } catch (e) {
+    if (!(e instanceof StoreOpenError)) throw e;
+    // parseDbLocation's message names only a scheme, never the value (so no password).
+    throw new UsageError(
+      e.message
+        .replace(/^--db\b/, `--${flagName}`)
+        .replace(/ \(PostgreSQL serves `scimd serve` so far; this command needs a SQLite file\)/, "")
+        .replace(new RegExp(`; give ${DB_FORMS.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`), `; give ${MIGRATE_FORMS}`),
+    );
   }
 }
 
@@ -214,8 +232,8 @@ export async function migrate(argv: string[]): Promise<number> {
   if (!values.to) throw new UsageError("migrate needs --to, the empty database to copy into");
   if (values.batch < 1) throw new UsageError("--batch must be at least 1");
   if (values.sample < 0) throw new UsageError("--sample must be 0 or more");
-  const fromShown = describeDb(values.from);
-  const toShown = describeDb(values.to);
+  const fromShown = shownAs("from", values.from);
+  const toShown = shownAs("to", values.to);
   if (sameDatabase(values.from, values.to)) throw new Error(`--from and --to name the same database (${toShown}); migrate copies into another, empty database`);
 
   const started = performance.now();
