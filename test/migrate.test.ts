@@ -173,6 +173,7 @@ describe("scimd migrate (SQLite)", () => {
     expect(r.err).toBe("");
     expect(r.code).toBe(0);
     expect(r.out).toContain(`migrated ${source} to ${target}`);
+    expect(r.out).toContain("Serve from it (the IdP's tokens work there as they did):\n");
     expect(r.out).toContain("1233 users, 5 groups");
     expect(r.out).toContain("verified: every count matches; 100 sampled resources, 4 token secrets and the newest 100 activity entries");
     const copy = await openStore(target);
@@ -202,6 +203,24 @@ describe("scimd migrate (SQLite)", () => {
       const r = await run(["migrate", "--from", source, "--to", to]);
       expect([r.code, r.err]).toEqual([1, `scimd: --from and --to name the same database (${to.endsWith("-wal") ? `${source}-wal` : source}); migrate copies into another, empty database`]);
     }
+  });
+
+  it("names the cause when two Users of the source clash in the copy (userNames an older scimd's upgrade kept apart)", async () => {
+    const legacy = file();
+    const store = await openStore(legacy, { create: true });
+    await store.create("User", { id: "u-a", data: userData(1, { userName: "alice" }) });
+    await store.create("User", { id: "u-b", data: userData(2, { userName: "bob" }) });
+    await store.close();
+    // What schema migration 2 leaves when the width-mapped key is taken: the old key, the userName as it was.
+    const db = new Database(legacy);
+    db.query("UPDATE users SET user_name_key = 'ａｌｉｃｅ', data = json_set(data, '$.userName', 'ａｌｉｃｅ') WHERE id = 'u-b'").run();
+    db.close();
+    const target = file();
+    const r = await run(["migrate", "--from", legacy, "--to", target]);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(
+      `scimd: migrate failed: a User with userName "ａｌｉｃｅ" already exists (userName is compared case-insensitively): two Users of the source clash (an older scimd kept names apart that now compare equal, such as "ａｌｉｃｅ" and "alice"); rename one of them there and migrate again; ${target} now holds part of the copy: empty it (a new file, or DROP DATABASE and CREATE DATABASE) and run migrate again; ${legacy} is unchanged`,
+    );
   });
 
   it("refuses a --from or --to no engine serves by that flag's name, with the forms migrate takes, never repeating the value", async () => {
@@ -306,6 +325,7 @@ describePostgres("scimd migrate (SQLite → PostgreSQL → SQLite)", () => {
     expect(there.code).toBe(0);
     expect(there.out).not.toContain("hunter2");
     expect(there.out).toContain("postgres://scimd_test:***@127.0.0.1:");
+    expect(there.out).toContain("Serve from it (the IdP's tokens work there as they did), with the URL's password in place of ***:\n");
     const onPg = await openStore(pg);
     /** What PostgreSQL holds once its tokens were used (findToken records lastUsed): what the copy back must hold. */
     let used: typeof original;

@@ -11,6 +11,7 @@
  */
 import { existsSync, realpathSync } from "node:fs";
 import { flag, flagHelp, HELP_FLAG, parseFlags, UsageError } from "../config";
+import { ScimError } from "../scim/errors";
 import type { ResourceKind } from "../scim/schema";
 import { DB_FORMS, describeDb, isPostgresUrl, namesDatabaseFile, openStore, parseDbLocation } from "../store/open";
 import { StoreOpenError, type CreateInput, type Member, type RowCounts, type Store, type TokenCopy } from "../store/store";
@@ -175,7 +176,15 @@ async function copyResources(from: Store, to: Store, kind: ResourceKind, batch: 
         return { id: r.id, data: r.data, meta, members: members.filter((m) => m.type !== "Group").map((m) => m.value) };
       }),
     );
-    await to.createCopies(kind, inputs);
+    try {
+      await to.createCopies(kind, inputs);
+    } catch (e) {
+      // The target was empty, so two of the source's own resources clash: a database an older scimd
+      // upgraded may keep two userNames apart that compare equal now ("ａｌｉｃｅ" and "alice").
+      if (e instanceof ScimError && e.status === 409)
+        throw new Error(`${e.message}: two ${kind}s of the source clash (an older scimd kept names apart that now compare equal, such as "ａｌｉｃｅ" and "alice"); rename one of them there and migrate again`);
+      throw e;
+    }
     for (const r of page.resources) copied.sample.offer({ kind, id: r.id });
     progress.advance(page.resources.length);
     await progress.tick();
@@ -312,7 +321,7 @@ export async function migrate(argv: string[]): Promise<number> {
         `migrated ${fromShown} to ${toShown} in ${seconds}s:`,
         `  ${countsLine(v.counts)} (ids, meta.created/lastModified and versions kept)`,
         `verified: every count matches; ${plural(v.sampled, "sampled resource")}, ${plural(v.tokens, "token secret")} and the newest ${plural(v.activity, "activity entry", "activity entries")} are the same in both.`,
-        `Serve from it (the IdP's tokens work there as they did):`,
+        `Serve from it (the IdP's tokens work there as they did)${toShown.includes("***") ? ", with the URL's password in place of ***" : ""}:`,
         `  ${commandLine("serve", ["--db", toShown])}`,
       ].join("\n"),
     );
