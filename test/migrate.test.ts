@@ -205,6 +205,34 @@ describe("scimd migrate (SQLite)", () => {
     }
   });
 
+  it("refuses while another process (a server) has --from or --to open, naming it, and writes nothing", async () => {
+    const target = file();
+    const made = await openStore(target, { create: true });
+    await made.close();
+    for (const [flagName, held] of [["from", source], ["to", target]] as const) {
+      // What a running serve holds: a WAL connection to the file, open.
+      const holder = Bun.spawn(
+        [process.execPath, "-e", `const { Database } = require("bun:sqlite"); const d = new Database(${JSON.stringify(held)}); d.query("SELECT count(*) FROM users").get(); console.log("open"); setInterval(() => {}, 1000);`],
+        { stdout: "pipe", stderr: "inherit" },
+      );
+      try {
+        const reader = holder.stdout.getReader();
+        expect(new TextDecoder().decode((await reader.read()).value)).toContain("open");
+        const r = await run(["migrate", "--from", source, "--to", target]);
+        expect(r.code).toBe(1);
+        expect(r.err).toStartWith(`scimd: process ${holder.pid} (`);
+        expect(r.err).toContain(`has --${flagName} ${held} open (it holds SQLite's shared lock`);
+        expect(r.err).toEndWith("then run migrate again: a write during the copy would " + (flagName === "from" ? "be missed" : "mix into the copy") + "; nothing was changed");
+      } finally {
+        holder.kill();
+        await holder.exited;
+      }
+    }
+    const t = await openStore(target);
+    expect(await t.rowCounts()).toEqual({ users: 0, groups: 0, memberships: 0, tokens: 0, activity: 0 });
+    await t.close();
+  }, 30_000);
+
   it("names the cause when two Users of the source clash in the copy (userNames an older scimd's upgrade kept apart)", async () => {
     const legacy = file();
     const store = await openStore(legacy, { create: true });

@@ -13,7 +13,7 @@ import { existsSync, realpathSync } from "node:fs";
 import { flag, flagHelp, HELP_FLAG, parseFlags, UsageError } from "../config";
 import { ScimError } from "../scim/errors";
 import type { ResourceKind } from "../scim/schema";
-import { DB_FORMS, describeDb, isPostgresUrl, namesDatabaseFile, openStore, parseDbLocation } from "../store/open";
+import { DB_FORMS, databaseHolders, describeDb, isPostgresUrl, namesDatabaseFile, openStore, parseDbLocation } from "../store/open";
 import { StoreOpenError, type CreateInput, type Member, type RowCounts, type Store, type TokenCopy } from "../store/store";
 import { openExisting } from "./database";
 import { commandLine } from "./invocation";
@@ -34,15 +34,15 @@ export const MIGRATE_FLAGS = [
 
 export const MIGRATE_USAGE = `Usage: scimd migrate --from DB --to DB [--batch N] [--sample N]
 
-Copies a scimd database into an empty one, SQLite to PostgreSQL or back (or SQLite to SQLite):
-every User and Group with its id, meta.created / meta.lastModified and version (so ETags stay
-valid), the group memberships, every API token (hashes, scope, lifetime, rotated and revoked
-secrets: the IdP keeps its token) and the activity log. Then it verifies that every count matches
-and compares a sample of resources, every token and the newest activity entries in both, and
-prints what it copied. Stop the server on --from first (a write made during the copy may be
-missed). The target must hold nothing (not even a token); a PostgreSQL target is a database that
-exists (CREATE DATABASE scimd OWNER scimd) and scimd creates its tables. A password in a
-postgres:// URL is never printed (shown as ***).
+Copies a scimd database into an empty one, SQLite to PostgreSQL or back (or SQLite to SQLite): every
+User and Group with its id, meta.created / meta.lastModified and version (so ETags stay valid), the
+group memberships, every API token (hashes, scope, lifetime, rotated and revoked secrets: the IdP
+keeps its token) and the activity log. Then it verifies that every count matches and compares a
+sample of resources, every token and the newest activity entries in both, and prints what it copied.
+Stop the server on --from first (a write made during the copy may be missed; a SQLite file another
+process has open is refused). The target must hold nothing (not even a token); a PostgreSQL target
+is a database that exists (CREATE DATABASE scimd OWNER scimd) and scimd creates its tables. A
+password in a postgres:// URL is never printed (shown as ***).
 
 Options:
 ${flagHelp(MIGRATE_FLAGS)}
@@ -245,6 +245,16 @@ export async function migrate(argv: string[]): Promise<number> {
   const toShown = shownAs("to", values.to);
   if (sameDatabase(values.from, values.to)) throw new Error(`--from and --to name the same database (${toShown}); migrate copies into another, empty database`);
 
+  // A server on either database would write beside the copy: a write to --from after its rows were
+  // read is missed, one to --to mixes into the copy. Refused up front, naming the process (SQLite; a
+  // PostgreSQL server's clients cannot be told apart from this one).
+  for (const [flagName, value, shown] of [["from", values.from, fromShown], ["to", values.to, toShown]] as const) {
+    const h = (await databaseHolders(value))?.[0];
+    if (h)
+      throw new Error(
+        `process ${h.pid}${h.command ? ` (${h.command})` : ""} has --${flagName} ${shown} open (it holds ${h.lock}); stop the server (e.g. systemctl stop scimd) and any other program using it, then run migrate again: a write during the copy would ${flagName === "from" ? "be missed" : "mix into the copy"}; nothing was changed`,
+      );
+  }
   const started = performance.now();
   // Ctrl-C or SIGTERM must not end the process with the target half written and nothing said (nor
   // leave the terminal's cursor hidden by the bar): the first one stops the copy after the batch in
