@@ -260,10 +260,12 @@ export async function migrate(argv: string[]): Promise<number> {
   // leave the terminal's cursor hidden by the bar): the first one stops the copy after the batch in
   // flight and says what the target holds; a second one stops at once, saying the same.
   let stopped: "SIGINT" | "SIGTERM" | undefined;
-  let phase: "opening" | "copying" | "verifying" = "opening";
+  let phase: "opening" | "copying" | "verifying" | "closing" = "opening";
   let progress: Progress | undefined;
   const partial = () => `${toShown} now holds part of the copy: empty it (a new file, or DROP DATABASE and CREATE DATABASE) and run migrate again; ${fromShown} is unchanged`;
   const onSignal = (signal: "SIGINT" | "SIGTERM") => {
+    // Closing: what happened is printed already; the databases close in a moment (a second Ctrl-C must not cut that short).
+    if (phase === "closing") return;
     if (stopped === undefined && phase !== "opening") {
       stopped = signal;
       return;
@@ -337,9 +339,13 @@ export async function migrate(argv: string[]): Promise<number> {
     );
     return 0;
   } finally {
-    process.off("SIGINT", int);
-    process.off("SIGTERM", term);
-    await to?.close();
-    await from?.close();
+    phase = "closing";
+    try {
+      await to?.close();
+      await from?.close();
+    } finally {
+      process.off("SIGINT", int);
+      process.off("SIGTERM", term);
+    }
   }
 }
