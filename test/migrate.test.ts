@@ -316,7 +316,7 @@ describe("scimd migrate (SQLite)", () => {
     expect(from.err).not.toContain("hunter2");
     const missing = await run(["migrate", "--from", join(tmp.dir, "none.db"), "--to", file()]);
     expect(missing.code).toBe(1);
-    expect(missing.err).toContain("there is no scimd database at");
+    expect(missing.err).toBe(`scimd: there is no scimd database at --from ${join(tmp.dir, "none.db")}; give the database your server uses (its --db); nothing was changed`);
   }, 30_000);
 });
 

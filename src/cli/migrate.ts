@@ -14,8 +14,7 @@ import { flag, flagHelp, HELP_FLAG, parseFlags, UsageError } from "../config";
 import { ScimError } from "../scim/errors";
 import type { ResourceKind } from "../scim/schema";
 import { DB_FORMS, databaseHolders, describeDb, isPostgresUrl, namesDatabaseFile, openStore, parseDbLocation } from "../store/open";
-import { StoreOpenError, type CreateInput, type Member, type RowCounts, type Store, type TokenCopy } from "../store/store";
-import { openExisting } from "./database";
+import { StoreMissingError, StoreOpenError, type CreateInput, type Member, type RowCounts, type Store, type TokenCopy } from "../store/store";
 import { commandLine } from "./invocation";
 import { progressBar, type Progress } from "./progress";
 
@@ -284,7 +283,13 @@ export async function migrate(argv: string[]): Promise<number> {
   let from: Store | undefined;
   let to: Store | undefined;
   try {
-    from = await openExisting(values.from);
+    try {
+      from = await openStore(values.from, { create: false });
+    } catch (e) {
+      if (!(e instanceof StoreMissingError)) throw e;
+      // Not openExisting's advice (pass serve's --db): here the flag is --from, and nothing is created.
+      throw new Error(`there is no scimd database at --from ${fromShown}; give the database your server uses (its --db); nothing was changed`);
+    }
     // The copy records no activity of its own: the source's log is copied as it is.
     to = await openStore(values.to, { create: true, activityLog: false });
     const held = await to.rowCounts();
