@@ -410,6 +410,9 @@ describePostgres("scimd migrate (SQLite → PostgreSQL → SQLite)", () => {
       expect(r.err).not.toContain("hunter2");
     } finally {
       cluster.resume();
+      // The halt ended the admin connection too: a new one for the tests after this one.
+      await admin.close().catch(() => {});
+      admin = new SQL(cluster.url(), { max: 1 });
     }
   }, 60_000);
 
