@@ -5,6 +5,7 @@ import { backup, BACKUP_USAGE, restore, RESTORE_USAGE } from "./cli/backup";
 import { config, CONFIG_USAGE } from "./cli/config";
 import { exportCommand, EXPORT_USAGE } from "./cli/export";
 import { importCommand, IMPORT_USAGE } from "./cli/import";
+import { migrate, MIGRATE_USAGE } from "./cli/migrate";
 import { healthcheck, HEALTHCHECK_USAGE } from "./cli/healthcheck";
 import { serve, SERVE_USAGE } from "./cli/serve";
 import { commandLine } from "./cli/invocation";
@@ -28,6 +29,8 @@ Commands:
   restore          put a backup back (with the server stopped); the replaced content is kept beside it
   export           write every User and Group as JSON, JSON lines or CSV (spreadsheets, migrations)
   import           load an export into an empty database, keeping ids and timestamps
+  migrate          copy a database into an empty one, SQLite to PostgreSQL or back (tokens and
+                   activity too), then verify the copy
 
 Each command's options and examples:
   ${commandLine("serve", ["--help"])}
@@ -40,6 +43,7 @@ Each command's options and examples:
   ${commandLine("restore", ["--help"])}
   ${commandLine("export", ["--help"])}
   ${commandLine("import", ["--help"])}
+  ${commandLine("migrate", ["--help"])}
 
 Options:
   --help           show this help
@@ -84,6 +88,8 @@ export async function main(argv: string[]): Promise<number> {
         return await exportCommand(rest);
       case "import":
         return await importCommand(rest);
+      case "migrate":
+        return await migrate(rest);
       default:
         throw new UsageError(`unknown command '${cmd}'`);
     }
@@ -95,7 +101,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (e instanceof UsageError) {
       console.error(`scimd: ${e.message}\n`);
-      const usage: Record<string, string> = { serve: SERVE_USAGE, "generate-token": GENERATE_USAGE, tokens: TOKENS_USAGE, activity: ACTIVITY_USAGE, config: CONFIG_USAGE, healthcheck: HEALTHCHECK_USAGE, backup: BACKUP_USAGE, restore: RESTORE_USAGE, export: EXPORT_USAGE, import: IMPORT_USAGE };
+      const usage: Record<string, string> = { serve: SERVE_USAGE, "generate-token": GENERATE_USAGE, tokens: TOKENS_USAGE, activity: ACTIVITY_USAGE, config: CONFIG_USAGE, healthcheck: HEALTHCHECK_USAGE, backup: BACKUP_USAGE, restore: RESTORE_USAGE, export: EXPORT_USAGE, import: IMPORT_USAGE, migrate: MIGRATE_USAGE };
       console.error(usage[cmd ?? ""] ?? USAGE);
       return 2;
     }

@@ -514,7 +514,7 @@ describe("main: exit codes", () => {
   });
 });
 
-const HELPS: [string, string[]][] = [["--help"], ["serve", "--help"], ["generate-token", "--help"], ["tokens", "--help"], ["config", "--help"], ["export", "--help"], ["import", "--help"]].map((argv) => [`scimd ${argv.join(" ")}`, argv]);
+const HELPS: [string, string[]][] = [["--help"], ["serve", "--help"], ["generate-token", "--help"], ["tokens", "--help"], ["config", "--help"], ["export", "--help"], ["import", "--help"], ["migrate", "--help"]].map((argv) => [`scimd ${argv.join(" ")}`, argv]);
 
 describe("help text", () => {
   it.each(HELPS)("every option line of '%s' leaves at least two spaces between the option and its description", async (_t, argv) => {
@@ -682,7 +682,7 @@ describe("help text", () => {
     expect(lines.length).toBeGreaterThan(0);
     for (const line of lines) {
       // From source (as these tests run) the invocation is the npm script in this checkout.
-      expect(line).toMatch(/^(TOKEN=\$\()?npm --prefix \S+ (start|run --silent (generate-token|tokens|activity|config|healthcheck|backup|restore|export|import))( |$)/);
+      expect(line).toMatch(/^(TOKEN=\$\()?npm --prefix \S+ (start|run --silent (generate-token|tokens|activity|config|healthcheck|backup|restore|export|import|migrate))( |$)/);
       expect(line.replace(/^TOKEN=\$\((.*)\)$/, "$1")).not.toMatch(/[<>|;&`]/);
       const syntax = Bun.spawnSync(["sh", "-n", "-c", line]);
       expect({ line, exit: syntax.exitCode }).toEqual({ line, exit: 0 });

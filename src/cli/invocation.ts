@@ -15,7 +15,7 @@ export function shellQuote(s: string): string {
   return `'${s.replaceAll("'", `'\\''`)}'`;
 }
 
-export type Command = "serve" | "generate-token" | "tokens" | "activity" | "config" | "healthcheck" | "backup" | "restore" | "export" | "import";
+export type Command = "serve" | "generate-token" | "tokens" | "activity" | "config" | "healthcheck" | "backup" | "restore" | "export" | "import" | "migrate";
 
 /** The checkout this source runs from (src/cli/ is two levels below it). */
 const checkout = resolve(import.meta.dir, "../..");

@@ -7,7 +7,9 @@
  * A value that holds `://` is always a URL, never a file name, so a URL whose scheme this build does
  * not serve is refused (and its password never repeated) instead of becoming a SQLite file named after it.
  */
+import { existsSync } from "node:fs";
 import { resolve } from "node:path";
+import { lockHolders, type LockHolder } from "./sqlite/lock-holders";
 import { backupSqlite, isDatabaseFile, restoreSqlite } from "./sqlite/backup";
 import { PostgresStore } from "./postgres/postgres-store";
 import { SqliteStore } from "./sqlite/sqlite-store";
@@ -157,6 +159,24 @@ export async function backupDatabase(value: string, target: string, opts: Backup
   switch (where.engine) {
     case "sqlite":
       return backupSqlite(where.path, target, opts);
+  }
+}
+
+/** Another process that has a database open (a running `scimd serve`), as SQLite's locks show it. */
+export type { LockHolder } from "./sqlite/lock-holders";
+
+/**
+ * The other processes that have the SQLite database a `--db` value names open (none when the file
+ * does not exist); undefined for a PostgreSQL URL or where the locks cannot be asked (see lock-holders.ts).
+ */
+export async function databaseHolders(value: string): Promise<LockHolder[] | undefined> {
+  if (isPostgresUrl(value)) return undefined;
+  const where = parseDbLocation(value);
+  switch (where.engine) {
+    case "sqlite": {
+      const path = resolve(where.path);
+      return existsSync(path) ? lockHolders(path) : [];
+    }
   }
 }
 

@@ -84,7 +84,12 @@ export interface CreateInput {
    * what an IdP or an auditor saw stays true); by default both are the time of the write. ISO 8601
    * UTC as `new Date().toISOString()` writes it, so that stored times compare as text.
    */
-  meta?: { created: string; lastModified: string };
+  meta?: {
+    created: string;
+    lastModified: string;
+    /** The version to start at (a migration keeps it, so that ETags stay valid); default 1. */
+    version?: number;
+  };
 }
 
 /** A page of ResourceStore.scan: resources in creation order; `next` is absent on the last page. */
@@ -336,7 +341,56 @@ export interface ActivityStore {
   pruneActivity(olderThan: string, limit: number): Promise<number>;
 }
 
+/** A token secret as `scimd migrate` copies it: the record and the hash it is looked up by (never the secret). */
+export interface TokenCopy extends TokenRecord {
+  /** The hash findToken takes (a store's own spelling of it, such as SQLite's `read:` prefix, removed). */
+  hash: string;
+}
+
+/** An activity entry as `scimd migrate` copies it: the entry, and the name key a rename or delete is indexed by. */
+export interface ActivityCopy {
+  /** The entry; its `seq` orders the copies read, and is not kept by a write (the target numbers them, in the same order). */
+  entry: ActivityEntry;
+  /** The folded name the entry's resource gave up (see listActivity's --user / --group by an old name); absent for most entries. */
+  nameKey?: string;
+}
+
+/** How many rows of each kind a database holds: every token secret (revoked ones too) and every activity entry. */
+export interface RowCounts {
+  users: number;
+  groups: number;
+  memberships: number;
+  tokens: number;
+  activity: number;
+}
+
+/**
+ * What `scimd migrate` needs besides the other interfaces: token rows with their hashes and the
+ * activity log's raw entries, read and written as they are (ids, times and state kept), and exact
+ * counts. The writes are for an empty store only: they check no names and record no activity.
+ */
+export interface CopyStore {
+  /** Counted now, in the database (not the tallies of stats()). */
+  rowCounts(): Promise<RowCounts>;
+  /**
+   * Creates these resources (as create does, each with its meta kept) one after another in one
+   * transaction, all or none: their creation order, which lists and scans follow and by which a
+   * Group's members and a User's groups are ordered, is the order given.
+   */
+  createCopies(kind: ResourceKind, inputs: readonly CreateInput[]): Promise<void>;
+  /** Adds these Users or Groups to an existing Group as members without changing its version, meta.lastModified or the log (404 for an unknown group, 400 for an unknown member). */
+  insertMemberCopies(groupId: string, memberIds: string[]): Promise<void>;
+  /** Every token secret with its hash, oldest first (a store holds few: they are made by hand). */
+  tokenCopies(): Promise<TokenCopy[]>;
+  /** Writes these secrets as they are, in one transaction; throws on a clash of id or hash. */
+  insertTokenCopies(tokens: readonly TokenCopy[]): Promise<void>;
+  /** At most `limit` (≥ 1) entries with a seq above `after` (0: from the first), oldest first. */
+  activityCopies(after: number, limit: number): Promise<ActivityCopy[]>;
+  /** Appends these entries in this order, in one transaction (they get this store's next seqs). */
+  insertActivityCopies(entries: readonly ActivityCopy[]): Promise<void>;
+}
+
 /** One opened database: the stores over it. `close` finishes queued writes, then releases it. */
-export interface Store extends ResourceStore, TokenStore, StoreProbes, ActivityStore {
+export interface Store extends ResourceStore, TokenStore, StoreProbes, ActivityStore, CopyStore {
   close(): Promise<void>;
 }

@@ -478,7 +478,7 @@ describe("the binary's help", () => {
     const commands = r.out.split("\n").filter((l) => l.includes(`${bin} `));
     expect(commands.length).toBeGreaterThan(0);
     for (const l of commands) {
-      expect(l).toMatch(new RegExp(`^ {2}(TOKEN=\\$\\()?${bin.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} (serve|generate-token|tokens|activity|config|healthcheck|backup|restore|export|import)( |$)`));
+      expect(l).toMatch(new RegExp(`^ {2}(TOKEN=\\$\\()?${bin.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} (serve|generate-token|tokens|activity|config|healthcheck|backup|restore|export|import|migrate)( |$)`));
       expect(l).not.toMatch(/<[a-z|-]+>/);
     }
   });

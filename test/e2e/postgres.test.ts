@@ -66,4 +66,44 @@ describePostgres("dist/scimd on PostgreSQL", () => {
 
     for (const out of [gen.out.replace(token, ""), gen.err, a.log(), b.log()]) expect(out).not.toContain(PASSWORD);
   }, 120_000);
+
+  it("migrate moves a served SQLite directory to PostgreSQL: the IdP's token, ids and ETags work there as before", async () => {
+    const file = join(dir, "before.db");
+    const gen = runCli(bin, dir, ["generate-token", "--name", "okta", "--db", file, "--create"]);
+    expect(gen.code).toBe(0);
+    const token = gen.out.trim();
+    const old = await startServe(bin, dir, ["--db", file], started, 20_000);
+    const made = await api(old, token, "POST", "/Users", userBody("moved@example.com"));
+    expect(made.status).toBe(201);
+    const renamed = await api(old, token, "PATCH", `/Users/${made.body.id}`, { schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: "replace", path: "title", value: "Boss" }] });
+    expect(renamed.status).toBe(200);
+    const etag = renamed.headers.get("etag");
+    expect(etag).toBe('W/"2"');
+    expect(await old.stop()).toBe(0);
+
+    const admin = new SQL(cluster.url(), { max: 1 });
+    await admin`CREATE DATABASE scimd_moved`;
+    await admin.close();
+    const target = `postgres://${TEST_ROLE}:${PASSWORD}@127.0.0.1:${cluster.port}/scimd_moved`;
+    const moved = runCli(bin, dir, ["migrate", "--from", file, "--to", target]);
+    expect(moved.err).toBe("");
+    expect(moved.code).toBe(0);
+    expect(moved.out).toContain("1 user, 0 groups, 0 memberships, 1 token secret, 2 activity entries");
+    expect(moved.out).not.toContain(PASSWORD);
+
+    const now = await startServe(bin, dir, ["--db", target], started, 20_000);
+    const read = await api(now, token, "GET", `/Users/${made.body.id}`);
+    expect(read.status).toBe(200);
+    expect(read.headers.get("etag")).toBe(etag);
+    // The same meta but for location (the new server listens on another port).
+    expect({ ...read.body.meta, location: undefined }).toEqual({ ...renamed.body.meta, location: undefined });
+    expect(read.body.title).toBe("Boss");
+    // If-Match with the ETag the IdP holds still matches.
+    const next = await api(now, token, "PATCH", `/Users/${made.body.id}`, { schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: "replace", path: "title", value: "Chief" }] }, { "If-Match": etag! });
+    expect(next.status).toBe(200);
+    expect(now.log()).not.toContain(PASSWORD);
+    const log = runCli(bin, dir, ["activity", "--db", target, "--json"]);
+    expect(log.code).toBe(0);
+    expect(log.out.trim().split("\n").map((l) => JSON.parse(l).op)).toEqual(["patch", "patch", "create"]);
+  }, 120_000);
 });

@@ -6,7 +6,7 @@
 import type { ActivityEntry, ActivityOp, ActivityQuery, ActivityVia, AttributeChange, LeftGroup } from "../../scim/activity";
 import { fold, userNameKey } from "../../scim/compare-keys";
 import type { ResourceKind } from "../../scim/schema";
-import type { WriteOrigin } from "../store";
+import type { ActivityCopy, WriteOrigin } from "../store";
 import type { PostgresDatabase, Tx } from "./database";
 
 /** An entry as resources.ts records it, inside a write (as in the SQLite store). */
@@ -147,6 +147,52 @@ export class PostgresActivity {
     return this.d.write(async (tx) => {
       const r = await tx.unsafe(`DELETE FROM activity WHERE seq IN (SELECT seq FROM activity WHERE at < $1 ORDER BY at, seq LIMIT $2::int)`, [olderThan, Math.max(0, limit)]);
       return r.count as number;
+    });
+  }
+
+  /** CopyStore.activityCopies: the rows after seq `after`, oldest first, with their name keys. */
+  async copies(after: number, limit: number): Promise<ActivityCopy[]> {
+    const rows = (await this.d.sql.unsafe(
+      `SELECT seq::float8 AS seq, at, request_id, token, via, op, resource_type, resource_id, name, changes, members_added, members_removed, left_groups, name_key
+         FROM activity WHERE seq > $1::bigint ORDER BY seq LIMIT $2::int`,
+      [after, Math.max(1, limit)],
+    )) as (Row & { name_key: string | null })[];
+    return rows.map((r) => (r.name_key === null ? { entry: toEntry(r) } : { entry: toEntry(r), nameKey: r.name_key }));
+  }
+
+  /** CopyStore.insertActivityCopies: appended in order (multi-row inserts, so seqs follow the order) in one transaction. */
+  async insertCopies(entries: readonly ActivityCopy[]): Promise<void> {
+    if (!entries.length) return;
+    const COLUMNS = 13;
+    const CHUNK = 1000;
+    await this.d.write(async (tx) => {
+      for (let i = 0; i < entries.length; i += CHUNK) {
+        const chunk = entries.slice(i, i + CHUNK);
+        const params: unknown[] = [];
+        const rows = chunk.map(({ entry: e, nameKey }, j) => {
+          params.push(
+            e.at,
+            e.requestId ?? null,
+            e.token ?? null,
+            e.via,
+            e.op,
+            e.resourceType,
+            e.id,
+            e.name ?? null,
+            nameKey ?? null,
+            JSON.stringify(e.changes),
+            list(e.membersAdded),
+            list(e.membersRemoved),
+            e.leftGroups?.length ? JSON.stringify(e.leftGroups) : null,
+          );
+          return `(${Array.from({ length: COLUMNS }, (_, k) => `$${j * COLUMNS + k + 1}`).join(", ")})`;
+        });
+        // One statement's rows get their identity values in the order of its VALUES list.
+        await tx.unsafe(
+          `INSERT INTO activity (at, request_id, token, via, op, resource_type, resource_id, name, name_key, changes, members_added, members_removed, left_groups) VALUES ${rows.join(", ")}`,
+          params,
+        );
+      }
     });
   }
 }

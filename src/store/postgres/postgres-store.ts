@@ -27,6 +27,9 @@ import type {
   TokenRecord,
   TokenRefusalDetail,
   UpdateInput,
+  ActivityCopy,
+  RowCounts,
+  TokenCopy,
 } from "../store";
 import { PostgresActivity } from "./activity";
 import { PostgresDatabase, unavailable, type PostgresStoreOptions } from "./database";
@@ -134,6 +137,39 @@ export class PostgresStore implements Store {
 
   pruneActivity(olderThan: string, limit: number): Promise<number> {
     return this.activity.prune(olderThan, limit);
+  }
+
+  async rowCounts(): Promise<RowCounts> {
+    const [row] = await this.database.sql
+      .unsafe(
+        "SELECT (SELECT count(*) FROM users)::int AS users, (SELECT count(*) FROM groups)::int AS groups, (SELECT count(*) FROM group_members)::int AS memberships, (SELECT count(*) FROM tokens)::int AS tokens, (SELECT count(*) FROM activity)::int AS activity",
+      )
+      .catch(fail);
+    return { users: row.users, groups: row.groups, memberships: row.memberships, tokens: row.tokens, activity: row.activity };
+  }
+
+  createCopies(kind: ResourceKind, inputs: readonly CreateInput[]): Promise<void> {
+    return this.resources.createCopies(kind, inputs);
+  }
+
+  insertMemberCopies(groupId: string, memberIds: string[]): Promise<void> {
+    return this.resources.insertMemberCopies(groupId, memberIds);
+  }
+
+  tokenCopies(): Promise<TokenCopy[]> {
+    return this.tokens.copies().catch(fail);
+  }
+
+  insertTokenCopies(tokens: readonly TokenCopy[]): Promise<void> {
+    return this.tokens.insertCopies(tokens);
+  }
+
+  activityCopies(after: number, limit: number): Promise<ActivityCopy[]> {
+    return this.activity.copies(after, limit).catch(fail);
+  }
+
+  insertActivityCopies(entries: readonly ActivityCopy[]): Promise<void> {
+    return this.activity.insertCopies(entries);
   }
 
   ready(timeoutMs: number): Promise<Readiness> {

@@ -85,38 +85,67 @@ export class PostgresResources implements Omit<ResourceStore, "memberPage" | "me
     return row ? toStored(row) : undefined;
   }
 
-  async create(kind: ResourceKind, input: CreateInput): Promise<StoredResource> {
+  /** One create inside a write: the row, its members, its activity entry. */
+  private async insert(tx: Tx, delta: Tally, kind: ResourceKind, input: CreateInput, now: string): Promise<StoredResource> {
     const t = TABLES[kind];
-    const now = nowIso();
     const { created, lastModified } = input.meta ?? { created: now, lastModified: now };
+    const version = input.meta?.version ?? 1;
+    let seq: number;
     try {
-      await this.d.write(async (tx, delta) => {
-        const [row] = await tx.unsafe(
-          `INSERT INTO ${t.name} (id, ${t.keyColumn}, external_id, display, created, last_modified, version, data, search)
-           VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8::text::jsonb) RETURNING seq::float8 AS seq`,
-          [input.id, t.key(input.data), externalIdKey(input.data), displayOf(kind, input.data), created, lastModified, JSON.stringify(input.data), JSON.stringify(toSearchDoc(t.rt, input.data))],
-        );
-        delta[t.name] += 1;
-        const log = this.activity.enabled ? memberLog() : undefined;
-        if (kind === "Group" && input.members?.length) await this.members.addTo(tx, delta, row.seq, input.members, log);
-        await this.activity.record(tx, {
-          at: now,
-          origin: input.origin,
-          op: "create",
-          kind,
-          id: input.id,
-          name: nameOf(t, input.data),
-          changes: diffResources(t.rt, undefined, input.data),
-          membersAdded: log?.added,
-        });
-      });
+      const [row] = await tx.unsafe(
+        `INSERT INTO ${t.name} (id, ${t.keyColumn}, external_id, display, created, last_modified, version, data, search)
+         VALUES ($1, $2, $3, $4, $5, $6, $9::int, $7, $8::text::jsonb) RETURNING seq::float8 AS seq`,
+        [input.id, t.key(input.data), externalIdKey(input.data), displayOf(kind, input.data), created, lastModified, JSON.stringify(input.data), JSON.stringify(toSearchDoc(t.rt, input.data)), version],
+      );
+      seq = row.seq;
     } catch (e) {
       // The unique index on the name key (or on the id the caller chose) refused it: 409, never the server's text.
       throw isUniqueViolation(e) ? uniquenessOf(t, input.data) : e;
     }
-    const stored: StoredResource = { id: input.id, data: input.data, version: 1, created, lastModified };
+    delta[t.name] += 1;
+    const log = this.activity.enabled ? memberLog() : undefined;
+    if (kind === "Group" && input.members?.length) await this.members.addTo(tx, delta, seq, input.members, log);
+    await this.activity.record(tx, {
+      at: now,
+      origin: input.origin,
+      op: "create",
+      kind,
+      id: input.id,
+      name: nameOf(t, input.data),
+      changes: diffResources(t.rt, undefined, input.data),
+      membersAdded: log?.added,
+    });
+    const stored: StoredResource = { id: input.id, data: input.data, version, created, lastModified };
     if (kind === "User") stored.groups = [];
     return stored;
+  }
+
+  async create(kind: ResourceKind, input: CreateInput): Promise<StoredResource> {
+    const now = nowIso();
+    try {
+      return await this.d.write((tx, delta) => this.insert(tx, delta, kind, input, now));
+    } catch (e) {
+      throw isUniqueViolation(e) ? uniquenessOf(TABLES[kind], input.data) : e;
+    }
+  }
+
+  /** CopyStore.createCopies: the creates in one transaction, one after another, so their creation order (seq) is the order given. */
+  async createCopies(kind: ResourceKind, inputs: readonly CreateInput[]): Promise<void> {
+    if (!inputs.length) return;
+    const now = nowIso();
+    await this.d.write(async (tx, delta) => {
+      for (const input of inputs) await this.insert(tx, delta, kind, input, now);
+    });
+  }
+
+  /** CopyStore.insertMemberCopies: member rows added to a Group as they are (its version, lastModified and the log untouched). */
+  async insertMemberCopies(groupId: string, memberIds: string[]): Promise<void> {
+    if (!memberIds.length) return;
+    await this.d.write(async (tx, delta) => {
+      const [g] = (await tx.unsafe("SELECT seq::float8 AS seq FROM groups WHERE id = $1", [groupId])) as { seq: number }[];
+      if (!g) throw notFound(`Group ${groupId} not found`);
+      await this.members.addTo(tx, delta, g.seq, memberIds);
+    });
   }
 
   async update(kind: ResourceKind, id: string, input: UpdateInput): Promise<StoredResource> {

@@ -6,7 +6,7 @@
  * No `read:` hash prefix: it exists in SQLite for older binaries sharing a file, which no PostgreSQL
  * database has had.
  */
-import { keptLifetimeMs, TokenNameTaken, type RotatedToken, type RotateOptions, type TokenOptions, type TokenRecord, type TokenRefusalDetail, type TokenScope, type TokenStore } from "../store";
+import { keptLifetimeMs, TokenNameTaken, type RotatedToken, type RotateOptions, type TokenCopy, type TokenOptions, type TokenRecord, type TokenRefusalDetail, type TokenScope, type TokenStore } from "../store";
 import { nowIso, type PostgresDatabase, type Tx } from "./database";
 
 type TokenRow = {
@@ -122,5 +122,31 @@ export class PostgresTokens implements TokenStore {
   async tokenCount(): Promise<number> {
     const [{ n }] = await this.d.sql`SELECT count(*)::int AS n FROM tokens WHERE revoked IS NULL AND (expires IS NULL OR expires > ${nowIso()})`;
     return n as number;
+  }
+
+  /** CopyStore.tokenCopies: every row with its hash, oldest first. */
+  async copies(): Promise<TokenCopy[]> {
+    const rows = (await this.d.sql.unsafe(`SELECT ${TOKEN_COLUMNS}, hash FROM tokens ORDER BY created, seq`)) as (TokenRow & { hash: string })[];
+    return rows.map((r) => ({ ...tokenRecord(r), hash: r.hash }));
+  }
+
+  /** CopyStore.insertTokenCopies: the rows as they are, in one transaction (all or none). */
+  async insertCopies(tokens: readonly TokenCopy[]): Promise<void> {
+    if (!tokens.length) return;
+    await this.d.write(async (tx) => {
+      for (const t of tokens)
+        await tx.unsafe("INSERT INTO tokens (id, name, hash, created, last_used, scope, expires, expires_at, rotated, revoked) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)", [
+          t.id,
+          t.name,
+          t.hash,
+          t.created,
+          t.lastUsed,
+          t.scope,
+          t.expires,
+          t.expiresAt,
+          t.rotated ?? null,
+          t.revoked ?? null,
+        ]);
+    });
   }
 }

@@ -7,7 +7,7 @@
 import type { ActivityEntry, ActivityOp, ActivityQuery, ActivityVia, AttributeChange, LeftGroup } from "../../scim/activity";
 import { fold, userNameKey } from "../../scim/compare-keys";
 import type { ResourceKind } from "../../scim/schema";
-import type { WriteOrigin } from "../store";
+import type { ActivityCopy, WriteOrigin } from "../store";
 import { limitSql, type SqliteDatabase } from "./database";
 
 /** An entry as resources.ts records it, inside a write. */
@@ -46,6 +46,8 @@ type Row = {
   members_removed: string | null;
   left_groups: string | null;
 };
+
+const ROW_COLUMNS = "seq, at, request_id, token, via, op, resource_type, resource_id, name, changes, members_added, members_removed, left_groups";
 
 const INSERT = `INSERT INTO activity (at, request_id, token, via, op, resource_type, resource_id, name, name_key, changes, members_added, members_removed, left_groups)
   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
@@ -184,5 +186,37 @@ export class SqliteActivity {
       n = this.d.dynamic(`DELETE FROM activity WHERE seq IN (SELECT seq FROM activity WHERE at < ? ORDER BY at, seq ${limitSql(limit)})`).run(olderThan).changes;
     });
     return n;
+  }
+
+  /** CopyStore.activityCopies: the rows after seq `after`, oldest first, with their name keys. */
+  copies(after: number, limit: number): ActivityCopy[] {
+    const rows = this.d
+      .dynamic(`SELECT ${ROW_COLUMNS}, name_key FROM activity WHERE seq > ? ORDER BY seq ${limitSql(Math.max(1, limit))}`)
+      .all(after) as (Row & { name_key: string | null })[];
+    return rows.map((r) => (r.name_key === null ? { entry: toEntry(r) } : { entry: toEntry(r), nameKey: r.name_key }));
+  }
+
+  /** CopyStore.insertActivityCopies: appended in order in one write unit, whether or not this store records new entries. */
+  async insertCopies(entries: readonly ActivityCopy[]): Promise<void> {
+    if (!entries.length) return;
+    await this.d.write(() => {
+      const insert = this.d.q(INSERT);
+      for (const { entry: e, nameKey } of entries)
+        insert.run(
+          e.at,
+          e.requestId ?? null,
+          e.token ?? null,
+          e.via,
+          e.op,
+          e.resourceType,
+          e.id,
+          e.name ?? null,
+          nameKey ?? null,
+          JSON.stringify(e.changes),
+          list(e.membersAdded),
+          list(e.membersRemoved),
+          e.leftGroups?.length ? JSON.stringify(e.leftGroups) : null,
+        );
+    });
   }
 }

@@ -46,7 +46,7 @@ function table({ kind, name, nameAttr, key, keyColumn, getColumns }: TableSpec):
     sql: {
       get: `SELECT ${getColumns} FROM ${name} r WHERE r.id = ?`,
       keyTaken: `SELECT 1 FROM ${name} WHERE ${keyColumn} = ?`,
-      insert: `INSERT INTO ${name} (id, ${keyColumn}, external_id, created, last_modified, version, data, search) VALUES (?, ?, ?, ?, ?, 1, ?, ?) RETURNING seq`,
+      insert: `INSERT INTO ${name} (id, ${keyColumn}, external_id, created, last_modified, version, data, search) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
       current: `SELECT seq, version, created, last_modified, data, ${keyColumn} AS key FROM ${name} WHERE id = ?`,
       update: `UPDATE ${name} SET ${keyColumn} = ?, external_id = ?, last_modified = ?, version = version + 1, data = ?, search = ? WHERE seq = ?`,
       delete: `DELETE FROM ${name} WHERE seq = ?`,
@@ -114,40 +114,71 @@ export class SqliteResources implements Omit<ResourceStore, "memberPage" | "memb
     return row ? toStored(row) : undefined;
   }
 
-  async create(kind: ResourceKind, input: CreateInput): Promise<StoredResource> {
+  /** One create inside a write unit: the row, its emails, its members, its activity entry. */
+  private insert(kind: ResourceKind, input: CreateInput, now: string): StoredResource {
     const t = TABLES[kind];
-    const now = nowIso();
     const { created, lastModified } = input.meta ?? { created: now, lastModified: now };
+    const version = input.meta?.version ?? 1;
     const data = JSON.stringify(input.data);
     const search = JSON.stringify(toSearchDoc(t.rt, input.data));
-    const run = () => {
-      const key = this.claimKey(t, input.data);
-      const row = this.d.q(t.sql.insert).get(input.id, key, externalIdKey(input.data), created, lastModified, data, search) as { seq: number };
-      this.d.tally(t.name, 1);
-      if (kind === "User") this.writeEmails(row.seq, input.data, false);
-      const log = this.activity.enabled ? memberLog() : undefined;
-      if (kind === "Group" && input.members?.length) this.members.addTo(row.seq, input.members, log);
-      if (this.activity.enabled)
-        this.activity.record({
-          at: now,
-          origin: input.origin,
-          op: "create",
-          kind,
-          id: input.id,
-          name: nameOf(t, input.data),
-          changes: diffResources(t.rt, undefined, input.data),
-          membersAdded: log?.added,
-        });
-    };
+    const key = this.claimKey(t, input.data);
+    let row: { seq: number };
     try {
-      await this.d.write(run);
+      row = this.d.q(t.sql.insert).get(input.id, key, externalIdKey(input.data), created, lastModified, version, data, search) as { seq: number };
     } catch (e) {
       // claimKey checked the name in the same transaction, so what is left to clash is the id the caller chose: a 409 too, never SQLite's text.
       throw isUniqueViolation(e) ? uniquenessOf(t, input.data) : e;
     }
-    const stored: StoredResource = { id: input.id, data: input.data, version: 1, created, lastModified };
+    this.d.tally(t.name, 1);
+    if (kind === "User") this.writeEmails(row.seq, input.data, false);
+    const log = this.activity.enabled ? memberLog() : undefined;
+    if (kind === "Group" && input.members?.length) this.members.addTo(row.seq, input.members, log);
+    if (this.activity.enabled)
+      this.activity.record({
+        at: now,
+        origin: input.origin,
+        op: "create",
+        kind,
+        id: input.id,
+        name: nameOf(t, input.data),
+        changes: diffResources(t.rt, undefined, input.data),
+        membersAdded: log?.added,
+      });
+    const stored: StoredResource = { id: input.id, data: input.data, version, created, lastModified };
     if (kind === "User") stored.groups = [];
     return stored;
+  }
+
+  async create(kind: ResourceKind, input: CreateInput): Promise<StoredResource> {
+    const now = nowIso();
+    let stored: StoredResource | undefined;
+    try {
+      await this.d.write(() => {
+        stored = this.insert(kind, input, now);
+      });
+    } catch (e) {
+      throw isUniqueViolation(e) ? uniquenessOf(TABLES[kind], input.data) : e;
+    }
+    return stored!;
+  }
+
+  /** CopyStore.createCopies: the creates in one write unit, one after another, so their creation order (seq) is the order given. */
+  async createCopies(kind: ResourceKind, inputs: readonly CreateInput[]): Promise<void> {
+    if (!inputs.length) return;
+    const now = nowIso();
+    await this.d.write(() => {
+      for (const input of inputs) this.insert(kind, input, now);
+    });
+  }
+
+  /** CopyStore.insertMemberCopies: member rows added to a Group as they are (its version, lastModified and the log untouched). */
+  async insertMemberCopies(groupId: string, memberIds: string[]): Promise<void> {
+    if (!memberIds.length) return;
+    await this.d.write(() => {
+      const g = this.d.q("SELECT seq FROM groups WHERE id = ?").get(groupId) as { seq: number } | null;
+      if (!g) throw notFound(`Group ${groupId} not found`);
+      this.members.addTo(g.seq, memberIds);
+    });
   }
 
   async update(kind: ResourceKind, id: string, input: UpdateInput): Promise<StoredResource> {

@@ -29,6 +29,9 @@ import type {
   TokenOptions,
   RotateOptions,
   UpdateInput,
+  ActivityCopy,
+  RowCounts,
+  TokenCopy,
 } from "../store";
 import { SqliteActivity } from "./activity";
 import { SqliteDatabase, type SqliteStoreOptions } from "./database";
@@ -130,6 +133,38 @@ export class SqliteStore implements Store {
 
   pruneActivity(olderThan: string, limit: number): Promise<number> {
     return this.activity.prune(olderThan, limit);
+  }
+
+  async rowCounts(): Promise<RowCounts> {
+    return this.database
+      .q(
+        "SELECT (SELECT count(*) FROM users) AS users, (SELECT count(*) FROM groups) AS groups, (SELECT count(*) FROM group_members) AS memberships, (SELECT count(*) FROM tokens) AS tokens, (SELECT count(*) FROM activity) AS activity",
+      )
+      .get() as RowCounts;
+  }
+
+  createCopies(kind: ResourceKind, inputs: readonly CreateInput[]): Promise<void> {
+    return this.resources.createCopies(kind, inputs);
+  }
+
+  insertMemberCopies(groupId: string, memberIds: string[]): Promise<void> {
+    return this.resources.insertMemberCopies(groupId, memberIds);
+  }
+
+  tokenCopies(): Promise<TokenCopy[]> {
+    return this.tokens.copies();
+  }
+
+  insertTokenCopies(tokens: readonly TokenCopy[]): Promise<void> {
+    return this.tokens.insertCopies(tokens);
+  }
+
+  async activityCopies(after: number, limit: number): Promise<ActivityCopy[]> {
+    return this.activity.copies(after, limit);
+  }
+
+  insertActivityCopies(entries: readonly ActivityCopy[]): Promise<void> {
+    return this.activity.insertCopies(entries);
   }
 
   ready(timeoutMs: number): Promise<Readiness> {

@@ -15,7 +15,7 @@
  * write. This store looks both spellings up in one indexed lookup (`hash IN (h, 'read:' || h)`); the
  * `scope` column stays the record's scope, written with the prefixed hash in the same row.
  */
-import { keptLifetimeMs, TokenNameTaken, type RotatedToken, type RotateOptions, type TokenOptions, type TokenRecord, type TokenRefusalDetail, type TokenScope, type TokenStore } from "../store";
+import { keptLifetimeMs, TokenNameTaken, type RotatedToken, type RotateOptions, type TokenCopy, type TokenOptions, type TokenRecord, type TokenRefusalDetail, type TokenScope, type TokenStore } from "../store";
 import { nowIso, type SqliteDatabase } from "./database";
 
 type TokenRow = {
@@ -150,5 +150,21 @@ export class SqliteTokens implements TokenStore {
 
   async tokenCount(): Promise<number> {
     return (this.d.q("SELECT count(*) AS n FROM tokens WHERE revoked IS NULL AND (expires IS NULL OR expires > ?)").get(nowIso()) as { n: number }).n;
+  }
+
+  /** CopyStore.tokenCopies: every row, the hash without its `read:` spelling. */
+  async copies(): Promise<TokenCopy[]> {
+    const rows = this.d.q(`SELECT ${TOKEN_COLUMNS}, hash FROM tokens ORDER BY created, rowid`).all() as (TokenRow & { hash: string })[];
+    return rows.map((r) => ({ ...tokenRecord(r), hash: r.scope === "read" && r.hash.startsWith(READ_PREFIX) ? r.hash.slice(READ_PREFIX.length) : r.hash }));
+  }
+
+  /** CopyStore.insertTokenCopies: the rows as they are, in one write unit (all or none). */
+  async insertCopies(tokens: readonly TokenCopy[]): Promise<void> {
+    if (!tokens.length) return;
+    await this.d.write(() => {
+      const insert = this.d.q("INSERT INTO tokens (id, name, hash, created, last_used, scope, expires, expires_at, rotated, revoked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      for (const t of tokens)
+        insert.run(t.id, t.name, storedHash(t.hash, t.scope), t.created, t.lastUsed, t.scope, t.expires, t.expiresAt, t.rotated ?? null, t.revoked ?? null);
+    });
   }
 }

@@ -9,6 +9,7 @@ import { openStore } from "../../../src/store/open";
 import { activityContract } from "../contract-activity";
 import { storeContract, type OpenFresh } from "../contract";
 import { scanContract } from "../contract-scan";
+import { copyContract } from "../contract-copy";
 import { tokenScopeContract } from "../contract-tokens-scope";
 import { describePostgres, startCluster, type PgCluster } from "./cluster";
 
@@ -41,4 +42,5 @@ describePostgres("PostgreSQL store", () => {
   activityContract("PostgreSQL", fresh);
   tokenScopeContract("PostgreSQL", fresh);
   scanContract("PostgreSQL", fresh);
+  copyContract("PostgreSQL", fresh);
 });

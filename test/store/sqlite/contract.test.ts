@@ -10,6 +10,7 @@ import { activityContract } from "../contract-activity";
 import { storeContract } from "../contract";
 import { tokenScopeContract } from "../contract-tokens-scope";
 import { scanContract } from "../contract-scan";
+import { copyContract } from "../contract-copy";
 
 const tmp = tempDir("scimd-sqlite-contract-");
 afterAll(() => tmp.cleanup());
@@ -24,3 +25,4 @@ storeContract("SQLite", fresh);
 activityContract("SQLite", fresh);
 tokenScopeContract("SQLite", fresh);
 scanContract("SQLite", fresh);
+copyContract("SQLite", fresh);
