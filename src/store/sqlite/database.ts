@@ -4,7 +4,7 @@
  * reused; and every write of a request queued into a group commit.
  */
 import { Database, type SQLQueryBindings, type Statement } from "bun:sqlite";
-import { accessSync, chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, statSync } from "node:fs";
+import { accessSync, chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, readlinkSync, realpathSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { ScimError } from "../../scim/errors";
 import { StoreMissingError, StoreOpenError, type CommitBatch, type FileProblem, type Readiness, type StoreStats } from "../store";
@@ -90,7 +90,8 @@ export function storageError(e: unknown, path: string): unknown {
  */
 function refuseOrphanedLog(path: string): void {
   if (existsSync(path)) return;
-  const left = [`${path}-wal`, `${path}-shm`].filter((f) => existsSync(f));
+  const base = sqliteBase(path);
+  const left = [`${base}-wal`, `${base}-shm`].filter((f) => existsSync(f));
   if (left.length === 0) return;
   throw new StoreOpenError(
     `refusing to create a new database at ${path}: ${left.join(" and ")} ${left.length > 1 ? "are" : "is"} there without the database file, which was deleted or moved away (its last writes may be in the -wal file). ` +
@@ -98,7 +99,50 @@ function refuseOrphanedLog(path: string): void {
   );
 }
 
+/**
+ * The path SQLite names the -wal and -shm files after: the file a symbolic link `path` points to
+ * (SQLite's unix VFS follows links, so they sit beside the target), also when the target is gone.
+ */
+function sqliteBase(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    try {
+      return resolve(dirname(path), readlinkSync(path));
+    } catch {
+      return path;
+    }
+  }
+}
+
+/**
+ * Refuses a command other than serve while the database's -wal file is there without its -shm:
+ * the -shm of a running server was deleted. The server goes on with the shared-memory index it holds
+ * open, so the writes of a second connection (which would build a new -shm) are invisible to it, and
+ * its clean stop would checkpoint its own view and drop them: `tokens revoke` would report a
+ * revocation that never takes effect. Serve itself opens such a file (SQLite rebuilds the index from
+ * the -wal after a crash that lost it).
+ */
+function refuseLostShm(path: string): void {
+  const base = sqliteBase(path);
+  const wal = statSync(`${base}-wal`, { throwIfNoEntry: false });
+  if (!wal || wal.size === 0 || existsSync(`${base}-shm`)) return;
+  throw new StoreOpenError(
+    `${base}-wal is there without ${base}-shm: if scimd serve runs on this database, its shared-memory file was deleted, and a change made now would be lost when it stops. ` +
+      `Stop serve cleanly (SIGTERM) and start it again, then run this command; if no server runs, start serve once (it recovers the WAL) and stop it`,
+  );
+}
+
 /** Refuses to open a database file scimd cannot write (SQLite would open it read-only and fail every write). */
+function isWritable(path: string): boolean {
+  try {
+    accessSync(path, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function refuseUnwritable(path: string): void {
   try {
     accessSync(path, constants.W_OK);
@@ -147,7 +191,11 @@ export class SqliteDatabase {
     const create = opts.create ?? true;
     if (!create && fresh && path !== ":memory:") throw new StoreMissingError(path);
     if (create && path !== ":memory:") refuseOrphanedLog(path);
-    if (path !== ":memory:" && !fresh) refuseUnwritable(path);
+    if (!create && path !== ":memory:") refuseLostShm(path);
+    // serve (and a command asked to create) must be able to write; a read-only copy can still be
+    // exported, listed or read by `activity`, and a command that writes to it fails with SQLite's error.
+    const writable = path === ":memory:" || fresh || isWritable(path);
+    if (create && !writable) refuseUnwritable(path);
     if (create && path !== ":memory:") {
       mkdirSync(dirname(path), { recursive: true });
       if (!existsSync(path)) closeSync(openSync(path, "a", 0o600));
@@ -183,9 +231,17 @@ export class SqliteDatabase {
       throw new StoreOpenError(`cannot open ${path} as a scimd database: ${msg}`);
     }
     if (path !== ":memory:") {
-      for (const f of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
+      const base = sqliteBase(path);
+      // Best effort, and never on a copy scimd may not write (a read-only backup being exported).
+      if (writable)
+        for (const f of [base, `${base}-wal`, `${base}-shm`])
+          try {
+            if (existsSync(f)) chmodSync(f, 0o600);
+          } catch {
+            // not scimd's file to change (another owner): its mode stays
+          }
       // The -wal and -shm exist by now (the count above read in WAL mode), and SQLite keeps both open until close.
-      for (const [f, name] of [[path, "database file"], [`${path}-wal`, "WAL file"], [`${path}-shm`, "shared-memory file"]] as const) {
+      for (const [f, name] of [[path, "database file"], [`${base}-wal`, "WAL file"], [`${base}-shm`, "shared-memory file"]] as const) {
         const st = statSync(f, { throwIfNoEntry: false });
         if (st) this.identities.push({ path: f, name, dev: st.dev, ino: st.ino });
       }
@@ -321,6 +377,7 @@ export class SqliteDatabase {
    */
   write(run: () => void): Promise<void> {
     return new Promise((resolve, reject) => {
+      if (this.closed) return reject(new ScimError(503, "the database is closed (scimd is stopping): nothing was written; retry", undefined, { "Retry-After": "1" }));
       this.pending.push({ run, resolve, reject, deadline: performance.now() + this.busyTimeoutMs });
       // While the queue waits for the lock, the retry's timer takes the new writes along.
       if (this.pending.length === 1 && !this.lockRetry) setImmediate(() => this.flush());
@@ -333,7 +390,8 @@ export class SqliteDatabase {
    * bookkeeping (a token's last use) that must never make a request wait for the lock.
    */
   writeNowIfFree(sql: string, ...params: SQLQueryBindings[]): boolean {
-    if (this.closed || this.db.inTransaction) return false;
+    // Never into files that are not the ones opened, or one made read-only (the guard of every write).
+    if (this.closed || this.db.inTransaction || this.fileProblem()) return false;
     this.q("PRAGMA busy_timeout = 0").run();
     try {
       this.q(sql).run(...params);

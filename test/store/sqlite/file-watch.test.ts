@@ -7,7 +7,7 @@
  * refuses the open and creates nothing; a new database says it was created.
  */
 import { afterAll, describe, expect, it } from "bun:test";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ScimError } from "../../../src/scim/errors";
 import { SqliteDatabase } from "../../../src/store/sqlite/database";
@@ -267,4 +267,93 @@ describe("SqliteStore opening", () => {
       expect(readdirSync(join(path, "..")).sort()).toEqual(left.map((s) => `scimd.db${s}`).sort());
     });
   }
+});
+
+describe("after the review: the -shm deleted, a read-only copy, a symbolic link, a closed store", () => {
+  it("with the server's -shm deleted, another command's open is refused (its write would be lost when the server stops), and the server records no token use into it", async () => {
+    const path = freshPath();
+    const served = new SqliteStore(path);
+    try {
+      await served.create("User", user(1));
+      await served.createToken("okta", "hash-okta");
+      rmSync(`${path}-shm`);
+      let caught: unknown;
+      try {
+        new SqliteStore(path, { create: false }).close();
+      } catch (e) {
+        caught = e;
+      }
+      expect(caught).toBeInstanceOf(StoreOpenError);
+      expect((caught as Error).message).toContain(`${path}-wal is there without ${path}-shm`);
+      expect((caught as Error).message).toContain("Stop serve cleanly");
+      // The token's first use is not written into files that are no longer the ones opened.
+      expect((await served.findToken("hash-okta"))?.name).toBe("okta");
+      expect((await served.listTokens()).find((t) => t.name === "okta")?.lastUsed).toBeNull();
+    } finally {
+      served.close();
+    }
+    // Stopped cleanly, the WAL is checkpointed: the next command opens it.
+    const after = new SqliteStore(path, { create: false });
+    expect(await after.get("User", "u1")).toBeDefined();
+    after.close();
+  });
+
+  it.skipIf(root && !canChattr())("a read-only copy (chmod a-w; for root: chattr +i) opens for reading: export and activity work on a kept backup, its mode is left alone", async () => {
+    const path = freshPath();
+    const s = new SqliteStore(path);
+    await s.create("User", user(1));
+    s.close();
+    chmodSync(path, 0o400);
+    if (root) Bun.spawnSync(["chattr", "+i", path]);
+    try {
+      const ro = new SqliteStore(path, { create: false });
+      try {
+        expect((await ro.search("User", { offset: 0, limit: 10 })).total).toBe(1);
+      } finally {
+        ro.close();
+      }
+      expect(statSync(path).mode & 0o777).toBe(0o400);
+      // serve (create) still refuses a file it could not write.
+      expect(() => new SqliteStore(path)).toThrow(/is not writable by scimd's user/);
+    } finally {
+      if (root) Bun.spawnSync(["chattr", "-i", path]);
+      chmodSync(path, 0o600);
+    }
+  });
+
+  it("a --db that is a symbolic link: the -wal beside the link's target is watched, and a lone -wal there refuses the start", async () => {
+    const real = freshPath();
+    mkdirSync(join(real, ".."), { recursive: true });
+    const link = join(tmp.dir, `link-${++seq}.db`);
+    symlinkSync(real, link);
+    const store = new SqliteStore(link);
+    try {
+      await store.create("User", user(1));
+      expect(existsSync(`${real}-wal`)).toBe(true);
+      rmSync(`${real}-wal`);
+      const e = await rejection(store.create("User", user(2)));
+      expect(e.status).toBe(503);
+      expect(e.message).toContain(`${real}-wal`);
+    } finally {
+      store.close();
+    }
+    // The database file gone, its -wal and -shm left beside the target (a crash, then rm): refused through the link too.
+    const again = new SqliteStore(link);
+    again.db.exec("PRAGMA wal_autocheckpoint = 0");
+    await again.create("User", user(3));
+    const copyWal = readFileSync(`${real}-wal`);
+    again.close();
+    rmSync(real);
+    writeFileSync(`${real}-wal`, copyWal);
+    expect(() => new SqliteStore(link)).toThrow(/refusing to create a new database/);
+    expect(existsSync(real)).toBe(false);
+  });
+
+  it("a write after close() is refused with 503, not thrown from a timer", async () => {
+    const store = new SqliteStore(freshPath());
+    store.close();
+    const e = await rejection(store.create("User", user(1)));
+    expect(e.status).toBe(503);
+    expect(e.message).toContain("closed");
+  });
 });
