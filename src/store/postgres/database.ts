@@ -28,6 +28,13 @@ export interface PostgresStoreOptions {
   activityLog?: boolean;
   /** Connections in the pool (default 10). */
   maxConnections?: number;
+  /**
+   * The password to log in with, given to Bun.SQL as its `password` option (which wins over one in
+   * the URL and over PGPASSWORD); undefined leaves the URL's own, or none.
+   */
+  password?: string;
+  /** Where the password came from, said when the server refuses the login (never the password itself). */
+  passwordFrom?: string;
 }
 
 /** Times the store writes: ISO 8601 UTC strings of one fixed format (text order is time order). */
@@ -80,7 +87,13 @@ export class PostgresDatabase {
     readonly shown: string,
     opts: PostgresStoreOptions,
   ) {
-    this.sql = new SQL(url, { max: opts.maxConnections ?? 10, idleTimeout: 0, maxLifetime: 0, connectionTimeout: 10 });
+    this.sql = new SQL(url, {
+      max: opts.maxConnections ?? 10,
+      idleTimeout: 0,
+      maxLifetime: 0,
+      connectionTimeout: 10,
+      ...(opts.password !== undefined ? { password: opts.password } : {}),
+    });
   }
 
   /** Connects, checks and migrates the database; throws StoreOpenError naming only `shown`. */
@@ -95,7 +108,9 @@ export class PostgresDatabase {
     } catch (e) {
       await d.sql.close().catch(() => {});
       if (e instanceof StoreOpenError) throw e;
-      throw new StoreOpenError(`cannot open ${shown} as a scimd database: ${reasonOf(e)}`);
+      // SQLSTATE class 28: the server refused the login (a wrong password, or none where one is needed).
+      const login = /^28/.test(sqlState(e) ?? "") && opts.passwordFrom ? `; ${opts.passwordFrom}` : "";
+      throw new StoreOpenError(`cannot open ${shown} as a scimd database: ${reasonOf(e)}${login}`);
     }
     return d;
   }
