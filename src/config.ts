@@ -405,7 +405,16 @@ export const DB_PASSWORD_FILE_FLAG = flag({
  * or beside a --db URL that holds a password itself (two passwords: which one is meant is not
  * guessed). Never repeats the URL. The file itself is read when the database is opened.
  */
-export function checkDbPasswordFile(db: string, file: string | undefined): void {
+export function checkDbPasswordFile(db: string, file: string | undefined, sources?: Sources): void {
+  if (sources) {
+    try {
+      checkDbPasswordFile(db, file);
+    } catch (e) {
+      // Told in the terms of where --db and --db-password-file were set (a SCIMD_* variable, the config file).
+      throw e instanceof UsageError ? blamed(e, sources) : e;
+    }
+    return;
+  }
   if (file === undefined) return;
   if (file.trim() === "") throw new UsageError("--db-password-file is empty; give the path of the file that holds the PostgreSQL password");
   if (!isPostgresUrl(db))

@@ -1,5 +1,5 @@
 /** `scimd activity`: what the IdP did to whom, newest first, from the activity log (works while serve runs). */
-import { DB_FLAG, DB_PASSWORD_FILE_FLAG, flag, flagHelp, HELP_FLAG, MAX_DURATION_MS, parseDuration, parseFlags, UsageError } from "../config";
+import { checkDbPasswordFile, DB_FLAG, DB_PASSWORD_FILE_FLAG, flag, flagHelp, HELP_FLAG, MAX_DURATION_MS, parseDuration, resolveFlags, UsageError } from "../config";
 import { ACTIVITY_OP_FILTERS, formatEntry, type ActivityOpFilter, type ActivityQuery } from "../scim/activity";
 import { openExisting } from "./database";
 import { POSTGRES_HELP } from "./db-password";
@@ -72,7 +72,7 @@ Examples:
   ${commandLine("activity", ["--token", "okta", "--since", "2025-06-01", "--json"])}`;
 
 export async function activity(argv: string[]): Promise<number> {
-  const { values, args } = parseFlags(argv, ACTIVITY_FLAGS);
+  const { values, args, sources } = resolveFlags(argv, ACTIVITY_FLAGS);
   if (values.help) {
     console.log(ACTIVITY_USAGE);
     return 0;
@@ -88,6 +88,7 @@ export async function activity(argv: string[]): Promise<number> {
   if (values.token !== undefined) q.token = values.token;
   if (values.op !== undefined) q.ops = parseOps(values.op);
   const { db } = values;
+  checkDbPasswordFile(db, values["db-password-file"], sources);
   const store = await openExisting(db, false, values["db-password-file"]);
   try {
     const entries = await store.listActivity(q);

@@ -1,7 +1,7 @@
 /** `scimd backup` and `scimd restore`: a verified copy of the database while serve runs, and putting one back. */
 import { readdirSync, rmSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
-import { checkDbPasswordFile, DB_FLAG, DB_PASSWORD_FILE_FLAG, flag, flagHelp, HELP_FLAG, parseFlags, UsageError } from "../config";
+import { checkDbPasswordFile, DB_FLAG, DB_PASSWORD_FILE_FLAG, flag, flagHelp, HELP_FLAG, resolveFlags, UsageError } from "../config";
 import { fileStamp, firstFreeName } from "../file-names";
 import { backupDatabase, parseDbLocation, restoreDatabase, type DatabaseSummary } from "../store/open";
 import { POSTGRES_NOT_YET_HELP } from "./db-password";
@@ -93,13 +93,13 @@ export function describeCounts(c: DatabaseSummary["counts"]): string {
 }
 
 export async function backup(argv: string[]): Promise<number> {
-  const { values, args } = parseFlags(argv, BACKUP_FLAGS);
+  const { values, args, sources } = resolveFlags(argv, BACKUP_FLAGS);
   if (values.help) {
     console.log(BACKUP_USAGE);
     return 0;
   }
   const { db, dir, keep, force } = values;
-  checkDbPasswordFile(db, values["db-password-file"]);
+  checkDbPasswordFile(db, values["db-password-file"], sources);
   if (dir === undefined && args.length !== 1) throw new UsageError(args.length ? `'backup' takes one FILE, got ${args.length}` : "'backup' needs a FILE, or --dir FOLDER");
   if (dir !== undefined && args.length) throw new UsageError(`give a FILE or --dir, not both (got '${args[0]}' and --dir ${dir})`);
   if (dir === "") throw new UsageError("--dir must name a folder");
@@ -157,14 +157,14 @@ function pauseHook(): ((step: string) => void) | undefined {
 }
 
 export async function restore(argv: string[]): Promise<number> {
-  const { values, args } = parseFlags(argv, RESTORE_FLAGS);
+  const { values, args, sources } = resolveFlags(argv, RESTORE_FLAGS);
   if (values.help) {
     console.log(RESTORE_USAGE);
     return 0;
   }
   if (args.length !== 1) throw new UsageError(args.length ? `'restore' takes one FILE, got ${args.length}` : "'restore' needs the backup FILE to restore");
   const { db } = values;
-  checkDbPasswordFile(db, values["db-password-file"]);
+  checkDbPasswordFile(db, values["db-password-file"], sources);
   const r = await restoreDatabase(db, args[0]!, { onStep: pauseHook() });
   const v = r.restored;
   console.log(

@@ -6,7 +6,7 @@
  */
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, statSync, type Stats, writeSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { checkDbPasswordFile, DB_FLAG, DB_PASSWORD_FILE_FLAG, flag, flagHelp, HELP_FLAG, parseFlags, UsageError } from "../config";
+import { checkDbPasswordFile, DB_FLAG, DB_PASSWORD_FILE_FLAG, flag, flagHelp, HELP_FLAG, resolveFlags, UsageError } from "../config";
 import {
   csvLine,
   EXPORT_FORMAT,
@@ -236,7 +236,7 @@ async function writeExport(store: Store, format: Format, kinds: ResourceKind[], 
 }
 
 export async function exportCommand(argv: string[]): Promise<number> {
-  const { values, args } = parseFlags(argv, EXPORT_FLAGS);
+  const { values, args, sources } = resolveFlags(argv, EXPORT_FLAGS);
   if (values.help) {
     console.log(EXPORT_USAGE);
     return 0;
@@ -247,7 +247,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
   // A CSV file is one table: the Users, or with --groups the Groups.
   const kinds: ResourceKind[] = values.groups ? ["Group"] : values.users || format === "csv" ? ["User"] : ["User", "Group"];
   if (values.out === "") throw new UsageError("--out must name a file");
-  checkDbPasswordFile(values.db, values["db-password-file"]);
+  checkDbPasswordFile(values.db, values["db-password-file"], sources);
   if (values.out !== undefined && namesDatabaseFile(values.db, values.out))
     throw new UsageError(`--out ${values.out} is the database itself (or one of its files); give another file for the export`);
   const store = await openExisting(values.db, false, values["db-password-file"]);

@@ -10,7 +10,7 @@
  */
 import { readFileSync, statSync } from "node:fs";
 import { resolve } from "node:path";
-import { checkDbPasswordFile, flag, DB_FLAG, DB_PASSWORD_FILE_FLAG, flagHelp, HELP_FLAG, parseFlags, UsageError } from "../config";
+import { checkDbPasswordFile, flag, DB_FLAG, DB_PASSWORD_FILE_FLAG, flagHelp, HELP_FLAG, resolveFlags, UsageError } from "../config";
 import { EXPORT_KEYS, importRecord, ImportError, ImportSet, recordKind, type ImportRecord } from "../scim/export";
 import { isObject } from "../scim/json";
 import { hashPassword } from "../scim/operations";
@@ -255,7 +255,7 @@ async function undo(store: Store, written: { kind: ResourceKind; id: string }[])
 }
 
 export async function importCommand(argv: string[]): Promise<number> {
-  const { values, args } = parseFlags(argv, IMPORT_FLAGS);
+  const { values, args, sources } = resolveFlags(argv, IMPORT_FLAGS);
   if (values.help) {
     console.log(IMPORT_USAGE);
     return 0;
@@ -263,7 +263,7 @@ export async function importCommand(argv: string[]): Promise<number> {
   if (args.length === 0) throw new UsageError("import needs the FILE to import (what 'scimd export --format json' or 'jsonl' wrote)");
   if (args.length > 1) throw new UsageError(`unexpected argument '${args[1]}'`);
   const file = args[0]!;
-  checkDbPasswordFile(values.db, values["db-password-file"]);
+  checkDbPasswordFile(values.db, values["db-password-file"], sources);
   const dbPath = resolve(parseDbLocation(values.db).path);
   const source = openSource(file);
   const quirks = quirksFor(values.strict);

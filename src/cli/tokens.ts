@@ -3,6 +3,7 @@ import { hostname } from "node:os";
 import { resolve } from "node:path";
 import {
   BASE_URL_FLAG,
+  checkDbPasswordFile,
   CONFIG_FLAG,
   DB_FLAG,
   DB_PASSWORD_FILE_FLAG,
@@ -14,7 +15,6 @@ import {
   HELP_FLAG,
   HOST_FLAG,
   parseDuration,
-  parseFlags,
   PORT_FLAG,
   resolveFlags,
   UsageError,
@@ -194,12 +194,13 @@ async function openDatabase(db: string, create: boolean, command: "generate-toke
 
 export async function generateToken(argv: string[]): Promise<number> {
   // serve's config file, read as serve reads it, so that the URL printed is the one serve serves.
-  const { values, args, file } = resolveFlags(argv, GENERATE_FLAGS, process.env, { flag: "config", specs: FILE_FLAGS });
+  const { values, args, file, sources } = resolveFlags(argv, GENERATE_FLAGS, process.env, { flag: "config", specs: FILE_FLAGS });
   if (values.help) {
     console.log(GENERATE_USAGE);
     return 0;
   }
   if (args.length) throw new UsageError(`unexpected argument '${args[0]}'`);
+  checkDbPasswordFile(values.db, values["db-password-file"], sources);
   const { db, name } = values;
   const scope = values.scope as TokenScope;
   const lifetimeMs = values["expires-in"] === undefined ? null : parseExpiresIn(values["expires-in"]);
@@ -315,7 +316,7 @@ function hiddenSecrets(revoked: number, replaced: number): string {
 }
 
 export async function tokens(argv: string[]): Promise<number> {
-  const { values, args } = parseFlags(argv, TOKENS_FLAGS);
+  const { values, args, sources } = resolveFlags(argv, TOKENS_FLAGS);
   if (values.help || args.length === 0) {
     console.log(TOKENS_USAGE);
     return values.help ? 0 : 2;
@@ -328,6 +329,7 @@ export async function tokens(argv: string[]): Promise<number> {
   if (sub === "list" && rest.length) throw new UsageError(`unexpected argument '${rest[0]}'`);
   if (sub !== "list" && rest.length !== 1) throw new UsageError(sub === "rotate" ? "'tokens rotate' takes one token name" : "'tokens revoke' takes one token name or id");
   const { db } = values;
+  checkDbPasswordFile(db, values["db-password-file"], sources);
   const store = await openDatabase(db, false, "tokens", values["db-password-file"]);
   try {
     if (sub === "list") {
