@@ -325,7 +325,7 @@ describe("scripts/scimd.toml, the example config file", () => {
     expect(readConfigFile(file, "--config", FILE_FLAGS).size).toBe(1);
     const name = line.split(/\s*=/)[0]!.replaceAll("_", "-");
     // With its partner for the options that go in pairs.
-    const partner: Record<string, string> = { "acme-domain": `acme-email = "it@example.com"`, "acme-email": `acme-domain = "scim.example.com"`, "tls-cert": `tls-key = "/k"`, "tls-key": `tls-cert = "/c"` };
+    const partner: Record<string, string> = { "acme-domain": `acme-email = "it@example.com"`, "acme-email": `acme-domain = "scim.example.com"`, "tls-cert": `tls-key = "/k"`, "tls-key": `tls-cert = "/c"`, "db-password-file": `db = "postgres://scimd@db.example.com/scimd"` };
     expect(() => configOf(["--config", toml(`${line}\n${partner[name] ?? ""}\n`)])).not.toThrow();
   });
 
