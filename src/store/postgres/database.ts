@@ -70,6 +70,16 @@ export function unavailable(e: unknown, what = "retry shortly"): unknown {
   return new ScimError(503, `the database does not answer (${reasonOf(e)}); ${what === "retry shortly" ? what : `${what}, retry shortly`}`, undefined, { "Retry-After": "1" });
 }
 
+/** The database a URL's path names (`postgres://h/scimd` → scimd), or undefined when it names none or does not parse. */
+export function databaseOf(url: string): string | undefined {
+  try {
+    const name = decodeURIComponent(new URL(url).pathname.replace(/^\//, ""));
+    return name === "" ? undefined : name;
+  } catch {
+    return undefined;
+  }
+}
+
 export class PostgresDatabase {
   readonly sql: SQL;
   private counts: Tally = { users: 0, groups: 0, memberships: 0 };
@@ -87,8 +97,11 @@ export class PostgresDatabase {
     readonly shown: string,
     opts: PostgresStoreOptions,
   ) {
+    const database = databaseOf(url);
     this.sql = new SQL(url, {
       max: opts.maxConnections ?? 10,
+      // The URL's database, given as an option: on this Bun PGDATABASE would win over the URL's path.
+      ...(database !== undefined ? { database } : {}),
       idleTimeout: 0,
       maxLifetime: 0,
       connectionTimeout: 10,

@@ -83,6 +83,26 @@ describePostgres("a PostgreSQL server that asks for a password", () => {
       expect(await logsIn(bare, { password: "" }, PASSWORD)).toBe(true);
     });
 
+    it("PGDATABASE wins over the URL's database, the database option over PGDATABASE (so the store passes the URL's as the option)", async () => {
+      const saved = process.env.PGDATABASE;
+      process.env.PGDATABASE = "no_such_database";
+      try {
+        const plain = new SQL(withPassword(PASSWORD), { max: 1, connectionTimeout: 5 });
+        const e = await plain`SELECT 1`.then(() => undefined, (err) => err);
+        await plain.close();
+        expect((e as { errno?: string } | undefined)?.errno).toBe("3D000");
+        const explicit = new SQL(withPassword(PASSWORD), { max: 1, connectionTimeout: 5, database: "scimd_pw" });
+        const [row] = await explicit`SELECT current_database() AS db`;
+        await explicit.close();
+        expect(row.db).toBe("scimd_pw");
+        const store = await openStore(withPassword(PASSWORD), { create: true });
+        await store.close();
+      } finally {
+        if (saved === undefined) delete process.env.PGDATABASE;
+        else process.env.PGDATABASE = saved;
+      }
+    });
+
     it("takes ?password= in the URL (which scimd counts as the URL's password)", async () => {
       expect(await logsIn(`${bare}?password=${PASSWORD}`, {}, WRONG)).toBe(true);
     });
