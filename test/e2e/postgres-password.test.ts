@@ -88,7 +88,7 @@ describePostgres("dist/scimd with a PostgreSQL password", () => {
     );
     for (const h of helps) expect(h.out).toContain("db-password-file");
 
-    expect(await served.stop()).toBe(0);
+    expect(await served.stop(15_000)).toBe(0);
     const outputs = [served.log(), gen.out.replace(token, ""), gen.err, list.out, list.err, wrong.err, wrongEnv.err, ambiguous.out, ambiguous.err];
     for (const c of [...config, ...helps]) outputs.push(c.out, c.err);
     for (const out of outputs) {

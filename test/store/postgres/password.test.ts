@@ -136,10 +136,10 @@ describePostgres("a PostgreSQL server that asks for a password", () => {
       const token = gen.out.trim();
       const served: Served = await startServe(SOURCE, dir, args, started, 20_000, env);
       expect({ way, exited: served.exited, log: served.exited === undefined ? "" : served.log() }).toEqual({ way, exited: undefined, log: "" });
-      expect((await fetch(`${served.url}/readyz`)).status).toBe(200);
+      // A read through the API: the served store is logged in (serve listens only once it is open).
       const users = await fetch(`${served.base}/Users`, { headers: { Authorization: `Bearer ${token}` } });
       expect(users.status).toBe(200);
-      expect(await served.stop()).toBe(0);
+      expect(await served.stop(15_000)).toBe(0);
       const config = runCli(SOURCE, dir, ["config", ...args], env);
       expect(config.code).toBe(0);
       expect(config.out).toContain(`127.0.0.1:${cluster.port}/scimd_pw`);
