@@ -10,6 +10,7 @@ import { parseArgs } from "node:util";
 import { parse as parseToml, TomlDate, TomlError } from "smol-toml";
 import { parseCidr } from "./http/client-address";
 import { LOG_LEVELS, type LogFormat, type LogLevel } from "./log";
+import { isPostgresUrl, urlHasPassword } from "./store/open";
 
 export class UsageError extends Error {}
 /**
@@ -234,7 +235,7 @@ function tomlShown(v: unknown): string {
 }
 
 /** Why a file cannot be read, in a few words. */
-function readFailure(e: unknown): string {
+export function readFailure(e: unknown): string {
   const code = (e as { code?: string } | null)?.code;
   if (code === "ENOENT") return "no such file";
   if (code === "EACCES") return "permission denied (serve reads it as the user it runs as)";
@@ -385,7 +386,46 @@ export const DEFAULTS = {
 } as const;
 
 export const HELP_FLAG = flag({ name: "help", kind: "bool", help: "show this help" });
-export const DB_FLAG = flag({ name: "db", env: "SCIMD_DB", kind: "string", default: DEFAULTS.db, help: "the database: a file path or sqlite:PATH (SQLite); serve creates it and its folder" });
+export const DB_FLAG = flag({
+  name: "db",
+  env: "SCIMD_DB",
+  kind: "string",
+  default: DEFAULTS.db,
+  help: "the database: a file path or sqlite:PATH (SQLite; serve creates it and its folder), or a PostgreSQL URL such as postgres://scimd@db.example.com:5432/scimd?sslmode=require",
+});
+export const DB_PASSWORD_FILE_FLAG = flag({
+  name: "db-password-file",
+  env: "SCIMD_DB_PASSWORD_FILE",
+  kind: "string",
+  help: "PostgreSQL only: read the database password from this file (its content, one trailing newline dropped; mode 0600). Used when the --db URL holds no password; wins over PGPASSWORD",
+});
+
+/**
+ * Refuses a --db-password-file that cannot apply: beside a SQLite --db (a password is PostgreSQL's),
+ * or beside a --db URL that holds a password itself (two passwords: which one is meant is not
+ * guessed). Never repeats the URL. The file itself is read when the database is opened.
+ */
+export function checkDbPasswordFile(db: string, file: string | undefined, sources?: Sources): void {
+  if (sources) {
+    try {
+      checkDbPasswordFile(db, file);
+    } catch (e) {
+      // Told in the terms of where --db and --db-password-file were set (a SCIMD_* variable, the config file).
+      throw e instanceof UsageError ? blamed(e, sources) : e;
+    }
+    return;
+  }
+  if (file === undefined) return;
+  if (file.trim() === "") throw new UsageError("--db-password-file is empty; give the path of the file that holds the PostgreSQL password");
+  if (!isPostgresUrl(db))
+    throw new UsageError(
+      db.includes("://")
+        ? "--db-password-file applies to PostgreSQL only, and --db is not a postgres:// or postgresql:// URL"
+        : `--db-password-file applies to PostgreSQL only (a postgres:// --db); --db ${db} is a SQLite file, which has no password`,
+    );
+  if (urlHasPassword(db))
+    throw new UsageError("--db-password-file is given, but the --db URL holds a password too: give the password one way, either in the URL or in the file (then remove it from --db)");
+}
 function checkPort(option: string, v: number): void {
   if (v > 65535) throw new UsageError(`${option} must be 0..65535`);
 }
@@ -431,6 +471,7 @@ export const SERVE_FLAGS = [
   PORT_FLAG,
   HOST_FLAG,
   DB_FLAG,
+  DB_PASSWORD_FILE_FLAG,
   BASE_URL_FLAG,
   flag({ name: "strict", env: "SCIMD_STRICT", kind: "bool", default: DEFAULTS.strict, help: "no IdP quirks: refuse every request RFC 7643/7644 do not allow (unknown attributes, unquoted filter values, string booleans, …) with 400" }),
   flag({
@@ -515,8 +556,10 @@ export interface ServeConfig {
   /** TCP port; 0 picks a free one. */
   port: number;
   host: string;
-  /** The --db value as given (a file path or sqlite:PATH): store/open.ts reads it. */
+  /** The --db value as given (a file path, sqlite:PATH or a postgres:// URL): store/open.ts reads it. */
   db: string;
+  /** The file holding the PostgreSQL password (checked to fit --db; read when the database is opened). */
+  dbPasswordFile: string | undefined;
   /** The public base URL of the SCIM API as given; when absent it is derived from each request. */
   baseUrl: string | undefined;
   strict: boolean;
@@ -605,6 +648,7 @@ export function serveConfig(argv: readonly string[], env: Env = process.env): Pa
 
 function build(values: FlagValues<typeof SERVE_FLAGS>, args: readonly string[]): ServeConfig {
   if (args.length) throw new UsageError(`unexpected argument '${args[0]}'`);
+  checkDbPasswordFile(values.db, values["db-password-file"]);
   const certFile = values["tls-cert"], keyFile = values["tls-key"];
   if ((certFile === undefined) !== (keyFile === undefined)) throw new UsageError("--tls-cert and --tls-key go together: give both, or neither");
   const domains = (values["acme-domain"] ?? "").split(",").map((d) => d.trim()).filter(Boolean);
@@ -632,6 +676,7 @@ function build(values: FlagValues<typeof SERVE_FLAGS>, args: readonly string[]):
     port: values.port,
     host,
     db: values.db,
+    dbPasswordFile: values["db-password-file"],
     baseUrl: values["base-url"],
     strict: values.strict,
     sync: values.sync.toLowerCase() === "normal" ? "NORMAL" : "FULL",

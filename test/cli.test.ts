@@ -2,6 +2,7 @@ import { describe, expect, it } from "bun:test";
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { commandLine, dbArg, shellQuote } from "../src/cli/invocation";
+import { POSTGRES_HELP } from "../src/cli/db-password";
 import { parseArgs } from "node:util";
 import { defaultTarget } from "../src/cli/healthcheck";
 import { apiUrl, baseUrlWarning, metricsExposureWarning } from "../src/cli/serve";
@@ -195,6 +196,7 @@ describe("parseFlags: errors are UsageErrors that name the flag", () => {
 
 /** The operations settings, as they are when nothing sets them. */
 const OPS_DEFAULTS = {
+  dbPasswordFile: undefined,
   tls: undefined,
   acme: undefined,
   trustProxy: [],
@@ -537,8 +539,14 @@ describe("help text", () => {
         "  --port <n>                TCP port (0 picks a free one) (default 8080, env SCIMD_PORT)",
         "  --host <value>            address to listen on (default 127.0.0.1 for plain HTTP, 0.0.0.0 with",
         "                            TLS) (env SCIMD_HOST)",
-        "  --db <value>              the database: a file path or sqlite:PATH (SQLite); serve creates it and",
-        "                            its folder (default ./data/scimd.db, env SCIMD_DB)",
+        "  --db <value>              the database: a file path or sqlite:PATH (SQLite; serve creates it and",
+        "                            its folder), or a PostgreSQL URL such as",
+        "                            postgres://scimd@db.example.com:5432/scimd?sslmode=require (default",
+        "                            ./data/scimd.db, env SCIMD_DB)",
+        "  --db-password-file <value>",
+        "                            PostgreSQL only: read the database password from this file (its content,",
+        "                            one trailing newline dropped; mode 0600). Used when the --db URL holds",
+        "                            no password; wins over PGPASSWORD (env SCIMD_DB_PASSWORD_FILE)",
         "  --base-url <value>        public URL of the SCIM API for meta.location and Location, e.g.",
         "                            https://scim.example.com/api/v1/scim (default: derived from each",
         "                            request) (env SCIMD_BASE_URL)",
@@ -601,8 +609,14 @@ describe("help text", () => {
         "                            and .search only; writes are refused with 403) (default write)",
         "  --expires-in <value>      the token's lifetime: 30d, 90d, 12h (at most 366d); default never, since",
         "                            Entra ID quarantines a provisioning job whose token stops working",
-        "  --db <value>              the database: a file path or sqlite:PATH (SQLite); serve creates it and",
-        "                            its folder (default ./data/scimd.db, env SCIMD_DB)",
+        "  --db <value>              the database: a file path or sqlite:PATH (SQLite; serve creates it and",
+        "                            its folder), or a PostgreSQL URL such as",
+        "                            postgres://scimd@db.example.com:5432/scimd?sslmode=require (default",
+        "                            ./data/scimd.db, env SCIMD_DB)",
+        "  --db-password-file <value>",
+        "                            PostgreSQL only: read the database password from this file (its content,",
+        "                            one trailing newline dropped; mode 0600). Used when the --db URL holds",
+        "                            no password; wins over PGPASSWORD (env SCIMD_DB_PASSWORD_FILE)",
         "  --create                  create the database when it does not exist yet (by default only serve",
         "                            creates it)",
         "  --port <n>                the port serve listens on, for the URL printed for the IdP (default",
@@ -620,8 +634,14 @@ describe("help text", () => {
       "tokens",
       TOKENS_FLAGS,
       [
-        "  --db <value>              the database: a file path or sqlite:PATH (SQLite); serve creates it and",
-        "                            its folder (default ./data/scimd.db, env SCIMD_DB)",
+        "  --db <value>              the database: a file path or sqlite:PATH (SQLite; serve creates it and",
+        "                            its folder), or a PostgreSQL URL such as",
+        "                            postgres://scimd@db.example.com:5432/scimd?sslmode=require (default",
+        "                            ./data/scimd.db, env SCIMD_DB)",
+        "  --db-password-file <value>",
+        "                            PostgreSQL only: read the database password from this file (its content,",
+        "                            one trailing newline dropped; mode 0600). Used when the --db URL holds",
+        "                            no password; wins over PGPASSWORD (env SCIMD_DB_PASSWORD_FILE)",
         "  --all                     list: the revoked secrets too, with when they were revoked, and the",
         "                            secrets a rotation replaced",
         "  --grace <value>           rotate: how long the previous secret stays valid: 30m, 24h, 7d, or 0 to",
@@ -649,7 +669,7 @@ describe("help text", () => {
   it.each(blocks)("'scimd %s --help' lists its options exactly as before, under 'Options:'", async (command, table, lines) => {
     expect(flagHelp(table)).toBe(lines.join("\n"));
     const r = await runMain([command, "--help"]);
-    expect(r.out).toContain(`\nOptions:\n${lines.join("\n")}\n\nExamples:\n`);
+    expect(r.out).toContain(`\nOptions:\n${lines.join("\n")}\n\n${POSTGRES_HELP}\n\nExamples:\n`);
   });
 
   it("flagHelp puts the description of a flag too long for the column on the next line, and wraps long descriptions under the column", () => {

@@ -1,7 +1,8 @@
 /** `scimd activity`: what the IdP did to whom, newest first, from the activity log (works while serve runs). */
-import { DB_FLAG, flag, flagHelp, HELP_FLAG, MAX_DURATION_MS, parseDuration, parseFlags, UsageError } from "../config";
+import { checkDbPasswordFile, DB_FLAG, DB_PASSWORD_FILE_FLAG, flag, flagHelp, HELP_FLAG, MAX_DURATION_MS, parseDuration, resolveFlags, UsageError } from "../config";
 import { ACTIVITY_OP_FILTERS, formatEntry, type ActivityOpFilter, type ActivityQuery } from "../scim/activity";
 import { openExisting } from "./database";
+import { POSTGRES_HELP } from "./db-password";
 import { commandLine } from "./invocation";
 
 const DEFAULT_LIMIT = 100;
@@ -29,7 +30,8 @@ export function parseOps(raw: string): ActivityOpFilter[] {
 }
 
 export const ACTIVITY_FLAGS = [
-  { ...DB_FLAG, help: "the database serve uses (a file path or sqlite:PATH); it is never created" },
+  { ...DB_FLAG, help: "the database serve uses (a file path, sqlite:PATH or a postgres:// URL); it is never created" },
+  DB_PASSWORD_FILE_FLAG,
   flag({ name: "since", kind: "string", help: "entries at or after this time: 24h, 7d (back from now) or an ISO date/time", check: (v) => void parseWhen(v, "--since") }),
   flag({ name: "until", kind: "string", help: "entries before this time (same forms as --since)", check: (v) => void parseWhen(v, "--until") }),
   flag({ name: "user", kind: "string", help: "a User's userName or id: its changes under any name it had (a deleted User by its last userName), and the groups that added or removed it" }),
@@ -61,6 +63,8 @@ while serve runs. Entries older than serve's --activity-retention (90d by defaul
 Options:
 ${flagHelp(ACTIVITY_FLAGS)}
 
+${POSTGRES_HELP}
+
 Examples:
   ${commandLine("activity", ["--user", "bob@example.com"])}
   ${commandLine("activity", ["--since", "24h", "--op", "delete"])}
@@ -68,7 +72,7 @@ Examples:
   ${commandLine("activity", ["--token", "okta", "--since", "2025-06-01", "--json"])}`;
 
 export async function activity(argv: string[]): Promise<number> {
-  const { values, args } = parseFlags(argv, ACTIVITY_FLAGS);
+  const { values, args, sources } = resolveFlags(argv, ACTIVITY_FLAGS);
   if (values.help) {
     console.log(ACTIVITY_USAGE);
     return 0;
@@ -84,7 +88,8 @@ export async function activity(argv: string[]): Promise<number> {
   if (values.token !== undefined) q.token = values.token;
   if (values.op !== undefined) q.ops = parseOps(values.op);
   const { db } = values;
-  const store = await openExisting(db);
+  checkDbPasswordFile(db, values["db-password-file"], sources);
+  const store = await openExisting(db, false, values["db-password-file"]);
   try {
     const entries = await store.listActivity(q);
     if (!entries.length) {

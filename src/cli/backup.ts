@@ -1,13 +1,15 @@
 /** `scimd backup` and `scimd restore`: a verified copy of the database while serve runs, and putting one back. */
 import { readdirSync, rmSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
-import { DB_FLAG, flag, flagHelp, HELP_FLAG, parseFlags, UsageError } from "../config";
+import { checkDbPasswordFile, DB_FLAG, DB_PASSWORD_FILE_FLAG, flag, flagHelp, HELP_FLAG, resolveFlags, UsageError } from "../config";
 import { fileStamp, firstFreeName } from "../file-names";
 import { backupDatabase, parseDbLocation, restoreDatabase, type DatabaseSummary } from "../store/open";
+import { POSTGRES_NOT_YET_HELP } from "./db-password";
 import { commandLine, dbArg } from "./invocation";
 
 export const BACKUP_FLAGS = [
   DB_FLAG,
+  DB_PASSWORD_FILE_FLAG,
   flag({ name: "dir", kind: "string", help: "write a timestamped backup (scimd-20261202T101500Z.db) into this folder instead of a FILE" }),
   flag({
     name: "keep",
@@ -21,7 +23,7 @@ export const BACKUP_FLAGS = [
   HELP_FLAG,
 ] as const;
 
-export const RESTORE_FLAGS = [DB_FLAG, HELP_FLAG] as const;
+export const RESTORE_FLAGS = [DB_FLAG, DB_PASSWORD_FILE_FLAG, HELP_FLAG] as const;
 
 export const BACKUP_USAGE = `Usage: scimd backup FILE [--force] [--db PATH]
        scimd backup --dir FOLDER [--keep N] [--db PATH]
@@ -33,6 +35,8 @@ integrity_check, counts), then given its name. It prints what the backup holds. 
 
 Options:
 ${flagHelp(BACKUP_FLAGS)}
+
+${POSTGRES_NOT_YET_HELP}
 
 Examples:
   ${commandLine("backup", ["/var/backups/scimd/before-upgrade.db", "--db", "/var/lib/scimd/scimd.db"])}
@@ -48,6 +52,8 @@ SQLite transaction, so an interrupted restore leaves the old content, never a mi
 
 Options:
 ${flagHelp(RESTORE_FLAGS)}
+
+${POSTGRES_NOT_YET_HELP}
 
 Example:
   systemctl stop scimd
@@ -87,12 +93,13 @@ export function describeCounts(c: DatabaseSummary["counts"]): string {
 }
 
 export async function backup(argv: string[]): Promise<number> {
-  const { values, args } = parseFlags(argv, BACKUP_FLAGS);
+  const { values, args, sources } = resolveFlags(argv, BACKUP_FLAGS);
   if (values.help) {
     console.log(BACKUP_USAGE);
     return 0;
   }
   const { db, dir, keep, force } = values;
+  checkDbPasswordFile(db, values["db-password-file"], sources);
   if (dir === undefined && args.length !== 1) throw new UsageError(args.length ? `'backup' takes one FILE, got ${args.length}` : "'backup' needs a FILE, or --dir FOLDER");
   if (dir !== undefined && args.length) throw new UsageError(`give a FILE or --dir, not both (got '${args[0]}' and --dir ${dir})`);
   if (dir === "") throw new UsageError("--dir must name a folder");
@@ -150,13 +157,14 @@ function pauseHook(): ((step: string) => void) | undefined {
 }
 
 export async function restore(argv: string[]): Promise<number> {
-  const { values, args } = parseFlags(argv, RESTORE_FLAGS);
+  const { values, args, sources } = resolveFlags(argv, RESTORE_FLAGS);
   if (values.help) {
     console.log(RESTORE_USAGE);
     return 0;
   }
   if (args.length !== 1) throw new UsageError(args.length ? `'restore' takes one FILE, got ${args.length}` : "'restore' needs the backup FILE to restore");
   const { db } = values;
+  checkDbPasswordFile(db, values["db-password-file"], sources);
   const r = await restoreDatabase(db, args[0]!, { onStep: pauseHook() });
   const v = r.restored;
   console.log(

@@ -2,8 +2,8 @@
  * `scimd config [serve's options]`: the configuration serve would run with, from the same options,
  * SCIMD_* variables and config file, and where each value comes from. Secrets are masked.
  */
-import { flag, flagHelp, HELP_FLAG, SERVE_FLAGS, serveSettings, type ServeSettings, type Source } from "../config";
-import { redactDbLocation } from "../store/open";
+import { flag, flagHelp, HELP_FLAG, SERVE_FLAGS, serveSettings, type Env, type ServeSettings, type Source } from "../config";
+import { isPostgresUrl, redactDbLocation, urlHasPassword } from "../store/open";
 import { commandLine } from "./invocation";
 
 export const JSON_FLAG = flag({ name: "json", kind: "bool", default: false, help: "print JSON: {config, settings: {OPTION: {value, source, from}}}" });
@@ -16,8 +16,10 @@ Prints the configuration 'scimd serve' runs with, given the same options, SCIMD_
 config file (flags > SCIMD_* > file > defaults), and where each value comes from: default, env
 SCIMD_X, file PATH or flag --x. The output is TOML with serve's option names as keys (the keys of a
 config file). Secrets are masked: a database URL's password, any option named password, secret or
-token. A mistake is refused exactly as serve refuses it (exit 2), so this checks a config file
-before a restart; it opens neither the database, nor a port, nor the certificate files.
+token (a file option such as db-password-file shows its path, never the content). For a PostgreSQL
+db it says where the password comes from (the URL, the password file or PGPASSWORD). A mistake is
+refused exactly as serve refuses it (exit 2), so this checks a config file before a restart; it
+opens neither the database, nor a port, nor the certificate files (nor the password file).
 
 Options: serve's (see 'scimd serve --help'), and
 ${flagHelp([JSON_FLAG, HELP_FLAG])}
@@ -41,14 +43,26 @@ export interface SettingReport {
 
 const SECRET = /password|secret|token/i;
 
-/** A value as `scimd config` may show it: secrets masked, a URL's password removed. */
+/** A value as `scimd config` may show it: secrets masked, a URL's password removed; a file's path (db-password-file) is no secret. */
 export function masked(name: string, value: string | number | boolean): string | number | boolean {
-  if (SECRET.test(name)) return "***";
+  if (SECRET.test(name) && !name.endsWith("-file")) return "***";
   return typeof value === "string" ? redactDbLocation(value) : value;
 }
 
+/**
+ * Where a PostgreSQL db's password comes from, as serve resolves it (src/cli/db-password.ts), without
+ * reading the file: config opens nothing.
+ */
+export function passwordNote(db: string, passwordFile: string | undefined, env: Env): string | undefined {
+  if (!isPostgresUrl(db)) return undefined;
+  if (urlHasPassword(db)) return "password: in the URL, masked";
+  if (passwordFile !== undefined) return "password: read from db-password-file at start";
+  if (env.PGPASSWORD) return "password: from PGPASSWORD";
+  return "password: none given";
+}
+
 /** Each of serve's options (but --help) with its value and source, in serve's help order. */
-export function report(s: ServeSettings): Record<string, SettingReport> {
+export function report(s: ServeSettings, env: Env = process.env): Record<string, SettingReport> {
   const out: Record<string, SettingReport> = {};
   for (const spec of SERVE_FLAGS) {
     if (spec.name === "help") continue;
@@ -65,6 +79,10 @@ export function report(s: ServeSettings): Record<string, SettingReport> {
       r.note = s.config.tls || s.config.acme ? "with TLS: every interface" : "plain HTTP: loopback only";
     }
     if (spec.name === "log-format" && v === undefined) r.note = "pretty on a terminal, json otherwise";
+    if (spec.name === "db") {
+      const note = passwordNote(s.config.db, s.config.dbPasswordFile, env);
+      if (note) r.note = note;
+    }
     out[spec.name] = r;
   }
   return out;

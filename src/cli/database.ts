@@ -6,12 +6,17 @@
 import { resolve } from "node:path";
 import { isPostgresUrl, openStore } from "../store/open";
 import { StoreMissingError, type Store } from "../store/store";
+import { dbPasswordFor } from "./db-password";
 import { commandLine, dbArg } from "./invocation";
 
-/** Opens the database `db` names; throws a one-line Error saying what to do when there is none (and `create` is false). */
-export async function openExisting(db: string, create = false): Promise<Store> {
+/**
+ * Opens the database `db` names, a PostgreSQL one with the password `passwordFile` (or the URL, or
+ * PGPASSWORD) holds; throws a one-line Error saying what to do when there is none (and `create` is false).
+ */
+export async function openExisting(db: string, create = false, passwordFile?: string): Promise<Store> {
+  const password = dbPasswordFor(db, passwordFile);
   try {
-    return await openStore(db, { create });
+    return await openStore(db, { create, password });
   } catch (e) {
     if (!(e instanceof StoreMissingError)) throw e;
     // A PostgreSQL location is the URL as it may be shown (no password); never `db` itself.

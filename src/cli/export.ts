@@ -6,7 +6,7 @@
  */
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, statSync, type Stats, writeSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { DB_FLAG, flag, flagHelp, HELP_FLAG, parseFlags, UsageError } from "../config";
+import { checkDbPasswordFile, DB_FLAG, DB_PASSWORD_FILE_FLAG, flag, flagHelp, HELP_FLAG, resolveFlags, UsageError } from "../config";
 import {
   csvLine,
   EXPORT_FORMAT,
@@ -24,6 +24,7 @@ import type { ResourceKind } from "../scim/schema";
 import { describeDb, namesDatabaseFile } from "../store/open";
 import type { Member, Store } from "../store/store";
 import { openExisting } from "./database";
+import { POSTGRES_HELP } from "./db-password";
 import { commandLine } from "./invocation";
 import { progressBar, type Progress } from "./progress";
 
@@ -50,6 +51,7 @@ export const EXPORT_FLAGS = [
   flag({ name: "groups", kind: "bool", default: false, help: "export the Groups only (with their members)" }),
   flag({ name: "out", kind: "string", help: "write into this file (mode 0600, replaced whole when done) instead of stdout" }),
   { ...DB_FLAG, help: "the database to export: a file path or sqlite:PATH" },
+  DB_PASSWORD_FILE_FLAG,
   HELP_FLAG,
 ] as const;
 
@@ -66,6 +68,8 @@ as it is at that moment.
 
 Options:
 ${flagHelp(EXPORT_FLAGS)}
+
+${POSTGRES_HELP}
 
 Examples:
   ${commandLine("export", ["--format", "jsonl", "--out", "scimd-export.jsonl"])}
@@ -232,7 +236,7 @@ async function writeExport(store: Store, format: Format, kinds: ResourceKind[], 
 }
 
 export async function exportCommand(argv: string[]): Promise<number> {
-  const { values, args } = parseFlags(argv, EXPORT_FLAGS);
+  const { values, args, sources } = resolveFlags(argv, EXPORT_FLAGS);
   if (values.help) {
     console.log(EXPORT_USAGE);
     return 0;
@@ -243,9 +247,10 @@ export async function exportCommand(argv: string[]): Promise<number> {
   // A CSV file is one table: the Users, or with --groups the Groups.
   const kinds: ResourceKind[] = values.groups ? ["Group"] : values.users || format === "csv" ? ["User"] : ["User", "Group"];
   if (values.out === "") throw new UsageError("--out must name a file");
+  checkDbPasswordFile(values.db, values["db-password-file"], sources);
   if (values.out !== undefined && namesDatabaseFile(values.db, values.out))
     throw new UsageError(`--out ${values.out} is the database itself (or one of its files); give another file for the export`);
-  const store = await openExisting(values.db);
+  const store = await openExisting(values.db, false, values["db-password-file"]);
   let sink: Sink | undefined;
   try {
     let total = 0;

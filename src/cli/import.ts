@@ -10,7 +10,7 @@
  */
 import { readFileSync, statSync } from "node:fs";
 import { resolve } from "node:path";
-import { flag, DB_FLAG, flagHelp, HELP_FLAG, parseFlags, UsageError } from "../config";
+import { checkDbPasswordFile, flag, DB_FLAG, DB_PASSWORD_FILE_FLAG, flagHelp, HELP_FLAG, resolveFlags, UsageError } from "../config";
 import { EXPORT_KEYS, importRecord, ImportError, ImportSet, recordKind, type ImportRecord } from "../scim/export";
 import { isObject } from "../scim/json";
 import { hashPassword } from "../scim/operations";
@@ -19,6 +19,7 @@ import type { ResourceKind } from "../scim/schema";
 import { describeDb, isPostgresUrl } from "../store/open";
 import type { Store } from "../store/store";
 import { openExisting } from "./database";
+import { POSTGRES_HELP } from "./db-password";
 import { commandLine, dbArg } from "./invocation";
 import { progressBar, type Progress } from "./progress";
 
@@ -27,6 +28,7 @@ const WRITE_BATCH = 500;
 
 export const IMPORT_FLAGS = [
   { ...DB_FLAG, help: "the database to import into: a file path or sqlite:PATH; it must hold no Users and no Groups (tokens may exist)" },
+  DB_PASSWORD_FILE_FLAG,
   flag({ name: "create", kind: "bool", default: false, help: "create the database when it does not exist yet" }),
   flag({ name: "strict", kind: "bool", default: false, help: "check each record as serve --strict checks a POST: no IdP quirks (unknown attributes, string booleans, … refused)" }),
   HELP_FLAG,
@@ -46,6 +48,8 @@ line or index and nothing is imported. Passwords are not part of an export and a
 
 Options:
 ${flagHelp(IMPORT_FLAGS)}
+
+${POSTGRES_HELP}
 
 Examples:
   ${commandLine("export", ["--format", "jsonl", "--out", "scimd-export.jsonl", "--db", "/var/lib/scimd/old.db"])}
@@ -264,7 +268,7 @@ async function undo(store: Store, written: { kind: ResourceKind; id: string }[])
 }
 
 export async function importCommand(argv: string[]): Promise<number> {
-  const { values, args } = parseFlags(argv, IMPORT_FLAGS);
+  const { values, args, sources } = resolveFlags(argv, IMPORT_FLAGS);
   if (values.help) {
     console.log(IMPORT_USAGE);
     return 0;
@@ -272,11 +276,12 @@ export async function importCommand(argv: string[]): Promise<number> {
   if (args.length === 0) throw new UsageError("import needs the FILE to import (what 'scimd export --format json' or 'jsonl' wrote)");
   if (args.length > 1) throw new UsageError(`unexpected argument '${args[1]}'`);
   const file = args[0]!;
+  checkDbPasswordFile(values.db, values["db-password-file"], sources);
   const dbPath = describeDb(values.db);
   const postgres = isPostgresUrl(values.db);
   const source = openSource(file);
   const quirks = quirksFor(values.strict);
-  const store = await openExisting(values.db, values.create);
+  const store = await openExisting(values.db, values.create, values["db-password-file"]);
   try {
     const refuseNonEmpty = async () => {
       const h = await holdings(store);

@@ -13,6 +13,7 @@ import type { TokenStore } from "../store/store";
 import { expiringTokens, expiryWarning } from "../tokens";
 import { describeCertificate, fileCertificates, type CertificateSource } from "../tls/certificates";
 import { VERSION } from "../version";
+import { POSTGRES_HELP, resolveDbPassword } from "./db-password";
 import { commandLine, dbArg } from "./invocation";
 
 /**
@@ -127,11 +128,14 @@ files every 2 s: deleted, replaced or unwritable, writes answer 503 and the log 
 Options:
 ${flagHelp(SERVE_FLAGS)}
 
+${POSTGRES_HELP}
+
 Examples:
   ${commandLine("serve", ["--port", "8080", "--db", "./data/scimd.db"])}
   ${commandLine("serve", ["--base-url", `https://scim.example.com${SCIM_BASE_PATH}`])}
   ${commandLine("serve", ["--config", "/etc/scimd/scimd.toml", "--db", "/var/lib/scimd/scimd.db"])}
-  ${commandLine("serve", ["--port", "8443", "--tls-cert", "/etc/scimd/tls/fullchain.pem", "--tls-key", "/etc/scimd/tls/privkey.pem"])}`;
+  ${commandLine("serve", ["--port", "8443", "--tls-cert", "/etc/scimd/tls/fullchain.pem", "--tls-key", "/etc/scimd/tls/privkey.pem"])}
+  ${commandLine("serve", ["--db", "postgres://scimd@db.example.com:5432/scimd?sslmode=require", "--db-password-file", "/etc/scimd/db-password"])}`;
 
 /** How many activity entries one pruning write deletes at most: a few milliseconds, so writes queued behind it hardly wait. */
 export const PRUNE_BATCH = 500;
@@ -267,7 +271,16 @@ async function serving(argv: string[], setOnHup: (f: () => void) => void, setOnS
     return abort(e);
   }
   logger.info("started", { version: VERSION, pid: process.pid, db, ...(config.configFile ? { configFile: config.configFile } : {}) });
+  // The password (URL, --db-password-file or PGPASSWORD) is resolved once; only where it came from is ever said.
+  let resolved: ReturnType<typeof resolveDbPassword>;
+  try {
+    resolved = resolveDbPassword(config.db, config.dbPasswordFile);
+  } catch (e) {
+    return abort(e);
+  }
+  if (resolved.warning) logger.warn("warning", { message: resolved.warning });
   const store = await openStore(config.db, {
+    password: resolved.password,
     synchronous: config.sync,
     activityLog: config.activityLog,
     onMigrated: (from, to) => logger.info("migrated", { db, from, to }),

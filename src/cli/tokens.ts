@@ -3,8 +3,10 @@ import { hostname } from "node:os";
 import { resolve } from "node:path";
 import {
   BASE_URL_FLAG,
+  checkDbPasswordFile,
   CONFIG_FLAG,
   DB_FLAG,
+  DB_PASSWORD_FILE_FLAG,
   DEFAULTS,
   FILE_FLAGS,
   flag,
@@ -13,7 +15,6 @@ import {
   HELP_FLAG,
   HOST_FLAG,
   parseDuration,
-  parseFlags,
   PORT_FLAG,
   resolveFlags,
   UsageError,
@@ -24,6 +25,7 @@ import { describeDb, isPostgresUrl, openStore } from "../store/open";
 import { StoreMissingError, TOKEN_SCOPES, TokenNameTaken, type Store, type TokenRecord, type TokenScope, type TokenStore } from "../store/store";
 import { SCIM_BASE_PATH } from "../app";
 import { expiringTokens, expiryWarning, hashToken, newToken } from "../tokens";
+import { dbPasswordFor, POSTGRES_HELP } from "./db-password";
 import { commandLine, dbArg } from "./invocation";
 import { apiUrl, baseUrlWarning } from "./serve";
 
@@ -81,6 +83,7 @@ export const GENERATE_FLAGS = [
     check: EXPIRES_IN_CHECK,
   }),
   DB_FLAG,
+  DB_PASSWORD_FILE_FLAG,
   flag({ name: "create", kind: "bool", default: false, help: "create the database when it does not exist yet (by default only serve creates it)" }),
   { ...PORT_FLAG, help: "the port serve listens on, for the URL printed for the IdP" },
   { ...HOST_FLAG, help: `the address serve listens on, for the URL printed for the IdP (default ${DEFAULTS.host}, or ${DEFAULTS.tlsHost} when serve's settings have TLS)` },
@@ -90,6 +93,7 @@ export const GENERATE_FLAGS = [
 ] as const;
 export const TOKENS_FLAGS = [
   DB_FLAG,
+  DB_PASSWORD_FILE_FLAG,
   flag({ name: "all", kind: "bool", default: false, help: "list: the revoked secrets too, with when they were revoked, and the secrets a rotation replaced" }),
   flag({
     name: "grace",
@@ -124,6 +128,8 @@ the end: 'tokens list' and serve's log warn 14 days before.
 Options:
 ${flagHelp(GENERATE_FLAGS)}
 
+${POSTGRES_HELP}
+
 Examples:
   ${commandLine("generate-token", ["--name", "okta"])}
   TOKEN=$(${commandLine("generate-token", ["--name", "entra", "--db", "./data/scimd.db"])})
@@ -153,6 +159,8 @@ revoke  NAME revokes the token: every secret of that name, the rotated ones too.
 Options:
 ${flagHelp(TOKENS_FLAGS)}
 
+${POSTGRES_HELP}
+
 Examples:
   ${commandLine("tokens", ["list"])}
   ${commandLine("tokens", ["rotate", "okta", "--grace", "1h"])}
@@ -163,9 +171,10 @@ Examples:
  * server never reads would leave the IdP with 401s, so a missing file is refused with what to do.
  * The token commands see only the token store (and `close`), as authentication does.
  */
-async function openDatabase(db: string, create: boolean, command: "generate-token" | "tokens"): Promise<TokenStore & Pick<Store, "close">> {
+async function openDatabase(db: string, create: boolean, command: "generate-token" | "tokens", passwordFile: string | undefined): Promise<TokenStore & Pick<Store, "close">> {
+  const password = dbPasswordFor(db, passwordFile);
   try {
-    return await openStore(db, { create });
+    return await openStore(db, { create, password });
   } catch (e) {
     if (!(e instanceof StoreMissingError)) throw e;
     const path = e.location;
@@ -185,16 +194,17 @@ async function openDatabase(db: string, create: boolean, command: "generate-toke
 
 export async function generateToken(argv: string[]): Promise<number> {
   // serve's config file, read as serve reads it, so that the URL printed is the one serve serves.
-  const { values, args, file } = resolveFlags(argv, GENERATE_FLAGS, process.env, { flag: "config", specs: FILE_FLAGS });
+  const { values, args, file, sources } = resolveFlags(argv, GENERATE_FLAGS, process.env, { flag: "config", specs: FILE_FLAGS });
   if (values.help) {
     console.log(GENERATE_USAGE);
     return 0;
   }
   if (args.length) throw new UsageError(`unexpected argument '${args[0]}'`);
+  checkDbPasswordFile(values.db, values["db-password-file"], sources);
   const { db, name } = values;
   const scope = values.scope as TokenScope;
   const lifetimeMs = values["expires-in"] === undefined ? null : parseExpiresIn(values["expires-in"]);
-  const store = await openDatabase(db, values.create, "generate-token");
+  const store = await openDatabase(db, values.create, "generate-token", values["db-password-file"]);
   try {
     const token = newToken();
     let rec: TokenRecord;
@@ -306,7 +316,7 @@ function hiddenSecrets(revoked: number, replaced: number): string {
 }
 
 export async function tokens(argv: string[]): Promise<number> {
-  const { values, args } = parseFlags(argv, TOKENS_FLAGS);
+  const { values, args, sources } = resolveFlags(argv, TOKENS_FLAGS);
   if (values.help || args.length === 0) {
     console.log(TOKENS_USAGE);
     return values.help ? 0 : 2;
@@ -319,7 +329,8 @@ export async function tokens(argv: string[]): Promise<number> {
   if (sub === "list" && rest.length) throw new UsageError(`unexpected argument '${rest[0]}'`);
   if (sub !== "list" && rest.length !== 1) throw new UsageError(sub === "rotate" ? "'tokens rotate' takes one token name" : "'tokens revoke' takes one token name or id");
   const { db } = values;
-  const store = await openDatabase(db, false, "tokens");
+  checkDbPasswordFile(db, values["db-password-file"], sources);
+  const store = await openDatabase(db, false, "tokens", values["db-password-file"]);
   try {
     if (sub === "list") {
       const every = await store.listTokens();

@@ -26,6 +26,18 @@ export interface OpenOptions {
   onMigrated?: (from: number, to: number) => void;
   /** Record every change in the activity log (default true). */
   activityLog?: boolean;
+  /** The password of a PostgreSQL database, as the caller resolved it (see DbPassword); SQLite refuses one. */
+  password?: DbPassword;
+}
+
+/**
+ * The password a PostgreSQL `--db` logs in with, and where it comes from: `value` is handed to the
+ * driver (undefined: the URL's own password, or none); `from` is said when the server refuses the
+ * login ("the password was read from /run/secrets/db (--db-password-file)"), never the value.
+ */
+export interface DbPassword {
+  value: string | undefined;
+  from: string;
 }
 
 /** The `--db` forms this build serves, for help texts and errors. */
@@ -63,6 +75,25 @@ export function parseDbLocation(value: string): DbLocation {
     );
   }
   return { engine: "sqlite", path };
+}
+
+/**
+ * Whether a PostgreSQL `--db` URL carries a password: in its user information
+ * (`postgres://user:PASSWORD@host/db`, an empty one not counted) or as a `password` query parameter.
+ * A URL the WHATWG parser refuses (a password holding an unescaped '/') counts when a ':' precedes
+ * the last '@' of what follows `://`, as redactDbLocation masks it.
+ */
+export function urlHasPassword(value: string): boolean {
+  const v = value.trim();
+  try {
+    const u = new URL(v);
+    return u.password !== "" || !!u.searchParams.get("password");
+  } catch {
+    const rest = v.slice(v.indexOf("://") + 3);
+    const at = rest.lastIndexOf("@");
+    const colon = rest.indexOf(":");
+    return at > 0 && colon >= 0 && colon < at - 1;
+  }
 }
 
 /** Whether a `--db` value names a PostgreSQL database (`postgres://…` or `postgresql://…`). */
@@ -115,8 +146,16 @@ export function redactDbLocation(value: string): string {
 /** Opens the store a `--db` value names. Throws StoreOpenError (or StoreMissingError) with what to do. */
 export async function openStore(value: string, opts: OpenOptions = {}): Promise<Store> {
   // The URL goes to Bun.SQL as given; errors name it only as redactDbLocation shows it.
-  if (isPostgresUrl(value)) return PostgresStore.open(value.trim(), redactDbLocation(value.trim()), { create: opts.create, onMigrated: opts.onMigrated, activityLog: opts.activityLog });
+  if (isPostgresUrl(value))
+    return PostgresStore.open(value.trim(), redactDbLocation(value.trim()), {
+      create: opts.create,
+      onMigrated: opts.onMigrated,
+      activityLog: opts.activityLog,
+      password: opts.password?.value,
+      passwordFrom: opts.password?.from,
+    });
   const where = parseDbLocation(value);
+  if (opts.password?.value !== undefined) throw new StoreOpenError(`a database password applies to a PostgreSQL --db (postgres://…) only, not to the SQLite file ${resolve(where.path)}`);
   switch (where.engine) {
     case "sqlite":
       return new SqliteStore(where.path, { create: opts.create, synchronous: opts.synchronous, busyTimeoutMs: opts.busyTimeoutMs, onMigrated: opts.onMigrated, activityLog: opts.activityLog });

@@ -111,9 +111,12 @@ export async function api(s: Served, token: string, method: string, path: string
   return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined };
 }
 
-/** Runs `bin <args…>` in `cwd` with a clean environment, to its end: exit code, stdout, stderr. */
-export function runCli(bin: string, cwd: string, args: string[]): { code: number; out: string; err: string } {
-  const p = Bun.spawnSync([bin, ...args], { cwd, env: cleanEnv(), stdout: "pipe", stderr: "pipe" });
+/**
+ * Runs `bin <args…>` in `cwd` with a clean environment (plus `env`), to its end: exit code, stdout,
+ * stderr. `bin` is the binary's path or a command prefix such as SOURCE.
+ */
+export function runCli(bin: string | string[], cwd: string, args: string[], env: Record<string, string> = {}): { code: number; out: string; err: string } {
+  const p = Bun.spawnSync([...[bin].flat(), ...args], { cwd, env: { ...cleanEnv(), ...env }, stdout: "pipe", stderr: "pipe" });
   return { code: p.exitCode ?? -1, out: p.stdout.toString(), err: p.stderr.toString() };
 }
 
@@ -122,15 +125,22 @@ export const SOURCE = [process.execPath, join(REPO, "src/main.ts")];
 
 /**
  * Starts `bin serve` on a free port with `args`, in `cwd`, and waits until /healthz answers or the
- * process exits. `bin` is the binary's path or a command prefix such as SOURCE. Every process
- * started is added to `started` (and removed when it exits).
+ * process exits. `bin` is the binary's path or a command prefix such as SOURCE; `env` is added to the
+ * clean environment. Every process started is added to `started` (and removed when it exits).
  */
-export async function startServe(bin: string | string[], cwd: string, args: string[], started: Set<Bun.Subprocess>, timeoutMs = 5000): Promise<Served> {
+export async function startServe(
+  bin: string | string[],
+  cwd: string,
+  args: string[],
+  started: Set<Bun.Subprocess>,
+  timeoutMs = 5000,
+  env: Record<string, string> = {},
+): Promise<Served> {
   const port = await freePort();
   const t0 = performance.now();
   const proc = Bun.spawn([...[bin].flat(), "serve", "--port", String(port), "--host", "127.0.0.1", ...args], {
     cwd,
-    env: cleanEnv(),
+    env: { ...cleanEnv(), ...env },
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",

@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GENERATE_FLAGS, TOKENS_FLAGS } from "../../src/cli/tokens";
+import { POSTGRES_HELP } from "../../src/cli/db-password";
 import { flagHelp, SERVE_FLAGS } from "../../src/config";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store";
 import { userBody } from "../helpers";
@@ -526,6 +527,6 @@ describe("the binary's command line (node:util parseArgs under bun build --compi
   it.each(tables)("'scimd %s --help' lists the options of the source's flag table", (command, table) => {
     const r = cli([command, "--help"]);
     expect(r.code).toBe(0);
-    expect(r.out).toContain(`\nOptions:\n${flagHelp(table)}\n\nExamples:\n`);
+    expect(r.out).toContain(`\nOptions:\n${flagHelp(table)}\n\n${POSTGRES_HELP}\n\nExamples:\n`);
   });
 });

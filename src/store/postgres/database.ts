@@ -28,6 +28,13 @@ export interface PostgresStoreOptions {
   activityLog?: boolean;
   /** Connections in the pool (default 10). */
   maxConnections?: number;
+  /**
+   * The password to log in with, given to Bun.SQL as its `password` option (which wins over one in
+   * the URL and over PGPASSWORD); undefined leaves the URL's own, or none.
+   */
+  password?: string;
+  /** Where the password came from, said when the server refuses the login (never the password itself). */
+  passwordFrom?: string;
 }
 
 /** Times the store writes: ISO 8601 UTC strings of one fixed format (text order is time order). */
@@ -63,6 +70,16 @@ export function unavailable(e: unknown, what = "retry shortly"): unknown {
   return new ScimError(503, `the database does not answer (${reasonOf(e)}); ${what === "retry shortly" ? what : `${what}, retry shortly`}`, undefined, { "Retry-After": "1" });
 }
 
+/** The database a URL's path names (`postgres://h/scimd` → scimd), or undefined when it names none or does not parse. */
+export function databaseOf(url: string): string | undefined {
+  try {
+    const name = decodeURIComponent(new URL(url).pathname.replace(/^\//, ""));
+    return name === "" ? undefined : name;
+  } catch {
+    return undefined;
+  }
+}
+
 export class PostgresDatabase {
   readonly sql: SQL;
   private counts: Tally = { users: 0, groups: 0, memberships: 0 };
@@ -80,7 +97,16 @@ export class PostgresDatabase {
     readonly shown: string,
     opts: PostgresStoreOptions,
   ) {
-    this.sql = new SQL(url, { max: opts.maxConnections ?? 10, idleTimeout: 0, maxLifetime: 0, connectionTimeout: 10 });
+    const database = databaseOf(url);
+    this.sql = new SQL(url, {
+      max: opts.maxConnections ?? 10,
+      // The URL's database, given as an option: on this Bun PGDATABASE would win over the URL's path.
+      ...(database !== undefined ? { database } : {}),
+      idleTimeout: 0,
+      maxLifetime: 0,
+      connectionTimeout: 10,
+      ...(opts.password !== undefined ? { password: opts.password } : {}),
+    });
   }
 
   /** Connects, checks and migrates the database; throws StoreOpenError naming only `shown`. */
@@ -95,7 +121,9 @@ export class PostgresDatabase {
     } catch (e) {
       await d.sql.close().catch(() => {});
       if (e instanceof StoreOpenError) throw e;
-      throw new StoreOpenError(`cannot open ${shown} as a scimd database: ${reasonOf(e)}`);
+      // SQLSTATE class 28: the server refused the login (a wrong password, or none where one is needed).
+      const login = /^28/.test(sqlState(e) ?? "") && opts.passwordFrom ? `; ${opts.passwordFrom}` : "";
+      throw new StoreOpenError(`cannot open ${shown} as a scimd database: ${reasonOf(e)}${login}`);
     }
     return d;
   }

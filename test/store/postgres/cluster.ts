@@ -6,7 +6,9 @@
  *
  * initdb and postgres refuse to run as root (CI and this machine run as root): as root they are run
  * as the `postgres` system user, on a folder owned by it. The cluster trusts connections from
- * 127.0.0.1 only, for one superuser role `scimd_test` without a password.
+ * 127.0.0.1 only, for one superuser role `scimd_test` without a password. `passwordRoles` names
+ * roles that must log in with a password instead (scram-sha-256 over 127.0.0.1, ahead of the trust
+ * lines in pg_hba.conf); the test creates them (`CREATE ROLE … LOGIN PASSWORD …`).
  *
  * Test-only settings: fsync, synchronous_commit and full_page_writes are off (a crash may corrupt
  * the cluster, which is thrown away anyway). Never use them for a real database.
@@ -17,7 +19,7 @@
  */
 import { describe, it } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -97,8 +99,13 @@ export interface PgCluster {
 
 export const TEST_ROLE = "scimd_test";
 
+export interface ClusterOptions {
+  /** Roles that authenticate with a password (scram-sha-256 from 127.0.0.1); every other role is trusted. */
+  passwordRoles?: string[];
+}
+
 /** Starts a new cluster; throws (with initdb's or pg_ctl's output) when it cannot. */
-export async function startCluster(): Promise<PgCluster> {
+export async function startCluster(opts: ClusterOptions = {}): Promise<PgCluster> {
   if (!BIN) throw new Error(`no PostgreSQL server binaries under ${ROOT}/*/bin; install them with: ${INSTALL_HINT}`);
   const dir = mkdtempSync(join(tmpdir(), "scimd-pg-"));
   const data = join(dir, "data");
@@ -123,6 +130,12 @@ export async function startCluster(): Promise<PgCluster> {
   };
   try {
     run("initdb", ["-D", data, "-U", TEST_ROLE, "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"]);
+    if (opts.passwordRoles?.length) {
+      // pg_hba.conf is read top down, first match wins: these lines go before initdb's trust lines.
+      const hba = join(data, "pg_hba.conf");
+      const lines = opts.passwordRoles.map((role) => `host all ${role} 127.0.0.1/32 scram-sha-256`);
+      writeFileSync(hba, [...lines, readFileSync(hba, "utf8")].join("\n"));
+    }
     // A few tries: another process may take the port between freePort() and the server's bind.
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
