@@ -189,6 +189,144 @@ function userBody(i: number) {
   };
 }
 
+/** Where the IdP phases send request `i` (one replica, or several alternated), and how a read phase is timed. */
+interface Harness {
+  at: (i: number) => string;
+  auth: Record<string, string>;
+  json: Record<string, string>;
+  read: (name: string, count: number, op: (i: number) => Promise<void>) => Promise<void>;
+}
+
+/**
+ * An IdP's first sync and what follows it: create N users, look each up by filter and by id, PATCH
+ * each, create groups, grow one to G members, replace another's, read the big group, page through
+ * the users. Returns the users' ids (the phases after it use them).
+ */
+async function idpPhases(h: Harness): Promise<string[]> {
+  const { auth, json } = h;
+  const ids: string[] = new Array(N);
+  await drive("create users (POST /Users)", N, async (i) => {
+    const text = await check(await fetch(`${h.at(i)}/Users`, { method: "POST", headers: json, body: JSON.stringify(userBody(i)) }), [201], "create");
+    ids[i] = JSON.parse(text).id;
+  }, C, "write");
+
+  const mixCase = (s: string, i: number) => (i % 2 ? s.toUpperCase() : s);
+  await h.read("filter userName eq (mixed case)", N, async (i) => {
+    const f = encodeURIComponent(`userName eq "${mixCase(`user${i}@bench.example.com`, i)}"`);
+    const text = await check(await fetch(`${h.at(i)}/Users?filter=${f}`, { headers: auth }), [200], "filter");
+    if (!text.includes(ids[i]!)) throw new Error(`filter for user${i} did not find it`);
+  });
+
+  await h.read("GET /Users/{id}", N, async (i) => {
+    await check(await fetch(`${h.at(i)}/Users/${ids[i]}`, { headers: auth }), [200], "get");
+  });
+
+  await drive("PATCH /Users/{id} (replace title + active)", N, async (i) => {
+    const body = {
+      schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+      Operations: [
+        { op: "Replace", path: "title", value: `Title ${i}` },
+        { op: "Replace", path: "active", value: i % 2 ? "False" : "True" },
+      ],
+    };
+    await check(await fetch(`${h.at(i)}/Users/${ids[i]}`, { method: "PATCH", headers: json, body: JSON.stringify(body) }), [200], "patch");
+  }, C, "write");
+
+  const groupIds: string[] = [];
+  const groupCount = Math.max(10, Math.min(100, Math.floor(N / 100)));
+  await drive("create groups (POST /Groups)", groupCount, async (i) => {
+    const text = await check(
+      await fetch(`${h.at(i)}/Groups`, { method: "POST", headers: json, body: JSON.stringify({ schemas: ["urn:ietf:params:scim:schemas:core:2.0:Group"], displayName: `Group ${i}` }) }),
+      [201],
+      "create group",
+    );
+    groupIds[i] = JSON.parse(text).id;
+  }, C, "write");
+
+  // Grow one group to G members in PATCH add batches of 100, one batch at a time (as an IdP does).
+  const big = groupIds[0]!;
+  const batches = Math.ceil(G / 100);
+  const batchLat: number[] = [];
+  const growStart = performance.now();
+  phaseRss = 0;
+  for (let b = 0; b < batches; b++) {
+    const members = ids.slice(b * 100, Math.min(G, (b + 1) * 100)).map((value) => ({ value }));
+    const body = { schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: "Add", path: "members", value: members }] };
+    const t0 = performance.now();
+    await check(await fetch(`${h.at(b)}/Groups/${big}`, { method: "PATCH", headers: json, body: JSON.stringify(body) }), [204], "grow");
+    batchLat.push(performance.now() - t0);
+  }
+  const growSeconds = (performance.now() - growStart) / 1000;
+  // Compare the p50 of the first and the last tenth of the batches (100 batches each at scale):
+  // one batch's latency alone is at the mercy of a noisy, shared machine.
+  const window = Math.max(1, Math.min(100, Math.floor(batches / 10)));
+  const firstP50 = pct([...batchLat.slice(0, window)].sort((a, b) => a - b), 50);
+  const lastP50 = pct([...batchLat.slice(-window)].sort((a, b) => a - b), 50);
+  extra.groupGrowthMembersPerSec = Math.round(G / growSeconds);
+  extra.groupGrowthFirstBatchesP50ms = Number(firstP50.toFixed(2));
+  extra.groupGrowthLastBatchesP50ms = Number(lastP50.toFixed(2));
+  extra.groupGrowthLastOverFirst = Number((lastP50 / firstP50).toFixed(2));
+  extra.groupGrowthRssMb = Number(phaseRss.toFixed(1));
+  console.error(`  grow group to ${G}: ${extra.groupGrowthMembersPerSec} members/s; batch p50 first ${firstP50.toFixed(2)} ms, last ${lastP50.toFixed(2)} ms (×${extra.groupGrowthLastOverFirst})`);
+
+  // Replace the members of a second group with REPLACE_SIZE ids in one PATCH.
+  {
+    const body = { schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: "replace", path: "members", value: ids.slice(0, REPLACE_SIZE).map((value) => ({ value })) }] };
+    const t0 = performance.now();
+    await check(await fetch(`${h.at(1)}/Groups/${groupIds[1]}`, { method: "PATCH", headers: json, body: JSON.stringify(body) }), [204], "replace members");
+    extra[`replaceMembers${REPLACE_SIZE}ms`] = Number((performance.now() - t0).toFixed(1));
+    console.error(`  replace members with ${REPLACE_SIZE} ids: ${extra[`replaceMembers${REPLACE_SIZE}ms`]} ms`);
+  }
+
+  // Enough requests for the p99 to rest on about a hundred of them (10,000 at scale), not on ten.
+  const groupReads = Math.max(1_000, Math.min(10_000, Math.floor(N / 10)));
+  await h.read(`GET big group ?excludedAttributes=members (${G} members)`, groupReads, async (i) => {
+    await check(await fetch(`${h.at(i)}/Groups/${big}?excludedAttributes=members`, { headers: auth }), [200], "get group");
+  });
+  {
+    phaseRss = 0;
+    const t0 = performance.now();
+    const text = await check(await fetch(`${h.at(0)}/Groups/${big}`, { headers: auth }), [200], "get full group");
+    extra.fullGroupGetMs = Number((performance.now() - t0).toFixed(1));
+    extra.fullGroupBytes = text.length;
+    await Bun.sleep(150); // one more RSS sample after the response
+    extra.fullGroupRssMb = Number(phaseRss.toFixed(1));
+    const n = (JSON.parse(text).members ?? []).length;
+    if (n !== G) throw new Error(`full group has ${n} members, expected ${G}`);
+    console.error(`  GET full group (${G} members, ${(text.length / 1e6).toFixed(1)} MB): ${extra.fullGroupGetMs} ms`);
+  }
+
+  // Page through every user with count=100; compare the first and the last page.
+  const pages = Math.ceil(N / 100);
+  const pageLat: number[] = [];
+  const pageStart = performance.now();
+  phaseRss = 0;
+  for (let p = 0; p < pages; p++) {
+    const t0 = performance.now();
+    await check(await fetch(`${h.at(p)}/Users?startIndex=${p * 100 + 1}&count=100`, { headers: auth }), [200], "page");
+    pageLat.push(performance.now() - t0);
+  }
+  phases.push({ name: "page through users (count=100)", ops: pages, seconds: (performance.now() - pageStart) / 1000, opsPerSec: pages / ((performance.now() - pageStart) / 1000), p50ms: pct([...pageLat].sort((a, b) => a - b), 50), p99ms: pct([...pageLat].sort((a, b) => a - b), 99), rssMb: Number(phaseRss.toFixed(1)) });
+  {
+    const sample = async (start: number) => {
+      const l: number[] = [];
+      for (let k = 0; k < 20; k++) {
+        const t0 = performance.now();
+        await check(await fetch(`${h.at(k)}/Users?startIndex=${start}&count=100`, { headers: auth }), [200], "page");
+        l.push(performance.now() - t0);
+      }
+      return pct(l.sort((a, b) => a - b), 50);
+    };
+    const first = await sample(1);
+    const last = await sample(Math.max(1, N - 99));
+    extra.firstPageP50ms = Number(first.toFixed(2));
+    extra.lastPageP50ms = Number(last.toFixed(2));
+    extra.lastPageOverFirst = Number((last / first).toFixed(2));
+    console.error(`  page at startIndex=1: ${first.toFixed(2)} ms; at ${Math.max(1, N - 99)}: ${last.toFixed(2)} ms (×${extra.lastPageOverFirst})`);
+  }
+  return ids;
+}
+
 async function main() {
   if (!existsSync(BINARY)) {
     console.error(`building ${BINARY} …`);
@@ -350,126 +488,7 @@ async function main() {
       return;
     }
 
-    const ids: string[] = new Array(N);
-    await drive("create users (POST /Users)", N, async (i) => {
-      const text = await check(await fetch(`${base}/Users`, { method: "POST", headers: json, body: JSON.stringify(userBody(i)) }), [201], "create");
-      ids[i] = JSON.parse(text).id;
-    }, C, "write");
-
-    const mixCase = (s: string, i: number) => (i % 2 ? s.toUpperCase() : s);
-    await readPhase("filter userName eq (mixed case)", N, async (i) => {
-      const f = encodeURIComponent(`userName eq "${mixCase(`user${i}@bench.example.com`, i)}"`);
-      const text = await check(await fetch(`${base}/Users?filter=${f}`, { headers: auth }), [200], "filter");
-      if (!text.includes(ids[i]!)) throw new Error(`filter for user${i} did not find it`);
-    });
-
-    await readPhase("GET /Users/{id}", N, async (i) => {
-      await check(await fetch(`${base}/Users/${ids[i]}`, { headers: auth }), [200], "get");
-    });
-
-    await drive("PATCH /Users/{id} (replace title + active)", N, async (i) => {
-      const body = {
-        schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-        Operations: [
-          { op: "Replace", path: "title", value: `Title ${i}` },
-          { op: "Replace", path: "active", value: i % 2 ? "False" : "True" },
-        ],
-      };
-      await check(await fetch(`${base}/Users/${ids[i]}`, { method: "PATCH", headers: json, body: JSON.stringify(body) }), [200], "patch");
-    }, C, "write");
-
-    const groupIds: string[] = [];
-    const groupCount = Math.max(10, Math.min(100, Math.floor(N / 100)));
-    await drive("create groups (POST /Groups)", groupCount, async (i) => {
-      const text = await check(
-        await fetch(`${base}/Groups`, { method: "POST", headers: json, body: JSON.stringify({ schemas: ["urn:ietf:params:scim:schemas:core:2.0:Group"], displayName: `Group ${i}` }) }),
-        [201],
-        "create group",
-      );
-      groupIds[i] = JSON.parse(text).id;
-    }, C, "write");
-
-    // Grow one group to G members in PATCH add batches of 100, one batch at a time (as an IdP does).
-    const big = groupIds[0]!;
-    const batches = Math.ceil(G / 100);
-    const batchLat: number[] = [];
-    const growStart = performance.now();
-    phaseRss = 0;
-    for (let b = 0; b < batches; b++) {
-      const members = ids.slice(b * 100, Math.min(G, (b + 1) * 100)).map((value) => ({ value }));
-      const body = { schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: "Add", path: "members", value: members }] };
-      const t0 = performance.now();
-      await check(await fetch(`${base}/Groups/${big}`, { method: "PATCH", headers: json, body: JSON.stringify(body) }), [204], "grow");
-      batchLat.push(performance.now() - t0);
-    }
-    const growSeconds = (performance.now() - growStart) / 1000;
-    // Compare the p50 of the first and the last tenth of the batches (100 batches each at scale):
-    // one batch's latency alone is at the mercy of a noisy, shared machine.
-    const window = Math.max(1, Math.min(100, Math.floor(batches / 10)));
-    const firstP50 = pct([...batchLat.slice(0, window)].sort((a, b) => a - b), 50);
-    const lastP50 = pct([...batchLat.slice(-window)].sort((a, b) => a - b), 50);
-    extra.groupGrowthMembersPerSec = Math.round(G / growSeconds);
-    extra.groupGrowthFirstBatchesP50ms = Number(firstP50.toFixed(2));
-    extra.groupGrowthLastBatchesP50ms = Number(lastP50.toFixed(2));
-    extra.groupGrowthLastOverFirst = Number((lastP50 / firstP50).toFixed(2));
-    extra.groupGrowthRssMb = Number(phaseRss.toFixed(1));
-    console.error(`  grow group to ${G}: ${extra.groupGrowthMembersPerSec} members/s; batch p50 first ${firstP50.toFixed(2)} ms, last ${lastP50.toFixed(2)} ms (×${extra.groupGrowthLastOverFirst})`);
-
-    // Replace the members of a second group with REPLACE_SIZE ids in one PATCH.
-    {
-      const body = { schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], Operations: [{ op: "replace", path: "members", value: ids.slice(0, REPLACE_SIZE).map((value) => ({ value })) }] };
-      const t0 = performance.now();
-      await check(await fetch(`${base}/Groups/${groupIds[1]}`, { method: "PATCH", headers: json, body: JSON.stringify(body) }), [204], "replace members");
-      extra[`replaceMembers${REPLACE_SIZE}ms`] = Number((performance.now() - t0).toFixed(1));
-      console.error(`  replace members with ${REPLACE_SIZE} ids: ${extra[`replaceMembers${REPLACE_SIZE}ms`]} ms`);
-    }
-
-    // Enough requests for the p99 to rest on about a hundred of them (10,000 at scale), not on ten.
-    const groupReads = Math.max(1_000, Math.min(10_000, Math.floor(N / 10)));
-    await readPhase(`GET big group ?excludedAttributes=members (${G} members)`, groupReads, async () => {
-      await check(await fetch(`${base}/Groups/${big}?excludedAttributes=members`, { headers: auth }), [200], "get group");
-    });
-    {
-      phaseRss = 0;
-      const t0 = performance.now();
-      const text = await check(await fetch(`${base}/Groups/${big}`, { headers: auth }), [200], "get full group");
-      extra.fullGroupGetMs = Number((performance.now() - t0).toFixed(1));
-      extra.fullGroupBytes = text.length;
-      await Bun.sleep(150); // one more RSS sample after the response
-      extra.fullGroupRssMb = Number(phaseRss.toFixed(1));
-      const n = (JSON.parse(text).members ?? []).length;
-      if (n !== G) throw new Error(`full group has ${n} members, expected ${G}`);
-      console.error(`  GET full group (${G} members, ${(text.length / 1e6).toFixed(1)} MB): ${extra.fullGroupGetMs} ms`);
-    }
-
-    // Page through every user with count=100; compare the first and the last page.
-    const pages = Math.ceil(N / 100);
-    const pageLat: number[] = [];
-    const pageStart = performance.now();
-    phaseRss = 0;
-    for (let p = 0; p < pages; p++) {
-      const t0 = performance.now();
-      await check(await fetch(`${base}/Users?startIndex=${p * 100 + 1}&count=100`, { headers: auth }), [200], "page");
-      pageLat.push(performance.now() - t0);
-    }
-    phases.push({ name: "page through users (count=100)", ops: pages, seconds: (performance.now() - pageStart) / 1000, opsPerSec: pages / ((performance.now() - pageStart) / 1000), p50ms: pct([...pageLat].sort((a, b) => a - b), 50), p99ms: pct([...pageLat].sort((a, b) => a - b), 99), rssMb: Number(phaseRss.toFixed(1)) });
-    {
-      const sample = async (start: number) => {
-        const l: number[] = [];
-        for (let k = 0; k < 20; k++) {
-          const t0 = performance.now();
-          await check(await fetch(`${base}/Users?startIndex=${start}&count=100`, { headers: auth }), [200], "page");
-          l.push(performance.now() - t0);
-        }
-        return pct(l.sort((a, b) => a - b), 50);
-      };
-      const first = await sample(1);
-      const last = await sample(Math.max(1, N - 99));
-      extra.firstPageP50ms = Number(first.toFixed(2));
-      extra.lastPageP50ms = Number(last.toFixed(2));
-      extra.lastPageOverFirst = Number((last / first).toFixed(2));
-      console.error(`  page at startIndex=1: ${first.toFixed(2)} ms; at ${Math.max(1, N - 99)}: ${last.toFixed(2)} ms (×${extra.lastPageOverFirst})`);
-    }
+    const ids = await idpPhases({ at: () => base, auth, json, read: readPhase });
 
     // The cost of the request log (and of metrics, when this build serves --metrics-listen): the
     // same lookups against serve started with --log-level error (no request line), the default
