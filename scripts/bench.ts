@@ -6,6 +6,8 @@
  *
  *   npm run bench                      quick mode: N=2,000 users, G=2,000 members
  *   npm run bench -- --scale           scale mode: N=100,000 users, G=100,000 members
+ *   npm run bench -- --db postgres     the IdP phases on SQLite, then on a throwaway PostgreSQL cluster
+ *                                      with one scimd replica and with two (requests alternated), as ratios
  *   options: --users N --members G --concurrency C (default 8) --sync full|normal --json FILE (--help)
  *
  * The cost of the request log (and of metrics, when the binary serves --metrics-listen) is measured
@@ -13,6 +15,13 @@
  * --metrics-listen, as ratios to --log-level error. The cost of the activity log likewise: creates and
  * PATCHes against two serve processes on one database, one with --activity-log=false and one with the
  * log on (the default), in batches alternated ABBA, as ratios on/off (`--activity-only` runs that alone).
+ *
+ * `--db postgres` starts its own PostgreSQL cluster (scripts/pg-cluster.ts: the machine's server
+ * binaries, 127.0.0.1 only, durable settings, removed at the end) and runs the IdP phases (create …
+ * paging, then DELETE) three times in one run: on SQLite as above, on PostgreSQL with one scimd
+ * process, and with two scimd processes on one database, the driver alternating requests between
+ * them; each PostgreSQL figure is reported as a ratio to the SQLite one of the same run. The
+ * ceilings and the log and activity costs are not measured in that mode; --time-limit bounds it.
  */
 import { Database } from "bun:sqlite";
 import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -29,6 +38,8 @@ const FLAGS = [
   flag({ name: "json", kind: "string", help: "also write the JSON summary to this file" }),
   flag({ name: "binary", kind: "string", default: "dist/scimd", help: "the scimd binary (built if absent)" }),
   flag({ name: "activity-only", kind: "bool", default: false, help: "measure only writes with the activity log on vs off" }),
+  flag({ name: "db", kind: "string", help: "postgres: also run the IdP phases on a throwaway PostgreSQL cluster, one and two replicas, as ratios to SQLite" }),
+  flag({ name: "time-limit", kind: "int", default: 3600, help: "with --db postgres: seconds after which the run is stopped" }),
   HELP_FLAG,
 ] as const;
 const USAGE = `Usage: npm run bench -- [options]\n\nOptions:\n${flagHelp(FLAGS)}`;
@@ -52,6 +63,11 @@ const C = values.concurrency;
 const SYNC = values.sync.toLowerCase();
 const BINARY = values.binary;
 const REPLACE_SIZE = Math.min(10_000, N);
+const DB_MODE = values.db?.toLowerCase();
+if (DB_MODE !== undefined && DB_MODE !== "postgres" && DB_MODE !== "sqlite") {
+  console.error(`bench: --db takes postgres (or sqlite, the default), not ${JSON.stringify(values.db)}\n\n${USAGE}`);
+  process.exit(2);
+}
 
 const ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
@@ -327,12 +343,16 @@ async function idpPhases(h: Harness): Promise<string[]> {
   return ids;
 }
 
-async function main() {
+function ensureBinary() {
   if (!existsSync(BINARY)) {
     console.error(`building ${BINARY} …`);
     const b = Bun.spawnSync([process.execPath, "run", "scripts/build.ts"], { stdout: "inherit", stderr: "inherit", env: { ...process.env, SCIMD_OUTFILE: BINARY } });
     if (b.exitCode !== 0) throw new Error("build failed");
   }
+}
+
+async function main() {
+  ensureBinary();
   const dir = mkdtempSync(join(tmpdir(), "scimd-bench-"));
   const children: Bun.Subprocess[] = [];
   try {
@@ -632,4 +652,162 @@ function report(httpCeiling: number, writeCeiling: number) {
   if (values.json) writeFileSync(values.json, JSON.stringify(summary, null, 2));
 }
 
-await main();
+interface TargetRun {
+  name: string;
+  replicas: number;
+  phases: Phase[];
+  extra: Record<string, number | string>;
+}
+
+/**
+ * `--db postgres`: the IdP phases and DELETE on SQLite, on PostgreSQL with one scimd replica, and with
+ * two replicas on one database (request i to replica i mod 2), one after the other in one run.
+ */
+async function mainPostgres() {
+  const pg = await import("./pg-cluster");
+  if (!pg.postgresAvailable) {
+    console.error(`bench --db postgres: ${pg.UNAVAILABLE_MESSAGE}`);
+    process.exit(1);
+  }
+  ensureBinary();
+  const dir = mkdtempSync(join(tmpdir(), "scimd-bench-"));
+  const children: Bun.Subprocess[] = [];
+  let cluster: Awaited<ReturnType<typeof pg.startCluster>> | undefined;
+  let cleaned = false;
+  const cleanup = () => {
+    if (cleaned) return;
+    cleaned = true;
+    for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
+    cluster?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const limit = setTimeout(() => {
+    console.error(`bench: --time-limit of ${values["time-limit"]} s reached; stopping scimd and the cluster`);
+    cleanup();
+    process.exit(1);
+  }, values["time-limit"] * 1000);
+  const onSignal = () => {
+    cleanup();
+    process.exit(130);
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  try {
+    console.error(`scimd benchmark, SQLite against PostgreSQL: N=${N} users, G=${G} members, concurrency ${C}, SQLite --sync ${SYNC}`);
+    try {
+      // Durable (fsync and synchronous_commit on, PostgreSQL's defaults), as SQLite's --sync full is.
+      cluster = await pg.startCluster({ durable: true, sharedBuffers: "128MB" });
+    } catch (e) {
+      console.error(`bench --db postgres: cannot start a PostgreSQL cluster (is the server installed? ${pg.INSTALL_HINT}):\n${e instanceof Error ? e.message : String(e)}`);
+      process.exitCode = 1;
+      return;
+    }
+    {
+      const { SQL } = await import("bun");
+      const admin = new SQL(cluster.url(), { max: 1 });
+      await admin.unsafe("CREATE DATABASE scimd_one");
+      await admin.unsafe("CREATE DATABASE scimd_two");
+      const [v] = await admin`SELECT current_setting('server_version') AS v`;
+      extra.postgresVersion = v.v;
+      await admin.close();
+    }
+    const postgresVersion = String(extra.postgresVersion);
+    const logFd = openSync(join(dir, "serve.log"), "a");
+    const targets = [
+      { name: "SQLite", db: join(dir, "scimd.db"), replicas: 1, args: ["--sync", SYNC] },
+      { name: "PostgreSQL, 1 replica", db: cluster.url("scimd_one"), replicas: 1, args: [] as string[] },
+      { name: "PostgreSQL, 2 replicas", db: cluster.url("scimd_two"), replicas: 2, args: [] as string[] },
+    ];
+    const runs: TargetRun[] = [];
+    for (const t of targets) {
+      phases.length = 0;
+      for (const k of Object.keys(extra)) delete extra[k];
+      console.error(`${t.name}:`);
+      const gen = Bun.spawnSync([BINARY, "generate-token", "--name", "bench", "--db", t.db, "--create"], { stderr: "pipe" });
+      const token = gen.stdout.toString().trim();
+      if (gen.exitCode !== 0 || !token) throw new Error(`generate-token on ${t.name} failed: ${gen.stderr.toString().trim()}`);
+      const ports: number[] = [];
+      const serves: Bun.Subprocess[] = [];
+      for (let r = 0; r < t.replicas; r++) {
+        const port = await freePort();
+        const p = Bun.spawn([BINARY, "serve", "--port", String(port), "--host", "127.0.0.1", "--db", t.db, ...t.args], { stdout: logFd, stderr: "ignore" });
+        children.push(p);
+        serves.push(p);
+        ports.push(port);
+        await waitHttp(`http://127.0.0.1:${port}/healthz`);
+      }
+      const rssTimer = setInterval(() => {
+        for (const p of serves) phaseRss = Math.max(phaseRss, rssMb(p.pid));
+      }, 100);
+      const bases = ports.map((port) => `http://127.0.0.1:${port}/api/v1/scim`);
+      const at = (i: number) => bases[i % bases.length]!;
+      const auth = { Authorization: `Bearer ${token}` };
+      const json = { ...auth, "Content-Type": "application/scim+json" };
+      const ids = await idpPhases({ at, auth, json, read: async (name, count, op) => void (await drive(name, count, op, C, "http")) });
+      await drive("DELETE /Users/{id}", N, async (i) => {
+        await check(await fetch(`${at(i)}/Users/${ids[i]}`, { method: "DELETE", headers: auth }), [204], "delete");
+      }, C, "write");
+      clearInterval(rssTimer);
+      for (const p of serves) p.kill("SIGTERM");
+      await Promise.all(serves.map((p) => p.exited));
+      runs.push({ name: t.name, replicas: t.replicas, phases: phases.map((p) => ({ ...p, ceiling: undefined })), extra: { ...extra } });
+    }
+    reportPostgres(runs, postgresVersion);
+  } finally {
+    clearTimeout(limit);
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
+    for (const c of children) await c.exited;
+    cleanup();
+  }
+}
+
+/** The three runs side by side: SQLite's rates, and each PostgreSQL rate with its ratio to SQLite's. */
+function reportPostgres(runs: TargetRun[], postgresVersion: string) {
+  const [sqlite, ...others] = runs as [TargetRun, ...TargetRun[]];
+  const ratio = (run: TargetRun, name: string) => {
+    const a = run.phases.find((p) => p.name === name), b = sqlite.phases.find((p) => p.name === name);
+    return a && b ? a.opsPerSec / b.opsPerSec : NaN;
+  };
+  const head = ["phase", "SQLite ops/s", "p50 ms", ...others.flatMap((r) => [`${r.name} ops/s`, "p50 ms", "× SQLite"])];
+  const rows = sqlite.phases.map((p) => [
+    p.name,
+    p.opsPerSec.toFixed(0),
+    p.p50ms.toFixed(2),
+    ...others.flatMap((r) => {
+      const q = r.phases.find((x) => x.name === p.name);
+      return q ? [q.opsPerSec.toFixed(0), q.p50ms.toFixed(2), `×${ratio(r, p.name).toFixed(2)}`] : ["", "", ""];
+    }),
+  ]);
+  const keys = ["groupGrowthMembersPerSec", "groupGrowthFirstBatchesP50ms", "groupGrowthLastBatchesP50ms", "groupGrowthLastOverFirst", `replaceMembers${REPLACE_SIZE}ms`, "fullGroupGetMs", "firstPageP50ms", "lastPageP50ms", "lastPageOverFirst"];
+  for (const k of keys) rows.push([k, String(sqlite.extra[k] ?? ""), "", ...others.flatMap((r) => [String(r.extra[k] ?? ""), "", ""])]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => "| " + r.map((c, i) => c.padEnd(widths[i]!)).join(" | ") + " |";
+  console.log(`PostgreSQL ${postgresVersion} (durable: fsync and synchronous_commit on) against SQLite --sync ${SYNC}, N=${N}, G=${G}, concurrency ${C}`);
+  console.log(line(head));
+  console.log("|" + widths.map((w) => "-".repeat(w + 2)).join("|") + "|");
+  for (const r of rows) console.log(line(r));
+  console.log();
+  // The issue's targets: one replica at least 40% of SQLite for lookups and creates; group growth flat.
+  const targetPhases = ["create users (POST /Users)", "filter userName eq (mixed case)", "GET /Users/{id}"];
+  for (const r of others) {
+    const got = targetPhases.map((n) => `${n.split(" (")[0]} ×${ratio(r, n).toFixed(2)}`).join(", ");
+    const met = targetPhases.every((n) => ratio(r, n) >= 0.4);
+    const growth = Number(r.extra.groupGrowthLastOverFirst);
+    console.log(`${r.name}: ${got} of SQLite (target ≥ ×0.40: ${met ? "met" : "MISSED"}); group growth last/first ×${growth} (target ≤ ×1.3: ${growth <= 1.3 ? "met" : "MISSED"})`);
+  }
+  const summary = {
+    users: N,
+    members: G,
+    concurrency: C,
+    sync: SYNC,
+    postgresVersion,
+    runs: runs.map((r) => ({ ...r, ratios: r === sqlite ? undefined : Object.fromEntries(r.phases.map((p) => [p.name, Number(ratio(r, p.name).toFixed(3))])) })),
+  };
+  console.log("\n" + JSON.stringify(summary));
+  if (values.json) writeFileSync(values.json, JSON.stringify(summary, null, 2));
+}
+
+if (DB_MODE === "postgres") await mainPostgres();
+else await main();
