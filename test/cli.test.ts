@@ -203,6 +203,7 @@ const OPS_DEFAULTS = {
   metricsListen: undefined,
   activityLog: true,
   activityRetentionMs: 90 * 86_400_000,
+  queryTimeoutMs: 5000,
   configFile: undefined,
 } as const;
 
@@ -297,6 +298,10 @@ describe("serveConfig: serve's configuration, built in one place", () => {
     expect(configOf(["--activity-retention", "7d"]).activityRetentionMs).toBe(7 * 86_400_000);
     expect(configOf(["--activity-retention", "0"]).activityRetentionMs).toBe(0);
     expect(configOf([], { SCIMD_ACTIVITY_RETENTION: "12h" }).activityRetentionMs).toBe(12 * 3_600_000);
+    expect(configOf(["--query-timeout", "30s"]).queryTimeoutMs).toBe(30_000);
+    expect(configOf([], { SCIMD_QUERY_TIMEOUT: "2m" }).queryTimeoutMs).toBe(120_000);
+    expect(usageErrorOf(() => configOf(["--query-timeout", "0"])).message).toBe("--query-timeout must be at least 1s; got '0'");
+    expect(usageErrorOf(() => configOf([], { SCIMD_QUERY_TIMEOUT: "5" })).message).toContain("SCIMD_QUERY_TIMEOUT must be a duration");
     expect(configOf(["--activity-log=false"]).activityLog).toBe(false);
     expect(configOf([], { SCIMD_ACTIVITY_LOG: "off" }).activityLog).toBe(false);
     expect(usageErrorOf(() => serveConfig(["--activity-retention", "3 months"], {})).message).toBe(

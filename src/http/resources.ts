@@ -101,6 +101,7 @@ export function contextBuilder(baseUrl: (request: Request) => string) {
     requestId: infoOf(request)?.id,
     read: { attributes: query.attributes, excludedAttributes: query.excludedAttributes },
     conditions: { ifMatch: request.headers.get("if-match"), ifNoneMatch: request.headers.get("if-none-match") },
+    signal: request.signal,
   });
 }
 

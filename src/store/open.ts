@@ -24,6 +24,8 @@ export interface OpenOptions {
   onMigrated?: (from: number, to: number) => void;
   /** Record every change in the activity log (default true). */
   activityLog?: boolean;
+  /** The deadline of a search that scans a table (SQLite: run off the event loop by a reader); past it, 400 tooMany. */
+  queryTimeoutMs?: number;
 }
 
 /** The `--db` forms this build serves, for help texts and errors. */
@@ -117,7 +119,7 @@ export async function openStore(value: string, opts: OpenOptions = {}): Promise<
   const where = parseDbLocation(value);
   switch (where.engine) {
     case "sqlite":
-      return new SqliteStore(where.path, { create: opts.create, synchronous: opts.synchronous, busyTimeoutMs: opts.busyTimeoutMs, onMigrated: opts.onMigrated, activityLog: opts.activityLog });
+      return new SqliteStore(where.path, { create: opts.create, synchronous: opts.synchronous, busyTimeoutMs: opts.busyTimeoutMs, onMigrated: opts.onMigrated, activityLog: opts.activityLog, readers: opts.queryTimeoutMs === undefined ? {} : { timeoutMs: opts.queryTimeoutMs } });
   }
 }
 

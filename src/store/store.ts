@@ -43,6 +43,8 @@ export interface SearchQuery {
   offset: number;
   /** 0 returns only the total. */
   limit: number;
+  /** The request's signal: when it aborts (the client went away), a search still running stops. */
+  signal?: AbortSignal;
 }
 
 export interface SearchPage {
