@@ -72,16 +72,20 @@ describe("expensive searches run in a reader, under --query-timeout", () => {
   it("answers /healthz and a userName eq lookup within 50 ms (a loaded machine's margin aside) while a 4 KB filter of 'co' terms runs", async () => {
     const ac = new AbortController();
     let settled = false;
+    // The client runs in this process too: a stalled event loop shows as a late wake-up from a sleep.
+    const sent = performance.now();
     const heavy = get(filtered(expensiveFilter()), ac.signal).then(
       () => (settled = true),
       () => (settled = true),
     );
     await Bun.sleep(100);
+    const lag = performance.now() - sent - 100;
     const m = await probe(1200);
-    console.error(`while an expensive search ran: /healthz at most ${m.health.toFixed(1)} ms, userName eq at most ${m.lookup.toFixed(1)} ms (${m.probes} probes)`);
+    console.error(`while an expensive search ran: /healthz at most ${m.health.toFixed(1)} ms, userName eq at most ${m.lookup.toFixed(1)} ms (${m.probes} probes), event loop late by ${lag.toFixed(1)} ms`);
     // The expensive search was still running all along (it needs seconds, the deadline is 2 s).
     expect(settled).toBe(false);
     expect(m.probes).toBeGreaterThan(10);
+    expect(lag).toBeLessThan(MAX_MS);
     expect(m.health).toBeLessThan(MAX_MS);
     expect(m.lookup).toBeLessThan(MAX_MS);
     ac.abort();
@@ -105,18 +109,18 @@ describe("expensive searches run in a reader, under --query-timeout", () => {
 
   it("frees the reader when the client goes away: the next search that scans starts at once", async () => {
     const ac = new AbortController();
+    const t0 = performance.now();
     const heavy = get(filtered(expensiveFilter()), ac.signal).catch(() => undefined);
     await Bun.sleep(300);
     ac.abort();
     await heavy;
-    const t0 = performance.now();
     // `sw` on userName is read from every row (no index answers it): it goes to the one reader.
     const r = await get(filtered('userName sw "user1"') + "&count=5");
     const ms = performance.now() - t0;
     expect(r.status).toBe(200);
     expect(((await r.json()) as { totalResults: number }).totalResults).toBe(1111);
     // Had the abandoned search gone on, this one would have waited for the deadline (2 s) and got 400.
-    expect(ms).toBeLessThan(1000);
+    expect(ms).toBeLessThan(300 + 1000);
   }, 30_000);
 
   it("gives the same totals, pages, order and groups through the reader as on the main connection", async () => {
