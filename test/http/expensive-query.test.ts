@@ -18,8 +18,12 @@ import { memoryLogger, tempDir } from "../helpers";
 
 const USERS = 10_000;
 const TIMEOUT_MS = 2000;
-/** The slowest answer allowed meanwhile: 50 ms is the aim, the rest is room for a loaded machine; a stalled loop takes seconds. */
-const MAX_MS = 250;
+/**
+ * The slowest answer allowed meanwhile. 50 ms is the aim, and on a quiet machine the slowest is under
+ * 10 ms; the rest is room for a shared machine (at a load average of 14 on 2 vCPUs, 110–240 ms, once
+ * 420 ms for a wake-up). The old code stalled the loop for the whole search: 8.8 s here.
+ */
+const MAX_MS = 750;
 
 const tmp = tempDir("scimd-expensive-");
 const dbPath = join(tmp.dir, "scimd.db");
