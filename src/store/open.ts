@@ -115,7 +115,7 @@ export function redactDbLocation(value: string): string {
 /** Opens the store a `--db` value names. Throws StoreOpenError (or StoreMissingError) with what to do. */
 export async function openStore(value: string, opts: OpenOptions = {}): Promise<Store> {
   // The URL goes to Bun.SQL as given; errors name it only as redactDbLocation shows it.
-  if (isPostgresUrl(value)) return PostgresStore.open(value.trim(), redactDbLocation(value.trim()), { create: opts.create, onMigrated: opts.onMigrated, activityLog: opts.activityLog });
+  if (isPostgresUrl(value)) return PostgresStore.open(value.trim(), redactDbLocation(value.trim()), { create: opts.create, onMigrated: opts.onMigrated, activityLog: opts.activityLog, queryTimeoutMs: opts.queryTimeoutMs });
   const where = parseDbLocation(value);
   switch (where.engine) {
     case "sqlite":

@@ -28,6 +28,8 @@ export interface PostgresStoreOptions {
   activityLog?: boolean;
   /** Connections in the pool (default 10). */
   maxConnections?: number;
+  /** The deadline of a search that is not an indexed lookup, in milliseconds (default 5 s; 0: none). */
+  queryTimeoutMs?: number;
 }
 
 /** Times the store writes: ISO 8601 UTC strings of one fixed format (text order is time order). */

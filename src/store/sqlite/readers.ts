@@ -10,7 +10,8 @@
  * a worker not answer within a grace period after either (a statement that cannot be chunked, such
  * as the final sort, running long), it is terminated and a new one started.
  */
-import { ScimError, tooMany } from "../../scim/errors";
+import { ScimError } from "../../scim/errors";
+import { queryTooExpensive, SearchCancelled } from "../store";
 
 /** One search as a worker runs it: the statements are built by resources.ts, the worker only runs them. */
 export interface ReaderJob {
@@ -60,19 +61,6 @@ export interface ReaderOptions {
 
 /** The query timeout when the store's caller names none (serve's default is the same, config.ts). */
 export const DEFAULT_QUERY_TIMEOUT_MS = 5000;
-
-/** Thrown when the request's signal aborted: the client is gone, no one reads the answer. */
-export class SearchCancelled extends ScimError {
-  constructor() {
-    super(503, "the search was cancelled: the client closed the request");
-  }
-}
-
-export const queryTooExpensive = (timeoutMs: number) =>
-  tooMany(
-    `the filter is too expensive: it has to be evaluated on every resource, and it did not finish within the query timeout (${timeoutMs / 1000} s, --query-timeout). ` +
-      "Narrow it with a term that an index answers, combined with 'and': userName, externalId or id with 'eq', or an email value with emails[value eq \"…\"]; fewer 'co' and 'or' terms also help",
-  );
 
 export class SqliteReaders {
   private readonly readers: Reader[] = [];
