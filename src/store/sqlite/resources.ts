@@ -8,7 +8,7 @@ import { fold, toSearchDoc, userNameKey } from "../../scim/compare-keys";
 import { notFound, preconditionFailed, uniqueness, type ScimError } from "../../scim/errors";
 import type { Resource } from "../../scim/resource";
 import { rtOf, type ResourceKind, type ResourceTypeDef } from "../../scim/schema";
-import type { CreateInput, DeleteOptions, GroupRef, ResourceStore, ScanPage, SearchPage, SearchQuery, StoredResource, UpdateInput } from "../store";
+import { isIndexedLookup, type CreateInput, type DeleteOptions, type GroupRef, type ResourceStore, type ScanPage, type SearchPage, type SearchQuery, type StoredResource, type UpdateInput } from "../store";
 import { DYNAMIC_STATEMENTS, limitSql, nowIso, type SqliteDatabase } from "./database";
 import type { SqliteActivity } from "./activity";
 import { GROUPS_COLUMN, type MemberLog, type SqliteMembership } from "./membership";
@@ -282,7 +282,8 @@ export class SqliteResources implements Omit<ResourceStore, "memberPage" | "memb
   async search(kind: ResourceKind, query: SearchQuery): Promise<SearchPage> {
     const t = TABLES[kind];
     const where = query.filter ? compileFilter(kind, query.filter) : undefined;
-    if (this.readers && (where || query.sortBy)) {
+    // An IdP's lookup (userName eq, id eq) is answered by an index: it skips even the plan's cache.
+    if (this.readers && (where || query.sortBy) && (this.readers.opts.always || !isIndexedLookup(kind, query))) {
       const order = compileOrder(kind, query.sortBy, query.descending ?? false);
       if (this.readers.opts.always || this.scans(t, where, order)) return this.searchInReader(t, where, order, query);
     }
