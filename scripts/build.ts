@@ -13,6 +13,8 @@ const cmd = [
   process.execPath,
   "build",
   "src/main.ts",
+  // The SQLite store's reader runs in a Worker: a worker's file is an entrypoint of its own in the binary.
+  "src/store/sqlite/reader-worker.ts",
   "--compile",
   "--minify",
   "--bytecode",

@@ -383,6 +383,7 @@ export const DEFAULTS = {
   acmeHttpPort: 80,
   activityLog: true,
   activityRetention: "90d",
+  queryTimeout: "5s",
 } as const;
 
 export const HELP_FLAG = flag({ name: "help", kind: "bool", help: "show this help" });
@@ -547,9 +548,24 @@ export const SERVE_FLAGS = [
     help: "how long activity entries are kept: 30d, 90d, 366d at most, or 0 to keep them forever; older ones are pruned in the background",
     check: (v) => void parseDuration(v, "--activity-retention"),
   }),
+  flag({
+    name: "query-timeout",
+    env: "SCIMD_QUERY_TIMEOUT",
+    kind: "string",
+    default: DEFAULTS.queryTimeout,
+    help: "how long a search that reads every resource (a filter no index answers) may run, off the event loop, before it is stopped with 400 tooMany: 5s, 30s, 2m",
+    check: (v) => void queryTimeoutMs(v),
+  }),
   CONFIG_FLAG,
   HELP_FLAG,
 ] as const;
+
+/** --query-timeout in milliseconds: a duration of at least one second. */
+function queryTimeoutMs(v: string): number {
+  const ms = parseDuration(v, "--query-timeout", "a number of seconds such as 5s");
+  if (ms < 1000) throw new UsageError(`--query-timeout must be at least 1s; got '${v}'`);
+  return ms;
+}
 
 /** What serve runs with: every value validated, from its default, a SCIMD_* variable or a flag. */
 export interface ServeConfig {
@@ -583,6 +599,8 @@ export interface ServeConfig {
   activityLog: boolean;
   /** How long activity entries are kept, in milliseconds; 0 keeps them forever. */
   activityRetentionMs: number;
+  /** The deadline of a search that scans a table, in milliseconds. */
+  queryTimeoutMs: number;
   /** The TOML file the settings were read from. */
   configFile: string | undefined;
 }
@@ -694,6 +712,7 @@ function build(values: FlagValues<typeof SERVE_FLAGS>, args: readonly string[]):
     metricsListen,
     activityLog: values["activity-log"],
     activityRetentionMs: parseDuration(values["activity-retention"], "--activity-retention"),
+    queryTimeoutMs: queryTimeoutMs(values["query-timeout"]),
     configFile: values.config,
   };
 }

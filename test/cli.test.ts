@@ -205,6 +205,7 @@ const OPS_DEFAULTS = {
   metricsListen: undefined,
   activityLog: true,
   activityRetentionMs: 90 * 86_400_000,
+  queryTimeoutMs: 5000,
   configFile: undefined,
 } as const;
 
@@ -299,6 +300,10 @@ describe("serveConfig: serve's configuration, built in one place", () => {
     expect(configOf(["--activity-retention", "7d"]).activityRetentionMs).toBe(7 * 86_400_000);
     expect(configOf(["--activity-retention", "0"]).activityRetentionMs).toBe(0);
     expect(configOf([], { SCIMD_ACTIVITY_RETENTION: "12h" }).activityRetentionMs).toBe(12 * 3_600_000);
+    expect(configOf(["--query-timeout", "30s"]).queryTimeoutMs).toBe(30_000);
+    expect(configOf([], { SCIMD_QUERY_TIMEOUT: "2m" }).queryTimeoutMs).toBe(120_000);
+    expect(usageErrorOf(() => configOf(["--query-timeout", "0"])).message).toBe("--query-timeout must be at least 1s; got '0'");
+    expect(usageErrorOf(() => configOf([], { SCIMD_QUERY_TIMEOUT: "5" })).message).toContain("SCIMD_QUERY_TIMEOUT must be a duration");
     expect(configOf(["--activity-log=false"]).activityLog).toBe(false);
     expect(configOf([], { SCIMD_ACTIVITY_LOG: "off" }).activityLog).toBe(false);
     expect(usageErrorOf(() => serveConfig(["--activity-retention", "3 months"], {})).message).toBe(
@@ -595,6 +600,9 @@ describe("help text", () => {
         "                            how long activity entries are kept: 30d, 90d, 366d at most, or 0 to keep",
         "                            them forever; older ones are pruned in the background (default 90d, env",
         "                            SCIMD_ACTIVITY_RETENTION)",
+        "  --query-timeout <value>   how long a search that reads every resource (a filter no index answers)",
+        "                            may run, off the event loop, before it is stopped with 400 tooMany: 5s,",
+        "                            30s, 2m (default 5s, env SCIMD_QUERY_TIMEOUT)",
         "  --config <value>          read settings from this TOML file, whose keys are these options' names",
         "                            (port = 8443); flags > SCIMD_* > file > defaults (env SCIMD_CONFIG)",
         "  --help                    show this help",

@@ -283,6 +283,7 @@ async function serving(argv: string[], setOnHup: (f: () => void) => void, setOnS
     password: resolved.password,
     synchronous: config.sync,
     activityLog: config.activityLog,
+    queryTimeoutMs: config.queryTimeoutMs,
     onMigrated: (from, to) => logger.info("migrated", { db, from, to }),
   }).catch(abort);
   undo.push(() => store.close());

@@ -101,6 +101,10 @@ export function contextBuilder(baseUrl: (request: Request) => string) {
     requestId: infoOf(request)?.id,
     read: { attributes: query.attributes, excludedAttributes: query.excludedAttributes },
     conditions: { ifMatch: request.headers.get("if-match"), ifNoneMatch: request.headers.get("if-none-match") },
+    // Read only by a search (a getter: no other request creates its AbortSignal).
+    get signal() {
+      return request.signal;
+    },
   });
 }
 

@@ -47,6 +47,8 @@ export function toErrorBody(e: ScimError): ScimErrorBody {
 }
 
 export const invalidFilter = (detail: string) => new ScimError(400, detail, "invalidFilter");
+/** RFC 7644 §3.12: the filter yields more than the service provider is willing to calculate or process. */
+export const tooMany = (detail: string) => new ScimError(400, detail, "tooMany");
 export const uniqueness = (detail: string) => new ScimError(409, detail, "uniqueness");
 export const mutability = (detail: string) => new ScimError(400, detail, "mutability");
 export const invalidSyntax = (detail: string) => new ScimError(400, detail, "invalidSyntax");

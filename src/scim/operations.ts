@@ -239,7 +239,7 @@ export class ScimOperations {
     let ended = false;
     for (const plan of plans) {
       const k = plan.rt.name;
-      const page = await this.store.search(k, { filter: plan.filter, sortBy: plan.sortBy, descending, offset, limit: ended ? 0 : remaining });
+      const page = await this.store.search(k, { filter: plan.filter, sortBy: plan.sortBy, descending, offset, limit: ended ? 0 : remaining, signal: ctx.signal });
       total += page.total;
       const projection = projectionOf(plan.rt);
       const withMembers = k === "Group" && wants(projection, null, "members");

@@ -26,6 +26,8 @@ export interface RequestContext {
   readonly read: ReadOptions;
   /** If-Match / If-None-Match as sent; operations that have no version ignore them. */
   readonly conditions: Conditions;
+  /** Aborts when the client goes away: a search still running stops. */
+  readonly signal?: AbortSignal;
 }
 
 /**

@@ -26,6 +26,8 @@ export interface OpenOptions {
   onMigrated?: (from: number, to: number) => void;
   /** Record every change in the activity log (default true). */
   activityLog?: boolean;
+  /** The deadline of a search that scans a table (SQLite: run off the event loop by a reader); past it, 400 tooMany. */
+  queryTimeoutMs?: number;
   /** The password of a PostgreSQL database, as the caller resolved it (see DbPassword); SQLite refuses one. */
   password?: DbPassword;
 }
@@ -153,12 +155,13 @@ export async function openStore(value: string, opts: OpenOptions = {}): Promise<
       activityLog: opts.activityLog,
       password: opts.password?.value,
       passwordFrom: opts.password?.from,
+      queryTimeoutMs: opts.queryTimeoutMs,
     });
   const where = parseDbLocation(value);
   if (opts.password?.value !== undefined) throw new StoreOpenError(`a database password applies to a PostgreSQL --db (postgres://…) only, not to the SQLite file ${resolve(where.path)}`);
   switch (where.engine) {
     case "sqlite":
-      return new SqliteStore(where.path, { create: opts.create, synchronous: opts.synchronous, busyTimeoutMs: opts.busyTimeoutMs, onMigrated: opts.onMigrated, activityLog: opts.activityLog });
+      return new SqliteStore(where.path, { create: opts.create, synchronous: opts.synchronous, busyTimeoutMs: opts.busyTimeoutMs, onMigrated: opts.onMigrated, activityLog: opts.activityLog, readers: opts.queryTimeoutMs === undefined ? {} : { timeoutMs: opts.queryTimeoutMs } });
   }
 }
 

@@ -4,6 +4,7 @@
  * SCIM's resolved filters but never decides what SCIM means.
  */
 import type { ActivityEntry, ActivityQuery } from "../scim/activity";
+import { ScimError, tooMany } from "../scim/errors";
 import type { ResolvedFilter, Target } from "../scim/filter";
 import type { MemberChange } from "../scim/patch";
 import type { Resource } from "../scim/resource";
@@ -43,6 +44,8 @@ export interface SearchQuery {
   offset: number;
   /** 0 returns only the total. */
   limit: number;
+  /** The request's signal: when it aborts (the client went away), a search still running stops. */
+  signal?: AbortSignal;
 }
 
 export interface SearchPage {
@@ -137,6 +140,31 @@ export const TOKEN_SCOPES: readonly TokenScope[] = ["read", "write"];
  * `created`, so the raw difference is a few milliseconds short of the 30d asked for; lifetimes are
  * chosen in whole seconds (--expires-in 30m, 90d), so the second is exact.
  */
+/** Thrown by a search whose request's signal aborted: the client is gone, no one reads the answer. */
+export class SearchCancelled extends ScimError {
+  constructor() {
+    super(503, "the search was cancelled: the client closed the request");
+  }
+}
+
+export function queryTooExpensive(timeoutMs: number): ScimError {
+  return tooMany(
+    `the filter is too expensive: it has to be evaluated on every resource, and it did not finish within the query timeout (${timeoutMs / 1000} s, --query-timeout). ` +
+      "Narrow it with a term that an index answers, combined with 'and': userName, externalId or id with 'eq', or an email value with emails[value eq \"…\"]; fewer 'co' and 'or' terms also help",
+  );
+}
+
+/**
+ * Whether a search is an indexed lookup that needs no deadline: one `eq` on an attribute both engines
+ * index (userName, externalId, id; a Group's displayName). An IdP's lookups are these.
+ */
+export function isIndexedLookup(kind: ResourceKind, query: SearchQuery): boolean {
+  const f = query.filter;
+  if (!f || query.sortBy || f.kind !== "compare" || f.op !== "eq" || f.target.extension || f.target.sub || f.target.element) return false;
+  const name = f.target.attr.name;
+  return name === "id" || name === "externalId" || (kind === "User" ? name === "userName" : name === "displayName");
+}
+
 export function keptLifetimeMs(created: string, expiresAt: string): number {
   return Math.max(0, Math.round((Date.parse(expiresAt) - Date.parse(created)) / 1000) * 1000);
 }

@@ -110,7 +110,7 @@ describe("the caller reaches every operation's context", () => {
     }
   });
 
-  it("hands the operation the base URL, the projection asked for and the conditional headers as sent", async () => {
+  it("hands the operation the base URL, the projection asked for, the conditional headers as sent and the request's abort signal", async () => {
     const { call: c } = await call("okta", "GET", "/Users/nobody?attributes=userName&excludedAttributes=emails", undefined, { "If-Match": 'W/"1"', "If-None-Match": 'W/"2"' });
     expect(c.ctx).toEqual({
       baseUrl: BASE,
@@ -118,7 +118,11 @@ describe("the caller reaches every operation's context", () => {
       caller: { ...tokens.okta.record!, lastUsed: c.ctx.caller.lastUsed },
       read: { attributes: "userName", excludedAttributes: "emails" },
       conditions: { ifMatch: 'W/"1"', ifNoneMatch: 'W/"2"' },
+      signal: c.ctx.signal,
     });
+    // The request's own signal, which aborts when the client goes away (a search stops then).
+    expect(c.ctx.signal).toBeInstanceOf(AbortSignal);
+    expect(c.ctx.signal!.aborted).toBe(false);
   });
 
   it("takes a search's projection from the SearchRequest body, not the query string (RFC 7644 §3.4.3)", async () => {

@@ -35,6 +35,8 @@ export interface PostgresStoreOptions {
   password?: string;
   /** Where the password came from, said when the server refuses the login (never the password itself). */
   passwordFrom?: string;
+  /** The deadline of a search that is not an indexed lookup, in milliseconds (default 5 s; 0: none). */
+  queryTimeoutMs?: number;
 }
 
 /** Times the store writes: ISO 8601 UTC strings of one fixed format (text order is time order). */

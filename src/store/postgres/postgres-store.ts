@@ -55,7 +55,7 @@ export class PostgresStore implements Store {
     opts: PostgresStoreOptions,
   ) {
     this.activity = new PostgresActivity(database, opts.activityLog ?? true);
-    this.resources = new PostgresResources(database, this.membership, this.activity);
+    this.resources = new PostgresResources(database, this.membership, this.activity, opts.queryTimeoutMs ?? 5000);
     this.tokens = new PostgresTokens(database);
   }
 

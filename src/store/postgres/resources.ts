@@ -10,9 +10,9 @@ import { fold, toSearchDoc, userNameKey } from "../../scim/compare-keys";
 import { notFound, preconditionFailed, uniqueness, type ScimError } from "../../scim/errors";
 import type { Resource } from "../../scim/resource";
 import { rtOf, type ResourceKind, type ResourceTypeDef } from "../../scim/schema";
-import type { CreateInput, DeleteOptions, GroupRef, ResourceStore, ScanPage, SearchPage, SearchQuery, StoredResource, UpdateInput } from "../store";
+import { isIndexedLookup, queryTooExpensive, SearchCancelled, type CreateInput, type DeleteOptions, type GroupRef, type ResourceStore, type ScanPage, type SearchPage, type SearchQuery, type StoredResource, type UpdateInput } from "../store";
 import type { PostgresActivity } from "./activity";
-import { isUniqueViolation, nowIso, type PostgresDatabase, type Tally, type Tx } from "./database";
+import { isUniqueViolation, nowIso, sqlState, type PostgresDatabase, type Runner, type Tally, type Tx } from "./database";
 import { GROUPS_COLUMN, type MemberLog, type PostgresMembership } from "./membership";
 import { compileFilter, compileOrder } from "./sql-filter";
 
@@ -77,6 +77,8 @@ export class PostgresResources implements Omit<ResourceStore, "memberPage" | "me
     private readonly d: PostgresDatabase,
     private readonly members: PostgresMembership,
     private readonly activity: PostgresActivity,
+    /** The deadline of a search that is not an indexed lookup (statement_timeout); 0: none. */
+    private readonly queryTimeoutMs = 0,
   ) {}
 
   async get(kind: ResourceKind, id: string): Promise<StoredResource | undefined> {
@@ -250,12 +252,42 @@ export class PostgresResources implements Omit<ResourceStore, "memberPage" | "me
     return rows.length === limit && last ? { resources, next: String(last.seq) } : { resources };
   }
 
+  /**
+   * ResourceStore.search. A search that is not an indexed lookup runs in a transaction of its own with
+   * `SET LOCAL statement_timeout` (the query timeout): past it PostgreSQL cancels the statement and
+   * the client gets 400 tooMany. A request that aborts (the client went away) cancels the statement
+   * running. An indexed lookup (an IdP's `userName eq`) runs as before, without the extra round trips.
+   */
   async search(kind: ResourceKind, query: SearchQuery): Promise<SearchPage> {
+    if (this.queryTimeoutMs <= 0 || (!query.filter && !query.sortBy) || isIndexedLookup(kind, query)) return this.searchOn(this.d.sql, kind, query);
+    let running: { cancel: () => unknown } | undefined;
+    const onAbort = () => running?.cancel();
+    query.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      return await this.d.sql.begin(async (tx) => {
+        await tx.unsafe(`SET LOCAL statement_timeout = ${Math.max(1, Math.floor(this.queryTimeoutMs))}`);
+        return this.searchOn(tx, kind, query, (q) => (running = q));
+      });
+    } catch (e) {
+      // 57014: query_canceled, by the statement timeout or by the cancel of an aborted request.
+      if (sqlState(e) === "57014") throw query.signal?.aborted ? new SearchCancelled() : queryTooExpensive(this.queryTimeoutMs);
+      throw e;
+    } finally {
+      query.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  private async searchOn(run: Runner, kind: ResourceKind, query: SearchQuery, track: (q: { cancel: () => unknown }) => void = () => {}): Promise<SearchPage> {
+    const unsafe = (text: string, params: unknown[]) => {
+      const q = run.unsafe(text, params);
+      track(q);
+      return q;
+    };
     const t = TABLES[kind];
     const where = query.filter ? compileFilter(kind, query.filter) : undefined;
     const params = where?.params ?? [];
     const count = async () => {
-      const [{ n }] = await this.d.sql.unsafe(`SELECT count(*)::int AS n FROM ${t.name} r WHERE ${where?.sql ?? "true"}`, params);
+      const [{ n }] = await unsafe(`SELECT count(*)::int AS n FROM ${t.name} r WHERE ${where?.sql ?? "true"}`, params);
       return n as number;
     };
     if (query.limit <= 0) return { total: await count(), resources: [] };
@@ -263,7 +295,7 @@ export class PostgresResources implements Omit<ResourceStore, "memberPage" | "me
     // startIndex is the client's: far past the end (startIndex=1e300) is an empty page, not an int
     // overflow (a 500); no table holds 2^53 rows, so the offset is clamped there and bound as bigint.
     const page = [...params, query.limit, Math.min(query.offset, Number.MAX_SAFE_INTEGER)];
-    const rows = (await this.d.sql.unsafe(
+    const rows = (await unsafe(
       `SELECT ${t.columns} FROM ${t.name} r WHERE ${where?.sql ?? "true"} ORDER BY ${order} LIMIT $${params.length + 1}::int OFFSET $${params.length + 2}::bigint`,
       page,
     )) as Row[];

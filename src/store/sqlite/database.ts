@@ -9,6 +9,7 @@ import { dirname, resolve } from "node:path";
 import { ScimError } from "../../scim/errors";
 import { StoreMissingError, StoreOpenError, type CommitBatch, type FileProblem, type Readiness, type StoreStats } from "../store";
 import { APPLICATION_ID, MIGRATIONS } from "./migrations";
+import type { ReaderOptions } from "./readers";
 
 type Synchronous = "FULL" | "NORMAL";
 
@@ -25,6 +26,12 @@ export interface SqliteStoreOptions {
   onMigrated?: (from: number, to: number) => void;
   /** Record every change in the activity log (default true); false records nothing (what is recorded stays readable). */
   activityLog?: boolean;
+  /**
+   * The readers that run searches which scan a table, off the event loop (readers.ts): their
+   * deadline (default 5 s), how many (default 2), or false to run every search on the main connection.
+   * A `:memory:` database has none (another connection would not see it).
+   */
+  readers?: Partial<ReaderOptions> | false;
 }
 
 /** Times the store writes: ISO 8601 UTC strings of one fixed format, so text comparison in SQL orders them. */

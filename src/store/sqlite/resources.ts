@@ -8,11 +8,12 @@ import { fold, toSearchDoc, userNameKey } from "../../scim/compare-keys";
 import { notFound, preconditionFailed, uniqueness, type ScimError } from "../../scim/errors";
 import type { Resource } from "../../scim/resource";
 import { rtOf, type ResourceKind, type ResourceTypeDef } from "../../scim/schema";
-import type { CreateInput, DeleteOptions, GroupRef, ResourceStore, ScanPage, SearchPage, SearchQuery, StoredResource, UpdateInput } from "../store";
+import { isIndexedLookup, type CreateInput, type DeleteOptions, type GroupRef, type ResourceStore, type ScanPage, type SearchPage, type SearchQuery, type StoredResource, type UpdateInput } from "../store";
 import { DYNAMIC_STATEMENTS, limitSql, nowIso, type SqliteDatabase } from "./database";
 import type { SqliteActivity } from "./activity";
 import { GROUPS_COLUMN, type MemberLog, type SqliteMembership } from "./membership";
-import { compileFilter, compileOrder } from "./sql-filter";
+import type { SqliteReaders } from "./readers";
+import { compileFilter, compileOrder, type SqlFragment } from "./sql-filter";
 
 type Row = { seq: number; id: string; created: string; last_modified: string; version: number; data: string; groups?: string };
 /** A row as a write reads it before changing it: `key` is its stored uniqueness key. */
@@ -102,11 +103,14 @@ function toStored(row: Row): StoredResource {
 
 export class SqliteResources implements Omit<ResourceStore, "memberPage" | "memberCount" | "groupsOf"> {
   private readonly sortPlans = new Map<string, boolean>();
+  private readonly scanPlans = new Map<string, boolean>();
 
   constructor(
     private readonly d: SqliteDatabase,
     private readonly members: SqliteMembership,
     private readonly activity: SqliteActivity,
+    /** Where the searches that scan a table run (absent: on this connection, e.g. for `:memory:`). */
+    private readonly readers?: SqliteReaders,
   ) {}
 
   async get(kind: ResourceKind, id: string): Promise<StoredResource | undefined> {
@@ -309,6 +313,11 @@ export class SqliteResources implements Omit<ResourceStore, "memberPage" | "memb
   async search(kind: ResourceKind, query: SearchQuery): Promise<SearchPage> {
     const t = TABLES[kind];
     const where = query.filter ? compileFilter(kind, query.filter) : undefined;
+    // An IdP's lookup (userName eq, id eq) is answered by an index: it skips even the plan's cache.
+    if (this.readers && (where || query.sortBy) && (this.readers.opts.always || !isIndexedLookup(kind, query))) {
+      const order = compileOrder(kind, query.sortBy, query.descending ?? false);
+      if (this.readers.opts.always || this.scans(t, where, order)) return this.searchInReader(t, where, order, query);
+    }
     const count = () =>
       where
         ? (this.d.dynamic(`SELECT count(*) AS n FROM ${t.name} r WHERE ${where.sql}`).get(...where.params) as { n: number }).n
@@ -336,6 +345,49 @@ export class SqliteResources implements Omit<ResourceStore, "memberPage" | "memb
       rows.forEach((row, i) => (resources[i]!.groups = bySeq.get(row.seq)!));
     }
     return { total, resources };
+  }
+
+  /**
+   * Whether SQLite answers the search by reading every row of the table (its plan says `SCAN r`),
+   * rather than through an index (`SEARCH r USING …`): asked once per distinct filter shape and order.
+   */
+  private scans(t: Table, where: SqlFragment | undefined, order: string): boolean {
+    const sql = `SELECT r.seq FROM ${t.name} r WHERE ${where?.sql ?? "1"} ORDER BY ${order}`;
+    let scans = this.scanPlans.get(sql);
+    if (scans === undefined) {
+      const explain = this.d.db.prepare(`EXPLAIN QUERY PLAN ${sql}`);
+      try {
+        scans = (explain.all() as { detail: string }[]).some((p) => /^SCAN r\b/.test(p.detail));
+      } finally {
+        explain.finalize();
+      }
+      if (this.scanPlans.size >= DYNAMIC_STATEMENTS) this.scanPlans.clear();
+      this.scanPlans.set(sql, scans);
+    }
+    return scans;
+  }
+
+  /**
+   * A search that scans, run by a reader (readers.ts) off the event loop, under the query timeout:
+   * the matches are found chunk by chunk in creation order, then the page is taken in the order asked
+   * (ORDER BY the same expression, ending in the seq, as on the main thread) and its rows are read,
+   * a User's with its groups.
+   */
+  private async searchInReader(t: Table, where: SqlFragment | undefined, order: string, query: SearchQuery): Promise<SearchPage> {
+    const w = where ?? { sql: "1", params: [] };
+    const { total, rows } = await this.readers!.run(
+      {
+        maxSql: `SELECT max(seq) AS m FROM ${t.name}`,
+        scanSql: `SELECT r.seq FROM ${t.name} r WHERE r.seq > ? AND r.seq <= ? AND (${w.sql}) ORDER BY r.seq`,
+        params: w.params,
+        pageSql: order === "r.seq" ? undefined : `SELECT r.seq FROM ${t.name} r WHERE r.seq IN (SELECT value FROM json_each(?)) ORDER BY ${order} ${limitSql(Math.max(0, query.limit))} OFFSET ?`,
+        rowsSql: `SELECT ${COLUMNS}${t.kind === "User" ? `, ${GROUPS_COLUMN}` : ""} FROM ${t.name} r WHERE r.seq IN (SELECT value FROM json_each(?))`,
+        offset: query.offset,
+        limit: query.limit,
+      },
+      query.signal,
+    );
+    return { total, resources: (rows as Row[]).map(toStored) };
   }
 
   /**

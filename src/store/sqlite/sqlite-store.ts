@@ -36,6 +36,7 @@ import type {
 import { SqliteActivity } from "./activity";
 import { SqliteDatabase, type SqliteStoreOptions } from "./database";
 import { SqliteMembership } from "./membership";
+import { DEFAULT_QUERY_TIMEOUT_MS, SqliteReaders } from "./readers";
 import { SqliteResources } from "./resources";
 import { SqliteTokens } from "./tokens";
 
@@ -47,6 +48,7 @@ export class SqliteStore implements Store {
   private readonly membership: SqliteMembership;
   private readonly tokens: SqliteTokens;
   private readonly activity: SqliteActivity;
+  private readonly readers: SqliteReaders | undefined;
 
   /** Opens (and, unless `create` is false, creates) the database at `path`. Throws StoreOpenError or StoreMissingError. */
   constructor(
@@ -57,7 +59,9 @@ export class SqliteStore implements Store {
     this.db = this.database.db;
     this.membership = new SqliteMembership(this.database);
     this.activity = new SqliteActivity(this.database, opts.activityLog ?? true);
-    this.resources = new SqliteResources(this.database, this.membership, this.activity);
+    this.readers =
+      opts.readers === false || path === ":memory:" ? undefined : new SqliteReaders(path, { timeoutMs: DEFAULT_QUERY_TIMEOUT_MS, ...opts.readers });
+    this.resources = new SqliteResources(this.database, this.membership, this.activity, this.readers);
     this.tokens = new SqliteTokens(this.database);
   }
 
@@ -190,6 +194,7 @@ export class SqliteStore implements Store {
 
   /** Commits (or refuses) the writes still queued, then releases the connection. */
   async close(): Promise<void> {
+    this.readers?.close();
     this.database.close();
   }
 }

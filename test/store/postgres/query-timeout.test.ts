@@ -1,0 +1,44 @@
+/**
+ * The query timeout on PostgreSQL: a search that is not an indexed lookup runs under
+ * `SET LOCAL statement_timeout`, and past it the client gets 400 tooMany (RFC 7644 §3.12); an
+ * indexed lookup (`userName eq`) runs without it, as before.
+ */
+import { afterAll, beforeAll, expect, it } from "bun:test";
+import { SQL } from "bun";
+import { resolveFilter } from "../../../src/scim/filter";
+import { rtOf } from "../../../src/scim/schema";
+import { PostgresStore } from "../../../src/store/postgres/postgres-store";
+import { expensiveFilter, populateUsers } from "../../expensive-filter";
+import { scimErrorOf } from "../../helpers";
+import { describePostgres, startCluster, type PgCluster } from "./cluster";
+
+describePostgres("PostgreSQL store: query timeout", () => {
+  let cluster: PgCluster;
+  let store: PostgresStore;
+  beforeAll(async () => {
+    cluster = await startCluster();
+    const admin = new SQL(cluster.url(), { max: 1 });
+    await admin.unsafe("CREATE DATABASE scimd_timeout");
+    await admin.close();
+    // 1 ms: far below what the expensive filter takes over 2,000 users, above what a lookup needs (it has none).
+    store = await PostgresStore.open(cluster.url("scimd_timeout"), "test", { queryTimeoutMs: 1 });
+    await populateUsers(store, 2000);
+  }, 120_000);
+  afterAll(async () => {
+    await store?.close();
+    cluster?.stop();
+  }, 60_000);
+
+  const rt = rtOf("User");
+  it("stops a search past the query timeout with 400 tooMany saying the filter is too expensive", async () => {
+    const e = await scimErrorOf(() => store.search("User", { filter: resolveFilter(rt, expensiveFilter()), offset: 0, limit: 10 }));
+    expect(e.status).toBe(400);
+    expect(e.scimType).toBe("tooMany");
+    expect(e.detail).toContain("the filter is too expensive");
+  });
+
+  it("runs an indexed lookup (userName eq) without the deadline", async () => {
+    const page = await store.search("User", { filter: resolveFilter(rt, 'userName eq "user7@example.com"'), offset: 0, limit: 10 });
+    expect(page.total).toBe(1);
+  });
+});
