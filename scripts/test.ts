@@ -29,7 +29,8 @@ const sqlite = run({ SCIMD_TEST_STORE: undefined }, args);
 let postgres: number;
 if (postgresAvailable()) {
   console.error("\n=== the HTTP tests again, on PostgreSQL (SCIMD_TEST_STORE=postgres) ===\n");
-  postgres = run({ SCIMD_TEST_STORE: "postgres" }, args.some((a) => !a.startsWith("-")) ? args : [...args, "test/http"]);
+  // Paths given (files or folders that exist) go to both runs; a flag's value (`-t NAME`) is no path.
+  postgres = run({ SCIMD_TEST_STORE: "postgres" }, args.some((a) => !a.startsWith("-") && existsSync(a)) ? args : [...args, "test/http"]);
 } else if (process.env.SCIMD_REQUIRE_POSTGRES === "1") {
   console.error(`\nSCIMD_REQUIRE_POSTGRES=1 but no PostgreSQL server binaries under ${ROOT}/*/bin: the HTTP tests on PostgreSQL FAILED to run (install: ${INSTALL_HINT})`);
   postgres = 1;

@@ -11,6 +11,7 @@ import { serve, SERVE_USAGE } from "./cli/serve";
 import { commandLine } from "./cli/invocation";
 import { GENERATE_USAGE, generateToken, tokens, TOKENS_USAGE } from "./cli/tokens";
 import { ConfigFileError, UsageError } from "./config";
+import { redactUrlsIn } from "./store/open";
 import { VERSION } from "./version";
 
 const USAGE = `scimd ${VERSION}: a SCIM 2.0 service provider in one binary
@@ -96,17 +97,18 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     // A mistake in the config file is one line: the fix is in the file, the usage would not help.
     if (e instanceof ConfigFileError) {
-      console.error(`scimd: ${e.message}`);
+      console.error(`scimd: ${redactUrlsIn(e.message)}`);
       return 2;
     }
     if (e instanceof UsageError) {
-      console.error(`scimd: ${e.message}\n`);
+      console.error(`scimd: ${redactUrlsIn(e.message)}\n`);
       const usage: Record<string, string> = { serve: SERVE_USAGE, "generate-token": GENERATE_USAGE, tokens: TOKENS_USAGE, activity: ACTIVITY_USAGE, config: CONFIG_USAGE, healthcheck: HEALTHCHECK_USAGE, backup: BACKUP_USAGE, restore: RESTORE_USAGE, export: EXPORT_USAGE, import: IMPORT_USAGE, migrate: MIGRATE_USAGE };
       console.error(usage[cmd ?? ""] ?? USAGE);
       return 2;
     }
     // Any other failure (a store that cannot be opened, a busy port, …) is one line and exit code 1.
-    console.error(`scimd: ${e instanceof Error ? e.message : String(e)}`);
+    // A message repeats what was typed at times (a path, a value): a URL in it never shows its password.
+    console.error(`scimd: ${redactUrlsIn(e instanceof Error ? e.message : String(e))}`);
     return 1;
   }
 }

@@ -409,6 +409,16 @@ describe("main: exit codes", () => {
     expect(r.out + r.err).not.toContain("ECONNREFUSED");
   });
 
+  it("never repeats a password typed in a stray argument or a flag's value (the --db forgotten)", async () => {
+    const url = "postgres://alice:pw-Stray-1@127.0.0.1:5/scimd";
+    for (const argv of [["serve", url], ["tokens", "list", url], ["migrate", url], ["export", url], ["serve", "--port", url], ["import", url]]) {
+      const r = await runMain(argv);
+      expect(r.code).not.toBe(0);
+      expect(r.out + r.err).toContain("postgres://alice:***@127.0.0.1:5/scimd");
+      expect(r.out + r.err).not.toContain("pw-Stray-1");
+    }
+  });
+
   it("returns 2 with the usage when no command is given", async () => {
     const r = await runMain([]);
     expect(r.code).toBe(2);

@@ -65,11 +65,11 @@ export function parseDbLocation(value: string): DbLocation {
     // Only a scheme is named (the text before `://` holds no password); anything else is not repeated.
     const scheme = /^[A-Za-z][A-Za-z0-9+.:_-]*$/.test(head) ? head.toLowerCase() : undefined;
     const hint =
-      scheme === "postgres" || scheme === "postgresql"
-        ? " (this command needs a SQLite file: back PostgreSQL up with pg_dump)"
-        : scheme && /(^|:)postgres(ql)?$/.test(scheme)
+      scheme && /(^|:)postgres(ql)?$/.test(scheme)
           ? " (for PostgreSQL give a postgres:// URL)"
           : "";
+    if (scheme === "postgres" || scheme === "postgresql")
+      throw new StoreOpenError(`--db names a PostgreSQL database, and this command needs a SQLite file (back PostgreSQL up with pg_dump and restore it with pg_restore); give ${DB_FORMS}`);
     throw new StoreOpenError(
       scheme
         ? `--db names a '${scheme}:' database, which scimd does not serve${hint}; give ${DB_FORMS}`
@@ -143,6 +143,15 @@ export function redactDbLocation(value: string): string {
     }
     return SECRET_PARAM.test(decoded) ? `${lead}${name}=***` : all;
   });
+}
+
+/**
+ * `text` (an error message that may repeat what was typed: a stray argument, a flag's value) with
+ * every URL in it shown as redactDbLocation shows a --db: `scimd serve postgres://u:pw@h/db` (the
+ * --db forgotten) must not print the password either. A URL runs to the next space or quote.
+ */
+export function redactUrlsIn(text: string): string {
+  return text.replace(/[A-Za-z][A-Za-z0-9+.-]*:\/\/[^\s'"`]+/g, (url) => redactDbLocation(url));
 }
 
 /** Opens the store a `--db` value names. Throws StoreOpenError (or StoreMissingError) with what to do. */

@@ -33,7 +33,7 @@ describe("openStore chooses the engine from the --db value", () => {
     ["an http URL", "http://scimd:secret@x/y", "http:"],
     ["a JDBC URL", "jdbc:postgresql://scimd:secret@db.example.com/scimd", "jdbc:postgresql:"],
     ["a scheme with a character RFC 3986 does not allow", "my_db://scimd:secret@db/scimd", "my_db:"],
-    ["a sqlite: URL whose path is another URL", "sqlite:postgres://scimd:secret@db/scimd", "postgres:"],
+    ["a sqlite: URL whose path is another URL", "sqlite:postgres://scimd:secret@db/scimd", "a PostgreSQL database"],
     ["a path holding ://", "./data/x://scimd:secret@db/scimd", "://"],
   ])("a value holding :// is never a file name: refuses %s (%s), naming the supported forms, without the password, creating nothing", async (_what, value, named) => {
     const dir = tempDir();
