@@ -36,6 +36,7 @@ export function commandLine(command: Command, args: string[] = []): string {
 /**
  * A --db value for a suggested command: the absolute path of the file it names (a `sqlite:` URL's
  * path, not a file called `sqlite:…`), so the line works whatever the current folder; a PostgreSQL
- * URL without its password (never printed: the reader adds it, or uses PGPASSWORD).
+ * URL without its password (never printed: the reader adds it, or uses PGPASSWORD), and the
+ * password file the command was given, if any (its path is no secret).
  */
-export const dbArg = (db: string): string[] => ["--db", describeDb(db)];
+export const dbArg = (db: string, passwordFile?: string): string[] => ["--db", describeDb(db), ...(passwordFile === undefined ? [] : ["--db-password-file", resolve(passwordFile)])];

@@ -389,7 +389,7 @@ async function serving(argv: string[], setOnHup: (f: () => void) => void, setOnS
   const warning = baseUrlWarning(config.baseUrl);
   if (warning) logger.warn("warning", { message: warning.replace(/^warning: /, "") });
   if ((await store.tokenCount()) === 0) {
-    const cmd = commandLine("generate-token", ["--name", "okta", ...dbArg(config.db)]);
+    const cmd = commandLine("generate-token", ["--name", "okta", ...dbArg(config.db, config.dbPasswordFile)]);
     logger.warn("no token yet", { message: "no API token exists yet: create one (while this server runs) with the command below", command: cmd });
   }
   const expiry = watchTokenExpiry(store, logger, config.db);

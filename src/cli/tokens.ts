@@ -184,9 +184,9 @@ async function openDatabase(db: string, create: boolean, command: "generate-toke
       [
         `there is no scimd database at ${where}.`,
         `'serve' creates it on its first start; a token must go into the database the server uses. Either start the server first:`,
-        `  ${commandLine("serve", dbArg(db))}`,
+        `  ${commandLine("serve", dbArg(db, passwordFile))}`,
         `or pass the --db that your server uses${command === "generate-token" ? ", or add --create to create this database now:" : "."}`,
-        ...(command === "generate-token" ? [`  ${commandLine("generate-token", ["--name", "okta", ...dbArg(db), "--create"])}`] : []),
+        ...(command === "generate-token" ? [`  ${commandLine("generate-token", ["--name", "okta", ...dbArg(db, passwordFile), "--create"])}`] : []),
       ].join("\n"),
     );
   }
@@ -201,6 +201,7 @@ export async function generateToken(argv: string[]): Promise<number> {
   }
   if (args.length) throw new UsageError(`unexpected argument '${args[0]}'`);
   checkDbPasswordFile(values.db, values["db-password-file"], sources);
+  const passwordFile = values["db-password-file"];
   const { db, name } = values;
   const scope = values.scope as TokenScope;
   const lifetimeMs = values["expires-in"] === undefined ? null : parseExpiresIn(values["expires-in"]);
@@ -215,9 +216,9 @@ export async function generateToken(argv: string[]): Promise<number> {
       console.error(
         [
           `scimd: a token named '${name}' already exists; names are unique. To give it a new secret (the old one stays valid for ${DEFAULT_GRACE}):`,
-          `  ${commandLine("tokens", ["rotate", name, ...dbArg(db)])}`,
+          `  ${commandLine("tokens", ["rotate", name, ...dbArg(db, passwordFile)])}`,
           `or revoke it, then generate it again:`,
-          `  ${commandLine("tokens", ["revoke", name, ...dbArg(db)])}`,
+          `  ${commandLine("tokens", ["revoke", name, ...dbArg(db, passwordFile)])}`,
           `or choose another --name.`,
         ].join("\n"),
       );
@@ -242,7 +243,7 @@ export async function generateToken(argv: string[]): Promise<number> {
           : `Expires: ${rec.expiresAt} (in ${formatDuration(lifetimeMs ?? 0)}); 'tokens list' and serve's log warn 14 days before. Rotate it before then.`,
         `This token is shown once and cannot be shown again: only its hash is stored.`,
         `To give it a new secret later (the old one stays valid for ${DEFAULT_GRACE} while you update the IdP):`,
-        `  ${commandLine("tokens", ["rotate", rec.name, ...dbArg(db)])}`,
+        `  ${commandLine("tokens", ["rotate", rec.name, ...dbArg(db, passwordFile)])}`,
       ].join("\n"),
     );
     return 0;
@@ -330,6 +331,7 @@ export async function tokens(argv: string[]): Promise<number> {
   if (sub !== "list" && rest.length !== 1) throw new UsageError(sub === "rotate" ? "'tokens rotate' takes one token name" : "'tokens revoke' takes one token name or id");
   const { db } = values;
   checkDbPasswordFile(db, values["db-password-file"], sources);
+  const passwordFile = values["db-password-file"];
   const store = await openDatabase(db, false, "tokens", values["db-password-file"]);
   try {
     if (sub === "list") {
@@ -342,8 +344,8 @@ export async function tokens(argv: string[]): Promise<number> {
       if (!list.length) {
         console.error(
           [
-            `no tokens${hidden ? ` (${hidden}: ${commandLine("tokens", ["list", "--all", ...dbArg(db)])})` : ""}; create one with`,
-            `  ${commandLine("generate-token", ["--name", "okta", ...dbArg(db)])}`,
+            `no tokens${hidden ? ` (${hidden}: ${commandLine("tokens", ["list", "--all", ...dbArg(db, passwordFile)])})` : ""}; create one with`,
+            `  ${commandLine("generate-token", ["--name", "okta", ...dbArg(db, passwordFile)])}`,
           ].join("\n"),
         );
         return 0;
@@ -357,8 +359,8 @@ export async function tokens(argv: string[]): Promise<number> {
       const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
       for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd());
       // On stderr: the table on stdout stays a table for a script.
-      if (hidden) console.error(`(${hidden} not shown: ${commandLine("tokens", ["list", "--all", ...dbArg(db)])})`);
-      for (const t of expiringTokens(every, now)) console.error(`warning: ${expiryWarning(t)}:\n  ${commandLine("tokens", ["rotate", t.name, ...dbArg(db)])}`);
+      if (hidden) console.error(`(${hidden} not shown: ${commandLine("tokens", ["list", "--all", ...dbArg(db, passwordFile)])})`);
+      for (const t of expiringTokens(every, now)) console.error(`warning: ${expiryWarning(t)}:\n  ${commandLine("tokens", ["rotate", t.name, ...dbArg(db, passwordFile)])}`);
       return 0;
     }
     const target = rest[0]!;
@@ -377,12 +379,12 @@ export async function tokens(argv: string[]): Promise<number> {
           console.error(
             [
               `scimd: token '${target}' was revoked (at ${revoked.sort().at(-1)}) and cannot be rotated. Create a new token under that name, then put it into your identity provider:`,
-              `  ${commandLine("generate-token", ["--name", target, ...dbArg(db)])}`,
+              `  ${commandLine("generate-token", ["--name", target, ...dbArg(db, passwordFile)])}`,
             ].join("\n"),
           );
           return 1;
         }
-        console.error(`scimd: no token named '${target}' (see 'tokens list'); create it with\n  ${commandLine("generate-token", ["--name", target, ...dbArg(db)])}`);
+        console.error(`scimd: no token named '${target}' (see 'tokens list'); create it with\n  ${commandLine("generate-token", ["--name", target, ...dbArg(db, passwordFile)])}`);
         return 1;
       }
       process.stdout.write(token + "\n");
@@ -396,7 +398,7 @@ export async function tokens(argv: string[]): Promise<number> {
       else {
         for (const t of r.retiring) lines.push(`The previous secret ${t.id} stays valid until ${t.expires} (in ${formatDuration(Date.parse(t.expires!) - Date.parse(r.token.created))}), then it is refused.`);
         lines.push(`Once the IdP uses the new secret, you can refuse the old one at once:`);
-        for (const t of r.retiring) lines.push(`  ${commandLine("tokens", ["revoke", t.id, ...dbArg(db)])}`);
+        for (const t of r.retiring) lines.push(`  ${commandLine("tokens", ["revoke", t.id, ...dbArg(db, passwordFile)])}`);
       }
       console.error(lines.join("\n"));
       return 0;
@@ -412,7 +414,7 @@ export async function tokens(argv: string[]): Promise<number> {
         console.error(byId ? `secret ${target} of token '${byId.name}' was already revoked (at ${when})` : `token '${target}' was already revoked (at ${when})`);
         return 0;
       }
-      console.error(`scimd: no token named or with id '${target}'; see\n  ${commandLine("tokens", ["list", ...dbArg(db)])}`);
+      console.error(`scimd: no token named or with id '${target}'; see\n  ${commandLine("tokens", ["list", ...dbArg(db, passwordFile)])}`);
       return 1;
     }
     console.error(byId ? `revoked secret ${target} of token '${byId.name}'` : `revoked token '${target}' (${n} secret${n > 1 ? "s" : ""})`);

@@ -7,8 +7,9 @@
  */
 import { afterAll, describe, expect, it } from "bun:test";
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { readPasswordFile, resolveDbPassword } from "../../src/cli/db-password";
+import { dbArg } from "../../src/cli/invocation";
 import { checkDbPasswordFile, UsageError, type Env } from "../../src/config";
 import { main } from "../../src/main";
 import { urlHasPassword } from "../../src/store/open";
@@ -266,5 +267,12 @@ describe("scimd config: the effective db without its password, for each source",
   it("none, and nothing said for SQLite", async () => {
     expect(dbLine((await run(["config", "--db", PG])).out)).toMatch(/\(password: none given\)$/);
     expect(dbLine((await run(["config", "--db", "./x.db"], { PGPASSWORD: SECRET })).out)).toMatch(/# flag --db$/);
+  });
+});
+
+describe("the commands scimd suggests", () => {
+  it("carry the password file the command was given (its path, never the password), so they log in as it did", () => {
+    expect(dbArg("postgres://scimd:pw-never@127.0.0.1/scimd", "run/db-password")).toEqual(["--db", "postgres://scimd:***@127.0.0.1/scimd", "--db-password-file", resolve("run/db-password")]);
+    expect(dbArg("postgres://scimd@127.0.0.1/scimd")).toEqual(["--db", "postgres://scimd@127.0.0.1/scimd"]);
   });
 });
