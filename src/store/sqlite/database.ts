@@ -140,7 +140,7 @@ function refuseLostShm(path: string): void {
   );
 }
 
-/** Refuses to open a database file scimd cannot write (SQLite would open it read-only and fail every write). */
+/** Whether this process may write the file (access(W_OK); root may, unless it is immutable). */
 function isWritable(path: string): boolean {
   try {
     accessSync(path, constants.W_OK);
@@ -150,6 +150,7 @@ function isWritable(path: string): boolean {
   }
 }
 
+/** Refuses to open a database file scimd cannot write (SQLite would open it read-only and fail every write). */
 function refuseUnwritable(path: string): void {
   try {
     accessSync(path, constants.W_OK);
