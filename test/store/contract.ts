@@ -920,6 +920,41 @@ export function storeContract(name: string, open: OpenFresh): void {
         expect(await store.search("User", { filter: f, offset: 3, limit: 5 })).toEqual({ total: 3, resources: [] });
       });
 
+      it("a lookup by a unique key (id, userName, a Group's displayName) pages as any search: the match on the first page, none past it, the total either way", async () => {
+        const [, bob] = [await mkUser("ann@example.com"), await mkUser("bob@example.com")];
+        const g = await mkGroup("Unique");
+        await mkGroup("Other");
+        const cases: [ResourceKind, string, string][] = [
+          ["User", 'userName eq "BOB@example.com"', bob!.id],
+          ["User", `id eq "${bob!.id}"`, bob!.id],
+          ["Group", 'displayName eq "unique"', g.id],
+          ["Group", `id eq "${g.id}"`, g.id],
+        ];
+        for (const [kind, text, want] of cases) {
+          const f = resolveFilter(rtOf(kind), text);
+          expect({ text, page: await store.search(kind, { filter: f, offset: 0, limit: 10 }) }).toMatchObject({ text, page: { total: 1, resources: [{ id: want }] } });
+          expect({ text, page: await store.search(kind, { filter: f, offset: 0, limit: 1 }) }).toMatchObject({ text, page: { total: 1, resources: [{ id: want }] } });
+          expect({ text, page: await store.search(kind, { filter: f, offset: 1, limit: 10 }) }).toEqual({ text, page: { total: 1, resources: [] } });
+          expect({ text, page: await store.search(kind, { filter: f, offset: 0, limit: 0 }) }).toEqual({ text, page: { total: 1, resources: [] } });
+        }
+        const nobody = await store.search("User", { filter: resolveFilter(USER_RESOURCE, 'userName eq "nobody@example.com"'), offset: 0, limit: 10 });
+        expect(nobody).toEqual({ total: 0, resources: [] });
+      });
+
+      it("a deep page of a filtered, sorted search holds the right resources, each with its groups", async () => {
+        const users = [];
+        for (let i = 0; i < 30; i++) users.push(await mkUser(`deep${String(i).padStart(2, "0")}@example.com`, { title: i % 3 === 0 ? "Skip" : `T${String(29 - i).padStart(2, "0")}` }));
+        const g = await mkGroup("Deep", [users[28]!.id, users[1]!.id]);
+        const f = resolveFilter(USER_RESOURCE, 'not (title eq "Skip")');
+        // Sorted by title descending: T29 (deep00 is Skip) … the title of user i is T(29-i): ascending i.
+        const kept = users.filter((_, i) => i % 3 !== 0);
+        const page = await store.search("User", { filter: f, sortBy: sortBy("User", "title"), descending: true, offset: 15, limit: 10 });
+        expect(page.total).toBe(20);
+        expect(page.resources.map((r) => r.id)).toEqual(kept.slice(15).map((u) => u.id));
+        // deep23, deep25, deep26, deep28 (a member), deep29.
+        expect(page.resources.map((r) => r.groups)).toEqual([[], [], [], [{ value: g.id, display: "Deep" }], []]);
+      });
+
       it("a User found by search carries its groups; a Group carries none", async () => {
         const a = await mkUser("a@example.com");
         const g = await mkGroup("Carried", [a.id]);
@@ -994,6 +1029,15 @@ export function storeContract(name: string, open: OpenFresh): void {
         await store.update("Group", gid, { data: group("Paged"), memberChanges: [{ kind: "add", ids: [late.id] }] });
         const rest = await readPages(gid, 2, first.next);
         expect(rest.flatMap((p) => p.members.map((m) => m.value))).toEqual([...order.slice(2, 4), late.id, ...order.slice(4)]);
+      });
+
+      it("a group's pages hold its own members only, when they are members of other groups too", async () => {
+        const { gid, order } = await seedMembers();
+        const before = await mkGroup("Before", order.slice(2));
+        const after = await mkGroup("After", [...order].reverse());
+        for (const size of [1, 3, 100]) expect((await readPages(gid, size)).flatMap((p) => p.members.map((m) => m.value))).toEqual(order);
+        expect((await readPages(before.id, 2)).flatMap((p) => p.members.map((m) => m.value))).toEqual(order.slice(2));
+        expect((await readPages(after.id, 2)).flatMap((p) => p.members.map((m) => m.value))).toEqual(order);
       });
 
       it("an unknown group, and a group without members, have one page with no members and no next", async () => {

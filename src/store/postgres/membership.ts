@@ -137,12 +137,11 @@ export class PostgresMembership {
     const [afterKind, afterSeq] = cursor ? cursor.split(":").map(Number) : [-1, -1];
     const rows = (await sql.unsafe(
       `SELECT m.member_kind AS kind, m.member_seq::float8 AS seq, coalesce(u.id, g2.id) AS value, coalesce(u.display, g2.display) AS display
-         FROM groups g
-         JOIN group_members m ON m.group_seq = g.seq
+         FROM group_members m
          LEFT JOIN users u ON m.member_kind = 0 AND u.seq = m.member_seq
          LEFT JOIN groups g2 ON m.member_kind = 1 AND g2.seq = m.member_seq
-        WHERE g.id = $1 AND (m.member_kind, m.member_seq) > ($2::smallint, $3::bigint)
-        ORDER BY m.member_kind, m.member_seq
+        WHERE m.group_seq = (SELECT g.seq FROM groups g WHERE g.id = $1) AND (m.member_kind, m.member_seq) > ($2::smallint, $3::bigint)
+        ORDER BY m.group_seq, m.member_kind, m.member_seq
         LIMIT $4::int`,
       [groupId, afterKind, afterSeq, Math.max(0, limit)],
     )) as { kind: number; seq: number; value: string; display: string | null }[];

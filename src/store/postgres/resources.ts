@@ -291,18 +291,40 @@ export class PostgresResources implements Omit<ResourceStore, "memberPage" | "me
       return n as number;
     };
     if (query.limit <= 0) return { total: await count(), resources: [] };
+    if (isUniqueKeyLookup(kind, query)) {
+      // At most one row (a unique index): no ORDER BY, LIMIT or OFFSET, so that PostgreSQL settles
+      // on one generic plan for the statement instead of planning each execution anew (with them it
+      // kept re-planning: 0.2-0.4 ms of planning against 0.01 ms of execution, per IdP lookup).
+      const rows = (await unsafe(`SELECT ${t.columns} FROM ${t.name} r WHERE ${where!.sql}`, params)) as Row[];
+      return { total: rows.length, resources: rows.slice(query.offset, query.offset + query.limit).map(toStored) };
+    }
     const order = compileOrder(kind, query.sortBy, query.descending ?? false);
     // startIndex is the client's: far past the end (startIndex=1e300) is an empty page, not an int
     // overflow (a 500); no table holds 2^53 rows, so the offset is clamped there and bound as bigint.
     const page = [...params, query.limit, Math.min(query.offset, Number.MAX_SAFE_INTEGER)];
+    // The page's rows are chosen first (seq only), then read: the columns (the document, a User's
+    // groups) are computed for the page alone, not for every row OFFSET skips.
     const rows = (await unsafe(
-      `SELECT ${t.columns} FROM ${t.name} r WHERE ${where?.sql ?? "true"} ORDER BY ${order} LIMIT $${params.length + 1}::int OFFSET $${params.length + 2}::bigint`,
+      `SELECT ${t.columns} FROM ${t.name} r
+        WHERE r.seq IN (SELECT r.seq FROM ${t.name} r WHERE ${where?.sql ?? "true"} ORDER BY ${order} LIMIT $${params.length + 1}::int OFFSET $${params.length + 2}::bigint)
+        ORDER BY ${order}`,
       page,
     )) as Row[];
     // A first page that is not full holds every match: no count query needed (an IdP's lookup by userName).
     const total = query.offset === 0 && rows.length < query.limit ? rows.length : await count();
     return { total, resources: rows.map(toStored) };
   }
+}
+
+/**
+ * Whether a search is one `eq` on a string against a column with a unique index (id, a User's
+ * userName, a Group's displayName): it matches one row at most. externalId is indexed, not unique.
+ */
+function isUniqueKeyLookup(kind: ResourceKind, query: SearchQuery): boolean {
+  const f = query.filter;
+  if (!f || !isIndexedLookup(kind, query) || f.kind !== "compare" || typeof f.value !== "string") return false;
+  const name = f.target.attr.name;
+  return name === "id" || name === (kind === "User" ? "userName" : "displayName");
 }
 
 export type { GroupRef, Tally };
