@@ -406,10 +406,28 @@ export const DB_PASSWORD_FILE_FLAG = flag({
  * or beside a --db URL that holds a password itself (two passwords: which one is meant is not
  * guessed). Never repeats the URL. The file itself is read when the database is opened.
  */
-export function checkDbPasswordFile(db: string, file: string | undefined, sources?: Sources): void {
+/** The flags a database and its password file are given by: serve's and most commands' --db and --db-password-file, migrate's --from/--to and --from-/--to-password-file. */
+export interface DbFlagNames {
+  db: string;
+  file: string;
+}
+export const DB_FLAG_NAMES: DbFlagNames = { db: "--db", file: "--db-password-file" };
+
+/**
+ * The flag names a refused login is told in: the password file by where it was set (`--db-password-file`,
+ * `SCIMD_DB_PASSWORD_FILE`, or `db-password-file in /etc/scimd/scimd.toml`), so the reader looks in the right place.
+ */
+export function dbFlagNamesFrom(sources: Sources | undefined): DbFlagNames {
+  const s = sources?.["db-password-file"];
+  if (s?.kind === "env") return { ...DB_FLAG_NAMES, file: s.name };
+  if (s?.kind === "file") return { ...DB_FLAG_NAMES, file: `${s.key} in ${s.path}` };
+  return DB_FLAG_NAMES;
+}
+
+export function checkDbPasswordFile(db: string, file: string | undefined, sources?: Sources, names: DbFlagNames = DB_FLAG_NAMES): void {
   if (sources) {
     try {
-      checkDbPasswordFile(db, file);
+      checkDbPasswordFile(db, file, undefined, names);
     } catch (e) {
       // Told in the terms of where --db and --db-password-file were set (a SCIMD_* variable, the config file).
       throw e instanceof UsageError ? blamed(e, sources) : e;
@@ -417,15 +435,16 @@ export function checkDbPasswordFile(db: string, file: string | undefined, source
     return;
   }
   if (file === undefined) return;
-  if (file.trim() === "") throw new UsageError("--db-password-file is empty; give the path of the file that holds the PostgreSQL password");
+  const { db: dbFlag, file: fileFlag } = names;
+  if (file.trim() === "") throw new UsageError(`${fileFlag} is empty; give the path of the file that holds the PostgreSQL password`);
   if (!isPostgresUrl(db))
     throw new UsageError(
       db.includes("://")
-        ? "--db-password-file applies to PostgreSQL only, and --db is not a postgres:// or postgresql:// URL"
-        : `--db-password-file applies to PostgreSQL only (a postgres:// --db); --db ${db} is a SQLite file, which has no password`,
+        ? `${fileFlag} applies to PostgreSQL only, and ${dbFlag} is not a postgres:// or postgresql:// URL`
+        : `${fileFlag} applies to PostgreSQL only (a postgres:// ${dbFlag}); ${dbFlag} ${db} is a SQLite file, which has no password`,
     );
   if (urlHasPassword(db))
-    throw new UsageError("--db-password-file is given, but the --db URL holds a password too: give the password one way, either in the URL or in the file (then remove it from --db)");
+    throw new UsageError(`${fileFlag} is given, but the ${dbFlag} URL holds a password too: give the password one way, either in the URL or in the file (then remove it from ${dbFlag})`);
 }
 function checkPort(option: string, v: number): void {
   if (v > 65535) throw new UsageError(`${option} must be 0..65535`);

@@ -216,6 +216,13 @@ describe("serve's token expiry watch", () => {
         ["warn", "token expiring", "soon"],
       ]);
       expect(records[1]).toMatchObject({ message: expect.stringMatching(/^token 'soon' expires at \S+ \(in 2d 23h\); rotate it before then/), command: commandLine("tokens", ["rotate", "soon", "--db", "/var/lib/scimd/scimd.db"]) });
+      // On PostgreSQL with a password file, the command carries it (the admin runs it as serve logs in).
+      const { logger: pgLogger, records: pgRecords } = memoryLogger("info");
+      const url = "postgres://scimd@db.internal:5432/scimd";
+      const pgWatch = watchTokenExpiry(store, pgLogger, url, 60_000, "/etc/scimd/db-password");
+      await pgWatch.check();
+      pgWatch.stop();
+      expect(pgRecords[1]).toMatchObject({ command: commandLine("tokens", ["rotate", "soon", "--db", url, "--db-password-file", "/etc/scimd/db-password"]) });
       // The interval repeats the check (daily in serve; 20 ms here).
       // Waited for, not timed: a loaded machine runs the 20 ms interval late.
       for (const until = Date.now() + 5000; records.length < 6 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 10));

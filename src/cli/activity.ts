@@ -1,5 +1,5 @@
 /** `scimd activity`: what the IdP did to whom, newest first, from the activity log (works while serve runs). */
-import { checkDbPasswordFile, DB_FLAG, DB_PASSWORD_FILE_FLAG, flag, flagHelp, HELP_FLAG, MAX_DURATION_MS, parseDuration, resolveFlags, UsageError } from "../config";
+import { checkDbPasswordFile, dbFlagNamesFrom, DB_FLAG, DB_PASSWORD_FILE_FLAG, flag, flagHelp, HELP_FLAG, MAX_DURATION_MS, parseDuration, resolveFlags, UsageError } from "../config";
 import { ACTIVITY_OP_FILTERS, formatEntry, type ActivityOpFilter, type ActivityQuery } from "../scim/activity";
 import { openExisting } from "./database";
 import { POSTGRES_HELP } from "./db-password";
@@ -89,7 +89,7 @@ export async function activity(argv: string[]): Promise<number> {
   if (values.op !== undefined) q.ops = parseOps(values.op);
   const { db } = values;
   checkDbPasswordFile(db, values["db-password-file"], sources);
-  const store = await openExisting(db, false, values["db-password-file"]);
+  const store = await openExisting(db, false, values["db-password-file"], dbFlagNamesFrom(sources));
   try {
     const entries = await store.listActivity(q);
     if (!entries.length) {

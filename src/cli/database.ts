@@ -4,6 +4,7 @@
  * what to do.
  */
 import { resolve } from "node:path";
+import { DB_FLAG_NAMES, type DbFlagNames } from "../config";
 import { isPostgresUrl, openStore } from "../store/open";
 import { StoreMissingError, type Store } from "../store/store";
 import { dbPasswordFor } from "./db-password";
@@ -13,8 +14,8 @@ import { commandLine, dbArg } from "./invocation";
  * Opens the database `db` names, a PostgreSQL one with the password `passwordFile` (or the URL, or
  * PGPASSWORD) holds; throws a one-line Error saying what to do when there is none (and `create` is false).
  */
-export async function openExisting(db: string, create = false, passwordFile?: string): Promise<Store> {
-  const password = dbPasswordFor(db, passwordFile);
+export async function openExisting(db: string, create = false, passwordFile?: string, names: DbFlagNames = DB_FLAG_NAMES): Promise<Store> {
+  const password = dbPasswordFor(db, passwordFile, process.env, names);
   try {
     return await openStore(db, { create, password });
   } catch (e) {

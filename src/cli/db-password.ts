@@ -10,7 +10,7 @@
  * PGPASSWORD never decides anything. The password is never shown: only where it came from is.
  */
 import { readFileSync, statSync } from "node:fs";
-import { checkDbPasswordFile, readFailure, type Env } from "../config";
+import { checkDbPasswordFile, DB_FLAG_NAMES, readFailure, type DbFlagNames, type Env } from "../config";
 import { isPostgresUrl, urlHasPassword, type DbPassword } from "../store/open";
 
 /** What each command's help says about PostgreSQL URLs and the password. */
@@ -48,22 +48,22 @@ export function readPasswordFile(path: string, named = "--db-password-file"): { 
  * the password file's mode when it has one. Throws UsageError for a file that cannot apply (a SQLite
  * --db, or a URL with its own password) and Error, one line, for one that cannot be read or is empty.
  */
-export function resolveDbPassword(db: string, file: string | undefined, env: Env = process.env): { password?: DbPassword; warning?: string } {
-  checkDbPasswordFile(db, file);
+export function resolveDbPassword(db: string, file: string | undefined, env: Env = process.env, names: DbFlagNames = DB_FLAG_NAMES): { password?: DbPassword; warning?: string } {
+  checkDbPasswordFile(db, file, undefined, names);
   if (!isPostgresUrl(db)) return {};
-  if (urlHasPassword(db)) return { password: { value: undefined, from: "the password is the one in the --db URL" } };
+  if (urlHasPassword(db)) return { password: { value: undefined, from: `the password is the one in the ${names.db} URL` } };
   if (file !== undefined) {
-    const { value, warning } = readPasswordFile(file);
-    return { password: { value, from: `the password was read from ${file} (--db-password-file)` }, ...(warning ? { warning } : {}) };
+    const { value, warning } = readPasswordFile(file, names.file);
+    return { password: { value, from: `the password was read from ${file} (${names.file})` }, ...(warning ? { warning } : {}) };
   }
   const pg = env.PGPASSWORD;
   if (pg !== undefined && pg !== "") return { password: { value: pg, from: "the password came from PGPASSWORD" } };
-  return { password: { value: undefined, from: "no password was given (none in the --db URL, no --db-password-file, PGPASSWORD unset)" } };
+  return { password: { value: undefined, from: `no password was given (none in the ${names.db} URL, no ${names.file}, PGPASSWORD unset)` } };
 }
 
 /** resolveDbPassword for a command other than serve: the file's warning goes to stderr. */
-export function dbPasswordFor(db: string, file: string | undefined, env: Env = process.env): DbPassword | undefined {
-  const { password, warning } = resolveDbPassword(db, file, env);
+export function dbPasswordFor(db: string, file: string | undefined, env: Env = process.env, names: DbFlagNames = DB_FLAG_NAMES): DbPassword | undefined {
+  const { password, warning } = resolveDbPassword(db, file, env, names);
   if (warning) console.error(`scimd: warning: ${warning}`);
   return password;
 }

@@ -6,7 +6,7 @@
  */
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, statSync, type Stats, writeSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { checkDbPasswordFile, DB_FLAG, DB_PASSWORD_FILE_FLAG, flag, flagHelp, HELP_FLAG, resolveFlags, UsageError } from "../config";
+import { checkDbPasswordFile, dbFlagNamesFrom, DB_FLAG, DB_PASSWORD_FILE_FLAG, flag, flagHelp, HELP_FLAG, resolveFlags, UsageError } from "../config";
 import {
   csvLine,
   EXPORT_FORMAT,
@@ -250,7 +250,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
   checkDbPasswordFile(values.db, values["db-password-file"], sources);
   if (values.out !== undefined && namesDatabaseFile(values.db, values.out))
     throw new UsageError(`--out ${values.out} is the database itself (or one of its files); give another file for the export`);
-  const store = await openExisting(values.db, false, values["db-password-file"]);
+  const store = await openExisting(values.db, false, values["db-password-file"], dbFlagNamesFrom(sources));
   let sink: Sink | undefined;
   try {
     let total = 0;

@@ -10,7 +10,7 @@
  */
 import { readFileSync, statSync } from "node:fs";
 import { resolve } from "node:path";
-import { checkDbPasswordFile, flag, DB_FLAG, DB_PASSWORD_FILE_FLAG, flagHelp, HELP_FLAG, resolveFlags, UsageError } from "../config";
+import { checkDbPasswordFile, dbFlagNamesFrom, flag, DB_FLAG, DB_PASSWORD_FILE_FLAG, flagHelp, HELP_FLAG, resolveFlags, UsageError } from "../config";
 import { EXPORT_KEYS, importRecord, ImportError, ImportSet, recordKind, type ImportRecord } from "../scim/export";
 import { isObject } from "../scim/json";
 import { hashPassword } from "../scim/operations";
@@ -281,7 +281,7 @@ export async function importCommand(argv: string[]): Promise<number> {
   const postgres = isPostgresUrl(values.db);
   const source = openSource(file);
   const quirks = quirksFor(values.strict);
-  const store = await openExisting(values.db, values.create, values["db-password-file"]);
+  const store = await openExisting(values.db, values.create, values["db-password-file"], dbFlagNamesFrom(sources));
   try {
     const refuseNonEmpty = async () => {
       const h = await holdings(store);

@@ -15,7 +15,8 @@ import { ScimError } from "../scim/errors";
 import type { ResourceKind } from "../scim/schema";
 import { DB_FORMS, databaseHolders, describeDb, isPostgresUrl, namesDatabaseFile, openStore, parseDbLocation } from "../store/open";
 import { StoreMissingError, StoreOpenError, type CreateInput, type Member, type RowCounts, type Store, type TokenCopy } from "../store/store";
-import { commandLine } from "./invocation";
+import { dbPasswordFor } from "./db-password";
+import { commandLine, dbArg } from "./invocation";
 import { progressBar, type Progress } from "./progress";
 
 /** Resources created per batch: one transaction (createCopies), in the source's creation order. */
@@ -26,12 +27,14 @@ const DEFAULT_SAMPLE = 100;
 export const MIGRATE_FLAGS = [
   flag({ name: "from", kind: "string", help: "the database to copy: a file path, sqlite:PATH or a postgres:// URL (only read)" }),
   flag({ name: "to", kind: "string", help: "the empty database to copy into: a file path or sqlite:PATH (created when missing), or a postgres:// URL of an existing, empty database" }),
+  flag({ name: "from-password-file", kind: "string", help: "the PostgreSQL password of --from, read from this file (else the URL's, else PGPASSWORD)" }),
+  flag({ name: "to-password-file", kind: "string", help: "the PostgreSQL password of --to, read from this file (else the URL's, else PGPASSWORD)" }),
   flag({ name: "batch", kind: "int", default: DEFAULT_BATCH, help: "resources (and activity entries ×2) written per batch" }),
   flag({ name: "sample", kind: "int", default: DEFAULT_SAMPLE, help: "resources (and newest activity entries) compared document by document after the copy" }),
   HELP_FLAG,
 ] as const;
 
-export const MIGRATE_USAGE = `Usage: scimd migrate --from DB --to DB [--batch N] [--sample N]
+export const MIGRATE_USAGE = `Usage: scimd migrate --from DB --to DB [--from-password-file FILE] [--to-password-file FILE] [--batch N] [--sample N]
 
 Copies a scimd database into an empty one, SQLite to PostgreSQL or back (or SQLite to SQLite): every
 User and Group with its id, meta.created / meta.lastModified and version (so ETags stay valid), the
@@ -41,13 +44,15 @@ sample of resources, every token and the newest activity entries in both, and pr
 Stop the server on --from first (a write made during the copy may be missed; a SQLite file another
 process has open is refused). The target must hold nothing (not even a token); a PostgreSQL target
 is a database that exists (CREATE DATABASE scimd OWNER scimd) and scimd creates its tables. A
+PostgreSQL side's password is the first of: the URL's, the content of --from-password-file or
+--to-password-file (one trailing newline dropped), PGPASSWORD (then the same for both sides). A
 password in a postgres:// URL is never printed (shown as ***).
 
 Options:
 ${flagHelp(MIGRATE_FLAGS)}
 
 Examples:
-  ${commandLine("migrate", ["--from", "/var/lib/scimd/scimd.db", "--to", "postgres://scimd@db.internal:5432/scimd?sslmode=require"])}
+  ${commandLine("migrate", ["--from", "/var/lib/scimd/scimd.db", "--to", "postgres://scimd@db.internal:5432/scimd?sslmode=require", "--to-password-file", "/etc/scimd/db-password"])}
   ${commandLine("migrate", ["--from", "postgres://scimd@db.internal:5432/scimd", "--to", "/var/lib/scimd/back.db"])}`;
 
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
@@ -242,6 +247,11 @@ export async function migrate(argv: string[]): Promise<number> {
   if (values.sample < 0) throw new UsageError("--sample must be 0 or more");
   const fromShown = shownAs("from", values.from);
   const toShown = shownAs("to", values.to);
+  // Each side's password, decided before anything is opened (a file that cannot apply or be read is refused here).
+  const passwords = {
+    from: dbPasswordFor(values.from, values["from-password-file"], process.env, { db: "--from", file: "--from-password-file" }),
+    to: dbPasswordFor(values.to, values["to-password-file"], process.env, { db: "--to", file: "--to-password-file" }),
+  };
   if (sameDatabase(values.from, values.to)) throw new Error(`--from and --to name the same database (${toShown}); migrate copies into another, empty database`);
 
   // A server on either database would write beside the copy: a write to --from after its rows were
@@ -284,14 +294,14 @@ export async function migrate(argv: string[]): Promise<number> {
   let to: Store | undefined;
   try {
     try {
-      from = await openStore(values.from, { create: false });
+      from = await openStore(values.from, { create: false, password: passwords.from });
     } catch (e) {
       if (!(e instanceof StoreMissingError)) throw e;
       // Not openExisting's advice (pass serve's --db): here the flag is --from, and nothing is created.
       throw new Error(`there is no scimd database at --from ${fromShown}; give the database your server uses (its --db); nothing was changed`);
     }
     // The copy records no activity of its own: the source's log is copied as it is.
-    to = await openStore(values.to, { create: true, activityLog: false });
+    to = await openStore(values.to, { create: true, activityLog: false, password: passwords.to });
     const held = await to.rowCounts();
     if (KINDS.some((k) => held[k] > 0))
       throw new Error(`the target ${toShown} is not empty (it holds ${countsLine(held)}); migrate copies into an empty database only, so that nothing is merged or overwritten`);
@@ -339,7 +349,7 @@ export async function migrate(argv: string[]): Promise<number> {
         `  ${countsLine(v.counts)} (ids, meta.created/lastModified and versions kept)`,
         `verified: every count matches; ${plural(v.sampled, "sampled resource")}, ${plural(v.tokens, "token secret")} and the newest ${plural(v.activity, "activity entry", "activity entries")} are the same in both.`,
         `Serve from it (the IdP's tokens work there as they did)${toShown.includes("***") ? ", with the URL's password in place of ***" : ""}:`,
-        `  ${commandLine("serve", ["--db", toShown])}`,
+        `  ${commandLine("serve", dbArg(values.to, values["to-password-file"]))}`,
       ].join("\n"),
     );
     return 0;

@@ -1,7 +1,7 @@
 /** `scimd serve`: open the store, build the app, listen; stop cleanly on SIGTERM/SIGINT. */
 import { dirname, join, resolve } from "node:path";
 import { createApp, SCIM_BASE_PATH } from "../app";
-import { flagHelp, SERVE_FLAGS, serveConfig, UsageError } from "../config";
+import { dbFlagNamesFrom, flagHelp, SERVE_FLAGS, serveSettings, UsageError } from "../config";
 import { clientAddressResolver } from "../http/client-address";
 import { exposure, isLoopback, listen, reloadWarning, UNCAPPED_BODY, type Listener, type TlsPair } from "../http/listener";
 import { edgeHandler, infoOf, type RequestInfo } from "../http/observe";
@@ -56,7 +56,13 @@ export const TOKEN_EXPIRY_CHECK_MS = 86_400_000;
  * Off the request path, never keeping the process alive; a failed read is logged, not thrown. Returns
  * the function that stops it (serve calls it before closing the store).
  */
-export function watchTokenExpiry(tokens: Pick<TokenStore, "listTokens">, logger: Logger, db: string, intervalMs = TOKEN_EXPIRY_CHECK_MS): { stop: () => void; check: () => Promise<void> } {
+export function watchTokenExpiry(
+  tokens: Pick<TokenStore, "listTokens">,
+  logger: Logger,
+  db: string,
+  intervalMs = TOKEN_EXPIRY_CHECK_MS,
+  passwordFile?: string,
+): { stop: () => void; check: () => Promise<void> } {
   let stopped = false;
   const check = async () => {
     try {
@@ -67,7 +73,7 @@ export function watchTokenExpiry(tokens: Pick<TokenStore, "listTokens">, logger:
           token: t.name,
           expiresAt: t.expiresAt,
           message: expiryWarning(t),
-          command: commandLine("tokens", ["rotate", t.name, ...dbArg(db)]),
+          command: commandLine("tokens", ["rotate", t.name, ...dbArg(db, passwordFile)]),
         });
       }
     } catch (e) {
@@ -241,7 +247,7 @@ export async function serve(argv: string[]): Promise<number> {
 }
 
 async function serving(argv: string[], setOnHup: (f: () => void) => void, setOnStop: (f: (signal: "SIGTERM" | "SIGINT") => void) => void): Promise<number> {
-  const parsed = serveConfig(argv);
+  const parsed = serveSettings(argv);
   if (parsed.help) {
     console.log(SERVE_USAGE);
     return 0;
@@ -274,7 +280,7 @@ async function serving(argv: string[], setOnHup: (f: () => void) => void, setOnS
   // The password (URL, --db-password-file or PGPASSWORD) is resolved once; only where it came from is ever said.
   let resolved: ReturnType<typeof resolveDbPassword>;
   try {
-    resolved = resolveDbPassword(config.db, config.dbPasswordFile);
+    resolved = resolveDbPassword(config.db, config.dbPasswordFile, process.env, dbFlagNamesFrom(parsed.sources));
   } catch (e) {
     return abort(e);
   }
@@ -392,7 +398,7 @@ async function serving(argv: string[], setOnHup: (f: () => void) => void, setOnS
     const cmd = commandLine("generate-token", ["--name", "okta", ...dbArg(config.db, config.dbPasswordFile)]);
     logger.warn("no token yet", { message: "no API token exists yet: create one (while this server runs) with the command below", command: cmd });
   }
-  const expiry = watchTokenExpiry(store, logger, config.db);
+  const expiry = watchTokenExpiry(store, logger, config.db, TOKEN_EXPIRY_CHECK_MS, config.dbPasswordFile);
   await expiry.check();
 
   return new Promise<number>((resolve) => {

@@ -4,6 +4,8 @@ import { resolve } from "node:path";
 import {
   BASE_URL_FLAG,
   checkDbPasswordFile,
+  dbFlagNamesFrom,
+  type DbFlagNames,
   CONFIG_FLAG,
   DB_FLAG,
   DB_PASSWORD_FILE_FLAG,
@@ -171,8 +173,8 @@ Examples:
  * server never reads would leave the IdP with 401s, so a missing file is refused with what to do.
  * The token commands see only the token store (and `close`), as authentication does.
  */
-async function openDatabase(db: string, create: boolean, command: "generate-token" | "tokens", passwordFile: string | undefined): Promise<TokenStore & Pick<Store, "close">> {
-  const password = dbPasswordFor(db, passwordFile);
+async function openDatabase(db: string, create: boolean, command: "generate-token" | "tokens", passwordFile: string | undefined, names: DbFlagNames): Promise<TokenStore & Pick<Store, "close">> {
+  const password = dbPasswordFor(db, passwordFile, process.env, names);
   try {
     return await openStore(db, { create, password });
   } catch (e) {
@@ -205,7 +207,7 @@ export async function generateToken(argv: string[]): Promise<number> {
   const { db, name } = values;
   const scope = values.scope as TokenScope;
   const lifetimeMs = values["expires-in"] === undefined ? null : parseExpiresIn(values["expires-in"]);
-  const store = await openDatabase(db, values.create, "generate-token", values["db-password-file"]);
+  const store = await openDatabase(db, values.create, "generate-token", values["db-password-file"], dbFlagNamesFrom(sources));
   try {
     const token = newToken();
     let rec: TokenRecord;
@@ -332,7 +334,7 @@ export async function tokens(argv: string[]): Promise<number> {
   const { db } = values;
   checkDbPasswordFile(db, values["db-password-file"], sources);
   const passwordFile = values["db-password-file"];
-  const store = await openDatabase(db, false, "tokens", values["db-password-file"]);
+  const store = await openDatabase(db, false, "tokens", values["db-password-file"], dbFlagNamesFrom(sources));
   try {
     if (sub === "list") {
       const every = await store.listTokens();

@@ -3,11 +3,12 @@
  * alone in an empty folder, serves with the password from --db-password-file, creates a token with it
  * from PGPASSWORD and lists tokens with SCIMD_DB_PASSWORD_FILE; a wrong password is refused in one
  * line naming where it came from; the password appears in no output (stdout, stderr, the log,
- * `scimd config`, `--help`).
+ * `scimd config`, `--help`). `scimd migrate` takes each side's password from its own file
+ * (--from-password-file, --to-password-file) before PGPASSWORD.
  */
 import { afterAll, beforeAll, expect, it } from "bun:test";
 import { SQL } from "bun";
-import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describePostgres, startCluster, type PgCluster } from "../store/postgres/cluster";
@@ -29,6 +30,7 @@ describePostgres("dist/scimd with a PostgreSQL password", () => {
     const admin = new SQL(cluster.url(), { max: 1 });
     await admin.unsafe(`CREATE ROLE ${ROLE} LOGIN PASSWORD '${PASSWORD}'`);
     await admin.unsafe(`CREATE DATABASE scimd_bin OWNER ${ROLE}`);
+    await admin.unsafe(`CREATE DATABASE scimd_mig OWNER ${ROLE}`);
     await admin.close();
     url = `postgres://${ROLE}@127.0.0.1:${cluster.port}/scimd_bin?sslmode=disable`;
     dir = mkdtempSync(join(tmpdir(), "scimd-e2e-pgpw-"));
@@ -95,5 +97,47 @@ describePostgres("dist/scimd with a PostgreSQL password", () => {
       expect(out).not.toContain(PASSWORD);
       expect(out).not.toContain(WRONG);
     }
+  }, 180_000);
+
+  it("migrate copies SQLite to PostgreSQL with --to-password-file and back with --from-password-file, before PGPASSWORD; a wrong one names its flag; the password is never printed", async () => {
+    const mig = `postgres://${ROLE}@127.0.0.1:${cluster.port}/scimd_mig?sslmode=disable`;
+    const source = join(dir, "mig-source.db");
+    expect(runCli(bin, dir, ["generate-token", "--name", "carried", "--create", "--db", source]).code).toBe(0);
+    const wrongFile = join(dir, "mig-wrong-password");
+    writeFileSync(wrongFile, WRONG);
+    chmodSync(wrongFile, 0o600);
+
+    const there = runCli(bin, dir, ["migrate", "--from", source, "--to", mig, "--to-password-file", file], { PGPASSWORD: WRONG });
+    expect(there.err).toBe("");
+    expect(there.code).toBe(0);
+    expect(there.out).toContain("1 token secret");
+    // The command it suggests logs in as migrate did.
+    expect(there.out).toContain(`serve --db '${mig}' --db-password-file ${file}\n`);
+
+    const back = join(dir, "mig-back.db");
+    const wrongFrom = runCli(bin, dir, ["migrate", "--from", mig, "--to", back, "--from-password-file", wrongFile], { PGPASSWORD: PASSWORD });
+    expect(wrongFrom.code).toBe(1);
+    expect(wrongFrom.err).toContain(`password authentication failed for user "${ROLE}"`);
+    expect(wrongFrom.err).toContain(`the password was read from ${wrongFile} (--from-password-file)`);
+    const fromEnv = runCli(bin, dir, ["migrate", "--from", mig, "--to", back], { PGPASSWORD: WRONG });
+    expect(fromEnv.code).toBe(1);
+    expect(fromEnv.err).toContain("the password came from PGPASSWORD");
+    expect(existsSync(back)).toBe(false);
+
+    const onSqlite = runCli(bin, dir, ["migrate", "--from", mig, "--to", back, "--to-password-file", file]);
+    expect(onSqlite.code).toBe(2);
+    expect(onSqlite.err).toContain(`--to-password-file applies to PostgreSQL only (a postgres:// --to); --to ${back} is a SQLite file, which has no password`);
+
+    const home = runCli(bin, dir, ["migrate", "--from", mig, "--to", back, "--from-password-file", file], { PGPASSWORD: WRONG });
+    expect(home.err).toBe("");
+    expect(home.code).toBe(0);
+    expect(home.out).toContain("1 token secret");
+    expect(runCli(bin, dir, ["tokens", "list", "--db", back]).out).toContain("carried");
+
+    for (const r of [there, wrongFrom, fromEnv, onSqlite, home])
+      for (const out of [r.out, r.err]) {
+        expect(out).not.toContain(PASSWORD);
+        expect(out).not.toContain(WRONG);
+      }
   }, 180_000);
 });

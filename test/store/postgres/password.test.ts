@@ -149,9 +149,15 @@ describePostgres("a PostgreSQL server that asks for a password", () => {
   }, 120_000);
 
   it("a wrong password is refused in one line naming its source, never the password (exit 1; serve logs it and stops)", async () => {
+    const wrongFile = pwFile(`${WRONG}\n`);
+    const configFile = join(dir, "scimd.toml");
+    writeFileSync(configFile, `db = "${bare}"\ndb-password-file = "${wrongFile}"\n`);
     const wrong: [string, string[], Record<string, string>, string][] = [
       ["the URL", ["--db", withPassword(WRONG)], {}, "the password is the one in the --db URL"],
-      ["--db-password-file", ["--db", bare, "--db-password-file", pwFile(`${WRONG}\n`)], { PGPASSWORD: PASSWORD }, "the password was read from"],
+      ["--db-password-file", ["--db", bare, "--db-password-file", wrongFile], { PGPASSWORD: PASSWORD }, `the password was read from ${wrongFile} (--db-password-file)`],
+      // Named by where the file was set, so the reader looks in the right place.
+      ["SCIMD_DB_PASSWORD_FILE", ["--db", bare], { PGPASSWORD: PASSWORD, SCIMD_DB_PASSWORD_FILE: wrongFile }, `the password was read from ${wrongFile} (SCIMD_DB_PASSWORD_FILE)`],
+      ["the config file", ["--config", configFile], { PGPASSWORD: PASSWORD }, `the password was read from ${wrongFile} (db-password-file in ${configFile})`],
       ["PGPASSWORD", ["--db", bare], { PGPASSWORD: WRONG }, "the password came from PGPASSWORD"],
       ["none", ["--db", bare], {}, "no password was given (none in the --db URL, no --db-password-file, PGPASSWORD unset)"],
     ];
