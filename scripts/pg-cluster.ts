@@ -56,7 +56,7 @@ async function runAsync(bin: string, args: string[], timeoutMs = 60_000): Promis
   if (code !== 0) throw new Error(`${bin} ${args.join(" ")} failed (exit ${code}):\n${out}\n${err}`);
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.unref();

@@ -2,6 +2,7 @@
  * `npm run bench -- --db postgres` end to end on a tiny size (30 users): the three runs (SQLite, one
  * PostgreSQL replica, two) complete against the compiled binary and report each PostgreSQL figure as
  * a ratio to SQLite's; without server binaries it stops at once, naming the package to install.
+ * scripts/bench-pg-ab.ts (two binaries on one database, alternated) runs end to end too.
  */
 import { afterAll, expect, it } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -44,5 +45,16 @@ describePostgres("npm run bench -- --db postgres", () => {
       expect(run.extra.groupGrowthLastOverFirst).toBeGreaterThan(0);
     }
     expect(r.stdout.toString()).toContain("× SQLite");
+  }, 100_000);
+
+  it("bench-pg-ab measures two binaries on one database in alternated rounds, with a ratio per phase", () => {
+    const bin = builtBinary();
+    const r = Bun.spawnSync([process.execPath, "run", "scripts/bench-pg-ab.ts", "--old", bin, "--new", bin, "--users", "120", "--rounds", "2", "--concurrency", "2"], { cwd: REPO, stdout: "pipe", stderr: "pipe", timeout: 90_000 });
+    if (r.exitCode !== 0) throw new Error(`bench-pg-ab exited ${r.exitCode}:\n${r.stderr.toString().slice(-3000)}`);
+    const out = r.stdout.toString();
+    for (const phase of ["userName eq (ops/s)", "GET /Users/{id} (ops/s)", "first page, count=100 (ms)", "last page, count=100 (ms)", "full group, 120 members (ms)"]) {
+      const line = out.split("\n").find((l) => l.includes(`  ${phase}: old `));
+      expect({ phase, line }).toEqual({ phase, line: expect.stringMatching(/new\/old median ×\d+\.\d\d \(rounds \d+\.\d\d \d+\.\d\d\)$/) });
+    }
   }, 100_000);
 });
