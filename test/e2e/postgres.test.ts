@@ -2,13 +2,16 @@
  * The compiled binary on PostgreSQL: dist/scimd, alone in an empty folder, creates a token in and
  * serves a database of a throwaway cluster; two binaries on one database serve one directory (a write
  * through one is read through the other, one userName created through both at once is stored once, a
- * token revoked by the CLI is refused by both), and the URL's password reaches no output.
+ * token revoked by the CLI is refused by both), and the URL's password reaches no output. A client
+ * that goes away during an expensive search cancels it, and the server goes on serving.
  */
 import { afterAll, beforeAll, expect, it } from "bun:test";
 import { SQL } from "bun";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { PostgresStore } from "../../src/store/postgres/postgres-store";
+import { expensiveFilter, populateUsers } from "../expensive-filter";
 import { describePostgres, startCluster, TEST_ROLE, type PgCluster } from "../store/postgres/cluster";
 import { api, buildBinaryInto, runCli, startServe, stopAll, type Served } from "./harness";
 
@@ -27,6 +30,7 @@ describePostgres("dist/scimd on PostgreSQL", () => {
     cluster = await startCluster();
     const admin = new SQL(cluster.url(), { max: 1 });
     await admin`CREATE DATABASE scimd_e2e`;
+    await admin`CREATE DATABASE scimd_e2e_cancel`;
     await admin.close();
     url = `postgres://${TEST_ROLE}:${PASSWORD}@127.0.0.1:${cluster.port}/scimd_e2e`;
     dir = mkdtempSync(join(tmpdir(), "scimd-e2e-pg-"));
@@ -105,5 +109,33 @@ describePostgres("dist/scimd on PostgreSQL", () => {
     const log = runCli(bin, dir, ["activity", "--db", target, "--json"]);
     expect(log.code).toBe(0);
     expect(log.out.trim().split("\n").map((l) => JSON.parse(l).op)).toEqual(["patch", "patch", "create"]);
+  }, 120_000);
+
+  it("a client that goes away during an expensive search cancels it, and the server goes on serving (the cancel's rejection once ended the process)", async () => {
+    const db = cluster.url("scimd_e2e_cancel");
+    const store = await PostgresStore.open(db, "test", {});
+    await populateUsers(store, 2000);
+    await store.close();
+    const gen = runCli(bin, dir, ["generate-token", "--name", "idp", "--db", db]);
+    expect(gen.code).toBe(0);
+    const token = gen.out.trim();
+    const served = await startServe(bin, dir, ["--db", db, "--query-timeout", "60s"], started, 20_000);
+    expect(served.exited).toBeUndefined();
+    const filtered = (f: string) => `${served.base}/Users?filter=${encodeURIComponent(f)}`;
+    const headers = { Authorization: `Bearer ${token}` };
+    for (let i = 0; i < 3; i++) {
+      const ac = new AbortController();
+      const heavy = fetch(filtered(expensiveFilter()), { headers, signal: ac.signal }).catch(() => undefined);
+      await Bun.sleep(30);
+      ac.abort();
+      await heavy;
+    }
+    await Bun.sleep(300);
+    // Still there: a process ended by an unhandled rejection refuses the connection.
+    expect((await fetch(`${served.url}/healthz`)).status).toBe(200);
+    const r = await fetch(filtered('userName eq "user7@example.com"'), { headers });
+    expect(((await r.json()) as { totalResults: number }).totalResults).toBe(1);
+    expect(served.log()).not.toContain("canceling statement");
+    expect(await served.stop(15_000)).toBe(0);
   }, 120_000);
 });

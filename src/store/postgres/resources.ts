@@ -261,7 +261,12 @@ export class PostgresResources implements Omit<ResourceStore, "memberPage" | "me
   async search(kind: ResourceKind, query: SearchQuery): Promise<SearchPage> {
     if (this.queryTimeoutMs <= 0 || (!query.filter && !query.sortBy) || isIndexedLookup(kind, query)) return this.searchOn(this.d.sql, kind, query);
     let running: { cancel: () => unknown } | undefined;
-    const onAbort = () => running?.cancel();
+    // cancel() returns the query itself, which then rejects ("canceling statement due to user
+    // request"): that rejection is the search's own, already handled below; this copy of it must
+    // not go unhandled (it ended the process).
+    const onAbort = () => {
+      if (running) Promise.resolve(running.cancel()).catch(() => {});
+    };
     query.signal?.addEventListener("abort", onAbort, { once: true });
     try {
       return await this.d.sql.begin(async (tx) => {

@@ -1,7 +1,8 @@
 /**
  * The query timeout on PostgreSQL: a search that is not an indexed lookup runs under
  * `SET LOCAL statement_timeout`, and past it the client gets 400 tooMany (RFC 7644 §3.12); an
- * indexed lookup (`userName eq`) runs without it, as before.
+ * indexed lookup (`userName eq`) runs without it, as before. A search whose request aborts (the
+ * client went away) is cancelled on the server, and nothing is left unhandled.
  */
 import { afterAll, beforeAll, expect, it } from "bun:test";
 import { SQL } from "bun";
@@ -9,6 +10,7 @@ import { resolveFilter } from "../../../src/scim/filter";
 import { rtOf } from "../../../src/scim/schema";
 import { PostgresStore } from "../../../src/store/postgres/postgres-store";
 import { expensiveFilter, populateUsers } from "../../expensive-filter";
+import { SearchCancelled } from "../../../src/store/store";
 import { scimErrorOf } from "../../helpers";
 import { describePostgres, startCluster, type PgCluster } from "./cluster";
 
@@ -40,5 +42,35 @@ describePostgres("PostgreSQL store: query timeout", () => {
   it("runs an indexed lookup (userName eq) without the deadline", async () => {
     const page = await store.search("User", { filter: resolveFilter(rt, 'userName eq "user7@example.com"'), offset: 0, limit: 10 });
     expect(page.total).toBe(1);
+  });
+
+  it("cancels the statement when the request's signal aborts: SearchCancelled at once, no unhandled rejection (it ended the process), the connection free again", async () => {
+    const patient = await PostgresStore.open(cluster.url("scimd_timeout"), "test", { queryTimeoutMs: 60_000, maxConnections: 1 });
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown) => unhandled.push(e);
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      const filter = resolveFilter(rt, expensiveFilter());
+      const ac = new AbortController();
+      const t0 = performance.now();
+      const search = patient.search("User", { filter, offset: 0, limit: 10, signal: ac.signal }).then(
+        () => "finished",
+        (e: unknown) => e,
+      );
+      setTimeout(() => ac.abort(), 20);
+      const got = await search;
+      expect(got).toBeInstanceOf(SearchCancelled);
+      expect((got as SearchCancelled).status).toBe(503);
+      // Well before the search would have finished on its own (hundreds of ms over 2,000 users).
+      expect(performance.now() - t0).toBeLessThan(5_000);
+      // The one connection serves the next search.
+      const page = await patient.search("User", { filter: resolveFilter(rt, 'userName eq "user9@example.com"'), offset: 0, limit: 10 });
+      expect(page.total).toBe(1);
+      await Bun.sleep(100);
+      expect(unhandled.map(String)).toEqual([]);
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+      await patient.close();
+    }
   });
 });
