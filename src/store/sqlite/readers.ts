@@ -13,6 +13,8 @@
 import { ScimError } from "../../scim/errors";
 import { queryTooExpensive, SearchCancelled } from "../store";
 
+const storeClosing = () => new ScimError(503, "the store is closing (scimd is stopping)");
+
 /** One search as a worker runs it: the statements are built by resources.ts, the worker only runs them. */
 export interface ReaderJob {
   id: number;
@@ -35,7 +37,7 @@ export interface ReaderJob {
 
 export type ReaderReply =
   | { id: number; total: number; rows: unknown[] }
-  | { id: number; stopped: "cancelled" | "deadline" }
+  | { id: number; stopped: "cancelled" | "deadline" | "closing" }
   | { id: number; error: string };
 
 type Job = Omit<ReaderJob, "id" | "path" | "deadline">;
@@ -75,7 +77,7 @@ export class SqliteReaders {
 
   /** Runs `job` on a free worker (or after one frees): the total and the page's rows, or 400 tooMany past the deadline. */
   async run(job: Job, signal?: AbortSignal): Promise<{ total: number; rows: unknown[] }> {
-    if (this.closed) throw new ScimError(503, "the store is closing (scimd is stopping)");
+    if (this.closed) throw storeClosing();
     if (signal?.aborted) throw new SearchCancelled();
     const full: ReaderJob = { ...job, id: this.nextId++, path: this.path, deadline: Date.now() + this.opts.timeoutMs };
     const reply = await new Promise<ReaderReply>((settle) => {
@@ -117,6 +119,7 @@ export class SqliteReaders {
     });
     if ("rows" in reply) return reply;
     if ("error" in reply) throw new Error(`the search failed in the reader: ${reply.error}`);
+    if (reply.stopped === "closing") throw storeClosing();
     throw reply.stopped === "deadline" ? queryTooExpensive(this.opts.timeoutMs) : new SearchCancelled();
   }
 
@@ -172,7 +175,8 @@ export class SqliteReaders {
   /** Stops every search and worker. */
   close(): void {
     this.closed = true;
-    for (const r of [...this.readers]) this.replace(r, { id: 0, stopped: "cancelled" });
-    for (const w of this.waiting.splice(0)) w.settle({ id: w.job.id, stopped: "cancelled" });
+    // Stopped by the server, not by their clients: told so (not "the client closed the request").
+    for (const r of [...this.readers]) this.replace(r, { id: 0, stopped: "closing" });
+    for (const w of this.waiting.splice(0)) w.settle({ id: w.job.id, stopped: "closing" });
   }
 }
