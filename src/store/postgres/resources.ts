@@ -5,6 +5,7 @@
  * Each write is one transaction; the row it changes is locked first (`FOR UPDATE`), so version checks,
  * preconditions and member changes of concurrent writers are applied one after the other.
  */
+import type { SQL } from "bun";
 import { diffResources } from "../../scim/activity";
 import { fold, toSearchDoc, userNameKey } from "../../scim/compare-keys";
 import { notFound, preconditionFailed, uniqueness, type ScimError } from "../../scim/errors";
@@ -260,34 +261,41 @@ export class PostgresResources implements Omit<ResourceStore, "memberPage" | "me
    */
   async search(kind: ResourceKind, query: SearchQuery): Promise<SearchPage> {
     if (this.queryTimeoutMs <= 0 || (!query.filter && !query.sortBy) || isIndexedLookup(kind, query)) return this.searchOn(this.d.sql, kind, query);
+    const signal = query.signal;
+    if (signal?.aborted) throw new SearchCancelled();
     let running: { cancel: () => unknown } | undefined;
     // cancel() returns the query itself, which then rejects ("canceling statement due to user
     // request"): that rejection is the search's own, already handled below; this copy of it must
     // not go unhandled (it ended the process).
+    const cancel = (q: { cancel: () => unknown }) => Promise.resolve(q.cancel()).catch(() => {});
     const onAbort = () => {
-      if (running) Promise.resolve(running.cancel()).catch(() => {});
+      if (running) cancel(running);
     };
-    query.signal?.addEventListener("abort", onAbort, { once: true });
+    signal?.addEventListener("abort", onAbort, { once: true });
     try {
       return await this.d.sql.begin(async (tx) => {
         await tx.unsafe(`SET LOCAL statement_timeout = ${Math.max(1, Math.floor(this.queryTimeoutMs))}`);
-        return this.searchOn(tx, kind, query, (q) => (running = q));
+        // An abort that came while no statement of the search was running (connecting, BEGIN, SET,
+        // between the page and its count) stops the search before its next statement.
+        return this.searchOn(tx, kind, query, (make) => {
+          if (signal?.aborted) throw new SearchCancelled();
+          return (running = make());
+        });
       });
     } catch (e) {
-      // 57014: query_canceled, by the statement timeout or by the cancel of an aborted request.
-      if (sqlState(e) === "57014") throw query.signal?.aborted ? new SearchCancelled() : queryTooExpensive(this.queryTimeoutMs);
+      // Whatever a cancelled statement rejected with, the client is gone: 503, nothing to answer.
+      if (signal?.aborted) throw e instanceof SearchCancelled ? e : new SearchCancelled();
+      // 57014: query_canceled, by the statement timeout.
+      if (sqlState(e) === "57014") throw queryTooExpensive(this.queryTimeoutMs);
       throw e;
     } finally {
-      query.signal?.removeEventListener("abort", onAbort);
+      signal?.removeEventListener("abort", onAbort);
     }
   }
 
-  private async searchOn(run: Runner, kind: ResourceKind, query: SearchQuery, track: (q: { cancel: () => unknown }) => void = () => {}): Promise<SearchPage> {
-    const unsafe = (text: string, params: unknown[]) => {
-      const q = run.unsafe(text, params);
-      track(q);
-      return q;
-    };
+  /** `start` begins each statement of the search (search() tracks the one running, to cancel it). */
+  private async searchOn(run: Runner, kind: ResourceKind, query: SearchQuery, start: (make: () => Statement) => Statement = (make) => make()): Promise<SearchPage> {
+    const unsafe = (text: string, params: unknown[]) => start(() => run.unsafe(text, params));
     const t = TABLES[kind];
     const where = query.filter ? compileFilter(kind, query.filter) : undefined;
     const params = where?.params ?? [];
@@ -331,5 +339,7 @@ function isUniqueKeyLookup(kind: ResourceKind, query: SearchQuery): boolean {
   const name = f.target.attr.name;
   return name === "id" || name === (kind === "User" ? "userName" : "displayName");
 }
+
+type Statement = SQL.Query<any>;
 
 export type { GroupRef, Tally };

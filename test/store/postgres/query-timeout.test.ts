@@ -73,4 +73,27 @@ describePostgres("PostgreSQL store: query timeout", () => {
       await patient.close();
     }
   });
+
+  it("stops a search whose request aborted before any of its statements ran (BEGIN): SearchCancelled, the search not run to its end", async () => {
+    // The abort comes while the search waits for its transaction (BEGIN), before its first
+    // statement: the old code only cancelled a statement already running, so this search ran to
+    // completion for a client that was gone (a CI run caught it in the test above).
+    const lazy = await PostgresStore.open(cluster.url("scimd_timeout"), "test", { queryTimeoutMs: 60_000, maxConnections: 1 });
+    try {
+      const filter = resolveFilter(rt, expensiveFilter());
+      const ac = new AbortController();
+      const search = lazy.search("User", { filter, offset: 0, limit: 10, signal: ac.signal }).then(
+        () => "finished",
+        (e: unknown) => e,
+      );
+      ac.abort();
+      expect(await search).toBeInstanceOf(SearchCancelled);
+      // Already aborted when it is asked: not started at all.
+      expect(await lazy.search("User", { filter, offset: 0, limit: 10, signal: ac.signal }).then(() => "finished", (e: unknown) => e)).toBeInstanceOf(SearchCancelled);
+      const page = await lazy.search("User", { filter: resolveFilter(rt, 'userName eq "user9@example.com"'), offset: 0, limit: 10 });
+      expect(page.total).toBe(1);
+    } finally {
+      await lazy.close();
+    }
+  });
 });
