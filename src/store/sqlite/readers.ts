@@ -8,7 +8,7 @@
  * scan and the client gets 400 tooMany saying the filter is too expensive. A search whose request is
  * aborted (the client went away) stops the same way, which frees its worker within one chunk. Should
  * a worker not answer within a grace period after either (a statement that cannot be chunked, such
- * as the final sort, running long), it is terminated and a new one started.
+ * as the final sort, running long), it is terminated and a new one started once its thread has ended.
  */
 import { ScimError } from "../../scim/errors";
 import { queryTooExpensive, SearchCancelled } from "../store";
@@ -50,6 +50,10 @@ interface Reader {
   /** Set to 1 to ask the search running on this worker to stop. */
   flag: Int32Array;
   busy?: { id: number; settle: (r: ReaderReply) => void; timer?: Timer };
+  /** terminate() was called: the thread counts in `stopping` until it ends. */
+  terminated?: boolean;
+  /** The thread has ended (its `close` event). */
+  ended?: boolean;
 }
 
 export interface ReaderOptions {
@@ -69,6 +73,12 @@ export class SqliteReaders {
   private readonly waiting: { job: ReaderJob; start: (r: Reader) => void; settle: (r: ReaderReply) => void }[] = [];
   private nextId = 1;
   private closed = false;
+  /**
+   * Workers terminated but not ended yet: terminate() takes effect only once the statement running
+   * returns (a long final sort), and until then the thread still runs it. They count against `size`,
+   * so that searches cut off one after another never run more threads than that.
+   */
+  private stopping = 0;
 
   constructor(
     private readonly path: string,
@@ -131,7 +141,7 @@ export class SqliteReaders {
   private freeReader(): Reader | undefined {
     const idle = this.readers.find((r) => !r.busy);
     if (idle) return idle;
-    if (this.readers.length < (this.opts.size ?? 2)) return this.spawn();
+    if (this.readers.length + this.stopping < (this.opts.size ?? 2)) return this.spawn();
     return undefined;
   }
 
@@ -149,6 +159,14 @@ export class SqliteReaders {
       this.next(r);
     };
     worker.onerror = (e) => this.replace(r, { id: r.busy?.id ?? 0, error: e.message || "the reader failed" });
+    // Listened to from the start: a worker that fails ends on its own, perhaps before replace() runs.
+    worker.addEventListener("close", () => {
+      r.ended = true;
+      if (r.terminated) this.stopping--;
+      // A thread that ended without being told to (it failed without an error event): its search fails.
+      else this.replace(r, { id: r.busy?.id ?? 0, error: "the reader ended" });
+      this.startWaiting();
+    });
     this.readers.push(r);
     return r;
   }
@@ -163,13 +181,22 @@ export class SqliteReaders {
   private replace(r: Reader, reply: ReaderReply): void {
     const busy = r.busy;
     r.busy = undefined;
-    r.worker.terminate();
     const i = this.readers.indexOf(r);
     if (i >= 0) this.readers.splice(i, 1);
+    if (!r.terminated && !r.ended) {
+      r.terminated = true;
+      this.stopping++;
+      r.worker.terminate();
+    }
     busy?.settle({ ...reply, id: busy.id } as ReaderReply);
-    if (this.closed) return;
-    const w = this.waiting.shift();
-    if (w) w.start(this.spawn());
+    this.startWaiting();
+  }
+
+  /** Starts the next waiting search on a new worker, if one may be started. */
+  private startWaiting(): void {
+    if (this.closed || !this.waiting.length) return;
+    const r = this.freeReader();
+    if (r) this.waiting.shift()!.start(r);
   }
 
   /** Stops every search and worker. */

@@ -1,12 +1,16 @@
 /**
  * The reader pool's own behaviour beyond the contract (test/store/sqlite/contract-readers.test.ts runs
  * the contract through readers): a search cut off because the store closes (scimd stopping) is told
- * so, not reported as a client that went away.
+ * so, not reported as a client that went away; and a worker terminated while a statement still runs
+ * counts against the pool's size until its thread has ended.
  */
 import { afterAll, expect, it } from "bun:test";
+import { Database } from "bun:sqlite";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { resolveFilter } from "../../../src/scim/filter";
 import { USER_RESOURCE } from "../../../src/scim/schema";
+import { SqliteReaders } from "../../../src/store/sqlite/readers";
 import { SqliteStore } from "../../../src/store/sqlite/sqlite-store";
 import { SearchCancelled } from "../../../src/store/store";
 import { expensiveFilter, populateUsers } from "../../expensive-filter";
@@ -33,3 +37,60 @@ it("a search running in a reader when the store closes gets 503 'the store is cl
     expect(got).toMatchObject({ status: 503, message: "the store is closing (scimd is stopping)" });
   }
 }, 60_000);
+
+/** This process's threads named "Worker" (Bun names a Web Worker's thread so), from /proc. */
+function workerThreads(): number {
+  let n = 0;
+  for (const t of readdirSync("/proc/self/task")) {
+    try {
+      if (readFileSync(`/proc/self/task/${t}/comm`, "utf8").trim() === "Worker") n++;
+    } catch {
+      // The thread ended while we looked.
+    }
+  }
+  return n;
+}
+
+it("a reader terminated while its final statement still runs counts against the size until its thread ends: searches cut off one after another never run more threads than the pool's size", async () => {
+  const path = join(tmp.dir, "threads.db");
+  const seed = new Database(path, { create: true });
+  seed.exec("PRAGMA journal_mode = WAL");
+  seed.exec("CREATE TABLE t (x INTEGER)");
+  seed.close();
+  // A search whose scan is one quick chunk and whose page statement (the final sort, which cannot be
+  // chunked or interrupted) runs for seconds: 30 million rows of a recursive CTE, far past the
+  // deadline and its grace period.
+  const job = (rows: number) => ({
+    maxSql: "SELECT 1 AS m",
+    scanSql: "SELECT 1 WHERE ? >= 0 AND ? >= 0",
+    params: [],
+    pageSql: `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ${rows}) SELECT count(*) - count(*) + 1 FROM c WHERE ? IS NOT NULL AND ? >= 0`,
+    rowsSql: "SELECT value AS seq FROM json_each(?)",
+    offset: 0,
+    limit: 10,
+  });
+  // Earlier tests' workers end a moment after their store closes; idle ones of a store left open stay.
+  for (const until = Date.now() + 5000; workerThreads() > 0 && Date.now() < until; ) await Bun.sleep(20);
+  const before = workerThreads();
+  let most = 0;
+  const sampler = setInterval(() => (most = Math.max(most, workerThreads() - before)), 20);
+  const readers = new SqliteReaders(path, { timeoutMs: 200, size: 1 });
+  try {
+    const outcome = (p: Promise<unknown>) => p.then(() => "finished", (e: unknown) => e);
+    // Each is cut off at its deadline: the first's worker after the grace period (its thread still
+    // runs the statement), the others while they wait, because that thread has not ended.
+    for (let i = 0; i < 3; i++) {
+      expect(await outcome(readers.run(job(30_000_000)))).toMatchObject({ status: 400, scimType: "tooMany" });
+    }
+    // Once the terminated thread has ended, the pool starts a new worker and searches run again.
+    const until = Date.now() + 60_000;
+    while (workerThreads() > before && Date.now() < until) await Bun.sleep(20);
+    expect(workerThreads()).toBe(before);
+    expect(await readers.run(job(10))).toMatchObject({ total: 1, rows: [{ seq: 1 }] });
+    most = Math.max(most, workerThreads() - before);
+  } finally {
+    clearInterval(sampler);
+    readers.close();
+  }
+  expect(most).toBe(1);
+}, 90_000);
