@@ -378,6 +378,8 @@ export const DEFAULTS = {
   maxResults: 1000,
   maxListMembers: 10_000,
   authFailuresPerMinute: 20,
+  maxConnections: 0,
+  maxConnectionsPerClient: 0,
   logLevel: "info",
   acmeDirectory: "https://acme-v02.api.letsencrypt.org/directory",
   acmeHttpPort: 80,
@@ -526,6 +528,26 @@ export const SERVE_FLAGS = [
     },
   }),
   flag({ name: "auth-failures-per-minute", env: "SCIMD_AUTH_FAILURES_PER_MINUTE", kind: "int", default: DEFAULTS.authFailuresPerMinute, help: "failed authentications per client address per minute before 429" }),
+  flag({
+    name: "max-connections",
+    env: "SCIMD_MAX_CONNECTIONS",
+    kind: "int",
+    default: DEFAULTS.maxConnections,
+    help: "most open connections to the API's port, all clients together; a new one past it is closed at once (0: no cap)",
+    check: (v) => {
+      if (v < 0) throw new UsageError("--max-connections must be 0 (no cap) or more");
+    },
+  }),
+  flag({
+    name: "max-connections-per-client",
+    env: "SCIMD_MAX_CONNECTIONS_PER_CLIENT",
+    kind: "int",
+    default: DEFAULTS.maxConnectionsPerClient,
+    help: "most open connections from one client address (IPv6: one /64); a new one past it is closed at once (0: no cap)",
+    check: (v) => {
+      if (v < 0) throw new UsageError("--max-connections-per-client must be 0 (no cap) or more");
+    },
+  }),
   flag({ name: "tls-cert", env: "SCIMD_TLS_CERT", kind: "string", help: "serve HTTPS with this certificate chain (PEM); a renewed file is picked up without a restart" }),
   flag({ name: "tls-key", env: "SCIMD_TLS_KEY", kind: "string", help: "the private key (PEM) of --tls-cert" }),
   flag({ name: "acme-domain", env: "SCIMD_ACME_DOMAIN", kind: "string", help: "obtain and renew a certificate for this domain (comma-separated for several) over ACME" }),
@@ -604,6 +626,9 @@ export interface ServeConfig {
   maxResults: number;
   maxListMembers: number;
   authFailuresPerMinute: number;
+  /** Caps on open connections to the API's port (0: none); either above 0 puts the connection front in place. */
+  maxConnections: number;
+  maxConnectionsPerClient: number;
   /** Certificate and key files for HTTPS. */
   tls: { certFile: string; keyFile: string } | undefined;
   /** Automatic certificates over ACME. */
@@ -721,6 +746,8 @@ function build(values: FlagValues<typeof SERVE_FLAGS>, args: readonly string[]):
     maxResults: values["max-results"],
     maxListMembers: values["max-list-members"],
     authFailuresPerMinute: values["auth-failures-per-minute"],
+    maxConnections: values["max-connections"],
+    maxConnectionsPerClient: values["max-connections-per-client"],
     tls,
     acme: domains.length
       ? { domains, email: values["acme-email"]!, directory: values["acme-directory"], caFile: values["acme-ca-file"], httpPort: values["acme-http-port"], dir: values["acme-dir"] }

@@ -221,6 +221,8 @@ const SERVE_DEFAULTS: ServeConfig = {
   maxResults: 1000,
   maxListMembers: 10_000,
   authFailuresPerMinute: 20,
+  maxConnections: 0,
+  maxConnectionsPerClient: 0,
 };
 
 /** serve's configuration for argv and env; fails the test when it is a help request. */
@@ -252,6 +254,8 @@ describe("serveConfig: serve's configuration, built in one place", () => {
     SCIMD_MAX_RESULTS: "50",
     SCIMD_MAX_LIST_MEMBERS: "500",
     SCIMD_AUTH_FAILURES_PER_MINUTE: "3",
+    SCIMD_MAX_CONNECTIONS: "5000",
+    SCIMD_MAX_CONNECTIONS_PER_CLIENT: "100",
   };
   const FROM_ENV: ServeConfig = {
     ...OPS_DEFAULTS,
@@ -265,6 +269,8 @@ describe("serveConfig: serve's configuration, built in one place", () => {
     maxResults: 50,
     maxListMembers: 500,
     authFailuresPerMinute: 3,
+    maxConnections: 5000,
+    maxConnectionsPerClient: 100,
   };
 
   it("every SCIMD_* variable overrides its default", () => {
@@ -272,8 +278,8 @@ describe("serveConfig: serve's configuration, built in one place", () => {
   });
 
   it("every flag overrides its variable, in either form", () => {
-    const argv = ["--port=7000", "--host", "::1", "--db", "sqlite:flag.db", "--base-url=https://flag.example.com/api/v1/scim", "--strict=false", "--sync", "FULL", "--max-body-bytes", "4096", "--max-results=7", "--max-list-members", "20", "--auth-failures-per-minute", "0"];
-    expect(configOf(argv, ENV)).toEqual({ ...OPS_DEFAULTS, port: 7000, host: "::1", db: "sqlite:flag.db", baseUrl: "https://flag.example.com/api/v1/scim", strict: false, sync: "FULL", maxBodyBytes: 4096, maxResults: 7, maxListMembers: 20, authFailuresPerMinute: 0 });
+    const argv = ["--port=7000", "--host", "::1", "--db", "sqlite:flag.db", "--base-url=https://flag.example.com/api/v1/scim", "--strict=false", "--sync", "FULL", "--max-body-bytes", "4096", "--max-results=7", "--max-list-members", "20", "--auth-failures-per-minute", "0", "--max-connections", "0", "--max-connections-per-client=7"];
+    expect(configOf(argv, ENV)).toEqual({ ...OPS_DEFAULTS, port: 7000, host: "::1", db: "sqlite:flag.db", baseUrl: "https://flag.example.com/api/v1/scim", strict: false, sync: "FULL", maxBodyBytes: 4096, maxResults: 7, maxListMembers: 20, authFailuresPerMinute: 0, maxConnections: 0, maxConnectionsPerClient: 7 });
   });
 
   it("an empty SCIMD_* variable counts as unset", () => {

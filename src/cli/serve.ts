@@ -212,6 +212,29 @@ function listenError(e: unknown, host: string, port: number, option?: string): E
   return e instanceof Error ? e : new Error(String(e));
 }
 
+/** How often at most a refused connection is logged: a flood of them makes one line per interval. */
+export const REFUSED_LOG_INTERVAL_MS = 10_000;
+
+/**
+ * The log of connections refused by a cap: the first at once, then at most one line per interval,
+ * saying how many were refused since the last line (a client opening thousands must not flood the log).
+ */
+function refusedConnections(logger: Logger, intervalMs = REFUSED_LOG_INTERVAL_MS): (client: string, reason: "max" | "perClient") => void {
+  let last = -Infinity, since = 0;
+  return (client, reason) => {
+    since++;
+    const now = performance.now();
+    if (now - last < intervalMs) return;
+    last = now;
+    logger.warn("connection refused", {
+      client,
+      reason: reason === "max" ? "--max-connections reached" : "--max-connections-per-client reached for this client",
+      refused: since,
+    });
+    since = 0;
+  };
+}
+
 /** Refuses a busy port before anything is opened (and perhaps created), so a refused start leaves nothing behind. */
 function checkPortFree(host: string, port: number, option?: string): void {
   if (port === 0) return;
@@ -331,8 +354,8 @@ async function serving(argv: string[], setOnHup: (f: () => void) => void, setOnS
   const resolveClient = clientAddressResolver(config.trustProxy);
   const trusting = config.trustProxy.length > 0;
   const fetch = edgeHandler((request) => app.handle(request), {
-    clientAddress: (request, server) => {
-      const peer = server?.requestIP(request)?.address ?? "unknown";
+    clientAddress: (request, bunServer) => {
+      const peer = server?.peer(request, bunServer) ?? "unknown";
       return trusting ? resolveClient(peer, request.headers.get("x-forwarded-for")) : peer;
     },
     onFinish: metrics
@@ -354,6 +377,7 @@ async function serving(argv: string[], setOnHup: (f: () => void) => void, setOnS
       // counted as it is read), with the SCIM 413. Bun's own cap answers a bare 413 and closes the
       // connection before scimd sees the request, so it is set out of reach.
       maxRequestBodySize: UNCAPPED_BODY,
+      caps: { max: config.maxConnections, perClient: config.maxConnectionsPerClient, onRefused: refusedConnections(logger) },
     });
   } catch (e) {
     return abort(listenError(e, config.host, config.port));

@@ -25,6 +25,7 @@
  */
 import { readFileSync } from "node:fs";
 import type { Server } from "bun";
+import { connectionFront, type ConnectionCaps } from "./connection-front";
 
 /** A certificate chain and its private key, as PEM text. */
 export interface TlsPair {
@@ -46,6 +47,11 @@ export interface ListenOptions {
   maxRequestBodySize: number;
   /** How long the old server answers with `Connection: close` during a reload before it stops. */
   drainMs?: number;
+  /**
+   * Caps on open connections (connection-front.ts): when either is above 0, a TCP front listens on
+   * `host:port` and relays to the HTTP server on loopback.
+   */
+  caps?: ConnectionCaps & { onRefused?: (client: string, reason: "max" | "perClient") => void };
 }
 
 export interface Listener {
@@ -63,7 +69,12 @@ export interface Listener {
   reload(tls: TlsPair): Promise<void>;
   /** Stops accepting connections and resolves when the requests in flight have been answered. */
   stop(): Promise<void>;
+  /** The address of the client that sent `request` (behind a connection cap's front: the front's client), if known. */
+  peer(request: Request, server: Server<unknown> | undefined): string | undefined;
 }
+
+/** The peer of a request's connection, as Bun.serve sees it. */
+const directPeer = (request: Request, server: Server<unknown> | undefined) => server?.requestIP(request)?.address;
 
 /**
  * A body cap Bun never reaches, for a listener whose handlers read bodies with a limit of their own
@@ -82,6 +93,7 @@ function authority(host: string, port: number): string {
 }
 
 export function listen(o: ListenOptions): Listener {
+  if (o.caps && (o.caps.max > 0 || o.caps.perClient > 0)) return capped(o, o.caps);
   const drainMs = o.drainMs ?? DEFAULT_DRAIN_MS;
   const start = (port: number, tls: TlsPair | undefined, reusePort: boolean) =>
     Bun.serve({
@@ -108,6 +120,7 @@ export function listen(o: ListenOptions): Listener {
       url: `http://${authority(o.host, port)}`,
       reload: () => Promise.reject(new Error("a plain HTTP listener has no certificate to reload")),
       stop: () => server.stop(false),
+      peer: directPeer,
     };
   }
   // The probe: binding without SO_REUSEPORT fails on a port that anything listens on.
@@ -164,6 +177,39 @@ export function listen(o: ListenOptions): Listener {
         draining.clear();
         await Promise.all(stopping);
       })()),
+    peer: directPeer,
+  };
+}
+
+/** The HTTP server on loopback, behind a front that counts and caps connections on `o.host:o.port`. */
+function capped(o: ListenOptions, caps: NonNullable<ListenOptions["caps"]>): Listener {
+  const inner = listen({ ...o, host: "127.0.0.1", port: 0, caps: undefined });
+  let front;
+  try {
+    front = connectionFront({ host: o.host, port: o.port, upstreamPort: inner.port, max: caps.max, perClient: caps.perClient, onRefused: caps.onRefused });
+  } catch (e) {
+    void inner.stop();
+    throw e;
+  }
+  const f = front;
+  let stopped: Promise<void> | undefined;
+  return {
+    port: f.port,
+    hostname: o.host,
+    tls: inner.tls,
+    url: `${inner.tls ? "https" : "http"}://${authority(o.host, f.port)}`,
+    reload: (pair) => inner.reload(pair),
+    stop: () =>
+      (stopped ??= (async () => {
+        f.stop();
+        await inner.stop();
+        f.closeAll();
+      })()),
+    peer: (request, server) => {
+      const ip = server?.requestIP(request);
+      if (!ip) return undefined;
+      return f.clientOf(ip.port) ?? ip.address;
+    },
   };
 }
 
