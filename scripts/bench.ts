@@ -12,7 +12,8 @@
  *
  * The cost of the request log (and of metrics, when the binary serves --metrics-listen) is measured
  * in the same run: lookups against serve with --log-level error, with the default info, and with
- * --metrics-listen, as ratios to --log-level error. The cost of the activity log likewise: creates and
+ * --metrics-listen, as ratios to --log-level error; and the cost of the connection front (serve with
+ * --max-connections) as a ratio to the default without it. The cost of the activity log likewise: creates and
  * PATCHes against two serve processes on one database, one with --activity-log=false and one with the
  * log on (the default), in batches alternated ABBA, as ratios on/off (`--activity-only` runs that alone).
  *
@@ -521,6 +522,8 @@ async function main() {
       const variants: { name: string; args: string[] }[] = [
         { name: "--log-level error", args: ["--log-level", "error"] },
         { name: "--log-level info (default)", args: [] },
+        // The connection front (a TCP relay in front of the HTTP server, only with a cap set).
+        { name: "--log-level info --max-connections 10000", args: ["--max-connections", "10000"] },
       ];
       {
         // A flag the binary refuses, or accepts without serving /metrics, is not measured.
@@ -577,6 +580,18 @@ async function main() {
         extra[`cost_${key}_filterRatioRounds`] = perRound(m.filter, base0.filter);
         console.error(
           `  ${v.name}: GET by id ${get.toFixed(0)}/s (×${(get / mean(base0.get)).toFixed(3)}; rounds ${perRound(m.get, base0.get)}), filter lookup ${filter.toFixed(0)}/s (×${(filter / mean(base0.filter)).toFixed(3)}; rounds ${perRound(m.filter, base0.filter)}) vs --log-level error`,
+        );
+      }
+      {
+        // The front's cost against the same configuration without it, round by round.
+        const info = rates.get("--log-level info (default)")!, capped = rates.get("--log-level info --max-connections 10000")!;
+        const perRound = (xs: number[], ys: number[]) => xs.map((x, i) => (x / ys[i]!).toFixed(2)).join("/");
+        extra.capsGetRatio = Number((mean(capped.get) / mean(info.get)).toFixed(3));
+        extra.capsFilterRatio = Number((mean(capped.filter) / mean(info.filter)).toFixed(3));
+        extra.capsGetRatioRounds = perRound(capped.get, info.get);
+        extra.capsFilterRatioRounds = perRound(capped.filter, info.filter);
+        console.error(
+          `  connection caps (--max-connections 10000) vs without: GET by id ×${extra.capsGetRatio} (rounds ${extra.capsGetRatioRounds}), filter lookup ×${extra.capsFilterRatio} (rounds ${extra.capsFilterRatioRounds})`,
         );
       }
       if (logged) extra.logBytesPerRequest = Math.round(infoBytes / logged);
