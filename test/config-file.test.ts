@@ -61,7 +61,7 @@ describe("--config FILE: defaults < file < SCIMD_* < flags", () => {
   it("every option set in the file gives the configuration the same flags give", () => {
     const flags = [
       "--port=8443", "--host=::1", "--db=postgres://scimd@db.example.com:5432/scimd?sslmode=require", "--db-password-file=/etc/scimd/db-password", "--base-url=https://scim.example.com/api/v1/scim", "--strict", "--sync=normal",
-      "--max-body-bytes=2048", "--max-results=50", "--max-list-members=500", "--auth-failures-per-minute=5", "--acme-domain=a.example.com,b.example.com", "--acme-email=it@example.com",
+      "--max-body-bytes=2048", "--max-results=50", "--max-list-members=500", "--auth-failures-per-minute=5", "--max-connections=5000", "--max-connections-per-client=100", "--acme-domain=a.example.com,b.example.com", "--acme-email=it@example.com",
       "--acme-directory=https://acme.example.com/dir", "--acme-ca-file=/etc/scimd/ca.pem", "--acme-dir=/srv/acme", "--acme-http-port=8081", "--trust-proxy=10.0.0.0/8, ::1",
       "--log-level=debug", "--log-format=json", "--metrics-listen=127.0.0.1:9464", "--activity-log", "--activity-retention=30d", "--query-timeout=30s",
     ];
