@@ -146,7 +146,7 @@ describe("the relay", () => {
     const socket = connect(l.port, "127.0.0.1");
     sockets.add(socket);
     const chunks: Buffer[] = [];
-    socket.on("data", (d) => chunks.push(d));
+    socket.on("data", (d: Buffer) => chunks.push(d));
     await new Promise<void>((resolve) => socket.once("connect", resolve));
     socket.pause();
     socket.write("GET / HTTP/1.1\r\nHost: scimd.test\r\n\r\n");
