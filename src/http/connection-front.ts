@@ -42,6 +42,8 @@ export interface Front {
   clientOf(port: number): string | undefined;
   /** Stops accepting; connections open go on until either side ends them. */
   stop(): void;
+  /** Resolves when no connection is open any more, or after `ms`. */
+  drained(ms: number): Promise<void>;
   /** Ends every connection at once. */
   closeAll(): void;
 }
@@ -61,6 +63,12 @@ interface Pair {
   upstreamEnded: boolean;
   closed: boolean;
 }
+
+/**
+ * How long the client address behind a relayed connection is kept after that connection closed:
+ * the HTTP server may still be reading a request the client sent just before it went away.
+ */
+const KEEP_ADDRESS_MS = 5000;
 
 /** Writes what `queue` holds, then `data`, to `to`; keeps what does not fit and pauses `from` until `to` drains. */
 function send(to: Socket<Pair>, from: Socket<Pair> | undefined, queue: Uint8Array[], data?: Uint8Array): void {
@@ -85,6 +93,7 @@ export function connectionFront(o: FrontOptions): Front {
   /** The pair behind each upstream connection, by its local port. */
   const byPort = new Map<number, Pair>();
   const pairs = new Set<Pair>();
+  let onDrained: (() => void) | undefined;
 
   const finish = (p: Pair) => {
     if (p.closed) return;
@@ -94,12 +103,16 @@ export function connectionFront(o: FrontOptions): Front {
     const n = (perClient.get(p.key) ?? 1) - 1;
     if (n > 0) perClient.set(p.key, n);
     else perClient.delete(p.key);
+    if (open === 0) onDrained?.();
   };
 
-  /** Ends the server's side once what the client sent has been written to it. */
+  /**
+   * Passes the client's end on to the server once what the client sent has been written: a FIN
+   * only, so that the server may still answer a request the client sent before it (a half-close).
+   */
   const endUpstream = (p: Pair) => {
     if (!p.upstream) return;
-    if (!p.toUpstream.length) p.upstream.end();
+    if (!p.toUpstream.length) p.upstream.shutdown();
   };
   const endClient = (p: Pair) => {
     if (!p.toClient.length) p.client.end();
@@ -110,6 +123,7 @@ export function connectionFront(o: FrontOptions): Front {
       hostname: "127.0.0.1",
       port: o.upstreamPort,
       data: p,
+      allowHalfOpen: true,
       socket: {
         open(s) {
           if (p.closed) return void s.end();
@@ -126,12 +140,16 @@ export function connectionFront(o: FrontOptions): Front {
           send(s, p.client, p.toUpstream);
           if (p.clientEnded) endUpstream(p);
         },
-        end() {
+        end(s) {
           p.upstreamEnded = true;
           endClient(p);
+          s.end();
         },
         close(s) {
-          if (byPort.get(s.localPort) === p) byPort.delete(s.localPort);
+          const port = s.localPort;
+          setTimeout(() => {
+            if (byPort.get(port) === p) byPort.delete(port);
+          }, KEEP_ADDRESS_MS).unref();
           p.upstreamEnded = true;
           endClient(p);
         },
@@ -151,6 +169,8 @@ export function connectionFront(o: FrontOptions): Front {
   const listener: TCPSocketListener<Pair> = Bun.listen<Pair>({
     hostname: o.host,
     port: o.port,
+    // A client's FIN ends only its sending side: its response still comes (endUpstream).
+    allowHalfOpen: true,
     socket: {
       open(s) {
         const address = s.remoteAddress;
@@ -212,6 +232,16 @@ export function connectionFront(o: FrontOptions): Front {
     },
     clientOf: (port) => byPort.get(port)?.address,
     stop: () => listener.stop(false),
+    drained: (ms) =>
+      open === 0
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, ms);
+            onDrained = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          }),
     closeAll: () => {
       listener.stop(true);
       for (const p of [...pairs]) {

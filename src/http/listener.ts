@@ -181,6 +181,9 @@ export function listen(o: ListenOptions): Listener {
   };
 }
 
+/** How long a stopping listener lets the front pass on the responses already written, to slow clients. */
+const STOP_RELAY_MS = 10_000;
+
 /** The HTTP server on loopback, behind a front that counts and caps connections on `o.host:o.port`. */
 function capped(o: ListenOptions, caps: NonNullable<ListenOptions["caps"]>): Listener {
   const inner = listen({ ...o, host: "127.0.0.1", port: 0, caps: undefined });
@@ -203,12 +206,15 @@ function capped(o: ListenOptions, caps: NonNullable<ListenOptions["caps"]>): Lis
       (stopped ??= (async () => {
         f.stop();
         await inner.stop();
+        // The last responses may still be on their way through the front to slow clients.
+        await f.drained(STOP_RELAY_MS);
         f.closeAll();
       })()),
     peer: (request, server) => {
       const ip = server?.requestIP(request);
       if (!ip) return undefined;
-      return f.clientOf(ip.port) ?? ip.address;
+      // Only the front connects from 127.0.0.1 (a local process on another loopback address is itself).
+      return (ip.address === "127.0.0.1" ? f.clientOf(ip.port) : undefined) ?? ip.address;
     },
   };
 }

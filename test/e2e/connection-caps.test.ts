@@ -92,6 +92,13 @@ it("per client: of 1,000 idle connections from one client, 50 (its cap) stay ope
   expect(refused.length).toBeLessThanOrEqual(2);
   expect(refused[0]).toMatchObject({ level: "warn", client: "127.0.0.2", reason: "--max-connections-per-client reached for this client" });
   expect(s.log()).not.toContain(token);
+  // A client that half-closes (FIN right after its request) still gets its answer through the front.
+  const half = await idle(port, "127.0.0.3");
+  let text = "";
+  half.socket.on("data", (d: Buffer) => (text += d.toString("latin1")));
+  half.socket.end("GET /healthz HTTP/1.1\r\nHost: scimd.test\r\n\r\n");
+  for (const until = Date.now() + 5000; !text.includes("\r\n\r\n") && Date.now() < until; ) await Bun.sleep(5);
+  expect(text).toStartWith("HTTP/1.1 200");
   for (const c of flood) c.socket.destroy();
   expect(await s.stop()).toBe(0);
 }, 60_000);

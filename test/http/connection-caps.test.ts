@@ -172,6 +172,60 @@ describe("the relay", () => {
   });
 });
 
+describe("what the review found (each failed before its fix)", () => {
+  it("stop() lets the responses in flight reach their clients (a stopping scimd cut them)", async () => {
+    const l = listen({
+      host: "127.0.0.1",
+      port: 0,
+      maxRequestBodySize: 1 << 20,
+      caps: { max: 100, perClient: 0 },
+      fetch: async () => (await Bun.sleep(100), new Response("x".repeat(2048))),
+    });
+    const replies = Array.from({ length: 20 }, () =>
+      fetch(`http://127.0.0.1:${l.port}/`, { keepalive: false }).then(
+        (r) => r.text().then((t) => t.length),
+        () => -1,
+      ),
+    );
+    await Bun.sleep(30);
+    await l.stop();
+    expect(await Promise.all(replies)).toEqual(new Array(20).fill(2048));
+  });
+
+  it("a client that half-closes (FIN right after its request) still gets its response", async () => {
+    const l = start({ max: 10, perClient: 0 });
+    const socket = connect(l.port, "127.0.0.1");
+    sockets.add(socket);
+    let text = "";
+    socket.on("data", (d: Buffer) => (text += d.toString("latin1")));
+    await new Promise<void>((resolve) => socket.once("connect", resolve));
+    socket.end("GET / HTTP/1.1\r\nHost: scimd.test\r\n\r\n");
+    expect(await until(() => text.includes("127.0.0.1"))).toBe(true);
+    expect(text).toStartWith("HTTP/1.1 200");
+  });
+
+  it("a request whose client went away right after sending it is still told its client (not 127.0.0.1)", async () => {
+    const seen: string[] = [];
+    const l = listen({
+      host: "127.0.0.1",
+      port: 0,
+      maxRequestBodySize: 1 << 20,
+      caps: { max: 100, perClient: 0 },
+      fetch: (request, server) => (seen.push(l.peer(request, server) ?? "unknown"), new Response("ok")),
+    });
+    open.add(l);
+    for (let i = 0; i < 50; i++) {
+      const socket = connect({ port: l.port, host: "127.0.0.1", localAddress: "127.0.0.9" });
+      socket.on("error", () => {});
+      await new Promise<void>((resolve) => socket.once("connect", resolve));
+      socket.write("GET / HTTP/1.1\r\nHost: scimd.test\r\n\r\n", () => socket.resetAndDestroy());
+    }
+    await until(() => seen.length === 50, 3000);
+    expect(seen.length).toBeGreaterThan(0);
+    expect(new Set(seen)).toEqual(new Set(["127.0.0.9"]));
+  });
+});
+
 describe.skipIf(!hasOpenssl)("HTTPS through the front (skipped without openssl: apt-get install openssl)", () => {
   let dir = "";
   let ca: Ca;
