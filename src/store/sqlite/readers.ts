@@ -14,6 +14,14 @@ import { ScimError } from "../../scim/errors";
 import { queryTooExpensive, SearchCancelled } from "../store";
 
 const storeClosing = () => new ScimError(503, "the store is closing (scimd is stopping)");
+/** A search that never started: its own cost is unknown, so it is told to come back, not that it is too expensive. */
+const readersBusy = (timeoutMs: number, size: number) =>
+  new ScimError(
+    503,
+    `every reader (${size}) was busy with other searches that read every resource, and this one could not start within the query timeout (${timeoutMs / 1000} s, --query-timeout); retry shortly`,
+    undefined,
+    { "Retry-After": "1" },
+  );
 
 /** One search as a worker runs it: the statements are built by resources.ts, the worker only runs them. */
 export interface ReaderJob {
@@ -37,7 +45,7 @@ export interface ReaderJob {
 
 export type ReaderReply =
   | { id: number; total: number; rows: unknown[] }
-  | { id: number; stopped: "cancelled" | "deadline" | "closing" }
+  | { id: number; stopped: "cancelled" | "deadline" | "closing" | "busy" }
   | { id: number; error: string };
 
 type Job = Omit<ReaderJob, "id" | "path" | "deadline">;
@@ -104,7 +112,7 @@ export class SqliteReaders {
       const queued = setTimeout(() => {
         if (reader) return;
         this.dequeue(full.id);
-        settle({ id: full.id, stopped: "deadline" });
+        settle({ id: full.id, stopped: "busy" });
       }, this.opts.timeoutMs);
       const start = (r: Reader) => {
         clearTimeout(queued);
@@ -130,6 +138,7 @@ export class SqliteReaders {
     if ("rows" in reply) return reply;
     if ("error" in reply) throw new Error(`the search failed in the reader: ${reply.error}`);
     if (reply.stopped === "closing") throw storeClosing();
+    if (reply.stopped === "busy") throw readersBusy(this.opts.timeoutMs, this.opts.size ?? 2);
     throw reply.stopped === "deadline" ? queryTooExpensive(this.opts.timeoutMs) : new SearchCancelled();
   }
 

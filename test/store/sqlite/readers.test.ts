@@ -77,10 +77,14 @@ it("a reader terminated while its final statement still runs counts against the 
   const readers = new SqliteReaders(path, { timeoutMs: 200, size: 1 });
   try {
     const outcome = (p: Promise<unknown>) => p.then(() => "finished", (e: unknown) => e);
-    // Each is cut off at its deadline: the first's worker after the grace period (its thread still
-    // runs the statement), the others while they wait, because that thread has not ended.
-    for (let i = 0; i < 3; i++) {
-      expect(await outcome(readers.run(job(30_000_000)))).toMatchObject({ status: 400, scimType: "tooMany" });
+    // The first is cut off at its deadline, its worker after the grace period (its thread still runs
+    // the statement); the others never start, because that thread has not ended: they are told to
+    // retry (503), not that their filter is too expensive.
+    expect(await outcome(readers.run(job(30_000_000)))).toMatchObject({ status: 400, scimType: "tooMany" });
+    for (let i = 0; i < 2; i++) {
+      const got = await outcome(readers.run(job(10)));
+      expect(got).toMatchObject({ status: 503, headers: { "Retry-After": "1" } });
+      expect((got as Error).message).toStartWith("every reader (1) was busy with other searches");
     }
     // Once the terminated thread has ended, the pool starts a new worker and searches run again.
     const until = Date.now() + 60_000;
