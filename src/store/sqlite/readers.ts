@@ -100,9 +100,16 @@ export class SqliteReaders {
     const full: ReaderJob = { ...job, id: this.nextId++, path: this.path, deadline: Date.now() + this.opts.timeoutMs };
     const reply = await new Promise<ReaderReply>((settle) => {
       let reader: Reader | undefined;
+      /** Set once the client went away during the search: the worker is replaced should it not stop within the grace period. */
+      let abandoned: Timer | undefined;
       const onAbort = () => {
-        if (reader) Atomics.store(reader.flag, 0, 1);
-        else {
+        if (reader) {
+          Atomics.store(reader.flag, 0, 1);
+          const r = reader;
+          abandoned = setTimeout(() => {
+            if (r.busy?.id === full.id) this.replace(r, { id: full.id, stopped: "cancelled" });
+          }, GRACE_MS);
+        } else {
           this.dequeue(full.id);
           settle({ id: full.id, stopped: "cancelled" });
         }
@@ -125,6 +132,7 @@ export class SqliteReaders {
           timer,
           settle: (rep) => {
             clearTimeout(timer);
+            clearTimeout(abandoned);
             signal?.removeEventListener("abort", onAbort);
             settle(rep);
           },

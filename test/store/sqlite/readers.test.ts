@@ -51,24 +51,33 @@ function workerThreads(): number {
   return n;
 }
 
-it("a reader terminated while its final statement still runs counts against the size until its thread ends: searches cut off one after another never run more threads than the pool's size", async () => {
-  const path = join(tmp.dir, "threads.db");
+/** An empty database file (the readers open it read-only). */
+function emptyDatabase(name: string): string {
+  const path = join(tmp.dir, name);
   const seed = new Database(path, { create: true });
   seed.exec("PRAGMA journal_mode = WAL");
   seed.exec("CREATE TABLE t (x INTEGER)");
   seed.close();
-  // A search whose scan is one quick chunk and whose page statement (the final sort, which cannot be
-  // chunked or interrupted) runs for seconds: 30 million rows of a recursive CTE, far past the
-  // deadline and its grace period.
-  const job = (rows: number) => ({
-    maxSql: "SELECT 1 AS m",
-    scanSql: "SELECT 1 WHERE ? >= 0 AND ? >= 0",
-    params: [],
-    pageSql: `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ${rows}) SELECT count(*) - count(*) + 1 FROM c WHERE ? IS NOT NULL AND ? >= 0`,
-    rowsSql: "SELECT value AS seq FROM json_each(?)",
-    offset: 0,
-    limit: 10,
-  });
+  return path;
+}
+
+/**
+ * A search whose scan is one quick chunk and whose page statement (the final sort, which cannot be
+ * chunked or interrupted) runs for a time that grows with `rows`: 10 million rows of a recursive CTE
+ * take about a second on this machine.
+ */
+const slowJob = (rows: number) => ({
+  maxSql: "SELECT 1 AS m",
+  scanSql: "SELECT 1 WHERE ? >= 0 AND ? >= 0",
+  params: [],
+  pageSql: `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ${rows}) SELECT count(*) - count(*) + 1 FROM c WHERE ? IS NOT NULL AND ? >= 0`,
+  rowsSql: "SELECT value AS seq FROM json_each(?)",
+  offset: 0,
+  limit: 10,
+});
+
+it("a reader terminated while its final statement still runs counts against the size until its thread ends: searches cut off one after another never run more threads than the pool's size", async () => {
+  const path = emptyDatabase("threads.db");
   // Earlier tests' workers end a moment after their store closes; idle ones of a store left open stay.
   for (const until = Date.now() + 5000; workerThreads() > 0 && Date.now() < until; ) await Bun.sleep(20);
   const before = workerThreads();
@@ -80,9 +89,9 @@ it("a reader terminated while its final statement still runs counts against the 
     // The first is cut off at its deadline, its worker after the grace period (its thread still runs
     // the statement); the others never start, because that thread has not ended: they are told to
     // retry (503), not that their filter is too expensive.
-    expect(await outcome(readers.run(job(30_000_000)))).toMatchObject({ status: 400, scimType: "tooMany" });
+    expect(await outcome(readers.run(slowJob(30_000_000)))).toMatchObject({ status: 400, scimType: "tooMany" });
     for (let i = 0; i < 2; i++) {
-      const got = await outcome(readers.run(job(10)));
+      const got = await outcome(readers.run(slowJob(10)));
       expect(got).toMatchObject({ status: 503, headers: { "Retry-After": "1" } });
       expect((got as Error).message).toStartWith("every reader (1) was busy with other searches");
     }
@@ -90,11 +99,29 @@ it("a reader terminated while its final statement still runs counts against the 
     const until = Date.now() + 60_000;
     while (workerThreads() > before && Date.now() < until) await Bun.sleep(20);
     expect(workerThreads()).toBe(before);
-    expect(await readers.run(job(10))).toMatchObject({ total: 1, rows: [{ seq: 1 }] });
+    expect(await readers.run(slowJob(10))).toMatchObject({ total: 1, rows: [{ seq: 1 }] });
     most = Math.max(most, workerThreads() - before);
   } finally {
     clearInterval(sampler);
     readers.close();
   }
   expect(most).toBe(1);
+}, 90_000);
+
+it("a search whose client goes away during a statement that cannot be stopped (the final sort) ends within the grace period, not when the statement does", async () => {
+  const readers = new SqliteReaders(emptyDatabase("abandoned.db"), { timeoutMs: 60_000, size: 1 });
+  try {
+    const abort = new AbortController();
+    const search = readers.run(slowJob(60_000_000), abort.signal).then(() => "finished", (e: unknown) => e);
+    await Bun.sleep(100);
+    const t0 = performance.now();
+    abort.abort();
+    expect(await search).toBeInstanceOf(SearchCancelled);
+    // The grace period is 1 s; the statement itself runs for several seconds.
+    expect(performance.now() - t0).toBeLessThan(3000);
+  } finally {
+    readers.close();
+    // Its thread ends when the statement does: not left to burn a CPU under the next tests' feet.
+    for (const until = Date.now() + 60_000; workerThreads() > 0 && Date.now() < until; ) await Bun.sleep(20);
+  }
 }, 90_000);
