@@ -93,7 +93,8 @@ export function connectionFront(o: FrontOptions): Front {
   /** The pair behind each upstream connection, by its local port. */
   const byPort = new Map<number, Pair>();
   const pairs = new Set<Pair>();
-  let onDrained: (() => void) | undefined;
+  /** Who waits for the last connection to close (drained). */
+  const waiters = new Set<() => void>();
 
   const finish = (p: Pair) => {
     if (p.closed) return;
@@ -103,7 +104,7 @@ export function connectionFront(o: FrontOptions): Front {
     const n = (perClient.get(p.key) ?? 1) - 1;
     if (n > 0) perClient.set(p.key, n);
     else perClient.delete(p.key);
-    if (open === 0) onDrained?.();
+    if (open === 0) for (const done of [...waiters]) done();
   };
 
   /**
@@ -236,11 +237,13 @@ export function connectionFront(o: FrontOptions): Front {
       open === 0
         ? Promise.resolve()
         : new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, ms);
-            onDrained = () => {
+            const done = () => {
               clearTimeout(timer);
+              waiters.delete(done);
               resolve();
             };
+            const timer = setTimeout(done, ms);
+            waiters.add(done);
           }),
     closeAll: () => {
       listener.stop(true);
