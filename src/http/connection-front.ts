@@ -36,8 +36,6 @@ export interface FrontOptions extends ConnectionCaps {
 
 export interface Front {
   readonly port: number;
-  /** Connections open now. */
-  readonly open: number;
   /** The client address behind the relayed connection that the HTTP server sees coming from `port` on 127.0.0.1. */
   clientOf(port: number): string | undefined;
   /** Stops accepting; connections open go on until either side ends them. */
@@ -228,9 +226,6 @@ export function connectionFront(o: FrontOptions): Front {
 
   return {
     port: listener.port,
-    get open() {
-      return open;
-    },
     clientOf: (port) => byPort.get(port)?.address,
     stop: () => listener.stop(false),
     drained: (ms) =>

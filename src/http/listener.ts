@@ -25,7 +25,7 @@
  */
 import { readFileSync } from "node:fs";
 import type { Server } from "bun";
-import { connectionFront, type ConnectionCaps } from "./connection-front";
+import { connectionFront, type ConnectionCaps, type Front } from "./connection-front";
 
 /** A certificate chain and its private key, as PEM text. */
 export interface TlsPair {
@@ -187,14 +187,13 @@ const STOP_RELAY_MS = 10_000;
 /** The HTTP server on loopback, behind a front that counts and caps connections on `o.host:o.port`. */
 function capped(o: ListenOptions, caps: NonNullable<ListenOptions["caps"]>): Listener {
   const inner = listen({ ...o, host: "127.0.0.1", port: 0, caps: undefined });
-  let front;
+  let f: Front;
   try {
-    front = connectionFront({ host: o.host, port: o.port, upstreamPort: inner.port, max: caps.max, perClient: caps.perClient, onRefused: caps.onRefused });
+    f = connectionFront({ host: o.host, port: o.port, upstreamPort: inner.port, max: caps.max, perClient: caps.perClient, onRefused: caps.onRefused });
   } catch (e) {
     void inner.stop();
     throw e;
   }
-  const f = front;
   let stopped: Promise<void> | undefined;
   return {
     port: f.port,

@@ -146,7 +146,7 @@ export class SqliteReaders {
     if ("rows" in reply) return reply;
     if ("error" in reply) throw new Error(`the search failed in the reader: ${reply.error}`);
     if (reply.stopped === "closing") throw storeClosing();
-    if (reply.stopped === "busy") throw readersBusy(this.opts.timeoutMs, this.opts.size ?? 2);
+    if (reply.stopped === "busy") throw readersBusy(this.opts.timeoutMs, this.size);
     throw reply.stopped === "deadline" ? queryTooExpensive(this.opts.timeoutMs) : new SearchCancelled();
   }
 
@@ -155,10 +155,14 @@ export class SqliteReaders {
     if (i >= 0) this.waiting.splice(i, 1);
   }
 
+  private get size(): number {
+    return this.opts.size ?? 2;
+  }
+
   private freeReader(): Reader | undefined {
     const idle = this.readers.find((r) => !r.busy);
     if (idle) return idle;
-    if (this.readers.length + this.stopping < (this.opts.size ?? 2)) return this.spawn();
+    if (this.readers.length + this.stopping < this.size) return this.spawn();
     return undefined;
   }
 
@@ -173,7 +177,7 @@ export class SqliteReaders {
       if (!busy || busy.id !== e.data.id) return;
       r.busy = undefined;
       busy.settle(e.data);
-      this.next(r);
+      this.startWaiting();
     };
     worker.onerror = (e) => this.replace(r, { id: r.busy?.id ?? 0, error: e.message || "the reader failed" });
     // Listened to from the start: a worker that fails ends on its own, perhaps before replace() runs.
@@ -186,12 +190,6 @@ export class SqliteReaders {
     });
     this.readers.push(r);
     return r;
-  }
-
-  /** Hands the next waiting search to `r`, now free. */
-  private next(r: Reader): void {
-    const w = this.waiting.shift();
-    if (w) w.start(r);
   }
 
   /** Terminates `r` (its search settles with `reply`) and puts a new worker in its place. */
@@ -209,7 +207,7 @@ export class SqliteReaders {
     this.startWaiting();
   }
 
-  /** Starts the next waiting search on a new worker, if one may be started. */
+  /** Starts the next waiting search on a free worker, or a new one if one may be started. */
   private startWaiting(): void {
     if (this.closed || !this.waiting.length) return;
     const r = this.freeReader();
